@@ -1,0 +1,44 @@
+# testimony-vault: the two commands a new machine needs are `make run` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TVAULT_HOME ?= ./vault-data
+export TVAULT_HOME
+
+.PHONY: install install-test run test lint tools bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
+install-test: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+
+## run: install, create a vault in $(TVAULT_HOME) if there is none, serve on 127.0.0.1:8000
+run: install
+	@if [ ! -e "$(TVAULT_HOME)/tvault.toml" ]; then $(BIN)/tvault init --admin admin; fi
+	$(BIN)/tvault serve
+
+## tools: the Debian tools the tests use (the stock `age` tool, ssh-keygen)
+tools:
+	@if ! command -v age >/dev/null || ! command -v age-keygen >/dev/null || ! command -v ssh-keygen >/dev/null; then \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq age openssh-client >/dev/null; \
+	fi
+
+## lint: ruff, mypy --strict, import-linter (the layer contract)
+lint: install-test
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+## test: install everything the tests need, then run lint and the whole suite
+test: tools install-test lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,3 @@
+"""Cryptography and keys: age v1 sealing, the keyring, signatures, recovery shares."""
+
+__all__: list[str] = []

@@ -1,0 +1,27 @@
+"""Fixtures shared by every test package."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.services import unavailable
+
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """The URL of a reachable PostgreSQL (`TVAULT_TEST_DATABASE_URL`, default the local one)."""
+    url = os.environ.get("TVAULT_TEST_DATABASE_URL", DEFAULT_PG_URL)
+    try:
+        import psycopg
+
+        dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        with psycopg.connect(dsn, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except Exception as exc:
+        unavailable("postgres", f"cannot connect to {url}: {exc}")
+    yield url

@@ -1,0 +1,74 @@
+"""Databases for the ledger tests: a SQLite file (WAL) and a fresh schema on PostgreSQL."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from vault.ledger.tables import CheckpointRow, LedgerRow, LedgerState
+
+TABLES = [LedgerRow.__table__, LedgerState.__table__, CheckpointRow.__table__]
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # The pragmas the vault's own engine sets (vault.db.session): WAL and a busy timeout.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def sqlite_engine(path: Path) -> Engine:
+    """An engine on a SQLite file with the vault's pragmas."""
+    engine = create_engine(f"sqlite:///{path}")
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Iterator[Engine]:
+    """A SQLite file with the ledger tables."""
+    engine = sqlite_engine(tmp_path / "ledger.sqlite")
+    LedgerRow.metadata.create_all(engine, tables=TABLES)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def postgres_db(postgres_url: str) -> Iterator[Engine]:
+    """A fresh schema on the test PostgreSQL with the ledger tables; dropped afterwards."""
+    schema = f"ledger_{secrets.token_hex(6)}"
+    admin = create_engine(postgres_url)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = create_engine(
+        postgres_url, connect_args={"options": f"-csearch_path={schema}"}, pool_size=8
+    )
+    try:
+        LedgerRow.metadata.create_all(engine, tables=TABLES)
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest) -> Engine:
+    """Each ledger test runs on SQLite and on PostgreSQL."""
+    fixture = "sqlite_db" if request.param == "sqlite" else "postgres_db"
+    result: Engine = request.getfixturevalue(fixture)
+    return result
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    """Sessions on the test database."""
+    return sessionmaker(engine, expire_on_commit=False)

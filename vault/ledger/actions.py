@@ -1,0 +1,57 @@
+"""Names of ledger actions: PREMIS event types where one fits, our own names otherwise.
+
+PREMIS 3 event types (https://id.loc.gov/vocabulary/preservation/eventType) are used verbatim,
+so an archivist reading the ledger sees the words of their own standard. Which one to use:
+
+| change | action | details (structural only) |
+| --- | --- | --- |
+| deposit committed | `INGESTION` | `sha256`, `size`, `kind`, `signed` |
+| text extracted | `METADATA_EXTRACTION` | `language`, `chars`, `tool` |
+| object read or downloaded | `DECRYPTION` | `purpose` (`read`, `download`) |
+| depositor signature checked | `DIGITAL_SIGNATURE_VALIDATION` | `key_id`, `outcome` |
+| `tvault verify` of an item | `FIXITY_CHECK` | `sha256`, `outcome` |
+| item key shredded | `DELETION` | `reason` |
+| any refused attempt | `ACCESS_DENIED` | `attempted` (an action), `reason` |
+
+Search queries are never put in `details`: they repeat a survivor's words (DESIGN.md promise 1);
+pass them sealed as `sealed_details`.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# PREMIS event types.
+INGESTION: Final = "ingestion"
+FIXITY_CHECK: Final = "fixity check"
+MESSAGE_DIGEST_CALCULATION: Final = "message digest calculation"
+ENCRYPTION: Final = "encryption"
+DECRYPTION: Final = "decryption"
+METADATA_EXTRACTION: Final = "metadata extraction"
+REPLICATION: Final = "replication"
+DELETION: Final = "deletion"
+DIGITAL_SIGNATURE_VALIDATION: Final = "digital signature validation"
+
+# Our own event types (no PREMIS term fits).
+SEARCH: Final = "search"
+EXPORT: Final = "export"
+GRANT: Final = "grant"
+CONSENT_CHANGE: Final = "consent change"
+KEY_ROTATION: Final = "key rotation"
+ACCESS_DENIED: Final = "access denied"
+
+PREMIS: Final = frozenset(
+    {
+        INGESTION,
+        FIXITY_CHECK,
+        MESSAGE_DIGEST_CALCULATION,
+        ENCRYPTION,
+        DECRYPTION,
+        METADATA_EXTRACTION,
+        REPLICATION,
+        DELETION,
+        DIGITAL_SIGNATURE_VALIDATION,
+    }
+)
+OWN: Final = frozenset({SEARCH, EXPORT, GRANT, CONSENT_CHANGE, KEY_ROTATION, ACCESS_DENIED})
+ALL: Final = PREMIS | OWN

@@ -1,0 +1,135 @@
+"""Append to the custody ledger inside the caller's transaction, and read entries back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, select, update
+from sqlalchemy.orm import Session
+
+from vault.ledger import actions
+from vault.ledger.entry import (
+    TOOL,
+    TOOL_VERSION,
+    LedgerEntry,
+    build,
+    check_details,
+    format_time,
+    parse,
+)
+from vault.ledger.errors import LedgerError
+from vault.ledger.tables import HEAD, LedgerRow, LedgerState
+
+_ENTRIES = cast(Table, LedgerRow.__table__)
+_STATE = cast(Table, LedgerState.__table__)
+
+
+def append(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    item_id: str | None = None,
+    case_id: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    sealed_details: bytes | None = None,
+    tool: tuple[str, str] | None = None,
+    now: datetime | None = None,
+) -> LedgerEntry:
+    """Append one entry to the ledger in `session`'s transaction and return it.
+
+    The entry commits or rolls back with the change it records (the caller commits). `details`
+    holds structural data only; anything promise 1 seals (queries, titles, filenames) is passed
+    as `sealed_details`, bytes the caller already sealed: the ledger stores them and chains their
+    SHA-256 without reading them. `tool` is `(name, version)` when a tool other than the vault
+    did the work (an extractor, say).
+
+    Concurrent appends are serialised by updating the `head` row of `ledger_state` before reading
+    it: on PostgreSQL the row lock waits for the other transaction (READ COMMITTED, the default,
+    then sees its result); on SQLite the update takes the database's write lock first.
+
+    Raises `LedgerError` on an unknown action, an empty actor, `details` that name a sealed
+    field or cannot be encoded as RFC 8785 JSON, or a database without the ledger tables.
+    """
+    if action not in actions.ALL:
+        raise LedgerError(f"unknown ledger action {action!r} (see vault.ledger.actions)")
+    if not actor:
+        raise LedgerError("a ledger entry needs an actor")
+    details = dict(details or {})
+    check_details(details)
+    moment = now if now is not None else datetime.now(UTC)
+    tool_name, tool_version = tool if tool is not None else (TOOL, TOOL_VERSION)
+
+    # Take the lock first, then read the head under it.
+    head = session.execute(
+        update(_STATE)
+        .where(_STATE.c.name == HEAD)
+        .values(size=_STATE.c.size + 1)
+        .returning(_STATE.c.size, _STATE.c.hash)
+    ).one_or_none()
+    if head is None:
+        raise LedgerError("the ledger has no head row: the database is not migrated")
+    seq = int(head.size) - 1
+    entry = build(
+        seq=seq,
+        time=moment,
+        actor=actor,
+        action=action,
+        item_id=item_id,
+        case_id=case_id,
+        details=details,
+        sealed=sealed_details,
+        prev_hash=bytes(head.hash),
+        tool=tool_name,
+        tool_version=tool_version,
+    )
+    session.execute(
+        _ENTRIES.insert().values(
+            seq=seq,
+            time=format_time(moment),
+            actor=actor,
+            action=action,
+            item_id=item_id,
+            case_id=case_id,
+            entry=entry.canonical,
+            entry_hash=entry.entry_hash,
+            leaf_hash=entry.leaf_hash,
+            sealed_details=sealed_details,
+        )
+    )
+    session.execute(update(_STATE).where(_STATE.c.name == HEAD).values(hash=entry.entry_hash))
+    return entry
+
+
+def size(session: Session) -> int:
+    """Return the number of committed entries visible to `session`."""
+    return int(session.execute(select(_STATE.c.size).where(_STATE.c.name == HEAD)).scalar_one())
+
+
+def entries(session: Session, start: int = 0, stop: int | None = None) -> Iterator[LedgerEntry]:
+    """Yield entries `start <= seq < stop` in order. Raises `LedgerError` on a malformed row."""
+    query = select(_ENTRIES.c.entry).where(_ENTRIES.c.seq >= start).order_by(_ENTRIES.c.seq)
+    if stop is not None:
+        query = query.where(_ENTRIES.c.seq < stop)
+    for (canonical,) in session.execute(query.execution_options(yield_per=1000)):
+        yield parse(bytes(canonical))
+
+
+def entry(session: Session, seq: int) -> LedgerEntry:
+    """Return entry `seq`. Raises `LedgerError` if there is none."""
+    canonical = session.execute(
+        select(_ENTRIES.c.entry).where(_ENTRIES.c.seq == seq)
+    ).scalar_one_or_none()
+    if canonical is None:
+        raise LedgerError(f"no ledger entry {seq}")
+    return parse(bytes(canonical))
+
+
+def sealed_details(session: Session, seq: int) -> bytes | None:
+    """Return the sealed details stored with entry `seq`, still sealed."""
+    value = session.execute(
+        select(_ENTRIES.c.sealed_details).where(_ENTRIES.c.seq == seq)
+    ).scalar_one_or_none()
+    return bytes(value) if value is not None else None

@@ -1,3 +1,15 @@
 """Extraction of text and metadata from deposited files, with limits for hostile input."""
 
-__all__: list[str] = []
+from ingest.containers import check_container
+from ingest.language import detect_language
+from ingest.ports import Extraction, ExtractionError, Extractor, FailureKind, Limits
+
+__all__ = [
+    "Extraction",
+    "ExtractionError",
+    "Extractor",
+    "FailureKind",
+    "Limits",
+    "check_container",
+    "detect_language",
+]

@@ -1,0 +1,98 @@
+"""What Tika's output means, shared by both Tika adapters (no Tika library imported here)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+from ingest.ports import ExtractionError, FailureKind
+
+__all__ = ["check_text", "classify_failure", "mime_type", "select_metadata", "text_limit"]
+
+RawMetadata = Mapping[str, str | Sequence[str]]
+
+# Tika metadata keys (Dublin Core, XMP paged text, HTTP) for the few fields we keep, in order of
+# preference. Everything else Tika reports is dropped: it can quote the document.
+_SELECTED: dict[str, tuple[str, ...]] = {
+    "title": ("dc:title", "pdf:docinfo:title", "title"),
+    "author": ("dc:creator", "meta:author", "pdf:docinfo:creator", "Author", "author"),
+    "created": ("dcterms:created", "meta:creation-date", "Creation-Date"),
+    "page_count": ("xmpTPg:NPages", "meta:page-count", "Page-Count"),
+    "content_type": ("Content-Type",),
+}
+_MAX_VALUE_CHARS = 500
+# Java object identities ("PDFParser@3d0cbf6e") and package prefixes say nothing to a person.
+_NOISE = re.compile(r"@[0-9a-f]{6,}|\b(?:[a-z]+\.){2,}(?=[A-Z])")
+
+
+def _first(meta: RawMetadata, key: str) -> str | None:
+    value = meta.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return value[0] if value else None
+
+
+def select_metadata(meta: RawMetadata) -> dict[str, str]:
+    """Pick title, author, created, page count and content type out of Tika's metadata."""
+    selected: dict[str, str] = {}
+    for name, keys in _SELECTED.items():
+        for key in keys:
+            value = _first(meta, key)
+            if value and value.strip():
+                selected[name] = value.strip()[:_MAX_VALUE_CHARS]
+                break
+    return selected
+
+
+def mime_type(meta: RawMetadata) -> str:
+    """Return the detected MIME type without parameters (`text/plain`, not `; charset=...`)."""
+    value = _first(meta, "Content-Type") or "application/octet-stream"
+    return value.split(";", 1)[0].strip().lower()
+
+
+def _warnings(meta: RawMetadata) -> list[str]:
+    found: list[str] = []
+    for key in ("X-TIKA:warning", "X-TIKA:EXCEPTION:warn", "X-TIKA:EXCEPTION:container_exception"):
+        value = meta.get(key)
+        if isinstance(value, str):
+            found.append(value)
+        elif value:
+            found.extend(value)
+    return found
+
+
+def check_text(text: str, meta: RawMetadata, max_text_chars: int) -> None:
+    """Refuse output that only looks like success. Raises `ExtractionError`.
+
+    Tika reports an encrypted PDF it cannot open as a warning with empty text, and
+    `extract_*_to_string` cuts text at its maximum length without saying so; the caller asks for
+    one character more than the limit, so a longer text here means the limit was exceeded.
+    """
+    for warning in _warnings(meta):
+        if "EncryptedDocumentException" in warning:
+            kind = "PDF" if mime_type(meta) == "application/pdf" else "document"
+            raise ExtractionError(FailureKind.ENCRYPTED, f"encrypted {kind}: no password")
+    if len(text) > max_text_chars:
+        raise text_limit(max_text_chars)
+
+
+def text_limit(max_text_chars: int) -> ExtractionError:
+    """The error for text longer than `max_text_chars`."""
+    return ExtractionError(
+        FailureKind.TEXT_LIMIT, f"text exceeds the {max_text_chars:,}-character limit"
+    )
+
+
+def classify_failure(message: str) -> ExtractionError:
+    """Turn a Tika exception message into an `ExtractionError` a person can read."""
+    if "EncryptedDocumentException" in message or "encrypted" in message.lower():
+        return ExtractionError(FailureKind.ENCRYPTED, "encrypted document: no password")
+    if "OutOfMemoryError" in message:
+        return ExtractionError(FailureKind.MEMORY, "the parser ran out of memory")
+    if "must have > 0 bytes" in message:
+        return ExtractionError(FailureKind.EMPTY, "empty file")
+    cleaned = _NOISE.sub("", message).strip()
+    cleaned = cleaned.removeprefix('ParseError("').removesuffix('")')
+    return ExtractionError(FailureKind.MALFORMED, f"the parser refused the file: {cleaned[:300]}")

@@ -1,0 +1,172 @@
+"""The parser process: runs iscc-tika on one file at a time, under resource limits.
+
+Started by `NativeTikaExtractor` as `python -m ingest.adapters._tika_child MEMORY_BYTES`.
+Protocol on its standard input and output (nothing else is written to them):
+
+- parent -> child, one line per job: `{"path": "...", "max_text_chars": N}`
+- child -> parent: a JSON header line, then, on success, `text_bytes` bytes of UTF-8 text:
+  `{"ok": true, "mime_type": ..., "metadata": {...}, "text_bytes": N}` or
+  `{"ok": false, "kind": ..., "reason": ..., "retire": bool}` (`retire`: the process exits next).
+
+The text goes back over the pipe and is never written to disk: the vault seals it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
+from ingest._tika import check_text, classify_failure, mime_type, select_metadata
+from ingest.ports import ExtractionError, FailureKind
+
+__all__ = ["Handler", "Result", "extract", "main", "serve"]
+
+# A job's outcome: (mime_type, metadata, text).
+Result = tuple[str, dict[str, str], str]
+Handler = Callable[[str, int], Result]
+
+_READY = b"ready\n"
+_diagnostics_fd = -1
+
+
+def _limit_self(memory_bytes: int) -> None:
+    """Apply the limits to this process before any parser code is loaded.
+
+    RLIMIT_DATA, not RLIMIT_AS: the GraalVM native image reserves ~32 GB of address space for its
+    heap at start (measured: VmSize 33.8 GB, RSS 85 MB), so any useful RLIMIT_AS stops it from
+    starting, while RLIMIT_DATA bounds the memory it actually commits. RLIMIT_CORE 0: a core dump
+    would write the document's text to disk.
+    """
+    resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # Tika spools embedded documents (an e-mail's attachment) to /tmp; keep them private.
+    os.umask(0o077)
+
+
+def _isolate_stdio() -> tuple[BinaryIO, BinaryIO]:
+    """Keep the protocol on private descriptors; point fd 1 and 2 at an in-memory file.
+
+    Native code may print to stdout (which would corrupt the protocol) and the JVM prints
+    `OutOfMemoryError` only to stderr; a memfd keeps that diagnostic off disk and readable here.
+    """
+    global _diagnostics_fd
+    proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
+    proto_out = os.fdopen(os.dup(1), "wb", buffering=0)
+    _diagnostics_fd = os.memfd_create("tika-diagnostics")
+    os.dup2(_diagnostics_fd, 1)
+    os.dup2(_diagnostics_fd, 2)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    return proto_in, proto_out
+
+
+def _diagnostics() -> str:
+    """Return and clear what native code printed during the last job (at most 64 KiB)."""
+    if _diagnostics_fd < 0:
+        return ""
+    size = os.lseek(_diagnostics_fd, 0, os.SEEK_END)
+    data = os.pread(_diagnostics_fd, min(size, 1 << 16), max(0, size - (1 << 16)))
+    os.ftruncate(_diagnostics_fd, 0)
+    os.lseek(_diagnostics_fd, 0, os.SEEK_SET)
+    return data.decode("utf-8", "replace")
+
+
+_extractors: dict[int, Any] = {}
+
+
+def extract(path: str, max_text_chars: int) -> Result:
+    """Extract `path` with iscc-tika. Raises `ExtractionError` on any failure."""
+    import iscc_tika
+
+    extractor = _extractors.get(max_text_chars)
+    if extractor is None:
+        # The setters return a new Extractor and leave the receiver unchanged. One character
+        # more than the limit: a text that long was cut by Tika, and `check_text` refuses it.
+        extractor = iscc_tika.Extractor().set_extract_string_max_length(max_text_chars + 1)
+        _extractors.clear()
+        _extractors[max_text_chars] = extractor
+    try:
+        text, meta = extractor.extract_file_to_string(path)
+    except Exception as exc:
+        # iscc-tika raises TypeError("ParseError(...)") or TypeError("JniError(...)").
+        raise classify_failure(f"{exc}\n{_diagnostics()}") from None
+    check_text(text, meta, max_text_chars)
+    return mime_type(meta), select_metadata(meta), text
+
+
+def _warm_up() -> None:
+    """Start the native VM now, so the first real job does not pay for it."""
+    import iscc_tika
+
+    iscc_tika.Extractor().extract_bytes_to_string(bytearray(b"warm up"))
+
+
+def serve(proto_in: BinaryIO, proto_out: BinaryIO, handle: Handler) -> None:
+    """Answer jobs from `proto_in` until it closes, or until a failure retires this process."""
+    proto_out.write(_READY)
+    for line in proto_in:
+        request = json.loads(line)
+        retire = False
+        header: dict[str, object]
+        try:
+            mime, metadata, text = handle(request["path"], int(request["max_text_chars"]))
+        except ExtractionError as exc:
+            retire = exc.kind in (FailureKind.MEMORY, FailureKind.CRASHED)
+            header = {"ok": False, "kind": exc.kind.value, "reason": exc.reason, "retire": retire}
+            payload = b""
+        except MemoryError:
+            retire = True
+            header = {
+                "ok": False,
+                "kind": FailureKind.MEMORY.value,
+                "reason": "the parser ran out of memory",
+                "retire": True,
+            }
+            payload = b""
+        except BaseException as exc:  # pyo3's PanicException derives from BaseException
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            retire = True
+            header = {
+                "ok": False,
+                "kind": FailureKind.CRASHED.value,
+                "reason": f"parser crashed: {type(exc).__name__}",
+                "retire": True,
+            }
+            payload = b""
+        else:
+            payload = text.encode("utf-8")
+            header = {
+                "ok": True,
+                "mime_type": mime,
+                "metadata": metadata,
+                "text_bytes": len(payload),
+            }
+        proto_out.write(json.dumps(header).encode() + b"\n")
+        if payload:
+            proto_out.write(payload)
+        if retire:
+            return
+
+
+def main(argv: list[str], handle: Handler = extract) -> int:
+    """Run the parser process: `argv[1]` is the memory limit in bytes."""
+    _limit_self(int(argv[1]))
+    proto_in, proto_out = _isolate_stdio()
+    if handle is extract:
+        _warm_up()
+        _diagnostics()
+    try:
+        serve(proto_in, proto_out, handle)
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,92 @@
+"""The Extractor port: what every text extractor takes, returns and raises."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+__all__ = ["Extraction", "ExtractionError", "Extractor", "FailureKind", "Limits"]
+
+
+class FailureKind(enum.StrEnum):
+    """Why an extraction failed; stable names a job record and a test can compare."""
+
+    EMPTY = "empty"  # a 0-byte file
+    ENCRYPTED = "encrypted"  # needs a password we do not have
+    MALFORMED = "malformed"  # the parser refused the content
+    TIMEOUT = "timeout"  # wall-clock limit reached; the parser was killed
+    TEXT_LIMIT = "text_limit"  # more text than `Limits.max_text_chars`
+    MEMORY = "memory"  # the parser ran out of its memory limit
+    ZIP_BOMB = "zip_bomb"  # a container inflates too far or too much
+    NESTING = "nesting"  # archives nested deeper than `Limits.max_nesting`
+    CRASHED = "crashed"  # the parser process died
+    UNAVAILABLE = "unavailable"  # the extraction service could not be reached
+
+
+class ExtractionError(Exception):
+    """Extraction failed; `reason` is a sentence a custodian can read, `kind` a stable name.
+
+    Raised for every failure, including limits: text cut short is never returned as success.
+    """
+
+    def __init__(self, kind: FailureKind, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"ExtractionError({self.kind.value!r}, {self.reason!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on one extraction. The defaults suit documents of a few hundred pages."""
+
+    timeout_s: float = 60.0
+    max_text_chars: int = 5_000_000
+    # Private writable memory of the parser process (RLIMIT_DATA; see docs/ingest.md for why not
+    # RLIMIT_AS). The parser's own baseline is ~150 MB.
+    max_memory_bytes: int = 1 << 30
+    # Archives inside the container (a zip in a DOCX is level 1).
+    max_nesting: int = 3
+    # Apache POI's ZipSecureFile refuses entries that inflate more than 100:1 (MIN_INFLATE_RATIO
+    # 0.01); we apply the same bound before the parser sees the file.
+    max_compression_ratio: float = 100.0
+    max_unpacked_bytes: int = 1 << 30
+
+    def __post_init__(self) -> None:
+        if self.timeout_s <= 0 or self.max_text_chars <= 0 or self.max_memory_bytes <= 0:
+            raise ValueError("limits must be positive")
+        if self.max_nesting < 0 or self.max_compression_ratio < 1 or self.max_unpacked_bytes < 1:
+            raise ValueError("limits must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class Extraction:
+    """Text and a small selected set of metadata from one file.
+
+    `metadata` keys are among `title`, `author`, `created`, `page_count`, `content_type`;
+    never the whole parser output (it can repeat the document's words, and it is sealed anyway).
+    `language` is an ISO 639-1 code such as `es`, or None when the text is too short to tell.
+    """
+
+    text: str
+    mime_type: str
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    language: str | None = None
+
+
+@runtime_checkable
+class Extractor(Protocol):
+    """Extract text from a plaintext file. Implementations are safe to call from many threads."""
+
+    def extract(self, path: Path, limits: Limits) -> Extraction:
+        """Extract `path` within `limits`. Raises `ExtractionError` on any failure."""
+        ...
+
+    def close(self) -> None:
+        """Release worker processes or connections. Idempotent."""
+        ...

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from ingest.ports import ExtractionError, FailureKind
 
-__all__ = ["check_text", "classify_failure", "mime_type", "select_metadata", "text_limit"]
+__all__ = [
+    "check_text",
+    "classify_failure",
+    "interpret",
+    "mime_type",
+    "select_metadata",
+    "text_limit",
+]
 
 RawMetadata = Mapping[str, str | Sequence[str]]
 
@@ -96,3 +104,38 @@ def classify_failure(message: str) -> ExtractionError:
     cleaned = _NOISE.sub("", message).strip()
     cleaned = cleaned.removeprefix('ParseError("').removesuffix('")')
     return ExtractionError(FailureKind.MALFORMED, f"the parser refused the file: {cleaned[:300]}")
+
+
+_PLAIN = ("text/plain", "text/csv")
+
+
+def interpret(
+    path: Path, text: str, meta: RawMetadata, max_text_chars: int
+) -> tuple[str, dict[str, str], str]:
+    """Return (MIME type, selected metadata, text) from Tika's answer for `path`.
+
+    Raises `ExtractionError` as `check_text` does. Tika's UniversalEncodingDetector calls short
+    or repetitive Spanish UTF-8 text GB18030 (measured: "declaración" came back as
+    "declaraci贸n"). A file that decodes as strict UTF-8 and has non-ASCII bytes is UTF-8 beyond
+    reasonable doubt, so for plain text its bytes win over the guess.
+    """
+    check_text("", meta, max_text_chars)  # encrypted, before anything else
+    mime, selected = mime_type(meta), select_metadata(meta)
+    content_type = (_first(meta, "Content-Type") or "").lower().replace(" ", "")
+    if mime in _PLAIN and "charset=utf-8" not in content_type:
+        budget = 4 * (max_text_chars + 1)  # UTF-8 takes at most 4 bytes a character
+        with path.open("rb") as handle:
+            raw = handle.read(budget + 1)
+        if len(raw) > budget:
+            raise text_limit(max_text_chars)
+        if not raw.isascii():
+            try:
+                decoded = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+            else:
+                check_text(decoded, {}, max_text_chars)
+                selected["content_type"] = "text/plain; charset=UTF-8"
+                return "text/plain", selected, decoded
+    check_text(text, meta, max_text_chars)
+    return mime, selected, text

@@ -18,9 +18,10 @@ import os
 import resource
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, BinaryIO
 
-from ingest._tika import check_text, classify_failure, mime_type, select_metadata
+from ingest._tika import classify_failure, interpret
 from ingest.ports import ExtractionError, FailureKind
 
 __all__ = ["Handler", "Result", "extract", "main", "serve"]
@@ -95,8 +96,7 @@ def extract(path: str, max_text_chars: int) -> Result:
     except Exception as exc:
         # iscc-tika raises TypeError("ParseError(...)") or TypeError("JniError(...)").
         raise classify_failure(f"{exc}\n{_diagnostics()}") from None
-    check_text(text, meta, max_text_chars)
-    return mime_type(meta), select_metadata(meta), text
+    return interpret(Path(path), text, meta, max_text_chars)
 
 
 def _warm_up() -> None:

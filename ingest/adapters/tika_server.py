@@ -20,13 +20,7 @@ from typing import Any
 
 import httpx
 
-from ingest._tika import (
-    check_text,
-    classify_failure,
-    mime_type,
-    select_metadata,
-    text_limit,
-)
+from ingest._tika import classify_failure, interpret, text_limit
 from ingest.containers import check_container
 from ingest.language import detect_language
 from ingest.ports import Extraction, ExtractionError, FailureKind, Limits
@@ -100,9 +94,9 @@ class TikaServerExtractor:
             raise ExtractionError(
                 FailureKind.UNAVAILABLE, f"Tika server unreachable: {type(exc).__name__}"
             ) from None
-        return self._interpret(status, bytes(body), limits)
+        return self._interpret(path, status, bytes(body), limits)
 
-    def _interpret(self, status: int, body: bytes, limits: Limits) -> Extraction:
+    def _interpret(self, path: Path, status: int, body: bytes, limits: Limits) -> Extraction:
         text_body = body.decode("utf-8", "replace")
         if status in (415,):
             raise ExtractionError(FailureKind.MALFORMED, "the Tika server cannot parse this type")
@@ -127,13 +121,10 @@ class TikaServerExtractor:
                 if "writelimitreached" in flag and str(value).lower() == "true":
                     raise text_limit(limits.max_text_chars)
         text = "".join(str(d.get("X-TIKA:content") or "") for d in documents)
-        check_text(text, container, limits.max_text_chars)
+        mime, metadata, text = interpret(path, text, container, limits.max_text_chars)
         failure = container.get("X-TIKA:EXCEPTION:container_exception")
         if failure:
             raise classify_failure(str(failure).splitlines()[0])
         return Extraction(
-            text=text,
-            mime_type=mime_type(container),
-            metadata=select_metadata(container),
-            language=detect_language(text),
+            text=text, mime_type=mime, metadata=metadata, language=detect_language(text)
         )

@@ -1,3 +1,48 @@
 """Cryptography and keys: age v1 sealing, the keyring, signatures, recovery shares."""
 
-__all__: list[str] = []
+from keys.age import (
+    CHUNK_SIZE,
+    Sealer,
+    UnsealError,
+    generate_identity,
+    open_stream,
+    recipient_of,
+    seal,
+    unseal,
+)
+from keys.keyring import KdfParams, Keyring, KeyringError
+from keys.service_keys import LogSigner, generate_token_key, public_pem, verify_ed25519
+from keys.signatures import (
+    SSHSIG_NAMESPACE,
+    SignatureError,
+    canonical_json,
+    generate_signing_key,
+    key_id,
+    sign,
+    verify_signature,
+)
+
+__all__ = [
+    "CHUNK_SIZE",
+    "SSHSIG_NAMESPACE",
+    "KdfParams",
+    "Keyring",
+    "KeyringError",
+    "LogSigner",
+    "Sealer",
+    "SignatureError",
+    "UnsealError",
+    "canonical_json",
+    "generate_identity",
+    "generate_signing_key",
+    "generate_token_key",
+    "key_id",
+    "open_stream",
+    "public_pem",
+    "recipient_of",
+    "seal",
+    "sign",
+    "unseal",
+    "verify_ed25519",
+    "verify_signature",
+]

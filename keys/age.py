@@ -1,0 +1,440 @@
+"""Sealed objects in the age v1 format (C2SP age spec), streamed in 64 KiB chunks.
+
+Only the X25519 recipient type is produced and understood; other stanzas in a header are
+skipped while looking for one that opens with the given identity. Files sealed here open with
+the stock `age` tool, and files it makes open here.
+
+Streaming contract: plaintext is released chunk by chunk, each chunk only after its
+Poly1305 tag verified. A truncated file (a missing final chunk) is detected at its end, so the
+chunks before it have already been released when `UnsealError` is raised: callers that need
+all-or-nothing must write to a temporary place and discard it on error.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import struct
+from collections.abc import Iterator, Sequence
+from types import TracebackType
+from typing import BinaryIO
+
+from keys import _bech32
+from keys._primitives import (
+    TAG_SIZE,
+    Aead,
+    AuthenticationFailed,
+    equal,
+    hkdf_sha256,
+    hmac_sha256,
+    random_bytes,
+    x25519_base,
+    x25519_shared,
+)
+
+__all__ = [
+    "CHUNK_SIZE",
+    "Sealer",
+    "UnsealError",
+    "generate_identity",
+    "open_stream",
+    "recipient_of",
+    "seal",
+    "unseal",
+]
+
+CHUNK_SIZE = 64 * 1024
+"""Plaintext bytes per STREAM chunk (age spec, "Payload")."""
+
+_ENC_CHUNK = CHUNK_SIZE + TAG_SIZE
+_INTRO = b"age-encryption.org/v1\n"
+_X25519_INFO = b"age-encryption.org/v1/X25519"
+_IDENTITY_HRP = "age-secret-key-"
+_RECIPIENT_HRP = "age"
+_FILE_KEY_SIZE = 16
+_NONCE_SIZE = 16
+_COLUMNS = 64
+# A header is a few hundred bytes per recipient; the caps bound what a hostile file can make
+# us buffer before the header MAC can be checked.
+_MAX_LINE = 16 * 1024
+_MAX_HEADER = 1024 * 1024
+_MAX_STANZAS = 1024
+_ZERO_NONCE = bytes(12)
+# age spec, "Payload": the STREAM nonce is an 11-byte big-endian chunk counter followed by a
+# one-byte last-chunk flag. The counter never needs more than 64 bits here (2^64 chunks of
+# 64 KiB is far beyond any file), so the top three bytes stay zero.
+_STREAM_NONCE = struct.Struct(">3xQB")
+
+
+class UnsealError(Exception):
+    """An age file could not be opened: malformed, altered, truncated, or no identity fits.
+
+    The one error for every decryption failure, so callers cannot tell (or leak) which
+    check failed.
+    """
+
+
+def _b64encode(data: bytes) -> bytes:
+    # age uses standard base64 without padding (RFC 4648 section 3.2).
+    return base64.b64encode(data).rstrip(b"=")
+
+
+def _b64decode(text: bytes) -> bytes:
+    """Decode canonical unpadded base64; anything else (padding, newlines, extra bits) fails."""
+    if len(text) % 4 == 1 or b"=" in text:
+        raise UnsealError("malformed age header")
+    try:
+        data = base64.b64decode(text + b"=" * (-len(text) % 4), validate=True)
+    except binascii.Error:
+        raise UnsealError("malformed age header") from None
+    if _b64encode(data) != text:
+        raise UnsealError("malformed age header")
+    return data
+
+
+def _format_identity(scalar: bytes) -> str:
+    # age spec, "X25519 recipient type": identities are Bech32 with the HRP upper-cased.
+    return _bech32.encode(_IDENTITY_HRP, scalar).upper()
+
+
+def generate_identity() -> tuple[str, str]:
+    """Return a fresh X25519 identity and its recipient: `("AGE-SECRET-KEY-1...", "age1...")`."""
+    scalar = random_bytes(32)
+    return _format_identity(scalar), _bech32.encode(_RECIPIENT_HRP, x25519_base(scalar))
+
+
+def _parse_identity(identity: str) -> bytes:
+    """Return the scalar of `identity`; an identity file's comment lines are ignored.
+
+    Raises `ValueError` if it is not exactly one `AGE-SECRET-KEY-1...` string.
+    """
+    lines = [
+        line.strip()
+        for line in identity.strip().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    if len(lines) != 1 or not lines[0].startswith("AGE-SECRET-KEY-1"):
+        raise ValueError("not an age X25519 identity (AGE-SECRET-KEY-1...)")
+    hrp, data = _bech32.decode(lines[0])
+    if hrp != _IDENTITY_HRP or len(data) != 32:
+        raise ValueError("not an age X25519 identity (AGE-SECRET-KEY-1...)")
+    return data
+
+
+def _parse_recipient(recipient: str) -> bytes:
+    """Return the X25519 point of `recipient`. Raises `ValueError` if it is not `age1...`."""
+    text = recipient.strip()
+    if not text.startswith("age1"):
+        raise ValueError("not an age X25519 recipient (age1...)")
+    hrp, data = _bech32.decode(text)
+    if hrp != _RECIPIENT_HRP or len(data) != 32:
+        raise ValueError("not an age X25519 recipient (age1...)")
+    return data
+
+
+def recipient_of(identity: str) -> str:
+    """Return the `age1...` recipient of `identity`. Raises `ValueError` on a malformed one."""
+    return _bech32.encode(_RECIPIENT_HRP, x25519_base(_parse_identity(identity)))
+
+
+def _x25519_stanza(file_key: bytes, point: bytes) -> bytes:
+    # age spec, "X25519 recipient stanza": a fresh ephemeral share per file and recipient;
+    # the wrapping key binds both public values through the HKDF salt. A fixed zero nonce is
+    # safe because every wrapping key is used exactly once.
+    ephemeral = random_bytes(32)
+    share = x25519_base(ephemeral)
+    shared = x25519_shared(ephemeral, point)
+    wrap_key = hkdf_sha256(shared, share + point, _X25519_INFO)
+    body = Aead(wrap_key).seal(_ZERO_NONCE, file_key)
+    encoded = _b64encode(body)
+    lines = [encoded[i : i + _COLUMNS] for i in range(0, len(encoded), _COLUMNS)]
+    if not lines or len(lines[-1]) == _COLUMNS:
+        lines.append(b"")  # the body always ends with a line shorter than 64 columns
+    return b"-> X25519 " + _b64encode(share) + b"\n" + b"".join(line + b"\n" for line in lines)
+
+
+def _header(file_key: bytes, points: Sequence[bytes]) -> bytes:
+    head = _INTRO + b"".join(_x25519_stanza(file_key, p) for p in points) + b"---"
+    # age spec, "Header": the MAC covers everything up to and including "---", so no stanza
+    # can be added, removed or altered without the file key.
+    mac = hmac_sha256(hkdf_sha256(file_key, b"", b"header"), head)
+    return head + b" " + _b64encode(mac) + b"\n"
+
+
+class Sealer:
+    """Seal a stream written in pieces of any size (for streamed uploads) to `recipients`.
+
+    The header is written to `dst` at once; full 64 KiB chunks follow as data arrives; `close`
+    writes the final chunk with the last-chunk flag. Leaving a `with` block through an
+    exception does **not** write the final chunk, so an aborted upload never becomes a valid
+    (silently truncated) age file. `dst` is never closed by the sealer.
+
+    Raises `ValueError` if `recipients` is empty or holds a malformed recipient.
+    """
+
+    def __init__(self, dst: BinaryIO, recipients: Sequence[str]) -> None:
+        if isinstance(recipients, str):
+            raise TypeError("recipients must be a sequence of strings, not one string")
+        if not recipients:
+            raise ValueError("at least one recipient is required")
+        points = [_parse_recipient(r) for r in recipients]
+        file_key = random_bytes(_FILE_KEY_SIZE)
+        nonce = random_bytes(_NONCE_SIZE)
+        self._dst = dst
+        self._aead = Aead(hkdf_sha256(file_key, nonce, b"payload"))
+        self._pending = bytearray(CHUNK_SIZE)
+        self._fill = 0
+        self._out = memoryview(bytearray(_ENC_CHUNK))
+        self._counter = 0
+        self._size = 0
+        self._closed = False
+        dst.write(_header(file_key, points) + nonce)
+
+    @property
+    def size(self) -> int:
+        """Plaintext bytes written so far."""
+        return self._size
+
+    def _emit(self, chunk: bytes | bytearray | memoryview, last: bool) -> None:
+        n = self._aead.seal_into(
+            _STREAM_NONCE.pack(self._counter, last), chunk, self._out[: len(chunk) + TAG_SIZE]
+        )
+        self._dst.write(self._out[:n])
+        self._counter += 1
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Add `data` to the stream. Raises `ValueError` after `close`."""
+        if self._closed:
+            raise ValueError("write to a closed Sealer")
+        view = memoryview(data).cast("B")
+        self._size += len(view)
+        pos = 0
+        end = len(view)
+        pending = self._pending
+        while pos < end:
+            if self._fill == CHUNK_SIZE:
+                # A full chunk is only known not to be the last once more data arrives; the
+                # spec forbids an empty final chunk after data, so we never emit one.
+                self._emit(pending, last=False)
+                self._fill = 0
+            if self._fill == 0 and end - pos > CHUNK_SIZE:
+                # Fast path: whole chunks straight from the caller's buffer, no copy.
+                self._emit(view[pos : pos + CHUNK_SIZE], last=False)
+                pos += CHUNK_SIZE
+                continue
+            take = min(CHUNK_SIZE - self._fill, end - pos)
+            pending[self._fill : self._fill + take] = view[pos : pos + take]
+            self._fill += take
+            pos += take
+
+    def close(self) -> None:
+        """Write the final chunk (flag set); further calls do nothing. `dst` stays open."""
+        if self._closed:
+            return
+        self._closed = True
+        self._emit(memoryview(self._pending)[: self._fill], last=True)
+
+    def __enter__(self) -> Sealer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._closed = True
+
+
+def _read_into(src: BinaryIO, view: memoryview) -> int:
+    """Fill `view` from `src` until it is full or `src` ends; return the bytes read."""
+    filled = 0
+    readinto = getattr(src, "readinto", None)
+    while filled < len(view):
+        if readinto is not None:
+            n = readinto(view[filled:])
+        else:
+            piece = src.read(len(view) - filled)
+            n = len(piece)
+            view[filled : filled + n] = piece
+        if not n:
+            break
+        filled += n
+    return filled
+
+
+def seal(src: BinaryIO, dst: BinaryIO, recipients: Sequence[str]) -> int:
+    """Seal everything `src` yields into `dst` as an age v1 file; return the plaintext size.
+
+    Memory stays flat (two 64 KiB buffers). Raises `ValueError` on a malformed or missing
+    recipient; errors of `src` and `dst` propagate and leave `dst` without a final chunk.
+    """
+    sealer = Sealer(dst, recipients)
+    # Two buffers: a full chunk is sealed as "not last" only once the next read shows more data.
+    current = memoryview(bytearray(CHUNK_SIZE))
+    following = memoryview(bytearray(CHUNK_SIZE))
+    n = _read_into(src, current)
+    while n == CHUNK_SIZE:
+        m = _read_into(src, following)
+        if not m:
+            break
+        sealer._emit(current, last=False)
+        sealer._size += n
+        current, following, n = following, current, m
+    sealer._emit(current[:n], last=True)
+    sealer._size += n
+    sealer._closed = True
+    return sealer.size
+
+
+def _read_line(src: BinaryIO, budget: int) -> bytes:
+    line = src.readline(min(_MAX_LINE, budget))
+    if not line.endswith(b"\n"):
+        raise UnsealError("malformed age header")
+    return line
+
+
+def _is_arg(arg: bytes) -> bool:
+    # age spec: stanza arguments are non-empty strings of VCHAR (0x21-0x7E).
+    return bool(arg) and all(0x21 <= c <= 0x7E for c in arg)
+
+
+def _read_header(src: BinaryIO) -> tuple[list[tuple[list[bytes], bytes]], bytes, bytes]:
+    """Parse the header; return (stanzas as (args, body), the MAC'd bytes, the MAC)."""
+    raw = bytearray()
+    line = src.readline(len(_INTRO))
+    if line != _INTRO:
+        raise UnsealError("not an age v1 file")
+    raw += line
+    stanzas: list[tuple[list[bytes], bytes]] = []
+    line = _read_line(src, _MAX_HEADER - len(raw))
+    while line.startswith(b"-> "):
+        raw += line
+        args = line[3:-1].split(b" ")
+        if not all(_is_arg(a) for a in args) or len(stanzas) >= _MAX_STANZAS:
+            raise UnsealError("malformed age header")
+        body = bytearray()
+        while True:
+            body_line = _read_line(src, _MAX_HEADER - len(raw))
+            raw += body_line
+            text = body_line[:-1]
+            if len(text) > _COLUMNS:
+                raise UnsealError("malformed age header")
+            body += _b64decode(text)
+            if len(text) < _COLUMNS:
+                break
+        stanzas.append((args, bytes(body)))
+        line = _read_line(src, _MAX_HEADER - len(raw))
+    if not stanzas or not line.startswith(b"--- "):
+        raise UnsealError("malformed age header")
+    raw += b"---"
+    mac = _b64decode(line[4:-1])
+    if len(mac) != 32:
+        raise UnsealError("malformed age header")
+    return stanzas, bytes(raw), mac
+
+
+def _unwrap(stanzas: list[tuple[list[bytes], bytes]], scalar: bytes) -> bytes:
+    """Return the file key from the first X25519 stanza that opens with `scalar`."""
+    own = x25519_base(scalar)
+    for args, body in stanzas:
+        if args[0] != b"X25519":
+            continue  # another recipient type (or GREASE): not for this identity
+        # The spec makes a malformed X25519 stanza fatal, not skippable.
+        if len(args) != 2 or len(body) != _FILE_KEY_SIZE + TAG_SIZE:
+            raise UnsealError("malformed age header")
+        share = _b64decode(args[1])
+        if len(share) != 32:
+            raise UnsealError("malformed age header")
+        try:
+            shared = x25519_shared(scalar, share)
+        except ValueError:
+            raise UnsealError("malformed age header") from None
+        wrap_key = hkdf_sha256(shared, share + own, _X25519_INFO)
+        try:
+            return Aead(wrap_key).open(_ZERO_NONCE, body)
+        except AuthenticationFailed:
+            continue
+    raise UnsealError("no identity matches this age file")
+
+
+def _payload_aead(src: BinaryIO, identity: str) -> Aead:
+    """Read and authenticate the header; return the payload cipher, positioned at chunk 0."""
+    try:
+        scalar = _parse_identity(identity)
+    except ValueError as exc:
+        raise UnsealError(str(exc)) from None
+    stanzas, raw, mac = _read_header(src)
+    file_key = _unwrap(stanzas, scalar)
+    # Checked before any payload byte is decrypted (age spec, "Header").
+    if not equal(hmac_sha256(hkdf_sha256(file_key, b"", b"header"), raw), mac):
+        raise UnsealError("age header MAC mismatch")
+    nonce = src.read(_NONCE_SIZE)
+    if len(nonce) != _NONCE_SIZE:
+        raise UnsealError("truncated age file")
+    return Aead(hkdf_sha256(file_key, nonce, b"payload"))
+
+
+def _chunks(src: BinaryIO, identity: str) -> Iterator[tuple[Aead, bytes, memoryview]]:
+    """Yield (cipher, nonce, ciphertext) per chunk, with the last-chunk rules of the spec.
+
+    Reads one byte past every chunk to learn whether it is the last, so each chunk is opened
+    exactly once, with the flag its position demands: a full chunk followed by EOF must carry
+    the last flag, which is how a dropped final chunk is caught.
+    """
+    aead = _payload_aead(src, identity)
+    buf = memoryview(bytearray(_ENC_CHUNK + 1))
+    counter = 0
+    have = 0  # bytes already in buf (the carried look-ahead byte)
+    while True:
+        have += _read_into(src, buf[have:])
+        if have == _ENC_CHUNK + 1:
+            yield aead, _STREAM_NONCE.pack(counter, False), buf[:_ENC_CHUNK]
+            buf[0] = buf[_ENC_CHUNK]
+            have = 1
+            counter += 1
+            continue
+        # The last chunk: shorter than or exactly one full chunk. It may be empty only when it
+        # is the only chunk (empty plaintext); an empty or missing chunk after data is an error.
+        if have < TAG_SIZE or (have == TAG_SIZE and counter > 0):
+            raise UnsealError("truncated age file")
+        yield aead, _STREAM_NONCE.pack(counter, True), buf[:have]
+        return
+
+
+def open_stream(src: BinaryIO, identity: str) -> Iterator[bytes]:
+    """Yield the plaintext of the age file `src`, chunk by chunk, each only once authenticated.
+
+    Raises `UnsealError` (from the iterator) on any failure; chunks yielded before a failure
+    were authentic but the file as a whole was not: discard them.
+    """
+    for aead, nonce, chunk in _chunks(src, identity):
+        try:
+            plain = aead.open(nonce, chunk)
+        except AuthenticationFailed:
+            raise UnsealError("age payload authentication failed") from None
+        yield plain
+
+
+def unseal(src: BinaryIO, dst: BinaryIO, identity: str) -> int:
+    """Decrypt the age file `src` into `dst` with `identity`; return the plaintext size.
+
+    Each 64 KiB chunk is written only after its tag verified. Raises `UnsealError` on any
+    failure (malformed header, no matching identity, header MAC, a chunk's tag, truncation);
+    chunks written before the error were authentic, but the file was not: **callers that
+    need all-or-nothing must unseal into a temporary file and discard it on error.**
+    """
+    out = memoryview(bytearray(CHUNK_SIZE))
+    total = 0
+    for aead, nonce, chunk in _chunks(src, identity):
+        size = len(chunk) - TAG_SIZE
+        try:
+            aead.open_into(nonce, chunk, out[:size])
+        except AuthenticationFailed:
+            raise UnsealError("age payload authentication failed") from None
+        dst.write(out[:size])
+        total += size
+    return total

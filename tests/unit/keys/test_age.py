@@ -1,0 +1,435 @@
+"""age v1 sealing: interoperability with the stock `age` tool, vectors, and tampering."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+import keys
+from keys import age as age_module
+from tests.services import tool
+
+VECTORS = Path(__file__).resolve().parents[2] / "vectors" / "age"
+MANIFEST = json.loads((VECTORS / "manifest.json").read_text())
+IDENTITY = (VECTORS / "identity.txt").read_text()
+CHUNK = keys.CHUNK_SIZE
+ENC_CHUNK = CHUNK + 16
+SIZES = [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * 1024 * 1024 + 5]
+
+
+def _pattern(n: int) -> bytes:
+    return bytes((i * 7 + 3) % 251 for i in range(n))
+
+
+def _seal(data: bytes, recipients: list[str]) -> bytes:
+    out = io.BytesIO()
+    assert keys.seal(io.BytesIO(data), out, recipients) == len(data)
+    return out.getvalue()
+
+
+def _unseal(sealed: bytes, identity: str) -> bytes:
+    out = io.BytesIO()
+    assert keys.unseal(io.BytesIO(sealed), out, identity) == len(out.getvalue())
+    return out.getvalue()
+
+
+def _payload_start(sealed: bytes) -> int:
+    """Offset of the first STREAM chunk (after the header and the 16-byte nonce)."""
+    return sealed.index(b"\n---") + len(b"\n--- ") + 43 + 1 + 16
+
+
+@pytest.fixture(scope="module")
+def key_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    identity, recipient = keys.generate_identity()
+    path = tmp_path_factory.mktemp("age") / "key.txt"
+    path.write_text(identity + "\n")
+    return path, identity, recipient
+
+
+# --- identities and recipients -------------------------------------------------------------
+
+
+def test_recipient_of_matches_age_keygen_vector() -> None:
+    # identity.txt was made by age-keygen, which records the public key in a comment.
+    public = next(
+        line.split(": ")[1] for line in IDENTITY.splitlines() if line.startswith("# public key")
+    )
+    assert keys.recipient_of(IDENTITY) == public
+    assert public == MANIFEST["recipient"]
+
+
+def test_generated_identity_matches_age_keygen(key_file: tuple[Path, str, str]) -> None:
+    path, identity, recipient = key_file
+    derived = subprocess.run(
+        [tool("age-keygen"), "-y", str(path)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert derived == recipient == keys.recipient_of(identity)
+    assert identity.startswith("AGE-SECRET-KEY-1") and identity == identity.upper()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "age1",
+        "AGE-SECRET-KEY-1QQQQ",
+        "age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq",
+        "Age1nz8ljm7d5vhj8eyf97tvtlru4hjn88ks9yhufkegms6kejd4l9msruf6nu",
+        # one character changed: the Bech32 checksum must catch it
+        "age1nz8ljm7d5vhj8eyf97tvtlru4hjn88ks9yhufkegms6kejd4l9msruf6na",
+    ],
+)
+def test_malformed_recipient_is_refused(bad: str) -> None:
+    with pytest.raises(ValueError):
+        keys.seal(io.BytesIO(b"x"), io.BytesIO(), [bad])
+
+
+def test_recipient_list_must_not_be_empty_or_a_string() -> None:
+    with pytest.raises(ValueError):
+        keys.Sealer(io.BytesIO(), [])
+    with pytest.raises(TypeError):
+        keys.Sealer(io.BytesIO(), MANIFEST["recipient"])
+
+
+# --- known-answer vectors, both directions --------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST["files"]))
+def test_vector_opens_with_keys(name: str) -> None:
+    expected = MANIFEST["files"][name]
+    plain = _unseal((VECTORS / name).read_bytes(), IDENTITY)
+    assert len(plain) == expected["size"]
+    assert hashlib.sha256(plain).hexdigest() == expected["sha256"]
+    if "three-recipients" not in name:
+        assert plain == _pattern(expected["size"])
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST["files"]))
+def test_vector_opens_with_age_tool(name: str) -> None:
+    result = subprocess.run(
+        [tool("age"), "-d", "-i", str(VECTORS / "identity.txt"), str(VECTORS / name)],
+        capture_output=True,
+        check=True,
+    )
+    assert hashlib.sha256(result.stdout).hexdigest() == MANIFEST["files"][name]["sha256"]
+
+
+# --- live interoperability ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_age_tool_opens_what_keys_seals(size: int, key_file: tuple[Path, str, str]) -> None:
+    path, _, recipient = key_file
+    data = os.urandom(size)
+    result = subprocess.run(
+        [tool("age"), "-d", "-i", str(path)],
+        input=_seal(data, [recipient]),
+        capture_output=True,
+        check=True,
+    )
+    assert result.stdout == data
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_keys_opens_what_age_tool_seals(size: int, key_file: tuple[Path, str, str]) -> None:
+    _, identity, recipient = key_file
+    data = os.urandom(size)
+    sealed = subprocess.run(
+        [tool("age"), "-r", recipient], input=data, capture_output=True, check=True
+    ).stdout
+    assert _unseal(sealed, identity) == data
+    assert b"".join(keys.open_stream(io.BytesIO(sealed), identity)) == data
+
+
+@pytest.mark.parametrize("piece", [1, 1000, CHUNK, CHUNK + 3, 5 * CHUNK])
+def test_sealer_accepts_any_write_sizes(piece: int, key_file: tuple[Path, str, str]) -> None:
+    path, _, recipient = key_file
+    data = os.urandom(4 * CHUNK + 17 if piece > 1 else 3 * CHUNK)
+    out = io.BytesIO()
+    with keys.Sealer(out, [recipient]) as sealer:
+        for i in range(0, len(data), piece):
+            sealer.write(memoryview(data)[i : i + piece])
+    assert sealer.size == len(data)
+    assert out.getvalue() == out.getvalue()  # the sealer leaves dst open
+    result = subprocess.run(
+        [tool("age"), "-d", "-i", str(path)], input=out.getvalue(), capture_output=True, check=True
+    )
+    assert result.stdout == data
+
+
+def test_sealer_output_has_the_same_layout_as_seal() -> None:
+    identity, recipient = keys.generate_identity()
+    for size in (0, CHUNK, 2 * CHUNK, 2 * CHUNK + 1):
+        data = os.urandom(size)
+        out = io.BytesIO()
+        sealer = keys.Sealer(out, [recipient])
+        sealer.write(data)
+        sealer.close()
+        sealer.close()  # idempotent
+        assert len(out.getvalue()) == len(_seal(data, [recipient]))
+        assert _unseal(out.getvalue(), identity) == data
+        with pytest.raises(ValueError):
+            sealer.write(b"more")
+
+
+def test_multiple_recipients_each_open() -> None:
+    pairs = [keys.generate_identity() for _ in range(3)]
+    sealed = _seal(b"testimony", [r for _, r in pairs])
+    for identity, _ in pairs:
+        assert _unseal(sealed, identity) == b"testimony"
+
+
+def test_aborted_sealer_never_writes_a_final_chunk() -> None:
+    identity, recipient = keys.generate_identity()
+    out = io.BytesIO()
+    with pytest.raises(RuntimeError), keys.Sealer(out, [recipient]) as sealer:
+        sealer.write(b"x" * (2 * CHUNK + 5))
+        raise RuntimeError("upload interrupted")
+    with pytest.raises(keys.UnsealError):
+        _unseal(out.getvalue(), identity)
+
+
+# --- failures: one error type, nothing unauthenticated released -----------------------------
+
+
+@pytest.fixture(scope="module")
+def three_chunks() -> tuple[str, bytes, bytes]:
+    identity, recipient = keys.generate_identity()
+    data = os.urandom(2 * CHUNK + 1000)
+    return identity, data, _seal(data, [recipient])
+
+
+def test_wrong_identity_is_refused(three_chunks: tuple[str, bytes, bytes]) -> None:
+    _, _, sealed = three_chunks
+    other, _ = keys.generate_identity()
+    with pytest.raises(keys.UnsealError):
+        _unseal(sealed, other)
+
+
+def test_malformed_identity_is_an_unseal_error(three_chunks: tuple[str, bytes, bytes]) -> None:
+    with pytest.raises(keys.UnsealError):
+        _unseal(three_chunks[2], "AGE-SECRET-KEY-1NOTAKEY")
+
+
+def test_every_truncation_is_refused(three_chunks: tuple[str, bytes, bytes]) -> None:
+    identity, data, sealed = three_chunks
+    start = _payload_start(sealed)
+    cuts = sorted(
+        {0, 1, 10, start - 17, start - 1, start, start + 1, start + 15, start + 16}
+        | {start + k * ENC_CHUNK + d for k in (1, 2) for d in (-1, 0, 1, 16)}
+        | {len(sealed) - 1}
+    )
+    for cut in cuts:
+        out = io.BytesIO()
+        with pytest.raises(keys.UnsealError):
+            keys.unseal(io.BytesIO(sealed[:cut]), out, identity)
+        # Whatever was released is an authenticated prefix of whole chunks.
+        released = out.getvalue()
+        assert len(released) % CHUNK == 0 and data.startswith(released)
+
+
+def test_dropped_final_chunk_is_refused_after_authentic_chunks(
+    three_chunks: tuple[str, bytes, bytes],
+) -> None:
+    identity, data, sealed = three_chunks
+    without_last = sealed[: _payload_start(sealed) + 2 * ENC_CHUNK]
+    out = io.BytesIO()
+    with pytest.raises(keys.UnsealError):
+        keys.unseal(io.BytesIO(without_last), out, identity)
+    # Chunk 0 was authentic and released; chunk 1 (a full chunk at EOF) must carry the last
+    # flag, fails, and is not released.
+    assert out.getvalue() == data[:CHUNK]
+    stream = keys.open_stream(io.BytesIO(without_last), identity)
+    assert next(stream) == data[:CHUNK]
+    with pytest.raises(keys.UnsealError):
+        next(stream)
+
+
+def test_flipped_bit_anywhere_is_refused(three_chunks: tuple[str, bytes, bytes]) -> None:
+    identity, data, sealed = three_chunks
+    start = _payload_start(sealed)
+    # Every byte of the header and the nonce, and bytes at the edges of every chunk.
+    positions = list(range(start)) + [
+        start + k * ENC_CHUNK + d for k in range(3) for d in (0, 1, 500, 999, 1015)
+    ]
+    positions += [start + k * ENC_CHUNK + d for k in range(2) for d in (CHUNK - 1, CHUNK + 15)]
+    for pos in positions:
+        altered = bytearray(sealed)
+        altered[pos] ^= 0x01
+        out = io.BytesIO()
+        with pytest.raises(keys.UnsealError):
+            keys.unseal(io.BytesIO(bytes(altered)), out, identity)
+        released = out.getvalue()
+        if pos < start:
+            assert released == b"", f"header bit {pos}: payload released before the MAC check"
+        else:
+            chunk_index = (pos - start) // ENC_CHUNK
+            assert released == data[: chunk_index * CHUNK], f"byte {pos}"
+
+
+def test_unauthenticated_chunk_is_never_yielded(three_chunks: tuple[str, bytes, bytes]) -> None:
+    identity, data, sealed = three_chunks
+    altered = bytearray(sealed)
+    altered[_payload_start(sealed) + ENC_CHUNK + 7] ^= 0x80
+    stream = keys.open_stream(io.BytesIO(bytes(altered)), identity)
+    assert next(stream) == data[:CHUNK]
+    with pytest.raises(keys.UnsealError):
+        next(stream)
+
+
+def test_trailing_data_is_refused(three_chunks: tuple[str, bytes, bytes]) -> None:
+    identity, _, sealed = three_chunks
+    for extra in (b"\x00", b"x" * 16, os.urandom(ENC_CHUNK)):
+        with pytest.raises(keys.UnsealError):
+            _unseal(sealed + extra, identity)
+
+
+def _craft(plain_chunks: list[tuple[bytes, bool]]) -> tuple[str, bytes]:
+    """Build an age file chunk by chunk with chosen last-chunk flags (spec edge cases)."""
+    from keys._primitives import Aead, hkdf_sha256, random_bytes
+
+    identity, recipient = keys.generate_identity()
+    file_key = random_bytes(16)
+    nonce = random_bytes(16)
+    point = age_module._parse_recipient(recipient)
+    head = age_module._header(file_key, [point]) + nonce
+    aead = Aead(hkdf_sha256(file_key, nonce, b"payload"))
+    body = b"".join(
+        aead.seal(age_module._STREAM_NONCE.pack(i, last), chunk)
+        for i, (chunk, last) in enumerate(plain_chunks)
+    )
+    return identity, head + body
+
+
+def test_crafted_file_with_correct_flags_opens() -> None:
+    # Guard for the crafted cases below: the crafting itself is right.
+    identity, sealed = _craft([(b"a" * CHUNK, False), (b"b", True)])
+    assert _unseal(sealed, identity) == b"a" * CHUNK + b"b"
+
+
+def test_full_final_chunk_is_legal() -> None:
+    identity, sealed = _craft([(b"a" * CHUNK, False), (b"b" * CHUNK, True)])
+    assert _unseal(sealed, identity) == b"a" * CHUNK + b"b" * CHUNK
+
+
+def test_empty_final_chunk_after_data_is_refused() -> None:
+    # age spec: the last chunk may be empty only if the whole payload is empty.
+    identity, sealed = _craft([(b"a" * CHUNK, False), (b"", True)])
+    with pytest.raises(keys.UnsealError):
+        _unseal(sealed, identity)
+
+
+def test_empty_payload_needs_its_one_empty_final_chunk() -> None:
+    identity, sealed = _craft([(b"", True)])
+    assert _unseal(sealed, identity) == b""
+    identity, sealed = _craft([])
+    with pytest.raises(keys.UnsealError):
+        _unseal(sealed, identity)
+
+
+def test_short_chunk_without_last_flag_is_refused() -> None:
+    identity, sealed = _craft([(b"a" * 100, False)])
+    with pytest.raises(keys.UnsealError):
+        _unseal(sealed, identity)
+
+
+def test_last_flag_on_a_middle_chunk_is_refused() -> None:
+    identity, sealed = _craft([(b"a" * CHUNK, True), (b"b", True)])
+    with pytest.raises(keys.UnsealError):
+        _unseal(sealed, identity)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"age-encryption.org/v2\n",
+        b"not age at all",
+        b"age-encryption.org/v1\n--- " + b"A" * 43 + b"\n",  # no stanza
+        b"age-encryption.org/v1\n-> X25519\n\n--- " + b"A" * 43 + b"\n",
+        b"age-encryption.org/v1\n->  X25519 a\n\n--- " + b"A" * 43 + b"\n",  # empty argument
+        b"age-encryption.org/v1\n-> X25519 " + b"A" * 5000,  # unterminated line
+    ],
+)
+def test_malformed_headers_are_refused(header: bytes) -> None:
+    identity, _ = keys.generate_identity()
+    with pytest.raises(keys.UnsealError):
+        _unseal(header + b"\x00" * 64, identity)
+
+
+def test_padded_or_non_canonical_base64_in_the_header_is_refused() -> None:
+    identity, recipient = keys.generate_identity()
+    sealed = _seal(b"data", [recipient])
+    lines = sealed.split(b"\n")
+    # The MAC line: "--- " + 43 characters; add padding, then change the unused low bits.
+    padded = sealed.replace(lines[3], lines[3] + b"=")
+    with pytest.raises(keys.UnsealError):
+        _unseal(padded, identity)
+    last = lines[3][-1:]
+    alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    twin = alphabet[alphabet.index(last) ^ 1 : (alphabet.index(last) ^ 1) + 1]
+    with pytest.raises(keys.UnsealError):
+        _unseal(sealed.replace(lines[3], lines[3][:-1] + twin), identity)
+
+
+# --- memory ---------------------------------------------------------------------------------
+
+
+class _Zeros(io.RawIOBase):
+    """A readable stream of `size` zero bytes that holds nothing in memory."""
+
+    def __init__(self, size: int) -> None:
+        self._left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        n = min(len(buffer), self._left)
+        buffer[:n] = bytes(n)
+        self._left -= n
+        return n
+
+
+class _Sink(io.RawIOBase):
+    """A writable stream that keeps only a running SHA-256."""
+
+    def __init__(self) -> None:
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.hash.update(data)
+        self.size += len(data)
+        return len(data)
+
+
+def test_memory_stays_flat_for_a_large_stream(tmp_path: Path) -> None:
+    identity, recipient = keys.generate_identity()
+    size = 32 * 1024 * 1024
+    sealed = tmp_path / "large.age"
+    tracemalloc.start()
+    try:
+        with sealed.open("wb") as fh:
+            keys.seal(_Zeros(size), fh, [recipient])  # type: ignore[arg-type]
+        _, peak_seal = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        sink = _Sink()
+        with sealed.open("rb") as fh:
+            assert keys.unseal(fh, sink, identity) == size  # type: ignore[arg-type]
+        _, peak_open = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert sink.hash.digest() == hashlib.sha256(bytes(size)).digest()
+    # Two or three 64 KiB buffers and their ciphertext, whatever the size of the stream.
+    assert peak_seal < 1024 * 1024, peak_seal
+    assert peak_open < 1024 * 1024, peak_open

@@ -1,18 +1,32 @@
 """The custody ledger: hash-chained entries, an RFC 9162 Merkle tree, signed C2SP checkpoints."""
 
 from vault.ledger import actions
+from vault.ledger.checkpoints import Checkpointer, SignedCheckpoint
 from vault.ledger.custody import append, entries, entry, sealed_details, size
 from vault.ledger.entry import LedgerEntry
 from vault.ledger.errors import LedgerError, ProofError
+from vault.ledger.note import NoteError, verifier_key
+from vault.ledger.ports import CheckpointStore, LogSigner
+from vault.ledger.proofs import ConsistencyProof, InclusionProof, consistency, inclusion
 
 __all__ = [
+    "CheckpointStore",
+    "Checkpointer",
+    "ConsistencyProof",
+    "InclusionProof",
     "LedgerEntry",
     "LedgerError",
+    "LogSigner",
+    "NoteError",
     "ProofError",
+    "SignedCheckpoint",
     "actions",
     "append",
+    "consistency",
     "entries",
     "entry",
+    "inclusion",
     "sealed_details",
     "size",
+    "verifier_key",
 ]

@@ -24,6 +24,7 @@ from vault.ledger.tables import HEAD, LedgerRow, LedgerState
 
 _ENTRIES = cast(Table, LedgerRow.__table__)
 _STATE = cast(Table, LedgerState.__table__)
+_BATCH = 1000
 
 
 def append(
@@ -110,11 +111,24 @@ def size(session: Session) -> int:
 
 def entries(session: Session, start: int = 0, stop: int | None = None) -> Iterator[LedgerEntry]:
     """Yield entries `start <= seq < stop` in order. Raises `LedgerError` on a malformed row."""
-    query = select(_ENTRIES.c.entry).where(_ENTRIES.c.seq >= start).order_by(_ENTRIES.c.seq)
-    if stop is not None:
-        query = query.where(_ENTRIES.c.seq < stop)
-    for (canonical,) in session.execute(query.execution_options(yield_per=1000)):
-        yield parse(bytes(canonical))
+    # Batches by seq (keyset pagination), not a server-side cursor left open by a caller that
+    # stops early.
+    position = start
+    while stop is None or position < stop:
+        query = (
+            select(_ENTRIES.c.seq, _ENTRIES.c.entry)
+            .where(_ENTRIES.c.seq >= position)
+            .order_by(_ENTRIES.c.seq)
+            .limit(_BATCH)
+        )
+        if stop is not None:
+            query = query.where(_ENTRIES.c.seq < stop)
+        rows = session.execute(query).all()
+        if not rows:
+            return
+        for _seq, canonical in rows:
+            yield parse(bytes(canonical))
+        position = int(rows[-1][0]) + 1
 
 
 def entry(session: Session, seq: int) -> LedgerEntry:

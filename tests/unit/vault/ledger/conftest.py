@@ -5,15 +5,15 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, Table, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from vault.ledger.tables import CheckpointRow, LedgerRow, LedgerState
 
-TABLES = [LedgerRow.__table__, LedgerState.__table__, CheckpointRow.__table__]
+TABLES = [cast(Table, t.__table__) for t in (LedgerRow, LedgerState, CheckpointRow)]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -1,3 +1,45 @@
 """The search index port, its adapters and the access-scoped query model."""
 
-__all__: list[str] = []
+from search.errors import (
+    IndexBackendError,
+    IndexFormatError,
+    IndexKeyMismatchError,
+    QueryError,
+    QuerySyntaxError,
+    QueryTooBroadError,
+    ScopeRequiredError,
+    SearchError,
+)
+from search.highlight import highlight
+from search.ports import (
+    AccessScope,
+    Filters,
+    Hit,
+    Index,
+    IndexDocument,
+    Query,
+    Results,
+    VocabularyStore,
+)
+from search.vocabulary import MemoryVocabularyStore
+
+__all__ = [
+    "AccessScope",
+    "Filters",
+    "Hit",
+    "Index",
+    "IndexBackendError",
+    "IndexDocument",
+    "IndexFormatError",
+    "IndexKeyMismatchError",
+    "MemoryVocabularyStore",
+    "Query",
+    "QueryError",
+    "QuerySyntaxError",
+    "QueryTooBroadError",
+    "Results",
+    "ScopeRequiredError",
+    "SearchError",
+    "VocabularyStore",
+    "highlight",
+]

@@ -1,0 +1,1 @@
+"""Index adapters: tantivy on local disk (embedded default) and Elasticsearch 8/9."""

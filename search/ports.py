@@ -1,0 +1,166 @@
+"""The Index port and the access-scoped query model every adapter takes and returns."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Protocol, runtime_checkable
+
+from search.errors import ScopeRequiredError
+
+MAX_PAGE_SIZE = 100
+FACET_NAMES: tuple[str, ...] = ("case", "kind", "language", "tag", "year")
+
+
+@dataclass(frozen=True, slots=True)
+class AccessScope:
+    """What a principal may find: items of `cases` whose consent includes any of `consent_any`.
+
+    Built by `policies.search_scope`. An empty scope (no case, or no consent scope) finds nothing.
+    """
+
+    cases: frozenset[str]
+    consent_any: frozenset[str]
+
+    def __post_init__(self) -> None:
+        # A plain set or a str would be iterated into characters; refuse early, fail closed.
+        for name in ("cases", "consent_any"):
+            if not isinstance(getattr(self, name), frozenset):
+                raise TypeError(f"AccessScope.{name} must be a frozenset")
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the scope can match no item at all."""
+        return not self.cases or not self.consent_any
+
+
+@dataclass(frozen=True, slots=True)
+class IndexDocument:
+    """One item as the index sees it. `text` is analysed and digested, never stored."""
+
+    item_id: str
+    case_id: str
+    kind: str
+    language: str | None
+    created: datetime
+    tags: frozenset[str] = frozenset()
+    consent: frozenset[str] = frozenset()
+    text: str = field(default="", repr=False)  # repr=False: a traceback must not print testimony
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Structured filters (from API parameters); each non-empty set must match (AND)."""
+
+    cases: frozenset[str] = frozenset()
+    kinds: frozenset[str] = frozenset()
+    languages: frozenset[str] = frozenset()
+    tags: frozenset[str] = frozenset()
+    date_from: date | None = None  # inclusive
+    date_to: date | None = None  # inclusive
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A search request. `scope` is required: there is no query without an access scope."""
+
+    text: str
+    scope: AccessScope
+    filters: Filters = Filters()
+    page: int = 1
+    page_size: int = 20
+    facets: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.scope, AccessScope):
+            raise ScopeRequiredError("a Query needs an AccessScope")
+        if self.page < 1:
+            raise ValueError("page starts at 1")
+        if not 1 <= self.page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+
+    @property
+    def offset(self) -> int:
+        """Index of the first hit of this page."""
+        return (self.page - 1) * self.page_size
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One ranked hit: ids and structural metadata only (snippets come from `highlight`)."""
+
+    item_id: str
+    score: float
+    case_id: str
+    kind: str
+    language: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Results:
+    """One page of hits, the total in scope, and facet counts computed under the same scope."""
+
+    total: int
+    hits: list[Hit]
+    facets: Mapping[str, Mapping[str, int]]
+    page: int = 1
+    page_size: int = 20
+
+    @classmethod
+    def empty(cls, query: Query) -> Results:
+        """Results with nothing in them, for `query` (every facet present and empty)."""
+        facets: dict[str, dict[str, int]] = (
+            {name: {} for name in FACET_NAMES} if query.facets else {}
+        )
+        return cls(0, [], facets, query.page, query.page_size)
+
+
+@runtime_checkable
+class VocabularyStore(Protocol):
+    """Where an index keeps its vocabulary of analysed terms between runs.
+
+    **The bytes hold survivors' words in plaintext**: the vault seals them with `keys` before
+    they touch a disk; never write them into the index directory as they are.
+    """
+
+    def load(self) -> bytes | None:
+        """Return the last saved bytes, or None if nothing was saved."""
+        ...
+
+    def save(self, data: bytes) -> None:
+        """Replace the saved bytes with `data`, durably."""
+        ...
+
+
+class Index(Protocol):
+    """A full-text index of items that holds no readable text and always searches in a scope."""
+
+    def index(self, docs: Iterable[IndexDocument]) -> int:
+        """Add or replace `docs` (by item id); visible after `commit`. Returns how many."""
+        ...
+
+    def delete(self, item_id: str) -> None:
+        """Remove `item_id` (no error if absent); effective after `commit`."""
+        ...
+
+    def commit(self) -> None:
+        """Make every change since the last commit durable and searchable."""
+        ...
+
+    def search(self, query: Query) -> Results:
+        """Run `query` inside its scope. Raises `ScopeRequiredError` without one and
+        `QueryError` on a query that cannot run; an empty scope returns `Results.empty`."""
+        ...
+
+    def clear(self) -> None:
+        """Remove every document and the vocabulary (committed at once), for a reindex."""
+        ...
+
+    def count(self) -> int:
+        """Return the number of committed documents."""
+        ...
+
+    def close(self) -> None:
+        """Release files, locks and connections."""
+        ...

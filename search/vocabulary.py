@@ -1,0 +1,121 @@
+"""The vocabulary of analysed terms that prefix and fuzzy queries expand against.
+
+The engines hold only digests, so `tort*` and `Mamani~1` are expanded here: every folded
+surface form ever indexed maps to the analysed terms it produced. **It holds survivors' words in
+plaintext**: it lives in memory and is persisted only through a `VocabularyStore`, which the
+vault seals with `keys`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import zlib
+
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
+
+from search.errors import IndexFormatError
+
+_MAGIC = b"tvault-vocabulary-v1\n"
+
+
+class Vocabulary:
+    """Surface form (lowercased, accent-folded word) -> the analysed terms it was indexed as."""
+
+    def __init__(self) -> None:
+        self._terms: dict[str, set[str]] = {}
+        self._sorted: list[str] | None = []
+        self.dirty = False
+
+    def __len__(self) -> int:
+        return len(self._terms)
+
+    def add(self, surface: str, analysed: str) -> None:
+        """Record that `surface` was indexed as `analysed`."""
+        known = self._terms.get(surface)
+        if known is None:
+            self._terms[surface] = {analysed}
+            self._sorted = None
+            self.dirty = True
+        elif analysed not in known:
+            known.add(analysed)
+            self.dirty = True
+
+    def clear(self) -> None:
+        """Forget every term."""
+        self._terms.clear()
+        self._sorted = []
+        self.dirty = True
+
+    def _surfaces(self) -> list[str]:
+        if self._sorted is None:
+            self._sorted = sorted(self._terms)
+        return self._sorted
+
+    def prefix(self, prefix: str, limit: int) -> set[str] | None:
+        """Return the analysed terms of surfaces starting with `prefix`, or None past `limit`."""
+        surfaces = self._surfaces()
+        found: set[str] = set()
+        start = bisect.bisect_left(surfaces, prefix)
+        for surface in surfaces[start:]:
+            if not surface.startswith(prefix):
+                break
+            found.update(self._terms[surface])
+            if len(found) > limit:
+                return None
+        return found
+
+    def fuzzy(self, word: str, distance: int, limit: int) -> set[str] | None:
+        """Return the analysed terms of surfaces within Levenshtein `distance` of `word`,
+        or None past `limit`."""
+        matches = process.extract(
+            word,
+            self._surfaces(),
+            scorer=Levenshtein.distance,
+            score_cutoff=distance,
+            limit=None,
+        )
+        found: set[str] = set()
+        for surface, _score, _index in matches:
+            found.update(self._terms[surface])
+            if len(found) > limit:
+                return None
+        return found
+
+    def to_bytes(self) -> bytes:
+        """Serialize (compressed; plaintext inside: seal it before it is stored)."""
+        lines = (surface + "\t" + " ".join(sorted(t)) for surface, t in self._terms.items())
+        return _MAGIC + zlib.compress("\n".join(lines).encode("utf-8"), 6)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Vocabulary:
+        """Parse what `to_bytes` made. Raises `IndexFormatError` on anything else."""
+        if not data.startswith(_MAGIC):
+            raise IndexFormatError("the saved vocabulary has an unknown format")
+        vocabulary = cls()
+        try:
+            body = zlib.decompress(data[len(_MAGIC) :]).decode("utf-8")
+        except (zlib.error, UnicodeDecodeError) as exc:
+            raise IndexFormatError("the saved vocabulary is damaged") from exc
+        for line in body.split("\n") if body else ():
+            surface, _, analysed = line.partition("\t")
+            vocabulary._terms[surface] = set(analysed.split(" "))
+        vocabulary._sorted = None
+        return vocabulary
+
+
+class MemoryVocabularyStore:
+    """A `VocabularyStore` that keeps the bytes in memory: for tests and throw-away indexes."""
+
+    def __init__(self) -> None:
+        self.data: bytes | None = None
+        self.saves = 0
+
+    def load(self) -> bytes | None:
+        """Return the last saved bytes."""
+        return self.data
+
+    def save(self, data: bytes) -> None:
+        """Keep `data`."""
+        self.data = data
+        self.saves += 1

@@ -1,3 +1,28 @@
 """Access and consent rules: the policy engine and its default policy files."""
 
-__all__: list[str] = []
+from policies import actions, consent, kinds, obligations, roles
+from policies.engine import Engine, decide, default_engine, load, search_scope
+from policies.model import Allow, Decision, Deny, Principal, Resource, Scope, ScopePart
+from policies.policyfile import PolicyFileError, Rule
+
+__all__ = [
+    "Allow",
+    "Decision",
+    "Deny",
+    "Engine",
+    "PolicyFileError",
+    "Principal",
+    "Resource",
+    "Rule",
+    "Scope",
+    "ScopePart",
+    "actions",
+    "consent",
+    "decide",
+    "default_engine",
+    "kinds",
+    "load",
+    "obligations",
+    "roles",
+    "search_scope",
+]

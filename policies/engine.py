@@ -1,0 +1,224 @@
+"""The policy engine: rules in, `Allow(obligations)` or `Deny(reason)` out; denies by default."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Collection, Iterable
+from importlib import resources
+from pathlib import Path
+
+from policies import actions, consent, kinds, obligations
+from policies.model import EMPTY_SCOPE, Allow, Decision, Deny, Principal, Resource, Scope, ScopePart
+from policies.policyfile import Rule, load_file, parse
+
+DEFAULT_POLICY = "default.toml"
+
+
+class Engine:
+    """Decide requests against a fixed tuple of `rules`. No rules: every request is denied."""
+
+    def __init__(self, rules: Iterable[Rule] = (), source: str = "<rules>") -> None:
+        self._rules: tuple[Rule, ...] = tuple(rules)
+        self.source = source
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        """The rules, in file order."""
+        return self._rules
+
+    def decide(self, principal: Principal, action: str, resource: Resource) -> Decision:
+        """Return `Allow(obligations)` if a rule lets `principal` do `action` on `resource`, else
+        `Deny(reason)`. Never raises: any defect in the request is a `Deny`."""
+        try:
+            return self._decide(principal, action, resource)
+        except Exception as exc:  # fail closed: a request we cannot judge is refused
+            return Deny(f"{action!r} denied: the request could not be evaluated ({exc!r})")
+
+    def _decide(self, principal: Principal, action: str, resource: Resource) -> Decision:
+        problem = _check_request(principal, action, resource)
+        if problem is not None:
+            return Deny(problem)
+        if not self._rules:
+            return Deny(f"{action} denied: the policy ({self.source}) has no rules")
+        subject = principal.subject
+        known = frozenset(principal.roles).union(*map(frozenset, principal.grants.values()))
+        allowed: list[Rule] = []
+        role_failures: list[str] = []
+        condition_failures: list[str] = []
+        for rule in self._rules:
+            if action not in rule.actions:
+                continue
+            held = _held_roles(rule, principal, resource)
+            if isinstance(held, str):
+                # Only rules for roles the principal holds somewhere explain a refusal.
+                if rule.roles & known:
+                    role_failures.append(held)
+                continue
+            failure = _condition_failure(rule, subject, resource)
+            if failure is None:
+                allowed.append(rule)
+            else:
+                condition_failures.append(failure)
+        if allowed:
+            # Every matching rule is a way to be allowed; take the one that obliges least
+            # (an item with both advocacy scopes is shown named, not redacted). Ties: file order.
+            best = min(allowed, key=lambda rule: len(rule.obligations))
+            return Allow(best.obligations)
+        reasons = condition_failures or role_failures
+        if not reasons:
+            held = ", ".join(sorted(known)) or "none"
+            return Deny(f"{action} denied for {subject}: no rule allows it to their roles ({held})")
+        return Deny(f"{action} denied for {subject}: " + "; ".join(dict.fromkeys(reasons)))
+
+    def search_scope(
+        self, principal: Principal, purpose: str, cases: Collection[str] | None = None
+    ) -> Scope:
+        """Return what `principal` may reach through `purpose` (an item action, usually
+        `item.search`): per case, the consent scopes of which an item must hold one.
+
+        `cases` narrows the scope to those case ids; rules that need no case grant (advocates)
+        reach only the cases listed there, so the vault passes every case id it holds (or the
+        ones the query names). Rules for own deposits or with a `distinct_from` condition
+        cannot be put into an index filter and are left out (the scope is never wider than
+        `decide`). Unknown purpose, bad principal, no rules: the empty scope. Never raises.
+        """
+        try:
+            return self._search_scope(principal, purpose, cases)
+        except Exception:  # fail closed: an empty scope matches nothing
+            return EMPTY_SCOPE
+
+    def _search_scope(
+        self, principal: Principal, purpose: str, cases: Collection[str] | None
+    ) -> Scope:
+        if purpose not in actions.ALL or kinds.ITEM not in actions.RESOURCE_KINDS[purpose]:
+            return EMPTY_SCOPE
+        if _check_principal(principal) is not None:
+            return EMPTY_SCOPE
+        wanted = None if cases is None else frozenset(cases)
+        # case id -> redact flag -> consent scopes (union within one flag is exact: any of them
+        # satisfies a rule that carries that same obligation)
+        reach: dict[str, dict[bool, set[str]]] = {}
+        for rule in self._rules:
+            if purpose not in rule.actions or rule.depositor_self or rule.distinct_from:
+                continue
+            scopes = rule.consent_any or consent.ALL
+            redact = obligations.REDACT_IDENTITIES in rule.obligations
+            for case_id in _rule_cases(rule, principal, wanted):
+                reach.setdefault(case_id, {}).setdefault(redact, set()).update(scopes)
+        grouped: dict[tuple[frozenset[str], bool], set[str]] = {}
+        for case_id, by_flag in reach.items():
+            for redact, found in by_flag.items():
+                grouped.setdefault((frozenset(found), redact), set()).add(case_id)
+        parts = [
+            ScopePart(cases=frozenset(ids), consent_any=needed, redact_identities=redact)
+            for (needed, redact), ids in grouped.items()
+        ]
+        parts.sort(key=lambda p: (p.redact_identities, sorted(p.consent_any), sorted(p.cases)))
+        return Scope(tuple(parts))
+
+
+def _rule_cases(rule: Rule, principal: Principal, wanted: frozenset[str] | None) -> list[str]:
+    if rule.case_grant:
+        return [
+            case_id
+            for case_id, granted in principal.grants.items()
+            if frozenset(granted) & rule.roles and (wanted is None or case_id in wanted)
+        ]
+    if wanted is None or not (principal.roles & rule.roles):
+        return []
+    return sorted(wanted)
+
+
+def _check_principal(principal: Principal) -> str | None:
+    if not isinstance(principal, Principal):
+        return "the principal is not a policies.Principal"
+    if not isinstance(principal.subject, str) or not principal.subject:
+        return "the principal has no subject"
+    return None
+
+
+def _check_request(principal: Principal, action: str, resource: Resource) -> str | None:
+    if not isinstance(action, str) or action not in actions.ALL:
+        return f"unknown action {action!r} denied"
+    problem = _check_principal(principal)
+    if problem is not None:
+        return f"{action} denied: {problem}"
+    if not isinstance(resource, Resource):
+        return f"{action} denied: the resource is not a policies.Resource"
+    expected = actions.RESOURCE_KINDS[action]
+    if resource.kind not in expected:
+        return (
+            f"{action} denied: it applies to a resource of kind "
+            f"{' or '.join(sorted(expected))}, not {resource.kind!r}"
+        )
+    return None
+
+
+def _held_roles(rule: Rule, principal: Principal, resource: Resource) -> frozenset[str] | str:
+    """The rule's roles the principal holds where the rule looks, or why it holds none."""
+    wanted = " or ".join(sorted(rule.roles))
+    if rule.case_grant:
+        if not resource.case_id:
+            return f"a {wanted} grant on the case is needed, and the resource names no case"
+        granted = frozenset(principal.grants.get(resource.case_id, frozenset()))
+        held = granted & rule.roles
+        if not held:
+            return f"no {wanted} grant on case {resource.case_id}"
+        return held
+    held = frozenset(principal.roles) & rule.roles
+    if not held:
+        return f"not a {wanted}"
+    return held
+
+
+def _condition_failure(rule: Rule, subject: str, resource: Resource) -> str | None:
+    if rule.depositor_self:
+        if not resource.depositor:
+            return "only the depositor may, and the item names no depositor"
+        if resource.depositor != subject:
+            return "only the depositor may"
+    for field in sorted(rule.distinct_from):
+        other = getattr(resource, field)
+        if not other:
+            return f"the {field} must be someone else, and the resource names no {field}"
+        if other == subject:
+            return f"the {field} may not do this themselves (a second person must)"
+    # Consent is a property of items: a case-level question (may search / export in this case)
+    # is answered without it, and the per-item filter applies it (actions.RESOURCE_KINDS).
+    consented = frozenset(resource.consent) & rule.consent_any
+    if rule.consent_any and resource.kind == kinds.ITEM and not consented:
+        return f"the item's consent includes none of {', '.join(sorted(rule.consent_any))}"
+    return None
+
+
+def load(path: str | Path) -> Engine:
+    """Load the policy file at `path`. Raises `PolicyFileError` (file, line, reason) on a defect."""
+    path = Path(path)
+    return Engine(load_file(path), source=str(path))
+
+
+@functools.cache
+def default_engine() -> Engine:
+    """Return the engine for the policy file shipped in this package (loaded once)."""
+    text = resources.files("policies").joinpath(DEFAULT_POLICY).read_text(encoding="utf-8")
+    return Engine(parse(text, f"policies/{DEFAULT_POLICY}"), source=f"policies/{DEFAULT_POLICY}")
+
+
+def decide(principal: Principal, action: str, resource: Resource) -> Decision:
+    """Decide with the shipped policy (see `Engine.decide`). Never raises."""
+    try:
+        engine = default_engine()
+    except Exception as exc:  # fail closed: a broken installation allows nothing
+        return Deny(f"{action!r} denied: the default policy cannot be loaded ({exc})")
+    return engine.decide(principal, action, resource)
+
+
+def search_scope(
+    principal: Principal, purpose: str = actions.ITEM_SEARCH, cases: Collection[str] | None = None
+) -> Scope:
+    """Return the search scope under the shipped policy (see `Engine.search_scope`)."""
+    try:
+        engine = default_engine()
+    except Exception:
+        return EMPTY_SCOPE
+    return engine.search_scope(principal, purpose, cases)

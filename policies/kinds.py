@@ -1,0 +1,13 @@
+"""Resource kinds: what an action is about (`Resource.kind`)."""
+
+from __future__ import annotations
+
+ITEM = "item"  # a deposited item (or one about to be deposited)
+CASE = "case"
+EXPORT = "export"
+USER = "user"
+KEY = "key"
+JOB = "job"
+LEDGER = "ledger"
+
+ALL: frozenset[str] = frozenset({ITEM, CASE, EXPORT, USER, KEY, JOB, LEDGER})

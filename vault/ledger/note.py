@@ -75,7 +75,8 @@ def parse_verifier_key(vkey: str) -> tuple[str, bytes]:
 
     The key ID in the string must be the one the name and key give, so a mangled key is refused.
     """
-    parts = vkey.strip().split("+")
+    # The base64 key may itself contain '+': split off the name and the ID only.
+    parts = vkey.strip().split("+", 2)
     if len(parts) != 3 or not re.fullmatch(r"[0-9a-f]{8}", parts[1]):
         raise NoteError("a verifier key is <name>+<8 hex digits>+<base64 key>")
     name, hex_id, encoded = parts

@@ -133,3 +133,37 @@ def test_bad_names_are_refused(name: str) -> None:
         note.key_id(name, PUBLIC)
     with pytest.raises(NoteError):
         Checkpoint(origin=name, size=1, root=bytes(32)).text()
+
+
+def test_real_ed25519_key_reproduces_the_go_note() -> None:
+    import keys
+
+    # The Go signer key is base64(0x01 || 32-byte seed) after its name and key ID.
+    raw = base64.b64decode(VECTOR["signer_key"].split("+", 4)[4])
+    assert raw[:1] == b"\x01"
+    signer = keys.LogSigner.from_bytes(raw[1:])
+    assert signer.public_key_bytes() == PUBLIC
+    assert note.sign(VECTOR["text"], NAME, signer) == VECTOR["signed"]
+    text = note.open_note(VECTOR["signed"], VECTOR["verifier_key"], keys.verify_ed25519)
+    assert text == VECTOR["text"]
+    # The other key's published signature verifies too, with its own verifier key.
+    other = f"{VECTOR['text']}\n{VECTOR['other_signature_line']}"
+    assert note.open_note(other, VECTOR["other_verifier_key"], keys.verify_ed25519) == text
+
+
+def test_real_ed25519_checkpoint_round_trip() -> None:
+    import keys
+
+    signer = keys.LogSigner.generate()
+    while "+" not in note.verifier_key("vault.example/log", signer.public_key_bytes())[-44:]:
+        signer = keys.LogSigner.generate()  # make sure a '+' inside the base64 key is handled
+    checkpoint = Checkpoint(origin="vault.example/log", size=3, root=bytes(32))
+    signed = note.sign(checkpoint.text(), checkpoint.origin, signer)
+    vkey = note.verifier_key(checkpoint.origin, signer.public_key_bytes())
+    assert note.parse_checkpoint(note.open_note(signed, vkey, keys.verify_ed25519)) == checkpoint
+    tampered = signed.replace("\n3\n", "\n4\n")
+    with pytest.raises(NoteError, match="invalid signature"):
+        note.open_note(tampered, vkey, keys.verify_ed25519)
+    other = note.verifier_key(checkpoint.origin, keys.LogSigner.generate().public_key_bytes())
+    with pytest.raises(NoteError, match="no verifiable signature"):
+        note.open_note(signed, other, keys.verify_ed25519)

@@ -11,6 +11,7 @@ from keys.age import (
     unseal,
 )
 from keys.keyring import KdfParams, Keyring, KeyringError
+from keys.recovery import RecoveryError, combine_shares, split_secret
 from keys.service_keys import LogSigner, generate_token_key, public_pem, verify_ed25519
 from keys.signatures import (
     SSHSIG_NAMESPACE,
@@ -29,10 +30,12 @@ __all__ = [
     "Keyring",
     "KeyringError",
     "LogSigner",
+    "RecoveryError",
     "Sealer",
     "SignatureError",
     "UnsealError",
     "canonical_json",
+    "combine_shares",
     "generate_identity",
     "generate_signing_key",
     "generate_token_key",
@@ -42,6 +45,7 @@ __all__ = [
     "recipient_of",
     "seal",
     "sign",
+    "split_secret",
     "unseal",
     "verify_ed25519",
     "verify_signature",

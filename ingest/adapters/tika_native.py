@@ -69,7 +69,12 @@ class _Child:
 
     @property
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        """True while the process runs and has said nothing unasked (EOF counts as saying)."""
+        if self.proc.poll() is not None or self._buffer:
+            return False
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._out, selectors.EVENT_READ)
+            return not selector.select(0)
 
     def kill(self) -> None:
         """Kill the process group and reap it."""

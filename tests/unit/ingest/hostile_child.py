@@ -1,0 +1,43 @@
+"""A parser process for tests: misbehaves when the file starts with a marker, else runs Tika."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from ingest.adapters import _tika_child
+
+SPOOL = Path("/tmp")
+
+
+def handle(path: str, max_text_chars: int) -> _tika_child.Result:
+    """Run the real extraction unless the file's first bytes name a misbehaviour."""
+    head = Path(path).read_bytes()[:16]
+    if head.startswith(b"EXIT"):
+        os._exit(3)
+    if head.startswith(b"SEGV"):
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if head.startswith(b"HANG"):
+        time.sleep(3600)
+    if head.startswith(b"SPOOL"):
+        # What Tika does with an embedded document, then a hang: the file must not outlive us.
+        name = head[5:].decode().strip()
+        (SPOOL / f"apache-tika-{name}.docx").write_bytes(b"embedded plaintext")
+        time.sleep(3600)
+    if head.startswith(b"ALLOC"):
+        # Beyond the process's RLIMIT_DATA: Python raises MemoryError.
+        blocks = [bytearray(64 << 20) for _ in range(64)]
+        return "text/plain", {}, str(len(blocks))
+    if head.startswith(b"ENV"):
+        return "text/plain", {}, "\n".join(sorted(os.environ))
+    if head.startswith(b"FLOOD"):
+        # A child that ignores the limit: the parent must refuse the answer.
+        return "text/plain", {}, "x" * (max_text_chars + 10)
+    return _tika_child.extract(path, max_text_chars)
+
+
+if __name__ == "__main__":
+    sys.exit(_tika_child.main(sys.argv, handle))

@@ -1,0 +1,166 @@
+"""The parser process pool: crashes, hangs and memory stay in the child; the pool recovers."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest import ExtractionError, FailureKind, Limits
+from ingest.adapters import NativeTikaExtractor
+from tests import corpus
+
+HOSTILE = "tests.unit.ingest.hostile_child"
+
+
+@pytest.fixture
+def pool() -> Iterator[NativeTikaExtractor]:
+    with NativeTikaExtractor(workers=1, child_module=HOSTILE) as extractor:
+        yield extractor
+
+
+def _marker(tmp_path: Path, content: bytes) -> Path:
+    path = tmp_path / f"{secrets.token_hex(4)}.txt"
+    path.write_bytes(content)
+    return path
+
+
+def _works(pool: NativeTikaExtractor, tmp_path: Path) -> None:
+    assert "tortura" in pool.extract(corpus.docx(tmp_path), Limits()).text
+
+
+def _wait_until_dead(pid: int) -> None:
+    """Wait until every thread of `pid` has exited (a zombie the pool has not reaped yet).
+
+    The leader of a killed multi-threaded process shows state Z while its other threads still
+    tear down and hold its pipes open.
+    """
+    for _ in range(1000):
+        status = Path(f"/proc/{pid}/status").read_text()
+        if "\nState:\tZ" in status and "\nThreads:\t1\n" in status:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not die")
+
+
+def _fails(pool: NativeTikaExtractor, path: Path, limits: Limits) -> ExtractionError:
+    with pytest.raises(ExtractionError) as caught:
+        pool.extract(path, limits)
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    ("marker", "reason"),
+    [(b"EXIT", "parser crashed: exit status 3"), (b"SEGV", "parser crashed: killed by SIGSEGV")],
+)
+def test_a_crash_stays_in_the_child(
+    pool: NativeTikaExtractor, tmp_path: Path, marker: bytes, reason: str
+) -> None:
+    _works(pool, tmp_path)
+    [before] = pool.pids()
+    error = _fails(pool, _marker(tmp_path, marker), Limits())
+    assert error.kind is FailureKind.CRASHED
+    assert error.reason == reason
+    _works(pool, tmp_path)
+    [after] = pool.pids()
+    assert after != before
+
+
+def test_a_hang_is_killed_at_the_deadline(pool: NativeTikaExtractor, tmp_path: Path) -> None:
+    _works(pool, tmp_path)
+    [hung] = pool.pids()
+    error = _fails(pool, _marker(tmp_path, b"HANG"), Limits(timeout_s=1.5))
+    assert error.kind is FailureKind.TIMEOUT
+    assert error.reason == "timed out after 1.5 s"
+    with pytest.raises(ProcessLookupError):
+        os.kill(hung, 0)  # killed and reaped, not left running
+    _works(pool, tmp_path)
+
+
+def test_spooled_files_of_a_killed_child_are_removed(
+    pool: NativeTikaExtractor, tmp_path: Path
+) -> None:
+    name = secrets.token_hex(8)
+    spooled = Path("/tmp") / f"apache-tika-{name}.docx"
+    try:
+        error = _fails(pool, _marker(tmp_path, b"SPOOL" + name.encode()), Limits(timeout_s=2))
+        assert error.kind is FailureKind.TIMEOUT
+        assert not spooled.exists()
+    finally:
+        spooled.unlink(missing_ok=True)
+
+
+def test_memory_limit(pool: NativeTikaExtractor, tmp_path: Path) -> None:
+    limits = Limits(max_memory_bytes=512 << 20)
+    error = _fails(pool, _marker(tmp_path, b"ALLOC"), limits)
+    assert error.kind is FailureKind.MEMORY
+    assert error.reason == "the parser ran out of memory"
+    assert "tortura" in pool.extract(corpus.docx(tmp_path), limits).text
+
+
+def test_a_child_killed_between_jobs_is_replaced(pool: NativeTikaExtractor, tmp_path: Path) -> None:
+    _works(pool, tmp_path)
+    [pid] = pool.pids()
+    os.kill(pid, signal.SIGKILL)
+    _wait_until_dead(pid)
+    _works(pool, tmp_path)
+    assert pool.pids() != [pid]
+
+
+def test_answers_over_the_limit_are_refused_by_the_parent(
+    pool: NativeTikaExtractor, tmp_path: Path
+) -> None:
+    error = _fails(pool, _marker(tmp_path, b"FLOOD"), Limits(max_text_chars=100))
+    assert error.kind is FailureKind.TEXT_LIMIT
+    _works(pool, tmp_path)
+
+
+def test_the_child_gets_no_secrets(
+    pool: NativeTikaExtractor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TVAULT_PASSPHRASE", "correct horse battery staple")
+    names = pool.extract(_marker(tmp_path, b"ENV"), Limits()).text.split()
+    assert "TVAULT_PASSPHRASE" not in names
+    assert "PATH" in names
+
+
+def test_workers_run_side_by_side(tmp_path: Path) -> None:
+    files = [corpus.docx(tmp_path, f"{n}.docx") for n in range(6)]
+    results: list[str] = []
+    with NativeTikaExtractor(workers=2) as extractor:
+
+        def work(path: Path) -> None:
+            results.append(extractor.extract(path, Limits()).text)
+
+        threads = [threading.Thread(target=work, args=(path,)) for path in files]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(extractor.pids()) == 2
+    assert len(results) == 6 and all("tortura" in text for text in results)
+
+
+def test_close_stops_every_child(tmp_path: Path) -> None:
+    extractor = NativeTikaExtractor(workers=2)
+    extractor.warm_up()
+    pids = extractor.pids()
+    assert len(pids) == 2
+    extractor.close()
+    extractor.close()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    with pytest.raises(RuntimeError):
+        extractor.extract(corpus.docx(tmp_path), Limits())
+
+
+def test_a_missing_file_is_the_callers_error(pool: NativeTikaExtractor, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        pool.extract(tmp_path / "nowhere.pdf", Limits())

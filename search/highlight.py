@@ -35,7 +35,7 @@ def highlight(text: str, query_text: str, language: str | None, *, max_words: in
     marked = _marks(tokens, leaves, analysis.stemming_language(language))
     start, end = _window(marked, len(tokens), max_words)
     out = [ELLIPSIS] if start > 0 else []
-    cursor = tokens[start][0]
+    cursor = tokens[start][0] if start > 0 else len(text) - len(text.lstrip())
     for index in range(start, end):
         token_start, token_end, _ = tokens[index]
         out.append(_gap(text[cursor:token_start]))

@@ -1,0 +1,99 @@
+"""Analysis: folding, stemming per language, digests, and the vocabulary."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from search import IndexFormatError
+from search.analysis import (
+    Digester,
+    fold,
+    normalize_language,
+    query_terms,
+    term,
+    tokens,
+    words,
+)
+from search.vocabulary import Vocabulary
+
+
+def test_fold_strips_accents() -> None:
+    assert fold("detención") == "detencion"
+    assert fold("niño") == "nino"
+    assert fold("über") == "uber"
+    assert fold("plain") == "plain"
+
+
+@pytest.mark.parametrize(
+    ("forms", "language"),
+    [
+        (["detención", "detenciones", "DETENCION", "detencion"], "es"),
+        (["declaración", "declaraciones", "declaracion"], "es"),
+        (["policía", "policías", "policia"], "es"),
+        (["tortura", "torturas", "torturaron"], "es"),
+        (["arrest", "arrests", "arrested", "arresting"], "en"),
+        (["torture", "tortured", "tortures"], "en"),
+    ],
+)
+def test_inflections_share_one_term(forms: list[str], language: str) -> None:
+    assert len({term(w.lower(), language) for w in forms}) == 1
+
+
+def test_query_terms_cover_every_language_and_the_unstemmed_form() -> None:
+    assert query_terms("Detenciones") >= {term("detenciones", "es"), "detenciones"}
+
+
+def test_words_and_tokens_lowercase_and_drop_noise() -> None:
+    assert words("La DETENCIÓN, ¿dónde? " + "x" * 41) == ["la", "detención", "dónde"]
+    assert tokens("Hola, Rosa") == [(0, 4, "hola"), (6, 10, "rosa")]
+
+
+def test_normalize_language() -> None:
+    assert normalize_language("es-AR") == "es"
+    assert normalize_language("ENG") == "en"
+    assert normalize_language("fr") == "fr"
+    assert normalize_language(None) is None
+    assert normalize_language("") is None
+
+
+def test_digests_are_keyed_opaque_and_stable() -> None:
+    one, other = Digester(b"a" * 32), Digester(b"b" * 32)
+    assert one.digest("detencion") == Digester(b"a" * 32).digest("detencion")
+    assert one.digest("detencion") != other.digest("detencion")
+    assert one.digest("detencion") != one.digest("detencio")
+    assert re.fullmatch(r"[a-z2-7]{16}", one.digest("detencion"))
+    assert one.key_check() != other.key_check()
+    assert one.key_check() not in {one.digest(""), one.digest("tvault-index-key-check")}
+
+
+def test_short_keys_are_refused() -> None:
+    with pytest.raises(ValueError, match="16 bytes"):
+        Digester(b"short")
+
+
+def test_vocabulary_expands_prefixes_and_fuzzy_names() -> None:
+    vocabulary = Vocabulary()
+    for surface in ("tortura", "torturas", "torre", "mamani", "mamany", "quispe"):
+        vocabulary.add(surface, term(surface, "es"))
+    assert vocabulary.prefix("tortu", 10) == {"tortur"}
+    assert vocabulary.prefix("to", 10) == {"tortur", "torr"}
+    assert vocabulary.prefix("to", 1) is None  # past the limit
+    assert vocabulary.prefix("zz", 10) == set()
+    assert vocabulary.fuzzy("mamani", 1, 10) == {"mamani", "mamany"}
+    assert vocabulary.fuzzy("mamanii", 1, 10) == {"mamani"}
+
+
+def test_vocabulary_round_trips_and_rejects_other_bytes() -> None:
+    vocabulary = Vocabulary()
+    vocabulary.add("detencion", "detencion")
+    vocabulary.add("detenciones", "detencion")
+    again = Vocabulary.from_bytes(vocabulary.to_bytes())
+    assert again.prefix("deten", 10) == {"detencion"}
+    assert len(again) == 2
+    with pytest.raises(IndexFormatError):
+        Vocabulary.from_bytes(b"not a vocabulary")
+    with pytest.raises(IndexFormatError):
+        Vocabulary.from_bytes(vocabulary.to_bytes()[:-4])
+    assert len(Vocabulary.from_bytes(Vocabulary().to_bytes())) == 0

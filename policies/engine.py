@@ -13,6 +13,18 @@ from policies.policyfile import Rule, load_file, parse
 
 DEFAULT_POLICY = "default.toml"
 
+# The actions a scope may be asked for: those that show what items hold. A scope for, say,
+# item.shred would hand a custodian a search filter over content they may never read.
+SCOPE_PURPOSES: frozenset[str] = frozenset(
+    {
+        actions.ITEM_SEARCH,
+        actions.ITEM_READ,
+        actions.ITEM_STATUS,
+        actions.ITEM_DOWNLOAD,
+        actions.EXPORT_REQUEST,
+    }
+)
+
 
 class Engine:
     """Decide requests against a fixed tuple of `rules`. No rules: every request is denied."""
@@ -73,7 +85,7 @@ class Engine:
     def search_scope(
         self, principal: Principal, purpose: str, cases: Collection[str] | None = None
     ) -> Scope:
-        """Return what `principal` may reach through `purpose` (an item action, usually
+        """Return what `principal` may reach through `purpose` (one of `SCOPE_PURPOSES`, usually
         `item.search`): per case, the consent scopes of which an item must hold one.
 
         `cases` narrows the scope to those case ids; rules that need no case grant (advocates)
@@ -90,7 +102,7 @@ class Engine:
     def _search_scope(
         self, principal: Principal, purpose: str, cases: Collection[str] | None
     ) -> Scope:
-        if purpose not in actions.ALL or kinds.ITEM not in actions.RESOURCE_KINDS[purpose]:
+        if purpose not in SCOPE_PURPOSES:
             return EMPTY_SCOPE
         if _check_principal(principal) is not None:
             return EMPTY_SCOPE

@@ -79,7 +79,7 @@ def expected(
         return NONE
     if role == "therapist":
         if action == "item.deposit":
-            return NONE if granted and own and consent else None
+            return NONE if granted and consent else None
         if own and action in READ_LIKE | {"item.consent_change"}:
             return NONE
         if granted and action in READ_LIKE and "therapy" in consent:

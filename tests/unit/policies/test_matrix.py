@@ -76,9 +76,14 @@ MUTATIONS = {
         'case_grant = false\ndepositor = "self"\n',
         "case_grant = false\n",
     ),
-    "deposit on behalf of someone else": (
-        'case_grant = true\ndepositor = "self"\n',
-        "case_grant = true\n",
+    "deposit without any consent": (
+        'consent_any = ["therapy", "archive", "advocacy_anonymised", "advocacy_named", "legal",\n'
+        '               "truth_commission", "research"]\n',
+        "",
+    ),
+    "deposit into a case without a grant": (
+        'actions = ["item.deposit"]\ncase_grant = true',
+        'actions = ["item.deposit"]\ncase_grant = false',
     ),
     "commission exports without truth_commission consent": (
         'consent_any = ["truth_commission"]\n',

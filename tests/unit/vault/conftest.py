@@ -1,0 +1,75 @@
+"""Fixtures of the vault core tests: a fresh vault on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from keys import KdfParams
+from policies import Principal
+from vault.accounts import add_user, find_user, principal_of
+from vault.compose import Vault
+from vault.provision import create_vault
+from vault.settings import load_settings
+
+# The weakest parameters the keyring accepts: these tests are about the vault, not the KDF.
+FAST_KDF = KdfParams(time_cost=1, memory_cost_kib=8 * 1024, parallelism=1)
+PASSPHRASE = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The developer's own TVAULT_* settings must not leak into a test vault."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("TVAULT_") and not name.startswith("TVAULT_TEST_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def pg_schema_url(postgres_url: str) -> Iterator[str]:
+    """A URL whose connections use a fresh PostgreSQL schema; dropped afterwards."""
+    schema = f"vault_{secrets.token_hex(6)}"
+    admin = create_engine(postgres_url)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in postgres_url else "?"
+    try:
+        yield f"{postgres_url}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """Each use-case test runs on the embedded SQLite (None) and on PostgreSQL."""
+    if request.param == "sqlite":
+        return None
+    url: str = request.getfixturevalue("pg_schema_url")
+    return url
+
+
+@pytest.fixture
+def vault(tmp_path: Path, database_url: str | None) -> Iterator[Vault]:
+    """A fresh vault with the custodian `admin`, therapists `tina` and `theo`, a lawyer."""
+    settings = load_settings(tmp_path / "vault", database_url=database_url)
+    created = create_vault(settings, PASSPHRASE, "admin", kdf=FAST_KDF)
+    with created.sessions.begin() as session:
+        add_user(session, "tina", "therapist", created.clock())
+        add_user(session, "theo", "therapist", created.clock())
+        add_user(session, "lena", "lawyer", created.clock())
+    yield created
+    created.close()
+
+
+def principal(vault: Vault, name: str) -> Principal:
+    """Return the current principal of the account `name` (grants read from the database)."""
+    with vault.sessions() as session:
+        return principal_of(session, find_user(session, name))

@@ -1,0 +1,152 @@
+"""Routes of the custody ledger under `/v1/ledger`: checkpoints, proofs, the log key, entries.
+
+Reading needs `ledger.read`, signing a checkpoint on demand `ledger.verify` (policies decide;
+the shipped policy gives both to auditors). Each refusal is itself a ledger entry
+(`vault.access.authorize`). The formats are C2SP signed-note / tlog-checkpoint and RFC 9162
+proofs; docs/ledger.md says how an outsider checks them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+
+import keys
+from policies import Resource, actions, kinds
+from vault import ledger
+from vault.access import authorize
+from vault.api.deps import CurrentPrincipal, VaultDep, get_principal
+from vault.compose import LOG_SIGNING, Vault
+from vault.errors import NotFound
+from vault.ledger import checkpoints
+
+router = APIRouter(prefix="/v1/ledger", tags=["ledger"], dependencies=[Depends(get_principal)])
+
+_LEDGER = Resource(kind=kinds.LEDGER)
+MAX_ENTRIES = 1000
+
+
+class CheckpointOut(BaseModel):
+    """A signed checkpoint: `note` is the C2SP signed note, byte for byte as signed."""
+
+    size: int
+    root: str
+    note: str
+    time: str
+
+
+class KeyOut(BaseModel):
+    """The log's public key in the C2SP verifier-key format, and the origin it signs as."""
+
+    origin: str
+    verifier_key: str
+
+
+def checkpointer_of(vault: Vault) -> ledger.Checkpointer:
+    """Build the vault's checkpointer from its keyring, sessions, store and settings."""
+    settings = vault.settings
+    return ledger.make_checkpointer(
+        vault.sessions,
+        signer=keys.LogSigner.from_bytes(vault.keyring.secret(LOG_SIGNING)),
+        store=vault.store,
+        # Optional settings (TVAULT_LEDGER_ORIGIN, ...): defaults apply until the core adds them.
+        origin=getattr(settings, "ledger_origin", None),
+        every_entries=getattr(settings, "ledger_checkpoint_entries", None)
+        or ledger.service.DEFAULT_EVERY_ENTRIES,
+        every_seconds=getattr(settings, "ledger_checkpoint_seconds", None)
+        or ledger.service.DEFAULT_EVERY_SECONDS,
+    )
+
+
+def _out(signed: ledger.SignedCheckpoint) -> CheckpointOut:
+    return CheckpointOut(
+        size=signed.size,
+        root=base64.b64encode(signed.root).decode(),
+        note=signed.note,
+        time=signed.time.isoformat(),
+    )
+
+
+@router.get("/key")
+def get_key(vault: VaultDep, principal: CurrentPrincipal) -> KeyOut:
+    """The log's public key (C2SP verifier key `<name>+<key ID>+<base64 key>`)."""
+    authorize(vault.sessions, principal, actions.LEDGER_READ, _LEDGER)
+    log = checkpointer_of(vault)
+    return KeyOut(origin=log.origin, verifier_key=log.verifier_key())
+
+
+@router.get("/checkpoint")
+def get_checkpoint(
+    vault: VaultDep,
+    principal: CurrentPrincipal,
+    size: Annotated[int | None, Query(ge=0)] = None,
+) -> CheckpointOut:
+    """The newest signed checkpoint, or the one of `size`."""
+    authorize(vault.sessions, principal, actions.LEDGER_READ, _LEDGER)
+    with vault.sessions() as session:
+        if size is None:
+            signed = checkpoints.latest(session)
+            if signed is None:
+                raise NotFound("no checkpoint has been signed yet")
+        else:
+            try:
+                signed = checkpoints.get(session, size)
+            except ledger.LedgerError as exc:
+                raise NotFound(str(exc)) from exc
+    return _out(signed)
+
+
+@router.post("/checkpoints", status_code=201)
+def post_checkpoint(vault: VaultDep, principal: CurrentPrincipal) -> CheckpointOut:
+    """Sign a checkpoint of every committed entry now (the current one if nothing is new)."""
+    authorize(vault.sessions, principal, actions.LEDGER_VERIFY, _LEDGER)
+    return _out(checkpointer_of(vault).checkpoint(now=vault.clock()))
+
+
+@router.get("/proof/inclusion")
+def get_inclusion(
+    vault: VaultDep,
+    principal: CurrentPrincipal,
+    seq: Annotated[int, Query(ge=0)],
+    size: Annotated[int | None, Query(ge=0)] = None,
+) -> dict[str, Any]:
+    """RFC 9162 inclusion proof of entry `seq` in the checkpoint of `size` (default newest)."""
+    authorize(vault.sessions, principal, actions.LEDGER_READ, _LEDGER)
+    with vault.sessions() as session:
+        try:
+            return ledger.inclusion(session, seq, size).to_json()
+        except ledger.ProofError as exc:
+            raise NotFound(str(exc)) from exc
+
+
+@router.get("/proof/consistency")
+def get_consistency(
+    vault: VaultDep,
+    principal: CurrentPrincipal,
+    old: Annotated[int, Query(ge=0)],
+    new: Annotated[int | None, Query(ge=0)] = None,
+) -> dict[str, Any]:
+    """RFC 9162 consistency proof between the checkpoints of sizes `old` and `new`."""
+    authorize(vault.sessions, principal, actions.LEDGER_READ, _LEDGER)
+    with vault.sessions() as session:
+        try:
+            return ledger.consistency(session, old, new).to_json()
+        except ledger.ProofError as exc:
+            raise NotFound(str(exc)) from exc
+
+
+@router.get("/entries")
+def get_entries(
+    vault: VaultDep,
+    principal: CurrentPrincipal,
+    start: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_ENTRIES)] = 100,
+) -> list[dict[str, Any]]:
+    """Ledger entries from `start`, as their JSON objects (sealed details stay sealed)."""
+    authorize(vault.sessions, principal, actions.LEDGER_READ, _LEDGER)
+    with vault.sessions() as session:
+        return [json.loads(e.canonical) for e in ledger.entries(session, start, start + limit)]

@@ -1,0 +1,69 @@
+"""RFC 9457 problem details for every error the API returns."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from vault.errors import VaultError
+
+log = logging.getLogger(__name__)
+
+MEDIA_TYPE = "application/problem+json"
+STATUS = {
+    "bad-field": 422,
+    "not-found": 404,
+    "forbidden": 403,
+    "unauthenticated": 401,
+    "too-large": 413,
+    "conflict": 409,
+}
+
+
+def problem(status: int, detail: str, kind: str | None = None) -> JSONResponse:
+    """Return a problem response with `status` and `detail`."""
+    title = HTTPStatus(status).phrase
+    body = {
+        "type": f"urn:tvault:problem:{kind}" if kind else "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+async def _vault_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, VaultError)
+    return problem(STATUS.get(exc.code, 400), exc.detail, exc.code)
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return problem(exc.status_code, str(exc.detail))
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # Name the fields, never echo their values (they may be sealed things such as a title).
+    fields = sorted({".".join(str(p) for p in e.get("loc", ())) for e in exc.errors()})
+    return problem(422, "invalid fields: " + ", ".join(fields), "bad-field")
+
+
+async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    # Log the type only: an exception message may quote data promise 1 keeps out of logs.
+    log.error("internal error: %s", type(exc).__name__)
+    return problem(500, "internal error")
+
+
+def install(app: FastAPI) -> None:
+    """Make every error of `app` a problem document."""
+    app.add_exception_handler(VaultError, _vault_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,114 @@
+"""Routes of the API: the public ones, and `/v1`, where every route needs a token."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import StreamingResponse
+
+from vault.api.auth import jwks
+from vault.api.deps import CurrentPrincipal, VaultDep, get_principal
+from vault.api.schemas import CaseIn, CaseOut, DepositOut, GrantIn, ItemOut, Me
+from vault.api.upload import deposit_multipart, deposit_raw
+from vault.cases import create_case, grant, list_cases
+from vault.retrieve import ItemView, download, list_items, show_item
+
+# DESIGN.md promise 4: the only routes without a token, listed in one place. (FastAPI serves
+# /openapi.json and /docs itself; `vault.api.app` keeps them and nothing else.)
+public = APIRouter()
+# Every other route is mounted under the auth dependency.
+v1 = APIRouter(prefix="/v1", dependencies=[Depends(get_principal)])
+
+
+@public.get("/healthz")
+def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@public.get("/.well-known/jwks.json")
+def jwks_document(request: Request) -> dict[str, Any]:
+    """The vault's token verification keys (RFC 7517 JWK Set)."""
+    return jwks(request.app.state.public_pem)
+
+
+@v1.get("/me")
+def me(principal: CurrentPrincipal) -> Me:
+    """Who the token speaks for."""
+    return Me(name=principal.subject, roles=sorted(principal.roles))
+
+
+@v1.post("/cases", status_code=201)
+def post_case(body: CaseIn, vault: VaultDep, principal: CurrentPrincipal) -> CaseOut:
+    """Create a case (custodians and therapists)."""
+    return CaseOut(**dataclasses.asdict(create_case(vault, principal, body.name)))
+
+
+@v1.get("/cases")
+def get_cases(vault: VaultDep, principal: CurrentPrincipal) -> list[CaseOut]:
+    """The cases the caller may see."""
+    return [CaseOut(**dataclasses.asdict(c)) for c in list_cases(vault, principal)]
+
+
+@v1.post("/cases/{case_id}/grants", status_code=204)
+def post_grant(
+    case_id: str, body: GrantIn, vault: VaultDep, principal: CurrentPrincipal
+) -> Response:
+    """Grant an account a role on a case (custodians)."""
+    grant(vault, principal, case_id, body.user, body.role)
+    return Response(status_code=204)
+
+
+def _item(view: ItemView) -> ItemOut:
+    data = dataclasses.asdict(view)
+    data["tags"], data["consent"] = list(view.tags), list(view.consent)
+    return ItemOut(**data)
+
+
+@v1.get("/cases/{case_id}/items")
+def get_items(case_id: str, vault: VaultDep, principal: CurrentPrincipal) -> list[ItemOut]:
+    """The items of a case the caller may read."""
+    return [_item(v) for v in list_items(vault, principal, case_id)]
+
+
+@v1.post("/cases/{case_id}/items", status_code=201)
+async def post_item(
+    case_id: str, request: Request, vault: VaultDep, principal: CurrentPrincipal
+) -> DepositOut:
+    """Deposit a file, streamed.
+
+    Raw body (any content type but multipart): metadata in the query string (`kind`, `title`,
+    `language`, `consent`, `tags`, `filename`, `notes`; lists comma-separated).
+    `multipart/form-data`: the same names as fields, before one part named `file`.
+    """
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        result = await deposit_multipart(vault, principal, case_id, request)
+    else:
+        fields = dict(request.query_params)
+        fields["case"] = case_id
+        result = await deposit_raw(vault, principal, fields, request)
+    return DepositOut(id=result.item_id, size=result.size, sha256=result.sha256)
+
+
+@v1.get("/items/{item_id}")
+def get_item(item_id: str, vault: VaultDep, principal: CurrentPrincipal) -> ItemOut:
+    """An item's metadata, sealed fields opened for those allowed to read them."""
+    return _item(show_item(vault, principal, item_id))
+
+
+@v1.get("/items/{item_id}/content")
+def get_content(item_id: str, vault: VaultDep, principal: CurrentPrincipal) -> StreamingResponse:
+    """The original, decrypted as it streams; the download is in the custody ledger."""
+    result = download(vault, principal, item_id)
+    digest = base64.b64encode(bytes.fromhex(result.item.sha256)).decode("ascii")
+    headers = {
+        "Content-Length": str(result.item.size),
+        # RFC 9530: the digest of the whole representation, for the client to check.
+        "Repr-Digest": f"sha-256=:{digest}:",
+        "Content-Disposition": "attachment",
+        "Cache-Control": "no-store",
+    }
+    return StreamingResponse(result.chunks, media_type="application/octet-stream", headers=headers)

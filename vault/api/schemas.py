@@ -1,0 +1,52 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+
+class CaseIn(BaseModel):
+    """A case to create; its name is sealed at rest."""
+
+    name: str = Field(min_length=1, max_length=500)
+
+
+class CaseOut(BaseModel):
+    id: str
+    name: str
+    created_at: datetime
+
+
+class GrantIn(BaseModel):
+    user: str
+    role: str
+
+
+class DepositOut(BaseModel):
+    id: str
+    size: int
+    sha256: str
+
+
+class ItemOut(BaseModel):
+    id: str
+    case_id: str
+    kind: str
+    language: str | None
+    tags: list[str]
+    consent: list[str]
+    size: int
+    sha256: str
+    depositor: str
+    created_at: datetime
+    title: str | None
+    filename: str | None
+    notes: str | None
+    state: str = "stored"
+
+
+class Me(BaseModel):
+    name: str
+    roles: list[str]

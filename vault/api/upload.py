@@ -1,0 +1,183 @@
+"""Stream a deposit's request body into `vault.deposit.Deposit`, raw or multipart.
+
+Nothing is spooled: Starlette's `request.form()` would write large files to a temporary file
+in the clear (forbidden by promise 1), so multipart bodies go through python-multipart's
+streaming parser, part by part. Hashing and sealing are CPU-bound, so each batch of the body is
+processed in a worker thread and the event loop stays free for other requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from anyio import to_thread
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import Request
+
+from policies import Principal
+from vault.compose import Vault
+from vault.deposit import Deposit, DepositResult
+from vault.errors import BadField, TooLarge
+
+BATCH = 1024 * 1024  # bytes handed to a worker thread at a time
+MAX_FIELD = 64 * 1024  # a metadata field of a multipart body
+
+
+def _declared_size(request: Request) -> int | None:
+    raw = request.headers.get("content-length")
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise BadField("content-length", "not a number")
+    return int(raw)
+
+
+async def _pump(request: Request, write: Callable[[bytes], None]) -> None:
+    """Feed the body to `write` in a thread, `BATCH` bytes at a time."""
+    batch: list[bytes] = []
+    held = 0
+    async for chunk in request.stream():
+        batch.append(chunk)
+        held += len(chunk)
+        if held >= BATCH:
+            await to_thread.run_sync(write, b"".join(batch))
+            batch, held = [], 0
+    if batch:
+        await to_thread.run_sync(write, b"".join(batch))
+
+
+async def _cleanup(action: Callable[[], Any]) -> None:
+    # Shielded: a client that disconnects cancels the request, and the object must still go.
+    with anyio.CancelScope(shield=True):
+        await to_thread.run_sync(action)
+
+
+async def deposit_raw(
+    vault: Vault, principal: Principal, fields: dict[str, str], request: Request
+) -> DepositResult:
+    """Deposit the raw request body with metadata `fields` (from the query string).
+
+    Raises `BadField`, `NotFound`, `Forbidden`, `TooLarge`, or `ClientDisconnect`; nothing is
+    left behind then.
+    """
+    declared = _declared_size(request)
+    deposit = await to_thread.run_sync(Deposit.start, vault, principal, fields, declared)
+    try:
+        await _pump(request, deposit.write)
+        return await to_thread.run_sync(deposit.commit)
+    except BaseException:
+        await _cleanup(deposit.abort)
+        raise
+
+
+class _Multipart:
+    """Callbacks of the streaming parser: metadata parts collected, the file part deposited."""
+
+    def __init__(self, vault: Vault, principal: Principal, case_id: str, boundary: bytes) -> None:
+        self.vault, self.principal = vault, principal
+        self.fields: dict[str, str] = {"case": case_id}
+        self.deposit: Deposit | None = None
+        self._headers: dict[bytes, bytes] = {}
+        self._field, self._value = b"", b""
+        self._name: str | None = None
+        self._buffer = bytearray()
+        self._in_file = False
+        self.parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._part_begin,
+                "on_header_field": self._header_field,
+                "on_header_value": self._header_value,
+                "on_header_end": self._header_end,
+                "on_headers_finished": self._headers_finished,
+                "on_part_data": self._part_data,
+                "on_part_end": self._part_end,
+            },
+        )
+
+    def write(self, data: bytes) -> None:
+        self.parser.write(data)
+
+    def _part_begin(self) -> None:
+        self._headers, self._field, self._value = {}, b"", b""
+        self._buffer.clear()
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._field += data[start:end]
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def _header_end(self) -> None:
+        self._headers[self._field.lower()] = self._value
+        self._field, self._value = b"", b""
+
+    def _headers_finished(self) -> None:
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        name = options.get(b"name", b"").decode("utf-8", "replace")
+        self._in_file = name == "file"
+        if not self._in_file:
+            self._name = name
+            return
+        if self.deposit is not None:
+            raise BadField("file", "exactly one file part")
+        filename = options.get(b"filename")
+        if filename and "filename" not in self.fields:
+            self.fields["filename"] = filename.decode("utf-8", "replace")
+        # Metadata parts come before the file part (docs/usage.md), so they are checked here,
+        # before a byte of the file is stored.
+        self.deposit = Deposit.start(self.vault, self.principal, self.fields)
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._in_file:
+            assert self.deposit is not None
+            self.deposit.write(data[start:end])
+            return
+        self._buffer += data[start:end]
+        if len(self._buffer) > MAX_FIELD:
+            raise BadField(self._name or "field", f"at most {MAX_FIELD} bytes")
+
+    def _part_end(self) -> None:
+        if not self._in_file and self._name is not None:
+            if self._name in self.fields:
+                raise BadField(self._name, "given twice")
+            try:
+                self.fields[self._name] = self._buffer.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise BadField(self._name, "not UTF-8") from exc
+        self._in_file = False
+
+    def finish(self) -> DepositResult:
+        self.parser.finalize()
+        if self.deposit is None:
+            raise BadField("file", "a `file` part is required")
+        return self.deposit.commit()
+
+    def abort(self) -> None:
+        if self.deposit is not None:
+            self.deposit.abort()
+
+
+async def deposit_multipart(
+    vault: Vault, principal: Principal, case_id: str, request: Request
+) -> DepositResult:
+    """Deposit the `file` part of a multipart/form-data body; metadata in the parts before it.
+
+    Raises as `deposit_raw` does.
+    """
+    _, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise BadField("content-type", "multipart without a boundary")
+    declared = _declared_size(request)
+    if declared is not None and declared > vault.settings.max_upload_bytes + MAX_FIELD * 10:
+        raise TooLarge(f"the limit is {vault.settings.max_upload_bytes} bytes")
+    parts = _Multipart(vault, principal, case_id, boundary)
+    try:
+        await _pump(request, parts.write)
+        return await to_thread.run_sync(parts.finish)
+    except BaseException:
+        await _cleanup(parts.abort)
+        raise

@@ -1,0 +1,31 @@
+"""The `tvault` command line (DESIGN.md "Public interface")."""
+
+from __future__ import annotations
+
+import typer
+
+from vault.cli import admin, client
+
+app = typer.Typer(
+    name="tvault",
+    help="testimony-vault: deposit, keep and retrieve testimonies.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(admin.init)
+app.command()(admin.serve)
+app.add_typer(admin.users, name="users")
+app.command()(admin.token)
+app.add_typer(client.cases, name="cases")
+app.command()(client.deposit)
+app.command()(client.status)
+app.command()(client.get)
+
+
+def main() -> None:
+    """Run the `tvault` command line."""
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,163 @@
+"""Admin commands: they run where the vault lives and open it directly (`--vault`)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+
+from keys import KeyringError
+from vault.accounts import add_user, find_user, list_users
+from vault.cli.common import (
+    DEV_PASSPHRASE,
+    USAGE,
+    JsonOption,
+    VaultOption,
+    emit,
+    fail,
+    passphrase,
+    settings_for,
+)
+from vault.compose import TOKEN_SIGNING, Vault, open_vault
+from vault.domain import ROLES
+from vault.errors import VaultError
+from vault.provision import create_vault
+from vault.settings import Settings
+
+users = typer.Typer(help="Local accounts.", no_args_is_help=True)
+
+
+def _open_with(settings: Settings, secret: str) -> Vault:
+    try:
+        return open_vault(settings, secret)
+    except KeyringError as exc:
+        fail(f"cannot open the keyring: {exc}")
+    except VaultError as exc:
+        fail(exc.detail)
+
+
+def _open(home: VaultOption) -> Vault:
+    settings = settings_for(home)
+    return _open_with(settings, passphrase(settings, confirm=False, dev=False))
+
+
+def init(
+    vault_dir: VaultOption = None,
+    admin: Annotated[str, typer.Option("--admin", help="Name of the first custodian.")] = "admin",
+    dev: Annotated[
+        bool, typer.Option("--dev", help="Dev only: use a well-known passphrase.")
+    ] = False,
+) -> None:
+    """Create a vault (passphrase from TVAULT_PASSPHRASE or a prompt) and a first custodian."""
+    settings = settings_for(vault_dir)
+    try:
+        vault = create_vault(settings, passphrase(settings, confirm=True, dev=dev), admin)
+    except VaultError as exc:
+        fail(exc.detail)
+    vault.close()
+    typer.echo(f"Created a vault in {settings.home} with the custodian {admin!r}.")
+    typer.echo(f"Start it:      tvault serve --vault {settings.home}")
+    typer.echo(
+        f"Get a token:   export TVAULT_TOKEN=$(tvault token {admin} --vault {settings.home})"
+    )
+
+
+def serve(
+    vault_dir: VaultOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    dev: Annotated[
+        bool, typer.Option("--dev", help="Dev only: allow the well-known dev passphrase.")
+    ] = False,
+) -> None:
+    """Run the API (and, embedded, the background services) on HOST:PORT."""
+    import uvicorn
+
+    from vault.api import create_app
+
+    settings = settings_for(vault_dir)
+    secret = passphrase(settings, confirm=False, dev=dev)
+    if secret == DEV_PASSPHRASE and not dev:
+        fail("the vault uses the example dev passphrase; refusing to serve without --dev", USAGE)
+    vault = _open_with(settings, secret)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        # uvicorn's access log is off: it would print query strings (vault.api.app logs instead).
+        uvicorn.run(create_app(vault), host=host, port=port, access_log=False, log_config=None)
+    finally:
+        vault.close()
+
+
+@users.command("add")
+def users_add(
+    name: str,
+    role: Annotated[str, typer.Option("--role", help=f"One of {', '.join(ROLES)}.")],
+    vault_dir: VaultOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add a local account."""
+    if role not in ROLES:
+        fail(f"--role must be one of {', '.join(ROLES)}", USAGE)
+    vault = _open(vault_dir)
+    try:
+        with vault.sessions.begin() as session:
+            user = add_user(session, name, role, vault.clock())
+    except VaultError as exc:
+        fail(exc.detail)
+    finally:
+        vault.close()
+    emit({"name": user.name, "role": user.role}, as_json, f"added {user.name} ({user.role})")
+
+
+@users.command("list")
+def users_list(vault_dir: VaultOption = None, as_json: JsonOption = False) -> None:
+    """List local accounts."""
+    vault = _open(vault_dir)
+    try:
+        with vault.sessions() as session:
+            rows = [
+                {"name": u.name, "role": u.role, "disabled": u.disabled}
+                for u in list_users(session)
+            ]
+    finally:
+        vault.close()
+    emit(rows, as_json, "\n".join(f"{r['name']}\t{r['role']}" for r in rows))
+
+
+def token(
+    name: str,
+    ttl: Annotated[
+        int | None, typer.Option("--ttl", help="Lifetime in seconds [default: 8 hours].")
+    ] = None,
+    vault_dir: VaultOption = None,
+) -> None:
+    """Print a token for the local account NAME."""
+    import keys
+    from vault.api.auth import issue_token
+
+    vault = _open(vault_dir)
+    try:
+        with vault.sessions() as session:
+            user = find_user(session, name)
+        private = vault.keyring.secret(TOKEN_SIGNING).decode("ascii")
+        lifetime = ttl if ttl is not None else vault.settings.token_ttl_seconds
+        if lifetime <= 0:
+            fail("--ttl must be positive", USAGE)
+        typer.echo(
+            issue_token(
+                private,
+                keys.public_pem(private),
+                subject=user.name,
+                role=user.role,
+                issuer=vault.settings.token_issuer,
+                audience=vault.settings.token_audience,
+                ttl=timedelta(seconds=lifetime),
+                now=vault.clock(),
+            )
+        )
+    except VaultError as exc:
+        fail(exc.detail)
+    finally:
+        vault.close()

@@ -1,0 +1,211 @@
+"""Client commands: they talk to the API (`--url`, `--token`) over httpx."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import httpx
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+from vault.cli.common import DEFAULT_URL, USAGE, JsonOption, emit, fail
+
+cases = typer.Typer(help="Cases.", no_args_is_help=True)
+
+UrlOption = Annotated[str, typer.Option("--url", envvar="TVAULT_URL", help="API address.")]
+TokenOption = Annotated[
+    str | None, typer.Option("--token", envvar="TVAULT_TOKEN", help="Bearer token.")
+]
+CHUNK = 1024 * 1024
+TIMEOUT = httpx.Timeout(30.0, read=600.0)
+
+
+def _client(url: str, token: str | None) -> httpx.Client:
+    if not token:
+        fail("no token: pass --token or set TVAULT_TOKEN (`tvault token NAME` prints one)", USAGE)
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
+
+
+def _refused(response: httpx.Response) -> NoReturn:
+    try:
+        detail = response.json().get("detail", response.reason_phrase)
+    except ValueError:
+        detail = response.reason_phrase
+    fail(f"{response.status_code}: {detail}")
+
+
+def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
+    try:
+        response = client.request(method, path, **kwargs)
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach the vault: {exc}")
+    if response.is_error:
+        _refused(response)
+    return response.json() if response.content else None
+
+
+def _progress() -> Progress:
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        transient=True,
+    )
+
+
+@cases.command("create")
+def cases_create(
+    name: str, url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False
+) -> None:
+    """Create a case named NAME; print its id."""
+    with _client(url, token) as client:
+        case = _call(client, "POST", "/v1/cases", json={"name": name})
+    emit(case, as_json, case["id"])
+
+
+@cases.command("list")
+def cases_list(
+    url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False
+) -> None:
+    """List the cases you may see."""
+    with _client(url, token) as client:
+        rows = _call(client, "GET", "/v1/cases")
+    emit(rows, as_json, "\n".join(f"{c['id']}\t{c['name']}" for c in rows))
+
+
+@cases.command("grant")
+def cases_grant(
+    case: str,
+    user: str,
+    role: Annotated[str, typer.Option("--role", help="therapist, lawyer, advocate, commission")],
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Grant USER a role on CASE (custodians)."""
+    with _client(url, token) as client:
+        _call(client, "POST", f"/v1/cases/{case}/grants", json={"user": user, "role": role})
+    typer.echo(f"granted {role} on {case} to {user}")
+
+
+def _chunks(path: Path, progress: Progress) -> Iterator[bytes]:
+    task = progress.add_task("deposit", total=path.stat().st_size)
+    with path.open("rb") as source:
+        while chunk := source.read(CHUNK):
+            progress.advance(task, len(chunk))
+            yield chunk
+
+
+def deposit(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    case: Annotated[str, typer.Option("--case", help="Case id.")],
+    consent: Annotated[str, typer.Option("--consent", help="Consent scopes, comma-separated.")],
+    kind: Annotated[str, typer.Option("--kind")] = "testimony",
+    title: Annotated[str | None, typer.Option("--title", help="[default: file name]")] = None,
+    language: Annotated[str | None, typer.Option("--language")] = None,
+    tags: Annotated[str | None, typer.Option("--tags", help="Tags, comma-separated.")] = None,
+    notes: Annotated[str | None, typer.Option("--notes", help="Free-text notes (sealed).")] = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Deposit FILE into a case, streamed; print the item id and SHA-256."""
+    params = {
+        "kind": kind,
+        "title": title or file.name,
+        "consent": consent,
+        "filename": file.name,
+        "language": language,
+        "tags": tags,
+        "notes": notes,
+    }
+    query = {k: v for k, v in params.items() if v is not None}
+    size = file.stat().st_size
+    with _client(url, token) as client, _progress() as progress:
+        item = _call(
+            client,
+            "POST",
+            f"/v1/cases/{case}/items",
+            params=query,
+            content=_chunks(file, progress),
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+        )
+    emit(item, as_json, f"{item['id']}  sha256:{item['sha256']}")
+
+
+def status(
+    item: str, url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False
+) -> None:
+    """Show an item's metadata and ingest state."""
+    with _client(url, token) as client:
+        data = _call(client, "GET", f"/v1/items/{item}")
+    lines = [f"{key}: {value}" for key, value in data.items()]
+    emit(data, as_json, "\n".join(lines))
+
+
+def get(
+    item: str,
+    output: Annotated[Path, typer.Option("-o", "--output", help="File to write.", dir_okay=False)],
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Download ITEM to FILE; the SHA-256 is checked before FILE appears."""
+    target = output.resolve()
+    with _client(url, token) as client, _progress() as progress:
+        # Written beside the target and renamed only once the digest matches, so FILE is either
+        # the verified original or absent.
+        fd, temp = tempfile.mkstemp(prefix=".tvault-", dir=target.parent)
+        try:
+            expected = _download(client, item, fd, progress)
+            actual = _sha256(Path(temp))
+            if actual != expected:
+                fail(f"SHA-256 mismatch: expected {expected}, got {actual}; nothing written")
+            os.replace(temp, target)
+        finally:
+            if os.path.exists(temp):
+                os.unlink(temp)
+    typer.echo(f"{target}  sha256:{expected}")
+
+
+def _download(client: httpx.Client, item: str, fd: int, progress: Progress) -> str:
+    try:
+        with (
+            client.stream("GET", f"/v1/items/{item}/content") as response,
+            os.fdopen(fd, "wb") as out,
+        ):
+            if response.is_error:
+                response.read()
+                _refused(response)
+            expected = _digest_header(response.headers.get("repr-digest", ""))
+            task = progress.add_task("get", total=int(response.headers.get("content-length", 0)))
+            for chunk in response.iter_bytes(CHUNK):
+                out.write(chunk)
+                progress.advance(task, len(chunk))
+            out.flush()
+            os.fsync(out.fileno())
+    except httpx.HTTPError as exc:
+        fail(f"download failed: {exc}")
+    return expected
+
+
+def _digest_header(value: str) -> str:
+    # RFC 9530 Repr-Digest: sha-256=:<base64>:
+    for member in value.split(","):
+        name, _, raw = member.strip().partition("=")
+        if name == "sha-256" and raw.startswith(":") and raw.endswith(":"):
+            return base64.b64decode(raw[1:-1]).hex()
+    fail("the server sent no SHA-256 (Repr-Digest)")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while chunk := source.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,61 @@
+"""What the CLI commands share: options, the passphrase, output, exit codes (DESIGN.md)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from vault.settings import Settings, load_settings
+
+# DESIGN.md "Public interface": 0 success, 1 a failure the command found, 2 a usage error.
+FAILURE = 1
+USAGE = 2
+
+# **Dev only: a well-known passphrase.** `init --dev` and `serve --dev` use it when none is
+# given; without `--dev`, `serve` refuses a vault sealed with it ("Secrets are never defaults").
+DEV_PASSPHRASE = "tvault-dev-only-not-a-secret"  # noqa: S105 (deliberately public)
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+VaultOption = Annotated[
+    Path | None,
+    typer.Option("--vault", envvar="TVAULT_HOME", help="Vault directory [default: ./vault-data]"),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def fail(message: str, code: int = FAILURE) -> NoReturn:
+    """Print `message` to stderr and exit with `code`."""
+    typer.echo(f"tvault: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def settings_for(home: Path | None) -> Settings:
+    """Load the settings of the vault in `home`; a malformed setting is a usage error."""
+    try:
+        return load_settings(home)
+    except ValueError as exc:
+        fail(f"bad settings: {exc}", USAGE)
+
+
+def passphrase(settings: Settings, *, confirm: bool, dev: bool) -> str:
+    """Return the passphrase: `TVAULT_PASSPHRASE`, else a prompt, else (`dev`) the dev one.
+
+    Exits with a usage error when there is none and no terminal to ask on.
+    """
+    if settings.passphrase is not None:
+        return settings.passphrase.get_secret_value()
+    if dev:
+        return DEV_PASSPHRASE
+    if not sys.stdin.isatty():
+        fail("no passphrase: set TVAULT_PASSPHRASE or run on a terminal", USAGE)
+    value: str = typer.prompt("Vault passphrase", hide_input=True, confirmation_prompt=confirm)
+    return value
+
+
+def emit(data: Any, as_json: bool, text: str) -> None:
+    """Print `data` as JSON, or `text` for people."""
+    typer.echo(json.dumps(data, indent=2, default=str) if as_json else text)

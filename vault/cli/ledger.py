@@ -1,0 +1,148 @@
+"""`tvault ledger checkpoint|proof|key`: the custody ledger's client commands, over the API.
+
+`proof` checks what the server sends before printing it: the checkpoint's Ed25519 signature
+against the log key (give a key you trust with `--key`, or the server's own is fetched), and
+the RFC 9162 inclusion or consistency proof against the signed root. Exit codes: 0 verified,
+1 a failure (not found, refused, or a proof that does not verify), 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+import keys
+from vault.ledger import note
+from vault.ledger.entry import leaf_hash
+from vault.ledger.errors import LedgerError
+from vault.ledger.tree import verify_consistency, verify_inclusion
+
+app = typer.Typer(help="Custody ledger: signed checkpoints, proofs, the log's public key.")
+
+Url = Annotated[
+    str, typer.Option("--url", envvar="TVAULT_URL", help="The vault API.", show_default=True)
+]
+Token = Annotated[str | None, typer.Option("--token", envvar="TVAULT_TOKEN", help="Bearer token.")]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def make_client(url: str, token: str | None) -> httpx.Client:
+    """Return the HTTP client of the commands (tests substitute one bound to an app)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=url, headers=headers, timeout=60.0)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def _call(url: str, token: str | None, method: str, path: str, **params: Any) -> Any:
+    query = {k: v for k, v in params.items() if v is not None}
+    try:
+        with make_client(url, token) as client:
+            response = client.request(method, path, params=query)
+    except httpx.HTTPError as exc:
+        raise _fail(f"cannot reach {url}: {type(exc).__name__}") from exc
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail", response.reason_phrase)
+        except ValueError:
+            detail = response.reason_phrase
+        raise _fail(f"{response.status_code} {detail}")
+    return response.json()
+
+
+def _open_checkpoint(signed: str, vkey: str) -> note.Checkpoint:
+    return note.parse_checkpoint(note.open_note(signed, vkey, keys.verify_ed25519))
+
+
+@app.command()
+def key(url: Url = DEFAULT_URL, token: Token = None, as_json: Json = False) -> None:
+    """Print the log's public key in the C2SP verifier-key format."""
+    body = _call(url, token, "GET", "/v1/ledger/key")
+    typer.echo(json.dumps(body, indent=2) if as_json else body["verifier_key"])
+
+
+@app.command()
+def checkpoint(
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: Json = False,
+    size: Annotated[int | None, typer.Option(help="The checkpoint of this tree size.")] = None,
+    new: Annotated[bool, typer.Option("--new", help="Ask the vault to sign one now.")] = False,
+) -> None:
+    """Print the newest signed checkpoint (a C2SP signed note)."""
+    if new and size is not None:
+        raise typer.BadParameter("--new and --size exclude each other")
+    if new:
+        body = _call(url, token, "POST", "/v1/ledger/checkpoints")
+    else:
+        body = _call(url, token, "GET", "/v1/ledger/checkpoint", size=size)
+    typer.echo(json.dumps(body, indent=2) if as_json else body["note"], nl=as_json)
+
+
+@app.command()
+def proof(
+    seq: Annotated[int | None, typer.Argument(help="Entry to prove included.")] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: Json = False,
+    size: Annotated[int | None, typer.Option(help="Checkpoint size (default newest).")] = None,
+    old: Annotated[
+        int | None, typer.Option("--old", help="Prove consistency from this checkpoint size.")
+    ] = None,
+    trusted_key: Annotated[
+        str | None, typer.Option("--key", help="The log's verifier key you trust.")
+    ] = None,
+) -> None:
+    """Fetch and verify an inclusion proof for entry SEQ, or a consistency proof (--old)."""
+    if (seq is None) == (old is None):
+        raise typer.BadParameter("give either SEQ (inclusion) or --old SIZE (consistency)")
+    vkey = trusted_key or _call(url, token, "GET", "/v1/ledger/key")["verifier_key"]
+    try:
+        if seq is not None:
+            body = _call(url, token, "GET", "/v1/ledger/proof/inclusion", seq=seq, size=size)
+            summary = _check_inclusion(body, vkey, seq)
+        else:
+            body = _call(url, token, "GET", "/v1/ledger/proof/consistency", old=old, new=size)
+            summary = _check_consistency(body, vkey)
+    except (LedgerError, KeyError, ValueError, TypeError) as exc:
+        raise _fail(f"proof does NOT verify: {exc}") from exc
+    typer.echo(json.dumps(body, indent=2) if as_json else summary)
+
+
+def _hashes(body: dict[str, Any]) -> list[bytes]:
+    return [base64.b64decode(h, validate=True) for h in body["hashes"]]
+
+
+def _check_inclusion(body: dict[str, Any], vkey: str, seq: int) -> str:
+    signed = _open_checkpoint(body["checkpoint"], vkey)
+    entry = body["entry"].encode()
+    if json.loads(entry)["seq"] != seq or body["seq"] != seq or body["size"] != signed.size:
+        raise ValueError("the proof is for another entry or checkpoint")
+    verify_inclusion(seq, signed.size, leaf_hash(entry), _hashes(body), signed.root)
+    return (
+        f"entry {seq} is included in checkpoint {signed.size} of {signed.origin} "
+        f"(signature and proof verified)\n{entry.decode()}"
+    )
+
+
+def _check_consistency(body: dict[str, Any], vkey: str) -> str:
+    first = _open_checkpoint(body["old_checkpoint"], vkey)
+    second = _open_checkpoint(body["new_checkpoint"], vkey)
+    if first.origin != second.origin or (first.size, second.size) != (
+        body["old_size"],
+        body["new_size"],
+    ):
+        raise ValueError("the proof does not match its checkpoints")
+    verify_consistency(first.size, second.size, first.root, second.root, _hashes(body))
+    return (
+        f"checkpoint {second.size} extends checkpoint {first.size} of {first.origin} "
+        "(signatures and proof verified)"
+    )

@@ -1,0 +1,119 @@
+"""The composition root: builds the database, object store and keyring of a vault from settings.
+
+Nothing else reads settings or holds a global client (CONVENTIONS.md "One composition root").
+The API reaches the `Vault` through `vault.api.deps.VaultDep`; the CLI through `open_vault`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from keys import Keyring
+from vault.db import make_engine, make_sessions, migrate
+from vault.errors import NotFound
+from vault.settings import SETTINGS_FILE, Settings
+
+if TYPE_CHECKING:
+    from vault.storage import ObjectStore  # type: ignore[import-not-found]
+
+log = logging.getLogger(__name__)
+
+# Names of the secrets kept sealed in the keyring (DESIGN.md "Keys": separate keys per purpose).
+TOKEN_SIGNING = "token-signing"  # noqa: S105 (a name, not a secret)
+LOG_SIGNING = "log-signing"
+METADATA_IDENTITY = "metadata-identity"
+
+
+class Service(Protocol):
+    """A background service the server runs beside the API (the ingest worker, say)."""
+
+    def start(self) -> None:
+        """Start work in the background; return at once."""
+
+    def stop(self) -> None:
+        """Stop and wait for work in progress to finish or roll back."""
+
+
+@dataclass
+class Vault:
+    """Everything the use cases need, built once from `settings`."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    store: ObjectStore
+    keyring: Keyring
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # Seam for the embedded worker and search (started and stopped by the API's lifespan).
+    services: list[Service] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+
+def make_store(settings: Settings) -> ObjectStore:
+    """Build the object store adapter `settings.object_store` names.
+
+    Raises `ValueError` if the S3 settings are incomplete.
+    """
+    if settings.object_store == "local":
+        from vault.storage.adapters.local import LocalObjectStore  # type: ignore[import-not-found]
+
+        return LocalObjectStore(settings.objects_path)
+    from vault.storage.adapters.s3 import S3ObjectStore  # type: ignore[import-not-found]
+
+    missing = [
+        name
+        for name in ("s3_endpoint", "s3_access_key", "s3_secret_key", "s3_bucket")
+        if getattr(settings, name) is None
+    ]
+    if missing:
+        raise ValueError(
+            "TVAULT_OBJECT_STORE=s3 needs " + ", ".join(f"TVAULT_{m.upper()}" for m in missing)
+        )
+    assert settings.s3_secret_key is not None
+    return S3ObjectStore(
+        endpoint=str(settings.s3_endpoint),
+        access_key=str(settings.s3_access_key),
+        secret_key=settings.s3_secret_key.get_secret_value(),
+        bucket=str(settings.s3_bucket),
+        secure=settings.s3_secure,
+        object_lock=settings.s3_object_lock,
+        retention_days=settings.s3_retention_days,
+    )
+
+
+def is_initialised(settings: Settings) -> bool:
+    """Return whether `settings.home` holds a vault (its settings file or keyring)."""
+    return (settings.home / SETTINGS_FILE).exists() or settings.keyring_path.exists()
+
+
+def build(settings: Settings, keyring: Keyring) -> Vault:
+    """Build the vault around an open `keyring`: engine (migrated to every head) and store."""
+    engine = make_engine(settings.effective_database_url)
+    migrate(engine)
+    return Vault(
+        settings=settings,
+        engine=engine,
+        sessions=make_sessions(engine),
+        store=make_store(settings),
+        keyring=keyring,
+    )
+
+
+def open_vault(settings: Settings, passphrase: str) -> Vault:
+    """Open the existing vault in `settings.home` with `passphrase`.
+
+    Raises `NotFound` if there is no vault there, `keys.KeyringError` on a wrong passphrase.
+    """
+    if not (settings.home / SETTINGS_FILE).exists() or not settings.keyring_path.exists():
+        raise NotFound(f"no vault in {settings.home} (run `tvault init`)")
+    return build(settings, Keyring.open(settings.keyring_path, passphrase))

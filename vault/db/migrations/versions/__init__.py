@@ -1,0 +1,1 @@
+"""Alembic revisions with fixed ids (docs/INTERFACES.md): 0001_core, 0002_ledger, ..."""

@@ -1,0 +1,229 @@
+"""Deposit: one streamed pass computes SHA-256, seals to a fresh item identity, and stores.
+
+DESIGN.md "Deposit": the bytes go to the object store under the item's final, unguessable name;
+only once the object is durable do the item row, its wrapped key and the custody entry commit,
+in one transaction; then the object is locked. Any failure before that commit removes the
+object (promise 7); a crash leaves an unreferenced object that `vault.sweep` removes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import BinaryIO, cast
+
+import keys
+from policies import Principal, Resource, actions, kinds
+from vault import ledger
+from vault.access import authorize
+from vault.compose import Vault
+from vault.db import Case, Item, ItemKey
+from vault.domain import CONSENT_SCOPES, KINDS
+from vault.errors import BadField, NotFound, TooLarge
+from vault.ids import new_id
+from vault.objects import object_name
+from vault.sealing import seal_json
+
+LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+MAX_TEXT = {"title": 1000, "filename": 255, "notes": 20000}
+FIELDS = frozenset({"case", "kind", "title", "language", "consent", "tags", "filename", "notes"})
+
+
+@dataclass(frozen=True)
+class DepositRequest:
+    """The validated metadata of a deposit."""
+
+    case_id: str
+    kind: str
+    title: str
+    language: str | None
+    consent: frozenset[str]
+    tags: frozenset[str]
+    filename: str | None
+    notes: str | None
+
+
+@dataclass(frozen=True)
+class DepositResult:
+    """What the depositor gets back: the item id, the plaintext size and its SHA-256."""
+
+    item_id: str
+    size: int
+    sha256: str
+
+
+def _words(raw: str | None) -> frozenset[str]:
+    return frozenset(w.strip() for w in (raw or "").split(",") if w.strip())
+
+
+def _text(fields: Mapping[str, str], name: str, *, required: bool = False) -> str | None:
+    value = fields.get(name)
+    if value is None or not value.strip():
+        if required:
+            raise BadField(name, "required")
+        return None
+    if len(value) > MAX_TEXT[name] or "\x00" in value:
+        raise BadField(name, f"at most {MAX_TEXT[name]} characters, no NUL")
+    return value
+
+
+def parse_request(fields: Mapping[str, str], vocabulary: tuple[str, ...]) -> DepositRequest:
+    """Validate the metadata `fields` of a deposit (strings, lists comma-separated).
+
+    Raises `BadField` naming the first field that is unknown, missing or malformed.
+    """
+    for name in fields:
+        if name not in FIELDS:
+            raise BadField(name, "unknown field")
+    case_id = fields.get("case", "")
+    if not case_id:
+        raise BadField("case", "required")
+    kind = fields.get("kind", "")
+    if kind not in KINDS:
+        raise BadField("kind", f"one of {', '.join(KINDS)}")
+    language = fields.get("language") or None
+    if language is not None and not LANGUAGE.match(language):
+        raise BadField("language", "a BCP 47 language tag such as `es` or `en-GB`")
+    consent = _words(fields.get("consent"))
+    if not consent or not consent <= set(CONSENT_SCOPES):
+        raise BadField("consent", f"one or more of {', '.join(CONSENT_SCOPES)}")
+    tags = _words(fields.get("tags"))
+    if not tags <= set(vocabulary):
+        raise BadField("tags", f"from the vault's vocabulary: {', '.join(vocabulary)}")
+    title = _text(fields, "title", required=True)
+    assert title is not None
+    return DepositRequest(
+        case_id=case_id,
+        kind=kind,
+        title=title,
+        language=language,
+        consent=consent,
+        tags=tags,
+        filename=_text(fields, "filename"),
+        notes=_text(fields, "notes"),
+    )
+
+
+class Deposit:
+    """One deposit in progress: `start`, then `write` the bytes, then `commit` or `abort`.
+
+    Not thread-safe; sealing is CPU-bound, so callers on an event loop run `write` in a thread.
+    """
+
+    def __init__(self, vault: Vault, principal: Principal, request: DepositRequest) -> None:
+        self._vault = vault
+        self._principal = principal
+        self._request = request
+        self.item_id = new_id()
+        self._object = object_name(vault.clock())
+        self._identity, recipient = keys.generate_identity()
+        self._hash = hashlib.sha256()
+        self._size = 0
+        self._limit = vault.settings.max_upload_bytes
+        self._stack = ExitStack()
+        self._writer = self._stack.enter_context(vault.store.writer(self._object))
+        self._sealer = keys.Sealer(cast(BinaryIO, self._writer), [recipient])
+
+    @classmethod
+    def start(
+        cls,
+        vault: Vault,
+        principal: Principal,
+        fields: Mapping[str, str],
+        declared_size: int | None = None,
+    ) -> Deposit:
+        """Check `fields`, the case and the policy, then open the object for writing.
+
+        Raises `BadField`, `NotFound` (unknown case), `TooLarge` (`declared_size` over the
+        limit) or `Forbidden`; nothing is written then.
+        """
+        request = parse_request(fields, vault.settings.tags)
+        if declared_size is not None and declared_size > vault.settings.max_upload_bytes:
+            raise TooLarge(f"the limit is {vault.settings.max_upload_bytes} bytes")
+        with vault.sessions() as session:
+            if session.get(Case, request.case_id) is None:
+                raise NotFound(f"no case {request.case_id}")
+        resource = Resource(
+            kind=kinds.ITEM,
+            case_id=request.case_id,
+            depositor=principal.subject,
+            consent=request.consent,
+        )
+        authorize(vault.sessions, principal, actions.ITEM_DEPOSIT, resource)
+        return cls(vault, principal, request)
+
+    def write(self, data: bytes) -> None:
+        """Hash and seal `data`. Raises `TooLarge` past the limit (then call `abort`)."""
+        self._size += len(data)
+        if self._size > self._limit:
+            raise TooLarge(f"the limit is {self._limit} bytes")
+        self._hash.update(data)
+        self._sealer.write(data)
+
+    def abort(self) -> None:
+        """Give up: the object store removes every trace of the object."""
+        self._stack.close()
+
+    def commit(self) -> DepositResult:
+        """Make the object durable, then commit item, wrapped key and custody entry together.
+
+        Raises whatever the store or the database raised; the object is removed then.
+        """
+        if self._size == 0:
+            self.abort()
+            raise BadField("body", "an empty file cannot be deposited")
+        with self._stack:
+            self._sealer.close()
+            self._writer.commit()
+        result = DepositResult(self.item_id, self._size, self._hash.hexdigest())
+        try:
+            self._record(result)
+        except BaseException:
+            self._vault.store.delete(self._object)
+            raise
+        # Locked only after the commit, so a failed deposit's object can still be removed.
+        self._vault.store.lock(self._object)
+        return result
+
+    def _record(self, result: DepositResult) -> None:
+        vault, request = self._vault, self._request
+        identity = self._identity
+        sealed = seal_json(
+            {"title": request.title, "filename": request.filename, "notes": request.notes},
+            keys.recipient_of(identity),
+        )
+        with vault.sessions.begin() as session:
+            session.add(
+                Item(
+                    id=result.item_id,
+                    case_id=request.case_id,
+                    kind=request.kind,
+                    language=request.language,
+                    tags=sorted(request.tags),
+                    consent=sorted(request.consent),
+                    size=result.size,
+                    sha256=result.sha256,
+                    object_name=self._object,
+                    depositor=self._principal.subject,
+                    created_at=vault.clock(),
+                    sealed_meta=sealed,
+                )
+            )
+            session.flush()
+            session.add(ItemKey(item_id=result.item_id, wrapped=vault.keyring.wrap(identity)))
+            ledger.append(
+                session,
+                actor=self._principal.subject,
+                action=ledger.actions.INGESTION,
+                item_id=result.item_id,
+                case_id=request.case_id,
+                details={
+                    "sha256": result.sha256,
+                    "size": result.size,
+                    "kind": request.kind,
+                    "signed": False,
+                },
+            )

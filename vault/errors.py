@@ -1,0 +1,53 @@
+"""Errors the use cases raise; the API turns each into an RFC 9457 problem (vault.api.problems)."""
+
+from __future__ import annotations
+
+
+class VaultError(Exception):
+    """Base of every error a use case reports to its caller; `code` names the kind of failure."""
+
+    code = "error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class BadField(VaultError):
+    """A request field is missing or malformed."""
+
+    code = "bad-field"
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+
+
+class NotFound(VaultError):
+    """The case, item or account does not exist (or the caller may not know it exists)."""
+
+    code = "not-found"
+
+
+class Forbidden(VaultError):
+    """The policy denied the action; `detail` is the policy's reason."""
+
+    code = "forbidden"
+
+
+class Unauthenticated(VaultError):
+    """No valid token came with the request."""
+
+    code = "unauthenticated"
+
+
+class TooLarge(VaultError):
+    """The upload exceeds `TVAULT_MAX_UPLOAD_BYTES`."""
+
+    code = "too-large"
+
+
+class Conflict(VaultError):
+    """The thing to create already exists."""
+
+    code = "conflict"

@@ -1,0 +1,12 @@
+"""Unguessable identifiers for items, objects, cases and accounts."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+
+
+def new_id() -> str:
+    """Return 128 random bits as 26 lowercase base32 characters (no padding)."""
+    # 128 bits: guessing an item or object name is as hard as guessing a key.
+    return base64.b32encode(secrets.token_bytes(16)).decode("ascii").rstrip("=").lower()

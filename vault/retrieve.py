@@ -1,0 +1,168 @@
+"""Show, list and download items; every download and read of sealed metadata is in the ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+import keys
+from policies import Principal, Resource, actions, decide, kinds
+from vault import ledger
+from vault.access import authorize
+from vault.compose import Vault
+from vault.db import Case, Item, ItemKey
+from vault.errors import NotFound
+from vault.sealing import open_json
+
+
+@dataclass(frozen=True)
+class ItemView:
+    """An item as an allowed reader sees it: structural metadata and the unsealed fields."""
+
+    id: str
+    case_id: str
+    kind: str
+    language: str | None
+    tags: tuple[str, ...]
+    consent: tuple[str, ...]
+    size: int
+    sha256: str
+    depositor: str
+    created_at: datetime
+    title: str | None
+    filename: str | None
+    notes: str | None
+
+
+@dataclass(frozen=True)
+class Download:
+    """An authorised download: the item and its plaintext, chunk by chunk (tags verified)."""
+
+    item: ItemView
+    chunks: Iterator[bytes]
+
+
+def _resource(item: Item) -> Resource:
+    return Resource(
+        kind=kinds.ITEM,
+        case_id=item.case_id,
+        item_id=item.id,
+        depositor=item.depositor,
+        consent=frozenset(item.consent),
+    )
+
+
+def _identity(vault: Vault, session: Session, item_id: str) -> str:
+    key = session.get(ItemKey, item_id)
+    if key is None:
+        # Crypto-shredded: the item is unreadable by design.
+        raise NotFound(f"item {item_id} has no key (shredded)")
+    return vault.keyring.unwrap(key.wrapped)
+
+
+def _view(item: Item, identity: str | None) -> ItemView:
+    meta: dict[str, object] = open_json(item.sealed_meta, identity) if identity else {}
+
+    def text(name: str) -> str | None:
+        value = meta.get(name)
+        return value if isinstance(value, str) else None
+
+    return ItemView(
+        id=item.id,
+        case_id=item.case_id,
+        kind=item.kind,
+        language=item.language,
+        tags=tuple(item.tags),
+        consent=tuple(item.consent),
+        size=item.size,
+        sha256=item.sha256,
+        depositor=item.depositor,
+        created_at=item.created_at,
+        title=text("title"),
+        filename=text("filename"),
+        notes=text("notes"),
+    )
+
+
+def _item(session: Session, item_id: str) -> Item:
+    item = session.get(Item, item_id)
+    if item is None:
+        raise NotFound(f"no item {item_id}")
+    return item
+
+
+def show_item(vault: Vault, principal: Principal, item_id: str) -> ItemView:
+    """Return item `item_id` with its sealed fields opened, and record the read.
+
+    Raises `NotFound` or `Forbidden`.
+    """
+    with vault.sessions() as session:
+        item = _item(session, item_id)
+    authorize(vault.sessions, principal, actions.ITEM_READ, _resource(item))
+    with vault.sessions.begin() as session:
+        view = _view(item, _identity(vault, session, item_id))
+        ledger.append(
+            session,
+            actor=principal.subject,
+            action=ledger.actions.DECRYPTION,
+            item_id=item.id,
+            case_id=item.case_id,
+            details={"purpose": "read"},
+        )
+    return view
+
+
+def list_items(vault: Vault, principal: Principal, case_id: str) -> list[ItemView]:
+    """Return the items of `case_id` that `principal` may read, titles opened; record the read.
+
+    Raises `NotFound` for an unknown case.
+    """
+    with vault.sessions.begin() as session:
+        if session.get(Case, case_id) is None:
+            raise NotFound(f"no case {case_id}")
+        items = session.scalars(
+            select(Item).where(Item.case_id == case_id).order_by(Item.created_at, Item.id)
+        ).all()
+        allowed = [i for i in items if decide(principal, actions.ITEM_READ, _resource(i))]
+        views = [_view(i, _identity(vault, session, i.id)) for i in allowed]
+        if views:
+            ledger.append(
+                session,
+                actor=principal.subject,
+                action=ledger.actions.DECRYPTION,
+                case_id=case_id,
+                details={"purpose": "list", "items": len(views)},
+            )
+    return views
+
+
+def download(vault: Vault, principal: Principal, item_id: str) -> Download:
+    """Authorise and record a download of `item_id`, then open its plaintext stream.
+
+    The ledger entry commits before the first byte leaves (DESIGN.md "Retrieve"). Raises
+    `NotFound` or `Forbidden`; the returned chunks raise `keys.UnsealError` on tampering.
+    """
+    with vault.sessions() as session:
+        item = _item(session, item_id)
+    authorize(vault.sessions, principal, actions.ITEM_DOWNLOAD, _resource(item))
+    with vault.sessions.begin() as session:
+        identity = _identity(vault, session, item_id)
+        view = _view(item, identity)
+        ledger.append(
+            session,
+            actor=principal.subject,
+            action=ledger.actions.DECRYPTION,
+            item_id=item.id,
+            case_id=item.case_id,
+            details={"purpose": "download"},
+        )
+    return Download(view, _plaintext(vault, item.object_name, identity))
+
+
+def _plaintext(vault: Vault, name: str, identity: str) -> Iterator[bytes]:
+    with vault.store.open(name) as source:
+        yield from keys.open_stream(source, identity)

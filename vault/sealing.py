@@ -1,0 +1,27 @@
+"""Seal small JSON documents (item metadata, case names) with age, so none is stored readable."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping
+
+import keys
+
+
+def seal_json(document: Mapping[str, object], recipient: str) -> bytes:
+    """Return `document` as JSON sealed to the age `recipient`."""
+    plain = json.dumps(document, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    out = io.BytesIO()
+    keys.seal(io.BytesIO(plain), out, [recipient])
+    return out.getvalue()
+
+
+def open_json(sealed: bytes, identity: str) -> dict[str, object]:
+    """Return the JSON document in `sealed`. Raises `keys.UnsealError` if it does not open."""
+    out = io.BytesIO()
+    keys.unseal(io.BytesIO(sealed), out, identity)
+    document = json.loads(out.getvalue().decode("utf-8"))
+    if not isinstance(document, dict):
+        raise keys.UnsealError("sealed metadata is not a JSON object")
+    return document

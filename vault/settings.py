@@ -1,0 +1,109 @@
+"""Settings of a vault: `TVAULT_*` environment variables over `tvault.toml` in the vault directory.
+
+Read once, by `vault.compose` (and the CLI that starts it); nothing else reads them. Names are
+part of the public interface (DESIGN.md "Configuration"; docs/configuration.md lists them all).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+SETTINGS_FILE = "tvault.toml"
+DEFAULT_HOME = Path("./vault-data")
+
+# The default vocabulary of item tags: violation types (a fixed list keeps tags structural, so
+# they may stay in the clear; free text would have to be sealed).
+DEFAULT_TAGS = (
+    "arbitrary_detention",
+    "enforced_disappearance",
+    "extrajudicial_execution",
+    "forced_displacement",
+    "psychological_torture",
+    "sexual_violence",
+    "torture",
+)
+
+
+class Settings(BaseSettings):
+    """Every setting of a vault; see docs/configuration.md."""
+
+    model_config = SettingsConfigDict(env_prefix="TVAULT_", extra="ignore", frozen=True)
+    toml_path: ClassVar[Path | None] = None
+
+    home: Path = DEFAULT_HOME
+    database_url: str | None = None
+    object_store: Literal["local", "s3"] = "local"
+    s3_endpoint: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_bucket: str | None = None
+    s3_secure: bool = True
+    s3_object_lock: bool = False
+    s3_retention_days: int = Field(default=3650, ge=1)
+    index: Literal["tantivy", "elasticsearch"] = "tantivy"
+    es_url: str | None = None
+    extractor: Literal["tika-native", "tika-server"] = "tika-native"
+    tika_url: str | None = None
+    passphrase: SecretStr | None = None
+    max_upload_bytes: int = Field(default=8 * 1024**3, ge=1)
+    token_issuer: str = "urn:tvault:local"  # noqa: S105 (not a secret)
+    token_audience: str = "tvault"  # noqa: S105 (not a secret)
+    token_ttl_seconds: int = Field(default=8 * 3600, ge=60)
+    tags: tuple[str, ...] = DEFAULT_TAGS
+    sweep_grace_seconds: int = Field(default=3600, ge=0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Precedence: explicit arguments, then the environment, then the vault's tvault.toml.
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.toml_path is not None and cls.toml_path.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_path))
+        return tuple(sources)
+
+    @property
+    def sqlite_path(self) -> Path:
+        """Return the path of the embedded SQLite database."""
+        return self.home / "vault.db"
+
+    @property
+    def effective_database_url(self) -> str:
+        """Return `database_url`, or the embedded SQLite database under `home`."""
+        return self.database_url or f"sqlite+pysqlite:///{self.sqlite_path}"
+
+    @property
+    def keyring_path(self) -> Path:
+        """Return the path of the keyring file."""
+        return self.home / "keyring"
+
+    @property
+    def objects_path(self) -> Path:
+        """Return the directory of the local object store."""
+        return self.home / "objects"
+
+
+def load_settings(home: Path | None = None, **overrides: Any) -> Settings:
+    """Read the settings of the vault in `home` (else `TVAULT_HOME`, else ./vault-data).
+
+    Raises `pydantic.ValidationError` on a malformed setting.
+    """
+    root = Path(home or os.environ.get("TVAULT_HOME") or DEFAULT_HOME)
+    bound = type("BoundSettings", (Settings,), {"toml_path": root / SETTINGS_FILE})
+    settings: Settings = bound(home=root, **overrides)
+    return settings

@@ -64,6 +64,7 @@ _ZERO_NONCE = bytes(12)
 # one-byte last-chunk flag. The counter never needs more than 64 bits here (2^64 chunks of
 # 64 KiB is far beyond any file), so the top three bytes stay zero.
 _STREAM_NONCE = struct.Struct(">3xQB")
+_ALIGN = 64
 
 
 class UnsealError(Exception):
@@ -386,22 +387,24 @@ def _chunks(src: BinaryIO, identity: str) -> Iterator[tuple[Aead, bytes, memoryv
     the last flag, which is how a dropped final chunk is caught.
     """
     aead = _payload_aead(src, identity)
-    buf = memoryview(bytearray(_ENC_CHUNK + 1))
+    # The carried look-ahead byte sits just before an aligned offset, so the bulk read that
+    # follows it lands 64-byte aligned (a misaligned destination costs memcpy ~30% here).
+    buf = memoryview(bytearray(_ALIGN + _ENC_CHUNK + 1))
+    base = _ALIGN  # where the current chunk starts; _ALIGN - 1 once a byte is carried
     counter = 0
-    have = 0  # bytes already in buf (the carried look-ahead byte)
     while True:
-        have += _read_into(src, buf[have:])
+        have = (_ALIGN - base) + _read_into(src, buf[_ALIGN : base + _ENC_CHUNK + 1])
         if have == _ENC_CHUNK + 1:
-            yield aead, _STREAM_NONCE.pack(counter, False), buf[:_ENC_CHUNK]
-            buf[0] = buf[_ENC_CHUNK]
-            have = 1
+            yield aead, _STREAM_NONCE.pack(counter, False), buf[base : base + _ENC_CHUNK]
+            buf[_ALIGN - 1] = buf[base + _ENC_CHUNK]
+            base = _ALIGN - 1
             counter += 1
             continue
         # The last chunk: shorter than or exactly one full chunk. It may be empty only when it
         # is the only chunk (empty plaintext); an empty or missing chunk after data is an error.
         if have < TAG_SIZE or (have == TAG_SIZE and counter > 0):
             raise UnsealError("truncated age file")
-        yield aead, _STREAM_NONCE.pack(counter, True), buf[:have]
+        yield aead, _STREAM_NONCE.pack(counter, True), buf[base : base + have]
         return
 
 

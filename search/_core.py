@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from search import analysis
@@ -51,6 +52,16 @@ class Core:
         if self.vocabulary.dirty:
             self.store.save(self.vocabulary.to_bytes())
             self.vocabulary.dirty = False
+
+    def prune_vocabulary(self, live: Callable[[list[str]], Iterable[str]]) -> int:
+        """Drop words no committed document holds any more; `live` returns which of the given
+        digests still occur. Returns how many words were dropped."""
+        by_digest = {self.digester.digest(t): t for t in self.vocabulary.analysed_terms()}
+        alive = set(live(sorted(by_digest)))
+        dropped = self.vocabulary.retain({t for d, t in by_digest.items() if d in alive})
+        self._caches.clear()  # cached words may map to dropped terms; they are re-added on use
+        self.save_vocabulary()
+        return dropped
 
     def clear_vocabulary(self) -> None:
         """Forget every word and save the empty vocabulary."""

@@ -161,6 +161,11 @@ class Index(Protocol):
         """Return the number of committed documents."""
         ...
 
+    def prune_vocabulary(self) -> int:
+        """Forget the words no committed document holds (after deletions and crypto-shredding,
+        so a removed item's words do not outlive it in the vocabulary). Returns how many."""
+        ...
+
     def close(self) -> None:
         """Release files, locks and connections."""
         ...

@@ -41,6 +41,27 @@ class Vocabulary:
             known.add(analysed)
             self.dirty = True
 
+    def analysed_terms(self) -> set[str]:
+        """Return every analysed term in the vocabulary."""
+        return set().union(*self._terms.values()) if self._terms else set()
+
+    def retain(self, live: set[str]) -> int:
+        """Keep only analysed terms in `live`; drop surfaces left with none. Returns how many
+        surfaces were dropped."""
+        dropped = 0
+        for surface in list(self._terms):
+            kept = self._terms[surface] & live
+            if kept != self._terms[surface]:
+                self.dirty = True
+                if kept:
+                    self._terms[surface] = kept
+                else:
+                    del self._terms[surface]
+                    dropped += 1
+        if dropped:
+            self._sorted = None
+        return dropped
+
     def clear(self) -> None:
         """Forget every term."""
         self._terms.clear()

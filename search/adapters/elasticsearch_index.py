@@ -24,6 +24,7 @@ from search.ports import FACET_NAMES, Hit, IndexDocument, Query, Results, Vocabu
 
 FACET_SIZE = 1000
 BULK_OPERATIONS = 1000
+PRUNE_BATCH = 500
 _STORED = [p.ITEM_ID, p.CASE_ID, p.KIND, p.LANGUAGE]
 
 
@@ -174,6 +175,30 @@ class ElasticsearchIndex:
                 refresh=True,
                 conflicts="proceed",
             )
+
+    def prune_vocabulary(self) -> int:
+        """Forget the words no searchable document holds; saves the vocabulary."""
+
+        def live(digests: list[str]) -> list[str]:
+            alive: list[str] = []
+            for start in range(0, len(digests), PRUNE_BATCH):
+                batch = digests[start : start + PRUNE_BATCH]
+                searches: list[dict[str, Any]] = []
+                for digest in batch:
+                    searches.append({"index": self._name})
+                    searches.append(
+                        {"size": 0, "track_total_hits": 1, "query": {"term": {p.CONTENT: digest}}}
+                    )
+                answer = self._call("msearch", self._client.msearch, searches=searches)
+                for digest, response in zip(batch, answer["responses"], strict=True):
+                    if "error" in response:
+                        raise IndexBackendError(f"msearch failed: {response['error'].get('type')}")
+                    if response["hits"]["total"]["value"] > 0:
+                        alive.append(digest)
+            return alive
+
+        with self._lock:
+            return self._core.prune_vocabulary(live)
 
     def count(self) -> int:
         """Return the number of searchable documents."""

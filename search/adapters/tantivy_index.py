@@ -146,6 +146,25 @@ class TantivyIndex:
             writer.commit()
             self._index.reload()
 
+    def prune_vocabulary(self) -> int:
+        """Forget the words no committed document holds; saves the vocabulary."""
+        with self._lock:
+            self._index.reload()
+            searcher = self._index.searcher()
+
+            def live(digests: list[str]) -> list[str]:
+                # Counted by search, not doc_freq: doc_freq still counts deleted documents
+                # until their segment is merged.
+                return [
+                    d
+                    for d in digests
+                    if searcher.search(
+                        tantivy.Query.term_query(self._schema, p.CONTENT, d), 1
+                    ).count  # type: ignore[attr-defined]
+                ]
+
+            return self._core.prune_vocabulary(live)
+
     def count(self) -> int:
         """Return the number of committed documents."""
         return int(self._index.searcher().num_docs)

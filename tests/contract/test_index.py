@@ -165,10 +165,16 @@ def _ids(results: Results) -> frozenset[str]:
     return frozenset(hit.item_id for hit in results.hits)
 
 
+STORES: dict[int, MemoryVocabularyStore] = {}  # id(adapter) -> its vocabulary store
+
+
 def _tantivy(tmp: Path) -> Index:
     from search.adapters.tantivy_index import TantivyIndex
 
-    return TantivyIndex(tmp / "index", KEY, MemoryVocabularyStore())
+    store = MemoryVocabularyStore()
+    adapter = TantivyIndex(tmp / "index", KEY, store)
+    STORES[id(adapter)] = store
+    return adapter
 
 
 def _elasticsearch() -> Index:
@@ -179,14 +185,17 @@ def _elasticsearch() -> Index:
         unavailable("elasticsearch", "TVAULT_TEST_ES_URL is not set")
     from search.adapters.elasticsearch_index import ElasticsearchIndex
 
+    store = MemoryVocabularyStore()
     try:
-        return ElasticsearchIndex(
-            url, KEY, MemoryVocabularyStore(), index_name=f"tvault-test-{uuid.uuid4().hex[:12]}"
+        adapter = ElasticsearchIndex(
+            url, KEY, store, index_name=f"tvault-test-{uuid.uuid4().hex[:12]}"
         )
     except Exception as exc:
         from tests.services import unavailable
 
         unavailable("elasticsearch", f"cannot use {url}: {exc}")
+    STORES[id(adapter)] = store
+    return adapter
 
 
 @pytest.fixture(
@@ -338,3 +347,22 @@ def test_replace_and_delete(index: Index) -> None:
     index.commit()
     assert _ids(index.search(Query("rio", scope))) == set()
     assert index.count() == len(CORPUS)
+
+
+def test_pruning_forgets_the_words_of_deleted_items(index: Index) -> None:
+    from search.vocabulary import Vocabulary
+
+    scope = _full_scope()
+    gone = _doc("d98", "c3", "note", "es", "2023-01-01T00:00:00", set(), {"legal"}, "Zanahoriazul")
+    index.index([gone])
+    index.commit()
+    assert _ids(index.search(Query("zanahoriaz*", scope))) == {"d98"}
+    index.delete("d98")
+    index.commit()
+    assert index.prune_vocabulary() >= 1
+    saved = STORES[id(index)].data
+    assert saved is not None
+    vocabulary = Vocabulary.from_bytes(saved)
+    assert vocabulary.prefix("zanahoriaz", 10) == set()
+    assert vocabulary.prefix("detencion", 10) == {"detencion"}  # live words stay
+    assert _ids(index.search(Query("Mamani~1", scope))) == EXPECTED["Mamani~1"]

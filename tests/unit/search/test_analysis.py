@@ -97,3 +97,14 @@ def test_vocabulary_round_trips_and_rejects_other_bytes() -> None:
     with pytest.raises(IndexFormatError):
         Vocabulary.from_bytes(vocabulary.to_bytes()[:-4])
     assert len(Vocabulary.from_bytes(Vocabulary().to_bytes())) == 0
+
+
+def test_vocabulary_retains_only_live_terms() -> None:
+    vocabulary = Vocabulary()
+    vocabulary.add("torre", "torr")
+    vocabulary.add("tortura", "tortur")
+    vocabulary.dirty = False
+    assert vocabulary.retain({"tortur"}) == 1
+    assert vocabulary.dirty
+    assert vocabulary.prefix("to", 10) == {"tortur"}
+    assert vocabulary.analysed_terms() == {"tortur"}

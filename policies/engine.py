@@ -107,38 +107,44 @@ class Engine:
         if _check_principal(principal) is not None:
             return EMPTY_SCOPE
         wanted = None if cases is None else frozenset(cases)
-        # case id -> redact flag -> consent scopes (union within one flag is exact: any of them
-        # satisfies a rule that carries that same obligation)
-        reach: dict[str, dict[bool, set[str]]] = {}
+        # Redact flag -> consent scopes, per case (from grants) and for every wanted case (from
+        # rules that need no grant). A union within one flag is exact: any of those scopes
+        # satisfies a rule that carries that same obligation.
+        everywhere: dict[bool, set[str]] = {}
+        per_case: dict[str, dict[bool, set[str]]] = {}
+        held = frozenset(principal.roles)
         for rule in self._rules:
             if purpose not in rule.actions or rule.depositor_self or rule.distinct_from:
                 continue
             scopes = rule.consent_any or consent.ALL
             redact = obligations.REDACT_IDENTITIES in rule.obligations
-            for case_id in _rule_cases(rule, principal, wanted):
-                reach.setdefault(case_id, {}).setdefault(redact, set()).update(scopes)
+            if rule.case_grant:
+                for case_id, granted in principal.grants.items():
+                    if (wanted is None or case_id in wanted) and frozenset(granted) & rule.roles:
+                        per_case.setdefault(case_id, {}).setdefault(redact, set()).update(scopes)
+            elif wanted is not None and held & rule.roles:
+                everywhere.setdefault(redact, set()).update(scopes)
         grouped: dict[tuple[frozenset[str], bool], set[str]] = {}
-        for case_id, by_flag in reach.items():
+
+        def add(case_ids: Iterable[str], by_flag: dict[bool, set[str]]) -> None:
             for redact, found in by_flag.items():
-                grouped.setdefault((frozenset(found), redact), set()).add(case_id)
+                grouped.setdefault((frozenset(found), redact), set()).update(case_ids)
+
+        if everywhere and wanted:
+            add(wanted.difference(per_case), everywhere)
+        for case_id, by_flag in per_case.items():
+            merged = {flag: set(found) for flag, found in everywhere.items()}
+            for flag, found in by_flag.items():
+                merged.setdefault(flag, set()).update(found)
+            add([case_id], merged)
         parts = [
             ScopePart(cases=frozenset(ids), consent_any=needed, redact_identities=redact)
             for (needed, redact), ids in grouped.items()
+            if ids
         ]
-        parts.sort(key=lambda p: (p.redact_identities, sorted(p.consent_any), sorted(p.cases)))
+        # (flag, scopes) is unique per part, so this order is total and stable across runs.
+        parts.sort(key=lambda p: (p.redact_identities, sorted(p.consent_any)))
         return Scope(tuple(parts))
-
-
-def _rule_cases(rule: Rule, principal: Principal, wanted: frozenset[str] | None) -> list[str]:
-    if rule.case_grant:
-        return [
-            case_id
-            for case_id, granted in principal.grants.items()
-            if frozenset(granted) & rule.roles and (wanted is None or case_id in wanted)
-        ]
-    if wanted is None or not (principal.roles & rule.roles):
-        return []
-    return sorted(wanted)
 
 
 def _check_principal(principal: Principal) -> str | None:

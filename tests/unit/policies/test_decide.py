@@ -256,3 +256,30 @@ def test_therapist_reads_own_deposits_anywhere_and_others_only_when_granted() ->
     assert not policies.decide(therapist, "item.deposit", item("therapy", case_id="case-9"))
     assert policies.decide(therapist, "item.deposit", item("therapy"))
     assert not policies.decide(therapist, "item.deposit", item())
+
+
+class TestCaseLevelQuestions:
+    """`item.search` and `export.request` about a case: may the principal act in it at all."""
+
+    case = Resource(kinds.CASE, CASE)
+    other_case = Resource(kinds.CASE, "case-2")
+
+    def test_granted_roles_may_search_their_cases_only(self) -> None:
+        assert policies.decide(LAWYER, "item.search", self.case)
+        assert not policies.decide(LAWYER, "item.search", self.other_case)
+        therapist = person("tom", "therapist", case_1=("therapist",))
+        assert policies.decide(therapist, "item.search", self.case)
+        assert not policies.decide(therapist, "item.search", self.other_case)
+
+    def test_advocates_may_search_any_case_and_filter_by_consent_per_item(self) -> None:
+        advocate = person("ava", "advocate")
+        assert policies.decide(advocate, "item.search", self.other_case)
+
+    def test_roles_without_content_may_not_search(self) -> None:
+        for principal in (person("cleo", "custodian"), person("ada", "auditor")):
+            assert not policies.decide(principal, "item.search", self.case)
+
+    def test_a_case_question_never_opens_an_item(self) -> None:
+        # The case-level Allow must not stand in for the per-item consent check.
+        assert not policies.decide(LAWYER, "item.read", Resource(kinds.CASE, CASE))
+        assert not policies.decide(LAWYER, "item.search", item("therapy"))

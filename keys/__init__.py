@@ -11,6 +11,7 @@ from keys.age import (
     unseal,
 )
 from keys.keyring import KdfParams, Keyring, KeyringError
+from keys.ports import KeyStore
 from keys.recovery import RecoveryError, combine_shares, split_secret
 from keys.service_keys import LogSigner, generate_token_key, public_pem, verify_ed25519
 from keys.signatures import (
@@ -27,6 +28,7 @@ __all__ = [
     "CHUNK_SIZE",
     "SSHSIG_NAMESPACE",
     "KdfParams",
+    "KeyStore",
     "Keyring",
     "KeyringError",
     "LogSigner",

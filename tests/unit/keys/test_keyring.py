@@ -244,3 +244,9 @@ def test_recovery_key_opens_the_ring_under_a_new_passphrase(
     with pytest.raises(keys.KeyringError):
         keys.Keyring.recover(ring_path, os.urandom(32), "whatever")
     assert ring_path.read_bytes() == before
+
+
+def test_keyring_is_a_keystore(ring: keys.Keyring) -> None:
+    store: keys.KeyStore = ring
+    assert isinstance(store, keys.KeyStore)
+    assert store.unwrap(store.wrap(keys.generate_identity()[0])).startswith("AGE-SECRET-KEY-1")

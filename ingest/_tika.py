@@ -12,6 +12,7 @@ __all__ = [
     "check_text",
     "classify_failure",
     "interpret",
+    "memory_error",
     "mime_type",
     "select_metadata",
     "text_limit",
@@ -90,6 +91,13 @@ def text_limit(max_text_chars: int) -> ExtractionError:
     """The error for text longer than `max_text_chars`."""
     return ExtractionError(
         FailureKind.TEXT_LIMIT, f"text exceeds the {max_text_chars:,}-character limit"
+    )
+
+
+def memory_error(limit_bytes: int) -> ExtractionError:
+    """The error for a parser that hit its memory limit of `limit_bytes`."""
+    return ExtractionError(
+        FailureKind.MEMORY, f"the parser ran out of its {limit_bytes >> 20:,} MiB memory limit"
     )
 
 

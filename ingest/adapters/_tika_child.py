@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ingest._tika import classify_failure, interpret
+from ingest._tika import classify_failure, interpret, memory_error
 from ingest.ports import ExtractionError, FailureKind
 
 __all__ = ["Handler", "Result", "extract", "main", "serve"]
@@ -32,6 +32,11 @@ Handler = Callable[[str, int], Result]
 
 _READY = b"ready\n"
 _diagnostics_fd = -1
+_memory_limit = 0
+# The Java side failed outside Tika's own exceptions (iscc-tika's JNI error types). Measured:
+# an OutOfMemoryError under RLIMIT_DATA often surfaces only as one of these, with nothing on
+# stderr, and the native VM is not reliable afterwards.
+_JNI_FAILURES = ("JniError", "JniEnvCall")
 
 
 def _limit_self(memory_bytes: int) -> None:
@@ -42,6 +47,8 @@ def _limit_self(memory_bytes: int) -> None:
     starting, while RLIMIT_DATA bounds the memory it actually commits. RLIMIT_CORE 0: a core dump
     would write the document's text to disk.
     """
+    global _memory_limit
+    _memory_limit = memory_bytes
     resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     # Tika spools embedded documents (an e-mail's attachment) to /tmp; keep them private.
@@ -49,20 +56,20 @@ def _limit_self(memory_bytes: int) -> None:
 
 
 def _isolate_stdio() -> tuple[BinaryIO, BinaryIO]:
-    """Keep the protocol on private descriptors; point fd 1 and 2 at an in-memory file.
+    """Keep the protocol on private descriptors; send fd 1 to fd 2.
 
-    Native code may print to stdout (which would corrupt the protocol) and the JVM prints
-    `OutOfMemoryError` only to stderr; a memfd keeps that diagnostic off disk and readable here.
+    Native code may print to stdout, which would corrupt the protocol. The parent gives fd 2 as
+    an in-memory file (memfd): the JVM prints `OutOfMemoryError` and its fatal-error dumps there,
+    off disk, where this process and, after a crash, the parent can read them.
     """
     global _diagnostics_fd
     proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
     proto_out = os.fdopen(os.dup(1), "wb", buffering=0)
-    _diagnostics_fd = os.memfd_create("tika-diagnostics")
-    os.dup2(_diagnostics_fd, 1)
-    os.dup2(_diagnostics_fd, 2)
+    os.dup2(2, 1)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
+    _diagnostics_fd = 2
     return proto_in, proto_out
 
 
@@ -70,11 +77,23 @@ def _diagnostics() -> str:
     """Return and clear what native code printed during the last job (at most 64 KiB)."""
     if _diagnostics_fd < 0:
         return ""
-    size = os.lseek(_diagnostics_fd, 0, os.SEEK_END)
-    data = os.pread(_diagnostics_fd, min(size, 1 << 16), max(0, size - (1 << 16)))
-    os.ftruncate(_diagnostics_fd, 0)
-    os.lseek(_diagnostics_fd, 0, os.SEEK_SET)
+    try:
+        size = os.lseek(_diagnostics_fd, 0, os.SEEK_END)
+        data = os.pread(_diagnostics_fd, min(size, 1 << 16), max(0, size - (1 << 16)))
+        os.ftruncate(_diagnostics_fd, 0)
+        os.lseek(_diagnostics_fd, 0, os.SEEK_SET)
+    except OSError:  # not a regular file (a terminal, when run by hand)
+        return ""
     return data.decode("utf-8", "replace")
+
+
+def _near_memory_limit() -> bool:
+    """True when this process's data segment is within 10 % of its limit."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmData:"):
+                return int(line.split()[1]) * 1024 >= 0.9 * _memory_limit
+    return False
 
 
 _extractors: dict[int, Any] = {}
@@ -95,7 +114,16 @@ def extract(path: str, max_text_chars: int) -> Result:
         text, meta = extractor.extract_file_to_string(path)
     except Exception as exc:
         # iscc-tika raises TypeError("ParseError(...)") or TypeError("JniError(...)").
-        raise classify_failure(f"{exc}\n{_diagnostics()}") from None
+        message = f"{exc}\n{_diagnostics()}"
+        if "OutOfMemoryError" in message or (
+            any(name in message for name in _JNI_FAILURES) and _near_memory_limit()
+        ):
+            raise memory_error(_memory_limit) from None
+        if any(name in message for name in _JNI_FAILURES):
+            raise ExtractionError(
+                FailureKind.CRASHED, "parser crashed: error in the Java runtime"
+            ) from None
+        raise classify_failure(message) from None
     return interpret(Path(path), text, meta, max_text_chars)
 
 
@@ -121,23 +149,19 @@ def serve(proto_in: BinaryIO, proto_out: BinaryIO, handle: Handler) -> None:
             payload = b""
         except MemoryError:
             retire = True
-            header = {
-                "ok": False,
-                "kind": FailureKind.MEMORY.value,
-                "reason": "the parser ran out of memory",
-                "retire": True,
-            }
+            error = memory_error(_memory_limit)
+            header = {"ok": False, "kind": error.kind.value, "reason": error.reason, "retire": True}
             payload = b""
         except BaseException as exc:  # pyo3's PanicException derives from BaseException
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
             retire = True
-            header = {
-                "ok": False,
-                "kind": FailureKind.CRASHED.value,
-                "reason": f"parser crashed: {type(exc).__name__}",
-                "retire": True,
-            }
+            error = (
+                memory_error(_memory_limit)
+                if _near_memory_limit()
+                else ExtractionError(FailureKind.CRASHED, f"parser crashed: {type(exc).__name__}")
+            )
+            header = {"ok": False, "kind": error.kind.value, "reason": error.reason, "retire": True}
             payload = b""
         else:
             payload = text.encode("utf-8")

@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from ingest._tika import text_limit
+from ingest._tika import memory_error, text_limit
 from ingest.containers import check_container
 from ingest.language import detect_language
 from ingest.ports import Extraction, ExtractionError, FailureKind, Limits
@@ -44,11 +44,14 @@ class _Child:
         env = {key: os.environ[key] for key in _CHILD_ENV if key in os.environ}
         # The child imports the same `ingest` as this process, installed or not.
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and Path(p).is_dir())
+        # The child's stderr: in memory, never a log or a file (a JVM fatal-error dump can hold
+        # pieces of the document), read here only to tell an out-of-memory death from a crash.
+        self._stderr = os.memfd_create("tika-child-stderr")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", module, str(memory_bytes)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=self._stderr,
             env=env,
             close_fds=True,
             start_new_session=True,  # its own process group, so a kill reaches any helper
@@ -85,10 +88,15 @@ class _Child:
         for stream in (self.proc.stdin, self.proc.stdout):
             if stream is not None:
                 stream.close()
+        if self._stderr >= 0:
+            os.close(self._stderr)
+            self._stderr = -1
 
     def _died(self) -> ExtractionError:
         """The error for a process that closed its output."""
         code = self.proc.wait()
+        if self._stderr >= 0 and b"OutOfMemoryError" in os.pread(self._stderr, 1 << 16, 0):
+            return memory_error(self.memory_bytes)
         if code < 0:
             name = signal.Signals(-code).name
             hint = " (possibly out of memory)" if -code == signal.SIGKILL else ""

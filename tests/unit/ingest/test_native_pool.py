@@ -100,7 +100,7 @@ def test_memory_limit(pool: NativeTikaExtractor, tmp_path: Path) -> None:
     limits = Limits(max_memory_bytes=512 << 20)
     error = _fails(pool, _marker(tmp_path, b"ALLOC"), limits)
     assert error.kind is FailureKind.MEMORY
-    assert error.reason == "the parser ran out of memory"
+    assert error.reason == "the parser ran out of its 512 MiB memory limit"
     assert "tortura" in pool.extract(corpus.docx(tmp_path), limits).text
 
 
@@ -164,3 +164,14 @@ def test_close_stops_every_child(tmp_path: Path) -> None:
 def test_a_missing_file_is_the_callers_error(pool: NativeTikaExtractor, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         pool.extract(tmp_path / "nowhere.pdf", Limits())
+
+
+def test_tika_out_of_memory_is_reported_as_such(tmp_path: Path) -> None:
+    # Measured: 6-8 M characters of text need about 256 MiB in the parser (20 M: ~370 MB).
+    path = corpus.long_text(tmp_path, 10_000_000)
+    limits = Limits(max_memory_bytes=256 << 20, max_text_chars=20_000_000)
+    with NativeTikaExtractor() as extractor:
+        error = _fails(extractor, path, limits)
+        assert error.kind is FailureKind.MEMORY
+        assert error.reason == "the parser ran out of its 256 MiB memory limit"
+        assert "tortura" in extractor.extract(corpus.docx(tmp_path), limits).text

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from search import analysis
 from search._plan import UNDETERMINED, Planner
 from search.errors import ScopeRequiredError
-from search.ports import AccessScope, IndexDocument, Query, VocabularyStore
+from search.ports import IndexDocument, Query, VocabularyStore, valid_scope
 from search.vocabulary import Vocabulary
 
 _CACHE_LIMIT = 500_000
@@ -72,7 +72,7 @@ class Core:
 
 def check_query(query: object) -> Query:
     """Return `query` if it is a `Query` with an `AccessScope`. Raises `ScopeRequiredError`."""
-    if not isinstance(query, Query) or not isinstance(query.scope, AccessScope):
+    if not isinstance(query, Query) or not valid_scope(query.scope):
         raise ScopeRequiredError("the index runs only a Query with an AccessScope")
     return query
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 
 from search import analysis, query
-from search.errors import QueryTooBroadError
+from search.errors import QueryTooBroadError, ScopeRequiredError
 from search.ports import Query
 from search.vocabulary import Vocabulary
 
@@ -118,11 +118,15 @@ class Planner:
         Raises `QuerySyntaxError` or `QueryTooBroadError` (both `QueryError`)."""
         parsed = query.parse(request.text)
         user = self._node(parsed) if parsed is not None else None
-        scope = request.scope
-        filters: list[Plan] = [
-            Field(CASE_ID, scope.cases),
-            Field(CONSENT, scope.consent_any),
+        # Each part must hold on its own: (case in A and consent in a) or (case in B and ...);
+        # never (case in A or B) and (consent in a or b), which would widen access.
+        parts = [
+            And(filter=(Field(CASE_ID, part.cases), Field(CONSENT, part.consent_any)))
+            for part in request.parts
         ]
+        if not parts:
+            raise ScopeRequiredError("an empty scope must not reach the planner")
+        filters: list[Plan] = [parts[0] if len(parts) == 1 else Or(tuple(parts))]
         wanted = request.filters
         if wanted.cases:
             filters.append(Field(CASE_ID, wanted.cases))

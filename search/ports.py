@@ -63,27 +63,46 @@ class Filters:
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """A search request. `scope` is required: there is no query without an access scope."""
+    """A search request. `scope` is required: there is no query without an access scope.
+
+    `scope` is one `AccessScope` or a tuple of them: an item is in scope if one part holds its
+    case and one of that part's consent scopes (`policies.Scope.parts`). Parts are kept apart
+    because merging them would widen access (a lawyer on case A who is a therapist on case B
+    must not see A's therapy-only items). An empty tuple, or only empty parts, finds nothing.
+    """
 
     text: str
-    scope: AccessScope
+    scope: AccessScope | tuple[AccessScope, ...]
     filters: Filters = Filters()
     page: int = 1
     page_size: int = 20
     facets: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.scope, AccessScope):
-            raise ScopeRequiredError("a Query needs an AccessScope")
+        if not valid_scope(self.scope):
+            raise ScopeRequiredError("a Query needs an AccessScope or a tuple of them")
         if self.page < 1:
             raise ValueError("page starts at 1")
         if not 1 <= self.page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
 
     @property
+    def parts(self) -> tuple[AccessScope, ...]:
+        """The parts of the scope that can match something."""
+        parts = self.scope if isinstance(self.scope, tuple) else (self.scope,)
+        return tuple(part for part in parts if not part.is_empty)
+
+    @property
     def offset(self) -> int:
         """Index of the first hit of this page."""
         return (self.page - 1) * self.page_size
+
+
+def valid_scope(scope: object) -> bool:
+    """True if `scope` is an `AccessScope` or a tuple of them (fail closed on anything else)."""
+    if isinstance(scope, AccessScope):
+        return True
+    return isinstance(scope, tuple) and all(isinstance(part, AccessScope) for part in scope)
 
 
 @dataclass(frozen=True, slots=True)

@@ -219,7 +219,7 @@ class ElasticsearchIndex:
     def search(self, query: Query) -> Results:
         """Run `query` inside its scope (see `Index.search`)."""
         query = check_query(query)
-        if query.scope.is_empty:
+        if not query.parts:
             return Results.empty(query)
         body = compile_plan(self._core.planner.plan(query))
         kwargs: dict[str, Any] = {

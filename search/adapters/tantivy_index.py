@@ -179,7 +179,7 @@ class TantivyIndex:
     def search(self, query: Query) -> Results:
         """Run `query` inside its scope (see `Index.search`)."""
         query = check_query(query)
-        if query.scope.is_empty:
+        if not query.parts:
             return Results.empty(query)
         compiled = self._compile(self._core.planner.plan(query))
         searcher = self._index.searcher()
@@ -264,7 +264,10 @@ class TantivyIndex:
             return Q.boolean_query(
                 [(tantivy.Occur.Should, self._compile(c)) for c in plan.children]
             )
-        clauses = [(tantivy.Occur.Must, self._compile(c)) for c in (*plan.must, *plan.filter)]
+        clauses = [(tantivy.Occur.Must, self._compile(c)) for c in plan.must]
+        clauses += [
+            (tantivy.Occur.Must, Q.const_score_query(self._compile(c), 0.0)) for c in plan.filter
+        ]
         clauses += [(tantivy.Occur.MustNot, self._compile(c)) for c in plan.must_not]
         return Q.boolean_query(clauses)
 

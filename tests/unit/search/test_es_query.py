@@ -16,10 +16,34 @@ def _dsl(text: str) -> dict[str, object]:
 
 
 def test_scope_is_a_filter_of_every_query() -> None:
+    part = {
+        "bool": {
+            "filter": [{"terms": {"case_id": ["c1", "c2"]}}, {"terms": {"consent": ["legal"]}}]
+        }
+    }
     for text in ("", "tortura", "tortur* OR -Mamani~1", '"golpes eléctricos"', "NOT x"):
-        dsl = _dsl(text)
-        assert {"terms": {"case_id": ["c1", "c2"]}} in dsl["bool"]["filter"]  # type: ignore[index]
-        assert {"terms": {"consent": ["legal"]}} in dsl["bool"]["filter"]  # type: ignore[index]
+        assert part in _dsl(text)["bool"]["filter"]  # type: ignore[index]
+
+
+def test_scope_parts_stay_apart() -> None:
+    core = Core(b"k" * 32, MemoryVocabularyStore())
+    scope = (
+        AccessScope(frozenset({"A"}), frozenset({"legal"})),
+        AccessScope(frozenset({"B"}), frozenset({"therapy"})),
+        AccessScope(frozenset(), frozenset({"research"})),  # empty part: dropped
+    )
+    dsl = compile_plan(core.planner.plan(Query("", scope)))
+    assert dsl["bool"]["filter"] == [  # type: ignore[index]
+        {
+            "bool": {
+                "should": [
+                    {"bool": {"filter": [{"terms": {"case_id": [c]}}, {"terms": {"consent": [s]}}]}}
+                    for c, s in (("A", "legal"), ("B", "therapy"))
+                ],
+                "minimum_should_match": 1,
+            }
+        }
+    ]
 
 
 def test_content_is_queried_by_digest_only() -> None:

@@ -149,3 +149,12 @@ def test_a_file_that_is_not_utf8_is_a_policy_file_error(tmp_path: Path) -> None:
     path.write_bytes(b"format = 1\n# \xe9\n")
     with pytest.raises(PolicyFileError):
         policies.load(path)
+
+
+def test_the_example_in_the_documentation_loads(tmp_path: Path) -> None:
+    docs = Path(__file__).resolve().parents[3] / "docs" / "policies.md"
+    text = docs.read_text(encoding="utf-8")
+    example = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    engine = policies.load(write(tmp_path, example))
+    assert len(engine.rules) == 1
+    assert engine.rules[0].consent_any == {"legal"}

@@ -93,6 +93,25 @@ class Scope:
         on its own)."""
         return frozenset().union(*(part.cases for part in self.parts))
 
+    def single_filter(self) -> tuple[frozenset[str], frozenset[str]] | None:
+        """Return one `(cases, consent_any)` filter that matches exactly what the parts match, or
+        None when no single filter does (then query each part on its own and merge).
+
+        One filter is exact when every case it names is reached with every scope it names: an
+        advocate's two parts (named, anonymised) over the same cases merge; a lawyer-on-A and
+        therapist-on-B scope does not. The empty scope gives an empty filter (match none).
+        """
+        live = [part for part in self.parts if part.cases and part.consent_any]
+        cases = frozenset().union(*(part.cases for part in live))
+        scopes = frozenset().union(*(part.consent_any for part in live))
+        reached: dict[str, set[str]] = {}
+        for part in live:
+            for case_id in part.cases:
+                reached.setdefault(case_id, set()).update(part.consent_any)
+        if all(found == scopes for found in reached.values()):
+            return cases, scopes
+        return None
+
     @property
     def redact_identities(self) -> bool:
         """True when any part obliges redaction (cautious; `decide` on each hit is exact)."""

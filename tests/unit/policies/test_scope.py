@@ -125,3 +125,27 @@ def test_a_scope_part_without_cases_or_consent_matches_nothing() -> None:
     part = policies.ScopePart(frozenset({"case-1"}), frozenset(), False)
     assert Scope((part,)).is_empty
     assert Scope().is_empty
+
+
+@pytest.mark.parametrize("name", sorted(PRINCIPALS))
+def test_a_single_filter_is_offered_only_when_it_is_exact(name: str) -> None:
+    scope = policies.search_scope(PRINCIPALS[name], "item.search", CASES)
+    single = scope.single_filter()
+    if single is None:
+        return
+    cases, scopes = single
+    for case_id in CASES:
+        for consent in ALL_CONSENTS:
+            in_filter = case_id in cases and bool(scopes & consent)
+            assert in_filter == bool(matches(scope, case_id, consent)), (case_id, consent)
+
+
+def test_single_filter_merges_the_advocate_parts_and_refuses_mixed_grants() -> None:
+    advocate = policies.search_scope(PRINCIPALS["advocate"], "item.search", CASES)
+    assert advocate.single_filter() == (
+        frozenset(CASES),
+        frozenset({"advocacy_named", "advocacy_anonymised"}),
+    )
+    mixed = policies.search_scope(PRINCIPALS["lawyer on 1, therapist on 2"], "item.search", CASES)
+    assert mixed.single_filter() is None
+    assert Scope().single_filter() == (frozenset(), frozenset())

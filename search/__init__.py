@@ -21,6 +21,7 @@ from search.ports import (
     Results,
     VocabularyStore,
 )
+from search.sealed_vocabulary import SealedVocabularyFile
 from search.vocabulary import MemoryVocabularyStore
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "QueryTooBroadError",
     "Results",
     "ScopeRequiredError",
+    "SealedVocabularyFile",
     "SearchError",
     "VocabularyStore",
     "highlight",

@@ -9,6 +9,7 @@ vault seals with `keys`.
 from __future__ import annotations
 
 import bisect
+import threading
 import zlib
 
 from rapidfuzz import process
@@ -26,47 +27,53 @@ class Vocabulary:
         self._terms: dict[str, set[str]] = {}
         self._sorted: list[str] | None = []
         self.dirty = False
+        # Indexing adds words while searches expand prefixes: one lock keeps both consistent.
+        self._lock = threading.RLock()
 
     def __len__(self) -> int:
         return len(self._terms)
 
     def add(self, surface: str, analysed: str) -> None:
         """Record that `surface` was indexed as `analysed`."""
-        known = self._terms.get(surface)
-        if known is None:
-            self._terms[surface] = {analysed}
-            self._sorted = None
-            self.dirty = True
-        elif analysed not in known:
-            known.add(analysed)
-            self.dirty = True
+        with self._lock:
+            known = self._terms.get(surface)
+            if known is None:
+                self._terms[surface] = {analysed}
+                self._sorted = None
+                self.dirty = True
+            elif analysed not in known:
+                known.add(analysed)
+                self.dirty = True
 
     def analysed_terms(self) -> set[str]:
         """Return every analysed term in the vocabulary."""
-        return set().union(*self._terms.values()) if self._terms else set()
+        with self._lock:
+            return set().union(*self._terms.values()) if self._terms else set()
 
     def retain(self, live: set[str]) -> int:
         """Keep only analysed terms in `live`; drop surfaces left with none. Returns how many
         surfaces were dropped."""
         dropped = 0
-        for surface in list(self._terms):
-            kept = self._terms[surface] & live
-            if kept != self._terms[surface]:
-                self.dirty = True
-                if kept:
-                    self._terms[surface] = kept
-                else:
-                    del self._terms[surface]
-                    dropped += 1
-        if dropped:
-            self._sorted = None
+        with self._lock:
+            for surface in list(self._terms):
+                kept = self._terms[surface] & live
+                if kept != self._terms[surface]:
+                    self.dirty = True
+                    if kept:
+                        self._terms[surface] = kept
+                    else:
+                        del self._terms[surface]
+                        dropped += 1
+            if dropped:
+                self._sorted = None
         return dropped
 
     def clear(self) -> None:
         """Forget every term."""
-        self._terms.clear()
-        self._sorted = []
-        self.dirty = True
+        with self._lock:
+            self._terms.clear()
+            self._sorted = []
+            self.dirty = True
 
     def _surfaces(self) -> list[str]:
         if self._sorted is None:
@@ -75,37 +82,40 @@ class Vocabulary:
 
     def prefix(self, prefix: str, limit: int) -> set[str] | None:
         """Return the analysed terms of surfaces starting with `prefix`, or None past `limit`."""
-        surfaces = self._surfaces()
         found: set[str] = set()
-        start = bisect.bisect_left(surfaces, prefix)
-        for surface in surfaces[start:]:
-            if not surface.startswith(prefix):
-                break
-            found.update(self._terms[surface])
-            if len(found) > limit:
-                return None
+        with self._lock:
+            surfaces = self._surfaces()
+            start = bisect.bisect_left(surfaces, prefix)
+            for surface in surfaces[start:]:
+                if not surface.startswith(prefix):
+                    break
+                found.update(self._terms[surface])
+                if len(found) > limit:
+                    return None
         return found
 
     def fuzzy(self, word: str, distance: int, limit: int) -> set[str] | None:
         """Return the analysed terms of surfaces within Levenshtein `distance` of `word`,
         or None past `limit`."""
-        matches = process.extract(
-            word,
-            self._surfaces(),
-            scorer=Levenshtein.distance,
-            score_cutoff=distance,
-            limit=None,
-        )
         found: set[str] = set()
-        for surface, _score, _index in matches:
-            found.update(self._terms[surface])
-            if len(found) > limit:
-                return None
+        with self._lock:
+            matches = process.extract(
+                word,
+                self._surfaces(),
+                scorer=Levenshtein.distance,
+                score_cutoff=distance,
+                limit=None,
+            )
+            for surface, _score, _index in matches:
+                found.update(self._terms[surface])
+                if len(found) > limit:
+                    return None
         return found
 
     def to_bytes(self) -> bytes:
         """Serialize (compressed; plaintext inside: seal it before it is stored)."""
-        lines = (surface + "\t" + " ".join(sorted(t)) for surface, t in self._terms.items())
+        with self._lock:
+            lines = [surface + "\t" + " ".join(sorted(t)) for surface, t in self._terms.items()]
         return _MAGIC + zlib.compress("\n".join(lines).encode("utf-8"), 6)
 
     @classmethod

@@ -161,3 +161,29 @@ def test_a_prefix_that_expands_too_far_is_refused(tmp_path: Path) -> None:
         index.search(Query("ab*", SCOPE))
     assert _ids(index, "abcd*") == ["item-1"]
     index.close()
+
+
+def test_sealed_vocabulary_file_inside_the_index_directory(tmp_path: Path) -> None:
+    import keys
+    from search import SealedVocabularyFile
+
+    identity, _ = keys.generate_identity()
+    store = SealedVocabularyFile(tmp_path / "vocabulary.age", identity)
+    assert store.load() is None
+    index = TantivyIndex(tmp_path / "index", KEY, store)
+    index.index([_doc()])
+    index.commit()
+    index.close()
+    # Even kept next to the index, the sealed vocabulary holds nothing readable.
+    raw = _all_bytes(tmp_path).lower()
+    for marker in MARKERS:
+        for form in _forms(marker):
+            assert form.lower() not in raw, (marker, form)
+    again = TantivyIndex(
+        tmp_path / "index", KEY, SealedVocabularyFile(tmp_path / "vocabulary.age", identity)
+    )
+    assert _ids(again, "wankaran*") == ["item-1"]
+    again.close()
+    other, _ = keys.generate_identity()
+    with pytest.raises(IndexFormatError):
+        SealedVocabularyFile(tmp_path / "vocabulary.age", other).load()

@@ -26,6 +26,8 @@ class Vocabulary:
     def __init__(self) -> None:
         self._terms: dict[str, set[str]] = {}
         self._sorted: list[str] | None = []
+        self._pending: list[str] = []  # new surfaces not yet in `_sorted`
+        self._by_length: dict[int, list[str]] | None = {}  # for fuzzy: only near lengths
         self.dirty = False
         # Indexing adds words while searches expand prefixes: one lock keeps both consistent.
         self._lock = threading.RLock()
@@ -39,7 +41,9 @@ class Vocabulary:
             known = self._terms.get(surface)
             if known is None:
                 self._terms[surface] = {analysed}
-                self._sorted = None
+                self._pending.append(surface)
+                if self._by_length is not None:
+                    self._by_length.setdefault(len(surface), []).append(surface)
                 self.dirty = True
             elif analysed not in known:
                 known.add(analysed)
@@ -65,20 +69,37 @@ class Vocabulary:
                         del self._terms[surface]
                         dropped += 1
             if dropped:
-                self._sorted = None
+                self._sorted = self._by_length = None
+                self._pending = []
         return dropped
 
     def clear(self) -> None:
         """Forget every term."""
         with self._lock:
             self._terms.clear()
-            self._sorted = []
+            self._sorted, self._pending, self._by_length = [], [], {}
             self.dirty = True
 
     def _surfaces(self) -> list[str]:
-        if self._sorted is None:
+        # A few new words are inserted in place; many (or a load) re-sort once. A full sort of
+        # 300,000 words takes ~70 ms, too long to pay on the first search after each batch.
+        if self._sorted is None or len(self._pending) > 2000:
             self._sorted = sorted(self._terms)
+        else:
+            for surface in self._pending:
+                bisect.insort(self._sorted, surface)
+        self._pending = []
         return self._sorted
+
+    def _near_lengths(self, length: int, distance: int) -> list[str]:
+        if self._by_length is None:
+            self._by_length = {}
+            for surface in self._terms:
+                self._by_length.setdefault(len(surface), []).append(surface)
+        near: list[str] = []
+        for size in range(max(1, length - distance), length + distance + 1):
+            near.extend(self._by_length.get(size, ()))
+        return near
 
     def prefix(self, prefix: str, limit: int) -> set[str] | None:
         """Return the analysed terms of surfaces starting with `prefix`, or None past `limit`."""
@@ -101,7 +122,7 @@ class Vocabulary:
         with self._lock:
             matches = process.extract(
                 word,
-                self._surfaces(),
+                self._near_lengths(len(word), distance),
                 scorer=Levenshtein.distance,
                 score_cutoff=distance,
                 limit=None,
@@ -131,7 +152,7 @@ class Vocabulary:
         for line in body.split("\n") if body else ():
             surface, _, analysed = line.partition("\t")
             vocabulary._terms[surface] = set(analysed.split(" "))
-        vocabulary._sorted = None
+        vocabulary._sorted = vocabulary._by_length = None
         return vocabulary
 
 

@@ -108,3 +108,18 @@ def test_vocabulary_retains_only_live_terms() -> None:
     assert vocabulary.dirty
     assert vocabulary.prefix("to", 10) == {"tortur"}
     assert vocabulary.analysed_terms() == {"tortur"}
+
+
+def test_vocabulary_sees_words_added_after_a_search() -> None:
+    vocabulary = Vocabulary()
+    vocabulary.add("tortura", "tortur")
+    assert vocabulary.prefix("tor", 10) == {"tortur"}
+    assert vocabulary.fuzzy("tortura", 1, 10) == {"tortur"}
+    vocabulary.add("torre", "torr")
+    vocabulary.add("tortuga", "tortug")
+    assert vocabulary.prefix("tor", 10) == {"tortur", "torr", "tortug"}
+    assert vocabulary.fuzzy("tortura", 2, 10) == {"tortur", "tortug"}
+    for n in range(2500):  # past the in-place limit: one full sort
+        vocabulary.add(f"tx{n:04d}", f"tx{n:04d}")
+    assert len(vocabulary.prefix("tx", 5000) or ()) == 2500
+    assert vocabulary.prefix("tor", 10) == {"tortur", "torr", "tortug"}

@@ -2,6 +2,7 @@
 
 from ingest.containers import check_container
 from ingest.language import detect_language
+from ingest.plaintext import plaintext_file
 from ingest.ports import Extraction, ExtractionError, Extractor, FailureKind, Limits
 
 __all__ = [
@@ -12,4 +13,5 @@ __all__ = [
     "Limits",
     "check_container",
     "detect_language",
+    "plaintext_file",
 ]

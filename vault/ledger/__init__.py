@@ -8,8 +8,10 @@ from vault.ledger.errors import LedgerError, ProofError
 from vault.ledger.note import NoteError, verifier_key
 from vault.ledger.ports import CheckpointStore, LogSigner
 from vault.ledger.proofs import ConsistencyProof, InclusionProof, consistency, inclusion
+from vault.ledger.service import CheckpointService, default_origin, make_checkpointer
 
 __all__ = [
+    "CheckpointService",
     "CheckpointStore",
     "Checkpointer",
     "ConsistencyProof",
@@ -23,9 +25,11 @@ __all__ = [
     "actions",
     "append",
     "consistency",
+    "default_origin",
     "entries",
     "entry",
     "inclusion",
+    "make_checkpointer",
     "sealed_details",
     "size",
     "verifier_key",

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from vault.ledger import actions
@@ -25,6 +25,16 @@ from vault.ledger.tables import HEAD, LedgerRow, LedgerState
 _ENTRIES = cast(Table, LedgerRow.__table__)
 _STATE = cast(Table, LedgerState.__table__)
 _BATCH = 1000
+
+# Built once: compiling statements per call would cost more than the append itself.
+_ADVANCE_HEAD = (
+    update(_STATE)
+    .where(_STATE.c.name == HEAD)
+    .values(size=_STATE.c.size + 1)
+    .returning(_STATE.c.size, _STATE.c.hash)
+)
+_INSERT = _ENTRIES.insert()
+_SET_HEAD_HASH = update(_STATE).where(_STATE.c.name == HEAD).values(hash=bindparam("new_hash"))
 
 
 def append(
@@ -64,12 +74,7 @@ def append(
     tool_name, tool_version = tool if tool is not None else (TOOL, TOOL_VERSION)
 
     # Take the lock first, then read the head under it.
-    head = session.execute(
-        update(_STATE)
-        .where(_STATE.c.name == HEAD)
-        .values(size=_STATE.c.size + 1)
-        .returning(_STATE.c.size, _STATE.c.hash)
-    ).one_or_none()
+    head = session.execute(_ADVANCE_HEAD).one_or_none()
     if head is None:
         raise LedgerError("the ledger has no head row: the database is not migrated")
     seq = int(head.size) - 1
@@ -86,21 +91,23 @@ def append(
         tool=tool_name,
         tool_version=tool_version,
     )
+    new_hash = entry.entry_hash
     session.execute(
-        _ENTRIES.insert().values(
-            seq=seq,
-            time=format_time(moment),
-            actor=actor,
-            action=action,
-            item_id=item_id,
-            case_id=case_id,
-            entry=entry.canonical,
-            entry_hash=entry.entry_hash,
-            leaf_hash=entry.leaf_hash,
-            sealed_details=sealed_details,
-        )
+        _INSERT,
+        {
+            "seq": seq,
+            "time": format_time(moment),
+            "actor": actor,
+            "action": action,
+            "item_id": item_id,
+            "case_id": case_id,
+            "entry": entry.canonical,
+            "entry_hash": new_hash,
+            "leaf_hash": entry.leaf_hash,
+            "sealed_details": sealed_details,
+        },
     )
-    session.execute(update(_STATE).where(_STATE.c.name == HEAD).values(hash=entry.entry_hash))
+    session.execute(_SET_HEAD_HASH, {"new_hash": new_hash})
     return entry
 
 

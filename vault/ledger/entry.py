@@ -142,7 +142,18 @@ def build(
         canonical = rfc8785.dumps(document)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         raise LedgerError(f"ledger entry cannot be encoded as RFC 8785 JSON: {exc}") from exc
-    return parse(canonical)
+    return LedgerEntry(
+        seq=seq,
+        time=parse_time(document["time"]),
+        actor=actor,
+        action=action,
+        item_id=item_id,
+        case_id=case_id,
+        details=json.loads(json.dumps(document["details"])),
+        sealed_sha256=sealed_sha256,
+        prev_hash=prev_hash,
+        canonical=canonical,
+    )
 
 
 def parse(canonical: bytes) -> LedgerEntry:

@@ -91,7 +91,12 @@ class TantivyIndex:
 
     def _write(self) -> tantivy.IndexWriter:
         if self._writer is None:
-            self._writer = self._index.writer(self._writer_heap, self._writer_threads)
+            try:
+                self._writer = self._index.writer(self._writer_heap, self._writer_threads)
+            except ValueError as exc:  # e.g. another process holds the directory's writer lock
+                raise IndexBackendError(
+                    f"cannot write to the index at {self._path}: {exc}"
+                ) from exc
         return self._writer
 
     def index(self, docs: Iterable[IndexDocument]) -> int:
@@ -167,6 +172,7 @@ class TantivyIndex:
 
     def count(self) -> int:
         """Return the number of committed documents."""
+        self._index.reload()
         return int(self._index.searcher().num_docs)
 
     def close(self) -> None:
@@ -182,6 +188,8 @@ class TantivyIndex:
         if not query.parts:
             return Results.empty(query)
         compiled = self._compile(self._core.planner.plan(query))
+        # Reload (~12 us) so commits by another process (a reindex) are seen at once.
+        self._index.reload()
         searcher = self._index.searcher()
         try:
             # NOTES.md: a limit of 0 panics in Rust; Query guarantees page_size >= 1.

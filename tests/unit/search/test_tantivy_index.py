@@ -187,3 +187,16 @@ def test_sealed_vocabulary_file_inside_the_index_directory(tmp_path: Path) -> No
     other, _ = keys.generate_identity()
     with pytest.raises(IndexFormatError):
         SealedVocabularyFile(tmp_path / "vocabulary.age", other).load()
+
+
+def test_a_second_writer_on_the_same_directory_is_refused(tmp_path: Path) -> None:
+    from search import IndexBackendError
+
+    first = TantivyIndex(tmp_path, KEY, MemoryVocabularyStore())
+    first.index([_doc()])
+    second = TantivyIndex(tmp_path, KEY, MemoryVocabularyStore())
+    with pytest.raises(IndexBackendError, match="lock"):
+        second.index([_doc("item-2")])
+    first.commit()
+    assert second.count() == 1  # readers are not blocked
+    first.close()

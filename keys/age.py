@@ -168,7 +168,8 @@ class Sealer:
     The header is written to `dst` at once; full 64 KiB chunks follow as data arrives; `close`
     writes the final chunk with the last-chunk flag. Leaving a `with` block through an
     exception does **not** write the final chunk, so an aborted upload never becomes a valid
-    (silently truncated) age file. `dst` is never closed by the sealer.
+    (silently truncated) age file. `dst` is never closed by the sealer; it receives views of
+    a reused buffer, which the `io` contract lets it read only during `write`.
 
     Raises `ValueError` if `recipients` is empty or holds a malformed recipient.
     """
@@ -189,7 +190,7 @@ class Sealer:
         self._counter = 0
         self._size = 0
         self._closed = False
-        dst.write(_header(file_key, points) + nonce)
+        _write_all(dst, memoryview(_header(file_key, points) + nonce))
 
     @property
     def size(self) -> int:
@@ -200,7 +201,7 @@ class Sealer:
         n = self._aead.seal_into(
             _STREAM_NONCE.pack(self._counter, last), chunk, self._out[: len(chunk) + TAG_SIZE]
         )
-        self._dst.write(self._out[:n])
+        _write_all(self._dst, self._out[:n])
         self._counter += 1
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -248,6 +249,18 @@ class Sealer:
             self.close()
         else:
             self._closed = True
+
+
+def _write_all(dst: BinaryIO, view: memoryview) -> None:
+    """Write all of `view`, looping over short writes of raw (unbuffered) streams.
+
+    `view` is a reused buffer: per the `io` contract (`BufferedIOBase.write`), `dst` may use
+    it only during the call, so a destination that keeps data must copy it.
+    """
+    written = dst.write(view)
+    while written is not None and written < len(view):
+        view = view[written:]
+        written = dst.write(view)
 
 
 def _read_into(src: BinaryIO, view: memoryview) -> int:
@@ -373,10 +386,10 @@ def _payload_aead(src: BinaryIO, identity: str) -> Aead:
     # Checked before any payload byte is decrypted (age spec, "Header").
     if not equal(hmac_sha256(hkdf_sha256(file_key, b"", b"header"), raw), mac):
         raise UnsealError("age header MAC mismatch")
-    nonce = src.read(_NONCE_SIZE)
-    if len(nonce) != _NONCE_SIZE:
+    nonce = bytearray(_NONCE_SIZE)
+    if _read_into(src, memoryview(nonce)) != _NONCE_SIZE:
         raise UnsealError("truncated age file")
-    return Aead(hkdf_sha256(file_key, nonce, b"payload"))
+    return Aead(hkdf_sha256(file_key, bytes(nonce), b"payload"))
 
 
 def _chunks(src: BinaryIO, identity: str) -> Iterator[tuple[Aead, bytes, memoryview]]:
@@ -438,6 +451,6 @@ def unseal(src: BinaryIO, dst: BinaryIO, identity: str) -> int:
             aead.open_into(nonce, chunk, out[:size])
         except AuthenticationFailed:
             raise UnsealError("age payload authentication failed") from None
-        dst.write(out[:size])
+        _write_all(dst, out[:size])
         total += size
     return total

@@ -436,3 +436,35 @@ def test_memory_stays_flat_for_a_large_stream(tmp_path: Path) -> None:
     # Two or three 64 KiB buffers and their ciphertext, whatever the size of the stream.
     assert peak_seal < 1024 * 1024, peak_seal
     assert peak_open < 1024 * 1024, peak_open
+
+
+class _Trickle(io.RawIOBase):
+    """A raw stream that reads at most 7 and writes at most 100 bytes per call."""
+
+    def __init__(self, data: bytes = b"") -> None:
+        self._in = io.BytesIO(data)
+        self.out = bytearray()
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        return self._in.readinto(memoryview(buffer)[:7])
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        piece = bytes(memoryview(data)[:100])
+        self.out += piece
+        return len(piece)
+
+
+def test_short_reads_and_short_writes_lose_nothing() -> None:
+    identity, recipient = keys.generate_identity()
+    data = os.urandom(3 * CHUNK + 123)
+    sealed = _Trickle(data)
+    assert keys.seal(sealed, sealed, [recipient]) == len(data)  # type: ignore[arg-type]
+    opened = _Trickle(bytes(sealed.out))
+    assert keys.unseal(opened, opened, identity) == len(data)  # type: ignore[arg-type]
+    assert bytes(opened.out) == data

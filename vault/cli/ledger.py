@@ -16,45 +16,42 @@ import httpx
 import typer
 
 import keys
+from vault.cli.common import DEFAULT_URL, USAGE, JsonOption, fail
 from vault.ledger import note
 from vault.ledger.entry import leaf_hash
 from vault.ledger.errors import LedgerError
 from vault.ledger.tree import verify_consistency, verify_inclusion
 
-app = typer.Typer(help="Custody ledger: signed checkpoints, proofs, the log's public key.")
+app = typer.Typer(
+    help="Custody ledger: signed checkpoints, proofs, the log's public key.",
+    no_args_is_help=True,
+)
 
-Url = Annotated[
-    str, typer.Option("--url", envvar="TVAULT_URL", help="The vault API.", show_default=True)
-]
+Url = Annotated[str, typer.Option("--url", envvar="TVAULT_URL", help="API address.")]
 Token = Annotated[str | None, typer.Option("--token", envvar="TVAULT_TOKEN", help="Bearer token.")]
-Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-DEFAULT_URL = "http://127.0.0.1:8000"
+TIMEOUT = httpx.Timeout(30.0, read=600.0)
 
 
-def make_client(url: str, token: str | None) -> httpx.Client:
-    """Return the HTTP client of the commands (tests substitute one bound to an app)."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.Client(base_url=url, headers=headers, timeout=60.0)
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
+def make_client(url: str, token: str) -> httpx.Client:
+    """Return the HTTP client of the commands (the tests bind one to an in-process app)."""
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
 
 
 def _call(url: str, token: str | None, method: str, path: str, **params: Any) -> Any:
+    if not token:
+        fail("no token: pass --token or set TVAULT_TOKEN (`tvault token NAME` prints one)", USAGE)
     query = {k: v for k, v in params.items() if v is not None}
     try:
         with make_client(url, token) as client:
             response = client.request(method, path, params=query)
     except httpx.HTTPError as exc:
-        raise _fail(f"cannot reach {url}: {type(exc).__name__}") from exc
-    if response.status_code >= 400:
+        fail(f"cannot reach the vault: {type(exc).__name__}")
+    if response.is_error:
         try:
             detail = response.json().get("detail", response.reason_phrase)
         except ValueError:
             detail = response.reason_phrase
-        raise _fail(f"{response.status_code} {detail}")
+        fail(f"{response.status_code}: {detail}")
     return response.json()
 
 
@@ -63,7 +60,7 @@ def _open_checkpoint(signed: str, vkey: str) -> note.Checkpoint:
 
 
 @app.command()
-def key(url: Url = DEFAULT_URL, token: Token = None, as_json: Json = False) -> None:
+def key(url: Url = DEFAULT_URL, token: Token = None, as_json: JsonOption = False) -> None:
     """Print the log's public key in the C2SP verifier-key format."""
     body = _call(url, token, "GET", "/v1/ledger/key")
     typer.echo(json.dumps(body, indent=2) if as_json else body["verifier_key"])
@@ -73,13 +70,13 @@ def key(url: Url = DEFAULT_URL, token: Token = None, as_json: Json = False) -> N
 def checkpoint(
     url: Url = DEFAULT_URL,
     token: Token = None,
-    as_json: Json = False,
+    as_json: JsonOption = False,
     size: Annotated[int | None, typer.Option(help="The checkpoint of this tree size.")] = None,
     new: Annotated[bool, typer.Option("--new", help="Ask the vault to sign one now.")] = False,
 ) -> None:
     """Print the newest signed checkpoint (a C2SP signed note)."""
     if new and size is not None:
-        raise typer.BadParameter("--new and --size exclude each other")
+        fail("--new and --size exclude each other", USAGE)
     if new:
         body = _call(url, token, "POST", "/v1/ledger/checkpoints")
     else:
@@ -92,7 +89,7 @@ def proof(
     seq: Annotated[int | None, typer.Argument(help="Entry to prove included.")] = None,
     url: Url = DEFAULT_URL,
     token: Token = None,
-    as_json: Json = False,
+    as_json: JsonOption = False,
     size: Annotated[int | None, typer.Option(help="Checkpoint size (default newest).")] = None,
     old: Annotated[
         int | None, typer.Option("--old", help="Prove consistency from this checkpoint size.")
@@ -103,7 +100,7 @@ def proof(
 ) -> None:
     """Fetch and verify an inclusion proof for entry SEQ, or a consistency proof (--old)."""
     if (seq is None) == (old is None):
-        raise typer.BadParameter("give either SEQ (inclusion) or --old SIZE (consistency)")
+        fail("give either SEQ (inclusion) or --old SIZE (consistency)", USAGE)
     vkey = trusted_key or _call(url, token, "GET", "/v1/ledger/key")["verifier_key"]
     try:
         if seq is not None:
@@ -113,7 +110,7 @@ def proof(
             body = _call(url, token, "GET", "/v1/ledger/proof/consistency", old=old, new=size)
             summary = _check_consistency(body, vkey)
     except (LedgerError, KeyError, ValueError, TypeError) as exc:
-        raise _fail(f"proof does NOT verify: {exc}") from exc
+        fail(f"the proof does NOT verify: {exc}")
     typer.echo(json.dumps(body, indent=2) if as_json else summary)
 
 

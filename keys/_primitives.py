@@ -141,6 +141,13 @@ def ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
     return True
 
 
+_SSH_ALGORITHMS = {
+    b"ssh-ed25519": ("ssh-ed25519",),
+    b"ecdsa-sha2-nistp256": ("ecdsa-sha2-nistp256",),
+    b"ssh-rsa": ("rsa-sha2-256", "rsa-sha2-512"),
+}
+
+
 def ssh_verify(key_blob: bytes, algorithm: str, signature: bytes, message: bytes) -> bool:
     """Verify an SSH signature (RFC 5656, RFC 8332, RFC 8709 encodings) over `message`.
 
@@ -150,6 +157,10 @@ def ssh_verify(key_blob: bytes, algorithm: str, signature: bytes, message: bytes
     """
     try:
         key_type = Reader(key_blob).string()
+        # Only plain key types: security-key (sk-*) and certificate types sign other messages
+        # and carry other fields, so they are refused rather than half-understood.
+        if algorithm not in _SSH_ALGORITHMS.get(key_type, ()):
+            return False
         key = serialization.load_ssh_public_key(key_type + b" " + base64.b64encode(key_blob))
         if isinstance(key, ed25519.Ed25519PublicKey) and algorithm == "ssh-ed25519":
             key.verify(signature, message)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import subprocess
 from pathlib import Path
 
@@ -36,7 +38,7 @@ def test_canonical_json_is_rfc8785() -> None:
     assert keys.canonical_json({"b": 1, "a": [1.0, 1e21, "\u20ac"], "\u00e9": None}) == (
         '{"a":[1,1e+21,"\u20ac"],"b":1,"\u00e9":null}'.encode()
     )
-    assert keys.canonical_json(__import__("json").loads(STATEMENT)) == STATEMENT
+    assert keys.canonical_json(json.loads(STATEMENT)) == STATEMENT
 
 
 def test_canonical_json_refuses_what_it_cannot_represent() -> None:
@@ -276,3 +278,46 @@ def test_sign_refuses_a_public_or_malformed_key() -> None:
         keys.sign(b"x", RFC_PUBLIC)
     with pytest.raises(ValueError):
         keys.sign(b"x", "ed25519-secret:AAAA")
+
+
+def test_security_key_types_are_refused() -> None:
+    # An sk-ssh-ed25519 key wraps a plain Ed25519 point; a signature shaped as plain Ed25519
+    # under it must still be refused, since such keys sign a different message.
+    from keys._primitives import ed25519_generate, ed25519_public, ed25519_sign
+    from keys._wire import ssh_string
+
+    seed = ed25519_generate()
+    blob = (
+        ssh_string(b"sk-ssh-ed25519@openssh.com")
+        + ssh_string(ed25519_public(seed))
+        + ssh_string(b"ssh:")
+    )
+    public = "sk-ssh-ed25519@openssh.com " + base64.b64encode(blob).decode()
+    namespace, hash_name = keys.SSHSIG_NAMESPACE.encode(), b"sha512"
+    signed = (
+        b"SSHSIG"
+        + ssh_string(namespace)
+        + ssh_string(b"")
+        + ssh_string(hash_name)
+        + ssh_string(hashlib.sha512(STATEMENT).digest())
+    )
+    sig_blob = ssh_string(b"ssh-ed25519") + ssh_string(ed25519_sign(seed, signed))
+
+    def sshsig(key_blob: bytes) -> str:
+        return _armor(
+            b"SSHSIG"
+            + (1).to_bytes(4, "big")
+            + ssh_string(key_blob)
+            + ssh_string(namespace)
+            + ssh_string(b"")
+            + ssh_string(hash_name)
+            + ssh_string(sig_blob)
+        )
+
+    with pytest.raises(keys.SignatureError, match="does not verify"):
+        keys.verify_signature(STATEMENT, sshsig(blob), public)
+    # The same construction with a plain key verifies: the refusal is the key type alone.
+    plain = ssh_string(b"ssh-ed25519") + ssh_string(ed25519_public(seed))
+    keys.verify_signature(
+        STATEMENT, sshsig(plain), "ssh-ed25519 " + base64.b64encode(plain).decode()
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -202,3 +203,54 @@ def test_checkpointer_signs_when_due(
         assert [c.size for c in checkpoints.all_checkpoints(session)] == [0, 2, 5, 6]
     with pytest.raises(ValueError):
         ledger.Checkpointer(sessions, signer=signer, store=store, origin=ORIGIN, every_entries=0)
+
+
+def test_service_signs_in_the_background(
+    sessions: sessionmaker[Session], signer: DigestSigner, store: MemoryStore
+) -> None:
+    log = ledger.make_checkpointer(
+        sessions, signer=signer, store=store, every_entries=2, every_seconds=3600
+    )
+    assert log.origin == ledger.default_origin(signer.public_key_bytes())
+    service = ledger.CheckpointService(log, poll_seconds=0.01)
+    add(sessions, 2)
+    service.start()
+    try:
+        for _ in range(1000):  # wait for the thread, not for a duration
+            with sessions() as session:
+                current = checkpoints.latest(session)
+            if current is not None and current.size == 2:
+                break
+            threading.Event().wait(0.01)
+    finally:
+        service.stop()
+    assert current is not None and current.size == 2
+    service.stop()  # stopping twice is harmless
+
+
+def test_service_keeps_refusing_a_tampered_ledger(
+    sessions: sessionmaker[Session],
+    signer: DigestSigner,
+    store: MemoryStore,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    log = ledger.make_checkpointer(sessions, signer=signer, store=store, every_entries=1)
+    add(sessions, 2)
+    log.checkpoint()
+    add(sessions, 1)
+    with sessions.begin() as session:
+        session.execute(update(LedgerRow).where(LedgerRow.seq == 0).values(leaf_hash=bytes(32)))
+    service = ledger.CheckpointService(log, poll_seconds=0.01)
+    service.start()
+    try:
+        for _ in range(1000):
+            if any("checkpoint refused" in r.message for r in caplog.records):
+                break
+            threading.Event().wait(0.01)
+    finally:
+        service.stop()
+    assert [r.message for r in caplog.records if "refused" in r.message] == [
+        "ledger checkpoint refused: the stored ledger no longer matches checkpoint 2: "
+        "refusing to sign"
+    ]
+    assert len(store.objects) == 1

@@ -55,8 +55,15 @@ def fold(token: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+def normalize(text: str) -> str:
+    """Return `text` in Unicode NFKC: decomposed accents (macOS, some PDFs) would otherwise split
+    words, since a combining mark is not a word character ("detencio" + "n")."""
+    return unicodedata.normalize("NFKC", text)
+
+
 def tokens(text: str) -> list[tuple[int, int, str]]:
-    """Return `(start, end, lowercased token)` for each word of `text`, in order."""
+    """Return `(start, end, lowercased token)` for each word of `text`, in order; offsets refer
+    to `text` as given, so pass it through `normalize` first."""
     out = []
     for match in _TOKEN.finditer(text):
         word = match.group().lower()
@@ -67,7 +74,7 @@ def tokens(text: str) -> list[tuple[int, int, str]]:
 
 def words(text: str) -> list[str]:
     """Return the lowercased tokens of `text` (the hot path of indexing)."""
-    return [w for w in _TOKEN.findall(text.lower()) if len(w) <= MAX_TOKEN_CHARS]
+    return [w for w in _TOKEN.findall(normalize(text).lower()) if len(w) <= MAX_TOKEN_CHARS]
 
 
 @lru_cache(maxsize=8)

@@ -29,6 +29,7 @@ def highlight(text: str, query_text: str, language: str | None, *, max_words: in
     if max_words < 1:
         raise ValueError("max_words must be at least 1")
     leaves = query.positive_leaves(query.parse(query_text))
+    text = analysis.normalize(text)
     tokens = analysis.tokens(text)
     if not tokens:
         return html.escape(text.strip()[:200])

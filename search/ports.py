@@ -167,6 +167,10 @@ class Index(Protocol):
         """Make every change since the last commit durable and searchable."""
         ...
 
+    def rollback(self) -> None:
+        """Drop every change not yet committed (DESIGN.md promise 7)."""
+        ...
+
     def search(self, query: Query) -> Results:
         """Run `query` inside its scope. Raises `ScopeRequiredError` without one and
         `QueryError` on a query that cannot run; an empty scope returns `Results.empty`."""

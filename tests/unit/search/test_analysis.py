@@ -123,3 +123,11 @@ def test_vocabulary_sees_words_added_after_a_search() -> None:
         vocabulary.add(f"tx{n:04d}", f"tx{n:04d}")
     assert len(vocabulary.prefix("tx", 5000) or ()) == 2500
     assert vocabulary.prefix("tor", 10) == {"tortur", "torr", "tortug"}
+
+
+def test_decomposed_accents_are_one_word() -> None:
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFD", "La detención")
+    assert words(decomposed) == ["la", "detención"]
+    assert words("ﬁscal") == ["fiscal"]  # compatibility ligature

@@ -58,3 +58,10 @@ def test_no_match_gives_the_opening_words() -> None:
 def test_bad_query_is_an_error() -> None:
     with pytest.raises(QuerySyntaxError):
         highlight(TEXT, '"abierta', "es")
+
+
+def test_decomposed_text_is_marked_whole() -> None:
+    import unicodedata
+
+    snippet = highlight(unicodedata.normalize("NFD", "La detención"), "detencion", "es")
+    assert snippet == "La <mark>detención</mark>"

@@ -1,0 +1,331 @@
+"""`ObjectStore` on a local directory: temp file, fsync, link into place, fsync the directory.
+
+Layout under the root::
+
+    .tmp/.lock              taken shared by writers while they create a temp file
+    .tmp/w-XXXXXXXX         an upload in progress, flock()ed by its writer for its lifetime
+    3f/a2/items+01J9...     the object "items/01J9..." ("/" encoded as "+")
+
+The two fan-out levels come from SHA-256 of the name, so names of any shape (time-ordered ids
+included) spread evenly, and every object is a leaf at depth three: no object can collide with a
+directory, and no name can reach outside the root (`check_name` allows neither "/" in the file
+name nor a leading ".").
+
+Crash safety (DESIGN.md promise 7): an object appears under its name only by `link()`, which is
+atomic and refuses an existing name (so nothing is ever overwritten, even by a racing writer).
+A killed writer leaves at most its temp file; the next `LocalObjectStore` on the same root
+removes every temp file whose writer no longer holds its lock (the kernel drops `flock` locks of
+dead processes), and leaves those of live writers in other processes alone.
+
+Locking sets the file read-only (mode 0400); `delete` refuses a read-only object. There is no
+retention period: an operator unlocks by hand (`chmod u+w`), deliberately and visibly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, Self
+
+from vault.storage.ports import (
+    ObjectExists,
+    ObjectInfo,
+    ObjectLocked,
+    ObjectNotFound,
+    StorageError,
+    check_name,
+    check_prefix,
+)
+
+_TMP = ".tmp"
+_CREATE_LOCK = ".lock"
+_TMP_PREFIX = "w-"
+_HEX = frozenset("0123456789abcdef")
+_LOCKED_MODE = 0o400
+_OBJECT_MODE = 0o600
+
+
+def _fanout(name: str) -> tuple[str, str, str]:
+    digest = hashlib.sha256(name.encode("ascii")).hexdigest()
+    return digest[:2], digest[2:4], name.replace("/", "+")
+
+
+def _is_fanout_dir(entry: os.DirEntry[str]) -> bool:
+    return len(entry.name) == 2 and set(entry.name) <= _HEX and entry.is_dir(follow_symlinks=False)
+
+
+def _fsync_dir(path: Path) -> None:
+    # The rename/link itself is only durable once the directory entry is (POSIX leaves the
+    # directory's own data to fsync of the directory).
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalObjectStore:
+    """An `ObjectStore` in the directory `root` (created with mode 0700 if missing).
+
+    Raises `StorageError` if the directory cannot be created or prepared.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._tmp = self.root / _TMP
+        try:
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._tmp.mkdir(mode=0o700, exist_ok=True)
+            self._remove_orphans()
+        except OSError as exc:
+            raise StorageError(f"cannot prepare object store at {self.root}: {exc}") from exc
+
+    # -- paths and locks -------------------------------------------------------------------
+
+    def _path(self, name: str) -> Path:
+        first, second, leaf = _fanout(check_name(name))
+        return self.root / first / second / leaf
+
+    @contextlib.contextmanager
+    def _create_lock(self, operation: int) -> Iterator[None]:
+        # A fresh open file description each time: flock() locks belong to the description, so
+        # sharing one between threads would let one thread's unlock drop another's lock.
+        fd = os.open(self._tmp / _CREATE_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, operation)
+            yield
+        finally:
+            os.close(fd)
+
+    def _remove_orphans(self) -> None:
+        """Remove temp files left by writers that died (their flock is gone)."""
+        # Exclusive: no writer is between creating its temp file and locking it meanwhile.
+        with self._create_lock(fcntl.LOCK_EX):
+            for entry in os.scandir(self._tmp):
+                if not entry.name.startswith(_TMP_PREFIX):
+                    continue
+                try:
+                    fd = os.open(entry.path, os.O_RDONLY)
+                except FileNotFoundError:
+                    continue
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live writer, maybe in another process
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                finally:
+                    os.close(fd)
+
+    def _new_temp(self) -> tuple[int, Path]:
+        with self._create_lock(fcntl.LOCK_SH):
+            fd, path = tempfile.mkstemp(dir=self._tmp, prefix=_TMP_PREFIX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                os.unlink(path)
+                raise
+        return fd, Path(path)
+
+    def _make_dirs(self, path: Path) -> None:
+        for directory in (path.parent.parent, path.parent):
+            try:
+                directory.mkdir(mode=0o700)
+            except FileExistsError:
+                continue
+            _fsync_dir(directory.parent)
+
+    # -- the port ------------------------------------------------------------------------
+
+    def writer(self, name: str) -> LocalObjectWriter:
+        """Start a streamed upload of `name`. Raises `ObjectExists` if the name is taken."""
+        target = self._path(name)
+        if target.exists():
+            raise ObjectExists(f"object exists: {name}")
+        try:
+            fd, temp = self._new_temp()
+        except OSError as exc:
+            raise StorageError(f"cannot create a temp file in {self._tmp}: {exc}") from exc
+        return LocalObjectWriter(self, name, target, fd, temp)
+
+    def open(self, name: str) -> BinaryIO:
+        """Open `name` for reading. Raises `ObjectNotFound`."""
+        path = self._path(name)
+        try:
+            return path.open("rb")
+        except FileNotFoundError:
+            raise ObjectNotFound(f"no such object: {name}") from None
+        except OSError as exc:
+            raise StorageError(f"cannot open object {name}: {exc}") from exc
+
+    def exists(self, name: str) -> bool:
+        """Return whether `name` is a committed object."""
+        return self._path(name).is_file()
+
+    def size(self, name: str) -> int:
+        """Return the size of `name` in bytes. Raises `ObjectNotFound`."""
+        return self._stat(name).st_size
+
+    def _stat(self, name: str) -> os.stat_result:
+        try:
+            return self._path(name).stat()
+        except FileNotFoundError:
+            raise ObjectNotFound(f"no such object: {name}") from None
+        except OSError as exc:
+            raise StorageError(f"cannot stat object {name}: {exc}") from exc
+
+    def delete(self, name: str) -> None:
+        """Remove `name`. Raises `ObjectNotFound`, or `ObjectLocked` if it was locked."""
+        path = self._path(name)
+        if not self._stat(name).st_mode & stat.S_IWUSR:
+            raise ObjectLocked(f"object is locked: {name}")
+        try:
+            path.unlink()
+            _fsync_dir(path.parent)
+        except FileNotFoundError:
+            raise ObjectNotFound(f"no such object: {name}") from None
+        except OSError as exc:
+            raise StorageError(f"cannot delete object {name}: {exc}") from exc
+
+    def lock(self, name: str) -> None:
+        """Make `name` read-only, so `delete` refuses it. Raises `ObjectNotFound`."""
+        path = self._path(name)
+        self._stat(name)
+        try:
+            os.chmod(path, _LOCKED_MODE)
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)  # the mode change is metadata; make it durable too
+            finally:
+                os.close(fd)
+        except FileNotFoundError:
+            raise ObjectNotFound(f"no such object: {name}") from None
+        except OSError as exc:
+            raise StorageError(f"cannot lock object {name}: {exc}") from exc
+
+    def names(self, prefix: str = "") -> Iterator[str]:
+        """Yield the names of committed objects that start with `prefix`."""
+        for info in self.entries(prefix):
+            yield info.name
+
+    def entries(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Yield name, size and modification time of objects whose name starts with `prefix`."""
+        check_prefix(prefix)
+        try:
+            for first in os.scandir(self.root):
+                if not _is_fanout_dir(first):
+                    continue
+                for second in os.scandir(first.path):
+                    if not _is_fanout_dir(second):
+                        continue
+                    yield from self._entries_in(first.name, second.name, second.path, prefix)
+        except OSError as exc:
+            raise StorageError(f"cannot list objects in {self.root}: {exc}") from exc
+
+    def _entries_in(
+        self, first: str, second: str, directory: str, prefix: str
+    ) -> Iterator[ObjectInfo]:
+        for entry in os.scandir(directory):
+            name = entry.name.replace("+", "/")
+            if not name.startswith(prefix) or not entry.is_file(follow_symlinks=False):
+                continue
+            try:
+                check_name(name)
+            except ValueError:
+                continue  # not ours
+            if _fanout(name)[:2] != (first, second):
+                continue  # not ours either
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # deleted meanwhile
+            yield ObjectInfo(name, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
+
+    def put_locked(self, name: str, data: bytes) -> None:
+        """Write `data` as `name` and lock it. Raises `ObjectExists` if the name is taken."""
+        with self.writer(name) as out:
+            out.write(data)
+            out.commit()
+        self.lock(name)
+
+    def close(self) -> None:
+        """Nothing to release: every file and lock is held only while an upload runs."""
+
+
+class LocalObjectWriter:
+    """A streamed upload into a temp file of a `LocalObjectStore`; see `ObjectWriter`."""
+
+    def __init__(self, store: LocalObjectStore, name: str, target: Path, fd: int, temp: Path):
+        self._store = store
+        self._name = name
+        self._target = target
+        self._temp = temp
+        self._file = os.fdopen(fd, "wb")
+        self._committed = False
+        self._closed = False
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._discard()
+
+    def write(self, data: bytes) -> int:
+        """Append `data`. Raises `StorageError` on I/O failure or after commit/exit."""
+        if self._closed or self._committed:
+            raise StorageError(f"writer for {self._name} is closed")
+        try:
+            return self._file.write(data)
+        except OSError as exc:
+            raise StorageError(f"cannot write object {self._name}: {exc}") from exc
+
+    def commit(self) -> None:
+        """fsync, link into place, fsync the directory. Raises `ObjectExists`, `StorageError`."""
+        if self._closed or self._committed:
+            raise StorageError(f"writer for {self._name} is closed")
+        linked = False
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._store._make_dirs(self._target)
+            # link() rather than rename(): atomic like rename, but fails if the name exists.
+            os.link(self._temp, self._target)
+            linked = True
+            _fsync_dir(self._target.parent)
+        except FileExistsError:
+            self._discard()
+            raise ObjectExists(f"object exists: {self._name}") from None
+        except OSError as exc:
+            if linked:
+                with contextlib.suppress(OSError):
+                    self._target.unlink()
+            self._discard()
+            raise StorageError(f"cannot commit object {self._name}: {exc}") from exc
+        self._committed = True
+        self._discard()
+
+    def _discard(self) -> None:
+        """Close and remove the temp file (the committed object, if any, stays)."""
+        if self._closed:
+            return
+        self._closed = True
+        # Unlink while still holding the flock, so no cleaner ever sees an unlocked temp file.
+        with contextlib.suppress(FileNotFoundError):
+            self._temp.unlink()
+        with contextlib.suppress(OSError):
+            self._file.close()

@@ -392,14 +392,13 @@ def _payload_aead(src: BinaryIO, identity: str) -> Aead:
     return Aead(hkdf_sha256(file_key, bytes(nonce), b"payload"))
 
 
-def _chunks(src: BinaryIO, identity: str) -> Iterator[tuple[Aead, bytes, memoryview]]:
-    """Yield (cipher, nonce, ciphertext) per chunk, with the last-chunk rules of the spec.
+def _chunks(src: BinaryIO, aead: Aead) -> Iterator[tuple[bytes, memoryview]]:
+    """Yield (nonce, ciphertext) per chunk, with the last-chunk rules of the spec.
 
     Reads one byte past every chunk to learn whether it is the last, so each chunk is opened
     exactly once, with the flag its position demands: a full chunk followed by EOF must carry
     the last flag, which is how a dropped final chunk is caught.
     """
-    aead = _payload_aead(src, identity)
     # The carried look-ahead byte sits just before an aligned offset, so the bulk read that
     # follows it lands 64-byte aligned (a misaligned destination costs memcpy ~30% here).
     buf = memoryview(bytearray(_ALIGN + _ENC_CHUNK + 1))
@@ -408,7 +407,7 @@ def _chunks(src: BinaryIO, identity: str) -> Iterator[tuple[Aead, bytes, memoryv
     while True:
         have = (_ALIGN - base) + _read_into(src, buf[_ALIGN : base + _ENC_CHUNK + 1])
         if have == _ENC_CHUNK + 1:
-            yield aead, _STREAM_NONCE.pack(counter, False), buf[base : base + _ENC_CHUNK]
+            yield _STREAM_NONCE.pack(counter, False), buf[base : base + _ENC_CHUNK]
             buf[_ALIGN - 1] = buf[base + _ENC_CHUNK]
             base = _ALIGN - 1
             counter += 1
@@ -417,17 +416,24 @@ def _chunks(src: BinaryIO, identity: str) -> Iterator[tuple[Aead, bytes, memoryv
         # is the only chunk (empty plaintext); an empty or missing chunk after data is an error.
         if have < TAG_SIZE or (have == TAG_SIZE and counter > 0):
             raise UnsealError("truncated age file")
-        yield aead, _STREAM_NONCE.pack(counter, True), buf[base : base + have]
+        yield _STREAM_NONCE.pack(counter, True), buf[base : base + have]
         return
 
 
 def open_stream(src: BinaryIO, identity: str) -> Iterator[bytes]:
-    """Yield the plaintext of the age file `src`, chunk by chunk, each only once authenticated.
+    """Return an iterator over the plaintext of the age file `src`, chunk by chunk.
 
-    Raises `UnsealError` (from the iterator) on any failure; chunks yielded before a failure
-    were authentic but the file as a whole was not: discard them.
+    The header is read and authenticated at once, so a wrong identity or a damaged header
+    raises `UnsealError` here, before a response is started. Each chunk is yielded only once
+    its tag verified; the iterator raises `UnsealError` on a bad or missing chunk, and chunks
+    yielded before that were authentic but the file as a whole was not: discard them.
     """
-    for aead, nonce, chunk in _chunks(src, identity):
+    aead = _payload_aead(src, identity)
+    return _plaintext(src, aead)
+
+
+def _plaintext(src: BinaryIO, aead: Aead) -> Iterator[bytes]:
+    for nonce, chunk in _chunks(src, aead):
         try:
             plain = aead.open(nonce, chunk)
         except AuthenticationFailed:
@@ -445,7 +451,8 @@ def unseal(src: BinaryIO, dst: BinaryIO, identity: str) -> int:
     """
     out = memoryview(bytearray(CHUNK_SIZE))
     total = 0
-    for aead, nonce, chunk in _chunks(src, identity):
+    aead = _payload_aead(src, identity)
+    for nonce, chunk in _chunks(src, aead):
         size = len(chunk) - TAG_SIZE
         try:
             aead.open_into(nonce, chunk, out[:size])

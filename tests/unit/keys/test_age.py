@@ -468,3 +468,15 @@ def test_short_reads_and_short_writes_lose_nothing() -> None:
     opened = _Trickle(bytes(sealed.out))
     assert keys.unseal(opened, opened, identity) == len(data)  # type: ignore[arg-type]
     assert bytes(opened.out) == data
+
+
+def test_open_stream_checks_the_header_before_returning() -> None:
+    # A retrieval can refuse before it starts a response: no iteration needed to fail.
+    _, recipient = keys.generate_identity()
+    sealed = _seal(b"testimony", [recipient])
+    with pytest.raises(keys.UnsealError):
+        keys.open_stream(io.BytesIO(sealed), keys.generate_identity()[0])
+    altered = bytearray(sealed)
+    altered[30] ^= 1
+    with pytest.raises(keys.UnsealError):
+        keys.open_stream(io.BytesIO(bytes(altered)), keys.generate_identity()[0])

@@ -79,6 +79,9 @@ class ElasticsearchIndex:
             name=self._name,
             index_patterns=[self._name],
             version=version,
+            # Above catch-all templates: two templates of equal priority matching one index
+            # name are refused by Elasticsearch.
+            priority=int(mapping["priority"]),
             template=template,
             meta={"description": mapping["description"]},
         )

@@ -20,7 +20,15 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
 from search import _plan as p
 from search._core import Core, check_query, created_utc, hit_language, language_of
 from search.errors import IndexBackendError, IndexFormatError, IndexKeyMismatchError
-from search.ports import FACET_NAMES, Hit, IndexDocument, Query, Results, VocabularyStore
+from search.ports import (
+    FACET_NAMES,
+    Hit,
+    Index,
+    IndexDocument,
+    Query,
+    Results,
+    VocabularyStore,
+)
 
 FACET_SIZE = 1000
 BULK_OPERATIONS = 1000
@@ -304,3 +312,8 @@ def compile_plan(plan: p.Plan) -> dict[str, Any]:
 
 def _any(queries: list[dict[str, Any]]) -> dict[str, Any]:
     return {"bool": {"should": queries, "minimum_should_match": 1}}
+
+
+def _is_an_index(adapter: ElasticsearchIndex) -> Index:
+    """Never called: mypy checks here that `ElasticsearchIndex` satisfies the `Index` port."""
+    return adapter

@@ -19,7 +19,15 @@ import tantivy
 from search import _plan as p
 from search._core import Core, check_query, created_utc, hit_language, language_of
 from search.errors import IndexBackendError, IndexFormatError, IndexKeyMismatchError
-from search.ports import FACET_NAMES, Hit, IndexDocument, Query, Results, VocabularyStore
+from search.ports import (
+    FACET_NAMES,
+    Hit,
+    Index,
+    IndexDocument,
+    Query,
+    Results,
+    VocabularyStore,
+)
 
 FORMAT = 1
 META_FILE = "tvault-index.json"
@@ -284,3 +292,8 @@ def _key(key: object) -> str:
     if isinstance(key, float) and key.is_integer():
         return str(int(key))
     return str(key)
+
+
+def _is_an_index(adapter: TantivyIndex) -> Index:
+    """Never called: mypy checks here that `TantivyIndex` satisfies the `Index` port."""
+    return adapter

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import html
+import re
 
 from rapidfuzz.distance import Levenshtein
 
@@ -17,6 +18,9 @@ from search import analysis, query
 ELLIPSIS = "…"
 CONTEXT_WORDS = 6
 MAX_GAP_CHARS = 40
+# One C-level split gives separators and words alternately ([sep, word, sep, ..., sep]), so a
+# long text (500,000 characters) is not walked token by token in Python.
+_SPLIT = re.compile(r"(\w+)")
 
 
 def highlight(text: str, query_text: str, language: str | None, *, max_words: int = 40) -> str:
@@ -29,92 +33,94 @@ def highlight(text: str, query_text: str, language: str | None, *, max_words: in
     if max_words < 1:
         raise ValueError("max_words must be at least 1")
     leaves = query.positive_leaves(query.parse(query_text))
-    text = analysis.normalize(text)
-    tokens = analysis.tokens(text)
-    if not tokens:
-        return html.escape(text.strip()[:200])
-    marked = _marks(tokens, leaves, analysis.stemming_language(language))
-    start, end = _window(marked, len(tokens), max_words)
-    out = [ELLIPSIS] if start > 0 else []
-    cursor = tokens[start][0] if start > 0 else len(text) - len(text.lstrip())
+    parts = _SPLIT.split(analysis.normalize(text))
+    words = parts[1::2]
+    if not words:
+        return html.escape(parts[0].strip()[:200])
+    marked = _marks(words, leaves, analysis.stemming_language(language))
+    start, end = _window(marked, len(words), max_words)
+    out = [ELLIPSIS] if start > 0 else [_gap(parts[0].lstrip())]
     for index in range(start, end):
-        token_start, token_end, _ = tokens[index]
-        out.append(_gap(text[cursor:token_start]))
-        piece = html.escape(text[token_start:token_end])
+        if index > start:
+            out.append(_gap(parts[2 * index]))
+        piece = _gap(words[index])
         out.append(f"<mark>{piece}</mark>" if index in marked else piece)
-        cursor = token_end
-    if end < len(tokens):
-        out.append(ELLIPSIS)
-    else:
-        out.append(_gap(text[cursor:].rstrip()))
+    out.append(ELLIPSIS if end < len(words) else _gap(parts[2 * end].rstrip()))
     return "".join(out)
 
 
-def _gap(between: str) -> str:
-    """Escape the text between two words, shortening what the tokenizer skipped (over-long
-    tokens such as encoded blobs) so a snippet stays a snippet."""
-    if len(between) > MAX_GAP_CHARS:
-        between = between[: MAX_GAP_CHARS // 2] + ELLIPSIS + between[-MAX_GAP_CHARS // 2 :]
-    return html.escape(between)
+def _gap(piece: str) -> str:
+    """Escape `piece`, shortening runs the tokenizer skips or drops (encoded blobs, long
+    punctuation) so a snippet stays a snippet."""
+    if len(piece) > MAX_GAP_CHARS:
+        piece = piece[: MAX_GAP_CHARS // 2] + ELLIPSIS + piece[-MAX_GAP_CHARS // 2 :]
+    return html.escape(piece)
 
 
 def _marks(
-    tokens: list[tuple[int, int, str]],
+    words: list[str],
     leaves: list[query.Word | query.Phrase | query.Prefix | query.Fuzzy],
     language: str | None,
 ) -> set[int]:
-    cache: dict[str, tuple[str, str]] = {}
-    surfaces: list[str] = []
-    terms: list[str] = []
-    for _, _, word in tokens:
-        known = cache.get(word)
-        if known is None:
-            surface = analysis.fold(word)
-            known = cache[word] = (surface, analysis.term(surface, language))
-        surfaces.append(known[0])
-        terms.append(known[1])
+    # Analyse each distinct word once: (folded surface, analysed term). Over-long words are
+    # dropped by indexing too, so they never match.
+    analysed: dict[str, tuple[str, str]] = {}
+    for word in set(words):
+        lowered = word.lower()
+        if len(lowered) <= analysis.MAX_TOKEN_CHARS:
+            surface = analysis.fold(lowered)
+            analysed[word] = (surface, analysis.term(surface, language))
 
     single: set[str] = set()  # analysed terms that mark wherever they occur
-    marked: set[int] = set()
+    phrases: list[list[str]] = []
     for leaf in leaves:
         if isinstance(leaf, query.Prefix):
             prefix = analysis.fold(leaf.text.lower())
-            single.update(t for s, t in zip(surfaces, terms, strict=True) if s.startswith(prefix))
+            single.update(t for s, t in analysed.values() if s.startswith(prefix))
         elif isinstance(leaf, query.Fuzzy):
-            word = leaf.text.lower()
-            folded = analysis.fold(word)
-            single.update(analysis.query_terms(word))
+            lowered = leaf.text.lower()
+            folded = analysis.fold(lowered)
+            single.update(analysis.query_terms(lowered))
             single.update(
                 t
-                for s, t in zip(surfaces, terms, strict=True)
+                for s, t in analysed.values()
                 if Levenshtein.distance(s, folded, score_cutoff=leaf.distance) <= leaf.distance
             )
         else:
-            words = analysis.words(leaf.text)
+            query_words = analysis.words(leaf.text)
             slop = leaf.slop if isinstance(leaf, query.Phrase) else 0
-            if len(words) == 1 or (words and slop > 0):
-                for word in words:
+            if len(query_words) == 1 or slop > 0:
+                for word in query_words:
                     single.update(analysis.query_terms(word))
-            elif words:
-                marked.update(_phrase_marks(terms, words))
-    marked.update(i for i, t in enumerate(terms) if t in single)
+            elif query_words:
+                phrases.append(query_words)
+
+    matching = {word for word, (_, t) in analysed.items() if t in single}
+    marked = {i for i, word in enumerate(words) if word in matching}
+    if phrases:
+        # Positions as the index sees them: over-long words are not there.
+        kept = [(i, analysed[w][1]) for i, w in enumerate(words) if w in analysed]
+        terms = [t for _, t in kept]
+        for query_words in phrases:
+            for start, width in _phrase_matches(terms, query_words):
+                marked.update(kept[j][0] for j in range(start, start + width))
     return marked
 
 
-def _phrase_marks(terms: list[str], words: list[str]) -> set[int]:
-    found: set[int] = set()
+def _phrase_matches(terms: list[str], words: list[str]) -> list[tuple[int, int]]:
+    found: list[tuple[int, int]] = []
     width = len(words)
     for language in (*analysis.LANGUAGES, None):
         sequence = [analysis.term(w, language) for w in words]
         first = sequence[0]
         for i in range(len(terms) - width + 1):
             if terms[i] == first and terms[i : i + width] == sequence:
-                found.update(range(i, i + width))
+                found.append((i, width))
     return found
 
 
 def _window(marked: set[int], count: int, max_words: int) -> tuple[int, int]:
-    """Return the token range of the window holding the most marked tokens."""
+    """Return the word range of the window holding the most marked words."""
     if not marked:
         return 0, min(count, max_words)
     positions = sorted(marked)

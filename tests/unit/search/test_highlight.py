@@ -65,3 +65,11 @@ def test_decomposed_text_is_marked_whole() -> None:
 
     snippet = highlight(unicodedata.normalize("NFD", "La detención"), "detencion", "es")
     assert snippet == "La <mark>detención</mark>"
+
+
+def test_blobs_are_shortened_and_never_marked() -> None:
+    blob = "a" * 500
+    snippet = highlight(f"detención {blob} fin", "detencion aaaa*", "es")
+    assert snippet.startswith("<mark>detención</mark> ")
+    assert len(snippet) < 120
+    assert "<mark>a" not in snippet

@@ -153,13 +153,13 @@ class Planner:
             return self._words(analysis.words(node.text), node.slop)
         if isinstance(node, query.Prefix):
             found = self._vocabulary.prefix(analysis.fold(node.text.lower()), MAX_EXPANSIONS)
-            return self._expansion(found, f"{node.text}*")
+            return self._expansion(found, "prefix")
         if isinstance(node, query.Fuzzy):
             word = node.text.lower()
             found = self._vocabulary.fuzzy(analysis.fold(word), node.distance, MAX_EXPANSIONS)
             if found is not None:
                 found |= analysis.query_terms(word)
-            return self._expansion(found, f"{node.text}~{node.distance}")
+            return self._expansion(found, "fuzzy")
         if isinstance(node, query.FieldIs):
             field = {"case": CASE_ID, "kind": KIND, "language": LANGUAGE, "tag": TAGS}[node.field]
             value = _language(node.value) if field == LANGUAGE else node.value
@@ -212,7 +212,7 @@ class Planner:
     def _expansion(self, found: set[str] | None, shown: str) -> Plan:
         if found is None:
             raise QueryTooBroadError(
-                f"{shown} matches more than {MAX_EXPANSIONS} words; add letters"
+                f"a {shown} term matches more than {MAX_EXPANSIONS} words; add letters"
             )
         if not found:
             return Nothing()

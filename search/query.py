@@ -10,7 +10,8 @@ Grammar (AND binds tighter than OR; juxtaposition means AND):
 
 Operators are upper-case only, so the Spanish "o"/"y" and the English "and"/"or" stay words.
 Fields: case, kind, language (lang), tag, date (YYYY[-MM[-DD]] or a range A..B, either end
-open), year (YYYY or YYYY..YYYY). Errors raise `QuerySyntaxError` with the 0-based position.
+open), year (YYYY or YYYY..YYYY). Errors raise `QuerySyntaxError` with the 0-based position;
+messages never repeat what was typed (a query may name a survivor, and errors get logged).
 """
 
 from __future__ import annotations
@@ -166,9 +167,7 @@ def _lex(text: str) -> list[_Token]:
 def _parse_day(value: str, position: int, *, end: bool) -> date:
     match = re.fullmatch(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?", value)
     if match is None:
-        raise QuerySyntaxError(
-            f"expected a date as YYYY, YYYY-MM or YYYY-MM-DD: {value!r}", position
-        )
+        raise QuerySyntaxError("expected a date as YYYY, YYYY-MM or YYYY-MM-DD", position)
     year = int(match.group(1))
     month = int(match.group(2)) if match.group(2) else (12 if end else 1)
     try:
@@ -177,12 +176,12 @@ def _parse_day(value: str, position: int, *, end: bool) -> date:
         day = calendar.monthrange(year, month)[1] if end else 1
         return date(year, month, day)
     except ValueError as exc:
-        raise QuerySyntaxError(f"not a valid date: {value!r}", position) from exc
+        raise QuerySyntaxError("not a valid date", position) from exc
 
 
 def _date_range(field: str, value: str, position: int) -> DateRange:
     if field == "year" and not re.fullmatch(r"\d{4}(\.\.\d{4})?", value):
-        raise QuerySyntaxError(f"expected year:YYYY or year:YYYY..YYYY, got {value!r}", position)
+        raise QuerySyntaxError("expected year:YYYY or year:YYYY..YYYY", position)
     if ".." in value:
         first, _, last = value.partition("..")
         if not first and not last:
@@ -221,7 +220,9 @@ class _Parser:
         node = self._or()
         token = self._peek()
         if token is not None:
-            raise QuerySyntaxError(f"unexpected {token.text!r}", token.position)
+            raise QuerySyntaxError(
+                "unexpected ')'" if token.kind == ")" else "unexpected text", token.position
+            )
         return node
 
     def _or(self) -> Node:

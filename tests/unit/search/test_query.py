@@ -102,3 +102,10 @@ def test_overlong_queries_are_refused() -> None:
 def test_positive_leaves_skip_negations() -> None:
     leaves = positive_leaves(parse('a -b (c OR NOT d) "e f" gg* h~1 case:x'))
     assert leaves == [Word("a"), Word("c"), Phrase("e f"), Prefix("gg"), Fuzzy("h", 1)]
+
+
+@pytest.mark.parametrize("text", ["date:Wankarani", "year:Wankarani", "(Wankarani", "Wankarani)"])
+def test_errors_never_repeat_the_query(text: str) -> None:
+    with pytest.raises(QuerySyntaxError) as caught:
+        parse(text)
+    assert "wankarani" not in str(caught.value).lower()

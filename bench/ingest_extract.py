@@ -40,15 +40,23 @@ def _make_corpus(directory: Path, pages: int) -> dict[str, list[Path]]:
     }
 
 
-def _time(run: Callable[[Path], object], files: list[Path], rounds: int) -> float:
-    """Return the best of `rounds` wall-clock times for extracting every file once."""
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
+def _interleaved(
+    runs: dict[str, Callable[[Path], object]], files: list[Path], rounds: int
+) -> dict[str, list[float]]:
+    """Time each run on each file, alternating runs file by file so that load from other
+    processes on the machine falls on all of them alike; return per-round totals."""
+    totals: dict[str, list[float]] = {name: [] for name in runs}
+    order = list(runs)
+    for round_no in range(rounds):
+        spent = dict.fromkeys(runs, 0.0)
         for path in files:
-            run(path)
-        times.append(time.perf_counter() - start)
-    return min(times)
+            for name in order if round_no % 2 == 0 else reversed(order):
+                start = time.perf_counter()
+                runs[name](path)
+                spent[name] += time.perf_counter() - start
+        for name, seconds in spent.items():
+            totals[name].append(seconds)
+    return totals
 
 
 def main() -> None:
@@ -80,24 +88,22 @@ def main() -> None:
         def run_pooled(path: Path) -> object:
             return pooled.extract(path, limits)
 
+        runs = {"direct": run_direct, "direct+lang": run_direct_lang, "ours": run_pooled}
         for name, files in sets.items():
-            base = _time(run_direct, files, args.rounds)
-            base_lang = _time(run_direct_lang, files, args.rounds)
-            ours = _time(run_pooled, files, args.rounds)
+            totals = _interleaved(runs, files, args.rounds)
+            rate = {k: len(files) / statistics.median(v) for k, v in totals.items()}
+            ratios = [d / o for d, o in zip(totals["direct"], totals["ours"], strict=True)]
+            ratios_lang = [
+                d / o for d, o in zip(totals["direct+lang"], totals["ours"], strict=True)
+            ]
             print(
-                f"{name}: direct {len(files) / base:.1f} files/s; "
-                f"direct + language {len(files) / base_lang:.1f} files/s; "
-                f"NativeTikaExtractor {len(files) / ours:.1f} files/s; "
-                f"ratio to direct {base / ours:.2f}, to direct + language {base_lang / ours:.2f}"
+                f"{name}: direct {rate['direct']:.1f} files/s; "
+                f"direct + language {rate['direct+lang']:.1f} files/s; "
+                f"NativeTikaExtractor {rate['ours']:.1f} files/s; "
+                f"ratio to direct {statistics.median(ratios):.2f} "
+                f"(rounds {min(ratios):.2f}-{max(ratios):.2f}), "
+                f"to direct + language {statistics.median(ratios_lang):.2f}"
             )
-        per_file = []
-        for path in sets[next(iter(sets))][:20]:
-            start = time.perf_counter()
-            run_pooled(path)
-            middle = time.perf_counter()
-            run_direct(path)
-            per_file.append((middle - start) - (time.perf_counter() - middle))
-        print(f"median overhead per small file: {statistics.median(per_file) * 1000:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ class Query:
     must not see A's therapy-only items). An empty tuple, or only empty parts, finds nothing.
     """
 
-    text: str
+    text: str = field(repr=False)  # a query may name a survivor: keep it out of tracebacks
     scope: AccessScope | tuple[AccessScope, ...]
     filters: Filters = Filters()
     page: int = 1

@@ -109,3 +109,27 @@ def test_errors_never_repeat_the_query(text: str) -> None:
     with pytest.raises(QuerySyntaxError) as caught:
         parse(text)
     assert "wankarani" not in str(caught.value).lower()
+
+
+def test_reprs_never_show_text() -> None:
+    from datetime import UTC, datetime
+
+    from search import AccessScope, IndexDocument, Query
+
+    scope = AccessScope(frozenset({"c"}), frozenset({"legal"}))
+    assert "Wankarani" not in repr(Query("Wankarani", scope))
+    document = IndexDocument("i", "c", "k", "es", datetime.now(UTC), text="Wankarani")
+    assert "Wankarani" not in repr(document)
+
+
+def test_scopes_must_be_frozensets_or_tuples_of_scopes() -> None:
+    from search import AccessScope, Query, ScopeRequiredError
+
+    with pytest.raises(TypeError):
+        AccessScope({"c"}, frozenset({"legal"}))  # type: ignore[arg-type]
+    with pytest.raises(ScopeRequiredError):
+        Query("x", [AccessScope(frozenset({"c"}), frozenset({"legal"}))])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="page_size"):
+        Query("x", (), page_size=0)
+    with pytest.raises(ValueError, match="page"):
+        Query("x", (), page=0)

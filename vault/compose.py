@@ -21,7 +21,7 @@ from vault.errors import NotFound
 from vault.settings import SETTINGS_FILE, Settings
 
 if TYPE_CHECKING:
-    from vault.storage import ObjectStore  # type: ignore[import-not-found]
+    from vault.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,8 @@ class Vault:
     services: list[Service] = field(default_factory=list)
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Release the database connections and the object store."""
+        self.store.close()
         self.engine.dispose()
 
 
@@ -65,7 +66,7 @@ def make_store(settings: Settings) -> ObjectStore:
     Raises `ValueError` if the S3 settings are incomplete.
     """
     if settings.object_store == "local":
-        from vault.storage.adapters.local import LocalObjectStore  # type: ignore[import-not-found]
+        from vault.storage.adapters.local import LocalObjectStore
 
         return LocalObjectStore(settings.objects_path)
     from vault.storage.adapters.s3 import S3ObjectStore  # type: ignore[import-not-found]
@@ -80,7 +81,7 @@ def make_store(settings: Settings) -> ObjectStore:
             "TVAULT_OBJECT_STORE=s3 needs " + ", ".join(f"TVAULT_{m.upper()}" for m in missing)
         )
     assert settings.s3_secret_key is not None
-    return S3ObjectStore(
+    store: ObjectStore = S3ObjectStore(
         endpoint=str(settings.s3_endpoint),
         access_key=str(settings.s3_access_key),
         secret_key=settings.s3_secret_key.get_secret_value(),
@@ -89,6 +90,7 @@ def make_store(settings: Settings) -> ObjectStore:
         object_lock=settings.s3_object_lock,
         retention_days=settings.s3_retention_days,
     )
+    return store
 
 
 def is_initialised(settings: Settings) -> bool:

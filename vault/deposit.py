@@ -118,7 +118,7 @@ class Deposit:
         self._principal = principal
         self._request = request
         self.item_id = new_id()
-        self._object = object_name(vault.clock())
+        self._object = object_name()
         self._identity, recipient = keys.generate_identity()
         self._hash = hashlib.sha256()
         self._size = 0

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from vault.compose import Vault
 from vault.db import Item
-from vault.objects import PREFIX, created_at
+from vault.objects import PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -17,18 +17,19 @@ log = logging.getLogger(__name__)
 def sweep(vault: Vault) -> int:
     """Delete unreferenced item objects older than `sweep_grace_seconds`; return how many.
 
-    Younger ones may belong to a deposit still streaming and are left alone.
+    Younger ones may belong to a deposit still streaming (its row commits after the object) and
+    are left alone; only names under `vault.objects.PREFIX` are considered, so objects of other
+    parts (ledger checkpoints, extracted texts) are never touched.
     """
     cutoff = vault.clock() - timedelta(seconds=vault.settings.sweep_grace_seconds)
     removed = 0
-    for name in list(vault.store.names(PREFIX)):
-        made = created_at(name)
-        if made is None or made > cutoff:
+    for info in list(vault.store.entries(PREFIX)):
+        if info.modified > cutoff:
             continue
         with vault.sessions() as session:
-            if session.scalar(select(Item.id).where(Item.object_name == name)) is not None:
+            if session.scalar(select(Item.id).where(Item.object_name == info.name)) is not None:
                 continue
-        vault.store.delete(name)
+        vault.store.delete(info.name)
         removed += 1
     if removed:
         log.info("sweep removed %d unreferenced objects", removed)

@@ -15,14 +15,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-import keys
 from policies import Resource, actions, kinds
 from vault import ledger
 from vault.access import authorize
 from vault.api.deps import CurrentPrincipal, VaultDep, get_principal
-from vault.compose import LOG_SIGNING, Vault
 from vault.errors import NotFound
 from vault.ledger import checkpoints
+from vault.ledger.wiring import checkpointer_of
 
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"], dependencies=[Depends(get_principal)])
 
@@ -44,22 +43,6 @@ class KeyOut(BaseModel):
 
     origin: str
     verifier_key: str
-
-
-def checkpointer_of(vault: Vault) -> ledger.Checkpointer:
-    """Build the vault's checkpointer from its keyring, sessions, store and settings."""
-    settings = vault.settings
-    return ledger.make_checkpointer(
-        vault.sessions,
-        signer=keys.LogSigner.from_bytes(vault.keyring.secret(LOG_SIGNING)),
-        store=vault.store,
-        # Optional settings (TVAULT_LEDGER_ORIGIN, ...): defaults apply until the core adds them.
-        origin=getattr(settings, "ledger_origin", None),
-        every_entries=getattr(settings, "ledger_checkpoint_entries", None)
-        or ledger.service.DEFAULT_EVERY_ENTRIES,
-        every_seconds=getattr(settings, "ledger_checkpoint_seconds", None)
-        or ledger.service.DEFAULT_EVERY_SECONDS,
-    )
 
 
 def _out(signed: ledger.SignedCheckpoint) -> CheckpointOut:

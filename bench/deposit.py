@@ -1,0 +1,201 @@
+"""Benchmark: a deposit through the HTTP API into the embedded vault, against the raw pipeline.
+
+Run from the repository root:
+
+    .venv/bin/python bench/deposit.py [--size-mib 1024] [--concurrent 50] [--append-results]
+
+In one run: (1) writes a SIZE file under /tmp; (2) measures the raw single-core pipeline over
+it: read 64 KiB chunks, SHA-256, ChaCha20-Poly1305 encrypt (the floor any sealed deposit pays);
+(3) creates a vault (`tvault init`), starts `tvault serve` on loopback, and deposits the file
+through `POST /v1/cases/{case}/items` with httpx streaming it, sampling the server's RSS every
+50 ms; (4) deposits `--concurrent` files of 100 KB at once and checks every one arrived. The
+throughput is reported as a ratio to (2); RSS as growth over the server's RSS before the
+upload. Everything under /tmp is deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import hashlib
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+ROOT = Path(__file__).resolve().parents[1]
+CHUNK = 64 * 1024
+MIB = 1024 * 1024
+TVAULT = [sys.executable, "-m", "vault.cli"]
+
+
+def make_file(path: Path, size: int) -> None:
+    block = os.urandom(MIB)
+    with path.open("wb") as out:
+        for _ in range(size // MIB):
+            out.write(block)
+
+
+def raw_pipeline(path: Path) -> float:
+    """Return MB/s of read + SHA-256 + ChaCha20-Poly1305 on one thread."""
+    aead = ChaCha20Poly1305(os.urandom(32))
+    nonce = bytes(12)
+    digest = hashlib.sha256()
+    start = time.perf_counter()
+    with path.open("rb") as source:
+        while chunk := source.read(CHUNK):
+            digest.update(chunk)
+            aead.encrypt(nonce, chunk, None)
+    return path.stat().st_size / 1e6 / (time.perf_counter() - start)
+
+
+def run(*args: str, env: dict[str, str]) -> str:
+    done = subprocess.run([*TVAULT, *args], env=env, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.process = psutil.Process(pid)
+        self.peak = 0
+        self.running = True
+
+    def run(self) -> None:
+        while self.running:
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.05)
+
+
+def chunks(path: Path):  # type: ignore[no-untyped-def]
+    with path.open("rb") as source:
+        while chunk := source.read(MIB):
+            yield chunk
+
+
+async def concurrent(url: str, token: str, case: str, count: int) -> int:
+    headers = {"Authorization": f"Bearer {token}"}
+    meta = {"kind": "media", "title": "bench", "consent": "therapy"}
+    async with httpx.AsyncClient(
+        base_url=url, headers=headers, timeout=300, limits=httpx.Limits(max_connections=count)
+    ) as client:
+
+        async def one(n: int) -> bool:
+            body = n.to_bytes(4, "big") * 25_000
+            response = await client.post(f"/v1/cases/{case}/items", params=meta, content=body)
+            return (
+                response.status_code == 201
+                and response.json()["sha256"] == hashlib.sha256(body).hexdigest()
+            )
+
+        results = await asyncio.gather(*(one(n) for n in range(count)))
+        listed = (await client.get(f"/v1/cases/{case}/items")).json()
+    return sum(results) if len(listed) >= sum(results) else -1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--concurrent", type=int, default=50)
+    parser.add_argument("--append-results", action="store_true")
+    args = parser.parse_args()
+    size = args.size_mib * MIB
+
+    work = Path(tempfile.mkdtemp(prefix="tvault-bench-", dir="/tmp"))
+    server = None
+    try:
+        source = work / "input.bin"
+        make_file(source, size)
+        raw = max(raw_pipeline(source) for _ in range(2))
+
+        home = work / "vault"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TVAULT_")}
+        env.update(
+            TVAULT_HOME=str(home),
+            TVAULT_PASSPHRASE="bench passphrase",  # noqa: S106 (a throwaway vault)
+            TVAULT_MAX_UPLOAD_BYTES=str(size + 1),
+            PYTHONPATH=str(ROOT),
+        )
+        run("init", "--admin", "admin", env=env)
+        run("users", "add", "tina", "--role", "therapist", env=env)
+        token = run("token", "tina", env=env)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        log = (work / "server.log").open("wb")
+        server = subprocess.Popen(
+            [*TVAULT, "serve", "--port", str(port)], env=env, stdout=log, stderr=log
+        )
+        for _ in range(300):
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=url, headers=headers, timeout=600) as client:
+            case = client.post("/v1/cases", json={"name": "bench"}).json()["id"]
+            sampler = RssSampler(server.pid)
+            base_rss = sampler.process.memory_info().rss
+            sampler.start()
+            start = time.perf_counter()
+            response = client.post(
+                f"/v1/cases/{case}/items",
+                params={"kind": "media", "title": "bench", "consent": "therapy"},
+                content=chunks(source),
+                headers={"Content-Length": str(size)},
+            )
+            elapsed = time.perf_counter() - start
+            sampler.running = False
+            sampler.join()
+            response.raise_for_status()
+        api = size / 1e6 / elapsed
+        growth = (sampler.peak - base_rss) / MIB
+        arrived = asyncio.run(concurrent(url, token, case, args.concurrent))
+
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        lines = [
+            f"\n## vault deposit through the HTTP API (bench/deposit.py) — {stamp}\n",
+            f"Machine: {platform.machine()}, {os.cpu_count()} cores shared with other jobs, "
+            f"Python {platform.python_version()}; embedded vault (SQLite, local objects) on "
+            f"loopback; `bench/deposit.py --size-mib {args.size_mib}`.\n",
+            "| figure | value |\n| --- | ---: |",
+            f"| raw pipeline (read + SHA-256 + ChaCha20-Poly1305, 1 thread) | {raw:,.0f} MB/s |",
+            f"| deposit through the API ({args.size_mib} MiB) | {api:,.0f} MB/s |",
+            f"| ratio API / raw (target >= 0.5) | {api / raw:.2f} |",
+            f"| server RSS before upload | {base_rss / MIB:,.0f} MiB |",
+            f"| server peak RSS growth (target < 100 MiB) | {growth:,.1f} MiB |",
+            f"| {args.concurrent} concurrent 100 KB deposits arrived | "
+            f"{arrived} of {args.concurrent} |",
+        ]
+        report = "\n".join(lines) + "\n"
+        print(report)
+        if args.append_results:
+            with (ROOT / "bench" / "RESULTS.md").open("a", encoding="utf-8") as out:
+                out.write(report)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""A real vault for end-to-end tests: `tvault init`, then `tvault serve` in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+PASSPHRASE = "e2e passphrase, not a real one"
+TVAULT = [sys.executable, "-m", "vault.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def base_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TVAULT_")}
+    env.update({"TVAULT_HOME": str(home), "TVAULT_PASSPHRASE": PASSPHRASE, "COLUMNS": "200"})
+    env.update(extra)
+    return env
+
+
+def tvault(
+    *args: str, env: dict[str, str], check: bool = True, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the `tvault` CLI; with `check`, fail on a non-zero exit."""
+    done = subprocess.run(
+        [*TVAULT, *args], env=env, capture_output=True, text=True, input=stdin, timeout=120
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"tvault {' '.join(args)} -> {done.returncode}: {done.stderr}")
+    return done
+
+
+@dataclass
+class Server:
+    """A running `tvault serve`, its vault directory, log and tokens."""
+
+    home: Path
+    url: str
+    log: Path
+    env: dict[str, str]
+    process: subprocess.Popen[bytes]
+
+    def token(self, name: str) -> str:
+        return tvault("token", name, env=self.env).stdout.strip()
+
+    def client(self, name: str) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.token(name)}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(home: Path, **settings: str) -> Server:
+    """Create a vault in `home` (custodian `admin`, therapist `tina`) and serve it."""
+    env = base_env(home, **settings)
+    tvault("init", "--admin", "admin", env=env)
+    tvault("users", "add", "tina", "--role", "therapist", env=env)
+    port = free_port()
+    log = home.parent / f"{home.name}-server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*TVAULT, "serve", "--port", str(port)], env=env, stdout=out, stderr=out
+        )
+    server = Server(home, f"http://127.0.0.1:{port}", log, env, process)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError("server exited: " + log.read_text(errors="replace"))
+        try:
+            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    server.stop()
+    raise AssertionError("server did not start: " + log.read_text(errors="replace"))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One served vault per test module."""
+    home = tmp_path_factory.mktemp("e2e") / "vault"
+    running = start_server(home)
+    yield running
+    running.stop()

@@ -1,0 +1,208 @@
+"""The HTTP API: public routes in one place, tokens everywhere else, problem details, uploads."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Server, start_server
+
+PUBLIC = {"/healthz", "/openapi.json", "/docs", "/.well-known/jwks.json"}
+
+
+@pytest.fixture(scope="module")
+def case_id(server: Server) -> str:
+    with server.client("tina") as client:
+        response = client.post("/v1/cases", json={"name": "Case for the API"})
+    assert response.status_code == 201
+    case: str = response.json()["id"]
+    return case
+
+
+def _state(server: Server) -> tuple[set[str], int]:
+    """Files under the vault (the database files aside) and the number of items."""
+    files = {
+        str(p.relative_to(server.home))
+        for p in server.home.rglob("*")
+        if p.is_file() and not p.name.startswith("vault.db") and not p.name.endswith(".lock")
+    }
+    with server.client("tina") as client:
+        cases = client.get("/v1/cases").json()
+        items = sum(len(client.get(f"/v1/cases/{c['id']}/items").json()) for c in cases)
+    return files, items
+
+
+def test_public_routes_answer_without_a_token(server: Server) -> None:
+    for path in PUBLIC:
+        assert httpx.get(server.url + path).status_code == 200, path
+    keys = httpx.get(server.url + "/.well-known/jwks.json").json()["keys"]
+    assert keys[0]["alg"] == "ES256" and "d" not in keys[0]
+
+
+def test_every_other_route_needs_a_token(server: Server) -> None:
+    spec = httpx.get(server.url + "/openapi.json").json()
+    paths = set(spec["paths"])
+    assert paths - PUBLIC, "the scan found no protected route"
+    for path in paths - PUBLIC:
+        for method in spec["paths"][path]:
+            url = server.url + path.replace("{case_id}", "x").replace("{item_id}", "x")
+            for headers in ({}, {"Authorization": "Bearer not-a-token"}):
+                response = httpx.request(method, url, headers=headers)
+                assert response.status_code == 401, (method, path)
+                assert response.headers["content-type"] == "application/problem+json"
+                assert response.json()["status"] == 401
+
+
+def test_errors_are_problem_details(server: Server, case_id: str) -> None:
+    with server.client("tina") as client:
+        missing = client.get("/v1/items/nosuchitem")
+        bad = client.post(f"/v1/cases/{case_id}/items", params={"kind": "x"}, content=b"a")
+        nowhere = client.get("/v1/nowhere")
+    for response, status in ((missing, 404), (bad, 422), (nowhere, 404)):
+        assert response.status_code == status
+        assert response.headers["content-type"] == "application/problem+json"
+        body = response.json()
+        assert body["status"] == status and body["title"] and body["detail"]
+
+
+def test_raw_and_multipart_deposits_round_trip(server: Server, case_id: str) -> None:
+    data = bytes(range(256)) * 4096 + b"tail"
+    digest = hashlib.sha256(data).hexdigest()
+    meta = {"kind": "document", "title": "Medical report", "consent": "therapy"}
+    with server.client("tina") as client:
+        raw = client.post(f"/v1/cases/{case_id}/items", params=meta, content=data)
+        multi = client.post(
+            f"/v1/cases/{case_id}/items",
+            data=meta,
+            files={"file": ("report.pdf", data, "application/pdf")},
+        )
+        for response in (raw, multi):
+            assert response.status_code == 201, response.text
+            assert response.json()["sha256"] == digest
+            item_id = response.json()["id"]
+            got = client.get(f"/v1/items/{item_id}/content")
+            assert got.content == data
+            assert got.headers["repr-digest"].startswith("sha-256=:")
+        assert client.get(f"/v1/items/{multi.json()['id']}").json()["filename"] == "report.pdf"
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"kind": "testimony", "title": "T", "consent": "therapy"}, 404),  # unknown case
+        ({"kind": "rumour", "title": "T", "consent": "therapy"}, 422),
+        ({"kind": "testimony", "title": "T", "consent": "gossip"}, 422),
+        ({"kind": "testimony", "consent": "therapy"}, 422),  # no title
+    ],
+)
+def test_refused_deposits_leave_nothing(
+    server: Server, case_id: str, params: dict[str, str], status: int
+) -> None:
+    before = _state(server)
+    target = "nosuchcase" if status == 404 else case_id
+    with server.client("tina") as client:
+        response = client.post(f"/v1/cases/{target}/items", params=params, content=b"x" * 100_000)
+    assert response.status_code == status
+    assert _state(server) == before
+
+
+def test_only_therapists_deposit(server: Server, case_id: str) -> None:
+    before = _state(server)
+    with server.client("admin") as client:
+        response = client.post(
+            f"/v1/cases/{case_id}/items",
+            params={"kind": "testimony", "title": "T", "consent": "therapy"},
+            content=b"x",
+        )
+    assert response.status_code == 403
+    assert _state(server) == before
+
+
+def _send_half_and_close(server: Server, path: str, total: int) -> None:
+    url = urlparse(server.url)
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\n"
+        f"Authorization: Bearer {server.token('tina')}\r\n"
+        f"Content-Type: application/octet-stream\r\nContent-Length: {total}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((url.hostname, url.port)) as sock:
+        sock.sendall(head)
+        sock.sendall(b"y" * (total // 2))
+        time.sleep(0.5)  # let the server stream some of it into the store
+
+
+def test_a_client_that_disconnects_mid_upload_leaves_nothing(server: Server, case_id: str) -> None:
+    before = _state(server)
+    path = f"/v1/cases/{case_id}/items?kind=testimony&title=T&consent=therapy"
+    _send_half_and_close(server, path, 8 * 1024 * 1024)
+    deadline = time.monotonic() + 10
+    while _state(server) != before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _state(server) == before
+    assert httpx.get(server.url + "/healthz").status_code == 200
+
+
+def test_over_the_limit_gets_413_and_leaves_nothing(tmp_path: Path) -> None:
+    small = start_server(tmp_path / "small", TVAULT_MAX_UPLOAD_BYTES="100000")
+    try:
+        with small.client("tina") as client:
+            case = client.post("/v1/cases", json={"name": "c"}).json()["id"]
+            before = _state(small)
+            meta = {"kind": "testimony", "title": "T", "consent": "therapy"}
+            declared = client.post(f"/v1/cases/{case}/items", params=meta, content=b"z" * 100_001)
+
+            def chunks() -> object:
+                for _ in range(30):
+                    yield b"z" * 10_000
+
+            streamed = client.post(f"/v1/cases/{case}/items", params=meta, content=chunks())
+            multi = client.post(
+                f"/v1/cases/{case}/items", data=meta, files={"file": ("f", b"z" * 200_000)}
+            )
+            for response in (declared, streamed, multi):
+                assert response.status_code == 413, response.text
+                assert response.headers["content-type"] == "application/problem+json"
+            assert _state(small) == before
+            exact = client.post(f"/v1/cases/{case}/items", params=meta, content=b"z" * 100_000)
+            assert exact.status_code == 201
+    finally:
+        small.stop()
+
+
+def test_fifty_concurrent_deposits_all_arrive(server: Server, case_id: str) -> None:
+    import anyio
+
+    token = server.token("tina")
+    meta = {"kind": "media", "title": "clip", "consent": "therapy"}
+    results: list[dict[str, object]] = []
+
+    async def one(client: httpx.AsyncClient, n: int) -> None:
+        body = n.to_bytes(4, "big") * 25_000  # 100 KB, different for each
+        response = await client.post(f"/v1/cases/{case_id}/items", params=meta, content=body)
+        assert response.status_code == 201, response.text
+        assert response.json()["sha256"] == hashlib.sha256(body).hexdigest()
+        results.append(response.json())
+
+    async def main() -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        limits = httpx.Limits(max_connections=50)
+        async with (
+            httpx.AsyncClient(
+                base_url=server.url, headers=headers, timeout=120, limits=limits
+            ) as client,
+            anyio.create_task_group() as group,
+        ):
+            for n in range(50):
+                group.start_soon(one, client, n)
+
+    anyio.run(main)
+    assert len({r["id"] for r in results}) == 50
+    with server.client("tina") as client:
+        listed = {i["id"] for i in client.get(f"/v1/cases/{case_id}/items").json()}
+    assert {r["id"] for r in results} <= listed

@@ -1,0 +1,66 @@
+"""`tvault verify [--fast]`: check everything the vault holds; exit 1 on any failure."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+
+from vault.cli.admin import _open
+from vault.cli.common import FAILURE, JsonOption, VaultOption, emit
+from vault.verify import Report
+from vault.verify import verify as verify_vault
+
+
+def verify(
+    vault_dir: VaultOption = None,
+    fast: Annotated[
+        bool, typer.Option("--fast", help="Check object presence and size only; do not decrypt.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-check every object, the ledger's chain and tree, and every checkpoint signature."""
+    vault = _open(vault_dir)
+    try:
+        console = Console(stderr=True)
+        with Progress(
+            TextColumn("{task.description:<12}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console,
+            transient=True,
+            disable=as_json or not console.is_terminal,
+        ) as bar:
+            tasks: dict[str, TaskID] = {}
+
+            def tick(phase: str, done: int, total: int) -> None:
+                if phase not in tasks:
+                    tasks[phase] = bar.add_task(phase, total=total)
+                bar.update(tasks[phase], completed=done, total=total)
+
+            report = verify_vault(vault, fast=fast, progress=tick)
+    finally:
+        vault.close()
+    emit(report.to_json(), as_json, _summary(report))
+    if not report.ok:
+        raise typer.Exit(FAILURE)
+
+
+def _summary(report: Report) -> str:
+    lines = [
+        f"items: {report.items} checked ({report.shredded} shredded)",
+        f"ledger entries: {report.entries}",
+        f"checkpoints: {report.checkpoints}",
+        *[f"note: {n}" for n in report.notes],
+    ]
+    if report.ok:
+        lines.append("OK: no failures")
+    else:
+        lines.append(f"FAILED: {len(report.failures)} failure(s)")
+        lines += [
+            f"  {f.subject}: {f.kind}" + (f" ({f.detail})" if f.detail else "")
+            for f in report.failures
+        ]
+    return "\n".join(lines)

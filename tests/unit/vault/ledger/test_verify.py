@@ -1,0 +1,330 @@
+"""`tvault verify`: every way a person could tamper with the vault is detected and named."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import typer
+from sqlalchemy import delete, select, text, update
+from typer.testing import CliRunner
+
+import keys
+from tests.unit.vault.conftest import PASSPHRASE, principal
+from tests.unit.vault.test_deposit import deposit, fields
+from vault import ledger, verify
+from vault.cases import create_case
+from vault.cli.verify import verify as verify_command
+from vault.compose import Vault
+from vault.db import Item, ItemKey
+from vault.ledger import actions, note
+from vault.ledger.entry import build
+from vault.ledger.tables import CheckpointRow, LedgerRow
+from vault.ledger.wiring import checkpointer_of
+
+BODY_A = b"First testimony, several chunks long. " * 5000
+BODY_B = b"Second testimony. " * 300
+
+
+@pytest.fixture
+def items(vault: Vault) -> tuple[str, str]:
+    case = create_case(vault, principal(vault, "tina"), "Case 1").id
+    a = deposit(vault, "tina", BODY_A, fields(case)).item_id
+    b = deposit(vault, "tina", BODY_B, fields(case, title="B")).item_id
+    checkpointer_of(vault).checkpoint()
+    with vault.sessions.begin() as session:
+        ledger.append(session, actor="tina", action=actions.DECRYPTION, item_id=a)
+    return a, b
+
+
+def stored_path(vault: Vault, name: str) -> Path:
+    # Tampering happens beside the port, on the files the local adapter keeps.
+    [path] = [p for p in vault.settings.objects_path.rglob(name.replace("/", "+"))]
+    return path
+
+
+def object_of(vault: Vault, item_id: str) -> str:
+    with vault.sessions() as session:
+        item = session.get(Item, item_id)
+        assert item is not None
+        return item.object_name
+
+
+def found(report: verify.Report) -> set[tuple[str, str]]:
+    return {(f.subject, f.kind) for f in report.failures}
+
+
+def test_an_untouched_vault_verifies(vault: Vault, items: tuple[str, str]) -> None:
+    phases: set[str] = set()
+    report = verify.verify(vault, progress=lambda phase, done, total: phases.add(phase))
+    assert report.ok, report.failures
+    assert (report.items, report.shredded, report.checkpoints) == (2, 0, 1)
+    with vault.sessions() as session:
+        assert report.entries == ledger.size(session)
+    assert phases == {"objects", "ledger", "checkpoints"}
+    assert verify.verify(vault, fast=True).ok
+
+
+def test_flipped_byte_in_an_object(vault: Vault, items: tuple[str, str]) -> None:
+    path = stored_path(vault, object_of(vault, items[0]))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    assert found(verify.verify(vault)) == {(items[0], verify.OBJECT_UNREADABLE)}
+
+
+def test_deleted_object(vault: Vault, items: tuple[str, str]) -> None:
+    stored_path(vault, object_of(vault, items[1])).unlink()
+    assert found(verify.verify(vault)) == {(items[1], verify.OBJECT_MISSING)}
+    assert found(verify.verify(vault, fast=True)) == {(items[1], verify.OBJECT_MISSING)}
+
+
+def test_truncated_object_is_found_even_fast(vault: Vault, items: tuple[str, str]) -> None:
+    path = stored_path(vault, object_of(vault, items[0]))
+    path.write_bytes(path.read_bytes()[: len(BODY_A) // 2])
+    assert found(verify.verify(vault, fast=True)) == {(items[0], verify.SIZE_MISMATCH)}
+    assert found(verify.verify(vault)) == {(items[0], verify.OBJECT_UNREADABLE)}
+
+
+def test_swapped_item_keys(vault: Vault, items: tuple[str, str]) -> None:
+    a, b = items
+    with vault.sessions.begin() as session:
+        key_a, key_b = session.get(ItemKey, a), session.get(ItemKey, b)
+        assert key_a is not None and key_b is not None
+        key_a.wrapped, key_b.wrapped = key_b.wrapped, key_a.wrapped
+    assert found(verify.verify(vault)) == {(a, verify.KEYS_SWAPPED), (b, verify.KEYS_SWAPPED)}
+
+
+def test_wrong_plaintext_digest_recorded(vault: Vault, items: tuple[str, str]) -> None:
+    with vault.sessions.begin() as session:
+        session.execute(update(Item).where(Item.id == items[1]).values(sha256="0" * 64))
+    assert found(verify.verify(vault)) == {(items[1], verify.DIGEST_MISMATCH)}
+
+
+def test_shredding_needs_its_ledger_entry(vault: Vault, items: tuple[str, str]) -> None:
+    with vault.sessions.begin() as session:
+        session.execute(delete(ItemKey).where(ItemKey.item_id == items[1]))
+    assert found(verify.verify(vault)) == {(items[1], verify.KEY_MISSING)}
+    with vault.sessions.begin() as session:
+        ledger.append(session, actor="admin", action=actions.DELETION, item_id=items[1])
+    report = verify.verify(vault)
+    assert report.ok and report.shredded == 1
+
+
+def rows(vault: Vault) -> list[LedgerRow]:
+    with vault.sessions() as session:
+        return list(session.scalars(select(LedgerRow).order_by(LedgerRow.seq)))
+
+
+def test_edited_entry(vault: Vault, items: tuple[str, str]) -> None:
+    target = next(r for r in rows(vault) if r.action == actions.INGESTION)
+    with vault.sessions.begin() as session:
+        row = session.get(LedgerRow, target.seq)
+        assert row is not None
+        row.entry = row.entry.replace(b'"size":', b'"size":1')
+    result = found(verify.verify(vault))
+    assert (f"entry {target.seq}", verify.ENTRY_ROW) in result
+    assert (f"entry {target.seq + 1}", verify.CHAIN_BROKEN) in result
+    assert any(kind == verify.CHECKPOINT_ROOT for _, kind in result)
+
+
+def test_edited_entry_with_the_chain_rewritten(vault: Vault, items: tuple[str, str]) -> None:
+    # A careful forger recomputes every later hash and the head: the signed checkpoint remains.
+    all_rows = rows(vault)
+    target = next(r for r in all_rows if r.action == actions.INGESTION).seq
+    with vault.sessions.begin() as session:
+        prev: bytes | None = None
+        for row in all_rows[target:]:
+            entry = ledger.entry(session, row.seq)
+            details = dict(entry.details)
+            if row.seq == target:
+                details["size"] = 1
+            new = build(
+                seq=entry.seq,
+                time=entry.time,
+                actor=entry.actor,
+                action=entry.action,
+                item_id=entry.item_id,
+                case_id=entry.case_id,
+                details=details,
+                sealed=None,
+                prev_hash=prev if prev is not None else entry.prev_hash,
+            )
+            prev = new.entry_hash
+            session.execute(
+                update(LedgerRow)
+                .where(LedgerRow.seq == row.seq)
+                .values(entry=new.canonical, entry_hash=new.entry_hash, leaf_hash=new.leaf_hash)
+            )
+        session.execute(text("UPDATE ledger_state SET hash = :h WHERE name = 'head'"), {"h": prev})
+    result = found(verify.verify(vault))
+    assert result == {("checkpoint " + str(checkpoint_size(vault)), verify.CHECKPOINT_ROOT)}
+
+
+def checkpoint_size(vault: Vault) -> int:
+    with vault.sessions() as session:
+        return int(session.scalars(select(CheckpointRow.size)).one())
+
+
+def test_edited_row_column(vault: Vault, items: tuple[str, str]) -> None:
+    with vault.sessions.begin() as session:
+        session.execute(update(LedgerRow).where(LedgerRow.seq == 1).values(actor="someone"))
+    assert found(verify.verify(vault)) == {("entry 1", verify.ENTRY_ROW)}
+
+
+def test_deleted_entry(vault: Vault, items: tuple[str, str]) -> None:
+    with vault.sessions.begin() as session:
+        session.execute(delete(LedgerRow).where(LedgerRow.seq == 2))
+    result = found(verify.verify(vault))
+    assert ("entry 2", verify.ENTRY_MISSING) in result
+    assert ("entry 3", verify.CHAIN_BROKEN) in result
+    assert ("ledger head", verify.HEAD_MISMATCH) in result
+    assert any(kind == verify.CHECKPOINT_ROOT for _, kind in result)
+
+
+def test_deleted_last_entry(vault: Vault, items: tuple[str, str]) -> None:
+    last = rows(vault)[-1].seq
+    with vault.sessions.begin() as session:
+        session.execute(delete(LedgerRow).where(LedgerRow.seq == last))
+    assert found(verify.verify(vault)) == {("ledger head", verify.HEAD_MISMATCH)}
+
+
+def test_reordered_entries(vault: Vault, items: tuple[str, str]) -> None:
+    first, second = rows(vault)[1:3]
+    with vault.sessions.begin() as session:
+        for row, other in ((first, second), (second, first)):
+            session.execute(
+                update(LedgerRow)
+                .where(LedgerRow.seq == row.seq)
+                .values(
+                    entry=other.entry,
+                    entry_hash=other.entry_hash,
+                    leaf_hash=other.leaf_hash,
+                    actor=other.actor,
+                    action=other.action,
+                    item_id=other.item_id,
+                    case_id=other.case_id,
+                    time=other.time,
+                )
+            )
+    result = found(verify.verify(vault))
+    assert {("entry 1", verify.ENTRY_MISPLACED), ("entry 2", verify.ENTRY_MISPLACED)} <= result
+
+
+def test_inserted_entry(vault: Vault, items: tuple[str, str]) -> None:
+    old = rows(vault)
+    with vault.sessions.begin() as session:
+        session.execute(delete(LedgerRow).where(LedgerRow.seq >= 2))
+        for row in old[2:]:
+            session.execute(
+                LedgerRow.__table__.insert().values(  # type: ignore[attr-defined]
+                    seq=row.seq + 1,
+                    time=row.time,
+                    actor=row.actor,
+                    action=row.action,
+                    item_id=row.item_id,
+                    case_id=row.case_id,
+                    entry=row.entry,
+                    entry_hash=row.entry_hash,
+                    leaf_hash=row.leaf_hash,
+                    sealed_details=row.sealed_details,
+                )
+            )
+        fake = build(
+            seq=2,
+            time=ledger.entry(session, 1).time,
+            actor="nobody",
+            action=actions.GRANT,
+            item_id=None,
+            case_id=None,
+            details={},
+            sealed=None,
+            prev_hash=old[1].entry_hash,
+        )
+        session.execute(
+            LedgerRow.__table__.insert().values(  # type: ignore[attr-defined]
+                seq=2,
+                time=old[2].time,
+                actor="nobody",
+                action=actions.GRANT,
+                item_id=None,
+                case_id=None,
+                entry=fake.canonical,
+                entry_hash=fake.entry_hash,
+                leaf_hash=fake.leaf_hash,
+                sealed_details=None,
+            )
+        )
+    result = found(verify.verify(vault))
+    assert ("entry 3", verify.ENTRY_MISPLACED) in result
+    assert ("entry 3", verify.CHAIN_BROKEN) in result
+    assert ("ledger head", verify.HEAD_MISMATCH) in result
+
+
+def test_replaced_checkpoint(vault: Vault, items: tuple[str, str]) -> None:
+    size = checkpoint_size(vault)
+    impostor = keys.LogSigner.generate()
+    log = checkpointer_of(vault)
+    with vault.sessions.begin() as session:
+        row = session.get(CheckpointRow, size)
+        assert row is not None
+        body = note.Checkpoint(origin=log.origin, size=size, root=bytes(row.root))
+        row.note = note.sign(body.text(), log.origin, impostor)
+    assert found(verify.verify(vault)) == {
+        (f"checkpoint {size}", verify.CHECKPOINT_SIGNATURE),
+        (f"checkpoint {size}", verify.CHECKPOINT_COPY),
+    }
+
+
+def test_replaced_checkpoint_copy(vault: Vault, items: tuple[str, str]) -> None:
+    size = checkpoint_size(vault)
+    path = stored_path(vault, ledger.checkpoints.object_name(size))
+    path.write_bytes(path.read_bytes().replace(b"\n\n", b"\n\n\n"))
+    assert found(verify.verify(vault)) == {(f"checkpoint {size}", verify.CHECKPOINT_COPY)}
+
+
+def test_deleted_checkpoint_record(vault: Vault, items: tuple[str, str]) -> None:
+    size = checkpoint_size(vault)
+    with vault.sessions.begin() as session:
+        session.execute(delete(CheckpointRow))
+    name = ledger.checkpoints.object_name(size)
+    assert found(verify.verify(vault)) == {(name, verify.CHECKPOINT_UNRECORDED)}
+
+
+def cli_env(vault: Vault) -> dict[str, str]:
+    env = {"TVAULT_HOME": str(vault.settings.home), "TVAULT_PASSPHRASE": PASSPHRASE}
+    if vault.settings.database_url:
+        env["TVAULT_DATABASE_URL"] = vault.settings.database_url
+    return env
+
+
+@pytest.fixture
+def run_cli(vault: Vault) -> Callable[..., object]:
+    app = typer.Typer()
+    app.command()(verify_command)
+    app.command("noop")(lambda: None)  # keep `verify` a named sub-command, as in `tvault`
+
+    def run(*args: str) -> object:
+        return CliRunner().invoke(app, ["verify", *args], env=cli_env(vault))
+
+    return run
+
+
+def test_cli_exit_codes_and_report(
+    vault: Vault, items: tuple[str, str], run_cli: Callable[..., object]
+) -> None:
+    clean = run_cli()
+    assert clean.exit_code == 0, clean.output  # type: ignore[attr-defined]
+    assert "OK: no failures" in clean.output  # type: ignore[attr-defined]
+    stored_path(vault, object_of(vault, items[1])).unlink()
+    broken = run_cli("--json")
+    assert broken.exit_code == 1  # type: ignore[attr-defined]
+    report = json.loads(broken.stdout)  # type: ignore[attr-defined]
+    assert report["ok"] is False
+    assert report["failures"] == [
+        {"subject": items[1], "kind": verify.OBJECT_MISSING, "detail": object_of(vault, items[1])}
+    ]
+    text_report = run_cli()
+    assert f"{items[1]}: {verify.OBJECT_MISSING}" in text_report.output  # type: ignore[attr-defined]

@@ -120,7 +120,7 @@ class _Child:
     def _read_line(self, deadline: float) -> bytes:
         while (end := self._buffer.find(b"\n")) < 0:
             if len(self._buffer) > 1 << 20:
-                raise ExtractionError(FailureKind.CRASHED, "parser process broke the protocol")
+                raise ExtractionError(FailureKind.CRASHED, "parser crashed: it broke the protocol")
             self._fill(deadline)
         line = bytes(self._buffer[:end])
         del self._buffer[: end + 1]
@@ -142,10 +142,16 @@ class _Child:
             self._in.flush()
         except (BrokenPipeError, ValueError):
             raise self._died() from None
-        header = json.loads(self._read_line(deadline))
-        if not header.get("ok"):
-            return header, ""
-        size = int(header["text_bytes"])
+        try:
+            header = json.loads(self._read_line(deadline))
+            if not header.get("ok"):
+                FailureKind(str(header["kind"]))  # refuse a kind we do not know
+                return header, ""
+            size = int(header["text_bytes"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise ExtractionError(
+                FailureKind.CRASHED, "parser crashed: it broke the protocol"
+            ) from None
         # UTF-8 needs at most 4 bytes a character; more means a broken or hostile child.
         if size > 4 * (limits.max_text_chars + 1):
             raise text_limit(limits.max_text_chars)

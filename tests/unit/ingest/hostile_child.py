@@ -33,6 +33,12 @@ def handle(path: str, max_text_chars: int) -> _tika_child.Result:
         return "text/plain", {}, str(len(blocks))
     if head.startswith(b"ENV"):
         return "text/plain", {}, "\n".join(sorted(os.environ))
+    if head.startswith(b"PRINT"):
+        # Native code writing to stdout must not reach the protocol.
+        print("noise on stdout", flush=True)
+        os.write(1, b"{not json\n")
+        os.write(2, b"noise on stderr\n")
+        return "text/plain", {}, "clean answer"
     if head.startswith(b"FLOOD"):
         # A child that ignores the limit: the parent must refuse the answer.
         return "text/plain", {}, "x" * (max_text_chars + 10)

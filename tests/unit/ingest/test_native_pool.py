@@ -121,6 +121,13 @@ def test_answers_over_the_limit_are_refused_by_the_parent(
     _works(pool, tmp_path)
 
 
+def test_output_of_native_code_cannot_corrupt_the_answer(
+    pool: NativeTikaExtractor, tmp_path: Path
+) -> None:
+    assert pool.extract(_marker(tmp_path, b"PRINT"), Limits()).text == "clean answer"
+    _works(pool, tmp_path)
+
+
 def test_the_child_gets_no_secrets(
     pool: NativeTikaExtractor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

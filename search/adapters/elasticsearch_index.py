@@ -66,6 +66,7 @@ class ElasticsearchIndex:
         self._name = index_name
         self._pending: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._uncommitted = False
         try:
             self._ensure()
         except (ApiError, TransportError) as exc:
@@ -118,6 +119,7 @@ class ElasticsearchIndex:
         """Queue `docs` for indexing (sent in bulk batches); visible after `commit`."""
         count = 0
         with self._lock:
+            self._uncommitted = True
             for doc in docs:
                 created = created_utc(doc)
                 self._pending.append({"index": {"_index": self._name, "_id": doc.item_id}})
@@ -143,6 +145,7 @@ class ElasticsearchIndex:
         """Queue the removal of `item_id`; effective after `commit`."""
         with self._lock:
             self._pending.append({"delete": {"_index": self._name, "_id": item_id}})
+            self._uncommitted = True
 
     def _flush(self) -> None:
         if not self._pending:
@@ -167,11 +170,13 @@ class ElasticsearchIndex:
             self._core.save_vocabulary()
             self._flush()
             self._call("refresh", self._client.indices.refresh, index=self._name)
+            self._uncommitted = False
 
     def rollback(self) -> None:
         """Drop queued operations not yet sent (sent batches cannot be taken back)."""
         with self._lock:
             self._pending.clear()
+            self._uncommitted = False
 
     def clear(self) -> None:
         """Remove every document and the vocabulary."""
@@ -186,9 +191,11 @@ class ElasticsearchIndex:
                 refresh=True,
                 conflicts="proceed",
             )
+            self._uncommitted = False
 
     def prune_vocabulary(self) -> int:
-        """Forget the words no searchable document holds; saves the vocabulary."""
+        """Forget the words no searchable document holds; saves the vocabulary. Raises
+        `IndexBackendError` while changes are pending (their words would be lost)."""
 
         def live(digests: list[str]) -> list[str]:
             alive: list[str] = []
@@ -209,6 +216,8 @@ class ElasticsearchIndex:
             return alive
 
         with self._lock:
+            if self._uncommitted:
+                raise IndexBackendError("commit or roll back before pruning the vocabulary")
             return self._core.prune_vocabulary(live)
 
     def count(self) -> int:

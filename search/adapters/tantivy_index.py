@@ -77,6 +77,7 @@ class TantivyIndex:
         self._writer_threads = writer_threads
         self._writer: tantivy.IndexWriter | None = None
         self._lock = threading.Lock()
+        self._uncommitted = False
 
     def _check_meta(self) -> None:
         meta_path = self._path / META_FILE
@@ -108,10 +109,12 @@ class TantivyIndex:
         return self._writer
 
     def index(self, docs: Iterable[IndexDocument]) -> int:
-        """Add or replace `docs`; visible after `commit`. Raises `ValueError` on a naive date."""
+        """Add or replace `docs`; visible after `commit`. Raises `ValueError` on a naive date
+        (documents before it in `docs` are pending: `rollback` drops them)."""
         count = 0
         with self._lock:
             writer = self._write()
+            self._uncommitted = True
             for doc in docs:
                 created = created_utc(doc)
                 document = tantivy.Document()
@@ -135,6 +138,7 @@ class TantivyIndex:
         """Remove `item_id`; effective after `commit`."""
         with self._lock:
             self._write().delete_documents_by_term(p.ITEM_ID, item_id)
+            self._uncommitted = True
 
     def commit(self) -> None:
         """Save the vocabulary, then commit the engine and reload the searcher."""
@@ -142,6 +146,7 @@ class TantivyIndex:
             self._core.save_vocabulary()
             if self._writer is not None:
                 self._writer.commit()
+            self._uncommitted = False
             self._index.reload()
 
     def rollback(self) -> None:
@@ -149,6 +154,7 @@ class TantivyIndex:
         with self._lock:
             if self._writer is not None:
                 self._writer.rollback()
+            self._uncommitted = False
 
     def clear(self) -> None:
         """Remove every document and the vocabulary, committed at once."""
@@ -157,11 +163,15 @@ class TantivyIndex:
             writer.delete_all_documents()
             self._core.clear_vocabulary()
             writer.commit()
+            self._uncommitted = False
             self._index.reload()
 
     def prune_vocabulary(self) -> int:
-        """Forget the words no committed document holds; saves the vocabulary."""
+        """Forget the words no committed document holds; saves the vocabulary. Raises
+        `IndexBackendError` while changes are pending (their words would be lost)."""
         with self._lock:
+            if self._uncommitted:
+                raise IndexBackendError("commit or roll back before pruning the vocabulary")
             self._index.reload()
             searcher = self._index.searcher()
 

@@ -425,3 +425,15 @@ def test_policy_scopes_never_leak(index: Index, role: str, granted: tuple[str, .
         assert in_parts <= allowed_by_decide, text
         assert results.total == len(in_parts), text
         assert results.facets == _facets(in_parts), text
+
+
+def test_pruning_waits_for_pending_changes(index: Index) -> None:
+    from search import IndexBackendError
+
+    pending = _doc("d97", "c3", "note", "es", "2023-01-01T00:00:00", set(), {"legal"}, "Pendiente")
+    index.index([pending])
+    with pytest.raises(IndexBackendError, match="commit"):
+        index.prune_vocabulary()
+    index.rollback()
+    index.prune_vocabulary()
+    assert _ids(index.search(Query("pendiente", _full_scope()))) == set()

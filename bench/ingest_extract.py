@@ -88,7 +88,11 @@ def main() -> None:
         def run_pooled(path: Path) -> object:
             return pooled.extract(path, limits)
 
-        runs = {"direct": run_direct, "direct+lang": run_direct_lang, "ours": run_pooled}
+        runs: dict[str, Callable[[Path], object]] = {
+            "direct": run_direct,
+            "direct+lang": run_direct_lang,
+            "ours": run_pooled,
+        }
         for name, files in sets.items():
             totals = _interleaved(runs, files, args.rounds)
             rate = {k: len(files) / statistics.median(v) for k, v in totals.items()}

@@ -19,15 +19,48 @@ __all__ = ["check_container"]
 # nothing are normal and harmless.
 _RATIO_FLOOR_BYTES = 1 << 20
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+# APPNOTE.TXT 4.3.16: the end of central directory record is 22 bytes plus a comment of at most
+# 65,535; 4.3.15: a ZIP64 locator of 20 bytes sits right before it, pointing at the ZIP64 record.
+_EOCD = b"PK\x05\x06"
+_EOCD_MAX = 22 + 65_535
+_ZIP64_LOCATOR = b"PK\x06\x07"
+_ZIP64_EOCD = b"PK\x06\x06"
+# Central directory bytes allowed per permitted member: a DOCX entry takes ~80 (46 fixed + name).
+_DIRECTORY_BYTES_PER_MEMBER = 256
+
+
+def _declared_directory(handle: IO[bytes]) -> tuple[int, int] | None:
+    """Return (member count, central directory size) from the end records, before reading it.
+
+    `zipfile` reads the whole central directory and builds one object per entry in it, so a
+    directory of millions of entries would cost gigabytes before any other check could run.
+    Both numbers are checked: `zipfile` trusts the size, not the count.
+    """
+    size = handle.seek(0, 2)
+    tail_size = min(size, _EOCD_MAX + 20)
+    handle.seek(size - tail_size)
+    tail = handle.read(tail_size)
+    at = tail.rfind(_EOCD)
+    if at < 0 or len(tail) < at + 22:
+        return None
+    count = int.from_bytes(tail[at + 10 : at + 12], "little")
+    directory = int.from_bytes(tail[at + 12 : at + 16], "little")
+    if at >= 20 and tail[at - 20 : at - 16] == _ZIP64_LOCATOR:
+        handle.seek(int.from_bytes(tail[at - 12 : at - 4], "little"))
+        record = handle.read(56)
+        if record[:4] == _ZIP64_EOCD and len(record) == 56:
+            count = int.from_bytes(record[32:40], "little")
+            directory = int.from_bytes(record[40:48], "little")
+    return count, directory
 
 
 def check_container(path: Path, limits: Limits) -> None:
     """Check `path` if it is a zip container; do nothing for other files.
 
     Raises `ExtractionError` (`ZIP_BOMB`) when a member inflates more than
-    `limits.max_compression_ratio` times or all members together exceed
-    `limits.max_unpacked_bytes`, and (`NESTING`) when archives nest deeper than
-    `limits.max_nesting`.
+    `limits.max_compression_ratio` times, all members together exceed
+    `limits.max_unpacked_bytes`, or an archive has more than `limits.max_zip_members`
+    members, and (`NESTING`) when archives nest deeper than `limits.max_nesting`.
     """
     with path.open("rb") as handle:
         if handle.read(4) not in _ZIP_MAGIC:
@@ -38,6 +71,21 @@ def check_container(path: Path, limits: Limits) -> None:
 
 
 def _check_zip(handle: IO[bytes], limits: Limits, *, depth: int, budget: list[int]) -> None:
+    declared = _declared_directory(handle)
+    handle.seek(0)
+    if declared is not None:
+        count, directory = declared
+        if count > limits.max_zip_members:
+            raise ExtractionError(
+                FailureKind.ZIP_BOMB,
+                f"zip bomb: {count:,} members (limit {limits.max_zip_members:,})",
+            )
+        if directory > limits.max_zip_members * _DIRECTORY_BYTES_PER_MEMBER:
+            raise ExtractionError(
+                FailureKind.ZIP_BOMB,
+                f"zip bomb: a central directory of {directory:,} bytes "
+                f"for at most {limits.max_zip_members:,} members",
+            )
     try:
         archive = zipfile.ZipFile(handle)
     except (zipfile.BadZipFile, OSError, ValueError):

@@ -56,11 +56,15 @@ class Limits:
     # 0.01); we apply the same bound before the parser sees the file.
     max_compression_ratio: float = 100.0
     max_unpacked_bytes: int = 1 << 30
+    # Members in one archive; a central directory of millions would exhaust memory by itself.
+    max_zip_members: int = 10_000
 
     def __post_init__(self) -> None:
         if self.timeout_s <= 0 or self.max_text_chars <= 0 or self.max_memory_bytes <= 0:
             raise ValueError("limits must be positive")
         if self.max_nesting < 0 or self.max_compression_ratio < 1 or self.max_unpacked_bytes < 1:
+            raise ValueError("limits must be positive")
+        if self.max_zip_members < 1:
             raise ValueError("limits must be positive")
 
 

@@ -62,3 +62,42 @@ def test_a_broken_zip_is_left_to_the_parser(tmp_path: Path) -> None:
     path = tmp_path / "roto.docx"
     path.write_bytes(b"PK\x03\x04" + b"\x00" * 64)
     check_container(path, Limits())
+
+
+def test_too_many_members(tmp_path: Path) -> None:
+    path = tmp_path / "muchos.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for n in range(300):
+            archive.writestr(f"parte{n}.txt", b"")
+    check_container(path, Limits(max_zip_members=300))
+    with pytest.raises(ExtractionError) as caught:
+        check_container(path, Limits(max_zip_members=299))
+    assert caught.value.kind is FailureKind.ZIP_BOMB
+    assert caught.value.reason == "zip bomb: 300 members (limit 299)"
+
+
+def test_too_many_members_in_a_zip64_archive(tmp_path: Path) -> None:
+    # 65,535 and more members need the ZIP64 end of central directory (APPNOTE 4.4.21).
+    path = tmp_path / "muchos64.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for n in range(70_000):
+            archive.writestr(zipfile.ZipInfo(f"{n}"), b"")
+    with pytest.raises(ExtractionError) as caught:
+        check_container(path, Limits())
+    assert caught.value.reason == "zip bomb: 70,000 members (limit 10,000)"
+
+
+def test_a_directory_larger_than_its_count_admits(tmp_path: Path) -> None:
+    # zipfile reads as many entries as the directory size holds, whatever the count says.
+    path = tmp_path / "mentiroso.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for n in range(200):
+            archive.writestr(f"{n:0>200}", b"")
+    data = bytearray(path.read_bytes())
+    eocd = data.rfind(b"PK\x05\x06")
+    data[eocd + 8 : eocd + 12] = (1).to_bytes(2, "little") * 2  # claim a single member
+    path.write_bytes(bytes(data))
+    with pytest.raises(ExtractionError) as caught:
+        check_container(path, Limits(max_zip_members=100))
+    assert caught.value.kind is FailureKind.ZIP_BOMB
+    assert caught.value.reason.startswith("zip bomb: a central directory of ")

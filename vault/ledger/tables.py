@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Final
 
-from sqlalchemy import BigInteger, Index, LargeBinary, String, Text, event
+from sqlalchemy import DDL, BigInteger, Index, LargeBinary, String, Text, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -85,3 +85,27 @@ def _initial_state(target: Any, connection: Connection, **_kw: Any) -> None:
 
 
 event.listen(LedgerState.__table__, "after_create", _initial_state)
+
+# Append-only in the database itself: UPDATE and DELETE of an entry are refused by triggers, so
+# no bug and no stray SQL can rewrite custody history. (Someone with the database's owner rights
+# can drop the triggers; the hash chain and the signed checkpoints are what catch them.)
+SQLITE_APPEND_ONLY: Final = (
+    "CREATE TRIGGER ledger_entries_no_update BEFORE UPDATE ON ledger_entries "
+    "BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END",
+    "CREATE TRIGGER ledger_entries_no_delete BEFORE DELETE ON ledger_entries "
+    "BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END",
+)
+POSTGRES_APPEND_ONLY: Final = (
+    "CREATE FUNCTION ledger_entries_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN RAISE EXCEPTION 'ledger entries are append-only'; END $$",
+    "CREATE TRIGGER ledger_entries_no_change BEFORE UPDATE OR DELETE ON ledger_entries "
+    "FOR EACH ROW EXECUTE FUNCTION ledger_entries_append_only()",
+    "CREATE TRIGGER ledger_entries_no_truncate BEFORE TRUNCATE ON ledger_entries "
+    "FOR EACH STATEMENT EXECUTE FUNCTION ledger_entries_append_only()",
+)
+for _statement in SQLITE_APPEND_ONLY:
+    event.listen(LedgerRow.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
+for _statement in POSTGRES_APPEND_ONLY:
+    event.listen(
+        LedgerRow.__table__, "after_create", DDL(_statement).execute_if(dialect="postgresql")
+    )

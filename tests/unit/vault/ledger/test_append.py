@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 import rfc8785
 from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from vault import ledger
@@ -205,3 +206,16 @@ def test_concurrent_appends_are_gapless_and_chained(sessions: sessionmaker[Sessi
     for worker in range(threads):
         mine = [e.details["n"] for e in entries if e.actor == f"worker-{worker}"]
         assert mine == list(range(per_thread))
+
+
+def test_entries_cannot_be_updated_or_deleted(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        ledger.append(session, actor="a", action=actions.GRANT, now=NOW)
+    statements = ["UPDATE ledger_entries SET actor = 'b'", "DELETE FROM ledger_entries"]
+    if sessions.kw["bind"].dialect.name == "postgresql":
+        statements.append("TRUNCATE ledger_entries")
+    for statement in statements:
+        with sessions() as session, pytest.raises(DBAPIError, match="append-only"):
+            session.execute(text(statement))
+    with sessions() as session:
+        assert [e.actor for e in ledger.entries(session)] == ["a"]

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.unit.vault.ledger.conftest import allow_tampering
 from tests.unit.vault.ledger.signers import DigestSigner, MemoryStore
 from vault import ledger
 from vault.ledger import actions, checkpoints, note
@@ -126,6 +127,7 @@ def test_refuses_to_sign_over_an_edited_signed_entry(
     add(sessions, 4)
     make(sessions, signer, store)
     add(sessions, 2)
+    allow_tampering(sessions.kw["bind"])
     with sessions.begin() as session:
         session.execute(
             update(LedgerRow).where(LedgerRow.seq == 1).values(leaf_hash=hash_leaf(b"forged"))
@@ -144,6 +146,7 @@ def test_refuses_to_sign_over_an_edited_new_entry(
     add(sessions, 2)
     make(sessions, signer, store)
     add(sessions, 3)
+    allow_tampering(sessions.kw["bind"])
     with sessions.begin() as session:
         row = session.get(LedgerRow, 3)
         assert row is not None
@@ -160,6 +163,7 @@ def test_refuses_to_sign_over_a_deleted_entry(
     sessions: sessionmaker[Session], signer: DigestSigner, store: MemoryStore
 ) -> None:
     add(sessions, 3)
+    allow_tampering(sessions.kw["bind"])
     with sessions.begin() as session:
         session.execute(text("DELETE FROM ledger_entries WHERE seq = 1"))
     with pytest.raises(ledger.LedgerError, match="2 of its first 3"):
@@ -238,6 +242,7 @@ def test_service_keeps_refusing_a_tampered_ledger(
     add(sessions, 2)
     log.checkpoint()
     add(sessions, 1)
+    allow_tampering(sessions.kw["bind"])
     with sessions.begin() as session:
         session.execute(update(LedgerRow).where(LedgerRow.seq == 0).values(leaf_hash=bytes(32)))
     service = ledger.CheckpointService(log, poll_seconds=0.01)

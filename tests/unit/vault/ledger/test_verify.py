@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 import keys
 from tests.unit.vault.conftest import PASSPHRASE, principal
+from tests.unit.vault.ledger.conftest import allow_tampering
 from tests.unit.vault.test_deposit import deposit, fields
 from vault import ledger, verify
 from vault.cases import create_case
@@ -119,6 +120,7 @@ def rows(vault: Vault) -> list[LedgerRow]:
 
 
 def test_edited_entry(vault: Vault, items: tuple[str, str]) -> None:
+    allow_tampering(vault.engine)
     target = next(r for r in rows(vault) if r.action == actions.INGESTION)
     with vault.sessions.begin() as session:
         row = session.get(LedgerRow, target.seq)
@@ -131,6 +133,7 @@ def test_edited_entry(vault: Vault, items: tuple[str, str]) -> None:
 
 
 def test_edited_entry_with_the_chain_rewritten(vault: Vault, items: tuple[str, str]) -> None:
+    allow_tampering(vault.engine)
     # A careful forger recomputes every later hash and the head: the signed checkpoint remains.
     all_rows = rows(vault)
     target = next(r for r in all_rows if r.action == actions.INGESTION).seq
@@ -169,12 +172,14 @@ def checkpoint_size(vault: Vault) -> int:
 
 
 def test_edited_row_column(vault: Vault, items: tuple[str, str]) -> None:
+    allow_tampering(vault.engine)
     with vault.sessions.begin() as session:
         session.execute(update(LedgerRow).where(LedgerRow.seq == 1).values(actor="someone"))
     assert found(verify.verify(vault)) == {("entry 1", verify.ENTRY_ROW)}
 
 
 def test_deleted_entry(vault: Vault, items: tuple[str, str]) -> None:
+    allow_tampering(vault.engine)
     with vault.sessions.begin() as session:
         session.execute(delete(LedgerRow).where(LedgerRow.seq == 2))
     result = found(verify.verify(vault))
@@ -185,6 +190,7 @@ def test_deleted_entry(vault: Vault, items: tuple[str, str]) -> None:
 
 
 def test_deleted_last_entry(vault: Vault, items: tuple[str, str]) -> None:
+    allow_tampering(vault.engine)
     last = rows(vault)[-1].seq
     with vault.sessions.begin() as session:
         session.execute(delete(LedgerRow).where(LedgerRow.seq == last))
@@ -192,6 +198,7 @@ def test_deleted_last_entry(vault: Vault, items: tuple[str, str]) -> None:
 
 
 def test_reordered_entries(vault: Vault, items: tuple[str, str]) -> None:
+    allow_tampering(vault.engine)
     first, second = rows(vault)[1:3]
     with vault.sessions.begin() as session:
         for row, other in ((first, second), (second, first)):
@@ -214,6 +221,7 @@ def test_reordered_entries(vault: Vault, items: tuple[str, str]) -> None:
 
 
 def test_inserted_entry(vault: Vault, items: tuple[str, str]) -> None:
+    allow_tampering(vault.engine)
     old = rows(vault)
     with vault.sessions.begin() as session:
         session.execute(delete(LedgerRow).where(LedgerRow.seq >= 2))

@@ -13,6 +13,22 @@ branch_labels = None
 depends_on = None
 
 
+SQLITE_APPEND_ONLY = (
+    "CREATE TRIGGER ledger_entries_no_update BEFORE UPDATE ON ledger_entries "
+    "BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END",
+    "CREATE TRIGGER ledger_entries_no_delete BEFORE DELETE ON ledger_entries "
+    "BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END",
+)
+POSTGRES_APPEND_ONLY = (
+    "CREATE FUNCTION ledger_entries_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN RAISE EXCEPTION 'ledger entries are append-only'; END $$",
+    "CREATE TRIGGER ledger_entries_no_change BEFORE UPDATE OR DELETE ON ledger_entries "
+    "FOR EACH ROW EXECUTE FUNCTION ledger_entries_append_only()",
+    "CREATE TRIGGER ledger_entries_no_truncate BEFORE TRUNCATE ON ledger_entries "
+    "FOR EACH STATEMENT EXECUTE FUNCTION ledger_entries_append_only()",
+)
+
+
 def upgrade() -> None:
     op.create_table(
         "ledger_entries",
@@ -57,8 +73,24 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("size", name=op.f("pk_ledger_checkpoints")),
     )
 
+    # Append-only: triggers refuse UPDATE and DELETE of entries (the same DDL as
+    # vault.ledger.tables, repeated here because a migration must not change with the code).
+    if op.get_bind().dialect.name == "postgresql":
+        for statement in POSTGRES_APPEND_ONLY:
+            op.execute(statement)
+    else:
+        for statement in SQLITE_APPEND_ONLY:
+            op.execute(statement)
+
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER ledger_entries_no_truncate ON ledger_entries")
+        op.execute("DROP TRIGGER ledger_entries_no_change ON ledger_entries")
+        op.execute("DROP FUNCTION ledger_entries_append_only()")
+    else:
+        op.execute("DROP TRIGGER ledger_entries_no_update")
+        op.execute("DROP TRIGGER ledger_entries_no_delete")
     op.drop_table("ledger_checkpoints")
     op.drop_table("ledger_state")
     op.drop_index("ix_ledger_entries_action", table_name="ledger_entries")

@@ -94,7 +94,12 @@ class _Child:
 
     def _died(self) -> ExtractionError:
         """The error for a process that closed its output."""
-        code = self.proc.wait()
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # closed its output but lingers: end it
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            code = self.proc.wait()
         if self._stderr >= 0 and b"OutOfMemoryError" in os.pread(self._stderr, 1 << 16, 0):
             return memory_error(self.memory_bytes)
         if code < 0:
@@ -202,7 +207,7 @@ class NativeTikaExtractor:
     def pids(self) -> list[int]:
         """Return the process ids of the live parser processes."""
         with self._lock:
-            return [child.proc.pid for child in self._live if child.alive]
+            return [child.proc.pid for child in self._live if child.proc.poll() is None]
 
     def extract(self, path: Path, limits: Limits) -> Extraction:
         """Extract `path` within `limits`. Raises `ExtractionError` on any failure.

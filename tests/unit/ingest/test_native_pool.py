@@ -42,7 +42,10 @@ def _wait_until_dead(pid: int) -> None:
     tear down and hold its pipes open.
     """
     for _ in range(1000):
-        status = Path(f"/proc/{pid}/status").read_text()
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:  # already reaped
+            return
         if "\nState:\tZ" in status and "\nThreads:\t1\n" in status:
             return
         time.sleep(0.01)
@@ -182,3 +185,33 @@ def test_tika_out_of_memory_is_reported_as_such(tmp_path: Path) -> None:
         assert error.kind is FailureKind.MEMORY
         assert error.reason == "the parser ran out of its 256 MiB memory limit"
         assert "tortura" in extractor.extract(corpus.docx(tmp_path), limits).text
+
+
+def test_a_hung_job_does_not_hold_up_the_other_worker(tmp_path: Path) -> None:
+    with NativeTikaExtractor(workers=2, child_module=HOSTILE) as extractor:
+        extractor.warm_up()
+        hung: list[ExtractionError] = []
+
+        def hang() -> None:
+            try:
+                extractor.extract(_marker(tmp_path, b"HANG"), Limits(timeout_s=120))
+            except ExtractionError as exc:
+                hung.append(exc)
+
+        thread = threading.Thread(target=hang)
+        thread.start()
+        try:
+            for _ in range(3):  # served by the other process while the first one hangs
+                _works(extractor, tmp_path)
+            assert thread.is_alive()
+        finally:
+            pids = extractor.pids()
+            for pid in pids:  # end the hang from outside, as an OOM killer would
+                os.kill(pid, signal.SIGKILL)
+            thread.join()
+            for pid in pids:
+                _wait_until_dead(pid)
+        assert [error.reason for error in hung] == [
+            "parser crashed: killed by SIGKILL (possibly out of memory)"
+        ]
+        _works(extractor, tmp_path)

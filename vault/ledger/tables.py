@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Final
 
-from sqlalchemy import DDL, BigInteger, Index, LargeBinary, String, Text, event
+from sqlalchemy import BigInteger, Index, LargeBinary, String, Text, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -103,9 +103,12 @@ POSTGRES_APPEND_ONLY: Final = (
     "CREATE TRIGGER ledger_entries_no_truncate BEFORE TRUNCATE ON ledger_entries "
     "FOR EACH STATEMENT EXECUTE FUNCTION ledger_entries_append_only()",
 )
-for _statement in SQLITE_APPEND_ONLY:
-    event.listen(LedgerRow.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
-for _statement in POSTGRES_APPEND_ONLY:
-    event.listen(
-        LedgerRow.__table__, "after_create", DDL(_statement).execute_if(dialect="postgresql")
-    )
+
+
+def _append_only(_target: Any, connection: Connection, **_kw: Any) -> None:
+    statements = {"sqlite": SQLITE_APPEND_ONLY, "postgresql": POSTGRES_APPEND_ONLY}
+    for statement in statements.get(connection.dialect.name, ()):
+        connection.execute(text(statement))
+
+
+event.listen(LedgerRow.__table__, "after_create", _append_only)

@@ -41,6 +41,7 @@ class _Child:
 
     def __init__(self, module: str, memory_bytes: int, start_timeout_s: float) -> None:
         self.memory_bytes = memory_bytes
+        self.jobs = 0
         env = {key: os.environ[key] for key in _CHILD_ENV if key in os.environ}
         # The child imports the same `ingest` as this process, installed or not.
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and Path(p).is_dir())
@@ -141,6 +142,7 @@ class _Child:
     def run(self, path: Path, limits: Limits) -> tuple[dict[str, object], str]:
         """Send one job and return (header, text). Raises `ExtractionError` or `TimeoutError`."""
         deadline = time.monotonic() + limits.timeout_s
+        self.jobs += 1
         request = {"path": str(path), "max_text_chars": limits.max_text_chars}
         try:
             self._in.write(json.dumps(request).encode() + b"\n")
@@ -168,8 +170,9 @@ class NativeTikaExtractor:
 
     Processes start on first use (or `warm_up()`) and are reused; each job checks zip containers
     first (`ingest.containers`), then runs in a process limited to `Limits.max_memory_bytes`
-    and killed after `Limits.timeout_s`. `child_module` is the module the processes run; tests
-    pass one that can crash or hang on demand.
+    and killed after `Limits.timeout_s`. A process is replaced after `recycle_after` jobs: the
+    JVM heap grows with the largest document seen and never shrinks. `child_module` is the
+    module the processes run; tests pass one that can crash or hang on demand.
     """
 
     def __init__(
@@ -178,9 +181,11 @@ class NativeTikaExtractor:
         *,
         child_module: str = CHILD_MODULE,
         start_timeout_s: float = 60.0,
+        recycle_after: int = 1000,
     ) -> None:
-        if workers < 1:
-            raise ValueError("workers must be at least 1")
+        if workers < 1 or recycle_after < 1:
+            raise ValueError("workers and recycle_after must be at least 1")
+        self._recycle_after = recycle_after
         self._module = child_module
         self._start_timeout_s = start_timeout_s
         self._idle: queue.LifoQueue[_Child | None] = queue.LifoQueue()
@@ -232,7 +237,7 @@ class NativeTikaExtractor:
             # A crash, or a half-read answer: the process cannot be trusted with the next job.
             self._discard(child, since=started)
             raise
-        if header.get("retire"):
+        if header.get("retire") or child.jobs >= self._recycle_after:
             self._discard(child, since=started)
         else:
             self._give(child)

@@ -215,3 +215,12 @@ def test_a_hung_job_does_not_hold_up_the_other_worker(tmp_path: Path) -> None:
             "parser crashed: killed by SIGKILL (possibly out of memory)"
         ]
         _works(extractor, tmp_path)
+
+
+def test_processes_are_recycled(tmp_path: Path) -> None:
+    with NativeTikaExtractor(workers=1, recycle_after=2) as extractor:
+        seen = []
+        for _ in range(4):
+            _works(extractor, tmp_path)
+            seen.append(tuple(extractor.pids()))
+    assert seen[0] != seen[2]

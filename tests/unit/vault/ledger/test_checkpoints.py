@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -259,3 +260,51 @@ def test_service_keeps_refusing_a_tampered_ledger(
         "refusing to sign"
     ]
     assert len(store.objects) == 1
+
+
+def test_concurrent_checkpointers_sign_only_consistent_checkpoints(
+    sessions: sessionmaker[Session], signer: DigestSigner
+) -> None:
+    store = MemoryStore()
+    log = ledger.make_checkpointer(sessions, signer=signer, store=store, every_entries=1)
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def appender() -> None:
+        try:
+            start.wait()
+            for _ in range(20):
+                add(sessions, 1)
+        except BaseException as exc:
+            errors.append(exc)
+
+    def checkpointer() -> None:
+        try:
+            start.wait()
+            for _ in range(10):
+                log.checkpoint()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=appender), threading.Thread(target=appender)]
+    threads += [threading.Thread(target=checkpointer), threading.Thread(target=checkpointer)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    final = log.checkpoint()
+    assert final.size == 40
+    with sessions() as session:
+        signed = checkpoints.all_checkpoints(session)
+        tree = checkpoints.load_tree(session, final.size)
+    assert len({c.size for c in signed}) == len(signed) == len(store.objects)
+    for older, newer in itertools.pairwise(signed):
+        verify_consistency(
+            older.size,
+            newer.size,
+            older.root,
+            newer.root,
+            tree.consistency_proof(older.size, newer.size),
+        )
+    assert all(tree.root(c.size) == c.root for c in signed)

@@ -7,6 +7,7 @@ so an archivist reading the ledger sees the words of their own standard. Which o
 | --- | --- | --- |
 | deposit committed | `INGESTION` | `sha256`, `size`, `kind`, `signed` |
 | text extracted | `METADATA_EXTRACTION` | `language`, `chars`, `tool` |
+| item put into the search index | `INDEXING` | `chars`, `engine` |
 | object read or downloaded | `DECRYPTION` | `purpose` (`read`, `download`) |
 | depositor signature checked | `DIGITAL_SIGNATURE_VALIDATION` | `key_id`, `outcome` |
 | `tvault verify` of an item | `FIXITY_CHECK` | `sha256`, `outcome` |
@@ -34,6 +35,7 @@ DIGITAL_SIGNATURE_VALIDATION: Final = "digital signature validation"
 
 # Our own event types (no PREMIS term fits).
 SEARCH: Final = "search"
+INDEXING: Final = "indexing"
 EXPORT: Final = "export"
 GRANT: Final = "grant"
 CONSENT_CHANGE: Final = "consent change"
@@ -53,5 +55,7 @@ PREMIS: Final = frozenset(
         DIGITAL_SIGNATURE_VALIDATION,
     }
 )
-OWN: Final = frozenset({SEARCH, EXPORT, GRANT, CONSENT_CHANGE, KEY_ROTATION, ACCESS_DENIED})
+OWN: Final = frozenset(
+    {SEARCH, INDEXING, EXPORT, GRANT, CONSENT_CHANGE, KEY_ROTATION, ACCESS_DENIED}
+)
 ALL: Final = PREMIS | OWN

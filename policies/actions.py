@@ -15,6 +15,7 @@ ITEM_SEARCH = "item.search"
 ITEM_CONSENT_CHANGE = "item.consent_change"
 ITEM_SHRED = "item.shred"
 ITEM_SIGN = "item.sign"  # add a co-signature
+ITEM_HOLD = "item.hold"  # set or lift a legal hold (a held item cannot be shredded)
 CASE_CREATE = "case.create"
 CASE_LIST = "case.list"
 CASE_READ = "case.read"
@@ -23,7 +24,8 @@ CASE_REVOKE = "case.revoke"
 USER_MANAGE = "user.manage"
 KEY_MANAGE = "key.manage"
 JOB_MANAGE = "job.manage"
-LEDGER_READ = "ledger.read"
+LEDGER_READ = "ledger.read"  # entries with their details
+LEDGER_PROOF = "ledger.proof"  # log key, checkpoints, proofs: hashes only
 LEDGER_VERIFY = "ledger.verify"
 EXPORT_REQUEST = "export.request"
 EXPORT_APPROVE = "export.approve"
@@ -44,6 +46,7 @@ RESOURCE_KINDS: Mapping[str, frozenset[str]] = MappingProxyType(
         ITEM_CONSENT_CHANGE: frozenset({kinds.ITEM}),
         ITEM_SHRED: frozenset({kinds.ITEM}),
         ITEM_SIGN: frozenset({kinds.ITEM}),
+        ITEM_HOLD: frozenset({kinds.ITEM}),
         CASE_CREATE: frozenset({kinds.CASE}),
         CASE_LIST: frozenset({kinds.CASE}),
         CASE_READ: frozenset({kinds.CASE}),
@@ -53,6 +56,7 @@ RESOURCE_KINDS: Mapping[str, frozenset[str]] = MappingProxyType(
         KEY_MANAGE: frozenset({kinds.KEY}),
         JOB_MANAGE: frozenset({kinds.JOB}),
         LEDGER_READ: frozenset({kinds.LEDGER}),
+        LEDGER_PROOF: frozenset({kinds.LEDGER}),
         LEDGER_VERIFY: frozenset({kinds.LEDGER}),
         EXPORT_REQUEST: frozenset({kinds.CASE, kinds.ITEM}),
         EXPORT_APPROVE: frozenset({kinds.EXPORT}),

@@ -1,7 +1,8 @@
 """Routes of the custody ledger under `/v1/ledger`: checkpoints, proofs, the log key, entries.
 
-Reading needs `ledger.read`, signing a checkpoint on demand `ledger.verify` (policies decide;
-the shipped policy gives both to auditors). Each refusal is itself a ledger entry
+The log key, checkpoints and proofs need `ledger.proof` (hashes only: the shipped policy gives it
+to every account, since outsiders verify with them); the entries need `ledger.read`, signing a
+checkpoint on demand `ledger.verify` (auditors). Each refusal is itself a ledger entry
 (`vault.access.authorize`). The formats are C2SP signed-note / tlog-checkpoint and RFC 9162
 proofs; docs/ledger.md says how an outsider checks them.
 """
@@ -57,7 +58,7 @@ def _out(signed: ledger.SignedCheckpoint) -> CheckpointOut:
 @router.get("/key")
 def get_key(vault: VaultDep, principal: CurrentPrincipal) -> KeyOut:
     """The log's public key (C2SP verifier key `<name>+<key ID>+<base64 key>`)."""
-    authorize(vault.sessions, principal, actions.LEDGER_READ, _LEDGER)
+    authorize(vault.sessions, principal, actions.LEDGER_PROOF, _LEDGER)
     log = checkpointer_of(vault)
     return KeyOut(origin=log.origin, verifier_key=log.verifier_key())
 
@@ -69,7 +70,7 @@ def get_checkpoint(
     size: Annotated[int | None, Query(ge=0)] = None,
 ) -> CheckpointOut:
     """The newest signed checkpoint, or the one of `size`."""
-    authorize(vault.sessions, principal, actions.LEDGER_READ, _LEDGER)
+    authorize(vault.sessions, principal, actions.LEDGER_PROOF, _LEDGER)
     with vault.sessions() as session:
         if size is None:
             signed = checkpoints.latest(session)
@@ -98,7 +99,7 @@ def get_inclusion(
     size: Annotated[int | None, Query(ge=0)] = None,
 ) -> dict[str, Any]:
     """RFC 9162 inclusion proof of entry `seq` in the checkpoint of `size` (default newest)."""
-    authorize(vault.sessions, principal, actions.LEDGER_READ, _LEDGER)
+    authorize(vault.sessions, principal, actions.LEDGER_PROOF, _LEDGER)
     with vault.sessions() as session:
         try:
             return ledger.inclusion(session, seq, size).to_json()
@@ -114,7 +115,7 @@ def get_consistency(
     new: Annotated[int | None, Query(ge=0)] = None,
 ) -> dict[str, Any]:
     """RFC 9162 consistency proof between the checkpoints of sizes `old` and `new`."""
-    authorize(vault.sessions, principal, actions.LEDGER_READ, _LEDGER)
+    authorize(vault.sessions, principal, actions.LEDGER_PROOF, _LEDGER)
     with vault.sessions() as session:
         try:
             return ledger.consistency(session, old, new).to_json()

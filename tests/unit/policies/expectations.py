@@ -28,6 +28,7 @@ ITEM_ACTIONS = (
     "item.consent_change",
     "item.shred",
     "item.sign",
+    "item.hold",
     "export.request",  # asked per item: may this item go into the requester's export
 )
 OTHER_ACTIONS = {
@@ -40,6 +41,7 @@ OTHER_ACTIONS = {
     "key.manage": "key",
     "job.manage": "job",
     "ledger.read": "ledger",
+    "ledger.proof": "ledger",
     "ledger.verify": "ledger",
     "export.approve": "export",
     "export.download": "export",
@@ -77,6 +79,8 @@ def expected(
         return NONE
     if action == "case.list" and role not in ("auditor",):
         return NONE
+    if action == "ledger.proof":
+        return NONE  # hashes only: every account may check the log from outside
     if role == "therapist":
         if action == "item.deposit":
             return NONE if granted and consent else None
@@ -94,10 +98,12 @@ def expected(
             return NONE
         return None
     if role == "advocate":
-        reads = {"item.read", "item.status", "item.search"}
-        if action in reads | {"item.download"} and "advocacy_named" in consent:
+        # Issue 7 point 2: advocates see only granted cases. A download under redaction gets
+        # the depositor's redacted rendition, never the original.
+        reads = {"item.read", "item.status", "item.search", "item.download"}
+        if granted and action in reads and "advocacy_named" in consent:
             return NONE
-        if action in reads and "advocacy_anonymised" in consent:
+        if granted and action in reads and "advocacy_anonymised" in consent:
             return REDACT
         return None
     if role == "commission":
@@ -116,6 +122,7 @@ def expected(
             "case.read",
             "case.revoke",
             "item.shred",
+            "item.hold",
         }
         if action in managed:
             return NONE

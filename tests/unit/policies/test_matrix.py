@@ -90,15 +90,17 @@ MUTATIONS = {
         "",
     ),
     "advocates see anonymised items unredacted": ('obligations = ["redact_identities"]\n', ""),
-    "advocates download anonymised originals": (
-        'actions = ["item.read", "item.status", "item.search"]\ncase_grant = false\n'
-        'consent_any = ["advocacy_anonymised"]',
-        'actions = ["item.read", "item.status", "item.search", "item.download"]\n'
-        'case_grant = false\nconsent_any = ["advocacy_anonymised"]',
+    "advocates read ungranted cases": (
+        'case_grant = true\nconsent_any = ["advocacy_named"]',
+        'case_grant = false\nconsent_any = ["advocacy_named"]',
+    ),
+    "everyone reads ledger entries": (
+        'actions = ["ledger.proof"]',
+        'actions = ["ledger.proof", "ledger.read"]',
     ),
     "requester approves own export": ('distinct_from = ["requester"]\n', ""),
     "custodian grants themselves": ('distinct_from = ["grantee"]\n', ""),
-    "custodian reads content": ('"item.shred"]', '"item.shred", "item.download"]'),
+    "custodian reads content": ('"item.hold"]', '"item.hold", "item.download"]'),
     "auditor reads content": (
         'actions = ["ledger.read", "ledger.verify"]',
         'actions = ["ledger.read", "ledger.verify", "item.read"]',

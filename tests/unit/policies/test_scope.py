@@ -20,7 +20,12 @@ PRINCIPALS = {
     "lawyer and therapist on 1": Principal(
         "lena", frozenset({"lawyer"}), {"case-1": frozenset({"lawyer", "therapist"})}
     ),
-    "advocate": Principal("ava", frozenset({"advocate"}), {}),
+    "advocate": Principal(
+        "ava",
+        frozenset({"advocate"}),
+        {c: frozenset({"advocate"}) for c in ("case-1", "case-2", "case-3")},
+    ),
+    "advocate, ungranted": Principal("ava", frozenset({"advocate"}), {}),
     "advocate, lawyer on 3": Principal(
         "ava", frozenset({"advocate"}), {"case-3": frozenset({"lawyer"})}
     ),
@@ -78,9 +83,9 @@ def test_two_roles_on_one_case_merge_into_one_part() -> None:
     assert scope.parts[0].consent_any == {"legal", "therapy"}
 
 
-def test_advocates_reach_only_the_cases_they_are_given() -> None:
+def test_advocates_reach_only_granted_cases() -> None:
+    assert policies.search_scope(PRINCIPALS["advocate, ungranted"], "item.search", CASES).is_empty
     advocate = PRINCIPALS["advocate"]
-    assert policies.search_scope(advocate, "item.search").is_empty
     scope = policies.search_scope(advocate, "item.search", ["case-2"])
     assert scope.cases == {"case-2"}
     assert scope.redact_identities

@@ -12,6 +12,9 @@ so an archivist reading the ledger sees the words of their own standard. Which o
 | depositor signature checked | `DIGITAL_SIGNATURE_VALIDATION` | `key_id`, `outcome` |
 | `tvault verify` of an item | `FIXITY_CHECK` | `sha256`, `outcome` |
 | item key shredded | `DELETION` | `reason` |
+| case grant given / revoked | `GRANT` / `REVOCATION` | `grantee`, `role` |
+| item consent changed | `CONSENT_CHANGE` | `version`, `scopes`, `granted`, `withdrawn` |
+| legal hold set or lifted | `LEGAL_HOLD` | `held` |
 | any refused attempt | `ACCESS_DENIED` | `attempted` (an action), `reason` |
 
 Search queries are never put in `details`: they repeat a survivor's words (DESIGN.md promise 1);
@@ -38,6 +41,8 @@ SEARCH: Final = "search"
 INDEXING: Final = "indexing"
 EXPORT: Final = "export"
 GRANT: Final = "grant"
+REVOCATION: Final = "revocation"
+LEGAL_HOLD: Final = "legal hold"
 CONSENT_CHANGE: Final = "consent change"
 KEY_ROTATION: Final = "key rotation"
 ACCESS_DENIED: Final = "access denied"

@@ -24,6 +24,7 @@ the ciphertext), and a version under retention makes the server refuse: `ObjectL
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import io
 import itertools
@@ -341,7 +342,10 @@ class S3ObjectWriter:
         self._error: BaseException | None = None
         self._committed = False
         self._closed = False
-        self._pending = bytearray()
+        # Chunks received but not yet handed to minio. A list, not a bytearray: a bytearray
+        # keeps its capacity after `del buf[:n]`, which would pin a whole part in memory.
+        self._pending: collections.deque[bytes] = collections.deque()
+        self._pending_size = 0
         self._eof = False
         self._thread = threading.Thread(target=self._upload, name="s3-upload", daemon=True)
         self._thread.start()
@@ -425,7 +429,7 @@ class S3ObjectWriter:
 
     def read(self, size: int = -1) -> bytes:
         """Return up to `size` bytes (exactly `size` unless the end came); minio calls it."""
-        while not self._eof and (size < 0 or len(self._pending) < size):
+        while not self._eof and (size < 0 or self._pending_size < size):
             try:
                 item = self._queue.get(timeout=_POLL_SECONDS)
             except queue.Empty:
@@ -437,8 +441,18 @@ class S3ObjectWriter:
             if isinstance(item, _Eof):
                 self._eof = True
                 break
-            self._pending += item
-        cut = len(self._pending) if size < 0 else min(size, len(self._pending))
-        out = bytes(self._pending[:cut])
-        del self._pending[:cut]
-        return out
+            self._pending.append(item)
+            self._pending_size += len(item)
+        wanted = self._pending_size if size < 0 else min(size, self._pending_size)
+        taken: list[bytes] = []
+        got = 0
+        while got < wanted:
+            chunk = self._pending.popleft()
+            if got + len(chunk) > wanted:
+                keep = wanted - got
+                self._pending.appendleft(chunk[keep:])
+                chunk = chunk[:keep]
+            taken.append(chunk)
+            got += len(chunk)
+        self._pending_size -= got
+        return b"".join(taken)

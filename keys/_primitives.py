@@ -93,13 +93,16 @@ class Aead:
             raise AuthenticationFailed from None
 
     def open_into(self, nonce: bytes, data: bytes | memoryview, out: memoryview) -> int:
-        """Verify and decrypt `data` into `out`; nothing is released unless the tag verified.
+        """Verify and decrypt `data` into `out` (exactly len(data) - 16 bytes); return its length.
 
-        Raises `AuthenticationFailed` if the tag does not verify.
+        Raises `AuthenticationFailed` if the tag does not verify; `out` is then zeroed, because
+        `decrypt_into` writes the plaintext before it checks the tag (cryptography 50). Even
+        so, `out` must be a private buffer that nobody reads before this call returns.
         """
         try:
             return self._cipher.decrypt_into(nonce, data, None, out)
         except InvalidTag:
+            out[:] = bytes(len(out))
             raise AuthenticationFailed from None
 
 

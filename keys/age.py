@@ -65,6 +65,9 @@ _ZERO_NONCE = bytes(12)
 # 64 KiB is far beyond any file), so the top three bytes stay zero.
 _STREAM_NONCE = struct.Struct(">3xQB")
 _ALIGN = 64
+# Chunks read per call into the source by `seal` and `unseal`: 4 x 64 KiB cuts those calls
+# (system calls, for a file) by four and still fits in the CPU's L2 cache.
+_READ_CHUNKS = 4
 
 
 class UnsealError(Exception):
@@ -283,25 +286,35 @@ def _read_into(src: BinaryIO, view: memoryview) -> int:
 def seal(src: BinaryIO, dst: BinaryIO, recipients: Sequence[str]) -> int:
     """Seal everything `src` yields into `dst` as an age v1 file; return the plaintext size.
 
-    Memory stays flat (two 64 KiB buffers). Raises `ValueError` on a malformed or missing
-    recipient; errors of `src` and `dst` propagate and leave `dst` without a final chunk.
+    Memory stays flat (about five 64 KiB buffers). Raises `ValueError` on a malformed or
+    missing recipient; errors of `src` and `dst` propagate and leave `dst` without a final
+    chunk.
     """
     sealer = Sealer(dst, recipients)
-    # Two buffers: a full chunk is sealed as "not last" only once the next read shows more data.
-    current = memoryview(bytearray(CHUNK_SIZE))
-    following = memoryview(bytearray(CHUNK_SIZE))
-    n = _read_into(src, current)
-    while n == CHUNK_SIZE:
-        m = _read_into(src, following)
-        if not m:
-            break
-        sealer._emit(current, last=False)
-        sealer._size += n
-        current, following, n = following, current, m
-    sealer._emit(current[:n], last=True)
-    sealer._size += n
-    sealer._closed = True
-    return sealer.size
+    # As in `_chunks`: read `_READ_CHUNKS` chunks and one byte more, so a full chunk is sealed
+    # as "not last" only once a byte after it is known to exist; the byte is carried over.
+    span = _READ_CHUNKS * CHUNK_SIZE
+    buf = memoryview(bytearray(_ALIGN + span + 1))
+    base = _ALIGN
+    total = 0
+    while True:
+        have = (_ALIGN - base) + _read_into(src, buf[_ALIGN : base + span + 1])
+        end = base + have
+        while end - base > CHUNK_SIZE:
+            sealer._emit(buf[base : base + CHUNK_SIZE], last=False)
+            base += CHUNK_SIZE
+            total += CHUNK_SIZE
+        if have == span + 1:
+            buf[_ALIGN - 1] = buf[base]
+            base = _ALIGN - 1
+            continue
+        # End of input: the rest (a full chunk at most) is the last chunk; it is empty only
+        # when the whole plaintext is.
+        sealer._emit(buf[base:end], last=True)
+        total += end - base
+        sealer._size = total
+        sealer._closed = True
+        return total
 
 
 def _read_line(src: BinaryIO, budget: int) -> bytes:
@@ -392,31 +405,41 @@ def _payload_aead(src: BinaryIO, identity: str) -> Aead:
     return Aead(hkdf_sha256(file_key, bytes(nonce), b"payload"))
 
 
-def _chunks(src: BinaryIO, aead: Aead) -> Iterator[tuple[bytes, memoryview]]:
+def _chunks(src: BinaryIO) -> Iterator[tuple[bytes, memoryview]]:
     """Yield (nonce, ciphertext) per chunk, with the last-chunk rules of the spec.
 
     Reads one byte past every chunk to learn whether it is the last, so each chunk is opened
     exactly once, with the flag its position demands: a full chunk followed by EOF must carry
-    the last flag, which is how a dropped final chunk is caught.
+    the last flag, which is how a dropped final chunk is caught. Reads `_READ_CHUNKS` chunks
+    at a time (fewer calls into `src`, fewer system calls for a file); memory stays flat.
+    The yielded view is valid until the next iteration.
     """
     # The carried look-ahead byte sits just before an aligned offset, so the bulk read that
     # follows it lands 64-byte aligned (a misaligned destination costs memcpy ~30% here).
-    buf = memoryview(bytearray(_ALIGN + _ENC_CHUNK + 1))
-    base = _ALIGN  # where the current chunk starts; _ALIGN - 1 once a byte is carried
+    span = _READ_CHUNKS * _ENC_CHUNK
+    buf = memoryview(bytearray(_ALIGN + span + 1))
+    base = _ALIGN  # where the unread data starts; _ALIGN - 1 once a byte is carried
     counter = 0
     while True:
-        have = (_ALIGN - base) + _read_into(src, buf[_ALIGN : base + _ENC_CHUNK + 1])
-        if have == _ENC_CHUNK + 1:
+        have = (_ALIGN - base) + _read_into(src, buf[_ALIGN : base + span + 1])
+        end = base + have
+        # Every chunk with at least one byte after it is not the last one.
+        while end - base > _ENC_CHUNK:
             yield _STREAM_NONCE.pack(counter, False), buf[base : base + _ENC_CHUNK]
-            buf[_ALIGN - 1] = buf[base + _ENC_CHUNK]
-            base = _ALIGN - 1
+            base += _ENC_CHUNK
             counter += 1
+        if have == span + 1:
+            # The buffer was filled: src may hold more. Carry the look-ahead byte over.
+            buf[_ALIGN - 1] = buf[base]
+            base = _ALIGN - 1
             continue
-        # The last chunk: shorter than or exactly one full chunk. It may be empty only when it
-        # is the only chunk (empty plaintext); an empty or missing chunk after data is an error.
+        # End of file: what is left is the last chunk, at most one full chunk. It may be empty
+        # only when it is the only chunk (empty plaintext); an empty or missing chunk after
+        # data is an error.
+        have = end - base
         if have < TAG_SIZE or (have == TAG_SIZE and counter > 0):
             raise UnsealError("truncated age file")
-        yield _STREAM_NONCE.pack(counter, True), buf[base : base + have]
+        yield _STREAM_NONCE.pack(counter, True), buf[base:end]
         return
 
 
@@ -433,7 +456,7 @@ def open_stream(src: BinaryIO, identity: str) -> Iterator[bytes]:
 
 
 def _plaintext(src: BinaryIO, aead: Aead) -> Iterator[bytes]:
-    for nonce, chunk in _chunks(src, aead):
+    for nonce, chunk in _chunks(src):
         try:
             plain = aead.open(nonce, chunk)
         except AuthenticationFailed:
@@ -448,11 +471,15 @@ def unseal(src: BinaryIO, dst: BinaryIO, identity: str) -> int:
     failure (malformed header, no matching identity, header MAC, a chunk's tag, truncation);
     chunks written before the error were authentic, but the file was not: **callers that
     need all-or-nothing must unseal into a temporary file and discard it on error.**
+    `dst` receives views of a reused buffer, which the `io` contract lets it read only during
+    `write`; a destination that keeps data must copy it.
     """
+    # Private: `dst` sees this buffer only after the chunk's tag verified (a failed check
+    # zeroes it, see `Aead.open_into`).
     out = memoryview(bytearray(CHUNK_SIZE))
     total = 0
     aead = _payload_aead(src, identity)
-    for nonce, chunk in _chunks(src, aead):
+    for nonce, chunk in _chunks(src):
         size = len(chunk) - TAG_SIZE
         try:
             aead.open_into(nonce, chunk, out[:size])

@@ -1,6 +1,6 @@
 """The parser process: runs iscc-tika on one file at a time, under resource limits.
 
-Started by `NativeTikaExtractor` as `python -m ingest.adapters._tika_child MEMORY_BYTES`.
+Started by `NativeTikaExtractor` as `python -m ingest.adapters._tika_child MEMORY_BYTES MODE`.
 Protocol on its standard input and output (nothing else is written to them):
 
 - parent -> child, one line per job: `{"path": "...", "max_text_chars": N}`
@@ -22,15 +22,17 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ingest._tika import classify_failure, interpret, memory_error
+from ingest.adapters import _sandbox
 from ingest.ports import ExtractionError, FailureKind
 
-__all__ = ["Handler", "Result", "extract", "main", "serve"]
+__all__ = ["Handler", "Result", "extract", "main", "serve", "visible"]
+
+visible = _sandbox.visible
 
 # A job's outcome: (mime_type, metadata, text).
 Result = tuple[str, dict[str, str], str]
 Handler = Callable[[str, int], Result]
 
-_READY = b"ready\n"
 _diagnostics_fd = -1
 _memory_limit = 0
 # The Java side failed outside Tika's own exceptions (iscc-tika's JNI error types). Measured:
@@ -111,7 +113,7 @@ def extract(path: str, max_text_chars: int) -> Result:
         _extractors.clear()
         _extractors[max_text_chars] = extractor
     try:
-        text, meta = extractor.extract_file_to_string(path)
+        text, meta = extractor.extract_file_to_string(visible(path))
     except Exception as exc:
         # iscc-tika raises TypeError("ParseError(...)") or TypeError("JniError(...)").
         message = f"{exc}\n{_diagnostics()}"
@@ -124,7 +126,7 @@ def extract(path: str, max_text_chars: int) -> Result:
                 FailureKind.CRASHED, "parser crashed: error in the Java runtime"
             ) from None
         raise classify_failure(message) from None
-    return interpret(Path(path), text, meta, max_text_chars)
+    return interpret(Path(visible(path)), text, meta, max_text_chars)
 
 
 def _warm_up() -> None:
@@ -134,9 +136,9 @@ def _warm_up() -> None:
     iscc_tika.Extractor().extract_bytes_to_string(bytearray(b"warm up"))
 
 
-def serve(proto_in: BinaryIO, proto_out: BinaryIO, handle: Handler) -> None:
+def serve(proto_in: BinaryIO, proto_out: BinaryIO, handle: Handler, *, sandboxed: bool) -> None:
     """Answer jobs from `proto_in` until it closes, or until a failure retires this process."""
-    proto_out.write(_READY)
+    proto_out.write(b"ready sandboxed\n" if sandboxed else b"ready\n")
     for line in proto_in:
         request = json.loads(line)
         retire = False
@@ -179,14 +181,19 @@ def serve(proto_in: BinaryIO, proto_out: BinaryIO, handle: Handler) -> None:
 
 
 def main(argv: list[str], handle: Handler = extract) -> int:
-    """Run the parser process: `argv[1]` is the memory limit in bytes."""
-    _limit_self(int(argv[1]))
+    """Run the parser process: `argv[1]` is the memory limit in bytes, `argv[2]` `sandbox`
+    (namespaces where the kernel allows them) or `plain`."""
+    memory_bytes = int(argv[1])
+    wanted = len(argv) < 3 or argv[2] == "sandbox"
+    # First, while this process is single-threaded (a condition of unshare(CLONE_NEWUSER)).
+    sandboxed = wanted and _sandbox.enter(tmpfs_bytes=memory_bytes)
+    _limit_self(memory_bytes)
     proto_in, proto_out = _isolate_stdio()
     if handle is extract:
         _warm_up()
         _diagnostics()
     try:
-        serve(proto_in, proto_out, handle)
+        serve(proto_in, proto_out, handle, sandboxed=sandboxed)
     except BrokenPipeError:
         return 0
     return 0

@@ -39,7 +39,9 @@ _TIKA_TEMP_PREFIX = "apache-tika-"
 class _Child:
     """One parser process and the pipes to it."""
 
-    def __init__(self, module: str, memory_bytes: int, start_timeout_s: float) -> None:
+    def __init__(
+        self, module: str, memory_bytes: int, start_timeout_s: float, *, sandbox: bool
+    ) -> None:
         self.memory_bytes = memory_bytes
         self.jobs = 0
         env = {key: os.environ[key] for key in _CHILD_ENV if key in os.environ}
@@ -49,7 +51,7 @@ class _Child:
         # pieces of the document), read here only to tell an out-of-memory death from a crash.
         self._stderr = os.memfd_create("tika-child-stderr")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", module, str(memory_bytes)],
+            [sys.executable, "-m", module, str(memory_bytes), "sandbox" if sandbox else "plain"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
@@ -67,9 +69,10 @@ class _Child:
         except ExtractionError:
             self.kill()
             raise
-        if line != b"ready":
+        if line not in (b"ready", b"ready sandboxed"):
             self.kill()
             raise ExtractionError(FailureKind.CRASHED, "parser process failed to start")
+        self.sandboxed = line == b"ready sandboxed"
 
     @property
     def alive(self) -> bool:
@@ -170,9 +173,10 @@ class NativeTikaExtractor:
 
     Processes start on first use (or `warm_up()`) and are reused; each job checks zip containers
     first (`ingest.containers`), then runs in a process limited to `Limits.max_memory_bytes`
-    and killed after `Limits.timeout_s`. A process is replaced after `recycle_after` jobs: the
-    JVM heap grows with the largest document seen and never shrinks. `child_module` is the
-    module the processes run; tests pass one that can crash or hang on demand.
+    and killed after `Limits.timeout_s`, without network and with a private /tmp where the
+    kernel allows (`sandbox`; see `sandboxed()`). A process is replaced after `recycle_after`
+    jobs: the JVM heap grows with the largest document seen and never shrinks. `child_module`
+    is the module the processes run; tests pass one that can crash or hang on demand.
     """
 
     def __init__(
@@ -182,10 +186,12 @@ class NativeTikaExtractor:
         child_module: str = CHILD_MODULE,
         start_timeout_s: float = 60.0,
         recycle_after: int = 1000,
+        sandbox: bool = True,
     ) -> None:
         if workers < 1 or recycle_after < 1:
             raise ValueError("workers and recycle_after must be at least 1")
         self._recycle_after = recycle_after
+        self._sandbox = sandbox
         self._module = child_module
         self._start_timeout_s = start_timeout_s
         self._idle: queue.LifoQueue[_Child | None] = queue.LifoQueue()
@@ -208,6 +214,13 @@ class NativeTikaExtractor:
         taken = [self._take(limits.max_memory_bytes) for _ in range(self._workers)]
         for child in taken:
             self._give(child)
+
+    def sandboxed(self) -> bool:
+        """Return True when every live parser process runs without network and with a private
+        /tmp (see `ingest.adapters._sandbox`); False when none runs, or one lacks either."""
+        with self._lock:
+            live = [child for child in self._live if child.proc.poll() is None]
+        return bool(live) and all(child.sandboxed for child in live)
 
     def pids(self) -> list[int]:
         """Return the process ids of the live parser processes."""
@@ -280,7 +293,9 @@ class NativeTikaExtractor:
             child = None
         if child is None:
             try:
-                child = _Child(self._module, memory_bytes, self._start_timeout_s)
+                child = _Child(
+                    self._module, memory_bytes, self._start_timeout_s, sandbox=self._sandbox
+                )
             except BaseException:
                 self._idle.put(None)
                 raise
@@ -302,7 +317,8 @@ class NativeTikaExtractor:
     def _discard(self, child: _Child, *, since: float) -> None:
         """Kill `child`, free its slot, and remove temp files it may have left behind."""
         self._forget(child)
-        self._sweep_tika_temp(since)
+        if not child.sandboxed:  # a sandboxed child's /tmp vanished with it
+            self._sweep_tika_temp(since)
         self._idle.put(None)
 
     def _sweep_tika_temp(self, since: float) -> None:

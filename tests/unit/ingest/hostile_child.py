@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ SPOOL = Path("/tmp")
 
 def handle(path: str, max_text_chars: int) -> _tika_child.Result:
     """Run the real extraction unless the file's first bytes name a misbehaviour."""
-    head = Path(path).read_bytes()[:16]
+    head = Path(_tika_child.visible(path)).read_bytes()[:32]
     if head.startswith(b"EXIT"):
         os._exit(3)
     if head.startswith(b"SEGV"):
@@ -39,6 +40,17 @@ def handle(path: str, max_text_chars: int) -> _tika_child.Result:
         os.write(1, b"{not json\n")
         os.write(2, b"noise on stderr\n")
         return "text/plain", {}, "clean answer"
+    if head.startswith(b"NET"):
+        port = int(head[3:].decode().strip())
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        except OSError as exc:
+            return "text/plain", {}, f"blocked: {exc.strerror}"
+        return "text/plain", {}, "reachable"
+    if head.startswith(b"TMP"):
+        name = head[3:].decode().strip()
+        (SPOOL / f"apache-tika-{name}.docx").write_bytes(b"embedded plaintext")
+        return "text/plain", {}, "\n".join(sorted(os.listdir(SPOOL)))
     if head.startswith(b"FLOOD"):
         # A child that ignores the limit: the parent must refuse the answer.
         return "text/plain", {}, "x" * (max_text_chars + 10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import pytest
 from ingest import ExtractionError, FailureKind, Limits
 from ingest.adapters import NativeTikaExtractor
 from tests import corpus
+from tests.services import unavailable
 
 HOSTILE = "tests.unit.ingest.hostile_child"
 
@@ -86,15 +88,17 @@ def test_a_hang_is_killed_at_the_deadline(pool: NativeTikaExtractor, tmp_path: P
     _works(pool, tmp_path)
 
 
-def test_spooled_files_of_a_killed_child_are_removed(
-    pool: NativeTikaExtractor, tmp_path: Path
-) -> None:
+@pytest.mark.parametrize("sandbox", [True, False])
+def test_spooled_files_of_a_killed_child_are_removed(tmp_path: Path, sandbox: bool) -> None:
+    # Sandboxed, the file is in the parser's own tmpfs; plain, the pool sweeps /tmp.
     name = secrets.token_hex(8)
     spooled = Path("/tmp") / f"apache-tika-{name}.docx"
+    marker = _marker(tmp_path, b"SPOOL" + name.encode())
     try:
-        error = _fails(pool, _marker(tmp_path, b"SPOOL" + name.encode()), Limits(timeout_s=2))
-        assert error.kind is FailureKind.TIMEOUT
-        assert not spooled.exists()
+        with NativeTikaExtractor(child_module=HOSTILE, sandbox=sandbox) as extractor:
+            error = _fails(extractor, marker, Limits(timeout_s=2))
+            assert error.kind is FailureKind.TIMEOUT
+            assert not spooled.exists()
     finally:
         spooled.unlink(missing_ok=True)
 
@@ -224,3 +228,36 @@ def test_processes_are_recycled(tmp_path: Path) -> None:
             _works(extractor, tmp_path)
             seen.append(tuple(extractor.pids()))
     assert seen[0] != seen[2]
+
+
+def _sandboxed(pool: NativeTikaExtractor) -> None:
+    pool.warm_up()
+    if not pool.sandboxed():
+        unavailable("userns", "the kernel refuses user, mount or network namespaces here")
+
+
+def test_the_parser_has_no_network(pool: NativeTikaExtractor, tmp_path: Path) -> None:
+    _sandboxed(pool)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()  # reachable from here
+        answer = pool.extract(_marker(tmp_path, b"NET%d" % port), Limits()).text
+    assert answer.startswith("blocked: ")
+
+
+def test_sandbox_can_be_turned_off(tmp_path: Path) -> None:
+    with NativeTikaExtractor(child_module=HOSTILE, sandbox=False) as extractor:
+        extractor.warm_up()
+        assert not extractor.sandboxed()
+        _works(extractor, tmp_path)
+
+
+def test_the_parsers_tmp_is_private(pool: NativeTikaExtractor, tmp_path: Path) -> None:
+    _sandboxed(pool)
+    name = secrets.token_hex(8)
+    listing = pool.extract(_marker(tmp_path, b"TMP" + name.encode()), Limits()).text.split()
+    assert listing == [f"apache-tika-{name}.docx"]  # the parser sees only its own tmpfs
+    assert not (Path("/tmp") / f"apache-tika-{name}.docx").exists()
+    _works(pool, tmp_path)  # and still reads files under the host's /tmp (pytest's tmp_path)

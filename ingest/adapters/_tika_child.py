@@ -166,7 +166,8 @@ def serve(proto_in: BinaryIO, proto_out: BinaryIO, handle: Handler, *, sandboxed
             header = {"ok": False, "kind": error.kind.value, "reason": error.reason, "retire": True}
             payload = b""
         else:
-            payload = text.encode("utf-8")
+            # A Java string may hold an unpaired surrogate, which UTF-8 cannot encode.
+            payload = text.encode("utf-8", "replace")
             header = {
                 "ok": True,
                 "mime_type": mime,

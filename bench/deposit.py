@@ -154,6 +154,8 @@ def main() -> None:
             case = client.post("/v1/cases", json={"name": "bench"}).json()["id"]
             sampler = RssSampler(server.pid)
             base_rss = sampler.process.memory_info().rss
+            cpu_before = sum(sampler.process.cpu_times()[:2])
+            client_before = sum(psutil.Process().cpu_times()[:2])
             sampler.start()
             start = time.perf_counter()
             response = client.post(
@@ -163,6 +165,8 @@ def main() -> None:
                 headers={"Content-Length": str(size)},
             )
             elapsed = time.perf_counter() - start
+            server_cpu = sum(sampler.process.cpu_times()[:2]) - cpu_before
+            client_cpu = sum(psutil.Process().cpu_times()[:2]) - client_before
             sampler.running = False
             sampler.join()
             response.raise_for_status()
@@ -180,6 +184,9 @@ def main() -> None:
             f"| raw pipeline (read + SHA-256 + ChaCha20-Poly1305, 1 thread) | {raw:,.0f} MB/s |",
             f"| deposit through the API ({args.size_mib} MiB) | {api:,.0f} MB/s |",
             f"| ratio API / raw (target >= 0.5) | {api / raw:.2f} |",
+            f"| wall time of the upload | {elapsed:.2f} s |",
+            f"| server CPU time (all threads) / client CPU time | "
+            f"{server_cpu:.2f} s / {client_cpu:.2f} s |",
             f"| server RSS before upload | {base_rss / MIB:,.0f} MiB |",
             f"| server peak RSS growth (target < 100 MiB) | {growth:,.1f} MiB |",
             f"| {args.concurrent} concurrent 100 KB deposits arrived | "

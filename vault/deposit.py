@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import BinaryIO, cast
@@ -29,6 +30,7 @@ from vault.sealing import seal_json
 
 LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 MAX_TEXT = {"title": 1000, "filename": 255, "notes": 20000}
+PARALLEL_HASH = 256 * 1024  # writes at least this large are hashed beside the sealing
 FIELDS = frozenset({"case", "kind", "title", "language", "consent", "tags", "filename", "notes"})
 
 
@@ -124,6 +126,7 @@ class Deposit:
         self._size = 0
         self._limit = vault.settings.max_upload_bytes
         self._stack = ExitStack()
+        self._hasher: ThreadPoolExecutor | None = None
         self._writer = self._stack.enter_context(vault.store.writer(self._object))
         self._sealer = keys.Sealer(cast(BinaryIO, self._writer), [recipient])
 
@@ -160,8 +163,19 @@ class Deposit:
         self._size += len(data)
         if self._size > self._limit:
             raise TooLarge(f"the limit is {self._limit} bytes")
-        self._hash.update(data)
-        self._sealer.write(data)
+        if len(data) < PARALLEL_HASH:
+            self._hash.update(data)
+            self._sealer.write(data)
+            return
+        # hashlib releases the GIL on large inputs, so the digest of this batch is computed on
+        # a second core while this thread seals it (one pass over the bytes still: same data).
+        if self._hasher is None:
+            self._hasher = self._stack.enter_context(ThreadPoolExecutor(1, "tvault-sha256"))
+        digesting = self._hasher.submit(self._hash.update, data)
+        try:
+            self._sealer.write(data)
+        finally:
+            digesting.result()
 
     def abort(self) -> None:
         """Give up: the object store removes every trace of the object."""

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     s3_secure: bool = True
     s3_object_lock: bool = False
     s3_retention_days: int = Field(default=3650, ge=1)
+    s3_retention_mode: Literal["GOVERNANCE", "COMPLIANCE"] = "GOVERNANCE"
+    s3_region: str | None = None
+    s3_ca_file: Path | None = None
     index: Literal["tantivy", "elasticsearch"] = "tantivy"
     es_url: str | None = None
     extractor: Literal["tika-native", "tika-server"] = "tika-native"

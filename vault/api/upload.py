@@ -23,6 +23,7 @@ from vault.errors import BadField, TooLarge
 
 BATCH = 1024 * 1024  # bytes handed to a worker thread at a time
 MAX_FIELD = 64 * 1024  # a metadata field of a multipart body
+DEPTH = 2  # batches read ahead of the sealing thread
 
 
 def _declared_size(request: Request) -> int | None:
@@ -35,17 +36,42 @@ def _declared_size(request: Request) -> int | None:
 
 
 async def _pump(request: Request, write: Callable[[bytes], None]) -> None:
-    """Feed the body to `write` in a thread, `BATCH` bytes at a time."""
-    batch: list[bytes] = []
-    held = 0
-    async for chunk in request.stream():
-        batch.append(chunk)
-        held += len(chunk)
-        if held >= BATCH:
-            await to_thread.run_sync(write, b"".join(batch))
-            batch, held = [], 0
-    if batch:
-        await to_thread.run_sync(write, b"".join(batch))
+    """Feed the body to `write` in a worker thread, `BATCH` bytes at a time.
+
+    Reading the next batch (event loop) overlaps with sealing the previous one (thread); at most
+    `DEPTH` batches wait in between, so memory stays flat whatever the body size.
+    """
+    send, receive = anyio.create_memory_object_stream[bytes](DEPTH)
+
+    async def consume() -> None:
+        async with receive:
+            async for batch in receive:
+                await to_thread.run_sync(write, batch)
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(consume)
+            async with send:
+                batch: list[bytes] = []
+                held = 0
+                async for chunk in request.stream():
+                    batch.append(chunk)
+                    held += len(chunk)
+                    if held >= BATCH:
+                        await send.send(b"".join(batch))
+                        batch, held = [], 0
+                if batch:
+                    await send.send(b"".join(batch))
+    except BaseExceptionGroup as group_error:
+        # The task group wraps the failure (TooLarge, ClientDisconnect, ...); callers and the
+        # problem handlers expect the error itself.
+        raise _first(group_error) from None
+
+
+def _first(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
 
 
 async def _cleanup(action: Callable[[], Any]) -> None:

@@ -122,39 +122,46 @@ def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         unavailable("s3", f"moto[server] is not installed: {exc}")
     directory = tmp_path_factory.mktemp("moto-s3")
     cert, key = _self_signed(directory)
-    port = _free_port()
-    log = (directory / "moto.log").open("wb")
-    env = {**os.environ, "MOTO_PORT": str(port)}
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)),
-            *("--ssl-cert", str(cert), "--ssl-key", str(key)),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    try:
-        problem = _wait_for_tls(port, cert, proc)
-        if problem is not None:
-            tail = (directory / "moto.log").read_text(errors="replace")[-2000:]
-            unavailable("s3", f"{problem}; log: {tail}")
-        yield S3Server(
-            endpoint=f"127.0.0.1:{port}",
-            access_key="testing",
-            secret_key="testing-secret",
-            secure=True,
-            ca_file=cert,
-            object_lock=True,
-        )
-    finally:
-        proc.terminate()
+    problem = "not started"
+    # A free port can be taken between probing and binding: try a few.
+    for _attempt in range(3):
+        port = _free_port()
+        with (directory / "moto.log").open("wb") as log:
+            proc = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)),
+                    *("--ssl-cert", str(cert), "--ssl-key", str(key)),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "MOTO_PORT": str(port)},
+            )
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+            started = _wait_for_tls(port, cert, proc)
+            if started is None:
+                yield S3Server(
+                    endpoint=f"127.0.0.1:{port}",
+                    access_key="testing",
+                    secret_key="testing-secret",
+                    secure=True,
+                    ca_file=cert,
+                    object_lock=True,
+                )
+                return
+            problem = started
+        finally:
+            _stop(proc)
+    tail = (directory / "moto.log").read_text(errors="replace")[-2000:]
+    unavailable("s3", f"{problem}; moto log: {tail}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture(scope="session")

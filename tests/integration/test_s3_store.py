@@ -9,13 +9,14 @@ server's, and are checked only against a real endpoint (`TVAULT_TEST_S3_ENDPOINT
 from __future__ import annotations
 
 import os
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tests.s3server import S3Server, admin_client
-from vault.storage import ObjectExists, ObjectLocked, StorageError
-from vault.storage.adapters.s3 import S3ObjectStore, _parse_time
+from vault.storage import ObjectExists, ObjectLocked, ObjectNotFound, StorageError
+from vault.storage.adapters.s3 import S3ObjectStore, S3ObjectWriter, _parse_time
 
 pytestmark = pytest.mark.s3
 
@@ -124,11 +125,14 @@ def test_delete_removes_every_version(moto_s3: S3Server, s3_bucket: str) -> None
 
 
 def test_without_object_lock_lock_only_checks_existence(moto_s3: S3Server) -> None:
+    bucket = f"plain-{uuid.uuid4().hex[:12]}"
     with admin_client(moto_s3) as client:
-        client.make_bucket("plain-bucket-for-lock-test")
-    store = _store(moto_s3, "plain-bucket-for-lock-test", object_lock=False, retention_days=0)
+        client.make_bucket(bucket)
+    store = _store(moto_s3, bucket, object_lock=False, retention_days=0)
+    with pytest.raises(ObjectNotFound):
+        store.lock("checkpoints/1")
     store.put_locked("checkpoints/1", b"note")
-    assert _retention(moto_s3, "plain-bucket-for-lock-test", "checkpoints/1") == (None, None)
+    assert _retention(moto_s3, bucket, "checkpoints/1") == (None, None)
     store.delete("checkpoints/1")
     assert not store.exists("checkpoints/1")
     store.close()
@@ -184,3 +188,15 @@ def test_arguments_are_checked() -> None:
         S3ObjectStore("h:1", "a", "s", "b", object_lock=True, retention_days=0)
     with pytest.raises(ValueError, match="part size"):
         S3ObjectStore("h:1", "a", "s", "b", part_size=MIB)
+
+
+def test_upload_failing_in_the_thread_reaches_the_caller(moto_s3: S3Server) -> None:
+    # The bucket is missing, so the upload thread's first request fails; the writer is built
+    # directly to get past `writer()`'s own check, as if the bucket vanished meanwhile.
+    store = _store(moto_s3, f"gone-{uuid.uuid4().hex[:12]}")
+    block = os.urandom(64 * 1024)
+    with pytest.raises(StorageError, match="NoSuchBucket"), S3ObjectWriter(store, "items/x") as out:
+        for _ in range((2 * PART) // len(block)):
+            out.write(block)
+        out.commit()
+    store.close()

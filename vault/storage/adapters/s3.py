@@ -367,6 +367,8 @@ class S3ObjectWriter:
         """Queue `data` for upload. Raises `StorageError` if the upload failed or is closed."""
         if self._closed or self._committed:
             raise StorageError(f"writer for {self._name} is closed")
+        if not self._thread.is_alive():  # failed already: stop the caller streaming on
+            raise StorageError(f"upload of {self._name} failed: {self._error}") from self._error
         if data:
             self._send(bytes(data))
         return len(data)

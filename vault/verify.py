@@ -144,14 +144,16 @@ def _verify_items(
     for done, item in enumerate(items, 1):
         tick("objects", done, len(items))
         report.items += 1
-        if not vault.store.exists(item.object_name):
-            report.fail(item.id, OBJECT_MISSING, item.object_name)
-            continue
         if item.id not in wrapped:
+            # A shredded item's object may be gone (deleted) or remain (locked, unreadable);
+            # either is the expected tombstone, not a failure.
             if item.id in shredded:
                 report.shredded += 1
             else:
                 report.fail(item.id, KEY_MISSING, "no key and no shredding entry")
+            continue
+        if not vault.store.exists(item.object_name):
+            report.fail(item.id, OBJECT_MISSING, item.object_name)
             continue
         if fast:
             _check_size(vault, item, report)

@@ -61,6 +61,16 @@ PREMIS: Final = frozenset(
     }
 )
 OWN: Final = frozenset(
-    {SEARCH, INDEXING, EXPORT, GRANT, CONSENT_CHANGE, KEY_ROTATION, ACCESS_DENIED}
+    {
+        SEARCH,
+        INDEXING,
+        EXPORT,
+        GRANT,
+        REVOCATION,
+        CONSENT_CHANGE,
+        LEGAL_HOLD,
+        KEY_ROTATION,
+        ACCESS_DENIED,
+    }
 )
 ALL: Final = PREMIS | OWN

@@ -3,7 +3,7 @@
 Started by `NativeTikaExtractor` as `python -m ingest.adapters._tika_child MEMORY_BYTES MODE`.
 Protocol on its standard input and output (nothing else is written to them):
 
-- parent -> child, one line per job: `{"path": "...", "max_text_chars": N}`
+- parent -> child, one line per job: `{"path": "...", "max_text_chars": N, "timeout_s": T}`
 - child -> parent: a JSON header line, then, on success, `text_bytes` bytes of UTF-8 text:
   `{"ok": true, "mime_type": ..., "metadata": {...}, "text_bytes": N}` or
   `{"ok": false, "kind": ..., "reason": ..., "retire": bool}` (`retire`: the process exits next).
@@ -14,8 +14,10 @@ The text goes back over the pipe and is never written to disk: the vault seals i
 from __future__ import annotations
 
 import json
+import math
 import os
 import resource
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +37,9 @@ Handler = Callable[[str, int], Result]
 
 _diagnostics_fd = -1
 _memory_limit = 0
+# Seconds past a job's deadline after which the process ends itself (SIGALRM's default action):
+# the parent kills it at the deadline, unless the parent itself died meanwhile.
+_ALARM_GRACE_S = 5
 # The Java side failed outside Tika's own exceptions (iscc-tika's JNI error types). Measured:
 # an OutOfMemoryError under RLIMIT_DATA often surfaces only as one of these, with nothing on
 # stderr, and the native VM is not reliable afterwards.
@@ -143,6 +148,9 @@ def serve(proto_in: BinaryIO, proto_out: BinaryIO, handle: Handler, *, sandboxed
         request = json.loads(line)
         retire = False
         header: dict[str, object]
+        # iscc-tika holds the GIL while it parses, so no watchdog thread could run; the kernel's
+        # alarm needs none. It ends an orphaned parser stuck in a hostile file.
+        signal.alarm(math.ceil(float(request.get("timeout_s", 60))) + _ALARM_GRACE_S)
         try:
             mime, metadata, text = handle(request["path"], int(request["max_text_chars"]))
         except ExtractionError as exc:
@@ -174,6 +182,7 @@ def serve(proto_in: BinaryIO, proto_out: BinaryIO, handle: Handler, *, sandboxed
                 "metadata": metadata,
                 "text_bytes": len(payload),
             }
+        signal.alarm(0)
         proto_out.write(json.dumps(header).encode() + b"\n")
         if payload:
             proto_out.write(payload)

@@ -146,7 +146,11 @@ class _Child:
         """Send one job and return (header, text). Raises `ExtractionError` or `TimeoutError`."""
         deadline = time.monotonic() + limits.timeout_s
         self.jobs += 1
-        request = {"path": str(path), "max_text_chars": limits.max_text_chars}
+        request = {
+            "path": str(path),
+            "max_text_chars": limits.max_text_chars,
+            "timeout_s": limits.timeout_s,
+        }
         try:
             self._in.write(json.dumps(request).encode() + b"\n")
             self._in.flush()

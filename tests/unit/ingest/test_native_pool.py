@@ -6,6 +6,8 @@ import os
 import secrets
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -261,3 +263,39 @@ def test_the_parsers_tmp_is_private(pool: NativeTikaExtractor, tmp_path: Path) -
     assert listing == [f"apache-tika-{name}.docx"]  # the parser sees only its own tmpfs
     assert not (Path("/tmp") / f"apache-tika-{name}.docx").exists()
     _works(pool, tmp_path)  # and still reads files under the host's /tmp (pytest's tmp_path)
+
+
+_ORPHAN_SCRIPT = """
+import os, sys, threading
+from pathlib import Path
+from ingest import Limits
+from ingest.adapters import NativeTikaExtractor
+pool = NativeTikaExtractor(child_module=sys.argv[2])
+pool.warm_up()
+print(pool.pids()[0], flush=True)
+# The parent dies mid-job, without closing anything, as a SIGKILLed worker would.
+threading.Timer(0.5, lambda: os._exit(0)).start()
+pool.extract(Path(sys.argv[1]), Limits(timeout_s=1))
+"""
+
+
+def test_a_parser_outliving_its_parent_ends_itself(tmp_path: Path) -> None:
+    marker = _marker(tmp_path, b"HANG")
+    parent = subprocess.run(
+        [sys.executable, "-c", _ORPHAN_SCRIPT, str(marker), HOSTILE],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    orphan = int(parent.stdout.split()[0])
+    # The orphan's alarm fires 1 s + grace after its job began; wait for it, bounded.
+    for _ in range(300):
+        try:
+            status = Path(f"/proc/{orphan}/status").read_text()
+        except FileNotFoundError:
+            return  # ended and reaped
+        if "\nState:\tZ" in status:
+            return  # ended; whoever adopted it has not reaped it yet
+        time.sleep(0.1)
+    os.kill(orphan, signal.SIGKILL)
+    raise AssertionError("the orphaned parser process kept running")

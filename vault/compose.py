@@ -69,7 +69,7 @@ def make_store(settings: Settings) -> ObjectStore:
         from vault.storage.adapters.local import LocalObjectStore
 
         return LocalObjectStore(settings.objects_path)
-    from vault.storage.adapters.s3 import S3ObjectStore  # type: ignore[import-not-found]
+    from vault.storage.adapters.s3 import S3ObjectStore
 
     missing = [
         name
@@ -89,6 +89,9 @@ def make_store(settings: Settings) -> ObjectStore:
         secure=settings.s3_secure,
         object_lock=settings.s3_object_lock,
         retention_days=settings.s3_retention_days,
+        retention_mode=settings.s3_retention_mode,
+        region=settings.s3_region,
+        ca_file=settings.s3_ca_file,
     )
     return store
 

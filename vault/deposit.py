@@ -18,7 +18,7 @@ from typing import BinaryIO, cast
 
 import keys
 from policies import Principal, Resource, actions, kinds
-from vault import ledger
+from vault import jobs, ledger
 from vault.access import authorize
 from vault.compose import Vault
 from vault.db import Case, Item, ItemKey
@@ -240,4 +240,12 @@ class Deposit:
                     "kind": request.kind,
                     "signed": False,
                 },
+            )
+            # DESIGN.md "Deposit": the extraction job commits with the item, so none is lost.
+            jobs.enqueue(
+                session,
+                result.item_id,
+                jobs.EXTRACT,
+                now=vault.clock(),
+                max_attempts=vault.settings.jobs_max_attempts,
             )

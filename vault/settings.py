@@ -64,6 +64,16 @@ class Settings(BaseSettings):
     token_ttl_seconds: int = Field(default=8 * 3600, ge=60)
     tags: tuple[str, ...] = DEFAULT_TAGS
     sweep_grace_seconds: int = Field(default=3600, ge=0)
+    # The ingest pipeline (docs/jobs.md).
+    embedded_worker: bool = True
+    jobs_max_attempts: int = Field(default=5, ge=1)
+    jobs_backoff_seconds: float = Field(default=10.0, ge=0)
+    jobs_lease_seconds: float = Field(default=60.0, gt=0)
+    jobs_poll_seconds: float = Field(default=0.5, gt=0)
+    extract_timeout_s: float = Field(default=60.0, gt=0)
+    extract_max_text_chars: int = Field(default=5_000_000, ge=1)
+    extract_max_memory_mb: int = Field(default=1024, ge=64)
+    extract_tmp: Path | None = None
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,242 @@
+"""The job queue: claims, leases, fencing, retries with backoff, and the worker loop.
+
+Runs on SQLite and on PostgreSQL (the `vault` fixture). A recording stage stands in for the
+real ones here; `test_jobs_extraction.py` runs the real `extract` stage.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from tests.unit.vault.conftest import principal
+from vault import jobs
+from vault.cases import create_case
+from vault.compose import Vault
+from vault.db.jobs_tables import Job
+from vault.deposit import Deposit
+from vault.worker import StageFailed, Worker
+
+LEASE = timedelta(seconds=30)
+
+
+def deposit(vault: Vault, case_id: str, data: bytes = b"some words") -> str:
+    fields = {"case": case_id, "kind": "testimony", "title": "T", "consent": "therapy"}
+    job = Deposit.start(vault, principal(vault, "tina"), fields, len(data))
+    job.write(data)
+    return job.commit().item_id
+
+
+@pytest.fixture
+def case_id(vault: Vault) -> str:
+    return create_case(vault, principal(vault, "tina"), "Case").id
+
+
+def job_of(vault: Vault, item_id: str, kind: str = jobs.EXTRACT) -> Job:
+    with vault.sessions() as session:
+        job = session.scalars(select(Job).where(Job.item_id == item_id, Job.kind == kind)).one()
+        session.expunge(job)
+        return job
+
+
+def test_a_deposit_queues_its_extraction_in_the_same_transaction(
+    vault: Vault, case_id: str
+) -> None:
+    item = deposit(vault, case_id)
+    job = job_of(vault, item)
+    assert (job.state, job.attempts, job.max_attempts) == (jobs.QUEUED, 0, 5)
+    with vault.sessions() as session:
+        assert jobs.ingest_state(session, item).state == jobs.IngestState.QUEUED
+
+
+def test_enqueue_is_idempotent(vault: Vault, case_id: str) -> None:
+    item = deposit(vault, case_id)
+    with vault.sessions.begin() as session:
+        first = jobs.enqueue(session, item, jobs.INDEX, now=vault.clock())
+        again = jobs.enqueue(session, item, jobs.INDEX, now=vault.clock())
+    assert first == again
+    with vault.sessions() as session:
+        assert len(jobs.list_jobs(session, item_id=item)) == 2
+
+
+def test_a_claimed_job_is_not_claimed_again_until_its_lease_expires(
+    vault: Vault, case_id: str
+) -> None:
+    item = deposit(vault, case_id)
+    now = vault.clock()
+    first = jobs.claim(vault.sessions, "a", {jobs.EXTRACT}, now=now, lease=LEASE)
+    assert first is not None and (first.item_id, first.attempt) == (item, 1)
+    assert jobs.claim(vault.sessions, "b", {jobs.EXTRACT}, now=now, lease=LEASE) is None
+    with vault.sessions() as session:
+        assert jobs.ingest_state(session, item).state == jobs.IngestState.EXTRACTING
+    # The heartbeat keeps it; once the lease runs out, another worker takes it over.
+    assert jobs.heartbeat(vault.sessions, "a", [first.id], now=now, lease=LEASE) == 1
+    later = now + LEASE + timedelta(seconds=1)
+    second = jobs.claim(vault.sessions, "b", {jobs.EXTRACT}, now=later, lease=LEASE)
+    assert second is not None and (second.id, second.attempt) == (first.id, 2)
+    # The first worker is fenced off: its result cannot commit, nor its failure.
+    with pytest.raises(jobs.LeaseLost), vault.sessions.begin() as session:
+        jobs.complete(session, first, now=later)
+    with pytest.raises(jobs.LeaseLost):
+        jobs.fail(vault.sessions, first, "x", now=later, retry=True, backoff_seconds=1)
+    assert jobs.heartbeat(vault.sessions, "a", [first.id], now=later, lease=LEASE) == 0
+    with vault.sessions.begin() as session:
+        jobs.complete(session, second, now=later)
+    assert job_of(vault, item).state == jobs.DONE
+
+
+def test_claims_only_the_kinds_asked_for(vault: Vault, case_id: str) -> None:
+    deposit(vault, case_id)
+    now = vault.clock()
+    assert jobs.claim(vault.sessions, "a", {jobs.INDEX}, now=now, lease=LEASE) is None
+    assert jobs.claim(vault.sessions, "a", set(), now=now, lease=LEASE) is None
+
+
+def test_failures_back_off_then_fail_with_the_reason(vault: Vault, case_id: str) -> None:
+    item = deposit(vault, case_id)
+    now = vault.clock()
+    waits = []
+    for attempt in range(1, 6):
+        claim = jobs.claim(vault.sessions, "a", {jobs.EXTRACT}, now=now, lease=LEASE)
+        assert claim is not None and claim.attempt == attempt
+        state = jobs.fail(
+            vault.sessions, claim, f"timed out {attempt}", now=now, retry=True, backoff_seconds=10
+        )
+        job = job_of(vault, item)
+        assert job.state == state
+        if attempt < 5:
+            assert state == jobs.QUEUED
+            # Not due before the backoff has passed.
+            assert jobs.claim(vault.sessions, "a", {jobs.EXTRACT}, now=now, lease=LEASE) is None
+            waits.append(jobs._utc(job.run_after) - now)
+            now = jobs._utc(job.run_after)
+        else:
+            assert state == jobs.FAILED
+    assert waits == [timedelta(seconds=s) for s in (10, 20, 40, 80)]
+    with vault.sessions() as session:
+        failed = jobs.ingest_state(session, item)
+        assert (failed.state, failed.reason) == (jobs.IngestState.FAILED, "timed out 5")
+        assert [j.id for j in jobs.list_jobs(session, states=[jobs.FAILED])] == [
+            job_of(vault, item).id
+        ]
+
+
+def test_a_permanent_failure_does_not_retry_and_retry_queues_it_again(
+    vault: Vault, case_id: str
+) -> None:
+    deposit(vault, case_id)
+    now = vault.clock()
+    claim = jobs.claim(vault.sessions, "a", {jobs.EXTRACT}, now=now, lease=LEASE)
+    assert claim is not None
+    assert (
+        jobs.fail(
+            vault.sessions,
+            claim,
+            "encrypted PDF: no password",
+            now=now,
+            retry=False,
+            backoff_seconds=10,
+        )
+        == jobs.FAILED
+    )
+    with vault.sessions.begin() as session:
+        view = jobs.retry(session, claim.id, now=now)
+    assert (view.state, view.attempts) == (jobs.QUEUED, 0)
+    with vault.sessions.begin() as session, pytest.raises(jobs.Conflict):
+        jobs.retry(session, claim.id, now=now)
+    again = jobs.claim(vault.sessions, "a", {jobs.EXTRACT}, now=now, lease=LEASE)
+    assert again is not None and again.attempt == 1
+
+
+def test_backoff_is_capped() -> None:
+    assert jobs.backoff(1, 10) == timedelta(seconds=10)
+    assert jobs.backoff(40, 10) == jobs.MAX_BACKOFF
+
+
+class Recording:
+    """A stage that records each run; fails on the items it is told to."""
+
+    def __init__(self, failing: dict[str, Exception] | None = None) -> None:
+        self.runs: list[tuple[str, int]] = []
+        self.failing = failing or {}
+        self.closed = False
+        self.lock = threading.Lock()
+
+    def run(self, claim: jobs.Claim) -> None:
+        with self.lock:
+            self.runs.append((claim.item_id, claim.attempt))
+        if claim.item_id in self.failing:
+            raise self.failing[claim.item_id]
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_the_worker_runs_each_job_once_and_records_failures(vault: Vault, case_id: str) -> None:
+    items = [deposit(vault, case_id) for _ in range(4)]
+    stage = Recording(
+        {
+            items[0]: StageFailed("the parser refused the file", retry=False),
+            # Exceptions other than StageFailed are recorded by type only: messages can quote.
+            items[1]: UnicodeDecodeError("utf-8", b"secret words", 0, 1, "bad"),
+        }
+    )
+    worker = Worker(vault, stages={jobs.EXTRACT: lambda _v, _n: stage})
+    assert worker.run_until_idle() == 4
+    assert sorted(stage.runs) == sorted((i, 1) for i in items)
+    with vault.sessions() as session:
+        states = {i: jobs.ingest_state(session, i) for i in items}
+    assert states[items[0]] == jobs.ItemIngest(
+        jobs.IngestState.FAILED, "the parser refused the file", 1
+    )
+    assert states[items[1]].state == jobs.IngestState.QUEUED  # retried after a backoff
+    assert job_of(vault, items[1]).last_error == "internal error (UnicodeDecodeError)"
+    assert "secret" not in (job_of(vault, items[1]).last_error or "")
+    for item in items[2:]:
+        # Completed by the worker (this stage records nothing); no index stage registered yet.
+        assert job_of(vault, item).state == jobs.DONE
+        assert states[item].state == jobs.IngestState.EXTRACTED
+
+
+def test_a_job_that_outlives_its_worker_too_often_fails(vault: Vault, case_id: str) -> None:
+    item = deposit(vault, case_id)
+    now = vault.clock()
+    for _ in range(5):  # five workers died holding it
+        assert jobs.claim(vault.sessions, "dead", {jobs.EXTRACT}, now=now, lease=LEASE)
+        now += LEASE + timedelta(seconds=1)
+    stage = Recording()
+    worker = Worker(vault, stages={jobs.EXTRACT: lambda _v, _n: stage})
+    vault.clock = lambda: now  # type: ignore[method-assign]
+    assert worker.run_until_idle() == 1
+    assert stage.runs == []
+    job = job_of(vault, item)
+    assert (job.state, job.last_error) == (
+        jobs.FAILED,
+        "the worker stopped during this job 5 times",
+    )
+
+
+def test_the_background_worker_starts_and_stops(vault: Vault, case_id: str) -> None:
+    items = {deposit(vault, case_id) for _ in range(3)}
+    stage = Recording()
+    done = threading.Event()
+
+    class Signalling(Recording):
+        def run(self, claim: jobs.Claim) -> None:
+            stage.run(claim)
+            if {i for i, _ in stage.runs} == items:
+                done.set()
+
+    worker = Worker(vault, concurrency=2, stages={jobs.EXTRACT: lambda _v, _n: Signalling()})
+    worker.start()
+    try:
+        worker.wake()
+        assert done.wait(30)
+    finally:
+        worker.stop()
+    assert sorted(i for i, _ in stage.runs) == sorted(items)
+    with vault.sessions() as session:
+        assert jobs.counts(session) == {jobs.DONE: 3}

@@ -1,0 +1,324 @@
+"""The `extract` stage: decrypt the original, extract its text, seal the text as its own object.
+
+DESIGN.md "Extraction" and promise 1: the original is decrypted only into a private 0600 file
+in a 0700 directory (`ingest.plaintext_file`; on a tmpfs when the file is small enough), removed
+whatever happens; the text goes from the extractor straight into an age `keys.Sealer` and the
+object store, never to a file in the clear. Then ONE transaction records the `item_texts` link,
+the `metadata extraction` ledger entry, the item's `index` job, and completes the job (fenced on
+the lease, so the result commits once).
+
+Idempotent: the text object's name is derived from the item, the stage and the attempt
+(`texts/<item>-extract-<n>`), so an attempt whose lease was taken over never overwrites the
+object another attempt committed; an attempt that finds the link already recorded only
+completes its job; objects of attempts that never committed are removed by the next success.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, Final, cast
+
+import keys
+from ingest import Extraction, ExtractionError, Extractor, FailureKind, Limits, plaintext_file
+from vault import jobs, ledger
+from vault.compose import Vault
+from vault.db import Item, ItemKey
+from vault.db.jobs_tables import ItemText
+from vault.sealing import open_json, seal_json
+from vault.settings import Settings
+from vault.storage import ObjectNotFound, StorageError
+from vault.worker import StageFailed, register
+
+log = logging.getLogger(__name__)
+
+ACTOR: Final = "tvault-worker"
+PREFIX: Final = "texts/"
+# Kinds not extracted: audio and video give no text (OCR and speech recognition are off), and
+# copying gigabytes of plaintext to a temporary file for nothing is a risk without a gain.
+SKIPPED_KINDS: Final = frozenset({"media"})
+# Originals up to this size are decrypted onto a tmpfs (/dev/shm) so they never reach a disk.
+TMPFS_MAX_BYTES: Final = 256 * 1024**2
+TMPFS: Final = Path("/dev/shm")  # noqa: S108 (a tmpfs; the file inside is private, 0600 in 0700)
+# Failures that another attempt may not repeat; the others (a malformed file) would.
+RETRYABLE: Final = frozenset(
+    {FailureKind.TIMEOUT, FailureKind.CRASHED, FailureKind.UNAVAILABLE, FailureKind.MEMORY}
+)
+TEXT_SLICE: Final = 256 * 1024  # characters encoded and sealed at a time
+DIR_PREFIX: Final = "tvault-worker-"
+
+
+def text_object_name(item_id: str, attempt: int) -> str:
+    """Return the object name of the text extracted from `item_id` by attempt `attempt`."""
+    return f"{PREFIX}{item_id}-extract-{attempt}"
+
+
+def make_extractor(settings: Settings, workers: int) -> tuple[Extractor, tuple[str, str]]:
+    """Build the extractor `settings.extractor` names, and its `(tool, version)` for the ledger.
+
+    The Extractor port's part of the composition root. Raises `ValueError` if
+    `TVAULT_EXTRACTOR=tika-server` comes without `TVAULT_TIKA_URL`.
+    """
+    if settings.extractor == "tika-server":
+        from ingest.adapters import TikaServerExtractor
+
+        if not settings.tika_url:
+            raise ValueError("TVAULT_EXTRACTOR=tika-server needs TVAULT_TIKA_URL")
+        return TikaServerExtractor(settings.tika_url), ("Apache Tika server", "unknown")
+    from ingest.adapters import NativeTikaExtractor
+
+    native = NativeTikaExtractor(workers=workers)
+    return native, ("Apache Tika (iscc-tika)", importlib.metadata.version("iscc-tika"))
+
+
+def limits_of(settings: Settings) -> Limits:
+    """Return the extraction limits the settings ask for."""
+    return Limits(
+        timeout_s=settings.extract_timeout_s,
+        max_text_chars=settings.extract_max_text_chars,
+        max_memory_bytes=settings.extract_max_memory_mb * 1024**2,
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_private_dirs(base: Path) -> int:
+    """Remove the private directories of dead workers under `base`; return how many.
+
+    A worker killed with SIGKILL runs no `finally`: the plaintext it was parsing stays in its
+    0700 directory. The directory's name carries the worker's process id, so the next worker
+    to start removes what a dead one left, and never what a live one is using.
+    """
+    removed = 0
+    for path in base.glob(f"{DIR_PREFIX}*"):
+        pid = path.name.removeprefix(DIR_PREFIX).split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)) or path.is_symlink():
+            continue
+        if path.is_dir() and path.stat().st_uid == os.getuid():
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+class _PrivateDirs:
+    """This worker's 0700 directories for plaintext copies: on tmpfs, and on disk for big files."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._configured = settings.extract_tmp
+        self._made: dict[Path, Path] = {}
+        self._lock = threading.Lock()
+        for base in {self._base(0), self._base(TMPFS_MAX_BYTES + 1)}:
+            if base.is_dir():
+                sweep_private_dirs(base)
+
+    def _base(self, size: int) -> Path:
+        if self._configured is not None:
+            return self._configured
+        if size <= TMPFS_MAX_BYTES and TMPFS.is_dir() and os.access(TMPFS, os.W_OK):
+            return TMPFS
+        # The system's temporary directory: run workers with a private tmpfs /tmp (docs/jobs.md).
+        return Path(tempfile.gettempdir())
+
+    def for_size(self, size: int) -> Path:
+        base = self._base(size)
+        with self._lock:
+            if base not in self._made:
+                prefix = f"{DIR_PREFIX}{os.getpid()}-"
+                self._made[base] = Path(tempfile.mkdtemp(prefix=prefix, dir=base))  # mode 0700
+            return self._made[base]
+
+    def remove(self) -> None:
+        with self._lock:
+            for path in self._made.values():
+                shutil.rmtree(path, ignore_errors=True)
+            self._made.clear()
+
+
+def _slices(text: str) -> Iterator[bytes]:
+    for start in range(0, len(text), TEXT_SLICE):
+        yield text[start : start + TEXT_SLICE].encode("utf-8")
+
+
+class ExtractStage:
+    """The `extract` stage of a worker, around one extractor shared by its threads."""
+
+    def __init__(
+        self, vault: Vault, extractor: Extractor, tool: tuple[str, str], limits: Limits
+    ) -> None:
+        self._vault = vault
+        self._extractor = extractor
+        self._tool = tool
+        self._limits = limits
+        self._dirs = _PrivateDirs(vault.settings)
+
+    def close(self) -> None:
+        """Stop the extractor's parser processes and remove this worker's private directories."""
+        self._extractor.close()
+        self._dirs.remove()
+
+    def run(self, claim: jobs.Claim) -> None:
+        """Extract, seal and record the text of `claim.item_id`, completing `claim`.
+
+        Raises `StageFailed` (with the extractor's reason) when the text cannot be had,
+        `jobs.LeaseLost` when another worker took the job over meanwhile.
+        """
+        vault = self._vault
+        with vault.sessions() as session:
+            item = session.get(Item, claim.item_id)
+            key = session.get(ItemKey, claim.item_id)
+            done = session.get(ItemText, claim.item_id) is not None
+        if item is None:
+            raise StageFailed("the item no longer exists", retry=False)
+        if done:
+            # Recorded by an earlier attempt (a job queued again by hand): nothing to redo.
+            self._record(claim, item, None, None)
+            return
+        if key is None:
+            raise StageFailed("the item key was shredded; there is nothing to extract", retry=False)
+        identity = vault.keyring.unwrap(key.wrapped)
+        extraction = self._extract(item, identity)
+        name = text_object_name(item.id, claim.attempt)
+        self._seal_text(name, extraction.text, keys.recipient_of(identity))
+        try:
+            self._record(claim, item, name, (extraction, keys.recipient_of(identity)))
+        except BaseException:
+            # Nothing refers to this attempt's object (on `LeaseLost`, the worker now holding
+            # the job writes under its own attempt number, so this deletes nothing of theirs).
+            self._delete(name)
+            raise
+        self._remove_other_attempts(item.id, keep=name)
+
+    def _extract(self, item: Item, identity: str) -> Extraction:
+        if item.kind in SKIPPED_KINDS:
+            return Extraction(text="", mime_type="application/octet-stream")
+        directory = self._dirs.for_size(item.size)
+        try:
+            with self._vault.store.open(item.object_name) as source:
+                chunks = keys.open_stream(source, identity)
+                with plaintext_file(chunks, directory=directory) as path:
+                    return self._extractor.extract(path, self._limits)
+        except ExtractionError as exc:
+            raise StageFailed(exc.reason, retry=exc.kind in RETRYABLE) from None
+        except keys.UnsealError:
+            reason = "the sealed original does not open: run tvault verify"
+            raise StageFailed(reason, retry=False) from None
+        except ObjectNotFound:
+            reason = "the original object is missing: run tvault verify"
+            raise StageFailed(reason, retry=False) from None
+
+    def _seal_text(self, name: str, text: str, recipient: str) -> None:
+        store = self._vault.store
+        if store.exists(name):
+            # Left by this same attempt number in a process that died before the commit.
+            self._delete(name)
+        with store.writer(name) as writer:
+            sealer = keys.Sealer(cast(BinaryIO, writer), [recipient])
+            for piece in _slices(text):
+                sealer.write(piece)
+            sealer.close()
+            writer.commit()
+
+    def _record(
+        self,
+        claim: jobs.Claim,
+        item: Item,
+        name: str | None,
+        result: tuple[Extraction, str] | None,
+    ) -> None:
+        vault = self._vault
+        now = vault.clock()
+        with vault.sessions.begin() as session:
+            if name is not None and result is not None:
+                extraction, recipient = result
+                session.add(
+                    ItemText(
+                        item_id=item.id,
+                        object_name=name,
+                        mime_type=extraction.mime_type[:255],
+                        language=extraction.language,
+                        chars=len(extraction.text),
+                        sealed_meta=seal_json(dict(extraction.metadata), recipient),
+                        tool=self._tool[0][:64],
+                        extracted_at=now,
+                    )
+                )
+                session.flush()
+                ledger.append(
+                    session,
+                    actor=ACTOR,
+                    action=ledger.actions.METADATA_EXTRACTION,
+                    item_id=item.id,
+                    case_id=item.case_id,
+                    details={
+                        "language": extraction.language,
+                        "chars": len(extraction.text),
+                        "mime_type": extraction.mime_type,
+                        "job": claim.id,
+                        "attempt": claim.attempt,
+                    },
+                    tool=self._tool,
+                    now=now,
+                )
+            jobs.enqueue(
+                session, item.id, jobs.INDEX, now=now, max_attempts=vault.settings.jobs_max_attempts
+            )
+            jobs.complete(session, claim, now=now)
+
+    def _delete(self, name: str) -> None:
+        with contextlib.suppress(StorageError):  # already gone, or never written
+            self._vault.store.delete(name)
+
+    def _remove_other_attempts(self, item_id: str, *, keep: str) -> None:
+        for other in list(self._vault.store.names(f"{PREFIX}{item_id}-extract-")):
+            if other != keep:
+                self._delete(other)
+
+
+def read_text(vault: Vault, item_id: str) -> str | None:
+    """Return the extracted text of `item_id`, or None if it has none (yet, or shredded).
+
+    For the `index` stage and for snippets made after the access check; the text is only in
+    memory. Raises `keys.UnsealError` if the sealed text object was altered.
+    """
+    with vault.sessions() as session:
+        link = session.get(ItemText, item_id)
+        key = session.get(ItemKey, item_id)
+    if link is None or key is None:
+        return None
+    identity = vault.keyring.unwrap(key.wrapped)
+    with vault.store.open(link.object_name) as source:
+        data = b"".join(keys.open_stream(source, identity))
+    return data.decode("utf-8")
+
+
+def read_text_metadata(vault: Vault, item_id: str) -> dict[str, object] | None:
+    """Return the extractor's metadata of `item_id` (title, author, ...), unsealed; or None."""
+    with vault.sessions() as session:
+        link = session.get(ItemText, item_id)
+        key = session.get(ItemKey, item_id)
+    if link is None or key is None:
+        return None
+    return open_json(link.sealed_meta, vault.keyring.unwrap(key.wrapped))
+
+
+def _factory(vault: Vault, concurrency: int) -> ExtractStage:
+    extractor, tool = make_extractor(vault.settings, concurrency)
+    return ExtractStage(vault, extractor, tool, limits_of(vault.settings))
+
+
+register(jobs.EXTRACT, _factory)

@@ -1,0 +1,386 @@
+"""The durable job queue: stage jobs in the metadata database, claimed under renewable leases.
+
+DESIGN.md "Job queue": jobs live in the database, so a deposit and its extraction job commit
+together and no job is lost. A worker claims a job in one short statement (PostgreSQL:
+`FOR UPDATE SKIP LOCKED`, so concurrent workers never wait on each other; SQLite: the same
+`UPDATE ... RETURNING`, serialised by the database's one write lock), holds it under a lease its
+heartbeat renews, and finishes it with `complete` inside the transaction that records the
+stage's result. That update is fenced on the lease: a worker whose lease expired (it was thought
+dead, and another claimed the job) cannot commit, so a stage's result commits exactly once.
+A worker killed mid-job leaves a `running` job whose lease expires; the next claim takes it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from vault.db.jobs_tables import Job
+from vault.errors import Conflict, NotFound
+from vault.ids import new_id
+
+# Stage kinds. `index` is run by the search part's handler (vault.indexing), once registered.
+EXTRACT: Final = "extract"
+INDEX: Final = "index"
+
+# Job states.
+QUEUED: Final = "queued"
+RUNNING: Final = "running"
+DONE: Final = "done"
+FAILED: Final = "failed"
+
+DEFAULT_MAX_ATTEMPTS: Final = 5
+MAX_BACKOFF: Final = timedelta(hours=1)
+REASON_CHARS: Final = 1000
+
+
+class IngestState(enum.StrEnum):
+    """What an item's ingest has reached (docs/jobs.md), derived from its stage jobs."""
+
+    NONE = "none"  # deposited before the job queue existed: no stage was ever queued
+    QUEUED = "queued"
+    EXTRACTING = "extracting"
+    EXTRACTED = "extracted"
+    INDEXED = "indexed"
+    FAILED = "failed"
+
+
+class LeaseLost(Exception):
+    """The job's lease passed to another worker: this worker must not record a result."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A job this worker holds: what to run, and which attempt this is."""
+
+    id: str
+    item_id: str
+    kind: str
+    attempt: int
+    max_attempts: int
+    owner: str
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A job as `tvault jobs` and the API show it."""
+
+    id: str
+    item_id: str
+    kind: str
+    state: str
+    attempts: int
+    max_attempts: int
+    last_error: str | None
+    run_after: datetime
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ItemIngest:
+    """The ingest state of one item, with the reason when it failed."""
+
+    state: IngestState
+    reason: str | None = None
+    attempts: int = 0
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite returns naive datetimes; every time the queue stores is UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _clip(reason: str) -> str:
+    return reason if len(reason) <= REASON_CHARS else reason[: REASON_CHARS - 1] + "…"
+
+
+def backoff(attempt: int, base_seconds: float) -> timedelta:
+    """Return the wait before retry number `attempt` (1-based): `base * 2**(attempt-1)`, capped."""
+    return min(timedelta(seconds=base_seconds * 2 ** max(attempt - 1, 0)), MAX_BACKOFF)
+
+
+def enqueue(
+    session: Session,
+    item_id: str,
+    kind: str,
+    *,
+    now: datetime,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> str:
+    """Queue stage `kind` of `item_id` in `session`'s transaction; return the job id.
+
+    Idempotent: if the item already has a job of that kind, its id is returned unchanged
+    (a re-run stage never queues its successor twice). A concurrent enqueue of the same job
+    makes one of the two transactions fail on the unique constraint.
+    """
+    existing = session.scalar(select(Job.id).where(Job.item_id == item_id, Job.kind == kind))
+    if existing is not None:
+        return existing
+    job_id = new_id()
+    session.add(
+        Job(
+            id=job_id,
+            item_id=item_id,
+            kind=kind,
+            state=QUEUED,
+            attempts=0,
+            max_attempts=max_attempts,
+            run_after=now,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    session.flush()
+    return job_id
+
+
+def _claimable(now: datetime) -> ColumnElement[bool]:
+    # Queued and due, or running under a lease that expired (its worker died or hung).
+    return or_(
+        and_(Job.state == QUEUED, Job.run_after <= now),
+        and_(Job.state == RUNNING, Job.lease_expires < now),
+    )
+
+
+def claim(
+    sessions: sessionmaker[Session],
+    owner: str,
+    kinds: Collection[str],
+    *,
+    now: datetime,
+    lease: timedelta,
+) -> Claim | None:
+    """Claim the oldest due job of one of `kinds` for `owner`; None if there is none.
+
+    One statement: `UPDATE jobs SET state='running', lease ... WHERE id = (SELECT id ... FOR
+    UPDATE SKIP LOCKED LIMIT 1) RETURNING ...`. On PostgreSQL, rows other workers are claiming
+    are skipped, not waited for; SQLite has no row locks and ignores the clause, but its single
+    writer runs the statement atomically. The attempt count rises on every claim, including
+    the re-claim of a job whose worker died.
+    """
+    if not kinds:
+        return None
+    due = and_(Job.kind.in_(sorted(kinds)), _claimable(now))
+    candidate = (
+        select(Job.id)
+        .where(due)
+        .order_by(Job.run_after, Job.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    statement = (
+        update(Job)
+        .where(Job.id == candidate, due)
+        .values(
+            state=RUNNING,
+            attempts=Job.attempts + 1,
+            lease_owner=owner,
+            lease_expires=now + lease,
+            updated_at=now,
+        )
+        .returning(Job.id, Job.item_id, Job.kind, Job.attempts, Job.max_attempts)
+        .execution_options(synchronize_session=False)
+    )
+    with sessions.begin() as session:
+        row = session.execute(statement).one_or_none()
+    if row is None:
+        return None
+    return Claim(
+        id=row.id,
+        item_id=row.item_id,
+        kind=row.kind,
+        attempt=int(row.attempts),
+        max_attempts=int(row.max_attempts),
+        owner=owner,
+    )
+
+
+def _held(claim: Claim) -> ColumnElement[bool]:
+    return and_(Job.id == claim.id, Job.state == RUNNING, Job.lease_owner == claim.owner)
+
+
+def complete(session: Session, claim: Claim, *, now: datetime) -> None:
+    """Mark `claim` done inside `session`'s transaction, the one that records the result.
+
+    Raises `LeaseLost` if the job is no longer this worker's: the caller's transaction must
+    then roll back, so the result of a stage commits once, by the lease's holder.
+    """
+    result = session.execute(
+        update(Job)
+        .where(_held(claim))
+        .values(
+            state=DONE,
+            lease_owner=None,
+            lease_expires=None,
+            last_error=None,
+            updated_at=now,
+            finished_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise LeaseLost(f"job {claim.id} is no longer held by {claim.owner}")
+
+
+def fail(
+    sessions: sessionmaker[Session],
+    claim: Claim,
+    reason: str,
+    *,
+    now: datetime,
+    retry: bool,
+    backoff_seconds: float,
+) -> str:
+    """Record a failed attempt of `claim` with `reason`; return the job's new state.
+
+    With `retry` and attempts left, the job is queued again after `backoff`; otherwise it is
+    failed for good with the reason. `reason` must hold no survivor text (it is shown in
+    `tvault jobs` and logs): pass `ingest.ExtractionError.reason` or an exception's type name.
+    Raises `LeaseLost` if the job is no longer this worker's (nothing is changed then).
+    """
+    final = not retry or claim.attempt >= claim.max_attempts
+    state = FAILED if final else QUEUED
+    with sessions.begin() as session:
+        result = session.execute(
+            update(Job)
+            .where(_held(claim))
+            .values(
+                state=state,
+                run_after=now + backoff(claim.attempt, backoff_seconds),
+                lease_owner=None,
+                lease_expires=None,
+                last_error=_clip(reason),
+                updated_at=now,
+                finished_at=now if final else None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise LeaseLost(f"job {claim.id} is no longer held by {claim.owner}")
+    return state
+
+
+def release(sessions: sessionmaker[Session], claim: Claim, *, now: datetime) -> None:
+    """Give `claim` back unrun (a worker shutting down): queued at once, the attempt refunded."""
+    with sessions.begin() as session:
+        session.execute(
+            update(Job)
+            .where(_held(claim))
+            .values(
+                state=QUEUED,
+                attempts=Job.attempts - 1,
+                run_after=now,
+                lease_owner=None,
+                lease_expires=None,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+
+def heartbeat(
+    sessions: sessionmaker[Session],
+    owner: str,
+    job_ids: Collection[str],
+    *,
+    now: datetime,
+    lease: timedelta,
+) -> int:
+    """Extend the leases `owner` holds on `job_ids`; return how many it still holds."""
+    if not job_ids:
+        return 0
+    with sessions.begin() as session:
+        result = session.execute(
+            update(Job)
+            .where(Job.id.in_(sorted(job_ids)), Job.state == RUNNING, Job.lease_owner == owner)
+            .values(lease_expires=now + lease, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    count: int = result.rowcount  # type: ignore[attr-defined]
+    return count
+
+
+def retry(session: Session, job_id: str, *, now: datetime) -> JobView:
+    """Queue the failed job `job_id` again with a fresh set of attempts.
+
+    Raises `NotFound` for an unknown job, `Conflict` if it has not failed.
+    """
+    job = session.get(Job, job_id, with_for_update=True)
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    if job.state != FAILED:
+        raise Conflict(f"job {job_id} is {job.state}, not failed")
+    job.state, job.attempts, job.run_after = QUEUED, 0, now
+    job.updated_at, job.finished_at = now, None
+    session.flush()
+    return _view(job)
+
+
+def _view(job: Job) -> JobView:
+    return JobView(
+        id=job.id,
+        item_id=job.item_id,
+        kind=job.kind,
+        state=job.state,
+        attempts=job.attempts,
+        max_attempts=job.max_attempts,
+        last_error=job.last_error,
+        run_after=_utc(job.run_after),
+        created_at=_utc(job.created_at),
+        updated_at=_utc(job.updated_at),
+        finished_at=_utc(job.finished_at) if job.finished_at is not None else None,
+    )
+
+
+def list_jobs(
+    session: Session,
+    *,
+    states: Sequence[str] = (),
+    item_id: str | None = None,
+    limit: int = 1000,
+) -> list[JobView]:
+    """Return jobs, newest first, optionally only those in `states` or of `item_id`."""
+    query = select(Job).order_by(Job.created_at.desc(), Job.id).limit(limit)
+    if states:
+        query = query.where(Job.state.in_(list(states)))
+    if item_id is not None:
+        query = query.where(Job.item_id == item_id)
+    return [_view(job) for job in session.scalars(query)]
+
+
+def counts(session: Session) -> dict[str, int]:
+    """Return the number of jobs in each state."""
+    rows = session.execute(select(Job.state, func.count()).group_by(Job.state))
+    return {state: int(n) for state, n in rows}
+
+
+def ingest_state(session: Session, item_id: str) -> ItemIngest:
+    """Return how far `item_id` has got: queued, extracting, extracted, indexed or failed.
+
+    Derived from the item's `extract` and `index` jobs; a failed stage gives its reason.
+    """
+    jobs = {j.kind: j for j in session.scalars(select(Job).where(Job.item_id == item_id))}
+    extract = jobs.get(EXTRACT)
+    if extract is None:
+        return ItemIngest(IngestState.NONE)
+    if extract.state == FAILED:
+        return ItemIngest(IngestState.FAILED, extract.last_error, extract.attempts)
+    if extract.state == QUEUED:
+        return ItemIngest(IngestState.QUEUED, None, extract.attempts)
+    if extract.state == RUNNING:
+        return ItemIngest(IngestState.EXTRACTING, None, extract.attempts)
+    index = jobs.get(INDEX)
+    if index is None or index.state in (QUEUED, RUNNING):
+        return ItemIngest(IngestState.EXTRACTED, None, extract.attempts)
+    if index.state == FAILED:
+        return ItemIngest(IngestState.FAILED, index.last_error, index.attempts)
+    return ItemIngest(IngestState.INDEXED, None, index.attempts)

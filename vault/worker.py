@@ -1,0 +1,273 @@
+"""Workers that run stage jobs: the stage registry, the loop, and the server's embedded worker.
+
+A stage (`extract`, `index`, ...) plugs in with `register(kind, factory)`; `factory(vault,
+concurrency)` builds one `Stage` per worker, which holds what the stage needs (an extractor
+pool, an index writer) until `close`. A `Worker` runs `concurrency` threads that claim due jobs
+of the registered kinds (`vault.jobs.claim`), plus one heartbeat thread that renews their
+leases. It is a `vault.compose.Service`: `tvault serve` runs one in the server process, and
+`tvault worker` runs one standalone. Contract for a stage's `run(claim)`:
+
+- record the result and call `vault.jobs.complete(session, claim, now=...)` in ONE transaction
+  (that call is fenced on the lease, so a result commits once); if a stage records nothing in
+  the database, the worker completes the job after `run` returns;
+- be idempotent: a worker killed after some side effect but before that commit runs again;
+- raise `StageFailed(reason, retry=...)` for a failure it understands; `reason` is shown to
+  custodians and must hold no survivor text. Any other exception is retried, and recorded by
+  its type name only (an exception's message can quote the data it choked on).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Final, Protocol
+
+from vault import jobs
+from vault.compose import Vault
+
+log = logging.getLogger(__name__)
+
+# Modules whose import registers stages. `vault.indexing` belongs to the search part and is
+# loaded once it exists; until then an item's ingest ends at `extracted`.
+STAGE_MODULES: Final = ("vault.extraction", "vault.indexing")
+
+
+class Stage(Protocol):
+    """One stage, built once per worker; `run` is called from several threads at once."""
+
+    def run(self, claim: jobs.Claim) -> None:
+        """Do the work of `claim` and complete it (see the module docstring)."""
+
+    def close(self) -> None:
+        """Release what the stage holds (parser processes, index writers)."""
+
+
+StageFactory = Callable[[Vault, int], Stage]
+
+HANDLERS: dict[str, StageFactory] = {}
+
+
+class StageFailed(Exception):
+    """A stage failed for a reason people can read; `retry` says whether trying again may help."""
+
+    def __init__(self, reason: str, *, retry: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry = retry
+
+
+def register(kind: str, factory: StageFactory) -> None:
+    """Make `factory` build the stage that runs jobs of `kind` (replacing any earlier one)."""
+    HANDLERS[kind] = factory
+
+
+def load_stages() -> dict[str, StageFactory]:
+    """Import the modules in `STAGE_MODULES` that exist; return the registry they filled."""
+    for name in STAGE_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
+    return dict(HANDLERS)
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class Worker:
+    """Claims and runs stage jobs on `concurrency` threads until stopped (a compose `Service`).
+
+    `stop()` lets each thread finish the job in hand (an extraction is bounded by its time
+    limit), then returns; a job claimed but not started is released at once.
+    """
+
+    def __init__(
+        self,
+        vault: Vault,
+        *,
+        concurrency: int = 1,
+        stages: dict[str, StageFactory] | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._vault = vault
+        self._concurrency = concurrency
+        self._factories = dict(stages) if stages is not None else load_stages()
+        self._stages: dict[str, Stage] = {}
+        self._stop = threading.Event()
+        self._beat_stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._beat: threading.Thread | None = None
+        self._held: dict[str, str] = {}  # job id -> owner, for the heartbeat
+        self._lock = threading.Lock()
+        self.owner = _owner()
+        settings = vault.settings
+        self._lease = timedelta(seconds=settings.jobs_lease_seconds)
+        self._poll = settings.jobs_poll_seconds
+        self._backoff = settings.jobs_backoff_seconds
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        """Return the job kinds this worker runs."""
+        return frozenset(self._factories)
+
+    def _build(self) -> None:
+        if not self._stages:
+            for kind, factory in self._factories.items():
+                self._stages[kind] = factory(self._vault, self._concurrency)
+
+    def start(self) -> None:
+        """Build the stages and start the threads; return at once."""
+        self._build()
+        self._stop.clear()
+        self._beat_stop.clear()
+        for n in range(self._concurrency):
+            thread = threading.Thread(
+                target=self._loop, args=(f"{self.owner}/{n}",), name=f"tvault-worker-{n}"
+            )
+            thread.daemon = True
+            thread.start()
+            self._threads.append(thread)
+        self._beat = threading.Thread(target=self._heartbeat, name="tvault-worker-heartbeat")
+        self._beat.daemon = True
+        self._beat.start()
+        log.info(
+            "worker %s started: %s x%d", self.owner, ",".join(sorted(self.kinds)), self._concurrency
+        )
+
+    def wake(self) -> None:
+        """Look for jobs now instead of after the poll interval."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop: let jobs in hand finish, join the threads, close the stages."""
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
+        # Leases are renewed until the last job in hand has finished.
+        self._beat_stop.set()
+        if self._beat is not None:
+            self._beat.join()
+            self._beat = None
+        for stage in self._stages.values():
+            stage.close()
+        self._stages.clear()
+        log.info("worker %s stopped", self.owner)
+
+    def run_until_idle(self) -> int:
+        """Run due jobs on this thread until none is left; return how many ran (tests, bench)."""
+        self._build()
+        ran = 0
+        owner = f"{self.owner}/sync"
+        while self.run_one(owner):
+            ran += 1
+        return ran
+
+    def run_one(self, owner: str) -> bool:
+        """Claim one due job as `owner` and run it; return False if there was none."""
+        now = self._vault.clock()
+        claim = jobs.claim(self._vault.sessions, owner, self.kinds, now=now, lease=self._lease)
+        if claim is None:
+            return False
+        with self._lock:
+            self._held[claim.id] = owner
+        try:
+            if self._stop.is_set():
+                jobs.release(self._vault.sessions, claim, now=self._vault.clock())
+            else:
+                self._execute(claim)
+        finally:
+            with self._lock:
+                self._held.pop(claim.id, None)
+        return True
+
+    def _loop(self, owner: str) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = self.run_one(owner)
+            except Exception as exc:  # the database went away, say: wait and try again
+                log.warning("worker %s: cannot claim a job: %s", owner, type(exc).__name__)
+                busy = False
+            if not busy:
+                self._wake.wait(self._poll)
+                self._wake.clear()
+
+    def _heartbeat(self) -> None:
+        interval = self._lease.total_seconds() / 3
+        while not self._beat_stop.wait(interval):
+            with self._lock:
+                held = dict(self._held)
+            by_owner: dict[str, list[str]] = {}
+            for job_id, owner in held.items():
+                by_owner.setdefault(owner, []).append(job_id)
+            for owner, ids in by_owner.items():
+                try:
+                    jobs.heartbeat(
+                        self._vault.sessions, owner, ids, now=self._vault.clock(), lease=self._lease
+                    )
+                except Exception as exc:
+                    log.warning("worker %s: heartbeat failed: %s", owner, type(exc).__name__)
+
+    def _execute(self, claim: jobs.Claim) -> None:
+        if claim.attempt > claim.max_attempts:
+            # Re-claimed after its lease expired once too often: the job kills or hangs its
+            # worker. Fail it rather than let it take every worker down in turn.
+            reason = f"the worker stopped during this job {claim.attempt - 1} times"
+            self._fail(claim, reason, retry=False)
+            return
+        stage = self._stages[claim.kind]
+        try:
+            stage.run(claim)
+        except StageFailed as exc:
+            self._fail(claim, exc.reason, retry=exc.retry)
+            return
+        except jobs.LeaseLost:
+            log.warning("job %s: lease lost to another worker; result discarded", claim.id)
+            return
+        except Exception as exc:
+            # Type name only: the message of, say, a UnicodeDecodeError quotes the bytes.
+            self._fail(claim, f"internal error ({type(exc).__name__})", retry=True)
+            return
+        self._complete_if_held(claim)
+
+    def _complete_if_held(self, claim: jobs.Claim) -> None:
+        # A stage that records its result completes the job in that transaction; this covers
+        # the stages that record nothing.
+        try:
+            with self._vault.sessions.begin() as session:
+                jobs.complete(session, claim, now=self._vault.clock())
+        except jobs.LeaseLost:
+            pass
+
+    def _fail(self, claim: jobs.Claim, reason: str, *, retry: bool) -> None:
+        try:
+            state = jobs.fail(
+                self._vault.sessions,
+                claim,
+                reason,
+                now=self._vault.clock(),
+                retry=retry,
+                backoff_seconds=self._backoff,
+            )
+        except jobs.LeaseLost:
+            log.warning("job %s: lease lost to another worker", claim.id)
+            return
+        log.info(
+            "job %s (%s, item %s) attempt %d/%d failed, now %s: %s",
+            claim.id,
+            claim.kind,
+            claim.item_id,
+            claim.attempt,
+            claim.max_attempts,
+            state,
+            reason,
+        )

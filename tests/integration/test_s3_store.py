@@ -13,6 +13,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from minio.commonconfig import GOVERNANCE
+from minio.objectlockconfig import DAYS, ObjectLockConfig
 
 from tests.s3server import S3Server, admin_client
 from vault.storage import ObjectExists, ObjectLocked, ObjectNotFound, StorageError
@@ -200,3 +202,19 @@ def test_upload_failing_in_the_thread_reaches_the_caller(moto_s3: S3Server) -> N
             out.write(block)
         out.commit()
     store.close()
+
+
+def test_check_bucket(moto_s3: S3Server, s3_bucket: str) -> None:
+    _store(moto_s3, s3_bucket).check_bucket()
+    plain, defaulted = f"plain-{uuid.uuid4().hex[:12]}", f"default-{uuid.uuid4().hex[:12]}"
+    with admin_client(moto_s3) as client:
+        client.make_bucket(plain)
+        client.make_bucket(defaulted, object_lock=True)
+        client.set_object_lock_config(defaulted, ObjectLockConfig(GOVERNANCE, 30, DAYS))
+    _store(moto_s3, plain, object_lock=False, retention_days=0).check_bucket()
+    with pytest.raises(StorageError, match="has no object lock"):
+        _store(moto_s3, plain).check_bucket()
+    with pytest.raises(StorageError, match="default retention"):
+        _store(moto_s3, defaulted).check_bucket()
+    with pytest.raises(StorageError, match="does not exist"):
+        _store(moto_s3, f"missing-{uuid.uuid4().hex[:12]}").check_bucket()

@@ -156,6 +156,34 @@ class S3ObjectStore:
             http_client=self._http,
         )
 
+    def check_bucket(self) -> None:
+        """Check the bucket before use: it exists and, with `object_lock`, has object lock
+        enabled and no default retention. The composition root calls it once at start-up.
+
+        Raises `StorageError` naming the problem: without object lock `lock` would fail after a
+        deposit committed; with a default retention every failed deposit would leave an object
+        that nobody can delete.
+        """
+        try:
+            if not self.client.bucket_exists(self.bucket):
+                raise StorageError(f"bucket {self.bucket!r} does not exist")
+            if not self.object_lock:
+                return
+            config = self.client.get_object_lock_config(self.bucket)
+        except _TRANSPORT_ERRORS as exc:
+            if _code(exc) == "ObjectLockConfigurationNotFoundError":
+                raise StorageError(
+                    f"bucket {self.bucket!r} has no object lock; create it with object lock "
+                    "(mc mb --with-lock) or set TVAULT_S3_OBJECT_LOCK=false"
+                ) from exc
+            raise self._error("check bucket", self.bucket, exc) from exc
+        if config.mode is not None:
+            raise StorageError(
+                f"bucket {self.bucket!r} has a default retention ({config.mode}, "
+                f"{config.duration} {config.duration_unit}): a failed deposit would leave an "
+                "object nobody can delete; clear it (mc retention clear --default)"
+            )
+
     # -- the port ------------------------------------------------------------------------
 
     def writer(self, name: str) -> S3ObjectWriter:

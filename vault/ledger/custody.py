@@ -69,8 +69,11 @@ def append(
     if not actor:
         raise LedgerError("a ledger entry needs an actor")
     details = dict(details or {})
-    check_details(details)
+    # Everything that can fail is checked before the head row moves, so a caller that catches
+    # the error and commits anyway cannot leave a gap in the sequence.
+    check_details(details, encodable=True)
     moment = now if now is not None else datetime.now(UTC)
+    time_text = format_time(moment)  # raises on a naive time, before the lock
     tool_name, tool_version = tool if tool is not None else (TOOL, TOOL_VERSION)
 
     # Take the lock first, then read the head under it.
@@ -96,7 +99,7 @@ def append(
         _INSERT,
         {
             "seq": seq,
-            "time": format_time(moment),
+            "time": time_text,
             "actor": actor,
             "action": action,
             "item_id": item_id,

@@ -96,8 +96,11 @@ def parse_time(text: str) -> datetime:
         raise LedgerError(f"malformed ledger time {text!r}") from exc
 
 
-def check_details(details: Mapping[str, Any], path: str = "details") -> None:
-    """Refuse `details` that could carry sealed data. Raises `LedgerError` naming the key."""
+def check_details(
+    details: Mapping[str, Any], path: str = "details", *, encodable: bool = False
+) -> None:
+    """Refuse `details` that could carry sealed data (or, with `encodable`, that RFC 8785
+    cannot encode). Raises `LedgerError` naming the problem."""
     for key, value in details.items():
         if not isinstance(key, str):
             raise LedgerError(f"{path} keys must be strings")
@@ -105,6 +108,11 @@ def check_details(details: Mapping[str, Any], path: str = "details") -> None:
             raise LedgerError(f"{path}.{key} must be sealed (use sealed_details), not in the clear")
         if isinstance(value, Mapping):
             check_details(value, f"{path}.{key}")
+    if encodable:
+        try:
+            rfc8785.dumps(dict(details))
+        except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+            raise LedgerError(f"ledger entry cannot be encoded as RFC 8785 JSON: {exc}") from exc
 
 
 def build(

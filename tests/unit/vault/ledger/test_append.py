@@ -219,3 +219,16 @@ def test_entries_cannot_be_updated_or_deleted(sessions: sessionmaker[Session]) -
             session.execute(text(statement))
     with sessions() as session:
         assert [e.actor for e in ledger.entries(session)] == ["a"]
+
+
+def test_a_refused_entry_leaves_no_gap_even_if_the_caller_commits(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions.begin() as session:
+        with pytest.raises(ledger.LedgerError):
+            ledger.append(session, actor="a", action=actions.EXPORT, details={"x": float("nan")})
+        with pytest.raises(ledger.LedgerError):
+            ledger.append(session, actor="a", action=actions.EXPORT, now=datetime(2026, 1, 1))
+        ledger.append(session, actor="a", action=actions.EXPORT, now=NOW)
+    with sessions() as session:
+        assert [e.seq for e in check_chain(session)] == [0]

@@ -1,6 +1,7 @@
 """Generators of test documents, made at test time with no downloads (Spanish and English content).
 
-Every function writes one file into the directory it is given and returns its path. Office
+Each function that takes a directory writes one file into it and returns its path (`*_bytes`
+functions return the bytes). Office
 formats (DOCX, ODT, XLSX) are written as zip + XML by hand, and PDFs as hand-written PDF 1.4
 objects, so what each file contains is visible here; only the encrypted PDF uses `pypdf` (test
 extra) because the PDF standard security handler is not worth re-implementing in a test helper.

@@ -1,10 +1,10 @@
 """Generators of test documents, made at test time with no downloads (Spanish and English content).
 
 Each function that takes a directory writes one file into it and returns its path (`*_bytes`
-functions return the bytes). Office
-formats (DOCX, ODT, XLSX) are written as zip + XML by hand, and PDFs as hand-written PDF 1.4
-objects, so what each file contains is visible here; only the encrypted PDF uses `pypdf` (test
-extra) because the PDF standard security handler is not worth re-implementing in a test helper.
+functions return the bytes). Office formats (DOCX, ODT, XLSX) are written as zip + XML by hand,
+and PDFs as hand-written PDF 1.4 objects, so what each file contains is visible here; only the
+encrypted PDF uses `pypdf` (test extra): the PDF standard security handler is not worth
+re-implementing in a test helper.
 """
 
 from __future__ import annotations

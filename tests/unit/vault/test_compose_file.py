@@ -102,7 +102,12 @@ def test_vault_settings_are_the_documented_ones(compose: dict[str, Any]) -> None
         assert env["TVAULT_EXTRACTOR"] == "tika-server"
         assert env["TVAULT_S3_OBJECT_LOCK"] == "true"
         assert env["TVAULT_DATABASE_URL"].startswith("postgresql+psycopg://")
-        for key in ("TVAULT_PASSPHRASE", "TVAULT_S3_SECRET_KEY", "TVAULT_S3_RETENTION_DAYS"):
+        for key in (
+            "TVAULT_PASSPHRASE",
+            "TVAULT_S3_SECRET_KEY",
+            "TVAULT_S3_RETENTION_DAYS",
+            "TVAULT_S3_RETENTION_MODE",
+        ):
             assert INTERPOLATION.fullmatch(env[key]), key
         assert env["TIKA_CLIENT_ONLY"] == "1"
 

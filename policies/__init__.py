@@ -1,7 +1,15 @@
 """Access and consent rules: the policy engine and its default policy files."""
 
 from policies import actions, consent, kinds, obligations, roles
-from policies.engine import Engine, decide, default_engine, load, search_scope
+from policies.engine import (
+    Engine,
+    active_engine,
+    decide,
+    default_engine,
+    load,
+    search_scope,
+    use,
+)
 from policies.model import Allow, Decision, Deny, Principal, Resource, Scope, ScopePart
 from policies.policyfile import PolicyFileError, Rule
 
@@ -17,6 +25,7 @@ __all__ = [
     "Scope",
     "ScopePart",
     "actions",
+    "active_engine",
     "consent",
     "decide",
     "default_engine",
@@ -25,4 +34,5 @@ __all__ = [
     "obligations",
     "roles",
     "search_scope",
+    "use",
 ]

@@ -222,10 +222,32 @@ def default_engine() -> Engine:
     return Engine(parse(text, f"policies/{DEFAULT_POLICY}"), source=f"policies/{DEFAULT_POLICY}")
 
 
+# The engine `decide` and `search_scope` answer with. A process serves one vault, whose
+# composition root loads its policy file once at start (a defect stops the start, never a
+# request) and installs it here, so that every caller of `decide` obeys the deployment's rules.
+_active: list[Engine] = []
+
+
+def use(engine: Engine | None) -> Engine | None:
+    """Make `engine` the one `decide` and `search_scope` use (None: the shipped policy again).
+
+    Returns the engine that was in use before (None for the shipped policy), so a caller such as
+    a test can put it back.
+    """
+    previous = _active[0] if _active else None
+    _active[:] = [] if engine is None else [engine]
+    return previous
+
+
+def active_engine() -> Engine:
+    """Return the engine in use: the one installed by `use`, else the shipped policy."""
+    return _active[0] if _active else default_engine()
+
+
 def decide(principal: Principal, action: str, resource: Resource) -> Decision:
-    """Decide with the shipped policy (see `Engine.decide`). Never raises."""
+    """Decide with the policy in use (see `use`, `Engine.decide`). Never raises."""
     try:
-        engine = default_engine()
+        engine = active_engine()
     except Exception as exc:  # fail closed: a broken installation allows nothing
         return Deny(f"{action!r} denied: the default policy cannot be loaded ({exc})")
     return engine.decide(principal, action, resource)
@@ -234,9 +256,9 @@ def decide(principal: Principal, action: str, resource: Resource) -> Decision:
 def search_scope(
     principal: Principal, purpose: str = actions.ITEM_SEARCH, cases: Collection[str] | None = None
 ) -> Scope:
-    """Return the search scope under the shipped policy (see `Engine.search_scope`)."""
+    """Return the search scope under the policy in use (see `use`, `Engine.search_scope`)."""
     try:
-        engine = default_engine()
+        engine = active_engine()
     except Exception:
         return EMPTY_SCOPE
     return engine.search_scope(principal, purpose, cases)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,12 +11,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import keys
-from policies import Principal, Resource, actions, decide, kinds
+from policies import Allow, Principal, Resource, actions, decide, kinds
 from vault import ledger
 from vault.access import authorize
 from vault.compose import Vault
 from vault.db import Case, Item, ItemKey
 from vault.errors import NotFound
+from vault.identity import REDACTED, redacted_rendition, redacts
 from vault.sealing import open_json
 
 
@@ -88,6 +90,22 @@ def _view(item: Item, identity: str | None) -> ItemView:
     )
 
 
+def _redact(view: ItemView, decision: Allow) -> ItemView:
+    """Apply `redact_identities`: the sealed free-text fields may name the survivor."""
+    if not redacts(decision):
+        return view
+    return dataclasses.replace(
+        view,
+        title=view.title and REDACTED,
+        filename=view.filename and REDACTED,
+        notes=view.notes and REDACTED,
+    )
+
+
+def _has_key(session: Session, item_id: str) -> bool:
+    return session.get(ItemKey, item_id) is not None
+
+
 def _item(session: Session, item_id: str) -> Item:
     item = session.get(Item, item_id)
     if item is None:
@@ -102,9 +120,9 @@ def show_item(vault: Vault, principal: Principal, item_id: str) -> ItemView:
     """
     with vault.sessions() as session:
         item = _item(session, item_id)
-    authorize(vault.sessions, principal, actions.ITEM_READ, _resource(item))
+    allowed = authorize(vault.sessions, principal, actions.ITEM_READ, _resource(item))
     with vault.sessions.begin() as session:
-        view = _view(item, _identity(vault, session, item_id))
+        view = _redact(_view(item, _identity(vault, session, item_id)), allowed)
         ledger.append(
             session,
             actor=principal.subject,
@@ -127,8 +145,10 @@ def list_items(vault: Vault, principal: Principal, case_id: str) -> list[ItemVie
         items = session.scalars(
             select(Item).where(Item.case_id == case_id).order_by(Item.created_at, Item.id)
         ).all()
-        allowed = [i for i in items if decide(principal, actions.ITEM_READ, _resource(i))]
-        views = [_view(i, _identity(vault, session, i.id)) for i in allowed]
+        decided = [(i, decide(principal, actions.ITEM_READ, _resource(i))) for i in items]
+        # A shredded item (no key) is left out of listings: nothing of it can be shown.
+        allowed = [(i, d) for i, d in decided if isinstance(d, Allow) and _has_key(session, i.id)]
+        views = [_redact(_view(i, _identity(vault, session, i.id)), d) for i, d in allowed]
         if views:
             ledger.append(
                 session,
@@ -148,7 +168,22 @@ def download(vault: Vault, principal: Principal, item_id: str) -> Download:
     """
     with vault.sessions() as session:
         item = _item(session, item_id)
-    authorize(vault.sessions, principal, actions.ITEM_DOWNLOAD, _resource(item))
+    allowed = authorize(vault.sessions, principal, actions.ITEM_DOWNLOAD, _resource(item))
+    if redacts(allowed):
+        # An original cannot be redacted: serve the depositor's redacted rendition, or nothing.
+        rendition, chunks = redacted_rendition(vault, item_id)
+        with vault.sessions.begin() as session:
+            view = _redact(_view(item, _identity(vault, session, item_id)), allowed)
+            ledger.append(
+                session,
+                actor=principal.subject,
+                action=ledger.actions.DECRYPTION,
+                item_id=item.id,
+                case_id=item.case_id,
+                details={"purpose": "download", "rendition": "redacted"},
+            )
+        view = dataclasses.replace(view, size=rendition.size, sha256=rendition.sha256)
+        return Download(view, chunks)
     with vault.sessions.begin() as session:
         identity = _identity(vault, session, item_id)
         view = _view(item, identity)

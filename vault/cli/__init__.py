@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from vault.cli import admin, client
+from vault.cli import access, admin, client
 
 app = typer.Typer(
     name="tvault",
@@ -21,6 +21,9 @@ app.add_typer(client.cases, name="cases")
 app.command()(client.deposit)
 app.command()(client.status)
 app.command()(client.get)
+app.command()(access.consent)
+app.command()(access.hold)
+app.add_typer(access.keys_app, name="keys")
 
 
 def main() -> None:

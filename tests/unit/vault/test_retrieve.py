@@ -11,7 +11,7 @@ from tests.unit.vault.test_deposit import BODY, deposit, fields
 from vault import ledger
 from vault.cases import create_case, grant, list_cases
 from vault.compose import Vault
-from vault.errors import Forbidden, NotFound
+from vault.errors import NotFound
 from vault.retrieve import download, list_items, show_item
 
 
@@ -46,9 +46,10 @@ def test_others_are_refused_and_each_refusal_is_recorded(
 ) -> None:
     _, item_id = item
     for user in ("theo", "admin", "lena"):
-        with pytest.raises(Forbidden):
+        # Issue 7 point 6: an item the caller may not see is "not found", like an unknown id.
+        with pytest.raises(NotFound, match=f"^no item {item_id}$"):
             download(vault, principal(vault, user), item_id)
-        with pytest.raises(Forbidden):
+        with pytest.raises(NotFound, match=f"^no item {item_id}$"):
             show_item(vault, principal(vault, user), item_id)
     with vault.sessions() as session:
         denied = [e for e in ledger.entries(session) if e.action == ledger.actions.ACCESS_DENIED]
@@ -59,7 +60,7 @@ def test_a_granted_lawyer_reads_items_with_legal_consent(
     vault: Vault, item: tuple[str, str]
 ) -> None:
     case_id, item_id = item
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound):
         download(vault, principal(vault, "lena"), item_id)
     grant(vault, principal(vault, "admin"), case_id, "lena", "lawyer")
     assert b"".join(download(vault, principal(vault, "lena"), item_id).chunks) == BODY

@@ -1,0 +1,306 @@
+"""Access and consent through the API: grants and revocation, consent versions and withdrawal,
+one 404 for hidden and unknown ids, legal hold and crypto-shredding, redaction."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from fastapi import FastAPI
+from starlette.exceptions import StarletteDeprecationWarning
+
+import keys
+from vault import ledger, verify
+from vault.accounts import add_user
+from vault.api.app import create_app
+from vault.api.auth import issue_token
+from vault.compose import TOKEN_SIGNING, Vault
+
+with warnings.catch_warnings():
+    # Starlette 1.x asks for `httpx2` in its test client; the `httpx` it wraps works the same.
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from starlette.testclient import TestClient
+
+URL = "http://vault.test"
+BODY = b"Testimony of Rosa Quispe, born 1961 in Ayacucho. " * 400
+NAME = "Rosa Quispe"
+REDACTED_BODY = b"Testimony of [redacted], born [redacted]. " * 50
+
+
+def token_for(vault: Vault, name: str, role: str) -> str:
+    private = vault.keyring.secret(TOKEN_SIGNING).decode("ascii")
+    return issue_token(
+        private,
+        keys.public_pem(private),
+        subject=name,
+        role=role,
+        issuer=vault.settings.token_issuer,
+        audience=vault.settings.token_audience,
+        ttl=timedelta(hours=1),
+        now=vault.clock(),
+    )
+
+
+ROLES = {
+    "admin": "custodian",
+    "tina": "therapist",
+    "theo": "therapist",
+    "lena": "lawyer",
+    "ava": "advocate",
+    "nora": "advocate",
+    "audrey": "auditor",
+}
+
+
+@pytest.fixture
+def app(vault: Vault) -> FastAPI:
+    with vault.sessions.begin() as session:
+        for name in ("ava", "nora", "audrey"):
+            add_user(session, name, ROLES[name], vault.clock())
+    return create_app(vault)
+
+
+@pytest.fixture
+def as_(app: FastAPI, vault: Vault) -> Iterator[dict[str, TestClient]]:
+    clients = {
+        name: TestClient(
+            app, base_url=URL, headers={"Authorization": f"Bearer {token_for(vault, name, role)}"}
+        )
+        for name, role in ROLES.items()
+    }
+    yield clients
+    for client in clients.values():
+        client.close()
+
+
+def deposit(client: TestClient, case_id: str, consent: str, body: bytes = BODY) -> str:
+    params = {
+        "kind": "testimony",
+        "title": f"Testimony of {NAME}",
+        "consent": consent,
+        "filename": "rosa-quispe.pdf",
+        "notes": f"{NAME} asked to be called back",
+    }
+    response = client.post(f"/v1/cases/{case_id}/items", params=params, content=body)
+    assert response.status_code == 201, response.text
+    item_id: str = response.json()["id"]
+    return item_id
+
+
+@pytest.fixture
+def case_id(as_: dict[str, TestClient]) -> str:
+    response = as_["tina"].post("/v1/cases", json={"name": "Case of the river"})
+    assert response.status_code == 201
+    case: str = response.json()["id"]
+    return case
+
+
+def grant(as_: dict[str, TestClient], case_id: str, user: str, role: str) -> None:
+    response = as_["admin"].post(f"/v1/cases/{case_id}/grants", json={"user": user, "role": role})
+    assert response.status_code == 204, response.text
+
+
+def entries(vault: Vault, action: str) -> list[ledger.LedgerEntry]:
+    with vault.sessions() as session:
+        return [e for e in ledger.entries(session) if e.action == action]
+
+
+def test_revocation_acts_on_the_next_request_whatever_the_token_says(
+    as_: dict[str, TestClient], vault: Vault, case_id: str
+) -> None:
+    item = deposit(as_["tina"], case_id, "legal")
+    lena = as_["lena"]
+    assert lena.get(f"/v1/items/{item}").status_code == 404
+    grant(as_, case_id, "lena", "lawyer")
+    assert lena.get(f"/v1/items/{item}/content").content == BODY
+    revoked = as_["admin"].delete(f"/v1/cases/{case_id}/grants/lena")
+    assert revoked.status_code == 200 and revoked.json() == {"roles": ["lawyer"]}
+    # Same token as before: the grant is read from the database per request.
+    assert lena.get(f"/v1/items/{item}").status_code == 404
+    assert lena.get("/v1/cases").json() == []
+    assert [(e.actor, e.details) for e in entries(vault, ledger.actions.REVOCATION)] == [
+        ("admin", {"grantee": "lena", "role": "lawyer"})
+    ]
+    assert ("admin", {"grantee": "lena", "role": "lawyer"}) in [
+        (e.actor, e.details) for e in entries(vault, ledger.actions.GRANT)
+    ]
+    # Nothing left to revoke; and only custodians revoke.
+    assert as_["admin"].delete(f"/v1/cases/{case_id}/grants/lena").status_code == 404
+    assert as_["tina"].delete(f"/v1/cases/{case_id}/grants/tina").status_code == 403
+
+
+def test_advocates_see_only_granted_cases(as_: dict[str, TestClient], case_id: str) -> None:
+    item = deposit(as_["tina"], case_id, "advocacy_named")
+    assert as_["ava"].get(f"/v1/items/{item}").status_code == 404
+    grant(as_, case_id, "ava", "advocate")
+    assert as_["ava"].get(f"/v1/items/{item}").json()["title"] == f"Testimony of {NAME}"
+
+
+def test_hidden_and_unknown_ids_get_the_same_404_and_the_probe_is_recorded(
+    as_: dict[str, TestClient], vault: Vault, case_id: str
+) -> None:
+    item = deposit(as_["tina"], case_id, "therapy")
+    unknown = "a" * 26
+    for path in ("/v1/items/{}", "/v1/items/{}/content", "/v1/items/{}/consent"):
+        hidden = as_["theo"].get(path.format(item))
+        missing = as_["theo"].get(path.format(unknown))
+        assert hidden.status_code == missing.status_code == 404, path
+        assert hidden.headers["content-type"] == missing.headers["content-type"]
+        assert hidden.json() == {**missing.json(), "detail": f"no item {item}"}
+        assert missing.json()["detail"] == f"no item {unknown}"
+    for user in ("lena", "audrey", "admin"):
+        assert as_[user].get(f"/v1/items/{item}").status_code == 404
+    hidden_case = as_["theo"].post(f"/v1/cases/{case_id}/items", params={}, content=b"x")
+    assert hidden_case.status_code in (404, 422)  # 422: the body fields are checked first
+    probes = [e for e in entries(vault, ledger.actions.ACCESS_DENIED) if e.item_id == item]
+    assert {e.actor for e in probes} == {"theo", "lena", "audrey", "admin"}
+
+
+def test_consent_versions_withdrawal_and_the_form(
+    as_: dict[str, TestClient], vault: Vault, case_id: str
+) -> None:
+    item = deposit(as_["tina"], case_id, "therapy,legal")
+    grant(as_, case_id, "lena", "lawyer")
+    lena, tina = as_["lena"], as_["tina"]
+    assert lena.get(f"/v1/items/{item}").status_code == 200
+    form = b"%PDF-1.7 signed consent form of the survivor"
+    changed = tina.post(
+        f"/v1/items/{item}/consent",
+        json={
+            "withdraw": ["legal"],
+            "grant": ["archive"],
+            "form_base64": "JVBERi0xLjcgc2lnbmVkIGNvbnNlbnQgZm9ybSBvZiB0aGUgc3Vydml2b3I=",
+        },
+    )
+    assert changed.status_code == 201, changed.text
+    assert (changed.json()["version"], changed.json()["scopes"]) == (2, ["archive", "therapy"])
+    # The withdrawal acts on the lawyer's next request.
+    assert lena.get(f"/v1/items/{item}").status_code == 404
+    assert lena.get(f"/v1/items/{item}/content").status_code == 404
+    history = tina.get(f"/v1/items/{item}/consent").json()
+    assert [(v["version"], v["scopes"], v["recorded_by"], v["has_form"]) for v in history] == [
+        (1, ["legal", "therapy"], "tina", False),
+        (2, ["archive", "therapy"], "tina", True),
+    ]
+    assert tina.get(f"/v1/items/{item}/consent/2/form").content == form
+    assert tina.get(f"/v1/items/{item}/consent/1/form").status_code == 404
+    [entry] = entries(vault, ledger.actions.CONSENT_CHANGE)
+    assert (entry.actor, entry.item_id, entry.details) == (
+        "tina",
+        item,
+        {
+            "version": 2,
+            "scopes": ["archive", "therapy"],
+            "granted": ["archive"],
+            "withdrawn": ["legal"],
+            "form": True,
+        },
+    )
+    # Only those who speak for the survivor change consent; bad scopes are refused.
+    assert (
+        as_["admin"].post(f"/v1/items/{item}/consent", json={"grant": ["legal"]}).status_code == 404
+    )
+    bad = tina.post(f"/v1/items/{item}/consent", json={"grant": ["legl"]})
+    assert bad.status_code == 422
+    both = tina.post(f"/v1/items/{item}/consent", json={"grant": ["legal"], "withdraw": ["legal"]})
+    assert both.status_code == 422
+
+
+def test_legal_hold_refuses_shredding_and_verify_reports_a_shredded_item(
+    as_: dict[str, TestClient], vault: Vault, case_id: str
+) -> None:
+    item = deposit(as_["tina"], case_id, "therapy")
+    kept = deposit(as_["tina"], case_id, "therapy", body=b"another testimony")
+    admin = as_["admin"]
+    assert admin.put(f"/v1/items/{item}/hold").json() == {"held": True, "changed": True}
+    refused = admin.post(f"/v1/items/{item}/shred")
+    assert refused.status_code == 409 and "legal hold" in refused.json()["detail"]
+    assert as_["tina"].get(f"/v1/items/{item}/content").content == BODY  # nothing changed
+    assert as_["tina"].post(f"/v1/items/{item}/shred").status_code == 403
+    assert as_["tina"].put(f"/v1/items/{item}/hold").status_code == 403
+    assert admin.delete(f"/v1/items/{item}/hold").json() == {"held": False, "changed": True}
+    done = admin.post(f"/v1/items/{item}/shred")
+    assert done.status_code == 200, done.text
+    # The local store keeps locked objects (read-only): unreadable without the key.
+    assert done.json()["item_id"] == item and len(done.json()["locked"]) == 1
+    assert admin.post(f"/v1/items/{item}/shred").status_code == 409
+    assert as_["tina"].get(f"/v1/items/{item}/content").status_code == 404
+    assert [i["id"] for i in as_["tina"].get(f"/v1/cases/{case_id}/items").json()] == [kept]
+    holds = entries(vault, ledger.actions.LEGAL_HOLD)
+    assert [(e.item_id, e.details) for e in holds] == [
+        (item, {"held": True}),
+        (item, {"held": False}),
+    ]
+    [tombstone] = entries(vault, ledger.actions.DELETION)
+    assert (tombstone.actor, tombstone.item_id) == ("admin", item)
+    report = verify.verify(vault)
+    assert report.ok, report.failures
+    assert (report.items, report.shredded) == (2, 1)
+
+
+def test_verify_understands_a_shredded_item_whose_object_was_deleted(
+    as_: dict[str, TestClient], vault: Vault, case_id: str
+) -> None:
+    item = deposit(as_["tina"], case_id, "therapy")
+    assert as_["admin"].post(f"/v1/items/{item}/shred").status_code == 200
+    with vault.sessions() as session:
+        from vault.db import Item
+
+        name = session.get(Item, item).object_name  # type: ignore[union-attr]
+    # What an S3 store without object lock does on shredding: the object is gone too.
+    path = vault.store._path(name)  # type: ignore[attr-defined]  # the local adapter's layout
+    path.chmod(0o600)
+    path.unlink()
+    assert not vault.store.exists(name)
+    report = verify.verify(vault)
+    assert report.ok and report.shredded == 1, report.failures
+
+
+def test_identities_never_reach_an_anonymised_advocate(
+    as_: dict[str, TestClient], case_id: str
+) -> None:
+    item = deposit(as_["tina"], case_id, "advocacy_anonymised")
+    grant(as_, case_id, "ava", "advocate")
+    identity = {"name": NAME, "aliases": ["La Rosa"], "birth_date": "1961-03-02"}
+    assert as_["tina"].put(f"/v1/items/{item}/identity", json=identity).status_code == 204
+    assert as_["ava"].put(f"/v1/items/{item}/identity", json=identity).status_code == 403
+    ava = as_["ava"]
+    responses = [
+        ava.get(f"/v1/items/{item}"),
+        ava.get(f"/v1/cases/{case_id}/items"),
+        ava.get(f"/v1/items/{item}/identity"),
+        ava.get(f"/v1/items/{item}/consent"),
+        ava.get(f"/v1/items/{item}/content"),
+        ava.get(f"/v1/items/{item}/consent/1/form"),
+    ]
+    assert responses[0].json()["title"] == "[redacted]"
+    assert responses[0].json()["notes"] == "[redacted]"
+    assert responses[2].json() == {
+        "aliases": ["[redacted]"],
+        "birth_date": "[redacted]",
+        "name": "[redacted]",
+    }
+    assert responses[4].status_code == 404  # no redacted rendition yet: no download at all
+    attached = as_["tina"].put(f"/v1/items/{item}/redacted", content=REDACTED_BODY)
+    assert attached.status_code == 201, attached.text
+    download = ava.get(f"/v1/items/{item}/content")
+    assert download.content == REDACTED_BODY
+    responses.append(download)
+    for response in responses:
+        for secret in (NAME.encode(), b"Rosa", b"Quispe", b"1961", b"La Rosa"):
+            assert secret not in response.content, (response.request.url, secret)
+    # The depositor still gets everything.
+    assert as_["tina"].get(f"/v1/items/{item}/identity").json()["name"] == NAME
+    assert as_["tina"].get(f"/v1/items/{item}/content").content == BODY
+
+
+def test_named_consent_shows_identities_to_a_granted_advocate(
+    as_: dict[str, TestClient], case_id: str
+) -> None:
+    item = deposit(as_["tina"], case_id, "advocacy_named,advocacy_anonymised")
+    grant(as_, case_id, "nora", "advocate")
+    as_["tina"].put(f"/v1/items/{item}/identity", json={"name": NAME})
+    assert as_["nora"].get(f"/v1/items/{item}/identity").json() == {"name": NAME}
+    assert as_["nora"].get(f"/v1/items/{item}/content").content == BODY

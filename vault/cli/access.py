@@ -1,0 +1,112 @@
+"""Client commands of access and consent: `cases revoke`, `consent`, `keys shred`, `hold`.
+
+They talk to the API like the other client commands, so every change is decided by the policy
+and recorded in the ledger under the caller's own account (a custodian's token for shredding).
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vault.cli.client import TokenOption, UrlOption, _call, _client, cases
+from vault.cli.common import DEFAULT_URL, USAGE, JsonOption, emit, fail
+
+keys_app = typer.Typer(help="Key management.", no_args_is_help=True)
+
+
+def _scopes(raw: str | None) -> list[str]:
+    return [s.strip() for s in (raw or "").split(",") if s.strip()]
+
+
+@cases.command("revoke")
+def cases_revoke(
+    case: str,
+    user: str,
+    role: Annotated[
+        str | None, typer.Option("--role", help="Only this role [default: every role].")
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke USER's roles on CASE (custodians); effective on USER's next request."""
+    params = {"role": role} if role else None
+    with _client(url, token) as client:
+        done = _call(client, "DELETE", f"/v1/cases/{case}/grants/{user}", params=params)
+    emit(done, as_json, f"revoked {', '.join(done['roles'])} on {case} from {user}")
+
+
+@cases.command("grants")
+def cases_grants(
+    case: str, url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False
+) -> None:
+    """List the roles granted on CASE (custodians)."""
+    with _client(url, token) as client:
+        rows = _call(client, "GET", f"/v1/cases/{case}/grants")
+    emit(rows, as_json, "\n".join(f"{r['user']}\t{r['role']}\t{r['granted_by']}" for r in rows))
+
+
+def consent(
+    item: str,
+    grant: Annotated[
+        str | None, typer.Option("--grant", help="Scopes to grant, comma-separated.")
+    ] = None,
+    withdraw: Annotated[
+        str | None, typer.Option("--withdraw", help="Scopes to withdraw, comma-separated.")
+    ] = None,
+    form: Annotated[
+        Path | None,
+        typer.Option("--form", help="The signed consent form (sealed at rest).", exists=True),
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change ITEM's consent scopes; without options, print its consent history."""
+    with _client(url, token) as client:
+        if not grant and not withdraw and form is None:
+            rows = _call(client, "GET", f"/v1/items/{item}/consent")
+            lines = [
+                f"v{r['version']}\t{','.join(r['scopes']) or '-'}\t{r['recorded_by']}" for r in rows
+            ]
+            emit(rows, as_json, "\n".join(lines))
+            return
+        body: dict[str, object] = {"grant": _scopes(grant), "withdraw": _scopes(withdraw)}
+        if form is not None:
+            if form.stat().st_size > 16 * 1024 * 1024:
+                fail("--form: at most 16 MiB", USAGE)
+            body["form_base64"] = base64.b64encode(form.read_bytes()).decode("ascii")
+        done = _call(client, "POST", f"/v1/items/{item}/consent", json=body)
+    emit(done, as_json, f"consent v{done['version']}: {','.join(done['scopes']) or 'none'}")
+
+
+@keys_app.command("shred")
+def keys_shred(
+    item: str,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Crypto-shred ITEM (custodians): its key is deleted and it can never be read again."""
+    with _client(url, token) as client:
+        done = _call(client, "POST", f"/v1/items/{item}/shred")
+    locked = f" ({len(done['locked'])} object(s) stay locked, unreadable)" if done["locked"] else ""
+    emit(done, as_json, f"shredded {item}{locked}")
+
+
+def hold(
+    item: str,
+    lift: Annotated[bool, typer.Option("--lift", help="Lift the hold instead.")] = False,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Put ITEM under legal hold (it cannot be shredded), or `--lift` it (custodians)."""
+    with _client(url, token) as client:
+        done = _call(client, "DELETE" if lift else "PUT", f"/v1/items/{item}/hold")
+    state = "under legal hold" if done["held"] else "not under legal hold"
+    emit(done, as_json, f"{item} is {state}" + ("" if done["changed"] else " (unchanged)"))

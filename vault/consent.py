@@ -1,0 +1,222 @@
+"""Consent: each item's consent scopes, their versions over time, and the sealed consent form.
+
+DESIGN.md promise 5: every action checks the scopes it needs, from `Item.consent` as the
+database holds it at that request, so a withdrawal takes effect on the next request. Each change
+is a new `ConsentRecord` version and a `consent change` ledger entry, committed together.
+Version 1 is the consent given at deposit; it is written the first time the record is asked for
+or changed, from the item row, which holds it until then.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+import keys
+from policies import Principal, Resource, actions, kinds
+from vault import ledger
+from vault.access import authorize
+from vault.compose import Vault
+from vault.db import Item, ItemKey
+from vault.db.access_tables import ConsentRecord
+from vault.domain import CONSENT_SCOPES
+from vault.errors import BadField, Conflict, NotFound
+
+MAX_FORM_BYTES = 16 * 1024 * 1024  # a scanned, signed consent form; kept in the database
+
+
+@dataclass(frozen=True)
+class ConsentVersion:
+    """One version of an item's consent record."""
+
+    version: int
+    scopes: tuple[str, ...]
+    recorded_by: str
+    recorded_at: datetime
+    has_form: bool
+
+
+def item_resource(item: Item) -> Resource:
+    """Return the policy resource of `item`, with its consent as stored now."""
+    return Resource(
+        kind=kinds.ITEM,
+        case_id=item.case_id,
+        item_id=item.id,
+        depositor=item.depositor,
+        consent=frozenset(item.consent),
+    )
+
+
+def load_item(session: Session, item_id: str) -> Item:
+    """Return the item `item_id`. Raises `NotFound` with the words used for every unknown id."""
+    item = session.get(Item, item_id)
+    if item is None:
+        raise NotFound(f"no item {item_id}")
+    return item
+
+
+def item_identity(vault: Vault, session: Session, item_id: str) -> str:
+    """Return the unwrapped age identity of `item_id`. Raises `Conflict` once it is shredded."""
+    key = session.get(ItemKey, item_id)
+    if key is None:
+        raise Conflict(f"item {item_id} is crypto-shredded")
+    return vault.keyring.unwrap(key.wrapped)
+
+
+def _scopes(raw: Collection[str], name: str) -> frozenset[str]:
+    scopes = frozenset(raw)
+    unknown = scopes - set(CONSENT_SCOPES)
+    if unknown:
+        raise BadField(name, f"unknown scope(s); use {', '.join(CONSENT_SCOPES)}")
+    return scopes
+
+
+def _records(session: Session, item: Item) -> list[ConsentRecord]:
+    rows = list(
+        session.scalars(
+            select(ConsentRecord)
+            .where(ConsentRecord.item_id == item.id)
+            .order_by(ConsentRecord.version)
+        )
+    )
+    if not rows:
+        # The deposit's consent, as version 1 (deposits predate this table's rows).
+        first = ConsentRecord(
+            item_id=item.id,
+            version=1,
+            scopes=sorted(item.consent),
+            recorded_by=item.depositor,
+            recorded_at=item.created_at,
+            sealed_form=None,
+        )
+        session.add(first)
+        rows = [first]
+    return rows
+
+
+def _version(row: ConsentRecord) -> ConsentVersion:
+    return ConsentVersion(
+        version=row.version,
+        scopes=tuple(row.scopes),
+        recorded_by=row.recorded_by,
+        recorded_at=row.recorded_at,
+        has_form=row.sealed_form is not None,
+    )
+
+
+def change_consent(
+    vault: Vault,
+    principal: Principal,
+    item_id: str,
+    *,
+    grant: Collection[str] = (),
+    withdraw: Collection[str] = (),
+    form: bytes | None = None,
+) -> ConsentVersion:
+    """Record a new consent version of `item_id`: its scopes plus `grant`, minus `withdraw`.
+
+    `form` is the signed consent form (sealed to the item's identity). The new scopes apply from
+    the next request on. Withdrawing every scope is allowed: no one may then use the item, and
+    a custodian may crypto-shred it. Raises `BadField` (unknown scope, a scope both granted and
+    withdrawn, nothing to change, form too large), `NotFound`, `Forbidden`, or `Conflict` for
+    a shredded item.
+    """
+    granted, withdrawn = _scopes(grant, "grant"), _scopes(withdraw, "withdraw")
+    if granted & withdrawn:
+        raise BadField("withdraw", "a scope cannot be granted and withdrawn at once")
+    if not granted and not withdrawn and form is None:
+        raise BadField("grant", "give scopes to grant or withdraw, or a consent form")
+    if form is not None and not 0 < len(form) <= MAX_FORM_BYTES:
+        raise BadField("form", f"1 to {MAX_FORM_BYTES} bytes")
+    with vault.sessions() as session:
+        item = load_item(session, item_id)
+    authorize(vault.sessions, principal, actions.ITEM_CONSENT_CHANGE, item_resource(item))
+    now = vault.clock()
+    with vault.sessions.begin() as session:
+        # Re-read under the transaction: the change applies to the scopes stored now.
+        item = session.get(Item, item_id, with_for_update=True) or load_item(session, item_id)
+        identity = item_identity(vault, session, item_id)
+        records = _records(session, item)
+        scopes = sorted((frozenset(item.consent) | granted) - withdrawn)
+        sealed = None if form is None else _seal_form(form, identity)
+        row = ConsentRecord(
+            item_id=item_id,
+            version=records[-1].version + 1,
+            scopes=scopes,
+            recorded_by=principal.subject,
+            recorded_at=now,
+            sealed_form=sealed,
+        )
+        session.add(row)
+        item.consent = scopes
+        ledger.append(
+            session,
+            actor=principal.subject,
+            action=ledger.actions.CONSENT_CHANGE,
+            item_id=item_id,
+            case_id=item.case_id,
+            details={
+                "version": row.version,
+                "scopes": scopes,
+                "granted": sorted(granted - frozenset(records[-1].scopes)),
+                "withdrawn": sorted(withdrawn & frozenset(records[-1].scopes)),
+                "form": form is not None,
+            },
+            now=now,
+        )
+        return _version(row)
+
+
+def history(vault: Vault, principal: Principal, item_id: str) -> list[ConsentVersion]:
+    """Return every consent version of `item_id`, oldest first (those who may read the item).
+
+    Raises `NotFound` or `Forbidden`.
+    """
+    with vault.sessions() as session:
+        item = load_item(session, item_id)
+    authorize(vault.sessions, principal, actions.ITEM_STATUS, item_resource(item))
+    with vault.sessions.begin() as session:
+        item = load_item(session, item_id)
+        return [_version(row) for row in _records(session, item)]
+
+
+def consent_form(vault: Vault, principal: Principal, item_id: str, version: int) -> bytes:
+    """Return the consent form recorded with `version` of `item_id`'s consent; the read is a
+    ledger entry. Raises `NotFound` (no item, version or form), `Forbidden` or `Conflict`."""
+    with vault.sessions() as session:
+        item = load_item(session, item_id)
+    # The form names the survivor: only those who may see identities read it.
+    allowed = authorize(vault.sessions, principal, actions.ITEM_READ, item_resource(item))
+    if allowed.obligations:
+        authorize(vault.sessions, principal, actions.ITEM_CONSENT_CHANGE, item_resource(item))
+    with vault.sessions.begin() as session:
+        row = session.get(ConsentRecord, (item_id, version))
+        if row is None or row.sealed_form is None:
+            raise NotFound(f"no consent form for version {version} of item {item_id}")
+        form = _open_form(row.sealed_form, item_identity(vault, session, item_id))
+        ledger.append(
+            session,
+            actor=principal.subject,
+            action=ledger.actions.DECRYPTION,
+            item_id=item_id,
+            case_id=item.case_id,
+            details={"purpose": "consent form", "version": version},
+        )
+    return form
+
+
+def _seal_form(form: bytes, identity: str) -> bytes:
+    out = io.BytesIO()
+    keys.seal(io.BytesIO(form), out, [keys.recipient_of(identity)])
+    return out.getvalue()
+
+
+def _open_form(sealed: bytes, identity: str) -> bytes:
+    out = io.BytesIO()
+    keys.unseal(io.BytesIO(sealed), out, identity)
+    return out.getvalue()

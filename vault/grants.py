@@ -1,0 +1,86 @@
+"""Case grants: revoke a principal's roles on a case (granting lives in `vault.cases`).
+
+Grants are read from the database on every request (`vault.accounts.principal_of`), never from
+the token, so a revocation takes effect on the caller's next request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from policies import Principal, Resource, actions, kinds
+from vault import ledger
+from vault.access import authorize
+from vault.compose import Vault
+from vault.db import Case, CaseGrant
+from vault.errors import NotFound
+
+
+@dataclass(frozen=True)
+class GrantView:
+    """One role granted on a case: to whom, by whom, when."""
+
+    case_id: str
+    user: str
+    role: str
+    granted_by: str
+    granted_at: datetime
+
+
+def _case_resource(session: Session, case_id: str, user: str | None = None) -> Resource:
+    if session.get(Case, case_id) is None:
+        raise NotFound(f"no case {case_id}")
+    return Resource(kind=kinds.CASE, case_id=case_id, grantee=user)
+
+
+def revoke(
+    vault: Vault, principal: Principal, case_id: str, user: str, role: str | None = None
+) -> list[str]:
+    """Revoke `role` (every role when None) of account `user` on `case_id`; return the roles.
+
+    Each revoked role is its own ledger entry, committed with the deletion. Raises `NotFound`
+    (no such case, or no such grant) or `Forbidden`.
+    """
+    with vault.sessions() as session:
+        resource = _case_resource(session, case_id, user)
+    authorize(vault.sessions, principal, actions.CASE_REVOKE, resource)
+    now = vault.clock()
+    with vault.sessions.begin() as session:
+        query = select(CaseGrant).where(CaseGrant.case_id == case_id, CaseGrant.user_name == user)
+        if role is not None:
+            query = query.where(CaseGrant.role == role)
+        rows = session.scalars(query.with_for_update()).all()
+        if not rows:
+            raise NotFound(f"{user} holds no {role or 'role'} on case {case_id}")
+        for row in sorted(rows, key=lambda r: r.role):
+            session.delete(row)
+            ledger.append(
+                session,
+                actor=principal.subject,
+                action=ledger.actions.REVOCATION,
+                case_id=case_id,
+                details={"grantee": user, "role": row.role},
+                now=now,
+            )
+        return sorted(row.role for row in rows)
+
+
+def list_grants(vault: Vault, principal: Principal, case_id: str) -> list[GrantView]:
+    """Return the grants on `case_id`, for those who may grant or revoke on it.
+
+    Raises `NotFound` or `Forbidden`.
+    """
+    with vault.sessions() as session:
+        resource = _case_resource(session, case_id)
+    authorize(vault.sessions, principal, actions.CASE_REVOKE, resource)
+    with vault.sessions() as session:
+        rows = session.scalars(
+            select(CaseGrant)
+            .where(CaseGrant.case_id == case_id)
+            .order_by(CaseGrant.user_name, CaseGrant.role)
+        ).all()
+    return [GrantView(r.case_id, r.user_name, r.role, r.granted_by, r.granted_at) for r in rows]

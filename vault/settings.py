@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -32,6 +32,30 @@ DEFAULT_TAGS = (
     "sexual_violence",
     "torture",
 )
+
+
+class OidcIssuer(BaseModel):
+    """One OpenID Connect issuer whose tokens the vault accepts (docs/access.md).
+
+    `algorithms` is pinned per issuer (never "none", never HMAC: the key is public); `role_map`
+    maps the values of the `roles_claim` (a dotted path, e.g. Keycloak's `realm_access.roles`)
+    to vault roles; `subject_claim` names the claim that holds the vault account name.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    issuer: str
+    jwks_url: str
+    audience: str
+    algorithms: tuple[Literal["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"], ...] = (
+        "RS256",
+    )
+    subject_claim: str = "preferred_username"
+    roles_claim: str = "realm_access.roles"
+    role_map: dict[str, str] = Field(default_factory=dict)
+    jwks_timeout_seconds: float = Field(default=5.0, gt=0)
+    jwks_cache_seconds: float = Field(default=3600.0, ge=0)
+    jwks_min_refetch_seconds: float = Field(default=30.0, ge=0)
 
 
 class Settings(BaseSettings):
@@ -62,6 +86,13 @@ class Settings(BaseSettings):
     token_issuer: str = "urn:tvault:local"  # noqa: S105 (not a secret)
     token_audience: str = "tvault"  # noqa: S105 (not a secret)
     token_ttl_seconds: int = Field(default=8 * 3600, ge=60)
+    # Access (docs/access.md): a replacement policy file, loaded once at start; OIDC issuers as
+    # a JSON list; the per-client budget of refused tokens (a token bucket, per process).
+    policy_file: Path | None = None
+    oidc_issuers: tuple[OidcIssuer, ...] = ()
+    auth_failure_burst: int = Field(default=10, ge=1)
+    auth_failure_per_minute: float = Field(default=10.0, gt=0)
+    max_token_bytes: int = Field(default=8192, ge=512)
     tags: tuple[str, ...] = DEFAULT_TAGS
     sweep_grace_seconds: int = Field(default=3600, ge=0)
     # The ingest pipeline (docs/jobs.md).

@@ -9,8 +9,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
+from vault import jobs
 from vault.api.auth import jwks
 from vault.api.deps import CurrentPrincipal, VaultDep, get_principal
+from vault.api.jobs_routes import router as jobs_router
 from vault.api.schemas import CaseIn, CaseOut, DepositOut, GrantIn, ItemOut, Me
 from vault.api.upload import deposit_multipart, deposit_raw
 from vault.cases import create_case, grant, list_cases
@@ -95,8 +97,11 @@ async def post_item(
 
 @v1.get("/items/{item_id}")
 def get_item(item_id: str, vault: VaultDep, principal: CurrentPrincipal) -> ItemOut:
-    """An item's metadata, sealed fields opened for those allowed to read them."""
-    return _item(show_item(vault, principal, item_id))
+    """An item's metadata, sealed fields opened for those allowed to read them; ingest state."""
+    out = _item(show_item(vault, principal, item_id))
+    with vault.sessions() as session:
+        ingest = jobs.ingest_state(session, item_id)
+    return out.model_copy(update={"state": ingest.state.value, "state_reason": ingest.reason})
 
 
 @v1.get("/items/{item_id}/content")
@@ -112,3 +117,7 @@ def get_content(item_id: str, vault: VaultDep, principal: CurrentPrincipal) -> S
         "Cache-Control": "no-store",
     }
     return StreamingResponse(result.chunks, media_type="application/octet-stream", headers=headers)
+
+
+# The job queue's routes (vault.api.jobs_routes), under the same authenticated prefix.
+v1.include_router(jobs_router)

@@ -44,7 +44,8 @@ class ItemOut(BaseModel):
     title: str | None
     filename: str | None
     notes: str | None
-    state: str = "stored"
+    state: str = "stored"  # the ingest state (docs/jobs.md)
+    state_reason: str | None = None  # why the ingest failed
 
 
 class Me(BaseModel):

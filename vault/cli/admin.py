@@ -82,6 +82,11 @@ def serve(
     if secret == DEV_PASSPHRASE and not dev:
         fail("the vault uses the example dev passphrase; refusing to serve without --dev", USAGE)
     vault = _open_with(settings, secret)
+    if settings.embedded_worker:
+        from vault.worker import Worker
+
+        # One worker thread beside the API (docs/jobs.md); the app's lifespan starts and stops it.
+        vault.services.append(Worker(vault))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         # uvicorn's access log is off: it would print query strings (vault.api.app logs instead).

@@ -51,3 +51,13 @@ class Conflict(VaultError):
     """The thing to create already exists."""
 
     code = "conflict"
+
+
+class TooManyRequests(VaultError):
+    """The client spent its budget of refused attempts; `retry_after` seconds until the next."""
+
+    code = "too-many-requests"
+
+    def __init__(self, detail: str, retry_after: float) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
@@ -10,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from vault.errors import VaultError
+from vault.errors import TooManyRequests, VaultError
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,7 @@ STATUS = {
     "unauthenticated": 401,
     "too-large": 413,
     "conflict": 409,
+    "too-many-requests": 429,
 }
 
 
@@ -40,7 +42,11 @@ def problem(status: int, detail: str, kind: str | None = None) -> JSONResponse:
 
 async def _vault_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, VaultError)
-    return problem(STATUS.get(exc.code, 400), exc.detail, exc.code)
+    response = problem(STATUS.get(exc.code, 400), exc.detail, exc.code)
+    if isinstance(exc, TooManyRequests):
+        # RFC 9110 10.2.3: whole seconds, rounded up so a client that waits is let in.
+        response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    return response
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -1,0 +1,345 @@
+"""The `index` stage: put an item's sealed extracted text into the search index; and reindex.
+
+The index holds keyed digests and structural metadata only (docs/search.md); the text comes
+from the item's sealed extracted-text object, opened with the item's own key, so a shredded item
+can never be indexed again. The engine is chosen in `vault.compose` from `TVAULT_INDEX`; the
+index key and the vocabulary's age identity are named secrets in the keyring (`ensure_secrets`).
+
+Order of commits (promise 7): the engine commits first, then the database records the state
+and the custody entry. A crash between the two leaves an indexed item whose state still says
+`extracted`; the job runs again and, being idempotent, replaces the same document.
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.orm import Session
+
+import keys
+from keys import Keyring
+from search import Index, IndexDocument, SealedVocabularyFile
+from vault import jobs, ledger
+from vault.compose import Vault
+from vault.db import Item, ItemKey
+from vault.db.jobs_tables import ItemText
+from vault.errors import NotFound
+from vault.settings import Settings
+from vault.worker import register
+
+# Names of the keyring secrets the index needs (DESIGN.md "Keys": one key per purpose).
+INDEX_KEY = "search-index"  # 32 random bytes: the HMAC key of the index's term digests
+VOCABULARY_IDENTITY = "search-vocabulary"  # age identity sealing the vocabulary file
+REINDEX_BATCH = 500
+INDEXER = "tvault-indexer"  # the ledger actor of background indexing
+REINDEXER = "tvault-reindex"
+
+Progress = Callable[[int, int], None]
+
+_open_lock = threading.Lock()
+
+
+def ensure_secrets(keyring: Keyring) -> None:
+    """Create the index key and the vocabulary identity in `keyring` if it lacks them (vaults
+    made before search existed get them on first open)."""
+    if not keyring.has_secret(INDEX_KEY):
+        keyring.set_secret(INDEX_KEY, secrets.token_bytes(32))
+    if not keyring.has_secret(VOCABULARY_IDENTITY):
+        keyring.set_secret(VOCABULARY_IDENTITY, keys.generate_identity()[0].encode("ascii"))
+
+
+def index_directory(settings: Settings) -> Path:
+    """Return the directory of the embedded index: the engine's files and the sealed vocabulary.
+
+    Deleting it and running `tvault reindex` rebuilds the same index from the vault."""
+    return settings.home / "index"
+
+
+def make_index(settings: Settings, keyring: Keyring) -> Index:
+    """Build the index adapter `settings.index` names.
+
+    Raises `ValueError` if `TVAULT_INDEX=elasticsearch` comes without `TVAULT_ES_URL`, and
+    `search.SearchError` if the index was built with another key or format.
+    """
+    ensure_secrets(keyring)
+    key = keyring.secret(INDEX_KEY)
+    identity = keyring.secret(VOCABULARY_IDENTITY).decode("ascii")
+    directory = index_directory(settings)
+    vocabulary = SealedVocabularyFile(directory / "vocabulary.age", identity)
+    if settings.index == "elasticsearch":
+        if not settings.es_url:
+            raise ValueError("TVAULT_INDEX=elasticsearch needs TVAULT_ES_URL")
+        from search.adapters.elasticsearch_index import ElasticsearchIndex
+
+        return ElasticsearchIndex(settings.es_url, key, vocabulary)
+    from search.adapters.tantivy_index import TantivyIndex
+
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return TantivyIndex(directory / "tantivy", key, vocabulary)
+
+
+def index_of(vault: Vault) -> Index:
+    """Return the vault's index, opening it on first use (admin commands that never search do
+    not open it). Raises as `make_index` does."""
+    with _open_lock:
+        if vault.index is None:
+            vault.index = make_index(vault.settings, vault.keyring)
+        return vault.index
+
+
+def item_identity(vault: Vault, session: Session, item_id: str) -> str | None:
+    """Return the item's age identity, or None once it is shredded."""
+    key = session.get(ItemKey, item_id)
+    return None if key is None else vault.keyring.unwrap(key.wrapped)
+
+
+@dataclass(frozen=True)
+class Text:
+    """An item's extracted text, decrypted, and the language it was detected in."""
+
+    text: str = field(repr=False)  # testimony: never in a traceback
+    language: str | None
+
+
+def extracted_text(vault: Vault, session: Session, item_id: str, identity: str) -> Text | None:
+    """Return the item's extracted text (`vault.extraction` sealed it to the item's identity),
+    or None if it has none yet.
+
+    Raises `keys.UnsealError` if the object does not open with `identity` (tampering), and
+    `vault.storage.ObjectNotFound` if the object is missing.
+    """
+    row = session.get(ItemText, item_id)
+    return None if row is None else open_text(vault, row, identity)
+
+
+def open_text(vault: Vault, row: ItemText, identity: str) -> Text:
+    """Return the text `row` links to, decrypted with the item's `identity`.
+
+    Raises `keys.UnsealError` or `vault.storage.ObjectNotFound` as `extracted_text` does."""
+    out = io.BytesIO()
+    with vault.store.open(row.object_name) as source:
+        keys.unseal(source, out, identity)
+    return Text(out.getvalue().decode("utf-8"), row.language)
+
+
+def utc(moment: datetime) -> datetime:
+    """Return `moment` as an aware UTC time (SQLite gives back the naive UTC times it stored)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def document_of(item: Item, text: Text) -> IndexDocument:
+    """Return the index document of `item` with its extracted `text`. The language is the
+    depositor's, else the detected one (it picks the stemmer and is a facet)."""
+    return IndexDocument(
+        item_id=item.id,
+        case_id=item.case_id,
+        kind=item.kind,
+        language=item.language or text.language,
+        created=utc(item.created_at),
+        tags=frozenset(item.tags),
+        consent=frozenset(item.consent),
+        text=text.text,
+    )
+
+
+@dataclass(frozen=True)
+class Indexed:
+    """What indexing did with one item: `indexed` (with its text's length), `shredded` (removed
+    from the index) or `no-text` (nothing extracted yet)."""
+
+    item_id: str
+    outcome: str
+    chars: int = 0
+
+
+# The engine is shared by the server's threads; an index() and its commit() go together so a
+# rollback after one item's failure cannot drop another thread's pending document.
+_write_lock = threading.Lock()
+
+
+def _apply(index: Index, change: Callable[[], object]) -> None:
+    with _write_lock:
+        try:
+            change()
+            index.commit()
+        except BaseException:
+            index.rollback()
+            raise
+
+
+def put_item(vault: Vault, item_id: str) -> tuple[Indexed, Item]:
+    """Put item `item_id` into the index from its sealed extracted text and commit the engine
+    (no custody entry: `index_item` and the `index` stage record it).
+
+    Idempotent: the document replaces any earlier one of the same item. A shredded item is
+    removed from the index instead. Raises `NotFound` for an unknown item, `keys.UnsealError`
+    if its text does not open, `search.SearchError` if the engine fails (its pending change is
+    rolled back).
+    """
+    index = index_of(vault)
+    with vault.sessions() as session:
+        item = session.get(Item, item_id)
+        if item is None:
+            raise NotFound(f"no item {item_id}")
+        identity = item_identity(vault, session, item_id)
+        text = None if identity is None else extracted_text(vault, session, item_id, identity)
+    if identity is None:
+        _apply(index, lambda: index.delete(item_id))
+        return Indexed(item_id, "shredded"), item
+    if text is None:
+        return Indexed(item_id, "no-text"), item
+    document = document_of(item, text)
+    _apply(index, lambda: index.index([document]))
+    return Indexed(item_id, "indexed", len(text.text)), item
+
+
+def _record(session: Session, vault: Vault, actor: str, done: Indexed, item: Item) -> None:
+    ledger.append(
+        session,
+        actor=actor,
+        action=ledger.actions.INDEXING,
+        item_id=item.id,
+        case_id=item.case_id,
+        details={"chars": done.chars, "engine": vault.settings.index},
+    )
+
+
+def index_item(vault: Vault, item_id: str, *, actor: str = INDEXER) -> Indexed:
+    """Index `item_id` (see `put_item`) and record it in the custody ledger.
+
+    Raises as `put_item` does."""
+    done, item = put_item(vault, item_id)
+    if done.outcome == "indexed":
+        with vault.sessions.begin() as session:
+            _record(session, vault, actor, done, item)
+    return done
+
+
+def refresh_item(vault: Vault, item_id: str) -> Indexed:
+    """Bring the index's copy of `item_id` up to date (consent, tags), or remove it once
+    shredded. Call after a consent change, so that withdrawal takes effect in the next search's
+    totals and facets too (promise 5; each hit is checked against the database anyway).
+    Raises as `put_item` does."""
+    return index_item(vault, item_id)
+
+
+def remove_item(vault: Vault, item_id: str) -> None:
+    """Remove `item_id` from the index and forget the words no other item holds (after
+    crypto-shredding). Raises `search.SearchError` if the engine fails."""
+    index = index_of(vault)
+    with _write_lock:
+        try:
+            index.delete(item_id)
+            index.commit()
+        except BaseException:
+            index.rollback()
+            raise
+        index.prune_vocabulary()
+
+
+class IndexStage:
+    """The worker's `index` stage (`vault.worker.Stage`): runs after extraction."""
+
+    def __init__(self, vault: Vault, concurrency: int) -> None:
+        self._vault = vault
+        del concurrency  # the vault's one index is shared; writes are serialised
+
+    def run(self, claim: jobs.Claim) -> None:
+        """Index the item of `claim`; record the entry and complete the job in one transaction.
+
+        Raises `StageFailed` (no retry) when the item has no text or its text does not open.
+        """
+        from vault.worker import StageFailed
+
+        vault = self._vault
+        try:
+            done, item = put_item(vault, claim.item_id)
+        except keys.UnsealError as exc:
+            raise StageFailed(
+                "the extracted text does not open with the item's key", retry=False
+            ) from exc
+        if done.outcome == "no-text":
+            raise StageFailed("the item has no extracted text to index", retry=False)
+        with vault.sessions.begin() as session:
+            if done.outcome == "indexed":
+                _record(session, vault, INDEXER, done, item)
+            jobs.complete(session, claim, now=vault.clock())
+
+    def close(self) -> None:
+        """Nothing to release: the index belongs to the vault and closes with it."""
+
+
+def _batches(vault: Vault, size: int) -> Iterator[Sequence[Item]]:
+    # In deposit order, as the job queue indexed them first: equal scores then keep their order
+    # after a rebuild (keyset pagination on (created_at, id), no cursor held open).
+    last: tuple[datetime, str] | None = None
+    while True:
+        query = select(Item).order_by(Item.created_at, Item.id).limit(size)
+        if last is not None:
+            query = query.where(tuple_(Item.created_at, Item.id) > tuple_(*last))
+        with vault.sessions() as session:
+            rows = session.scalars(query).all()
+        if not rows:
+            return
+        yield rows
+        last = (rows[-1].created_at, rows[-1].id)
+
+
+def reindex(
+    vault: Vault,
+    *,
+    actor: str = REINDEXER,
+    progress: Progress | None = None,
+    batch: int = REINDEX_BATCH,
+) -> int:
+    """Rebuild the index from the vault: every item with a key and extracted text. Returns how
+    many items were indexed; `progress(done, total)` is called after each batch; one custody
+    entry records the rebuild.
+
+    The index is cleared first, so searches find less until it finishes. Raises
+    `keys.UnsealError` if a text does not open, `search.SearchError` if the engine fails (a
+    second writer on the embedded index while `tvault serve` runs: stop the server first).
+    """
+    index = index_of(vault)
+    with vault.sessions() as session:
+        total = int(session.scalar(select(func.count()).select_from(Item)) or 0)
+    done = indexed = 0
+    with _write_lock:
+        index.clear()
+        try:
+            for rows in _batches(vault, batch):
+                documents = []
+                with vault.sessions() as session:
+                    for item in rows:
+                        identity = item_identity(vault, session, item.id)
+                        if identity is None:
+                            continue
+                        text = extracted_text(vault, session, item.id, identity)
+                        if text is not None:
+                            documents.append(document_of(item, text))
+                indexed += index.index(documents)
+                done += len(rows)
+                if progress is not None:
+                    progress(done, total)
+            index.commit()
+        except BaseException:
+            index.rollback()
+            raise
+    with vault.sessions.begin() as session:
+        ledger.append(
+            session,
+            actor=actor,
+            action=ledger.actions.INDEXING,
+            details={"reindex": True, "items": indexed, "engine": vault.settings.index},
+        )
+    return indexed
+
+
+register(jobs.INDEX, IndexStage)

@@ -1,0 +1,381 @@
+"""The search use case: access scope, index query, a check per hit, snippets, a custody entry.
+
+DESIGN.md "Search": principal -> `policies.search_scope` -> one `search.AccessScope` per part
+-> the index query (totals and facets are counted inside that scope by the engine) -> for the
+page of hits, `policies.decide(item.search)` on each item as the database holds it now ->
+decrypt the item's sealed extracted text -> `search.highlight` -> one ledger entry.
+
+Promise 1: the query may name a survivor. It is never logged, never put in an error message,
+and is kept in the ledger only sealed (to the vault's metadata key); the entry's clear details
+hold the ids returned and counts.
+
+Redaction: everything a result shows passes through `present`, the one place where the
+`redact_identities` obligation is applied: the title reads "[redacted]", and every word of the
+item's identity fields (`vault.identity`) is replaced in the text before the snippet is made. A
+hit under that obligation whose text no longer matches the query once redacted (it matched only
+through the survivor's name) is dropped, so a name cannot be probed through search results.
+Without recorded identity fields such a hit shows no snippet (fail closed).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import select
+
+import keys
+from policies import Allow, Principal, Resource, actions, decide, kinds, obligations, search_scope
+from search import (
+    AccessScope,
+    Filters,
+    Hit,
+    Query,
+    QueryError,
+    Results,
+    SearchError,
+    analysis,
+    highlight,
+)
+from search import query as parse_query
+from vault import ledger
+from vault.compose import METADATA_IDENTITY, Vault
+from vault.db import Case, Item
+from vault.db.access_tables import ItemIdentity
+from vault.db.jobs_tables import ItemText
+from vault.errors import BadField
+from vault.identity import REDACTED
+from vault.indexing import index_of, item_identity, open_text, utc
+from vault.sealing import open_json, seal_json
+from vault.storage import StorageError
+
+log = logging.getLogger(__name__)
+
+SNIPPET_WORDS = 40
+MIN_REDACTED_CHARS = 3
+_WORD = re.compile(r"(\w+)")
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """What a person asked for: the query text and structured filters, one page of results."""
+
+    text: str = field(repr=False)  # a query may name a survivor: keep it out of tracebacks
+    cases: frozenset[str] = frozenset()
+    kinds: frozenset[str] = frozenset()
+    languages: frozenset[str] = frozenset()
+    tags: frozenset[str] = frozenset()
+    date_from: date | None = None
+    date_to: date | None = None
+    page: int = 1
+    page_size: int = 20
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One result: structural metadata, the title and a snippet (HTML, matches in `<mark>`).
+
+    `snippet` and `title` are None when the item has no text yet, or when they are withheld
+    (`redacted`: the principal's decision carries `redact_identities`)."""
+
+    item_id: str
+    case_id: str
+    kind: str
+    language: str | None
+    tags: tuple[str, ...]
+    created_at: datetime
+    score: float
+    title: str | None
+    snippet: str | None
+    redacted: bool
+
+
+@dataclass(frozen=True)
+class SearchResults:
+    """One page of results, the total in scope and facet counts (case, kind, language, tag,
+    year), all counted inside the principal's scope."""
+
+    total: int
+    page: int
+    page_size: int
+    hits: list[SearchHit]
+    facets: Mapping[str, Mapping[str, int]]
+
+
+@dataclass(frozen=True)
+class _Found:
+    """A hit the per-item check allowed, with what it needs to be shown."""
+
+    hit: Hit
+    item: Item
+    decision: Allow
+    identity: str
+    text: ItemText | None
+    fields: bytes | None  # the sealed identity fields, if recorded
+
+
+def _resource(item: Item) -> Resource:
+    return Resource(
+        kind=kinds.ITEM,
+        case_id=item.case_id,
+        item_id=item.id,
+        depositor=item.depositor,
+        consent=frozenset(item.consent),
+    )
+
+
+def _scope(principal: Principal, cases: Collection[str]) -> tuple[AccessScope, ...]:
+    scope = search_scope(principal, actions.ITEM_SEARCH, cases)
+    if scope.is_empty:
+        return ()
+    single = scope.single_filter()
+    if single is not None:
+        # One exact filter (e.g. an advocate's named and anonymised parts): a simpler query.
+        return (AccessScope(single[0], single[1]),)
+    # Parts are kept apart: merging them would widen access (policies.Scope).
+    return tuple(AccessScope(part.cases, part.consent_any) for part in scope.parts)
+
+
+def _query(request: SearchRequest, scope: tuple[AccessScope, ...]) -> Query:
+    filters = Filters(
+        kinds=request.kinds,
+        languages=request.languages,
+        tags=request.tags,
+        date_from=request.date_from,
+        date_to=request.date_to,
+    )
+    try:
+        return Query(request.text, scope, filters, page=request.page, page_size=request.page_size)
+    except ValueError as exc:  # page or page_size out of range; the message names no text
+        raise BadField("page", str(exc)) from exc
+
+
+def search(vault: Vault, principal: Principal, request: SearchRequest) -> SearchResults:
+    """Run `request` for `principal` inside the scope the policy gives, and record it.
+
+    Raises `BadField` on a query the index cannot run (the reason and position, never the
+    text) or a page out of range; `search.SearchError` if the index fails.
+    """
+    with vault.sessions() as session:
+        held = set(session.scalars(select(Case.id)).all())
+    # Rules without a case grant (advocates) reach only the cases named here: every case the
+    # vault holds, or those the request names.
+    cases = held & request.cases if request.cases else held
+    query = _query(request, _scope(principal, cases))
+    try:
+        results = index_of(vault).search(query)
+    except QueryError as exc:
+        raise BadField("q", str(exc)) from exc
+    except SearchError:
+        log.error("search failed in the index (%s)", vault.settings.index)
+        raise
+    found, dropped = _check_hits(vault, principal, results.hits)
+    page = present(vault, request.text, results, found, dropped)
+    _record(vault, principal, request, page)
+    return page
+
+
+def _check_hits(
+    vault: Vault, principal: Principal, hits: list[Hit]
+) -> tuple[list[_Found], list[tuple[Hit, Item | None]]]:
+    """Decide each hit against the item as the database holds it now (consent withdrawn since
+    it was indexed, item shredded): the index's scope filter is never the only check."""
+    found: list[_Found] = []
+    dropped: list[tuple[Hit, Item | None]] = []
+    if not hits:
+        return found, dropped
+    with vault.sessions() as session:
+        ids = [h.item_id for h in hits]
+        items = {i.id: i for i in session.scalars(select(Item).where(Item.id.in_(ids)))}
+        texts = {
+            t.item_id: t for t in session.scalars(select(ItemText).where(ItemText.item_id.in_(ids)))
+        }
+        fields = {
+            f.item_id: f.sealed
+            for f in session.scalars(select(ItemIdentity).where(ItemIdentity.item_id.in_(ids)))
+        }
+        for hit in hits:
+            item = items.get(hit.item_id)
+            decision = decide(principal, actions.ITEM_SEARCH, _resource(item)) if item else None
+            if item is None or not isinstance(decision, Allow):
+                dropped.append((hit, item))
+                continue
+            identity = item_identity(vault, session, item.id)
+            if identity is None:  # shredded: nothing of it may be shown
+                dropped.append((hit, item))
+                continue
+            found.append(
+                _Found(hit, item, decision, identity, texts.get(item.id), fields.get(item.id))
+            )
+    return found, dropped
+
+
+def present(
+    vault: Vault,
+    query_text: str,
+    results: Results,
+    found: list[_Found],
+    dropped: list[tuple[Hit, Item | None]],
+) -> SearchResults:
+    """Build what the principal sees: hits with titles and snippets, totals and facets.
+
+    **The one place where redaction applies** (module docstring). Hits the per-item check
+    dropped, and redacted hits that matched only through identity words, are taken out of the
+    total and the facet counts too.
+    """
+    hits = []
+    dropped = list(dropped)
+    matches = _has_positive_terms(query_text)
+    for entry in found:
+        hit = entry.hit
+        item = entry.item
+        redacted = obligations.REDACT_IDENTITIES in entry.decision.obligations
+        if redacted:
+            title: str | None = REDACTED
+            words = _identity_words(entry)
+            text = _text(vault, entry)
+            if words is None or text is None:
+                snippet = None
+            else:
+                cleaned = redact(text, words)
+                snippet = highlight(cleaned, query_text, _language(entry), max_words=SNIPPET_WORDS)
+                if matches and "<mark>" not in snippet:
+                    dropped.append((hit, item))
+                    continue
+        else:
+            title = _title(item, entry.identity)
+            text = _text(vault, entry)
+            snippet = None
+            if text is not None:
+                snippet = highlight(text, query_text, _language(entry), max_words=SNIPPET_WORDS)
+        hits.append(
+            SearchHit(
+                item_id=item.id,
+                case_id=item.case_id,
+                kind=item.kind,
+                language=item.language or (entry.text.language if entry.text else None),
+                tags=tuple(item.tags),
+                created_at=utc(item.created_at),
+                score=hit.score,
+                title=title,
+                snippet=snippet,
+                redacted=redacted,
+            )
+        )
+    facets = {name: dict(counts) for name, counts in results.facets.items()}
+    for gone, row in dropped:
+        _uncount(facets, gone, row)
+    total = max(0, results.total - len(dropped))
+    return SearchResults(total, results.page, results.page_size, hits, facets)
+
+
+def redact(text: str, words: frozenset[str]) -> str:
+    """Return `text` with every word whose folded form is in `words` replaced by "[redacted]"."""
+    parts = _WORD.split(analysis.normalize(text))
+    for index in range(1, len(parts), 2):
+        if analysis.fold(parts[index].lower()) in words:
+            parts[index] = REDACTED
+    return "".join(parts)
+
+
+def _identity_words(entry: _Found) -> frozenset[str] | None:
+    """The folded words of the item's identity fields; None if none are recorded or they do
+    not open (then nothing of the text may be shown)."""
+    if entry.fields is None:
+        return None
+    try:
+        fields = open_json(entry.fields, entry.identity)
+    except keys.UnsealError:
+        log.error("item %s: identity fields do not open", entry.item.id)
+        return None
+    values: list[str] = []
+    for value in fields.values():
+        if isinstance(value, str):
+            values.append(value)
+        elif isinstance(value, list):
+            values.extend(v for v in value if isinstance(v, str))
+    words = {analysis.fold(w.lower()) for v in values for w in _WORD.findall(analysis.normalize(v))}
+    # Very short words ("de", "la" in a name) would blank every sentence; names and places are
+    # longer, and digits of dates and numbers are kept whole.
+    return frozenset(w for w in words if len(w) >= MIN_REDACTED_CHARS or w.isdigit())
+
+
+def _has_positive_terms(query_text: str) -> bool:
+    try:
+        return bool(parse_query.positive_leaves(parse_query.parse(query_text)))
+    except QueryError:
+        return True
+
+
+def _language(entry: _Found) -> str | None:
+    return entry.item.language or (entry.text.language if entry.text else None)
+
+
+def _uncount(facets: dict[str, dict[str, int]], hit: Hit, item: Item | None) -> None:
+    values = {"case": [hit.case_id], "kind": [hit.kind], "language": [hit.language or ""]}
+    if item is not None:
+        values["tag"] = list(item.tags)
+        values["year"] = [str(item.created_at.year)]
+    for name, keys_ in values.items():
+        counts = facets.get(name)
+        if counts is None:
+            continue
+        for key in keys_:
+            if key in counts:
+                counts[key] -= 1
+                if counts[key] <= 0:
+                    del counts[key]
+
+
+def _title(item: Item, identity: str) -> str | None:
+    try:
+        value = open_json(item.sealed_meta, identity).get("title")
+    except keys.UnsealError:
+        log.error("item %s: sealed metadata does not open", item.id)
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _text(vault: Vault, entry: _Found) -> str | None:
+    if entry.text is None:  # not extracted (yet)
+        return None
+    try:
+        return open_text(vault, entry.text, entry.identity).text
+    except (keys.UnsealError, StorageError) as exc:
+        # Tampered or missing: `tvault verify` names it; the search still answers.
+        log.error("item %s: extracted text cannot be read (%s)", entry.item.id, type(exc).__name__)
+        return None
+
+
+def _record(
+    vault: Vault, principal: Principal, request: SearchRequest, page: SearchResults
+) -> None:
+    recipient = keys.recipient_of(vault.keyring.secret(METADATA_IDENTITY).decode("ascii"))
+    sealed = seal_json(
+        {
+            "query": request.text,
+            "cases": sorted(request.cases),
+            "kinds": sorted(request.kinds),
+            "languages": sorted(request.languages),
+            "tags": sorted(request.tags),
+            "date_from": request.date_from.isoformat() if request.date_from else None,
+            "date_to": request.date_to.isoformat() if request.date_to else None,
+        },
+        recipient,
+    )
+    with vault.sessions.begin() as session:
+        ledger.append(
+            session,
+            actor=principal.subject,
+            action=ledger.actions.SEARCH,
+            details={
+                "results": [hit.item_id for hit in page.hits],
+                "total": page.total,
+                "page": page.page,
+                "page_size": page.page_size,
+            },
+            sealed_details=sealed,
+        )

@@ -21,6 +21,7 @@ from vault.errors import NotFound
 from vault.settings import SETTINGS_FILE, Settings
 
 if TYPE_CHECKING:
+    from search import Index
     from vault.storage import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -53,9 +54,13 @@ class Vault:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     # Seam for the embedded worker and search (started and stopped by the API's lifespan).
     services: list[Service] = field(default_factory=list)
+    # The search index, opened on first use by `vault.indexing.index_of` (TVAULT_INDEX).
+    index: Index | None = None
 
     def close(self) -> None:
-        """Release the database connections and the object store."""
+        """Release the search index, the database connections and the object store."""
+        if self.index is not None:
+            self.index.close()
         self.store.close()
         self.engine.dispose()
 
@@ -105,6 +110,11 @@ def build(settings: Settings, keyring: Keyring) -> Vault:
     """Build the vault around an open `keyring`: engine (migrated to every head) and store."""
     engine = make_engine(settings.effective_database_url)
     migrate(engine)
+    # The search index's key and vocabulary identity: made at `tvault init`, or on the first
+    # open of a vault made before search existed.
+    from vault.indexing import ensure_secrets
+
+    ensure_secrets(keyring)
     return Vault(
         settings=settings,
         engine=engine,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from vault.cli import access, admin, client
+from vault.cli import access, admin, client, jobs
 
 app = typer.Typer(
     name="tvault",
@@ -24,6 +24,9 @@ app.command()(client.get)
 app.command()(access.consent)
 app.command()(access.hold)
 app.add_typer(access.keys_app, name="keys")
+app.command()(jobs.worker)
+app.command("jobs")(jobs.jobs)
+app.command()(jobs.ingest)
 
 
 def main() -> None:

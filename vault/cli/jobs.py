@@ -1,0 +1,168 @@
+"""`tvault worker` (admin), `tvault jobs` and `tvault ingest` (client): the ingest pipeline."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+from vault.cli.admin import _open
+from vault.cli.client import CHUNK, TokenOption, UrlOption, _call, _client
+from vault.cli.common import DEFAULT_URL, FAILURE, USAGE, JsonOption, VaultOption, emit, fail
+
+
+def worker(
+    vault_dir: VaultOption = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, help="Jobs run at once.")
+    ] = 1,
+) -> None:
+    """Run extraction and indexing workers until SIGTERM or Ctrl-C (jobs in hand finish)."""
+    from vault.worker import Worker
+
+    vault = _open(vault_dir)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    stopping = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        running = Worker(vault, concurrency=concurrency)
+        if not running.kinds:
+            fail("no stage is registered")
+        running.start()
+        try:
+            while not stopping.wait(1.0):
+                pass
+        finally:
+            running.stop()
+    finally:
+        vault.close()
+
+
+def _job_line(job: dict[str, Any]) -> str:
+    reason = f"  {job['last_error']}" if job.get("last_error") else ""
+    return (
+        f"{job['id']}  {job['kind']:<8} {job['state']:<8} "
+        f"{job['attempts']}/{job['max_attempts']}  item {job['item_id']}{reason}"
+    )
+
+
+def jobs(
+    failed: Annotated[bool, typer.Option("--failed", help="Only failed jobs.")] = False,
+    retry: Annotated[
+        str | None, typer.Option("--retry", metavar="JOB", help="Queue failed JOB again.")
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List extraction and indexing jobs, or retry a failed one (custodians)."""
+    with _client(url, token) as client:
+        if retry is not None:
+            job = _call(client, "POST", f"/v1/jobs/{retry}/retry")
+            emit(job, as_json, _job_line(job))
+            return
+        params = {"state": "failed"} if failed else {}
+        rows = _call(client, "GET", "/v1/jobs", params=params)
+    emit(rows, as_json, "\n".join(_job_line(j) for j in rows) or "no jobs")
+
+
+def _files(directory: Path) -> list[Path]:
+    # Regular files only, in a stable order; symbolic links are not followed out of DIR.
+    return sorted(p for p in directory.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as source:
+        while chunk := source.read(CHUNK):
+            yield chunk
+
+
+def _reason(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail") or response.reason_phrase
+    except ValueError:
+        detail = response.reason_phrase
+    return f"{response.status_code}: {detail}"
+
+
+def _deposit(client: httpx.Client, case: str, path: Path, params: dict[str, str]) -> str:
+    """Deposit one file; return the item id. Raises `RuntimeError` with the reason."""
+    if path.stat().st_size == 0:
+        raise RuntimeError("empty file")
+    query = {**params, "title": path.name, "filename": path.name}
+    try:
+        response = client.post(
+            f"/v1/cases/{case}/items",
+            params=query,
+            content=_chunks(path),
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(path.stat().st_size),
+            },
+        )
+    except httpx.HTTPError as exc:
+        raise RuntimeError(f"cannot reach the vault: {type(exc).__name__}") from None
+    if response.is_error:
+        raise RuntimeError(_reason(response))
+    item_id: str = response.json()["id"]
+    return item_id
+
+
+def ingest(
+    directory: Annotated[
+        Path, typer.Argument(exists=True, file_okay=False, dir_okay=True, readable=True)
+    ],
+    case: Annotated[str, typer.Option("--case", help="Case id.")],
+    consent: Annotated[str, typer.Option("--consent", help="Consent scopes, comma-separated.")],
+    kind: Annotated[str, typer.Option("--kind")] = "document",
+    language: Annotated[str | None, typer.Option("--language")] = None,
+    tags: Annotated[str | None, typer.Option("--tags", help="Tags, comma-separated.")] = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Deposit every file under DIRECTORY into CASE; print what failed and why (exit 1 if any)."""
+    files = _files(directory)
+    if not files:
+        fail(f"no files in {directory}", USAGE)
+    params = {"kind": kind, "consent": consent}
+    params.update({k: v for k, v in {"language": language, "tags": tags}.items() if v})
+    deposited: list[dict[str, str]] = []
+    failed: list[dict[str, str]] = []
+    console = Console(stderr=True)
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    with _client(url, token) as client, progress:
+        task = progress.add_task("ingest", total=len(files))
+        for path in files:
+            name = str(path.relative_to(directory))
+            try:
+                deposited.append({"file": name, "id": _deposit(client, case, path, params)})
+            except RuntimeError as exc:
+                failed.append({"file": name, "reason": str(exc)})
+            progress.advance(task)
+    lines = [f"deposited {len(deposited)} of {len(files)} files; {len(failed)} failed"]
+    lines += [f"  failed: {f['file']}: {f['reason']}" for f in failed]
+    emit({"deposited": deposited, "failed": failed}, as_json, "\n".join(lines))
+    if failed:
+        raise typer.Exit(FAILURE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from vault.cli import access, admin, client, jobs
+from vault.cli import access, admin, client, jobs, search
 
 app = typer.Typer(
     name="tvault",
@@ -27,6 +27,9 @@ app.add_typer(access.keys_app, name="keys")
 app.command()(jobs.worker)
 app.command("jobs")(jobs.jobs)
 app.command()(jobs.ingest)
+
+app.command()(search.search)
+app.command()(search.reindex)
 
 
 def main() -> None:

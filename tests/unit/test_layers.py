@@ -1,4 +1,4 @@
-"""Import rules that import-linter cannot express (CONVENTIONS.md, "One seam per outside system")."""
+"""Import rules import-linter cannot express: one module per outside system (CONVENTIONS.md)."""
 
 from __future__ import annotations
 

@@ -25,6 +25,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Final, Protocol
@@ -225,6 +226,7 @@ class Worker:
             self._fail(claim, reason, retry=False)
             return
         stage = self._stages[claim.kind]
+        started = time.monotonic()
         try:
             stage.run(claim)
         except StageFailed as exc:
@@ -238,6 +240,14 @@ class Worker:
             self._fail(claim, f"internal error ({type(exc).__name__})", retry=True)
             return
         self._complete_if_held(claim)
+        log.info(
+            "job %s (%s, item %s) done by %s in %.2f s",
+            claim.id,
+            claim.kind,
+            claim.item_id,
+            claim.owner,
+            time.monotonic() - started,
+        )
 
     def _complete_if_held(self, claim: jobs.Claim) -> None:
         # A stage that records its result completes the job in that transaction; this covers

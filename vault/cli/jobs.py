@@ -25,10 +25,20 @@ def worker(
     concurrency: Annotated[
         int, typer.Option("--concurrency", "-c", min=1, help="Jobs run at once.")
     ] = 1,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option("--kind", help="Run only these stages (extract, index) [default: all]."),
+    ] = None,
 ) -> None:
     """Run extraction and indexing workers until SIGTERM or Ctrl-C (jobs in hand finish)."""
-    from vault.worker import Worker
+    from vault.worker import Worker, load_stages
 
+    stages = load_stages()
+    unknown = sorted(set(kind or ()) - set(stages))
+    if unknown:
+        fail(f"--kind: no stage {', '.join(unknown)} (known: {', '.join(sorted(stages))})", USAGE)
+    if kind:
+        stages = {k: stages[k] for k in kind}
     vault = _open(vault_dir)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     stopping = threading.Event()
@@ -39,7 +49,7 @@ def worker(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        running = Worker(vault, concurrency=concurrency)
+        running = Worker(vault, concurrency=concurrency, stages=stages)
         if not running.kinds:
             fail("no stage is registered")
         running.start()

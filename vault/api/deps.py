@@ -9,10 +9,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 import keys
 from policies import Principal
+from vault import ledger
 from vault.accounts import find_user, principal_of
-from vault.api.auth import verify_token
+from vault.api.auth import TokenGate, TokenRefused
 from vault.compose import TOKEN_SIGNING, Vault
-from vault.errors import NotFound, Unauthenticated
+from vault.errors import NotFound, TooManyRequests
+from vault.oidc import clients_for
+from vault.ratelimit import RateLimiter
 
 
 def get_vault(request: Request) -> Vault:
@@ -24,11 +27,40 @@ def get_vault(request: Request) -> Vault:
 VaultDep = Annotated[Vault, Depends(get_vault)]
 
 _bearer = HTTPBearer(auto_error=False)
+ANONYMOUS = "anonymous"  # the ledger actor of a request no token speaks for
 
 
 def verification_key(vault: Vault) -> str:
     """Return the PEM public key tokens of `vault` are verified with."""
     return keys.public_pem(vault.keyring.secret(TOKEN_SIGNING).decode("ascii"))
+
+
+def gate_of(vault: Vault, public_pem: str) -> TokenGate:
+    """Return the token gate of `vault`: its own key and issuer, and its OIDC issuers' JWKS."""
+    return TokenGate(
+        local_pem=public_pem,
+        local_issuer=vault.settings.token_issuer,
+        local_audience=vault.settings.token_audience,
+        issuers=clients_for(vault.settings.oidc_issuers),
+        max_token_bytes=vault.settings.max_token_bytes,
+    )
+
+
+def limiter_of(vault: Vault) -> RateLimiter:
+    """Return a fresh limiter of refused attempts per client, from `vault`'s settings."""
+    settings = vault.settings
+    return RateLimiter(settings.auth_failure_burst, settings.auth_failure_per_minute)
+
+
+def _state(request: Request, vault: Vault) -> tuple[TokenGate, RateLimiter]:
+    state = request.app.state
+    # Built once per app (JWKS caches and buckets live as long as the app); apps that did not
+    # build them at creation get them on first use.
+    if getattr(state, "gate", None) is None:
+        state.gate = gate_of(vault, state.public_pem)
+    if getattr(state, "limiter", None) is None:
+        state.limiter = limiter_of(vault)
+    return state.gate, state.limiter
 
 
 def get_principal(
@@ -38,23 +70,46 @@ def get_principal(
 ) -> Principal:
     """Return the principal of the request's bearer token.
 
-    Raises `Unauthenticated` without a valid token or for a disabled or removed account; the
-    account's role and grants come from the database, not the token, so changes act at once.
+    The account's grants (and, for the vault's own tokens, its role) come from the database,
+    not the token, so a revocation acts on the next request. OIDC tokens carry roles mapped from
+    their claims, and must name an enabled local account. Raises `TooManyRequests` while the
+    client has spent its budget of refused attempts; `Unauthenticated` without a valid token or
+    for a disabled or removed account, after an `access denied` ledger entry.
     """
-    if credentials is None:
-        raise Unauthenticated("a bearer token is required")
-    claims = verify_token(
-        credentials.credentials,
-        request.app.state.public_pem,
-        issuer=vault.settings.token_issuer,
-        audience=vault.settings.token_audience,
-    )
-    with vault.sessions() as session:
-        try:
-            user = find_user(session, claims.subject)
-        except NotFound as exc:
-            raise Unauthenticated("invalid or expired token") from exc
-        return principal_of(session, user)
+    gate, limiter = _state(request, vault)
+    client = request.client.host if request.client else "unknown"
+    wait = limiter.retry_after(client)
+    if wait is not None:
+        raise TooManyRequests("too many refused attempts; retry later", wait)
+    try:
+        if credentials is None:
+            raise TokenRefused("no bearer token")
+        identity = gate.authenticate(credentials.credentials)
+        with vault.sessions() as session:
+            try:
+                user = find_user(session, identity.subject)
+            except NotFound as exc:
+                raise TokenRefused("unknown or disabled account") from exc
+            principal = principal_of(session, user)
+    except TokenRefused as exc:
+        limiter.spend(client)
+        _record_refusal(vault, exc.reason)
+        raise
+    if identity.local:
+        return principal
+    return Principal(principal.subject, identity.roles, principal.grants)
+
+
+def _record_refusal(vault: Vault, reason: str) -> None:
+    # DESIGN.md promise 3: a denied attempt is an event, in its own transaction. The actor is
+    # unknown by definition; the reason is one of auth.py's fixed phrases, never token text.
+    with vault.sessions.begin() as session:
+        ledger.append(
+            session,
+            actor=ANONYMOUS,
+            action=ledger.actions.ACCESS_DENIED,
+            details={"attempted": "authenticate", "reason": reason},
+        )
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -126,6 +126,7 @@ def test_others_are_refused_and_the_refusal_is_recorded(app: FastAPI, vault: Vau
     with vault.sessions() as session:
         denied = [e for e in ledger.entries(session) if e.action == actions.ACCESS_DENIED]
     assert [(e.actor, e.details["attempted"]) for e in denied] == [
+        ("anonymous", "authenticate"),  # the request without a token
         ("tina", "ledger.verify"),
         ("tina", "ledger.read"),
     ]

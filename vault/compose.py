@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Protocol
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+import policies
 from keys import Keyring
 from vault.db import make_engine, make_sessions, migrate
-from vault.errors import NotFound
+from vault.errors import BadField, NotFound
 from vault.settings import SETTINGS_FILE, Settings
 
 if TYPE_CHECKING:
@@ -107,7 +108,13 @@ def is_initialised(settings: Settings) -> bool:
 
 
 def build(settings: Settings, keyring: Keyring) -> Vault:
-    """Build the vault around an open `keyring`: engine (migrated to every head) and store."""
+    """Build the vault around an open `keyring`: engine (migrated to every head) and store.
+
+    Loads the access policy first (`TVAULT_POLICY_FILE`, else the shipped one) and makes it the
+    one `policies.decide` answers with; raises `BadField` naming the file, line and reason of a
+    defect, so a malformed policy stops the start, never a request.
+    """
+    load_policy(settings)
     engine = make_engine(settings.effective_database_url)
     migrate(engine)
     # The search index's key and vocabulary identity: made at `tvault init`, or on the first
@@ -122,6 +129,22 @@ def build(settings: Settings, keyring: Keyring) -> Vault:
         store=make_store(settings),
         keyring=keyring,
     )
+
+
+def load_policy(settings: Settings) -> policies.Engine:
+    """Load and install the policy `settings.policy_file` names (None: the shipped policy).
+
+    Raises `BadField` ("policy_file: <path>:<line>: <reason>") on any defect of the file.
+    """
+    if settings.policy_file is None:
+        policies.use(None)
+        return policies.default_engine()
+    try:
+        engine = policies.load(settings.policy_file)
+    except policies.PolicyFileError as exc:
+        raise BadField("policy_file", str(exc)) from exc
+    policies.use(engine)
+    return engine
 
 
 def open_vault(settings: Settings, passphrase: str) -> Vault:

@@ -15,6 +15,7 @@ import json
 import sqlite3
 import threading
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -172,8 +173,10 @@ def forgeries(
     server: Server, issuer_key: RSAKey, attacker_key: RSAKey, attacker_url: str
 ) -> dict[str, str]:
     local = local_public(server)
+    with (server.home / "tvault.toml").open("rb") as file:
+        local_issuer = tomllib.load(file)["token_issuer"]
     local_claims = {
-        "iss": "urn:tvault:local",
+        "iss": local_issuer,
         "aud": "tvault",
         "sub": "admin",
         "iat": int(time.time()),
@@ -207,7 +210,7 @@ def forgeries(
         "expired": rs256(issuer_key, oidc_claims(iat=now - 7200, exp=now - 3600)),
         "not yet valid": rs256(issuer_key, oidc_claims(nbf=now + 3600)),
         "wrong iss": rs256(issuer_key, oidc_claims(iss="https://evil.example/realms/tvault")),
-        "wrong iss, trusted key's kid": rs256(issuer_key, oidc_claims(iss="urn:tvault:local")),
+        "the vault's iss, the issuer's key": rs256(issuer_key, oidc_claims(iss=local_issuer)),
         "wrong aud": rs256(issuer_key, oidc_claims(aud="someone-else")),
         "missing aud": rs256(issuer_key, oidc_claims(aud=None)),
         "missing exp": rs256(issuer_key, oidc_claims(exp=None)),

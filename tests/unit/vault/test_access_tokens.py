@@ -1,0 +1,113 @@
+"""The refused-token budget (token bucket, 429 with Retry-After) and the policy file at start."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+
+import policies
+from tests.unit.vault.conftest import FAST_KDF, PASSPHRASE
+from tests.unit.vault.test_access import URL, token_for
+from vault.api.app import create_app
+from vault.errors import BadField
+from vault.provision import create_vault
+from vault.ratelimit import RateLimiter
+from vault.settings import load_settings
+
+with warnings.catch_warnings():
+    from starlette.exceptions import StarletteDeprecationWarning
+
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from starlette.testclient import TestClient
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_bucket_lets_a_burst_through_then_refills_at_its_rate() -> None:
+    clock = Clock()
+    limiter = RateLimiter(burst=3, per_minute=6, clock=clock)  # one token per 10 s
+    for _ in range(3):
+        assert limiter.retry_after("10.0.0.1") is None
+        limiter.spend("10.0.0.1")
+    assert limiter.retry_after("10.0.0.1") == pytest.approx(10.0)
+    assert limiter.retry_after("10.0.0.2") is None  # per client
+    clock.now += 4
+    assert limiter.retry_after("10.0.0.1") == pytest.approx(6.0)
+    clock.now += 6
+    assert limiter.retry_after("10.0.0.1") is None
+    limiter.spend("10.0.0.1")
+    assert limiter.retry_after("10.0.0.1") == pytest.approx(10.0)
+    with pytest.raises(ValueError):
+        RateLimiter(burst=0, per_minute=1)
+
+
+def test_refused_tokens_are_limited_per_client_with_429_and_retry_after(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path / "vault", auth_failure_burst=3, auth_failure_per_minute=1)
+    vault = create_vault(settings, PASSPHRASE, "admin", kdf=FAST_KDF)
+    try:
+        app = create_app(vault)
+        good = {"Authorization": f"Bearer {token_for(vault, 'admin', 'custodian')}"}
+        with TestClient(app, base_url=URL) as client:
+            assert client.get("/v1/me", headers=good).status_code == 200
+            for _ in range(3):
+                bad = client.get("/v1/me", headers={"Authorization": "Bearer forged"})
+                assert bad.status_code == 401
+            limited = client.get("/v1/me", headers={"Authorization": "Bearer forged"})
+            assert limited.status_code == 429
+            assert limited.headers["content-type"] == "application/problem+json"
+            assert 1 <= int(limited.headers["Retry-After"]) <= 60
+            # While the budget is spent, even a good token waits: guessing stays slow.
+            assert client.get("/v1/me", headers=good).status_code == 429
+            assert client.get("/healthz").status_code == 200  # public routes are not limited
+    finally:
+        vault.close()
+
+
+def test_an_empty_policy_file_denies_everything(tmp_path: Path) -> None:
+    path = tmp_path / "empty.toml"
+    path.write_text("format = 1\n")
+    settings = load_settings(tmp_path / "vault", policy_file=path)
+    vault = create_vault(settings, PASSPHRASE, "admin", kdf=FAST_KDF)
+    try:
+        assert policies.active_engine().rules == ()
+        app = create_app(vault)
+        good = {"Authorization": f"Bearer {token_for(vault, 'admin', 'custodian')}"}
+        with TestClient(app, base_url=URL, headers=good) as client:
+            assert client.get("/v1/cases").status_code == 403
+            assert client.post("/v1/cases", json={"name": "x"}).status_code == 403
+            assert client.get("/v1/items/abc").status_code == 404
+    finally:
+        vault.close()
+        policies.use(None)
+
+
+def test_a_malformed_policy_file_stops_the_start_with_its_line_and_reason(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('format = 1\n\n[[rule]]\nroles = ["lawyr"]\nactions = ["item.read"]\n')
+    settings = load_settings(tmp_path / "vault", policy_file=path)
+    with pytest.raises(BadField) as refused:
+        create_vault(settings, PASSPHRASE, "admin", kdf=FAST_KDF)
+    assert f"{path}:4: unknown role 'lawyr'" in refused.value.detail
+
+
+def test_use_installs_an_engine_and_puts_the_shipped_one_back() -> None:
+    empty = policies.Engine((), source="empty")
+    previous = policies.use(empty)
+    try:
+        principal = policies.Principal("ava", frozenset({"custodian"}))
+        assert not policies.decide(principal, "case.list", policies.Resource("case"))
+    finally:
+        policies.use(previous)
+    assert policies.decide(
+        policies.Principal("ava", frozenset({"custodian"})), "case.list", policies.Resource("case")
+    )

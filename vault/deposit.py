@@ -9,6 +9,7 @@ object (promise 7); a crash leaves an unreferenced object that `vault.sweep` rem
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,9 @@ from vault.errors import BadField, NotFound, TooLarge
 from vault.ids import new_id
 from vault.objects import object_name
 from vault.sealing import seal_json
+from vault.storage import StorageError
+
+log = logging.getLogger(__name__)
 
 LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 MAX_TEXT = {"title": 1000, "filename": 255, "notes": 20000}
@@ -128,7 +132,11 @@ class Deposit:
         self._stack = ExitStack()
         self._hasher: ThreadPoolExecutor | None = None
         self._writer = self._stack.enter_context(vault.store.writer(self._object))
-        self._sealer = keys.Sealer(cast(BinaryIO, self._writer), [recipient])
+        try:
+            self._sealer = keys.Sealer(cast(BinaryIO, self._writer), [recipient])
+        except BaseException:
+            self._stack.close()
+            raise
 
     @classmethod
     def start(
@@ -196,11 +204,28 @@ class Deposit:
         try:
             self._record(result)
         except BaseException:
-            self._vault.store.delete(self._object)
+            self._remove_unless_recorded()
             raise
         # Locked only after the commit, so a failed deposit's object can still be removed.
-        self._vault.store.lock(self._object)
+        try:
+            self._vault.store.lock(self._object)
+        except StorageError as exc:
+            # The deposit is committed and its object referenced (the sweep never takes it);
+            # only the retention failed, which an operator must see.
+            log.error("item %s committed but its object could not be locked: %s", self.item_id, exc)
         return result
+
+    def _remove_unless_recorded(self) -> None:
+        # A failure while committing can leave the outcome unknown (a connection lost during
+        # COMMIT): look before removing, so a committed item never loses its object.
+        try:
+            with self._vault.sessions() as session:
+                if session.get(Item, self.item_id) is not None:
+                    return
+            self._vault.store.delete(self._object)
+        except Exception as exc:
+            # Left for the start-up sweep (unreferenced objects); the original error matters more.
+            log.error("could not remove the object of failed deposit %s: %s", self.item_id, exc)
 
     def _record(self, result: DepositResult) -> None:
         vault, request = self._vault, self._request

@@ -15,7 +15,7 @@ from vault.access import authorize
 from vault.accounts import find_user
 from vault.compose import METADATA_IDENTITY, Vault
 from vault.db import Case, CaseGrant
-from vault.domain import ROLES
+from vault.domain import CONSENT_SCOPES, ROLES
 from vault.errors import BadField, Conflict, NotFound
 from vault.ids import new_id
 from vault.sealing import open_json, seal_json
@@ -59,9 +59,14 @@ def create_case(vault: Vault, principal: Principal, name: str) -> CaseView:
         session.add(case)
         session.flush()
         # The default policy: "Therapists open a case for a new survivor (the vault grants the
-        # creator on it)". Custodians are never granted content roles by creating a case.
-        for role in principal.roles & {"therapist"}:
-            _grant(session, case.id, principal.subject, role, principal.subject, now)
+        # creator on it)". No role is named here (issue 7: no inline role checks): the creator
+        # is granted each of their case roles with which the policy lets them deposit into it.
+        # Custodians are never granted content roles by creating a case.
+        for role in sorted(principal.roles & set(CASE_ROLES)):
+            granted = Principal(principal.subject, principal.roles, {case.id: frozenset({role})})
+            deposit = Resource(kind=kinds.ITEM, case_id=case.id, consent=frozenset(CONSENT_SCOPES))
+            if decide(granted, actions.ITEM_DEPOSIT, deposit):
+                _grant(session, case.id, principal.subject, role, principal.subject, now)
     return CaseView(case.id, name, case.created_at)
 
 

@@ -10,7 +10,8 @@ the lease, so the result commits once).
 Idempotent: the text object's name is derived from the item, the stage and the attempt
 (`texts/<item>-extract-<n>`), so an attempt whose lease was taken over never overwrites the
 object another attempt committed; an attempt that finds the link already recorded only
-completes its job; objects of attempts that never committed are removed by the next success.
+completes its job; objects of earlier attempts that never committed are removed by the
+successful one.
 """
 
 from __future__ import annotations
@@ -201,7 +202,7 @@ class ExtractStage:
             # the job writes under its own attempt number, so this deletes nothing of theirs).
             self._delete(name)
             raise
-        self._remove_other_attempts(item.id, keep=name)
+        self._remove_earlier_attempts(item.id, claim.attempt)
 
     def _extract(self, item: Item, identity: str) -> Extraction:
         if item.kind in SKIPPED_KINDS:
@@ -283,10 +284,12 @@ class ExtractStage:
         with contextlib.suppress(StorageError):  # already gone, or never written
             self._vault.store.delete(name)
 
-    def _remove_other_attempts(self, item_id: str, *, keep: str) -> None:
-        for other in list(self._vault.store.names(f"{PREFIX}{item_id}-extract-")):
-            if other != keep:
-                self._delete(other)
+    def _remove_earlier_attempts(self, item_id: str, attempt: int) -> None:
+        # By name, not by listing: a listing walks the whole store (every item's objects).
+        for earlier in range(1, attempt):
+            name = text_object_name(item_id, earlier)
+            if self._vault.store.exists(name):
+                self._delete(name)
 
 
 def read_text(vault: Vault, item_id: str) -> str | None:

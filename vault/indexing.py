@@ -316,14 +316,23 @@ def reindex(
         try:
             for rows in _batches(vault, batch):
                 documents = []
+                ids = [item.id for item in rows]
                 with vault.sessions() as session:
-                    for item in rows:
-                        identity = item_identity(vault, session, item.id)
-                        if identity is None:
-                            continue
-                        text = extracted_text(vault, session, item.id, identity)
-                        if text is not None:
-                            documents.append(document_of(item, text))
+                    keys_ = dict(
+                        session.execute(
+                            select(ItemKey.item_id, ItemKey.wrapped).where(ItemKey.item_id.in_(ids))
+                        ).all()
+                    )
+                    texts = {
+                        t.item_id: t
+                        for t in session.scalars(select(ItemText).where(ItemText.item_id.in_(ids)))
+                    }
+                for item in rows:
+                    wrapped, row = keys_.get(item.id), texts.get(item.id)
+                    if wrapped is None or row is None:  # shredded, or not extracted yet
+                        continue
+                    text = open_text(vault, row, vault.keyring.unwrap(wrapped))
+                    documents.append(document_of(item, text))
                 indexed += index.index(documents)
                 done += len(rows)
                 if progress is not None:

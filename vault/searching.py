@@ -43,12 +43,12 @@ from search import (
 from search import query as parse_query
 from vault import ledger
 from vault.compose import METADATA_IDENTITY, Vault
-from vault.db import Case, Item
+from vault.db import Case, Item, ItemKey
 from vault.db.access_tables import ItemIdentity
 from vault.db.jobs_tables import ItemText
 from vault.errors import BadField
 from vault.identity import REDACTED
-from vault.indexing import index_of, item_identity, open_text, utc
+from vault.indexing import index_of, open_text, utc
 from vault.sealing import open_json, seal_json
 from vault.storage import StorageError
 
@@ -197,16 +197,22 @@ def _check_hits(
             f.item_id: f.sealed
             for f in session.scalars(select(ItemIdentity).where(ItemIdentity.item_id.in_(ids)))
         }
+        wrapped = dict(
+            session.execute(
+                select(ItemKey.item_id, ItemKey.wrapped).where(ItemKey.item_id.in_(ids))
+            ).all()
+        )
         for hit in hits:
             item = items.get(hit.item_id)
             decision = decide(principal, actions.ITEM_SEARCH, _resource(item)) if item else None
             if item is None or not isinstance(decision, Allow):
                 dropped.append((hit, item))
                 continue
-            identity = item_identity(vault, session, item.id)
-            if identity is None:  # shredded: nothing of it may be shown
+            key = wrapped.get(item.id)
+            if key is None:  # shredded: nothing of it may be shown
                 dropped.append((hit, item))
                 continue
+            identity = vault.keyring.unwrap(key)
             found.append(
                 _Found(hit, item, decision, identity, texts.get(item.id), fields.get(item.id))
             )
@@ -226,50 +232,54 @@ def present(
     dropped, and redacted hits that matched only through identity words, are taken out of the
     total and the facet counts too.
     """
-    hits = []
-    dropped = list(dropped)
     matches = _has_positive_terms(query_text)
+    dropped = list(dropped)
+    hits = []
     for entry in found:
-        hit = entry.hit
-        item = entry.item
-        redacted = obligations.REDACT_IDENTITIES in entry.decision.obligations
-        if redacted:
-            title: str | None = REDACTED
-            words = _identity_words(entry)
-            text = _text(vault, entry)
-            if words is None or text is None:
-                snippet = None
-            else:
-                cleaned = redact(text, words)
-                snippet = highlight(cleaned, query_text, _language(entry), max_words=SNIPPET_WORDS)
-                if matches and "<mark>" not in snippet:
-                    dropped.append((hit, item))
-                    continue
+        one = _show(vault, query_text, entry, matches)
+        if one is None:
+            dropped.append((entry.hit, entry.item))
         else:
-            title = _title(item, entry.identity)
-            text = _text(vault, entry)
-            snippet = None
-            if text is not None:
-                snippet = highlight(text, query_text, _language(entry), max_words=SNIPPET_WORDS)
-        hits.append(
-            SearchHit(
-                item_id=item.id,
-                case_id=item.case_id,
-                kind=item.kind,
-                language=item.language or (entry.text.language if entry.text else None),
-                tags=tuple(item.tags),
-                created_at=utc(item.created_at),
-                score=hit.score,
-                title=title,
-                snippet=snippet,
-                redacted=redacted,
-            )
-        )
+            hits.append(one)
     facets = {name: dict(counts) for name, counts in results.facets.items()}
     for gone, row in dropped:
         _uncount(facets, gone, row)
     total = max(0, results.total - len(dropped))
     return SearchResults(total, results.page, results.page_size, hits, facets)
+
+
+def _show(vault: Vault, query_text: str, entry: _Found, matches: bool) -> SearchHit | None:
+    """Return the hit as the principal may see it, or None if it must not be shown at all (a
+    redacted hit that matched only through identity words)."""
+    item = entry.item
+    redacted = obligations.REDACT_IDENTITIES in entry.decision.obligations
+    snippet = None
+    if redacted:
+        title: str | None = REDACTED
+        words = _identity_words(entry)
+        text = _text(vault, entry)
+        if words is not None and text is not None:
+            cleaned = redact(text, words)
+            snippet = highlight(cleaned, query_text, _language(entry), max_words=SNIPPET_WORDS)
+            if matches and "<mark>" not in snippet:
+                return None
+    else:
+        title = _title(item, entry.identity)
+        text = _text(vault, entry)
+        if text is not None:
+            snippet = highlight(text, query_text, _language(entry), max_words=SNIPPET_WORDS)
+    return SearchHit(
+        item_id=item.id,
+        case_id=item.case_id,
+        kind=item.kind,
+        language=_language(entry),
+        tags=tuple(item.tags),
+        created_at=utc(item.created_at),
+        score=entry.hit.score,
+        title=title,
+        snippet=snippet,
+        redacted=redacted,
+    )
 
 
 def redact(text: str, words: frozenset[str]) -> str:

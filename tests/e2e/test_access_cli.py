@@ -1,0 +1,70 @@
+"""Access and consent through the `tvault` CLI against a served vault: grant and revoke, consent
+changes, legal hold, crypto-shredding, and `tvault verify` afterwards."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.e2e.conftest import PASSPHRASE, Server, tvault
+from vault.compose import open_vault
+from vault.settings import load_settings
+from vault.verify import verify
+
+BODY = b"Testimony recorded at the clinic, second session.\n" * 200
+
+
+def test_grant_revoke_consent_hold_and_shred_from_the_command_line(
+    server: Server, tmp_path: Path
+) -> None:
+    env = server.env
+    tvault("users", "add", "lena", "--role", "lawyer", env=env)
+    tina = {**env, "TVAULT_URL": server.url, "TVAULT_TOKEN": server.token("tina")}
+    admin = {**env, "TVAULT_URL": server.url, "TVAULT_TOKEN": server.token("admin")}
+    lena = server.client("lena")
+    case = tvault("cases", "create", "Case of the bridge", env=tina).stdout.strip()
+    source = tmp_path / "testimony.txt"
+    source.write_bytes(BODY)
+    deposited = tvault(
+        "deposit", str(source), "--case", case, "--kind", "testimony", "--title", "T",
+        "--consent", "legal,therapy", "--json", env=tina,
+    )  # fmt: skip
+    item = json.loads(deposited.stdout)["id"]
+
+    assert lena.get(f"/v1/items/{item}").status_code == 404
+    tvault("cases", "grant", case, "lena", "--role", "lawyer", env=admin)
+    assert lena.get(f"/v1/items/{item}/content").content == BODY
+    grants = json.loads(tvault("cases", "grants", case, "--json", env=admin).stdout)
+    assert {(g["user"], g["role"]) for g in grants} == {("tina", "therapist"), ("lena", "lawyer")}
+    revoked = tvault("cases", "revoke", case, "lena", env=admin)
+    assert "revoked lawyer" in revoked.stdout
+    assert lena.get(f"/v1/items/{item}").status_code == 404  # the same token, the next request
+    tvault("cases", "grant", case, "lena", "--role", "lawyer", env=admin)
+
+    changed = tvault("consent", item, "--withdraw", "legal", "--json", env=tina)
+    assert json.loads(changed.stdout)["scopes"] == ["therapy"]
+    assert lena.get(f"/v1/items/{item}").status_code == 404
+    history = tvault("consent", item, env=tina).stdout.splitlines()
+    assert [line.split("\t")[:2] for line in history] == [
+        ["v1", "legal,therapy"],
+        ["v2", "therapy"],
+    ]
+    refused = tvault("consent", item, "--grant", "legal", env=admin, check=False)
+    assert refused.returncode == 1 and "404" in refused.stderr
+
+    assert "under legal hold" in tvault("hold", item, env=admin).stdout
+    held = tvault("keys", "shred", item, env=admin, check=False)
+    assert held.returncode == 1 and "legal hold" in held.stderr
+    tvault("hold", item, "--lift", env=admin)
+    assert tvault("keys", "shred", item, env=tina, check=False).returncode == 1
+    assert f"shredded {item}" in tvault("keys", "shred", item, env=admin).stdout
+    with server.client("tina") as client:
+        assert client.get(f"/v1/items/{item}/content").status_code == 404
+    lena.close()
+    # `tvault verify` as a library call: the command is registered by the ledger's part.
+    vault = open_vault(load_settings(server.home), PASSPHRASE)
+    try:
+        report = verify(vault)
+    finally:
+        vault.close()
+    assert report.ok and report.shredded == 1, report.failures

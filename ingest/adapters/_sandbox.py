@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 
 __all__ = ["enter", "visible"]
 
@@ -19,6 +20,7 @@ __all__ = ["enter", "visible"]
 _CLONE_NEWNS = 0x00020000
 _CLONE_NEWUSER = 0x10000000
 _CLONE_NEWNET = 0x40000000
+_MS_BIND = 0x1000
 _MS_REC = 0x4000
 _MS_PRIVATE = 0x40000
 _MS_NOSUID = 0x2
@@ -60,10 +62,32 @@ def enter(tmpfs_bytes: int) -> bool:
         _check(
             libc.mount(b"tmpfs", b"/tmp", b"tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, options)
         )
+        _keep_code_reachable(libc, host_tmp)
     except OSError:
         return False
     _host_tmp_fd = host_tmp
     return True
+
+
+def _keep_code_reachable(libc: ctypes.CDLL, host_tmp: int) -> None:
+    """Bind back the host's /tmp directories this interpreter imports from.
+
+    A checkout or virtualenv under /tmp (a CI clone, say) would otherwise vanish under the new
+    tmpfs, and every later import or read of package data (Tika's native image, the language
+    models) would fail. Only the top directories that hold code are bound, never /tmp itself.
+    """
+    roots: set[str] = set()
+    for entry in (sys.prefix, sys.exec_prefix, os.getcwd(), *sys.path):
+        real = os.path.realpath(entry) if entry else ""
+        if real.startswith("/tmp/"):  # noqa: S108
+            roots.add(real.split("/")[2])
+    for name in sorted(roots):
+        target = f"/tmp/{name}"  # noqa: S108
+        os.mkdir(target, 0o700)
+        source = f"/proc/self/fd/{host_tmp}/{name}"
+        # A bind mount keeps the flags of its source mount, so code stays executable although
+        # the tmpfs around it is noexec.
+        _check(libc.mount(source.encode(), target.encode(), None, _MS_BIND | _MS_REC, None))
 
 
 def visible(path: str) -> str:

@@ -13,6 +13,7 @@ and the custody entry. A crash between the two leaves an indexed item whose stat
 from __future__ import annotations
 
 import io
+import logging
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -42,6 +43,7 @@ INDEXER = "tvault-indexer"  # the ledger actor of background indexing
 REINDEXER = "tvault-reindex"
 
 Progress = Callable[[int, int], None]
+log = logging.getLogger(__name__)
 
 _open_lock = threading.Lock()
 
@@ -242,6 +244,29 @@ def remove_item(vault: Vault, item_id: str) -> None:
             index.rollback()
             raise
         index.prune_vocabulary()
+
+
+def after_consent_change(vault: Vault, item_id: str) -> None:
+    """Re-index `item_id` after its consent changed (called by `vault.consent`). Never raises:
+    the change stands; until the index catches up, each hit is still checked against the
+    database, and a failure is logged by type only."""
+    try:
+        refresh_item(vault, item_id)
+    except Exception as exc:
+        log.warning(
+            "item %s: index not refreshed after a consent change (%s)", item_id, type(exc).__name__
+        )
+
+
+def after_shredding(vault: Vault, item_id: str) -> None:
+    """Remove a crypto-shredded `item_id` from the index (called by `vault.shred`). Never
+    raises: a shredded item is never shown anyway (no key); `tvault reindex` also drops it."""
+    try:
+        remove_item(vault, item_id)
+    except Exception as exc:
+        log.warning(
+            "item %s: not removed from the index after shredding (%s)", item_id, type(exc).__name__
+        )
 
 
 class IndexStage:

@@ -265,3 +265,21 @@ def test_elasticsearch_needs_its_url(vault: Vault) -> None:
     settings = vault.settings.model_copy(update={"index": "elasticsearch", "es_url": None})
     with pytest.raises(ValueError, match="TVAULT_ES_URL"):
         make_index(settings, vault.keyring)
+
+
+def test_consent_change_and_shredding_reach_the_index(vault: Vault, world: dict[str, str]) -> None:
+    from search import AccessScope, Query
+    from vault.consent import change_consent
+    from vault.shred import shred
+
+    legal = AccessScope(frozenset({world["first"]}), frozenset({"legal"}))
+    engine = index_of(vault)
+    assert engine.search(Query("", legal)).total == 1
+    change_consent(vault, principal(vault, "tina"), world["legal_es"], withdraw=["legal"])
+    # The engine itself no longer counts it under `legal`: totals and facets of any page agree.
+    assert engine.search(Query("", legal)).total == 0
+    assert ask(vault, "lena", "detencion").total == 0
+    assert engine.count() == 3
+    shred(vault, principal(vault, "admin"), world["therapy_en"])
+    assert engine.count() == 2
+    assert ask(vault, "tina", "arrest").total == 0

@@ -26,6 +26,7 @@ from vault.db import Item, ItemKey
 from vault.db.access_tables import ConsentRecord
 from vault.domain import CONSENT_SCOPES
 from vault.errors import BadField, Conflict, NotFound
+from vault.indexing import after_consent_change
 
 MAX_FORM_BYTES = 16 * 1024 * 1024  # a scanned, signed consent form; kept in the database
 
@@ -169,7 +170,10 @@ def change_consent(
             },
             now=now,
         )
-        return _version(row)
+        version = _version(row)
+    # The index holds consent scopes for its scope filter: bring them up to date at once.
+    after_consent_change(vault, item_id)
+    return version
 
 
 def history(vault: Vault, principal: Principal, item_id: str) -> list[ConsentVersion]:

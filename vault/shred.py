@@ -23,6 +23,7 @@ from vault.consent import item_resource, load_item
 from vault.db import ItemKey
 from vault.db.access_tables import ConsentRecord, ItemIdentity, LegalHold, RedactedRendition
 from vault.errors import Conflict
+from vault.indexing import after_shredding
 from vault.storage import ObjectLocked, ObjectNotFound, StorageError
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ def shred(vault: Vault, principal: Principal, item_id: str) -> ShredResult:
             # The shredding stands (the key is gone); the sweep or an operator removes it later.
             log.warning("shredded item's object not deleted: %s", type(exc).__name__)
             locked.append(name)
+    after_shredding(vault, item_id)  # its words and digests leave the index
     return ShredResult(item_id, tuple(deleted), tuple(locked))
 
 

@@ -53,10 +53,16 @@ def wait_settled(server: Server, item_ids: list[str], timeout: float = 180) -> d
 def test_a_folder_is_ingested_extracted_and_its_failures_explained(
     served: Server, tmp_path: Path
 ) -> None:
-    markers = {kind: f"{kind}mk{secrets.token_hex(8)}" for kind in ("docx", "pdf", "txt")}
+    where = ("docx", "pdf", "txt", "doctitle", "docauthor")
+    markers = {kind: f"{kind}mk{secrets.token_hex(8)}" for kind in where}
     folder = tmp_path / "folder"
     (folder / "sub").mkdir(parents=True)
-    corpus.docx(folder, paragraphs=[f"{corpus.SPANISH} {markers['docx']}"])
+    corpus.docx(
+        folder,
+        paragraphs=[f"{corpus.SPANISH} {markers['docx']}"],
+        title=f"Testimonio {markers['doctitle']}",
+        author=f"Autora {markers['docauthor']}",
+    )
     corpus.pdf(folder / "sub", pages=[f"{corpus.ENGLISH} {markers['pdf']}"])
     corpus.text(folder, content=f"{corpus.SPANISH} {markers['txt']}")
     corpus.encrypted_pdf(folder)
@@ -93,6 +99,11 @@ def test_a_folder_is_ingested_extracted_and_its_failures_explained(
     for name in ("notas.txt", "sub/testimonio.pdf", "testimonio.docx"):
         assert items[ids[name]]["state"] in {"extracted", "indexed"}, items[ids[name]]
         assert items[ids[name]]["state_reason"] is None
+    with served.client("tina") as client:
+        listed_items = client.get(f"/v1/cases/{case}/items").json()
+    assert {i["id"]: i["state"] for i in listed_items if i["id"] in items} == {
+        i: item["state"] for i, item in items.items()
+    }
     failed = items[ids["cifrado.pdf"]]
     assert failed["state"] == "failed"
     assert "encrypted" in failed["state_reason"]

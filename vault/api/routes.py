@@ -72,8 +72,16 @@ def _item(view: ItemView) -> ItemOut:
 
 @v1.get("/cases/{case_id}/items")
 def get_items(case_id: str, vault: VaultDep, principal: CurrentPrincipal) -> list[ItemOut]:
-    """The items of a case the caller may read."""
-    return [_item(v) for v in list_items(vault, principal, case_id)]
+    """The items of a case the caller may read, with their ingest state."""
+    views = list_items(vault, principal, case_id)
+    with vault.sessions() as session:
+        states = jobs.ingest_states(session, [v.id for v in views])
+    return [
+        _item(v).model_copy(
+            update={"state": states[v.id].state.value, "state_reason": states[v.id].reason}
+        )
+        for v in views
+    ]
 
 
 @v1.post("/cases/{case_id}/items", status_code=201)

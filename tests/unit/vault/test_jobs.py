@@ -240,3 +240,20 @@ def test_the_background_worker_starts_and_stops(vault: Vault, case_id: str) -> N
     assert sorted(i for i, _ in stage.runs) == sorted(items)
     with vault.sessions() as session:
         assert jobs.counts(session) == {jobs.DONE: 3}
+
+
+def test_ingest_states_of_many_items_match_one_by_one(vault: Vault, case_id: str) -> None:
+    items = [deposit(vault, case_id) for _ in range(3)]
+    now = vault.clock()
+    claim = jobs.claim(vault.sessions, "a", {jobs.EXTRACT}, now=now, lease=LEASE)
+    assert claim is not None
+    with vault.sessions.begin() as session:
+        jobs.enqueue(session, claim.item_id, jobs.INDEX, now=now)
+        jobs.complete(session, claim, now=now)
+    with vault.sessions() as session:
+        many = jobs.ingest_states(session, [*items, "nosuchitem"])
+        assert many == {i: jobs.ingest_state(session, i) for i in [*items, "nosuchitem"]}
+    assert many[claim.item_id].state == jobs.IngestState.EXTRACTED
+    assert many["nosuchitem"].state == jobs.IngestState.NONE
+    with vault.sessions() as session:
+        assert jobs.ingest_states(session, []) == {}

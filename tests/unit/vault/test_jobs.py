@@ -257,3 +257,17 @@ def test_ingest_states_of_many_items_match_one_by_one(vault: Vault, case_id: str
     assert many["nosuchitem"].state == jobs.IngestState.NONE
     with vault.sessions() as session:
         assert jobs.ingest_states(session, []) == {}
+
+
+def test_a_released_job_is_queued_again_with_its_attempt_refunded(
+    vault: Vault, case_id: str
+) -> None:
+    item = deposit(vault, case_id)
+    now = vault.clock()
+    claim = jobs.claim(vault.sessions, "a", {jobs.EXTRACT}, now=now, lease=LEASE)
+    assert claim is not None
+    jobs.release(vault.sessions, claim, now=now)
+    job = job_of(vault, item)
+    assert (job.state, job.attempts, job.lease_owner) == (jobs.QUEUED, 0, None)
+    again = jobs.claim(vault.sessions, "b", {jobs.EXTRACT}, now=now, lease=LEASE)
+    assert again is not None and again.attempt == 1

@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     extract_max_text_chars: int = Field(default=5_000_000, ge=1)
     extract_max_memory_mb: int = Field(default=1024, ge=64)
     extract_tmp: Path | None = None
+    # The custody ledger (docs/ledger.md): checkpoint origin (None: from the log key) and cadence.
+    ledger_origin: str | None = None
+    ledger_checkpoint_entries: int = Field(default=1000, ge=1)
+    ledger_checkpoint_seconds: float = Field(default=60.0, gt=0)
 
     @classmethod
     def settings_customise_sources(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from vault.cli import access, admin, client, jobs, search
+from vault.cli import access, admin, client, jobs, ledger, search, verify
 
 app = typer.Typer(
     name="tvault",
@@ -30,6 +30,8 @@ app.command()(jobs.ingest)
 
 app.command()(search.search)
 app.command()(search.reindex)
+app.add_typer(ledger.app, name="ledger")
+app.command()(verify.verify)
 
 
 def main() -> None:

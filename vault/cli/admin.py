@@ -87,6 +87,11 @@ def serve(
 
         # One worker thread beside the API (docs/jobs.md); the app's lifespan starts and stops it.
         vault.services.append(Worker(vault))
+    from vault import ledger
+    from vault.ledger.wiring import checkpointer_of
+
+    # Signs a checkpoint every N entries or T seconds (docs/ledger.md).
+    vault.services.append(ledger.CheckpointService(checkpointer_of(vault)))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         # uvicorn's access log is off: it would print query strings (vault.api.app logs instead).

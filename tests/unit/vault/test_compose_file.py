@@ -34,6 +34,7 @@ SERVICES = {
     "elasticsearch",
     "elasticsearch-init",
     "tika",
+    "keycloak",  # profile `oidc`: an OpenID Connect provider (docs/access.md)
 }
 SECRET_WORDS = ("PASSWORD", "PASSPHRASE", "SECRET", "ACCESS_KEY")
 INTERPOLATION = re.compile(r"(?<!\$)\$\{([^}]*)\}")
@@ -61,7 +62,8 @@ def test_only_loopback_is_published(compose: dict[str, Any]) -> None:
         for name, service in compose["services"].items()
         if "ports" in service
     }
-    assert published == {"api": ["127.0.0.1:8000:8000"]}
+    # Keycloak (profile `oidc`) is where clients fetch their tokens, on loopback too.
+    assert published == {"api": ["127.0.0.1:8000:8000"], "keycloak": ["127.0.0.1:8080:8080"]}
     for name, service in compose["services"].items():
         assert "network_mode" not in service, name  # host networking would bypass the binding
         assert "expose" not in service or name == "api", name

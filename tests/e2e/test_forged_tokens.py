@@ -164,6 +164,26 @@ def test_a_genuine_oidc_token_is_accepted_with_its_mapped_role(
     assert response.json() == {"name": "lena", "roles": ["lawyer"]}
 
 
+def test_an_oidc_principal_gets_its_grants_from_the_vault_and_loses_them_at_once(
+    server: Server, issuer_key: RSAKey
+) -> None:
+    headers = {"Authorization": f"Bearer {rs256(issuer_key, oidc_claims())}"}
+    with server.client("tina") as tina:
+        case = tina.post("/v1/cases", json={"name": "Case of the hill"}).json()["id"]
+        params = {"kind": "testimony", "title": "T", "consent": "legal"}
+        item = tina.post(f"/v1/cases/{case}/items", params=params, content=b"words").json()["id"]
+    with (
+        server.client("admin") as admin,
+        httpx.Client(base_url=server.url, headers=headers) as lena,
+    ):
+        assert lena.get(f"/v1/items/{item}").status_code == 404
+        grant = {"user": "lena", "role": "lawyer"}
+        assert admin.post(f"/v1/cases/{case}/grants", json=grant).status_code == 204
+        assert lena.get(f"/v1/items/{item}/content").content == b"words"
+        assert admin.delete(f"/v1/cases/{case}/grants/lena").status_code == 200
+        assert lena.get(f"/v1/items/{item}").status_code == 404
+
+
 def local_public(server: Server) -> ECKey:
     [jwk] = httpx.get(f"{server.url}/.well-known/jwks.json").json()["keys"]
     return ECKey.import_key(jwk)
@@ -226,6 +246,11 @@ def forgeries(
             issuer_key,
         ),
         "not a token": "not-a-token",
+        "no mapped role": rs256(
+            issuer_key, oidc_claims(realm_access={"roles": ["offline_access", "admin"]})
+        ),
+        "no local account": rs256(issuer_key, oidc_claims(preferred_username="mallory")),
+        "no subject claim": rs256(issuer_key, oidc_claims(preferred_username=None)),
     }
 
 

@@ -304,3 +304,24 @@ def test_named_consent_shows_identities_to_a_granted_advocate(
     as_["tina"].put(f"/v1/items/{item}/identity", json={"name": NAME})
     assert as_["nora"].get(f"/v1/items/{item}/identity").json() == {"name": NAME}
     assert as_["nora"].get(f"/v1/items/{item}/content").content == BODY
+
+
+def test_a_custodian_reads_content_only_under_a_grant_from_another_custodian(
+    as_: dict[str, TestClient], vault: Vault, case_id: str
+) -> None:
+    with vault.sessions.begin() as session:
+        add_user(session, "carol", "custodian", vault.clock())
+    carol = TestClient(
+        as_["admin"].app,
+        base_url=URL,
+        headers={"Authorization": f"Bearer {token_for(vault, 'carol', 'custodian')}"},
+    )
+    item = deposit(as_["tina"], case_id, "legal")
+    admin = as_["admin"]
+    assert admin.get(f"/v1/items/{item}").status_code == 404  # manages, never reads
+    selfgrant = admin.post(f"/v1/cases/{case_id}/grants", json={"user": "admin", "role": "lawyer"})
+    assert selfgrant.status_code == 403  # separation of duties: never their own grant
+    granted = carol.post(f"/v1/cases/{case_id}/grants", json={"user": "admin", "role": "lawyer"})
+    assert granted.status_code == 204
+    assert admin.get(f"/v1/items/{item}/content").content == BODY
+    carol.close()

@@ -98,9 +98,12 @@ def grant(vault: Vault, principal: Principal, case_id: str, user: str, role: str
     with vault.sessions() as session:
         if session.get(Case, case_id) is None:
             raise NotFound(f"no case {case_id}")
-        find_user(session, user)
+    # Decided before the account is looked up: "no account" must not tell a caller who may not
+    # see the case that it exists (issue 7 point 6).
     resource = Resource(kind=kinds.CASE, case_id=case_id, grantee=user)
     authorize(vault.sessions, principal, actions.CASE_GRANT, resource)
+    with vault.sessions() as session:
+        find_user(session, user)
     with vault.sessions.begin() as session:
         if session.get(CaseGrant, (case_id, user, role)) is not None:
             raise Conflict(f"{user} already has {role} on case {case_id}")

@@ -137,7 +137,8 @@ def show_item(vault: Vault, principal: Principal, item_id: str) -> ItemView:
 def list_items(vault: Vault, principal: Principal, case_id: str) -> list[ItemView]:
     """Return the items of `case_id` that `principal` may read, titles opened; record the read.
 
-    Raises `NotFound` for an unknown case.
+    Raises `NotFound` for an unknown case, and for one the caller may not see when none of its
+    items is theirs to read.
     """
     with vault.sessions.begin() as session:
         if session.get(Case, case_id) is None:
@@ -157,6 +158,11 @@ def list_items(vault: Vault, principal: Principal, case_id: str) -> list[ItemVie
                 case_id=case_id,
                 details={"purpose": "list", "items": len(views)},
             )
+    case = Resource(kind=kinds.CASE, case_id=case_id)
+    if not views and not decide(principal, actions.CASE_READ, case):
+        # A case the caller may not see is "not found", like an unknown id (issue 7 point 6);
+        # `authorize` records the attempt and raises that same NotFound.
+        authorize(vault.sessions, principal, actions.CASE_READ, case)
     return views
 
 

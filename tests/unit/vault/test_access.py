@@ -152,6 +152,15 @@ def test_hidden_and_unknown_ids_get_the_same_404_and_the_probe_is_recorded(
         assert missing.json()["detail"] == f"no item {unknown}"
     for user in ("lena", "audrey", "admin"):
         assert as_[user].get(f"/v1/items/{item}").status_code == 404
+    hidden = as_["theo"].get(f"/v1/cases/{case_id}/items")
+    missing = as_["theo"].get(f"/v1/cases/{unknown}/items")
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.json() == {**missing.json(), "detail": f"no case {case_id}"}
+    # Granting to a name that does not exist must not reveal the case to a prober either.
+    probe = as_["theo"].post(
+        f"/v1/cases/{case_id}/grants", json={"user": "ghost", "role": "lawyer"}
+    )
+    assert probe.status_code == 404 and probe.json()["detail"] == f"no case {case_id}"
     hidden_case = as_["theo"].post(f"/v1/cases/{case_id}/items", params={}, content=b"x")
     assert hidden_case.status_code in (404, 422)  # 422: the body fields are checked first
     probes = [e for e in entries(vault, ledger.actions.ACCESS_DENIED) if e.item_id == item]

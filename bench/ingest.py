@@ -23,6 +23,7 @@ import argparse
 import os
 import platform
 import random
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -144,44 +145,74 @@ def pipeline_rate(home: Path, files: list[Path], workers: int) -> tuple[float, f
         vault.close()
 
 
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--docs", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--append", action="store_true", help="append to bench/RESULTS.md")
     args = parser.parse_args()
+    rates: dict[str, list[float]] = {"direct": [], "one": [], "two": []}
+    ratio_one: list[float] = []
+    ratio_two: list[float] = []
+    speedup: list[float] = []
+    deposits: list[float] = []
+    failed = 0
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         root = Path(tmp)
         (root / "corpus").mkdir()
         files = make_corpus(root / "corpus", args.docs)
         size = sum(p.stat().st_size for p in files)
         load_before = os.getloadavg()[0]
-        direct = direct_rate(files)
-        one, deposit_one, failed_one = pipeline_rate(root / "v1", files, 1)
-        two, deposit_two, failed_two = pipeline_rate(root / "v2", files, 2)
-        direct_after = direct_rate(files)
+        # direct, 1 worker, direct, 2 workers, direct, ...: each pipeline run is compared with
+        # the direct runs just before and after it, so that the load other processes put on
+        # the shared machine falls on both sides of each ratio alike.
+        before = direct_rate(files)
+        rates["direct"].append(before)
+        for n in range(args.rounds):
+            one, seconds, bad = pipeline_rate(root / f"v{n}-1", files, 1)
+            middle = direct_rate(files)
+            two, seconds_two, bad_two = pipeline_rate(root / f"v{n}-2", files, 2)
+            after = direct_rate(files)
+            rates["one"].append(one)
+            rates["two"].append(two)
+            rates["direct"] += [middle, after]
+            ratio_one.append(one / ((before + middle) / 2))
+            ratio_two.append(two / ((middle + after) / 2))
+            speedup.append(two / one)
+            deposits += [len(files) / seconds, len(files) / seconds_two]
+            failed += bad + bad_two
+            before = after
         load_after = os.getloadavg()[0]
-    baseline = (direct + direct_after) / 2
     lines = [
         "",
         f"## Ingest pipeline (bench/ingest.py), {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"Machine: {os.cpu_count()} cores ({platform.machine()}), Python "
         f"{platform.python_version()}, iscc-tika 0.6, SQLite + local object store; load average "
-        f"{load_before:.2f} before, {load_after:.2f} after (the machine is shared).",
+        f"{load_before:.2f} before, {load_after:.2f} after (the machine is shared with other "
+        "test runs, so figures move between runs).",
         f"Corpus: {len(files)} generated documents ({size / 1e6:.1f} MB): PDF of 1-5 pages, DOCX, "
         "ODT, HTML, UTF-8 and Latin-1 text, in equal parts.",
+        f"{args.rounds} rounds of: direct, pipeline with 1 worker, direct, pipeline with 2 "
+        "workers, direct; each ratio is to the mean of the direct runs beside it. Median "
+        "(min-max) over rounds.",
         "",
-        "| run | documents/s | ratio |",
+        "| run | documents/s | ratio to direct |",
         "| --- | --- | --- |",
-        f"| iscc-tika direct, in process (baseline; before / after) | {direct:.1f} / "
-        f"{direct_after:.1f} | 1.00 |",
-        f"| pipeline, 1 worker (extract stage end to end) | {one:.1f} | {one / baseline:.2f} |",
-        f"| pipeline, 2 workers | {two:.1f} | {two / baseline:.2f} "
-        f"(x{two / one:.2f} of 1 worker) |",
+        f"| iscc-tika direct, in process, one file after another | "
+        f"{_spread(rates['direct'])} | 1.00 |",
+        f"| pipeline, 1 worker (1 parser process, 2 threads) | {_spread(rates['one'])} | "
+        f"{_spread(ratio_one)} |",
+        f"| pipeline, 2 workers (2 parser processes, 3 threads) | {_spread(rates['two'])} | "
+        f"{_spread(ratio_two)} |",
         "",
-        f"Deposits (not in the rates above): {len(files) / deposit_one:.0f} and "
-        f"{len(files) / deposit_two:.0f} documents/s. Failed jobs: {failed_one}, {failed_two}. "
-        "Target: >= 0.8 of direct with one worker; near-linear speed-up to two.",
+        f"Speed-up of 2 workers over 1: {_spread(speedup)}. Deposits (not in the rates): "
+        f"{_spread(deposits)} documents/s. Failed jobs: {failed}. Target: >= 0.8 of direct "
+        "with one worker; near-linear speed-up to two.",
     ]
     report = "\n".join(lines) + "\n"
     print(report)

@@ -4,12 +4,19 @@ but `/v1/me` (who am I) succeeds for anyone, whatever their role."""
 from __future__ import annotations
 
 import re
+import warnings
+
+from starlette.exceptions import StarletteDeprecationWarning
 
 import policies
-from tests.unit.vault.test_access import ROLES, URL, TestClient, deposit, token_for
+from tests.unit.vault.test_access import ROLES, URL, deposit, token_for
 from vault.accounts import add_user
 from vault.api.app import create_app
 from vault.compose import Vault
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from starlette.testclient import TestClient
 
 # Routes that need no policy decision: they only tell the caller who their own token names.
 UNDECIDED = {("GET", "/v1/me")}

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vault.api import access_routes, ledger_routes, problems, search_routes
-from vault.api.deps import verification_key
+from vault.api.deps import gate_of, limiter_of, verification_key
 from vault.api.routes import public, v1
 from vault.compose import Vault
 from vault.sweep import sweep
@@ -65,6 +65,9 @@ def create_app(vault: Vault) -> FastAPI:
     app = FastAPI(title="testimony-vault", version="0.1.0", lifespan=lifespan)
     app.state.vault = vault
     app.state.public_pem = verification_key(vault)
+    # Token verification (JWKS caches) and the refused-token budget live as long as the app.
+    app.state.gate = gate_of(vault, app.state.public_pem)
+    app.state.limiter = limiter_of(vault)
     problems.install(app)
     app.include_router(public)
     app.include_router(v1)

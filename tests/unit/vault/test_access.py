@@ -12,11 +12,13 @@ from fastapi import FastAPI
 from starlette.exceptions import StarletteDeprecationWarning
 
 import keys
+from tests.unit.vault.test_search_support import give_text
 from vault import ledger, verify
 from vault.accounts import add_user
 from vault.api.app import create_app
 from vault.api.auth import issue_token
 from vault.compose import TOKEN_SIGNING, Vault
+from vault.indexing import index_item
 
 with warnings.catch_warnings():
     # Starlette 1.x asks for `httpx2` in its test client; the `httpx` it wraps works the same.
@@ -268,7 +270,7 @@ def test_verify_understands_a_shredded_item_whose_object_was_deleted(
 
 
 def test_identities_never_reach_an_anonymised_advocate(
-    as_: dict[str, TestClient], case_id: str
+    as_: dict[str, TestClient], vault: Vault, case_id: str
 ) -> None:
     item = deposit(as_["tina"], case_id, "advocacy_anonymised")
     grant(as_, case_id, "ava", "advocate")
@@ -292,6 +294,17 @@ def test_identities_never_reach_an_anonymised_advocate(
         "name": "[redacted]",
     }
     assert responses[4].status_code == 404  # no redacted rendition yet: no download at all
+    # Search: the item's text (as extraction would store it) is indexed; the advocate finds
+    # the item, and neither its title nor its snippet names the survivor.
+    give_text(vault, item, BODY.decode())
+    assert index_item(vault, item).outcome == "indexed"
+    for query in ("testimony", "Ayacucho", NAME):
+        found = ava.post("/v1/search", json={"q": query})
+        assert found.status_code == 200, found.text
+        responses.append(found)
+    [hit] = responses[-3].json()["hits"]
+    assert hit["item_id"] == item and hit["title"] == "[redacted]"
+    assert "<mark>Testimony</mark> of [redacted] [redacted]" in hit["snippet"]
     attached = as_["tina"].put(f"/v1/items/{item}/redacted", content=REDACTED_BODY)
     assert attached.status_code == 201, attached.text
     download = ava.get(f"/v1/items/{item}/content")

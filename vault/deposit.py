@@ -19,7 +19,7 @@ from typing import BinaryIO, cast
 
 import keys
 from policies import Principal, Resource, actions, kinds
-from vault import jobs, ledger
+from vault import jobs, ledger, signatures
 from vault.access import authorize
 from vault.compose import Vault
 from vault.db import Case, Item, ItemKey
@@ -119,10 +119,17 @@ class Deposit:
     Not thread-safe; sealing is CPU-bound, so callers on an event loop run `write` in a thread.
     """
 
-    def __init__(self, vault: Vault, principal: Principal, request: DepositRequest) -> None:
+    def __init__(
+        self,
+        vault: Vault,
+        principal: Principal,
+        request: DepositRequest,
+        signed: signatures.Checked | None = None,
+    ) -> None:
         self._vault = vault
         self._principal = principal
         self._request = request
+        self._signed = signed
         self.item_id = new_id()
         self._object = object_name()
         self._identity, recipient = keys.generate_identity()
@@ -132,8 +139,10 @@ class Deposit:
         self._stack = ExitStack()
         self._hasher: ThreadPoolExecutor | None = None
         self._writer = self._stack.enter_context(vault.store.writer(self._object))
+        # The ciphertext's SHA-256, in the same pass, for `tvault verify --fast`.
+        self._ciphertext = signatures.CiphertextDigest(cast(BinaryIO, self._writer))
         try:
-            self._sealer = keys.Sealer(cast(BinaryIO, self._writer), [recipient])
+            self._sealer = keys.Sealer(cast(BinaryIO, self._ciphertext), [recipient])
         except BaseException:
             self._stack.close()
             raise
@@ -145,11 +154,13 @@ class Deposit:
         principal: Principal,
         fields: Mapping[str, str],
         declared_size: int | None = None,
+        statement: signatures.Presented | None = None,
     ) -> Deposit:
-        """Check `fields`, the case and the policy, then open the object for writing.
+        """Check `fields`, the case, the policy and a signed `statement`, then open the object.
 
-        Raises `BadField`, `NotFound` (unknown case), `TooLarge` (`declared_size` over the
-        limit) or `Forbidden`; nothing is written then.
+        Raises `BadField` (also for a statement that does not verify or match), `NotFound`
+        (unknown case), `TooLarge` (`declared_size` over the limit) or `Forbidden`; nothing is
+        written then.
         """
         request = parse_request(fields, vault.settings.tags)
         if declared_size is not None and declared_size > vault.settings.max_upload_bytes:
@@ -164,7 +175,19 @@ class Deposit:
             consent=request.consent,
         )
         authorize(vault.sessions, principal, actions.ITEM_DEPOSIT, resource)
-        return cls(vault, principal, request)
+        signed = None
+        if statement is not None:
+            signed = signatures.check_deposit(
+                vault,
+                principal,
+                case_id=request.case_id,
+                kind=request.kind,
+                filename=request.filename,
+                consent=request.consent,
+                presented=statement,
+                declared_size=declared_size,
+            )
+        return cls(vault, principal, request, signed)
 
     def write(self, data: bytes) -> None:
         """Hash and seal `data`. Raises `TooLarge` past the limit (then call `abort`)."""
@@ -197,6 +220,13 @@ class Deposit:
         if self._size == 0:
             self.abort()
             raise BadField("body", "an empty file cannot be deposited")
+        if self._signed is not None:
+            # Promise 2: what the depositor signed is what is stored, or nothing is.
+            try:
+                self._signed.check_content(self._hash.hexdigest(), self._size)
+            except BaseException:
+                self.abort()
+                raise
         with self._stack:
             self._sealer.close()
             self._writer.commit()
@@ -263,9 +293,23 @@ class Deposit:
                     "sha256": result.sha256,
                     "size": result.size,
                     "kind": request.kind,
-                    "signed": False,
+                    "signed": self._signed is not None,
                 },
             )
+            signatures.record_ciphertext(
+                session, result.item_id, self._ciphertext.hexdigest(), self._ciphertext.size
+            )
+            if self._signed is not None:
+                item = session.get(Item, result.item_id)
+                assert item is not None
+                signatures.record(
+                    session,
+                    item=item,
+                    recipient=keys.recipient_of(identity),
+                    checked=self._signed,
+                    role=signatures.DEPOSITOR,
+                    now=vault.clock(),
+                )
             # DESIGN.md "Deposit": the extraction job commits with the item, so none is lost.
             jobs.enqueue(
                 session,

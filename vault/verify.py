@@ -3,9 +3,11 @@
 Checks, each failure named by what it concerns and its kind:
 
 - every item's object exists and, opened with the item's own key, streams the plaintext whose
-  SHA-256 and size were recorded at deposit (`fast`: existence and a plausible ciphertext size
-  only; the deposit records no ciphertext digest yet); an item without a key must have a
-  `deletion` (crypto-shredding) entry in the ledger;
+  SHA-256 and size were recorded at deposit (`fast`: the SHA-256 and size of the ciphertext
+  recorded in the deposit's pass, without decrypting; size only for items deposited before it
+  was recorded); an item without a key must have a `deletion` (crypto-shredding) entry;
+- every signed statement kept with an item (depositor and co-signers) still verifies with the
+  key recorded for it and names the item's SHA-256, size and case (`vault.signatures.recheck`);
 - every ledger entry is RFC 8785 canonical JSON, in its place (`seq`), chained to the one
   before, with the copies in its row (hashes, columns, sealed-details digest) matching it, and
   the head row matching the last entry;
@@ -24,8 +26,10 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 import keys
+from vault import signatures
 from vault.compose import Vault
 from vault.db.models import Item, ItemKey
+from vault.db.signature_tables import ItemSignature
 from vault.ledger import actions, note
 from vault.ledger.entry import format_time, parse
 from vault.ledger.errors import LedgerError
@@ -41,6 +45,8 @@ KEY_MISSING: Final = "item key missing"
 KEY_UNWRAP: Final = "item key does not unwrap"
 DIGEST_MISMATCH: Final = "plaintext digest differs"
 SIZE_MISMATCH: Final = "size differs"
+CIPHERTEXT_MISMATCH: Final = "ciphertext digest differs"
+SIGNATURE_INVALID: Final = "signature invalid"
 ENTRY_MISSING: Final = "ledger entry missing"
 ENTRY_MALFORMED: Final = "ledger entry malformed"
 ENTRY_MISPLACED: Final = "ledger entry out of place"
@@ -55,6 +61,7 @@ CHECKPOINT_UNRECORDED: Final = "checkpoint copy without a record"
 
 CHECKPOINT_PREFIX: Final = "ledger/checkpoints/"
 _AGE_CHUNK: Final = 64 * 1024
+_READ: Final = 1024 * 1024
 _ENTRIES = cast(Table, LedgerRow.__table__)
 _STATE = cast(Table, LedgerState.__table__)
 _CHECKPOINTS = cast(Table, CheckpointRow.__table__)
@@ -81,6 +88,7 @@ class Report:
     shredded: int = 0
     entries: int = 0
     checkpoints: int = 0
+    signatures: int = 0
     failures: list[Failure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -101,6 +109,7 @@ class Report:
             "shredded": self.shredded,
             "entries": self.entries,
             "checkpoints": self.checkpoints,
+            "signatures": self.signatures,
             "failures": [
                 {"subject": f.subject, "kind": f.kind, "detail": f.detail} for f in self.failures
             ],
@@ -119,9 +128,6 @@ def verify(vault: Vault, *, fast: bool = False, progress: Progress | None = None
         _verify_items(vault, session, report, fast, tick)
         leaves = _verify_ledger(session, report, tick)
         _verify_checkpoints(vault, session, report, MerkleTree(leaves), tick)
-    report.notes.append(
-        "depositor signatures: this vault version records none, so none were checked"
-    )
     return report
 
 
@@ -139,6 +145,8 @@ def _verify_items(
         )
     }
     wrapped = {k.item_id: bytes(k.wrapped) for k in session.scalars(select(ItemKey))}
+    signed = signatures.signatures_of(session)
+    ciphertexts = signatures.ciphertexts_of(session) if fast else {}
     identities: dict[str, str] = {}
     unreadable: list[Item] = []
     for done, item in enumerate(items, 1):
@@ -155,13 +163,18 @@ def _verify_items(
         if not vault.store.exists(item.object_name):
             report.fail(item.id, OBJECT_MISSING, item.object_name)
             continue
-        if fast:
-            _check_size(vault, item, report)
-            continue
         try:
             identity = vault.keyring.unwrap(wrapped[item.id])
         except Exception as exc:  # any keyring failure is the finding
             report.fail(item.id, KEY_UNWRAP, type(exc).__name__)
+            continue
+        _check_signatures(item, identity, signed.get(item.id, []), report)
+        if fast:
+            recorded = ciphertexts.get(item.id)
+            if recorded is None:
+                _check_size(vault, item, report)
+            else:
+                _check_ciphertext(vault, item, recorded, report)
             continue
         identities[item.id] = identity
         digest, size = _plaintext_digest(vault, item.object_name, identity)
@@ -174,6 +187,30 @@ def _verify_items(
     _explain_unreadable(vault, unreadable, identities, report)
     if fast:
         report.notes.append("--fast: objects checked for presence and size, not opened")
+
+
+def _check_signatures(item: Item, identity: str, rows: list[ItemSignature], report: Report) -> None:
+    for row in rows:
+        report.signatures += 1
+        problem = signatures.recheck(row, item, identity)
+        if problem is not None:
+            report.fail(
+                item.id, SIGNATURE_INVALID, f"signature {row.number} by {row.key_id}: {problem}"
+            )
+
+
+def _check_ciphertext(vault: Vault, item: Item, recorded: tuple[str, int], report: Report) -> None:
+    sha256, expected = recorded
+    size = vault.store.size(item.object_name)
+    if size != expected:
+        report.fail(item.id, SIZE_MISMATCH, f"object is {size} bytes, {expected} recorded")
+        return
+    digest = hashlib.sha256()
+    with vault.store.open(item.object_name) as source:
+        while block := source.read(_READ):
+            digest.update(block)
+    if digest.hexdigest() != sha256:
+        report.fail(item.id, CIPHERTEXT_MISMATCH, f"recorded {sha256}, found {digest.hexdigest()}")
 
 
 def _check_size(vault: Vault, item: Item, report: Report) -> None:

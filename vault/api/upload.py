@@ -20,10 +20,18 @@ from policies import Principal
 from vault.compose import Vault
 from vault.deposit import Deposit, DepositResult
 from vault.errors import BadField, TooLarge
+from vault.signatures import SIGNATURE_HEADER, STATEMENT_HEADER, Presented
 
 BATCH = 1024 * 1024  # bytes handed to a worker thread at a time
 MAX_FIELD = 64 * 1024  # a metadata field of a multipart body
 DEPTH = 2  # batches read ahead of the sealing thread
+
+
+def _statement(request: Request) -> Presented | None:
+    # A signed deposit's statement and signature travel in headers, base64 (vault.signatures).
+    return Presented.from_base64(
+        request.headers.get(STATEMENT_HEADER), request.headers.get(SIGNATURE_HEADER)
+    )
 
 
 def _declared_size(request: Request) -> int | None:
@@ -89,7 +97,9 @@ async def deposit_raw(
     left behind then.
     """
     declared = _declared_size(request)
-    deposit = await to_thread.run_sync(Deposit.start, vault, principal, fields, declared)
+    deposit = await to_thread.run_sync(
+        Deposit.start, vault, principal, fields, declared, _statement(request)
+    )
     try:
         await _pump(request, deposit.write)
         return await to_thread.run_sync(deposit.commit)
@@ -101,8 +111,16 @@ async def deposit_raw(
 class _Multipart:
     """Callbacks of the streaming parser: metadata parts collected, the file part deposited."""
 
-    def __init__(self, vault: Vault, principal: Principal, case_id: str, boundary: bytes) -> None:
+    def __init__(
+        self,
+        vault: Vault,
+        principal: Principal,
+        case_id: str,
+        boundary: bytes,
+        statement: Presented | None = None,
+    ) -> None:
         self.vault, self.principal = vault, principal
+        self.statement = statement
         self.fields: dict[str, str] = {"case": case_id}
         self.deposit: Deposit | None = None
         self._headers: dict[bytes, bytes] = {}
@@ -154,7 +172,9 @@ class _Multipart:
             self.fields["filename"] = filename.decode("utf-8", "replace")
         # Metadata parts come before the file part (docs/usage.md), so they are checked here,
         # before a byte of the file is stored.
-        self.deposit = Deposit.start(self.vault, self.principal, self.fields)
+        self.deposit = Deposit.start(
+            self.vault, self.principal, self.fields, statement=self.statement
+        )
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self._in_file:
@@ -200,7 +220,7 @@ async def deposit_multipart(
     declared = _declared_size(request)
     if declared is not None and declared > vault.settings.max_upload_bytes + MAX_FIELD * 10:
         raise TooLarge(f"the limit is {vault.settings.max_upload_bytes} bytes")
-    parts = _Multipart(vault, principal, case_id, boundary)
+    parts = _Multipart(vault, principal, case_id, boundary, _statement(request))
     try:
         await _pump(request, parts.write)
         return await to_thread.run_sync(parts.finish)

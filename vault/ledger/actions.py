@@ -9,9 +9,11 @@ so an archivist reading the ledger sees the words of their own standard. Which o
 | text extracted | `METADATA_EXTRACTION` | `language`, `chars`, `tool` |
 | item put into the search index | `INDEXING` | `chars`, `engine` |
 | object read or downloaded | `DECRYPTION` | `purpose` (`read`, `download`) |
-| depositor signature checked | `DIGITAL_SIGNATURE_VALIDATION` | `key_id`, `outcome` |
+| signature checked | `DIGITAL_SIGNATURE_VALIDATION` | `key_id`, `outcome`, `role`, `number` |
 | `tvault verify` of an item | `FIXITY_CHECK` | `sha256`, `outcome` |
 | item key shredded | `DELETION` | `reason` |
+| keyring master key rotated | `KEY_ROTATION` | `version`, `rewrapped` |
+| depositor key registered | `KEY_REGISTRATION` | `key_id`, `account` |
 | case grant given / revoked | `GRANT` / `REVOCATION` | `grantee`, `role` |
 | item consent changed | `CONSENT_CHANGE` | `version`, `scopes`, `granted`, `withdrawn` |
 | legal hold set or lifted | `LEGAL_HOLD` | `held` |
@@ -45,6 +47,7 @@ REVOCATION: Final = "revocation"
 LEGAL_HOLD: Final = "legal hold"
 CONSENT_CHANGE: Final = "consent change"
 KEY_ROTATION: Final = "key rotation"
+KEY_REGISTRATION: Final = "key registration"
 ACCESS_DENIED: Final = "access denied"
 
 PREMIS: Final = frozenset(
@@ -70,6 +73,7 @@ OWN: Final = frozenset(
         CONSENT_CHANGE,
         LEGAL_HOLD,
         KEY_ROTATION,
+        KEY_REGISTRATION,
         ACCESS_DENIED,
     }
 )

@@ -14,7 +14,10 @@ import hashlib
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import datetime
 from typing import BinaryIO, cast
+
+from sqlalchemy import select
 
 import keys
 from policies import Allow, Principal, actions, obligations
@@ -26,6 +29,7 @@ from vault.db.access_tables import ItemIdentity, RedactedRendition
 from vault.errors import BadField, Conflict, NotFound, TooLarge
 from vault.ids import new_id
 from vault.sealing import open_json, seal_json
+from vault.storage import ObjectLocked, ObjectNotFound
 
 REDACTED = "[redacted]"
 RENDITION_PREFIX = "redacted/"
@@ -241,3 +245,28 @@ def redacted_rendition(vault: Vault, item_id: str) -> tuple[Rendition, Iterator[
 def _chunks(vault: Vault, name: str, identity: str) -> Iterator[bytes]:
     with vault.store.open(name) as source:
         yield from keys.open_stream(source, identity)
+
+
+def sweep_renditions(vault: Vault, cutoff: datetime) -> int:
+    """Delete rendition objects no row references, written before `cutoff`; return how many.
+
+    A crash between a rendition's upload and its commit leaves such an object (promise 7);
+    younger ones may belong to an upload in progress. Locked objects (a shredded item's
+    rendition under retention) are left for their retention to end.
+    """
+    removed = 0
+    for info in list(vault.store.entries(RENDITION_PREFIX)):
+        if info.modified > cutoff:
+            continue
+        with vault.sessions() as session:
+            known = select(RedactedRendition.item_id).where(
+                RedactedRendition.object_name == info.name
+            )
+            if session.scalar(known) is not None:
+                continue
+        try:
+            vault.store.delete(info.name)
+        except (ObjectLocked, ObjectNotFound):
+            continue
+        removed += 1
+    return removed

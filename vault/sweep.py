@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from vault.compose import Vault
 from vault.db import Item
+from vault.identity import sweep_renditions
 from vault.objects import PREFIX
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,8 @@ def sweep(vault: Vault) -> int:
                 continue
         vault.store.delete(info.name)
         removed += 1
+    # Redacted renditions live under their own prefix (vault.identity); same rule.
+    removed += sweep_renditions(vault, cutoff)
     if removed:
         log.info("sweep removed %d unreferenced objects", removed)
     return removed

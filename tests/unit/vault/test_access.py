@@ -18,7 +18,9 @@ from vault.accounts import add_user
 from vault.api.app import create_app
 from vault.api.auth import issue_token
 from vault.compose import TOKEN_SIGNING, Vault
+from vault.identity import RENDITION_PREFIX
 from vault.indexing import index_item
+from vault.sweep import sweep
 
 with warnings.catch_warnings():
     # Starlette 1.x asks for `httpx2` in its test client; the `httpx` it wraps works the same.
@@ -347,3 +349,21 @@ def test_a_custodian_reads_content_only_under_a_grant_from_another_custodian(
     assert granted.status_code == 204
     assert admin.get(f"/v1/items/{item}/content").content == BODY
     carol.close()
+
+
+def test_the_sweep_removes_an_abandoned_rendition_and_keeps_recorded_ones(
+    as_: dict[str, TestClient], vault: Vault, case_id: str
+) -> None:
+    item = deposit(as_["tina"], case_id, "advocacy_anonymised")
+    assert as_["tina"].put(f"/v1/items/{item}/redacted", content=REDACTED_BODY).status_code == 201
+    # What a crash between a rendition's upload and its commit leaves behind.
+    with vault.store.writer(f"{RENDITION_PREFIX}abandoned") as writer:
+        writer.write(b"ciphertext")
+        writer.commit()
+    later = vault.clock() + timedelta(seconds=vault.settings.sweep_grace_seconds + 60)
+    vault.clock = lambda: later
+    assert sweep(vault) == 1
+    assert list(vault.store.names(RENDITION_PREFIX)) != []
+    assert not vault.store.exists(f"{RENDITION_PREFIX}abandoned")
+    grant(as_, case_id, "ava", "advocate")
+    assert as_["ava"].get(f"/v1/items/{item}/content").content == REDACTED_BODY

@@ -10,7 +10,7 @@ from anyio import to_thread
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vault.api import access_routes, ledger_routes, problems, search_routes
+from vault.api import access_routes, ledger_routes, problems, search_routes, signature_routes
 from vault.api.deps import gate_of, limiter_of, verification_key
 from vault.api.routes import public, v1
 from vault.compose import Vault
@@ -74,6 +74,7 @@ def create_app(vault: Vault) -> FastAPI:
     app.include_router(access_routes.router)
     app.include_router(search_routes.router)
     app.include_router(ledger_routes.router)
+    app.include_router(signature_routes.router)
     app.add_middleware(AccessLog)
 
     return app

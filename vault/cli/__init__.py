@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from vault.cli import access, admin, client, jobs, ledger, search, verify
+from vault.cli import access, admin, client, jobs, keys, ledger, search, verify
 
 app = typer.Typer(
     name="tvault",
@@ -32,6 +32,7 @@ app.command()(search.search)
 app.command()(search.reindex)
 app.add_typer(ledger.app, name="ledger")
 app.command()(verify.verify)
+keys.register(keys_app=access.keys_app, users=admin.users, app=app)
 
 
 def main() -> None:

@@ -111,6 +111,15 @@ def deposit(
     language: Annotated[str | None, typer.Option("--language")] = None,
     tags: Annotated[str | None, typer.Option("--tags", help="Tags, comma-separated.")] = None,
     notes: Annotated[str | None, typer.Option("--notes", help="Free-text notes (sealed).")] = None,
+    sign_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--sign-key",
+            exists=True,
+            dir_okay=False,
+            help="Sign a statement of the deposit with this key (raw Ed25519 or OpenSSH).",
+        ),
+    ] = None,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     as_json: JsonOption = False,
@@ -127,14 +136,31 @@ def deposit(
     }
     query = {k: v for k, v in params.items() if v is not None}
     size = file.stat().st_size
+    headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
     with _client(url, token) as client, _progress() as progress:
+        if sign_key is not None:
+            from vault.cli import keys as signing  # here: it imports this module
+
+            # One pass for the statement's SHA-256 and size, then the upload (docs/signatures.md).
+            sha256, size = signing.digest_of(file)
+            headers["Content-Length"] = str(size)
+            headers |= signing.signed_headers(
+                client,
+                sign_key,
+                case=case,
+                kind=kind,
+                filename=file.name,
+                consent=consent,
+                sha256=sha256,
+                size=size,
+            )
         item = _call(
             client,
             "POST",
             f"/v1/cases/{case}/items",
             params=query,
             content=_chunks(file, progress),
-            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+            headers=headers,
         )
     emit(item, as_json, f"{item['id']}  sha256:{item['sha256']}")
 

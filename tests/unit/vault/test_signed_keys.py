@@ -1,0 +1,115 @@
+"""Key rotation in the ledger, recovery shares, and client-side signing of statements."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+import keys
+from tests.services import tool
+from tests.unit.vault.conftest import PASSPHRASE, principal
+from tests.unit.vault.test_deposit import deposit, fields
+from vault import ledger, verify
+from vault.cases import create_case
+from vault.cli import app
+from vault.cli.keys import public_key_of, rotate, sign_with
+from vault.compose import Vault
+from vault.db import ItemKey
+from vault.errors import Forbidden
+
+SHARE = re.compile(r"^share \d+: (.+)$", re.M)
+
+
+@pytest.fixture
+def items(vault: Vault) -> list[str]:
+    case = create_case(vault, principal(vault, "tina"), "Case 1").id
+    return [
+        deposit(vault, "tina", b"testimony %d " % n * 999, fields(case)).item_id for n in range(3)
+    ]
+
+
+def versions(vault: Vault) -> set[int]:
+    with vault.sessions() as session:
+        return {keys.Keyring.version_of(bytes(w)) for w in session.scalars(select(ItemKey.wrapped))}
+
+
+def test_rotation_rewraps_every_item_key_in_batches_and_is_a_ledger_entry(
+    vault: Vault, items: list[str]
+) -> None:
+    assert versions(vault) == {1}
+    done = rotate(vault, "admin", batch=2)
+    assert (done.version, done.previous, done.rewrapped, done.retired) == (2, 1, 3, ())
+    assert versions(vault) == {2}
+    assert vault.keyring.versions == (1, 2)
+    with vault.sessions() as session:
+        last = list(ledger.entries(session))[-1]
+    assert (last.action, last.actor) == (ledger.actions.KEY_ROTATION, "admin")
+    assert last.details["version"] == 2 and last.details["rewrapped"] == 3
+    # Retiring after a second rotation leaves one master key, and every item still opens.
+    done = rotate(vault, "admin", retire=True)
+    assert done.retired == (1, 2) and vault.keyring.versions == (3,)
+    report = verify.verify(vault)
+    assert report.ok, report.failures
+    assert report.items == 3
+
+
+def test_only_key_managers_rotate(vault: Vault, items: list[str]) -> None:
+    with pytest.raises(Forbidden):
+        rotate(vault, "tina")
+    assert vault.keyring.versions == (1,) and versions(vault) == {1}
+
+
+def test_split_and_recover_through_the_cli(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = str(vault.settings.home)
+    monkeypatch.setenv("TVAULT_PASSPHRASE", PASSPHRASE)
+    runner = CliRunner()
+    split = runner.invoke(
+        app, ["keys", "split", "--shares", "3", "--threshold", "2", "--vault", home]
+    )
+    assert split.exit_code == 0, split.output
+    shares = SHARE.findall(split.output)
+    assert len(shares) == 3
+    assert keys.combine_shares(shares[1:]) == vault.keyring.recovery_key()
+    one = runner.invoke(app, ["keys", "recover", "--share", shares[0], "--vault", home])
+    assert one.exit_code == 1 and "needed" in one.output
+    monkeypatch.setenv("TVAULT_PASSPHRASE", "a new passphrase for the trustees")
+    done = runner.invoke(
+        app, ["keys", "recover", "--share", shares[0], "--share", shares[2], "--vault", home]
+    )
+    assert done.exit_code == 0, done.output
+    reopened = keys.Keyring.open(vault.settings.keyring_path, "a new passphrase for the trustees")
+    assert reopened.recovery_key() == vault.keyring.recovery_key()
+    with pytest.raises(keys.KeyringError):
+        keys.Keyring.open(vault.settings.keyring_path, PASSPHRASE)
+    bad = runner.invoke(
+        app, ["keys", "split", "--shares", "2", "--threshold", "3", "--vault", home]
+    )
+    assert bad.exit_code == 2
+
+
+def test_client_side_signing_with_raw_and_openssh_keys(tmp_path: Path) -> None:
+    runner = CliRunner()
+    raw = tmp_path / "me.key"
+    made = runner.invoke(app, ["keys", "generate", str(raw)])
+    assert made.exit_code == 0, made.output
+    assert raw.stat().st_mode & 0o777 == 0o600
+    message = b'{"statement":1}'
+    public = public_key_of(raw)
+    keys.verify_signature(message, sign_with(raw, message), public)
+    assert keys.key_id(public) in made.output
+
+    ssh_keygen = tool("ssh-keygen")
+    ssh = tmp_path / "id_ed25519"
+    subprocess.run([ssh_keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(ssh)], check=True)
+    (tmp_path / "id_ed25519.pub").unlink()  # derived with ssh-keygen -y instead
+    ssh_public = public_key_of(ssh)
+    armored = sign_with(ssh, message)
+    assert armored.startswith("-----BEGIN SSH SIGNATURE-----")
+    keys.verify_signature(message, armored, ssh_public)
+    with pytest.raises(keys.SignatureError):
+        keys.verify_signature(message + b" ", armored, ssh_public)

@@ -1,0 +1,377 @@
+"""`tvault keys rotate|split|recover|generate`, `tvault users key-add|keys`, `tvault cosign`.
+
+Admin commands (`rotate`, `split`, `recover`) open the vault's keyring where it lives; the
+others talk to the API. Client-side signing: a raw Ed25519 key file (`tvault keys generate`,
+`keys.generate_signing_key`) is used directly; any other key file is an OpenSSH private key,
+handed to `ssh-keygen -Y sign -n testimony-vault` (the statement goes through its standard
+input, so no copy of it touches the disk).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from sqlalchemy import select
+
+import keys
+from policies import Resource, actions, kinds
+from vault import ledger
+from vault.access import authorize
+from vault.accounts import find_user, principal_of
+from vault.cli.admin import _open
+from vault.cli.client import TokenOption, UrlOption, _call, _client
+from vault.cli.common import DEFAULT_URL, USAGE, JsonOption, VaultOption, emit, fail, passphrase
+from vault.cli.common import settings_for as _settings_for
+from vault.compose import Vault
+from vault.db import ItemKey
+from vault.errors import VaultError
+from vault.signatures import SIGNATURE_HEADER, STATEMENT_HEADER, build_statement
+
+RAW_PRIVATE = "ed25519-secret:"
+RAW_PUBLIC = "ed25519:"
+READ = 1024 * 1024
+SSH_TIMEOUT = 60.0
+
+
+# --- key rotation -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """What `rotate` did: the new master key version, item keys re-wrapped, versions retired."""
+
+    version: int
+    previous: int
+    rewrapped: int
+    retired: tuple[int, ...]
+
+
+def rotate(vault: Vault, actor: str, *, batch: int = 500, retire: bool = False) -> Rotation:
+    """Rotate the keyring's master key and re-wrap every item key to it, `batch` per transaction.
+
+    `actor` must be an account the policy allows `key.manage`. Appends a `key rotation` ledger
+    entry. With `retire`, removes the older master key versions once no item key uses them.
+    **A running `tvault serve` keeps wrapping new deposits with the version it loaded: stop it
+    first, or run `rotate` again after restarting it, before `--retire`.** Raises `Forbidden`,
+    `NotFound` (no such account) or `keys.KeyringError`.
+    """
+    with vault.sessions() as session:
+        principal = principal_of(session, find_user(session, actor))
+    authorize(vault.sessions, principal, actions.KEY_MANAGE, Resource(kind=kinds.KEY))
+    keyring = vault.keyring
+    previous = keyring.current_version
+    version = keyring.rotate()
+    rewrapped, last = 0, ""
+    while True:
+        # One transaction per batch: a crash leaves some keys on the old version, which stays
+        # in the ring and still unwraps them; running `rotate` again finishes the job.
+        with vault.sessions.begin() as session:
+            rows = session.scalars(
+                select(ItemKey).where(ItemKey.item_id > last).order_by(ItemKey.item_id).limit(batch)
+            ).all()
+            if not rows:
+                break
+            for row in rows:
+                if keyring.version_of(bytes(row.wrapped)) != version:
+                    row.wrapped = keyring.rewrap(bytes(row.wrapped))
+                    rewrapped += 1
+            last = rows[-1].item_id
+    retired: tuple[int, ...] = ()
+    if retire:
+        with vault.sessions() as session:
+            in_use = {
+                keyring.version_of(bytes(w)) for w in session.scalars(select(ItemKey.wrapped))
+            }
+        retired = tuple(v for v in keyring.versions if v != version and v not in in_use)
+        for old in retired:
+            keyring.retire(old)
+    with vault.sessions.begin() as session:
+        ledger.append(
+            session,
+            actor=actor,
+            action=ledger.actions.KEY_ROTATION,
+            details={
+                "version": version,
+                "previous": previous,
+                "rewrapped": rewrapped,
+                "retired": list(retired),
+            },
+        )
+    return Rotation(version, previous, rewrapped, retired)
+
+
+def keys_rotate(
+    vault_dir: VaultOption = None,
+    actor: Annotated[
+        str, typer.Option("--as", help="The custodian account doing it (for the ledger).")
+    ] = "admin",
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Item keys per transaction.")] = 500,
+    retire: Annotated[
+        bool, typer.Option("--retire", help="Remove old master keys no item key uses any more.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Rotate the master key and re-wrap every item key (stop `tvault serve` first)."""
+    vault = _open(vault_dir)
+    try:
+        done = rotate(vault, actor, batch=batch, retire=retire)
+    except VaultError as exc:
+        fail(exc.detail)
+    except keys.KeyringError as exc:
+        fail(f"keyring: {exc}")
+    finally:
+        vault.close()
+    emit(
+        done.__dict__,
+        as_json,
+        f"master key version {done.version} (was {done.previous}); {done.rewrapped} item keys "
+        f"re-wrapped" + (f"; retired {', '.join(map(str, done.retired))}" if done.retired else ""),
+    )
+
+
+def keys_split(
+    shares: Annotated[int, typer.Option("--shares", help="How many trustees get a share.")],
+    threshold: Annotated[int, typer.Option("--threshold", help="How many shares rebuild it.")],
+    vault_dir: VaultOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print recovery shares of the keyring (SLIP-39 words); any THRESHOLD of them recover it.
+
+    **Each share is a secret: give each to a different trustee and keep none on this machine.**
+    """
+    vault = _open(vault_dir)
+    try:
+        words = keys.split_secret(vault.keyring.recovery_key(), shares, threshold)
+    except ValueError as exc:
+        fail(str(exc), USAGE)
+    finally:
+        vault.close()
+    emit(
+        {"threshold": threshold, "shares": words},
+        as_json,
+        "\n".join(f"share {n}: {w}" for n, w in enumerate(words, 1)),
+    )
+
+
+def keys_recover(
+    share: Annotated[
+        list[str] | None,
+        typer.Option("--share", help="A recovery share (repeat); else one per line on stdin."),
+    ] = None,
+    vault_dir: VaultOption = None,
+) -> None:
+    """Recover the keyring from recovery shares and seal it under a new passphrase.
+
+    The new passphrase comes from TVAULT_PASSPHRASE or a prompt (asked twice).
+    """
+    settings = _settings_for(vault_dir)
+    given = list(share or [])
+    if not given:
+        given = [line for line in sys.stdin.read().splitlines() if line.strip()]
+    try:
+        secret = keys.combine_shares(given)
+    except keys.RecoveryError as exc:
+        fail(str(exc))
+    new = passphrase(settings, confirm=True, dev=False)
+    try:
+        keys.Keyring.recover(settings.keyring_path, secret, new)
+    except (keys.KeyringError, OSError) as exc:
+        fail(f"cannot recover the keyring: {exc}")
+    typer.echo(
+        f"recovered the keyring in {settings.keyring_path}; it opens with the new passphrase"
+    )
+
+
+def keys_generate(
+    file: Annotated[Path, typer.Argument(dir_okay=False, help="Private key file to create.")],
+) -> None:
+    """Create a raw Ed25519 signing key: FILE (private, mode 0600) and FILE.pub (to register)."""
+    public_file = file.with_name(file.name + ".pub")
+    private, public = keys.generate_signing_key()
+    try:
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        fail(f"{file} exists")
+    with os.fdopen(fd, "w") as out:
+        out.write(private + "\n")
+    public_file.write_text(public + "\n")
+    typer.echo(f"{public_file}: {keys.key_id(public)}")
+
+
+# --- signing on the client --------------------------------------------------------------------
+
+
+def public_key_of(key_file: Path) -> str:
+    """Return the public key of the private `key_file`: from `KEYFILE.pub`, else derived.
+
+    Raises `ValueError` if it cannot be found.
+    """
+    pub = key_file.with_name(key_file.name + ".pub")
+    if pub.is_file():
+        return pub.read_text().strip()
+    text = key_file.read_text()
+    for line in text.splitlines():
+        if line.startswith(RAW_PUBLIC):
+            return line.strip()
+    if text.startswith(RAW_PRIVATE):
+        raise ValueError(f"put the public key in {pub} (tvault keys generate writes it)")
+    ssh_keygen = shutil.which("ssh-keygen")
+    if ssh_keygen is None:
+        raise ValueError("ssh-keygen is not on PATH")
+    done = subprocess.run(
+        [ssh_keygen, "-y", "-f", str(key_file)],
+        capture_output=True,
+        text=True,
+        timeout=SSH_TIMEOUT,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise ValueError(f"ssh-keygen -y: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def sign_with(key_file: Path, statement: bytes) -> str:
+    """Sign `statement` with `key_file` (raw Ed25519, or OpenSSH through `ssh-keygen -Y sign`).
+
+    Raises `ValueError` if the key cannot sign.
+    """
+    text = key_file.read_text()
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    if first.startswith(RAW_PRIVATE):
+        return keys.sign(statement, first)
+    ssh_keygen = shutil.which("ssh-keygen")
+    if ssh_keygen is None:
+        raise ValueError("ssh-keygen is not on PATH")
+    # Without a file argument ssh-keygen signs its standard input and prints the signature.
+    done = subprocess.run(
+        [ssh_keygen, "-q", "-Y", "sign", "-f", str(key_file), "-n", keys.SSHSIG_NAMESPACE],
+        input=statement,
+        capture_output=True,
+        timeout=SSH_TIMEOUT,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise ValueError(f"ssh-keygen -Y sign: {done.stderr.decode(errors='replace').strip()}")
+    return done.stdout.decode("ascii")
+
+
+def digest_of(file: Path) -> tuple[str, int]:
+    """Return the SHA-256 (hex) and size of `file`, in one pass."""
+    digest, size = hashlib.sha256(), 0
+    with file.open("rb") as source:
+        while block := source.read(READ):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+def signed_headers(
+    client: httpx.Client,
+    key_file: Path,
+    *,
+    case: str,
+    kind: str,
+    filename: str,
+    consent: str,
+    sha256: str,
+    size: int,
+) -> dict[str, str]:
+    """Build and sign a deposit statement; return the headers that carry it (base64)."""
+    origin = _call(client, "GET", "/v1/signatures/origin")["origin"]
+    try:
+        public = public_key_of(key_file)
+        statement = build_statement(
+            origin=origin,
+            case=case,
+            sha256=sha256,
+            size=size,
+            filename=filename,
+            kind=kind,
+            consent=[s.strip() for s in consent.split(",") if s.strip()],
+            key_id=keys.key_id(public),
+            signed_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        )
+        signature = sign_with(key_file, statement)
+    except (ValueError, OSError, keys.SignatureError) as exc:
+        fail(f"--sign-key: {exc}", USAGE)
+    return {
+        STATEMENT_HEADER: base64.b64encode(statement).decode("ascii"),
+        SIGNATURE_HEADER: base64.b64encode(signature.encode("utf-8")).decode("ascii"),
+    }
+
+
+def users_key_add(
+    name: str,
+    key_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Register the public key in KEYFILE (ed25519:... or an OpenSSH .pub) to NAME (custodians)."""
+    with _client(url, token) as client:
+        done = _call(
+            client, "POST", f"/v1/users/{name}/keys", json={"public_key": key_file.read_text()}
+        )
+    emit(done, as_json, f"registered {done['key_id']} to {name}")
+
+
+def users_keys(
+    name: str, url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False
+) -> None:
+    """List the keys registered to NAME (custodians)."""
+    with _client(url, token) as client:
+        rows = _call(client, "GET", f"/v1/users/{name}/keys")
+    emit(rows, as_json, "\n".join(f"{r['key_id']}\t{r['added_by']}\t{r['added_at']}" for r in rows))
+
+
+def cosign(
+    item: str,
+    sign_key: Annotated[
+        Path, typer.Option("--sign-key", exists=True, dir_okay=False, help="Your private key.")
+    ],
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add your signature to ITEM (co-signing therapist, witness): a signed statement of it."""
+    with _client(url, token) as client:
+        data: dict[str, Any] = _call(client, "GET", f"/v1/items/{item}")
+        headers = signed_headers(
+            client,
+            sign_key,
+            case=data["case_id"],
+            kind=data["kind"],
+            filename=data.get("filename") or "",
+            consent=",".join(data["consent"]),
+            sha256=data["sha256"],
+            size=data["size"],
+        )
+        done = _call(
+            client,
+            "POST",
+            f"/v1/items/{item}/signatures",
+            json={"statement": headers[STATEMENT_HEADER], "signature": headers[SIGNATURE_HEADER]},
+        )
+    emit(done, as_json, f"signature {done['number']} on {item} by {done['key_id']}")
+
+
+def register(*, keys_app: typer.Typer, users: typer.Typer, app: typer.Typer) -> None:
+    """Add these commands to the `tvault` app (called once by `vault.cli`)."""
+    keys_app.command("rotate")(keys_rotate)
+    keys_app.command("split")(keys_split)
+    keys_app.command("recover")(keys_recover)
+    keys_app.command("generate")(keys_generate)
+    users.command("key-add")(users_key_add)
+    users.command("keys")(users_keys)
+    app.command("cosign")(cosign)

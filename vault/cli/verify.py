@@ -17,11 +17,11 @@ from vault.verify import verify as verify_vault
 def verify(
     vault_dir: VaultOption = None,
     fast: Annotated[
-        bool, typer.Option("--fast", help="Check object presence and size only; do not decrypt.")
+        bool, typer.Option("--fast", help="Compare ciphertext digests instead of decrypting.")
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Re-check every object, the ledger's chain and tree, and every checkpoint signature."""
+    """Re-check every object, signed statement, the ledger's chain and tree, and checkpoint."""
     vault = _open(vault_dir)
     try:
         console = Console(stderr=True)
@@ -53,6 +53,7 @@ def _summary(report: Report) -> str:
         f"items: {report.items} checked ({report.shredded} shredded)",
         f"ledger entries: {report.entries}",
         f"checkpoints: {report.checkpoints}",
+        f"signatures: {report.signatures}",
         *[f"note: {n}" for n in report.notes],
     ]
     if report.ok:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.e2e.conftest import PASSPHRASE, Server, tvault
+from tests.e2e.conftest import PASSPHRASE, Server, base_env, free_port, tvault
 from vault.compose import open_vault
 from vault.settings import load_settings
 from vault.verify import verify
@@ -68,3 +68,22 @@ def test_grant_revoke_consent_hold_and_shred_from_the_command_line(
     finally:
         vault.close()
     assert report.ok and report.shredded == 1, report.failures
+
+
+def test_a_malformed_policy_file_stops_serve_with_its_line_and_reason(tmp_path: Path) -> None:
+    env = base_env(tmp_path / "vault")
+    tvault("init", "--admin", "admin", env=env)
+    policy = tmp_path / "policy.toml"
+    policy.write_text('format = 1\n\n[[rule]]\nroles = ["lawyer"]\nactions = ["item.reed"]\n')
+    port = str(free_port())
+    done = tvault(
+        "serve", "--port", port, env={**env, "TVAULT_POLICY_FILE": str(policy)}, check=False
+    )
+    assert done.returncode == 1, done.stderr
+    assert f"{policy}:5: unknown action 'item.reed'" in done.stderr
+    # The same file, fixed, starts (checked without serving: `tvault users list` opens the vault).
+    policy.write_text(
+        'format = 1\n\n[[rule]]\nroles = ["lawyer"]\nactions = ["item.read"]\ncase_grant = true\n'
+    )
+    listed = tvault("users", "list", env={**env, "TVAULT_POLICY_FILE": str(policy)}, check=False)
+    assert listed.returncode == 0, listed.stderr

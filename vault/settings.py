@@ -10,13 +10,15 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from vault.domain import ROLES
 
 SETTINGS_FILE = "tvault.toml"
 DEFAULT_HOME = Path("./vault-data")
@@ -56,6 +58,14 @@ class OidcIssuer(BaseModel):
     jwks_timeout_seconds: float = Field(default=5.0, gt=0)
     jwks_cache_seconds: float = Field(default=3600.0, ge=0)
     jwks_min_refetch_seconds: float = Field(default=30.0, ge=0)
+
+    @field_validator("role_map")
+    @classmethod
+    def _vault_roles(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value.values()) - set(ROLES))
+        if unknown:
+            raise ValueError(f"role_map names unknown vault roles {unknown}; use {list(ROLES)}")
+        return value
 
 
 class Settings(BaseSettings):

@@ -111,3 +111,13 @@ def test_use_installs_an_engine_and_puts_the_shipped_one_back() -> None:
     assert policies.decide(
         policies.Principal("ava", frozenset({"custodian"})), "case.list", policies.Resource("case")
     )
+
+
+def test_an_oidc_role_map_naming_an_unknown_role_is_a_settings_error(tmp_path: Path) -> None:
+    issuer = {"issuer": "i", "jwks_url": "http://j", "audience": "a", "role_map": {"x": "root"}}
+    with pytest.raises(ValueError, match="unknown vault roles"):
+        load_settings(tmp_path, oidc_issuers=[issuer])
+    with pytest.raises(ValueError):
+        load_settings(tmp_path, oidc_issuers=[{**issuer, "role_map": {}, "algorithms": ["HS256"]}])
+    ok = load_settings(tmp_path, oidc_issuers=[{**issuer, "role_map": {"x": "lawyer"}}])
+    assert ok.oidc_issuers[0].algorithms == ("RS256",)

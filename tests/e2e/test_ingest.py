@@ -119,6 +119,8 @@ def test_a_folder_is_ingested_extracted_and_its_failures_explained(
     listed = json.loads(tvault("jobs", "--failed", "--json", env=admin).stdout)
     assert [(j["item_id"], j["kind"]) for j in listed] == [(ids["cifrado.pdf"], "extract")]
     assert "encrypted" in listed[0]["last_error"]
+    human_jobs = tvault("jobs", "--failed", env=admin).stdout
+    assert listed[0]["id"] in human_jobs and "failed" in human_jobs and "encrypted" in human_jobs
     retried = json.loads(tvault("jobs", "--retry", listed[0]["id"], "--json", env=admin).stdout)
     assert (retried["state"], retried["attempts"]) == ("queued", 0)
     unknown = tvault("jobs", "--retry", "nosuchjob", env=admin, check=False)
@@ -131,3 +133,21 @@ def test_a_folder_is_ingested_extracted_and_its_failures_explained(
     pattern = f"tvault-worker-{served.process.pid}-*/**/*"
     leftovers = [p for p in Path("/dev/shm").glob(pattern) if p.is_file()]
     assert leftovers == []
+
+
+def test_usage_errors(tmp_path: Path) -> None:
+    env = {"TVAULT_HOME": str(tmp_path / "none"), "PATH": "/usr/bin:/bin"}
+    unknown = tvault("worker", "--kind", "nosuchstage", env=env, check=False)
+    assert unknown.returncode == 2 and "no stage nosuchstage" in unknown.stderr
+    (tmp_path / "empty").mkdir()
+    empty = tvault(
+        "ingest",
+        str(tmp_path / "empty"),
+        "--case",
+        "c",
+        "--consent",
+        "therapy",
+        env={**env, "TVAULT_TOKEN": "x"},
+        check=False,
+    )
+    assert empty.returncode == 2 and "no files" in empty.stderr

@@ -120,6 +120,29 @@ def test_refused_deposits_leave_nothing(
     assert _state(server) == before
 
 
+def test_multipart_fields_after_the_file_are_refused(server: Server, case_id: str) -> None:
+    before = _state(server)
+    boundary = "b0undary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="kind"\r\n\r\ntestimony\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="title"\r\n\r\nT\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="consent"\r\n\r\ntherapy\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n\r\n'
+        "data\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="notes"\r\n\r\nlate\r\n'
+        f"--{boundary}--\r\n"
+    ).encode()
+    with server.client("tina") as client:
+        response = client.post(
+            f"/v1/cases/{case_id}/items",
+            content=body,
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+    assert response.status_code == 422
+    assert "notes" in response.json()["detail"]
+    assert _state(server) == before
+
+
 def test_only_therapists_deposit(server: Server, case_id: str) -> None:
     before = _state(server)
     with server.client("admin") as client:

@@ -163,6 +163,10 @@ class _Multipart:
         name = options.get(b"name", b"").decode("utf-8", "replace")
         self._in_file = name == "file"
         if not self._in_file:
+            if self.deposit is not None:
+                # Its metadata was checked and fixed when the file began; a later field would be
+                # silently lost.
+                raise BadField(name, "metadata fields must come before the `file` part")
             self._name = name
             return
         if self.deposit is not None:

@@ -169,6 +169,10 @@ def claim(
     if not kinds:
         return None
     due = and_(Job.kind.in_(sorted(kinds)), _claimable(now))
+    # A read first: an idle worker polling must not take SQLite's write lock every time.
+    with sessions() as session:
+        if session.scalar(select(Job.id).where(due).limit(1)) is None:
+            return None
     candidate = (
         select(Job.id)
         .where(due)

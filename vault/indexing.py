@@ -12,12 +12,14 @@ and the custody entry. A crash between the two leaves an indexed item whose stat
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
+import multiprocessing
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,11 +30,12 @@ import keys
 from keys import Keyring
 from search import Index, IndexDocument, SealedVocabularyFile
 from vault import jobs, ledger
-from vault.compose import Vault
+from vault.compose import Vault, make_store
 from vault.db import Item, ItemKey
 from vault.db.jobs_tables import ItemText
 from vault.errors import NotFound
 from vault.settings import Settings
+from vault.storage import ObjectStore
 from vault.worker import register
 
 # Names of the keyring secrets the index needs (DESIGN.md "Keys": one key per purpose).
@@ -317,55 +320,109 @@ def _batches(vault: Vault, size: int) -> Iterator[Sequence[Item]]:
         last = (rows[-1].created_at, rows[-1].id)
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """An item of a reindex batch: its structural metadata and where its sealed text is."""
+
+    document: IndexDocument  # without its text yet
+    object_name: str
+    identity: str = field(repr=False)
+    language: str | None
+
+
+def _prepare(vault: Vault, rows: Sequence[Item]) -> tuple[int, list[_Pending]]:
+    ids = [item.id for item in rows]
+    with vault.sessions() as session:
+        wrapped = dict(
+            session.execute(
+                select(ItemKey.item_id, ItemKey.wrapped).where(ItemKey.item_id.in_(ids))
+            ).all()
+        )
+        texts = {
+            t.item_id: t for t in session.scalars(select(ItemText).where(ItemText.item_id.in_(ids)))
+        }
+    pending = []
+    for item in rows:
+        key, row = wrapped.get(item.id), texts.get(item.id)
+        if key is not None and row is not None:  # else shredded, or not extracted yet
+            document = document_of(item, Text("", row.language))
+            identity = vault.keyring.unwrap(key)
+            pending.append(_Pending(document, row.object_name, identity, row.language))
+    return len(rows), pending
+
+
+def _open_all(
+    store: ObjectStore, batch: tuple[int, list[_Pending]]
+) -> tuple[int, list[IndexDocument]]:
+    count, pending = batch
+    documents = []
+    for one in pending:
+        buffer = io.BytesIO()
+        with store.open(one.object_name) as source:
+            keys.unseal(source, buffer, one.identity)
+        documents.append(replace(one.document, text=buffer.getvalue().decode("utf-8")))
+    return count, documents
+
+
+_child_store: ObjectStore | None = None
+
+
+def _child_start(settings: dict[str, object]) -> None:
+    global _child_store  # one store per helper process, built once
+    _child_store = make_store(Settings.model_validate(settings))
+
+
+def _child_open(batch: tuple[int, list[_Pending]]) -> tuple[int, list[IndexDocument]]:
+    assert _child_store is not None
+    return _open_all(_child_store, batch)
+
+
 def reindex(
     vault: Vault,
     *,
     actor: str = REINDEXER,
     progress: Progress | None = None,
     batch: int = REINDEX_BATCH,
+    workers: int = 0,
 ) -> int:
     """Rebuild the index from the vault: every item with a key and extracted text. Returns how
     many items were indexed; `progress(done, total)` is called after each batch; one custody
     entry records the rebuild.
 
-    The index is cleared first, so searches find less until it finishes. Raises
+    With `workers` > 0, that many helper processes open the sealed texts while this process
+    indexes (each receives the item identities of its batches over a local pipe, and keeps
+    nothing). The index is cleared first, so searches find less until it finishes. Raises
     `keys.UnsealError` if a text does not open, `search.SearchError` if the engine fails (a
     second writer on the embedded index while `tvault serve` runs: stop the server first).
     """
     index = index_of(vault)
     with vault.sessions() as session:
         total = int(session.scalar(select(func.count()).select_from(Item)) or 0)
+    prepared = (_prepare(vault, rows) for rows in _batches(vault, batch))
     done = indexed = 0
-    with _write_lock:
-        index.clear()
-        try:
-            for rows in _batches(vault, batch):
-                documents = []
-                ids = [item.id for item in rows]
-                with vault.sessions() as session:
-                    keys_ = dict(
-                        session.execute(
-                            select(ItemKey.item_id, ItemKey.wrapped).where(ItemKey.item_id.in_(ids))
-                        ).all()
-                    )
-                    texts = {
-                        t.item_id: t
-                        for t in session.scalars(select(ItemText).where(ItemText.item_id.in_(ids)))
-                    }
-                for item in rows:
-                    wrapped, row = keys_.get(item.id), texts.get(item.id)
-                    if wrapped is None or row is None:  # shredded, or not extracted yet
-                        continue
-                    text = open_text(vault, row, vault.keyring.unwrap(wrapped))
-                    documents.append(document_of(item, text))
-                indexed += index.index(documents)
-                done += len(rows)
-                if progress is not None:
-                    progress(done, total)
-            index.commit()
-        except BaseException:
-            index.rollback()
-            raise
+    with contextlib.ExitStack() as stack:
+        if workers > 0:
+            pool = stack.enter_context(
+                multiprocessing.get_context("spawn").Pool(
+                    workers, _child_start, (vault.settings.model_dump(),)
+                )
+            )
+            # imap reads `prepared` ahead in its feeder thread and keeps the batches' order.
+            opened: Iterator[tuple[int, list[IndexDocument]]] = pool.imap(_child_open, prepared)
+        else:
+            opened = (_open_all(vault.store, one) for one in prepared)
+        with _write_lock:
+            index.clear()
+            try:
+                for count, documents in opened:
+                    indexed += index.index(documents)
+                    done += count
+                    if progress is not None:
+                        progress(done, total)
+                index.commit()
+            except BaseException:
+                index.rollback()
+                raise
     with vault.sessions.begin() as session:
         ledger.append(
             session,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import os
 import re
 from typing import Annotated, Any
 
@@ -15,6 +16,8 @@ from vault.cli.admin import _open
 from vault.cli.client import TokenOption, UrlOption, _call, _client
 from vault.cli.common import DEFAULT_URL, FAILURE, JsonOption, VaultOption, emit, fail
 
+# One helper per spare core opens sealed texts while this process indexes.
+DEFAULT_WORKERS = min(4, (os.cpu_count() or 1) - 1)
 _MARK = re.compile(r"<mark>(.*?)</mark>", re.DOTALL)
 
 
@@ -91,7 +94,14 @@ def snippet_text(snippet: str) -> Text:
     return out
 
 
-def reindex(vault_dir: VaultOption = None, as_json: JsonOption = False) -> None:
+def reindex(
+    vault_dir: VaultOption = None,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", min=0, help="Helper processes opening sealed texts (0: none)."),
+    ] = DEFAULT_WORKERS,
+    as_json: JsonOption = False,
+) -> None:
     """Rebuild the search index from the vault's sealed texts (stop `tvault serve` first)."""
     from search import SearchError
     from vault.indexing import reindex as rebuild
@@ -114,7 +124,7 @@ def reindex(vault_dir: VaultOption = None, as_json: JsonOption = False) -> None:
                 bar.update(task, completed=done, total=total)
 
             try:
-                count = rebuild(vault, progress=tick)
+                count = rebuild(vault, progress=tick, workers=workers)
             except SearchError as exc:
                 fail(f"reindex failed: {exc}", FAILURE)
     finally:

@@ -37,7 +37,6 @@ from vault.settings import load_settings
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 PASSPHRASE = "workers test passphrase"
-SHM = Path("/dev/shm")
 
 
 @pytest.fixture
@@ -193,12 +192,16 @@ def test_a_worker_killed_mid_job_leaves_it_to_the_next(vault: Vault, tmp_path: P
     # A long PDF, so the extraction runs for seconds: long enough to kill the worker in it.
     pages = [f"{corpus.SPANISH} {corpus.ENGLISH} página {n}" * 3 for n in range(1200)]
     [item] = deposit_files(vault, [corpus.pdf(tmp_path, "largo.pdf", pages)])
-    workers = Workers(vault, tmp_path, TVAULT_JOBS_LEASE_SECONDS="3")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir(mode=0o700)
+    workers = Workers(
+        vault, tmp_path, TVAULT_JOBS_LEASE_SECONDS="3", TVAULT_EXTRACT_TMP=str(scratch)
+    )
     try:
         first = workers.start()
 
         def plaintext_copies() -> list[Path]:
-            return [p for p in SHM.glob(f"tvault-worker-{first.pid}-*/*/*") if p.is_file()]
+            return [p for p in scratch.glob(f"tvault-worker-{first.pid}-*/*/*") if p.is_file()]
 
         # Mid-job: the job is the first worker's and its plaintext copy is being parsed.
         wait_for(lambda: plaintext_copies() != [], 120, "the first worker to start parsing")

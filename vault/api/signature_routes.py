@@ -12,7 +12,9 @@ from datetime import datetime
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
+from policies import Resource, actions, kinds
 from vault import signatures
+from vault.access import authorize
 from vault.api.deps import CurrentPrincipal, VaultDep, get_principal
 
 router = APIRouter(prefix="/v1", tags=["signatures"], dependencies=[Depends(get_principal)])
@@ -60,8 +62,10 @@ class SignatureOut(BaseModel):
 
 
 @router.get("/signatures/origin")
-def get_origin(vault: VaultDep) -> OriginOut:
+def get_origin(vault: VaultDep, principal: CurrentPrincipal) -> OriginOut:
     """The `origin` a signed statement must name."""
+    # The log's origin, public like its key: every account may read it, through the policy.
+    authorize(vault.sessions, principal, actions.LEDGER_PROOF, Resource(kind=kinds.LEDGER))
     return OriginOut(origin=signatures.origin_of(vault))
 
 

@@ -49,7 +49,8 @@ class OidcIssuer(BaseModel):
     issuer: str
     jwks_url: str
     audience: str
-    algorithms: tuple[Literal["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"], ...] = (
+    # python-jose 3.5.0 verifies these (no PS256); never HMAC or "none": the key is public.
+    algorithms: tuple[Literal["RS256", "RS384", "RS512", "ES256", "ES384", "ES512"], ...] = (
         "RS256",
     )
     subject_claim: str = "preferred_username"

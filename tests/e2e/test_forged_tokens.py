@@ -88,7 +88,13 @@ def attacker_key() -> RSAKey:
 
 @pytest.fixture(scope="module")
 def key_host(issuer_key: RSAKey) -> Iterator[KeyHost]:
-    host = KeyHost([{**issuer_key.as_dict(private=False), "use": "sig", "alg": "RS256"}])
+    host = KeyHost(
+        [
+            {**issuer_key.as_dict(private=False), "use": "sig", "alg": "RS256"},
+            # An EC key without `alg`: a token may name it while claiming RS256.
+            ECKey.generate_key("P-256", parameters={"kid": "kc-ec"}).as_dict(private=False),
+        ]
+    )
     yield host
     host.stop()
 
@@ -246,6 +252,12 @@ def forgeries(
             issuer_key,
         ),
         "not a token": "not-a-token",
+        "RS256 naming the issuer's EC key": jwt.encode(
+            {"alg": "RS256", "kid": "kc-ec"}, oidc_claims(), issuer_key
+        ),
+        "ES256, not pinned for the issuer": jwt.encode(
+            {"alg": "ES256", "kid": "kc-ec"}, oidc_claims(), ECKey.generate_key("P-256")
+        ),
         "no mapped role": rs256(
             issuer_key, oidc_claims(realm_access={"roles": ["offline_access", "admin"]})
         ),

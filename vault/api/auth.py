@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from jose import JWTError, jwk, jwt
+from jose import jwk, jwt
+from jose.exceptions import JOSEError
 
 from vault.errors import Unauthenticated
 from vault.oidc import JwksClient
@@ -27,6 +28,7 @@ from vault.oidc import JwksClient
 # Header parameters that point at keys; honouring any of them lets the sender pick the key.
 KEY_HEADERS = ("jku", "x5u", "jwk", "x5c", "x5t", "x5t#S256", "crit")
 OIDC_REQUIRED = ("exp", "iat", "iss", "aud")
+KEY_TYPES = {"RS": "RSA", "ES": "EC"}  # the key type each pinnable algorithm family needs
 LEEWAY_SECONDS = 30  # clock skew tolerated between an OIDC issuer and the vault
 
 ALGORITHM = "ES256"
@@ -90,7 +92,7 @@ def verify_token(token: str, public_pem: str, *, issuer: str, audience: str) -> 
             issuer=issuer,
             options=options,
         )
-    except (JWTError, ValueError, TypeError) as exc:
+    except (JOSEError, ValueError, TypeError) as exc:
         raise Unauthenticated("invalid or expired token") from exc
     subject, role, token_id = claims.get("sub"), claims.get("role"), claims.get("jti")
     if not isinstance(subject, str) or not isinstance(role, str) or not isinstance(token_id, str):
@@ -149,7 +151,7 @@ class TokenGate:
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.get_unverified_claims(token)
-        except (JWTError, ValueError, TypeError) as exc:
+        except (JOSEError, ValueError, TypeError) as exc:
             raise TokenRefused("malformed token") from exc
         named = [name for name in KEY_HEADERS if name in header]
         if named:
@@ -167,7 +169,7 @@ class TokenGate:
         key = client.key(kid)
         if key is None:
             raise TokenRefused("unknown kid")
-        if key.get("alg") not in (None, alg):
+        if key.get("alg") not in (None, alg) or key.get("kty") != KEY_TYPES[str(alg)[:2]]:
             raise TokenRefused("key not meant for the token's algorithm")
         return _oidc(token, client, dict(key), str(alg))
 
@@ -196,7 +198,8 @@ def _oidc(token: str, client: JwksClient, key: dict[str, Any], alg: str) -> Iden
             issuer=config.issuer,
             options=options,
         )
-    except (JWTError, ValueError, TypeError) as exc:
+    except (JOSEError, ValueError, TypeError) as exc:
+        # JOSEError, not only JWTError: a key that does not fit raises JWKError (python-jose).
         raise TokenRefused("signature or claims invalid") from exc
     subject = _claim(claims, config.subject_claim)
     if not isinstance(subject, str) or not subject:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import warnings
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+import keys
 import policies
 from tests.unit.vault.conftest import FAST_KDF, PASSPHRASE
 from tests.unit.vault.test_access import URL, token_for
 from vault.api.app import create_app
+from vault.api.auth import TokenGate, TokenRefused, issue_token, key_id
 from vault.errors import BadField
 from vault.provision import create_vault
 from vault.ratelimit import RateLimiter
@@ -121,3 +127,51 @@ def test_an_oidc_role_map_naming_an_unknown_role_is_a_settings_error(tmp_path: P
         load_settings(tmp_path, oidc_issuers=[{**issuer, "role_map": {}, "algorithms": ["HS256"]}])
     ok = load_settings(tmp_path, oidc_issuers=[{**issuer, "role_map": {"x": "lawyer"}}])
     assert ok.oidc_issuers[0].algorithms == ("RS256",)
+
+
+def test_the_gate_refuses_before_looking_anything_up() -> None:
+    private = keys.generate_token_key()
+    public = keys.public_pem(private)
+    gate = TokenGate(
+        local_pem=public,
+        local_issuer="urn:tvault:t",
+        local_audience="tvault",
+        issuers={},
+        max_token_bytes=1024,
+    )
+    good = issue_token(
+        private,
+        public,
+        subject="tina",
+        role="therapist",
+        issuer="urn:tvault:t",
+        audience="tvault",
+        ttl=timedelta(hours=1),
+        now=datetime.now(UTC),
+    )
+    assert gate.authenticate(good).subject == "tina"
+
+    def refused(token: str) -> str:
+        with pytest.raises(TokenRefused) as caught:
+            gate.authenticate(token)
+        assert caught.value.detail == "invalid or expired token"  # one message for the client
+        return caught.value.reason
+
+    head, body, signature = good.split(".")
+    assert refused(good + "A" * 1024) == "oversized token"
+    assert refused("a.b.c.d.e") == "encrypted token (JWE) refused"
+    assert refused("a.b") == "malformed token"
+    assert refused("!!.!!.!!") == "malformed token"
+    for name in ("jku", "x5u", "jwk", "x5c", "crit"):
+        header = {"alg": "ES256", "kid": key_id(public), name: "https://elsewhere.example/"}
+        assert refused(f"{_b64(header)}.{body}.{signature}") == f"header {name} refused"
+    assert refused(f"{_b64({'alg': 'ES256'})}.{body}.{signature}") == "no kid"
+    assert refused(f"{_b64({'alg': 'ES256', 'kid': 'other'})}.{body}.{signature}") == "unknown kid"
+    claims = json.loads(base64.urlsafe_b64decode(body + "=="))
+    stranger = _b64({**claims, "iss": "https://elsewhere.example/"})
+    assert refused(f"{head}.{stranger}.{signature}") == "unknown issuer"
+    assert refused(f"{head}.{body}.{signature[:-4]}AAAA") == "signature or claims invalid"
+
+
+def _b64(document: Mapping[str, object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(document).encode()).rstrip(b"=").decode()

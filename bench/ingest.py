@@ -20,6 +20,7 @@ a section to bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import random
@@ -31,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import iscc_tika
+import psutil
 
 from ingest import Limits
 from keys import KdfParams
@@ -74,16 +76,28 @@ def make_corpus(directory: Path, count: int, seed: int = 7) -> list[Path]:
     return files
 
 
-def direct_rate(files: list[Path]) -> float:
-    """Return files/s of iscc-tika called in this process, warm, one file after another."""
+def cpu_seconds() -> float:
+    """Return the CPU time (user + system) of this process and every live child process."""
+    me = psutil.Process()
+    times = me.cpu_times()
+    total = times.user + times.system
+    for child in me.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            child_times = child.cpu_times()
+            total += child_times.user + child_times.system
+    return total
+
+
+def direct_rate(files: list[Path]) -> tuple[float, float]:
+    """Return files/s and files per CPU-second of iscc-tika called in this process, warm."""
     limits = Limits()
     extractor = iscc_tika.Extractor().set_extract_string_max_length(limits.max_text_chars + 1)
     for path in files[:WARM_UP]:
         extractor.extract_file_to_string(str(path))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     for path in files:
         extractor.extract_file_to_string(str(path))
-    return len(files) / (time.perf_counter() - start)
+    return len(files) / (time.perf_counter() - start), len(files) / (cpu_seconds() - cpu)
 
 
 def fresh_vault(home: Path) -> Vault:
@@ -118,8 +132,11 @@ def done(vault: Vault) -> int:
     return counts.get(jobs.DONE, 0) + counts.get(jobs.FAILED, 0)
 
 
-def pipeline_rate(home: Path, files: list[Path], workers: int) -> tuple[float, float, int]:
-    """Return (docs/s of the workers, deposit seconds, failed jobs) on a fresh vault."""
+def pipeline_rate(home: Path, files: list[Path], workers: int) -> tuple[float, float, float, int]:
+    """Return (docs/s, docs per CPU-second, deposit seconds, failed jobs) on a fresh vault.
+
+    CPU time counts this process (worker threads, SQLite, sealing, language detection) and the
+    parser processes."""
     vault = fresh_vault(home)
     try:
         deposit_seconds = deposit_all(vault, files[:WARM_UP] + files)
@@ -132,15 +149,16 @@ def pipeline_rate(home: Path, files: list[Path], workers: int) -> tuple[float, f
         try:
             while done(vault) < WARM_UP:
                 time.sleep(0.02)
-            start, first = time.perf_counter(), done(vault)
+            start, cpu, first = time.perf_counter(), cpu_seconds(), done(vault)
             while (finished := done(vault)) < total:
                 time.sleep(0.05)
-            seconds = time.perf_counter() - start
+            seconds, cpu_spent = time.perf_counter() - start, cpu_seconds() - cpu
         finally:
             worker.stop()
         with vault.sessions() as session:
             failed = jobs.counts(session).get(jobs.FAILED, 0)
-        return (finished - first) / seconds, deposit_seconds, failed
+        count = finished - first
+        return count / seconds, count / cpu_spent, deposit_seconds, failed
     finally:
         vault.close()
 
@@ -155,9 +173,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--append", action="store_true", help="append to bench/RESULTS.md")
     args = parser.parse_args()
-    rates: dict[str, list[float]] = {"direct": [], "one": [], "two": []}
-    ratio_one: list[float] = []
-    ratio_two: list[float] = []
+    wall: dict[str, list[float]] = {"direct": [], "one": [], "two": []}
+    cpu: dict[str, list[float]] = {"direct": [], "one": [], "two": []}
+    ratio: dict[str, list[float]] = {"one": [], "two": [], "one_cpu": [], "two_cpu": []}
     speedup: list[float] = []
     deposits: list[float] = []
     failed = 0
@@ -171,20 +189,26 @@ def main() -> None:
         # the direct runs just before and after it, so that the load other processes put on
         # the shared machine falls on both sides of each ratio alike.
         before = direct_rate(files)
-        rates["direct"].append(before)
+        wall["direct"].append(before[0])
+        cpu["direct"].append(before[1])
         for n in range(args.rounds):
-            one, seconds, bad = pipeline_rate(root / f"v{n}-1", files, 1)
+            one = pipeline_rate(root / f"v{n}-1", files, 1)
             middle = direct_rate(files)
-            two, seconds_two, bad_two = pipeline_rate(root / f"v{n}-2", files, 2)
+            two = pipeline_rate(root / f"v{n}-2", files, 2)
             after = direct_rate(files)
-            rates["one"].append(one)
-            rates["two"].append(two)
-            rates["direct"] += [middle, after]
-            ratio_one.append(one / ((before + middle) / 2))
-            ratio_two.append(two / ((middle + after) / 2))
-            speedup.append(two / one)
-            deposits += [len(files) / seconds, len(files) / seconds_two]
-            failed += bad + bad_two
+            for name, run in (("one", one), ("two", two)):
+                wall[name].append(run[0])
+                cpu[name].append(run[1])
+                deposits.append(len(files) / run[2])
+                failed += run[3]
+            for direct in (middle, after):
+                wall["direct"].append(direct[0])
+                cpu["direct"].append(direct[1])
+            ratio["one"].append(one[0] / ((before[0] + middle[0]) / 2))
+            ratio["two"].append(two[0] / ((middle[0] + after[0]) / 2))
+            ratio["one_cpu"].append(one[1] / ((before[1] + middle[1]) / 2))
+            ratio["two_cpu"].append(two[1] / ((middle[1] + after[1]) / 2))
+            speedup.append(two[0] / one[0])
             before = after
         load_after = os.getloadavg()[0]
     lines = [
@@ -194,21 +218,22 @@ def main() -> None:
         f"Machine: {os.cpu_count()} cores ({platform.machine()}), Python "
         f"{platform.python_version()}, iscc-tika 0.6, SQLite + local object store; load average "
         f"{load_before:.2f} before, {load_after:.2f} after (the machine is shared with other "
-        "test runs, so figures move between runs).",
+        "test runs, so wall-clock figures move between runs; CPU-time figures much less).",
         f"Corpus: {len(files)} generated documents ({size / 1e6:.1f} MB): PDF of 1-5 pages, DOCX, "
         "ODT, HTML, UTF-8 and Latin-1 text, in equal parts.",
         f"{args.rounds} rounds of: direct, pipeline with 1 worker, direct, pipeline with 2 "
         "workers, direct; each ratio is to the mean of the direct runs beside it. Median "
-        "(min-max) over rounds.",
+        "(min-max) over rounds. Per CPU-second: documents per second of CPU time of every "
+        "process involved (for the pipeline: the worker and its parser processes).",
         "",
-        "| run | documents/s | ratio to direct |",
-        "| --- | --- | --- |",
-        f"| iscc-tika direct, in process, one file after another | "
-        f"{_spread(rates['direct'])} | 1.00 |",
-        f"| pipeline, 1 worker (1 parser process, 2 threads) | {_spread(rates['one'])} | "
-        f"{_spread(ratio_one)} |",
-        f"| pipeline, 2 workers (2 parser processes, 3 threads) | {_spread(rates['two'])} | "
-        f"{_spread(ratio_two)} |",
+        "| run | documents/s | ratio | documents per CPU-second | ratio |",
+        "| --- | --- | --- | --- | --- |",
+        f"| iscc-tika direct, in process, one file after another | {_spread(wall['direct'])} | "
+        f"1.00 | {_spread(cpu['direct'])} | 1.00 |",
+        f"| pipeline, 1 worker (1 parser process, 2 threads) | {_spread(wall['one'])} | "
+        f"{_spread(ratio['one'])} | {_spread(cpu['one'])} | {_spread(ratio['one_cpu'])} |",
+        f"| pipeline, 2 workers (2 parser processes, 3 threads) | {_spread(wall['two'])} | "
+        f"{_spread(ratio['two'])} | {_spread(cpu['two'])} | {_spread(ratio['two_cpu'])} |",
         "",
         f"Speed-up of 2 workers over 1: {_spread(speedup)}. Deposits (not in the rates): "
         f"{_spread(deposits)} documents/s. Failed jobs: {failed}. Target: >= 0.8 of direct "

@@ -106,6 +106,7 @@ class Settings(BaseSettings):
     max_token_bytes: int = Field(default=8192, ge=512)
     tags: tuple[str, ...] = DEFAULT_TAGS
     sweep_grace_seconds: int = Field(default=3600, ge=0)
+    sweep_interval_seconds: float = Field(default=3600.0, ge=0)
     # The ingest pipeline (docs/jobs.md).
     embedded_worker: bool = True
     jobs_max_attempts: int = Field(default=5, ge=1)

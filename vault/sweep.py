@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -37,3 +38,39 @@ def sweep(vault: Vault) -> int:
     if removed:
         log.info("sweep removed %d unreferenced objects", removed)
     return removed
+
+
+class SweepService:
+    """Run `sweep` every `sweep_interval_seconds` in a thread beside the API (a `Service`).
+
+    DESIGN.md "Deposit": the sweep runs at start-up (the API's lifespan) and on a schedule, so a
+    long-running server also clears what a crashed deposit of another process left behind.
+    """
+
+    def __init__(self, vault: Vault) -> None:
+        self._vault = vault
+        self._interval = vault.settings.sweep_interval_seconds
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the schedule (nothing when the interval is 0)."""
+        if self._interval <= 0 or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="tvault-sweep", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._interval):
+            try:
+                sweep(self._vault)
+            except Exception as exc:
+                # The type only: messages of storage or database errors are not for this log.
+                log.error("scheduled sweep failed: %s", type(exc).__name__)
+
+    def stop(self) -> None:
+        """Stop the schedule and wait for a sweep in progress."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None

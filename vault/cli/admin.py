@@ -89,9 +89,12 @@ def serve(
         vault.services.append(Worker(vault))
     from vault import ledger
     from vault.ledger.wiring import checkpointer_of
+    from vault.sweep import SweepService
 
     # Signs a checkpoint every N entries or T seconds (docs/ledger.md).
     vault.services.append(ledger.CheckpointService(checkpointer_of(vault)))
+    # Removes abandoned deposit objects every TVAULT_SWEEP_INTERVAL_SECONDS (DESIGN.md "Deposit").
+    vault.services.append(SweepService(vault))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         # uvicorn's access log is off: it would print query strings (vault.api.app logs instead).

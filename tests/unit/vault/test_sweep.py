@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from tests.unit.vault.conftest import principal
@@ -9,7 +10,7 @@ from tests.unit.vault.test_deposit import BODY, deposit, fields
 from vault.cases import create_case
 from vault.compose import Vault
 from vault.objects import PREFIX, object_name
-from vault.sweep import sweep
+from vault.sweep import SweepService, sweep
 
 
 def _orphan(vault: Vault) -> str:
@@ -38,3 +39,32 @@ def test_sweep_removes_old_orphans_only(vault: Vault) -> None:
     names = set(vault.store.names(PREFIX))
     assert orphan not in names and len(names) == 1  # the committed item's object stays
     assert sweep(vault) == 0
+
+
+def test_the_scheduled_sweep_removes_orphans_and_stops(vault: Vault) -> None:
+    vault.settings = vault.settings.model_copy(
+        update={"sweep_grace_seconds": 0, "sweep_interval_seconds": 0.05}
+    )
+    later = vault.clock() + timedelta(seconds=5)
+    vault.clock = lambda: later
+    orphan = _orphan(vault)
+    service = SweepService(vault)
+    service.start()
+    try:
+        deadline = time.monotonic() + 30
+        while orphan in set(vault.store.names(PREFIX)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert orphan not in set(vault.store.names(PREFIX))
+    finally:
+        service.stop()
+    second = _orphan(vault)
+    time.sleep(0.2)  # stopped: nothing sweeps any more
+    assert second in set(vault.store.names(PREFIX))
+
+
+def test_an_interval_of_zero_schedules_nothing(vault: Vault) -> None:
+    vault.settings = vault.settings.model_copy(update={"sweep_interval_seconds": 0})
+    service = SweepService(vault)
+    service.start()
+    assert service._thread is None
+    service.stop()

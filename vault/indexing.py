@@ -20,7 +20,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select, tuple_
@@ -179,6 +179,30 @@ def _apply(index: Index, change: Callable[[], object]) -> None:
             raise
 
 
+def _prepare_item(vault: Vault, item_id: str) -> tuple[Indexed, Item, IndexDocument | None]:
+    """Load `item_id` and open its text: the document to index (None: shredded or no text).
+
+    Raises `NotFound` for an unknown item, `keys.UnsealError` if its text does not open."""
+    with vault.sessions() as session:
+        item = session.get(Item, item_id)
+        if item is None:
+            raise NotFound(f"no item {item_id}")
+        identity = item_identity(vault, session, item_id)
+        text = None if identity is None else extracted_text(vault, session, item_id, identity)
+    if identity is None:
+        return Indexed(item_id, "shredded"), item, None
+    if text is None:
+        return Indexed(item_id, "no-text"), item, None
+    return Indexed(item_id, "indexed", len(text.text)), item, document_of(item, text)
+
+
+def _change(index: Index, done: Indexed, document: IndexDocument | None) -> None:
+    if done.outcome == "shredded":
+        index.delete(done.item_id)
+    elif document is not None:
+        index.index([document])
+
+
 def put_item(vault: Vault, item_id: str) -> tuple[Indexed, Item]:
     """Put item `item_id` into the index from its sealed extracted text and commit the engine
     (no custody entry: `index_item` and the `index` stage record it).
@@ -189,20 +213,10 @@ def put_item(vault: Vault, item_id: str) -> tuple[Indexed, Item]:
     rolled back).
     """
     index = index_of(vault)
-    with vault.sessions() as session:
-        item = session.get(Item, item_id)
-        if item is None:
-            raise NotFound(f"no item {item_id}")
-        identity = item_identity(vault, session, item_id)
-        text = None if identity is None else extracted_text(vault, session, item_id, identity)
-    if identity is None:
-        _apply(index, lambda: index.delete(item_id))
-        return Indexed(item_id, "shredded"), item
-    if text is None:
-        return Indexed(item_id, "no-text"), item
-    document = document_of(item, text)
-    _apply(index, lambda: index.index([document]))
-    return Indexed(item_id, "indexed", len(text.text)), item
+    done, item, document = _prepare_item(vault, item_id)
+    if done.outcome != "no-text":
+        _apply(index, lambda: _change(index, done, document))
+    return done, item
 
 
 def _record(session: Session, vault: Vault, actor: str, done: Indexed, item: Item) -> None:
@@ -273,32 +287,105 @@ def after_shredding(vault: Vault, item_id: str) -> None:
 
 
 class IndexStage:
-    """The worker's `index` stage (`vault.worker.Stage`): runs after extraction."""
+    """The worker's `index` stage (`vault.worker.Stage`): runs after extraction.
+
+    An engine commit costs far more than indexing one item (it also seals and saves the whole
+    vocabulary), so a run takes up to `BATCH` index jobs that are due (claimed under the same
+    owner and lease as the first), indexes them, commits once, then records and completes each
+    job in its own transaction. A job whose lease passed to another worker meanwhile is left to
+    that worker (indexing twice is harmless).
+    """
+
+    BATCH = 50
 
     def __init__(self, vault: Vault, concurrency: int) -> None:
         self._vault = vault
         del concurrency  # the vault's one index is shared; writes are serialised
 
     def run(self, claim: jobs.Claim) -> None:
-        """Index the item of `claim`; record the entry and complete the job in one transaction.
+        """Index the item of `claim` (and other due index jobs); record and complete each.
 
-        Raises `StageFailed` (no retry) when the item has no text or its text does not open.
+        Raises `StageFailed` (no retry) when the first item has no text or its text does not
+        open; the other jobs of the batch fail on their own with the same reasons.
         """
         from vault.worker import StageFailed
 
         vault = self._vault
+        claims = [claim, *self._more(claim)]
+        prepared: list[tuple[jobs.Claim, Indexed, Item, IndexDocument | None]] = []
+        failures: list[tuple[jobs.Claim, StageFailed]] = []
+        for one in claims:
+            try:
+                done, item, document = _prepare_item(vault, one.item_id)
+                if done.outcome == "no-text":
+                    raise StageFailed("the item has no extracted text to index", retry=False)
+            except keys.UnsealError:
+                reason = "the extracted text does not open with the item's key"
+                failures.append((one, StageFailed(reason, retry=False)))
+            except StageFailed as exc:
+                failures.append((one, exc))
+            except Exception:
+                if one is claim:
+                    for other in claims[1:]:  # let other workers have them at once
+                        with contextlib.suppress(jobs.LeaseLost):
+                            jobs.release(vault.sessions, other, now=vault.clock())
+                    raise
+                failures.append((one, StageFailed("internal error while preparing", retry=True)))
+            else:
+                prepared.append((one, done, item, document))
+        index = index_of(vault)
+
+        def change() -> None:
+            for _one, done, _item, document in prepared:
+                _change(index, done, document)
+
         try:
-            done, item = put_item(vault, claim.item_id)
-        except keys.UnsealError as exc:
-            raise StageFailed(
-                "the extracted text does not open with the item's key", retry=False
-            ) from exc
-        if done.outcome == "no-text":
-            raise StageFailed("the item has no extracted text to index", retry=False)
-        with vault.sessions.begin() as session:
-            if done.outcome == "indexed":
-                _record(session, vault, INDEXER, done, item)
-            jobs.complete(session, claim, now=vault.clock())
+            _apply(index, change)
+        except Exception:
+            for one in claims[1:]:
+                self._fail(one, StageFailed("the index refused the batch", retry=True))
+            raise
+        for one, done, item, _document in prepared:
+            try:
+                with vault.sessions.begin() as session:
+                    if done.outcome == "indexed":
+                        _record(session, vault, INDEXER, done, item)
+                    jobs.complete(session, one, now=vault.clock())
+            except jobs.LeaseLost:
+                if one is claim:
+                    raise
+        for one, failure in failures:
+            if one is claim:
+                raise failure
+            self._fail(one, failure)
+
+    def _more(self, claim: jobs.Claim) -> list[jobs.Claim]:
+        vault = self._vault
+        lease = timedelta(seconds=vault.settings.jobs_lease_seconds)
+        more: list[jobs.Claim] = []
+        while len(more) < self.BATCH - 1:
+            found = jobs.claim(
+                vault.sessions, claim.owner, {jobs.INDEX}, now=vault.clock(), lease=lease
+            )
+            if found is None:
+                break
+            more.append(found)
+        return more
+
+    def _fail(self, claim: jobs.Claim, failed: Exception) -> None:
+        from vault.worker import StageFailed
+
+        reason = failed.reason if isinstance(failed, StageFailed) else type(failed).__name__
+        retry = failed.retry if isinstance(failed, StageFailed) else True
+        with contextlib.suppress(jobs.LeaseLost):
+            jobs.fail(
+                self._vault.sessions,
+                claim,
+                reason,
+                now=self._vault.clock(),
+                retry=retry,
+                backoff_seconds=self._vault.settings.jobs_backoff_seconds,
+            )
 
     def close(self) -> None:
         """Nothing to release: the index belongs to the vault and closes with it."""

@@ -283,3 +283,39 @@ def test_consent_change_and_shredding_reach_the_index(vault: Vault, world: dict[
     shred(vault, principal(vault, "admin"), world["therapy_en"])
     assert engine.count() == 2
     assert ask(vault, "tina", "arrest").total == 0
+
+
+def test_the_index_stage_batches_jobs_and_fails_each_on_its_own(vault: Vault) -> None:
+    from vault import jobs
+    from vault.db.jobs_tables import Job
+    from vault.indexing import IndexStage
+    from vault.worker import Worker
+
+    tina = principal(vault, "tina")
+    case = create_case(vault, tina, "Caso").id
+    tina = principal(vault, "tina")
+    good = [deposit(vault, tina, case, consent={"therapy"}) for _ in range(5)]
+    for item_id in good:
+        give_text(vault, item_id, "detención en la comisaría")
+    bare = deposit(vault, tina, case, consent={"therapy"})  # no extracted text
+    with vault.sessions.begin() as session:
+        for item_id in [*good, bare]:
+            jobs.enqueue(session, item_id, jobs.INDEX, now=vault.clock())
+    worker = Worker(vault, stages={jobs.INDEX: IndexStage})
+    assert worker.run_until_idle() == 1  # one run took every due index job
+    with vault.sessions() as session:
+        done = [j for i in good for j in jobs.list_jobs(session, item_id=i) if j.kind == jobs.INDEX]
+        failed = [j for j in jobs.list_jobs(session, item_id=bare) if j.kind == jobs.INDEX]
+        entries = [e for e in ledger.entries(session) if e.action == ledger.actions.INDEXING]
+    assert [j.state for j in done] == [jobs.DONE] * 5
+    assert index_of(vault).count() == 5
+    assert ask(vault, "tina", "detencion").total == 5
+    assert [j.state for j in failed] == [jobs.FAILED]
+    assert failed[0].last_error == "the item has no extracted text to index"
+    assert sorted(e.item_id or "" for e in entries) == sorted(good)
+    # Running the jobs again (a retry after a crash) changes nothing but the entries.
+    with vault.sessions.begin() as session:
+        for job in jobs.list_jobs(session, item_id=good[0]):
+            session.execute(update(Job).where(Job.id == job.id).values(state=jobs.QUEUED))
+    assert worker.run_until_idle() == 1
+    assert index_of(vault).count() == 5

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import os
 import re
 from typing import Annotated, Any
 
@@ -16,8 +15,9 @@ from vault.cli.admin import _open
 from vault.cli.client import TokenOption, UrlOption, _call, _client
 from vault.cli.common import DEFAULT_URL, FAILURE, JsonOption, VaultOption, emit, fail
 
-# One helper per spare core opens sealed texts while this process indexes.
-DEFAULT_WORKERS = min(4, (os.cpu_count() or 1) - 1)
+# Helper processes opening sealed texts while this process indexes: off by default, because on
+# the 2-core development machine under load one helper made the rebuild slower (bench/RESULTS.md).
+DEFAULT_WORKERS = 0
 _MARK = re.compile(r"<mark>(.*?)</mark>", re.DOTALL)
 
 

@@ -318,14 +318,19 @@ def retry(session: Session, job_id: str, *, now: datetime) -> JobView:
 
     Raises `NotFound` for an unknown job, `Conflict` if it has not failed.
     """
-    job = session.get(Job, job_id, with_for_update=True)
+    # Write first, read after: on SQLite a transaction that reads before it writes can fail
+    # to take the write lock if another writer committed in between.
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == FAILED)
+        .values(state=QUEUED, attempts=0, run_after=now, updated_at=now, finished_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    job = session.get(Job, job_id, populate_existing=True)
     if job is None:
         raise NotFound(f"no job {job_id}")
-    if job.state != FAILED:
+    if result.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict(f"job {job_id} is {job.state}, not failed")
-    job.state, job.attempts, job.run_after = QUEUED, 0, now
-    job.updated_at, job.finished_at = now, None
-    session.flush()
     return _view(job)
 
 

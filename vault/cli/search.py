@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import os
 import re
 from typing import Annotated, Any
 
@@ -15,9 +16,10 @@ from vault.cli.admin import _open
 from vault.cli.client import TokenOption, UrlOption, _call, _client
 from vault.cli.common import DEFAULT_URL, FAILURE, JsonOption, VaultOption, emit, fail
 
-# Helper processes opening sealed texts while this process indexes: off by default, because on
-# the 2-core development machine under load one helper made the rebuild slower (bench/RESULTS.md).
-DEFAULT_WORKERS = 0
+# Helper processes opening sealed texts while this process indexes: one per spare core (on 2
+# cores at light load one helper gave 2,365 vs 1,745 items/s; at load average 8 it was slower,
+# 561 vs 757: bench/RESULTS.md).
+DEFAULT_WORKERS = min(4, max(0, (os.cpu_count() or 1) - 1))
 _MARK = re.compile(r"<mark>(.*?)</mark>", re.DOTALL)
 
 

@@ -97,6 +97,16 @@ def test_search_over_http_and_cli_then_rebuild(served: Any) -> None:
         assert bad.status_code == 422 and NAME not in bad.text
         before = [_search(lena, q) for q in ("detencion", "golpes OR arrest", "polic*", "")]
 
+    anonymous = httpx.post(f"{server.url}/v1/search", json={"q": "detencion"}, timeout=30)
+    assert anonymous.status_code == 401
+    too_long = httpx.post(
+        f"{server.url}/v1/search",
+        json={"q": NAME * 500},
+        headers={"Authorization": f"Bearer {server.token('lena')}"},
+        timeout=30,
+    )
+    assert too_long.status_code == 422 and NAME not in too_long.text
+
     env = {**server.env, "TVAULT_URL": server.url, "TVAULT_TOKEN": server.token("lena")}
     as_json = json.loads(tvault("search", "detencion", "--case", case, "--json", env=env).stdout)
     assert as_json["total"] == 1 and as_json["hits"][0]["item_id"] == item_id

@@ -16,6 +16,7 @@ import base64
 import binascii
 import struct
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 from types import TracebackType
 from typing import BinaryIO
 
@@ -112,6 +113,19 @@ def _parse_identity(identity: str) -> bytes:
 
     Raises `ValueError` if it is not exactly one `AGE-SECRET-KEY-1...` string.
     """
+    return _identity_key(identity)[0]
+
+
+# A search page opens two sealed objects for each of up to 100 items: parse each identity once
+# (Bech32 decode and its public point), not per object. Bounded; it holds only identities the
+# process was handed already (the keyring that unwrapped them lives in the same process), and
+# a malformed identity raises, so it is never cached.
+_PARSED_IDENTITIES = 1024
+
+
+@lru_cache(maxsize=_PARSED_IDENTITIES)
+def _identity_key(identity: str) -> tuple[bytes, bytes]:
+    """Return (scalar, public point) of `identity`. Raises `ValueError` as `_parse_identity`."""
     lines = [
         line.strip()
         for line in identity.strip().splitlines()
@@ -122,7 +136,7 @@ def _parse_identity(identity: str) -> bytes:
     hrp, data = _bech32.decode(lines[0])
     if hrp != _IDENTITY_HRP or len(data) != 32:
         raise ValueError("not an age X25519 identity (AGE-SECRET-KEY-1...)")
-    return data
+    return data, x25519_base(data)
 
 
 def _parse_recipient(recipient: str) -> bytes:
@@ -138,7 +152,7 @@ def _parse_recipient(recipient: str) -> bytes:
 
 def recipient_of(identity: str) -> str:
     """Return the `age1...` recipient of `identity`. Raises `ValueError` on a malformed one."""
-    return _bech32.encode(_RECIPIENT_HRP, x25519_base(_parse_identity(identity)))
+    return _bech32.encode(_RECIPIENT_HRP, _identity_key(identity)[1])
 
 
 def _x25519_stanza(file_key: bytes, point: bytes) -> bytes:
@@ -364,9 +378,9 @@ def _read_header(src: BinaryIO) -> tuple[list[tuple[list[bytes], bytes]], bytes,
     return stanzas, bytes(raw), mac
 
 
-def _unwrap(stanzas: list[tuple[list[bytes], bytes]], scalar: bytes) -> bytes:
-    """Return the file key from the first X25519 stanza that opens with `scalar`."""
-    own = x25519_base(scalar)
+def _unwrap(stanzas: list[tuple[list[bytes], bytes]], scalar: bytes, own: bytes) -> bytes:
+    """Return the file key from the first X25519 stanza that opens with `scalar` (whose public
+    point is `own`)."""
     for args, body in stanzas:
         if args[0] != b"X25519":
             continue  # another recipient type (or GREASE): not for this identity
@@ -391,11 +405,11 @@ def _unwrap(stanzas: list[tuple[list[bytes], bytes]], scalar: bytes) -> bytes:
 def _payload_aead(src: BinaryIO, identity: str) -> Aead:
     """Read and authenticate the header; return the payload cipher, positioned at chunk 0."""
     try:
-        scalar = _parse_identity(identity)
+        scalar, own = _identity_key(identity)
     except ValueError as exc:
         raise UnsealError(str(exc)) from None
     stanzas, raw, mac = _read_header(src)
-    file_key = _unwrap(stanzas, scalar)
+    file_key = _unwrap(stanzas, scalar, own)
     # Checked before any payload byte is decrypted (age spec, "Header").
     if not equal(hmac_sha256(hkdf_sha256(file_key, b"", b"header"), raw), mac):
         raise UnsealError("age header MAC mismatch")

@@ -25,6 +25,7 @@ __all__ = [
     "TAG_SIZE",
     "Aead",
     "AuthenticationFailed",
+    "X25519Secret",
     "ed25519_generate",
     "ed25519_public",
     "ed25519_sign",
@@ -118,6 +119,23 @@ def x25519_shared(scalar: bytes, point: bytes) -> bytes:
     # cryptography refuses the all-zero shared secret (RFC 7748 6.1) with ValueError, which
     # is exactly the check the age spec asks of the X25519 recipient type.
     return private.exchange(x25519.X25519PublicKey.from_public_bytes(point))
+
+
+class X25519Secret:
+    """An X25519 secret parsed once, for many exchanges: building the key object from bytes
+    costs about as much as an exchange (it derives the public point)."""
+
+    def __init__(self, scalar: bytes) -> None:
+        """Raises `ValueError` if `scalar` is not 32 bytes."""
+        self._private = x25519.X25519PrivateKey.from_private_bytes(scalar)
+        self.public = self._private.public_key().public_bytes_raw()
+
+    def __repr__(self) -> str:
+        return "X25519Secret(<secret>)"  # never the scalar in a traceback or log
+
+    def shared(self, point: bytes) -> bytes:
+        """Return X25519(secret, `point`). Raises `ValueError` as `x25519_shared`."""
+        return self._private.exchange(x25519.X25519PublicKey.from_public_bytes(point))
 
 
 def ed25519_generate() -> bytes:

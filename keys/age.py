@@ -25,6 +25,7 @@ from keys._primitives import (
     TAG_SIZE,
     Aead,
     AuthenticationFailed,
+    X25519Secret,
     equal,
     hkdf_sha256,
     hmac_sha256,
@@ -117,15 +118,16 @@ def _parse_identity(identity: str) -> bytes:
 
 
 # A search page opens two sealed objects for each of up to 100 items: parse each identity once
-# (Bech32 decode and its public point), not per object. Bounded; it holds only identities the
-# process was handed already (the keyring that unwrapped them lives in the same process), and
-# a malformed identity raises, so it is never cached.
+# (Bech32 decode, the X25519 key object and its public point), not per object. Bounded; it
+# holds only identities the process was handed already (the keyring that unwrapped them lives
+# in the same process), and a malformed identity raises, so it is never cached.
 _PARSED_IDENTITIES = 1024
 
 
 @lru_cache(maxsize=_PARSED_IDENTITIES)
-def _identity_key(identity: str) -> tuple[bytes, bytes]:
-    """Return (scalar, public point) of `identity`. Raises `ValueError` as `_parse_identity`."""
+def _identity_key(identity: str) -> tuple[bytes, X25519Secret]:
+    """Return the scalar of `identity` and its parsed key. Raises `ValueError` as
+    `_parse_identity`."""
     lines = [
         line.strip()
         for line in identity.strip().splitlines()
@@ -136,7 +138,7 @@ def _identity_key(identity: str) -> tuple[bytes, bytes]:
     hrp, data = _bech32.decode(lines[0])
     if hrp != _IDENTITY_HRP or len(data) != 32:
         raise ValueError("not an age X25519 identity (AGE-SECRET-KEY-1...)")
-    return data, x25519_base(data)
+    return data, X25519Secret(data)
 
 
 def _parse_recipient(recipient: str) -> bytes:
@@ -152,7 +154,7 @@ def _parse_recipient(recipient: str) -> bytes:
 
 def recipient_of(identity: str) -> str:
     """Return the `age1...` recipient of `identity`. Raises `ValueError` on a malformed one."""
-    return _bech32.encode(_RECIPIENT_HRP, _identity_key(identity)[1])
+    return _bech32.encode(_RECIPIENT_HRP, _identity_key(identity)[1].public)
 
 
 def _x25519_stanza(file_key: bytes, point: bytes) -> bytes:
@@ -378,9 +380,9 @@ def _read_header(src: BinaryIO) -> tuple[list[tuple[list[bytes], bytes]], bytes,
     return stanzas, bytes(raw), mac
 
 
-def _unwrap(stanzas: list[tuple[list[bytes], bytes]], scalar: bytes, own: bytes) -> bytes:
-    """Return the file key from the first X25519 stanza that opens with `scalar` (whose public
-    point is `own`)."""
+def _unwrap(stanzas: list[tuple[list[bytes], bytes]], secret: X25519Secret) -> bytes:
+    """Return the file key from the first X25519 stanza that opens with `secret`."""
+    own = secret.public
     for args, body in stanzas:
         if args[0] != b"X25519":
             continue  # another recipient type (or GREASE): not for this identity
@@ -391,7 +393,7 @@ def _unwrap(stanzas: list[tuple[list[bytes], bytes]], scalar: bytes, own: bytes)
         if len(share) != 32:
             raise UnsealError("malformed age header")
         try:
-            shared = x25519_shared(scalar, share)
+            shared = secret.shared(share)
         except ValueError:
             raise UnsealError("malformed age header") from None
         wrap_key = hkdf_sha256(shared, share + own, _X25519_INFO)
@@ -405,11 +407,11 @@ def _unwrap(stanzas: list[tuple[list[bytes], bytes]], scalar: bytes, own: bytes)
 def _payload_aead(src: BinaryIO, identity: str) -> Aead:
     """Read and authenticate the header; return the payload cipher, positioned at chunk 0."""
     try:
-        scalar, own = _identity_key(identity)
+        secret = _identity_key(identity)[1]
     except ValueError as exc:
         raise UnsealError(str(exc)) from None
     stanzas, raw, mac = _read_header(src)
-    file_key = _unwrap(stanzas, scalar, own)
+    file_key = _unwrap(stanzas, secret)
     # Checked before any payload byte is decrypted (age spec, "Header").
     if not equal(hmac_sha256(hkdf_sha256(file_key, b"", b"header"), raw), mac):
         raise UnsealError("age header MAC mismatch")

@@ -32,86 +32,137 @@ def highlight(text: str, query_text: str, language: str | None, *, max_words: in
     """
     if max_words < 1:
         raise ValueError("max_words must be at least 1")
-    leaves = query.positive_leaves(query.parse(query_text))
-    parts = _SPLIT.split(analysis.normalize(text))
-    words = parts[1::2]
-    if not words:
-        return html.escape(parts[0].strip()[:200])
-    marked = _marks(words, leaves, analysis.stemming_language(language))
-    start, end = _window(marked, len(words), max_words)
-    out = [ELLIPSIS] if start > 0 else [_gap(parts[0].lstrip())]
-    for index in range(start, end):
-        if index > start:
-            out.append(_gap(parts[2 * index]))
-        piece = _gap(words[index])
-        out.append(f"<mark>{piece}</mark>" if index in marked else piece)
-    out.append(ELLIPSIS if end < len(words) else _gap(parts[2 * end].rstrip()))
-    return "".join(out)
+    return Highlighter(query_text).snippet(text, language, max_words=max_words)
 
 
-def _gap(piece: str) -> str:
-    """Escape `piece`, shortening runs the tokenizer skips or drops (encoded blobs, long
-    punctuation) so a snippet stays a snippet."""
+class Highlighter:
+    """Snippets of several texts for one query (a page of hits): the query is parsed once and
+    each distinct word is analysed once per language across the texts.
+
+    Meant to live for one request: what it remembers (words of decrypted texts) goes with it.
+    """
+
+    def __init__(self, query_text: str) -> None:
+        """Raises `QuerySyntaxError` on a query that is not in the query language."""
+        self._leaves = query.positive_leaves(query.parse(query_text))
+        self._plans: dict[str | None, _Plan] = {}
+
+    def snippet(self, text: str, language: str | None, *, max_words: int = 40) -> str:
+        """Return the snippet of `text` as `highlight` does."""
+        if max_words < 1:
+            raise ValueError("max_words must be at least 1")
+        parts = _SPLIT.split(analysis.normalize(text))
+        words = parts[1::2]
+        if not words:
+            return html.escape(parts[0].strip()[:200])
+        stem_language = analysis.stemming_language(language)
+        plan = self._plans.get(stem_language)
+        if plan is None:
+            plan = self._plans[stem_language] = _Plan(self._leaves, stem_language)
+        marked = plan.marks(words)
+        start, end = _window(marked, len(words), max_words)
+        out: list[str] = []
+        run = [ELLIPSIS if start > 0 else _short(parts[0].lstrip())]
+        for index in range(start, end):
+            if index > start:
+                run.append(_short(parts[2 * index]))
+            if index in marked:
+                out.append(html.escape("".join(run)))
+                out.append(f"<mark>{html.escape(_short(words[index]))}</mark>")
+                run = []
+            else:
+                run.append(_short(words[index]))
+        run.append(ELLIPSIS if end < len(words) else _short(parts[2 * end].rstrip()))
+        # Escaping is per character, so one call per run of unmarked pieces gives the same text.
+        out.append(html.escape("".join(run)))
+        return "".join(out)
+
+
+def _short(piece: str) -> str:
+    """Shorten runs the tokenizer skips or drops (encoded blobs, long punctuation) so a snippet
+    stays a snippet."""
     if len(piece) > MAX_GAP_CHARS:
-        piece = piece[: MAX_GAP_CHARS // 2] + ELLIPSIS + piece[-MAX_GAP_CHARS // 2 :]
-    return html.escape(piece)
+        return piece[: MAX_GAP_CHARS // 2] + ELLIPSIS + piece[-MAX_GAP_CHARS // 2 :]
+    return piece
 
 
-def _marks(
-    words: list[str],
-    leaves: list[query.Word | query.Phrase | query.Prefix | query.Fuzzy],
-    language: str | None,
-) -> set[int]:
-    # Analyse each distinct word once: (folded surface, analysed term). Over-long words are
-    # dropped by indexing too, so they never match.
-    analysed: dict[str, tuple[str, str]] = {}
-    for word in set(words):
+class _Plan:
+    """What marks a word, for one query and one stemming language."""
+
+    def __init__(
+        self,
+        leaves: list[query.Word | query.Phrase | query.Prefix | query.Fuzzy],
+        language: str | None,
+    ) -> None:
+        self.language = language
+        self.single: set[str] = set()  # analysed terms that mark wherever they occur
+        self.prefixes: list[str] = []
+        self.fuzzy: list[tuple[str, int]] = []
+        self.phrases: list[list[str]] = []
+        for leaf in leaves:
+            if isinstance(leaf, query.Prefix):
+                self.prefixes.append(analysis.fold(leaf.text.lower()))
+            elif isinstance(leaf, query.Fuzzy):
+                lowered = leaf.text.lower()
+                self.single.update(analysis.query_terms(lowered))
+                self.fuzzy.append((analysis.fold(lowered), leaf.distance))
+            else:
+                query_words = analysis.words(leaf.text)
+                slop = leaf.slop if isinstance(leaf, query.Phrase) else 0
+                if len(query_words) == 1 or slop > 0:
+                    for word in query_words:
+                        self.single.update(analysis.query_terms(word))
+                elif query_words:
+                    self.phrases.append(query_words)
+        # The analysed forms of each phrase in every language, as the index may have them.
+        self.sequences = [
+            [analysis.term(w, stem) for w in words]
+            for words in self.phrases
+            for stem in (*analysis.LANGUAGES, None)
+        ]
+        # word as written -> (analysed term, whether its surface matches a prefix or fuzzy
+        # leaf); None for over-long words, which indexing drops too, so they never match.
+        self.analysed: dict[str, tuple[str, bool] | None] = {}
+
+    def _analyse(self, word: str) -> tuple[str, bool] | None:
         lowered = word.lower()
-        if len(lowered) <= analysis.MAX_TOKEN_CHARS:
-            surface = analysis.fold(lowered)
-            analysed[word] = (surface, analysis.term(surface, language))
+        if len(lowered) > analysis.MAX_TOKEN_CHARS:
+            return None
+        surface = analysis.fold(lowered)
+        near = any(surface.startswith(p) for p in self.prefixes) or any(
+            Levenshtein.distance(surface, folded, score_cutoff=distance) <= distance
+            for folded, distance in self.fuzzy
+        )
+        return analysis.term(surface, self.language), near
 
-    single: set[str] = set()  # analysed terms that mark wherever they occur
-    phrases: list[list[str]] = []
-    for leaf in leaves:
-        if isinstance(leaf, query.Prefix):
-            prefix = analysis.fold(leaf.text.lower())
-            single.update(t for s, t in analysed.values() if s.startswith(prefix))
-        elif isinstance(leaf, query.Fuzzy):
-            lowered = leaf.text.lower()
-            folded = analysis.fold(lowered)
-            single.update(analysis.query_terms(lowered))
-            single.update(
-                t
-                for s, t in analysed.values()
-                if Levenshtein.distance(s, folded, score_cutoff=leaf.distance) <= leaf.distance
-            )
-        else:
-            query_words = analysis.words(leaf.text)
-            slop = leaf.slop if isinstance(leaf, query.Phrase) else 0
-            if len(query_words) == 1 or slop > 0:
-                for word in query_words:
-                    single.update(analysis.query_terms(word))
-            elif query_words:
-                phrases.append(query_words)
-
-    matching = {word for word, (_, t) in analysed.items() if t in single}
-    marked = {i for i, word in enumerate(words) if word in matching}
-    if phrases:
-        # Positions as the index sees them: over-long words are not there.
-        kept = [(i, analysed[w][1]) for i, w in enumerate(words) if w in analysed]
-        terms = [t for _, t in kept]
-        for query_words in phrases:
-            for start, width in _phrase_matches(terms, query_words):
+    def marks(self, words: list[str]) -> set[int]:
+        """Return the positions in `words` to mark."""
+        analysed = self.analysed
+        for word in set(words).difference(analysed):
+            analysed[word] = self._analyse(word)
+        single = self.single
+        # A prefix or fuzzy leaf marks every form of the words it reached in this text.
+        reached = {a[0] for w in set(words) if (a := analysed[w]) is not None and a[1]}
+        if reached:
+            single = single | reached
+        marked = {
+            i
+            for i, word in enumerate(words)
+            if (a := analysed[word]) is not None and a[0] in single
+        }
+        if self.sequences:
+            # Positions as the index sees them: over-long words are not there.
+            kept = [(i, a[0]) for i, w in enumerate(words) if (a := analysed[w]) is not None]
+            terms = [t for _, t in kept]
+            for start, width in _phrase_matches(terms, self.sequences):
                 marked.update(kept[j][0] for j in range(start, start + width))
-    return marked
+        return marked
 
 
-def _phrase_matches(terms: list[str], words: list[str]) -> list[tuple[int, int]]:
+def _phrase_matches(terms: list[str], sequences: list[list[str]]) -> list[tuple[int, int]]:
     found: list[tuple[int, int]] = []
-    width = len(words)
-    for language in (*analysis.LANGUAGES, None):
-        sequence = [analysis.term(w, language) for w in words]
+    for sequence in sequences:
+        width = len(sequence)
         first = sequence[0]
         for i in range(len(terms) - width + 1):
             if terms[i] == first and terms[i : i + width] == sequence:

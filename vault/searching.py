@@ -38,9 +38,9 @@ from search import (
     Results,
     SearchError,
     analysis,
-    highlight,
 )
 from search import query as parse_query
+from search.highlight import Highlighter
 from vault import ledger
 from vault.compose import METADATA_IDENTITY, Vault
 from vault.db import Case, Item, ItemKey
@@ -235,12 +235,15 @@ def present(
     matches = _has_positive_terms(query_text)
     dropped = list(dropped)
     hits = []
-    for entry in found:
-        one = _show(vault, query_text, entry, matches)
-        if one is None:
-            dropped.append((entry.hit, entry.item))
-        else:
-            hits.append(one)
+    if found:
+        # One per page: the query is parsed once and each distinct word analysed once.
+        highlighter = Highlighter(query_text)
+        for entry in found:
+            one = _show(vault, highlighter, entry, matches)
+            if one is None:
+                dropped.append((entry.hit, entry.item))
+            else:
+                hits.append(one)
     facets = {name: dict(counts) for name, counts in results.facets.items()}
     for gone, row in dropped:
         _uncount(facets, gone, row)
@@ -248,11 +251,12 @@ def present(
     return SearchResults(total, results.page, results.page_size, hits, facets)
 
 
-def _show(vault: Vault, query_text: str, entry: _Found, matches: bool) -> SearchHit | None:
+def _show(vault: Vault, highlighter: Highlighter, entry: _Found, matches: bool) -> SearchHit | None:
     """Return the hit as the principal may see it, or None if it must not be shown at all (a
     redacted hit that matched only through identity words)."""
     item = entry.item
     redacted = obligations.REDACT_IDENTITIES in entry.decision.obligations
+    language = _language(entry)
     snippet = None
     if redacted:
         title: str | None = REDACTED
@@ -260,19 +264,19 @@ def _show(vault: Vault, query_text: str, entry: _Found, matches: bool) -> Search
         text = _text(vault, entry)
         if words is not None and text is not None:
             cleaned = redact(text, words)
-            snippet = highlight(cleaned, query_text, _language(entry), max_words=SNIPPET_WORDS)
+            snippet = highlighter.snippet(cleaned, language, max_words=SNIPPET_WORDS)
             if matches and "<mark>" not in snippet:
                 return None
     else:
         title = _title(item, entry.identity)
         text = _text(vault, entry)
         if text is not None:
-            snippet = highlight(text, query_text, _language(entry), max_words=SNIPPET_WORDS)
+            snippet = highlighter.snippet(text, language, max_words=SNIPPET_WORDS)
     return SearchHit(
         item_id=item.id,
         case_id=item.case_id,
         kind=item.kind,
-        language=_language(entry),
+        language=language,
         tags=tuple(item.tags),
         created_at=utc(item.created_at),
         score=entry.hit.score,

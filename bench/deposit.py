@@ -49,8 +49,8 @@ def make_file(path: Path, size: int) -> None:
             out.write(block)
 
 
-def raw_pipeline(path: Path) -> float:
-    """Return MB/s of read + SHA-256 + ChaCha20-Poly1305 on one thread."""
+def raw_pipeline(path: Path) -> tuple[float, str]:
+    """Return MB/s of read + SHA-256 + ChaCha20-Poly1305 on one thread, and the digest."""
     aead = ChaCha20Poly1305(os.urandom(32))
     nonce = bytes(12)
     digest = hashlib.sha256()
@@ -59,7 +59,7 @@ def raw_pipeline(path: Path) -> float:
         while chunk := source.read(CHUNK):
             digest.update(chunk)
             aead.encrypt(nonce, chunk, None)
-    return path.stat().st_size / 1e6 / (time.perf_counter() - start)
+    return path.stat().st_size / 1e6 / (time.perf_counter() - start), digest.hexdigest()
 
 
 def disk_write(path: Path, target: Path) -> float:
@@ -139,7 +139,8 @@ def main() -> None:
     try:
         source = work / "input.bin"
         make_file(source, size)
-        raw = max(raw_pipeline(source) for _ in range(2))
+        raws = [raw_pipeline(source) for _ in range(2)]
+        raw, expected = max(speed for speed, _ in raws), raws[0][1]
         disk = disk_write(source, work / "copy.bin")
 
         home = work / "vault"
@@ -186,6 +187,8 @@ def main() -> None:
             sampler.running = False
             sampler.join()
             response.raise_for_status()
+            if response.json()["sha256"] != expected:
+                raise SystemExit("the vault reports another SHA-256 than the file's")
         api = size / 1e6 / elapsed
         growth = (sampler.peak - base_rss) / MIB
         arrived = asyncio.run(concurrent(url, token, case, args.concurrent))

@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 import keys
 from policies import Principal, Resource, actions, kinds
@@ -34,7 +35,9 @@ log = logging.getLogger(__name__)
 
 LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 MAX_TEXT = {"title": 1000, "filename": 255, "notes": 20000}
-PARALLEL_HASH = 256 * 1024  # writes at least this large are hashed beside the sealing
+PARALLEL = 1024 * 1024  # deposits past this size use a second thread (see `_Spool`)
+SPOOL = 1024 * 1024  # ciphertext handed to the second thread at a time
+SPOOLS = 3  # ciphertext buffers in flight: bounds memory to about SPOOLS x (2 x SPOOL)
 FIELDS = frozenset({"case", "kind", "title", "language", "consent", "tags", "filename", "notes"})
 
 
@@ -113,6 +116,100 @@ def parse_request(fields: Mapping[str, str], vocabulary: tuple[str, ...]) -> Dep
     )
 
 
+class _Spool:
+    """Where the sealer writes: ciphertext gathered into `SPOOL`-byte batches, then stored.
+
+    Every batch is hashed (the ciphertext digest) on the sealing thread. Until `start`, each
+    batch is also written there, and the plaintext hashed by the caller. After `start`, a
+    second thread takes, per batch and in order (one worker, FIFO), the plaintext pieces given
+    to `plaintext` since the previous batch (their digest) and the batch (the write), while
+    the caller seals the next one. `hashlib` and `os.write` release the GIL on large buffers;
+    ChaCha20-Poly1305 (cryptography 50) does not, nor does the event loop: spreading the
+    hashing over two threads lets the work use both cores. `SPOOLS` buffers rotate, and one
+    is reused only once its batch was written, so memory stays flat whatever the size. Errors
+    of the second thread are raised by the next `write`, `flush` or `drain`.
+    """
+
+    def __init__(self, write: Callable[[Any], object], plain_digest: Any) -> None:
+        self._write = write
+        self._plain_digest = plain_digest
+        self.digest = hashlib.sha256()
+        self.size = 0
+        # A batch is flushed before it would overflow, so a buffer never holds more than
+        # `SPOOL` bytes; the margin is for a single write larger than that (the header).
+        self._buffers = [memoryview(bytearray(SPOOL + 2 * keys.CHUNK_SIZE)) for _ in range(SPOOLS)]
+        self._current = 0
+        self._fill = 0
+        self._plain: list[bytes] = []
+        self._worker: ThreadPoolExecutor | None = None
+        self._pending: deque[Future[None]] = deque()
+        self._writes: list[Future[None] | None] = [None] * SPOOLS
+
+    @property
+    def started(self) -> bool:
+        return self._worker is not None
+
+    def start(self, stack: ExitStack) -> None:
+        """Move plaintext hashing and writes to a second thread, stopped when `stack` closes."""
+        worker = ThreadPoolExecutor(1, "tvault-deposit")
+        # On abort, queued work is dropped and running work ends before the writer is removed.
+        stack.callback(worker.shutdown, wait=True, cancel_futures=True)
+        self._worker = worker
+
+    def plaintext(self, data: bytes) -> None:
+        """Queue `data` (immutable: exactly the bytes sealed) for the plaintext digest."""
+        self._plain.append(data)
+
+    def write(self, data: memoryview) -> int:
+        n = len(data)
+        if self._fill + n > SPOOL:
+            self.flush()
+        if n > len(self._buffers[self._current]):
+            raise ValueError("a write larger than the spool")  # never: the sealer emits 64 KiB
+        self._buffers[self._current][self._fill : self._fill + n] = data
+        self._fill += n
+        return n
+
+    def flush(self) -> None:
+        """Hash the gathered ciphertext and store it (on the second thread once started)."""
+        batch = self._buffers[self._current][: self._fill] if self._fill else None
+        self._fill = 0
+        if batch is not None:
+            self.digest.update(batch)
+            self.size += len(batch)
+        if self._worker is None:
+            if batch is not None:
+                self._write(batch)
+            return
+        if batch is None and not self._plain:
+            return
+        plain, self._plain = self._plain, []
+        task = self._worker.submit(self._store, plain, batch)
+        self._pending.append(task)
+        if batch is not None:
+            self._writes[self._current] = task
+            self._current = (self._current + 1) % SPOOLS
+            previous = self._writes[self._current]
+            if previous is not None:
+                previous.result()  # the next buffer is free only once its batch was written
+                self._writes[self._current] = None
+        while self._pending and self._pending[0].done():
+            self._pending.popleft().result()
+
+    def _store(self, plain: list[bytes], batch: memoryview | None) -> None:
+        for piece in plain:
+            self._plain_digest.update(piece)
+        if batch is not None:
+            self._write(batch)
+
+    def drain(self) -> None:
+        """Flush, then wait until the second thread did everything. Raises what it raised."""
+        self.flush()
+        while self._pending:
+            self._pending.popleft().result()
+        self._writes = [None] * SPOOLS
+
+
 class Deposit:
     """One deposit in progress: `start`, then `write` the bytes, then `commit` or `abort`.
 
@@ -137,12 +234,11 @@ class Deposit:
         self._size = 0
         self._limit = vault.settings.max_upload_bytes
         self._stack = ExitStack()
-        self._hasher: ThreadPoolExecutor | None = None
         self._writer = self._stack.enter_context(vault.store.writer(self._object))
         # The ciphertext's SHA-256, in the same pass, for `tvault verify --fast`.
-        self._ciphertext = signatures.CiphertextDigest(cast(BinaryIO, self._writer))
+        self._spool = _Spool(self._writer.write, self._hash)
         try:
-            self._sealer = keys.Sealer(cast(BinaryIO, self._ciphertext), [recipient])
+            self._sealer = keys.Sealer(cast(BinaryIO, self._spool), [recipient])
         except BaseException:
             self._stack.close()
             raise
@@ -194,19 +290,16 @@ class Deposit:
         self._size += len(data)
         if self._size > self._limit:
             raise TooLarge(f"the limit is {self._limit} bytes")
-        if len(data) < PARALLEL_HASH:
+        spool = self._spool
+        if not spool.started and self._size >= PARALLEL:
+            spool.start(self._stack)
+        if spool.started:
+            # The second thread hashes it later: only an immutable copy is exactly what was
+            # sealed (`bytes` from the HTTP server is one already).
+            spool.plaintext(data if type(data) is bytes else bytes(data))
+        else:
             self._hash.update(data)
-            self._sealer.write(data)
-            return
-        # hashlib releases the GIL on large inputs, so the digest of this batch is computed on
-        # a second core while this thread seals it (one pass over the bytes still: same data).
-        if self._hasher is None:
-            self._hasher = self._stack.enter_context(ThreadPoolExecutor(1, "tvault-sha256"))
-        digesting = self._hasher.submit(self._hash.update, data)
-        try:
-            self._sealer.write(data)
-        finally:
-            digesting.result()
+        self._sealer.write(data)
 
     def abort(self) -> None:
         """Give up: the object store removes every trace of the object."""
@@ -220,15 +313,18 @@ class Deposit:
         if self._size == 0:
             self.abort()
             raise BadField("body", "an empty file cannot be deposited")
-        if self._signed is not None:
-            # Promise 2: what the depositor signed is what is stored, or nothing is.
-            try:
+        try:
+            # The plaintext digest is complete only once the second thread is done.
+            self._spool.drain()
+            if self._signed is not None:
+                # Promise 2: what the depositor signed is what is stored, or nothing is.
                 self._signed.check_content(self._hash.hexdigest(), self._size)
-            except BaseException:
-                self.abort()
-                raise
+        except BaseException:
+            self.abort()
+            raise
         with self._stack:
             self._sealer.close()
+            self._spool.drain()
             self._writer.commit()
         result = DepositResult(self.item_id, self._size, self._hash.hexdigest())
         try:
@@ -297,7 +393,7 @@ class Deposit:
                 },
             )
             signatures.record_ciphertext(
-                session, result.item_id, self._ciphertext.hexdigest(), self._ciphertext.size
+                session, result.item_id, self._spool.digest.hexdigest(), self._spool.size
             )
             if self._signed is not None:
                 item = session.get(Item, result.item_id)

@@ -98,7 +98,17 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         # uvicorn's access log is off: it would print query strings (vault.api.app logs instead).
-        uvicorn.run(create_app(vault), host=host, port=port, access_log=False, log_config=None)
+        # httptools and uvloop are named, not left to "auto": a missing one must fail loudly
+        # rather than fall back to h11 (a third of the upload throughput, bench/RESULTS.md).
+        uvicorn.run(
+            create_app(vault),
+            host=host,
+            port=port,
+            access_log=False,
+            log_config=None,
+            http="httptools",
+            loop="uvloop",
+        )
     finally:
         vault.close()
 

@@ -15,6 +15,7 @@ from policies import Allow, Principal, Resource, actions, decide, kinds
 from vault import ledger
 from vault.access import authorize
 from vault.compose import Vault
+from vault.consent import item_resource, load_item
 from vault.db import Case, Item, ItemKey
 from vault.errors import NotFound
 from vault.identity import REDACTED, redacted_rendition, redacts
@@ -46,16 +47,6 @@ class Download:
 
     item: ItemView
     chunks: Iterator[bytes]
-
-
-def _resource(item: Item) -> Resource:
-    return Resource(
-        kind=kinds.ITEM,
-        case_id=item.case_id,
-        item_id=item.id,
-        depositor=item.depositor,
-        consent=frozenset(item.consent),
-    )
 
 
 def _identity(vault: Vault, session: Session, item_id: str) -> str:
@@ -106,21 +97,14 @@ def _has_key(session: Session, item_id: str) -> bool:
     return session.get(ItemKey, item_id) is not None
 
 
-def _item(session: Session, item_id: str) -> Item:
-    item = session.get(Item, item_id)
-    if item is None:
-        raise NotFound(f"no item {item_id}")
-    return item
-
-
 def show_item(vault: Vault, principal: Principal, item_id: str) -> ItemView:
     """Return item `item_id` with its sealed fields opened, and record the read.
 
     Raises `NotFound` or `Forbidden`.
     """
     with vault.sessions() as session:
-        item = _item(session, item_id)
-    allowed = authorize(vault.sessions, principal, actions.ITEM_READ, _resource(item))
+        item = load_item(session, item_id)
+    allowed = authorize(vault.sessions, principal, actions.ITEM_READ, item_resource(item))
     with vault.sessions.begin() as session:
         view = _redact(_view(item, _identity(vault, session, item_id)), allowed)
         ledger.append(
@@ -146,7 +130,7 @@ def list_items(vault: Vault, principal: Principal, case_id: str) -> list[ItemVie
         items = session.scalars(
             select(Item).where(Item.case_id == case_id).order_by(Item.created_at, Item.id)
         ).all()
-        decided = [(i, decide(principal, actions.ITEM_READ, _resource(i))) for i in items]
+        decided = [(i, decide(principal, actions.ITEM_READ, item_resource(i))) for i in items]
         # A shredded item (no key) is left out of listings: nothing of it can be shown.
         allowed = [(i, d) for i, d in decided if isinstance(d, Allow) and _has_key(session, i.id)]
         views = [_redact(_view(i, _identity(vault, session, i.id)), d) for i, d in allowed]
@@ -173,8 +157,8 @@ def download(vault: Vault, principal: Principal, item_id: str) -> Download:
     `NotFound` or `Forbidden`; the returned chunks raise `keys.UnsealError` on tampering.
     """
     with vault.sessions() as session:
-        item = _item(session, item_id)
-    allowed = authorize(vault.sessions, principal, actions.ITEM_DOWNLOAD, _resource(item))
+        item = load_item(session, item_id)
+    allowed = authorize(vault.sessions, principal, actions.ITEM_DOWNLOAD, item_resource(item))
     if redacts(allowed):
         # An original cannot be redacted: serve the depositor's redacted rendition, or nothing.
         rendition, chunks = redacted_rendition(vault, item_id)

@@ -188,20 +188,18 @@ def _check_hits(
     if not hits:
         return found, dropped
     with vault.sessions() as session:
-        ids = [h.item_id for h in hits]
-        items = {i.id: i for i in session.scalars(select(Item).where(Item.id.in_(ids)))}
-        texts = {
-            t.item_id: t for t in session.scalars(select(ItemText).where(ItemText.item_id.in_(ids)))
-        }
-        fields = {
-            f.item_id: f.sealed
-            for f in session.scalars(select(ItemIdentity).where(ItemIdentity.item_id.in_(ids)))
-        }
-        wrapped = dict(
-            session.execute(
-                select(ItemKey.item_id, ItemKey.wrapped).where(ItemKey.item_id.in_(ids))
-            ).all()
-        )
+        # One query for the page: each of these tables has at most one row per item.
+        rows = session.execute(
+            select(Item, ItemText, ItemIdentity.sealed, ItemKey.wrapped)
+            .outerjoin(ItemText, ItemText.item_id == Item.id)
+            .outerjoin(ItemIdentity, ItemIdentity.item_id == Item.id)
+            .outerjoin(ItemKey, ItemKey.item_id == Item.id)
+            .where(Item.id.in_([h.item_id for h in hits]))
+        ).all()
+        items = {row[0].id: row[0] for row in rows}
+        texts = {row[0].id: row[1] for row in rows if row[1] is not None}
+        fields = {row[0].id: row[2] for row in rows if row[2] is not None}
+        wrapped = {row[0].id: row[3] for row in rows if row[3] is not None}
         for hit in hits:
             item = items.get(hit.item_id)
             decision = decide(principal, actions.ITEM_SEARCH, _resource(item)) if item else None

@@ -7,7 +7,6 @@ the text typed.
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import date, datetime
 from typing import Annotated
 
@@ -81,11 +80,21 @@ def post_search(body: SearchIn, vault: VaultDep, principal: CurrentPrincipal) ->
         page_size=body.page_size,
     )
     results = search(vault, principal, request)
-    hits = []
-    for hit in results.hits:
-        data = dataclasses.asdict(hit)
-        data["tags"] = list(hit.tags)
-        hits.append(HitOut(**data))
+    hits = [
+        HitOut(
+            item_id=hit.item_id,
+            case_id=hit.case_id,
+            kind=hit.kind,
+            language=hit.language,
+            tags=list(hit.tags),
+            created_at=hit.created_at,
+            score=hit.score,
+            title=hit.title,
+            snippet=hit.snippet,
+            redacted=hit.redacted,
+        )
+        for hit in results.hits
+    ]
     return SearchOut(
         total=results.total,
         page=results.page,

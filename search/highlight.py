@@ -129,27 +129,29 @@ class _Plan:
         if len(lowered) > analysis.MAX_TOKEN_CHARS:
             return None
         surface = analysis.fold(lowered)
-        near = any(surface.startswith(p) for p in self.prefixes) or any(
-            Levenshtein.distance(surface, folded, score_cutoff=distance) <= distance
-            for folded, distance in self.fuzzy
+        near = bool(self.prefixes or self.fuzzy) and (
+            any(surface.startswith(p) for p in self.prefixes)
+            or any(
+                Levenshtein.distance(surface, folded, score_cutoff=distance) <= distance
+                for folded, distance in self.fuzzy
+            )
         )
         return analysis.term(surface, self.language), near
 
     def marks(self, words: list[str]) -> set[int]:
         """Return the positions in `words` to mark."""
         analysed = self.analysed
-        for word in set(words).difference(analysed):
+        distinct = set(words)
+        for word in distinct.difference(analysed):
             analysed[word] = self._analyse(word)
         single = self.single
-        # A prefix or fuzzy leaf marks every form of the words it reached in this text.
-        reached = {a[0] for w in set(words) if (a := analysed[w]) is not None and a[1]}
-        if reached:
-            single = single | reached
-        marked = {
-            i
-            for i, word in enumerate(words)
-            if (a := analysed[word]) is not None and a[0] in single
-        }
+        if self.prefixes or self.fuzzy:
+            # A prefix or fuzzy leaf marks every form of the words it reached in this text.
+            reached = {a[0] for w in distinct if (a := analysed[w]) is not None and a[1]}
+            if reached:
+                single = single | reached
+        matching = {w for w in distinct if (a := analysed[w]) is not None and a[0] in single}
+        marked = {i for i, word in enumerate(words) if word in matching} if matching else set()
         if self.sequences:
             # Positions as the index sees them: over-long words are not there.
             kept = [(i, a[0]) for i, w in enumerate(words) if (a := analysed[w]) is not None]

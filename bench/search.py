@@ -200,6 +200,7 @@ def main() -> None:
     parser.add_argument(
         "--keep", type=Path, help="build the corpus here once and reuse it (delete it after)"
     )
+    parser.add_argument("--page-size", type=int, default=20, help="the API's default is 20")
     parser.add_argument(
         "--queries-only",
         action="store_true",
@@ -256,7 +257,7 @@ def main() -> None:
         ).stdout.strip()
         process, url = _serve(home, env)
         try:
-            rows, overall, totals = _queries(url, token, args.queries, process.pid)
+            rows, overall, totals = _queries(url, token, args.queries, process.pid, args.page_size)
         finally:
             process.terminate()
             process.wait(timeout=30)
@@ -278,8 +279,9 @@ def main() -> None:
         + f" Index on disk {size / 2**20:.0f} MiB.",
         *(_indexing_lines(rates, args.stage_sample, stage, single) if rates else []),
         f"- queries: `tvault serve`, POST /v1/search over one keep-alive connection, a lawyer"
-        f" granted on {SCOPE_CASES} cases (scope: those cases, consent `legal`), page of 20 with"
-        " facets, per-hit policy check, text decryption and snippets, custody entry per search;"
+        f" granted on {SCOPE_CASES} cases (scope: those cases, consent `legal`), page of"
+        f" {args.page_size} with facets, per-hit policy check, text decryption and snippets,"
+        " custody entry per search;"
         " client wall time in ms (targets p50 <= 15, p99 <= 60):",
         "",
         "| query kind | p50 | p99 | server CPU per request | mean hits in scope |",
@@ -334,7 +336,7 @@ def _stage(vault: Vault, items: int, count: int) -> tuple[float, float]:
 
 
 def _queries(
-    url: str, token: str, count: int, pid: int
+    url: str, token: str, count: int, pid: int, page_size: int
 ) -> tuple[list[tuple[str, float, float, float]], tuple[float, float], dict[str, float]]:
     rng = random.Random(11)
     names = _names(random.Random(7), 20000)
@@ -362,7 +364,7 @@ def _queries(
             found = 0
             before = sum(server.cpu_times()[:2])
             for _ in range(count):
-                body = {"q": make(), "page_size": 20}
+                body = {"q": make(), "page_size": page_size}
                 began = time.perf_counter()
                 response = client.post("/v1/search", json=body)
                 samples.append((time.perf_counter() - began) * 1000)

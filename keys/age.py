@@ -121,7 +121,7 @@ def _parse_identity(identity: str) -> bytes:
 # (Bech32 decode, the X25519 key object and its public point), not per object. Bounded; it
 # holds only identities the process was handed already (the keyring that unwrapped them lives
 # in the same process), and a malformed identity raises, so it is never cached.
-_PARSED_IDENTITIES = 1024
+_PARSED_IDENTITIES = 256  # a page holds at most 100 items, plus the vault's own identities
 
 
 @lru_cache(maxsize=_PARSED_IDENTITIES)

@@ -124,6 +124,15 @@ def _parse_identity(identity: str) -> bytes:
 _PARSED_IDENTITIES = 256  # a page holds at most 100 items, plus the vault's own identities
 
 
+def forget_identities() -> None:
+    """Drop every parsed identity this process holds in its cache.
+
+    Call after crypto-shredding, so the shredded item's key does not outlive its wrapped copy in
+    this process's memory until the cache happens to evict it.
+    """
+    _identity_key.cache_clear()
+
+
 @lru_cache(maxsize=_PARSED_IDENTITIES)
 def _identity_key(identity: str) -> tuple[bytes, X25519Secret]:
     """Return the scalar of `identity` and its parsed key. Raises `ValueError` as

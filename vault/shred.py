@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, update
 
+import keys
 from policies import Principal, actions
 from vault import ledger
 from vault.access import authorize
@@ -87,6 +88,7 @@ def shred(vault: Vault, principal: Principal, item_id: str) -> ShredResult:
             # The shredding stands (the key is gone); the sweep or an operator removes it later.
             log.warning("shredded item's object not deleted: %s", type(exc).__name__)
             locked.append(name)
+    keys.forget_identities()  # no parsed copy of the destroyed key stays in this process
     after_shredding(vault, item_id)  # its words and digests leave the index
     return ShredResult(item_id, tuple(deleted), tuple(locked))
 

@@ -18,6 +18,7 @@ from vault.accounts import add_user
 from vault.api.app import create_app
 from vault.api.auth import issue_token
 from vault.compose import TOKEN_SIGNING, Vault
+from vault.db import ItemKey
 from vault.identity import RENDITION_PREFIX
 from vault.indexing import index_item
 from vault.sweep import sweep
@@ -234,8 +235,17 @@ def test_legal_hold_refuses_shredding_and_verify_reports_a_shredded_item(
     assert as_["tina"].post(f"/v1/items/{item}/shred").status_code == 403
     assert as_["tina"].put(f"/v1/items/{item}/hold").status_code == 403
     assert admin.delete(f"/v1/items/{item}/hold").json() == {"held": False, "changed": True}
+    with vault.sessions() as session:
+        wrapped = session.get(ItemKey, item)
+        assert wrapped is not None
+        identity = vault.keyring.unwrap(wrapped.wrapped)
     done = admin.post(f"/v1/items/{item}/shred")
     assert done.status_code == 200, done.text
+    # No parsed copy of the destroyed key outlives it in this process: asking the cache for it
+    # now is a miss (the downloads above had put it there).
+    misses = keys.age._identity_key.cache_info().misses
+    keys.age._identity_key(identity)
+    assert keys.age._identity_key.cache_info().misses == misses + 1
     # The local store keeps locked objects (read-only): unreadable without the key.
     assert done.json()["item_id"] == item and len(done.json()["locked"]) == 1
     assert admin.post(f"/v1/items/{item}/shred").status_code == 409

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ingest._tika import classify_failure, interpret, memory_error
-from ingest.adapters import _sandbox
+from ingest.adapters import _nospawn, _sandbox
 from ingest.ports import ExtractionError, FailureKind
 
 __all__ = ["Handler", "Result", "extract", "main", "serve", "visible"]
@@ -141,9 +141,20 @@ def _warm_up() -> None:
     iscc_tika.Extractor().extract_bytes_to_string(bytearray(b"warm up"))
 
 
-def serve(proto_in: BinaryIO, proto_out: BinaryIO, handle: Handler, *, sandboxed: bool) -> None:
-    """Answer jobs from `proto_in` until it closes, or until a failure retires this process."""
-    proto_out.write(b"ready sandboxed\n" if sandboxed else b"ready\n")
+def serve(
+    proto_in: BinaryIO,
+    proto_out: BinaryIO,
+    handle: Handler,
+    *,
+    sandboxed: bool,
+    spawn_blocked: bool = False,
+) -> None:
+    """Answer jobs from `proto_in` until it closes, or until a failure retires this process.
+
+    The first line says what confines this process: `ready`, then `sandboxed` (namespaces)
+    and `nospawn` (`_nospawn`) where they hold."""
+    words = [b"ready"] + [b"sandboxed"] * sandboxed + [b"nospawn"] * spawn_blocked
+    proto_out.write(b" ".join(words) + b"\n")
     for line in proto_in:
         request = json.loads(line)
         retire = False
@@ -198,12 +209,14 @@ def main(argv: list[str], handle: Handler = extract) -> int:
     # First, while this process is single-threaded (a condition of unshare(CLONE_NEWUSER)).
     sandboxed = wanted and _sandbox.enter(tmpfs_bytes=memory_bytes)
     _limit_self(memory_bytes)
+    # Before Tika first runs: from here this process can start no other process or program.
+    spawn_blocked = _nospawn.install()
     proto_in, proto_out = _isolate_stdio()
     if handle is extract:
         _warm_up()
         _diagnostics()
     try:
-        serve(proto_in, proto_out, handle, sandboxed=sandboxed)
+        serve(proto_in, proto_out, handle, sandboxed=sandboxed, spawn_blocked=spawn_blocked)
     except BrokenPipeError:
         return 0
     return 0

@@ -69,10 +69,12 @@ class _Child:
         except ExtractionError:
             self.kill()
             raise
-        if line not in (b"ready", b"ready sandboxed"):
+        words = line.split()
+        if words[:1] != [b"ready"] or not set(words[1:]) <= {b"sandboxed", b"nospawn"}:
             self.kill()
             raise ExtractionError(FailureKind.CRASHED, "parser process failed to start")
-        self.sandboxed = line == b"ready sandboxed"
+        self.sandboxed = b"sandboxed" in words
+        self.spawn_blocked = b"nospawn" in words
 
     @property
     def alive(self) -> bool:
@@ -225,6 +227,13 @@ class NativeTikaExtractor:
         with self._lock:
             live = [child for child in self._live if child.proc.poll() is None]
         return bool(live) and all(child.sandboxed for child in live)
+
+    def spawn_blocked(self) -> bool:
+        """Return True when every live parser process is barred from starting processes and
+        programs (`ingest.adapters._nospawn`); False when none runs, or one is not."""
+        with self._lock:
+            live = [child for child in self._live if child.proc.poll() is None]
+        return bool(live) and all(child.spawn_blocked for child in live)
 
     def pids(self) -> list[int]:
         """Return the process ids of the live parser processes."""

@@ -5,13 +5,41 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 from ingest.adapters import _tika_child
 
 SPOOL = Path("/tmp")
+
+
+def _try_to_spawn() -> list[str]:
+    """What a hostile document could make the parser do: start a process, a program, a thread."""
+    seen = []
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        seen.append(f"fork: refused ({exc.strerror})")
+    else:
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        seen.append("fork: started")
+    try:
+        subprocess.run(["/bin/true"], check=True)
+    except OSError as exc:
+        seen.append(f"program: refused ({exc.strerror})")
+    else:
+        seen.append("program: started")
+    ran: list[str] = []
+    thread = threading.Thread(target=lambda: ran.append("ran"))
+    thread.start()
+    thread.join()
+    seen.append(f"thread: {ran[0] if ran else 'did not run'}")
+    return seen
 
 
 def handle(path: str, max_text_chars: int) -> _tika_child.Result:
@@ -51,6 +79,8 @@ def handle(path: str, max_text_chars: int) -> _tika_child.Result:
         name = head[3:].decode().strip()
         (SPOOL / f"apache-tika-{name}.docx").write_bytes(b"embedded plaintext")
         return "text/plain", {}, "\n".join(sorted(os.listdir(SPOOL)))
+    if head.startswith(b"SPAWN"):
+        return "text/plain", {}, "\n".join(_try_to_spawn())
     if head.startswith(b"FLOOD"):
         # A child that ignores the limit: the parent must refuse the answer.
         return "text/plain", {}, "x" * (max_text_chars + 10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import secrets
 import signal
 import socket
@@ -247,6 +248,22 @@ def test_the_parser_has_no_network(pool: NativeTikaExtractor, tmp_path: Path) ->
         socket.create_connection(("127.0.0.1", port), timeout=2).close()  # reachable from here
         answer = pool.extract(_marker(tmp_path, b"NET%d" % port), Limits()).text
     assert answer.startswith("blocked: ")
+
+
+def test_the_parser_cannot_start_processes_or_programs(
+    pool: NativeTikaExtractor, tmp_path: Path
+) -> None:
+    if platform.machine() not in ("x86_64", "aarch64"):
+        pytest.skip(f"the no-spawn filter knows no system call numbers for {platform.machine()}")
+    pool.warm_up()
+    assert pool.spawn_blocked()
+    answer = pool.extract(_marker(tmp_path, b"SPAWN"), Limits()).text.splitlines()
+    assert answer == [
+        "fork: refused (Operation not permitted)",
+        "program: refused (Operation not permitted)",
+        "thread: ran",
+    ]
+    _works(pool, tmp_path)  # Tika still parses, with its threads
 
 
 def test_sandbox_can_be_turned_off(tmp_path: Path) -> None:

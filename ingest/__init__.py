@@ -1,9 +1,20 @@
-"""Extraction of text and metadata from deposited files, with limits for hostile input."""
+"""Extraction of text and metadata from deposited files, with limits for hostile input.
 
-from ingest.containers import check_container
-from ingest.language import detect_language
-from ingest.plaintext import plaintext_file
-from ingest.ports import Extraction, ExtractionError, Extractor, FailureKind, Limits
+The names below load on first use (PEP 562): the parser processes run
+`ingest.adapters._tika_child`, and every module imported there enlarges the process that
+Tika forks for each of its external-tool probes (see docs/ingest.md, "Speed").
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ingest.containers import check_container
+    from ingest.language import detect_language
+    from ingest.plaintext import plaintext_file
+    from ingest.ports import Extraction, ExtractionError, Extractor, FailureKind, Limits
 
 __all__ = [
     "Extraction",
@@ -15,3 +26,23 @@ __all__ = [
     "detect_language",
     "plaintext_file",
 ]
+
+_HOMES = {
+    "Extraction": "ingest.ports",
+    "ExtractionError": "ingest.ports",
+    "Extractor": "ingest.ports",
+    "FailureKind": "ingest.ports",
+    "Limits": "ingest.ports",
+    "check_container": "ingest.containers",
+    "detect_language": "ingest.language",
+    "plaintext_file": "ingest.plaintext",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'ingest' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value

@@ -1,6 +1,30 @@
-"""Extractor adapters: Apache Tika in-process (iscc-tika) and a Tika server over HTTP."""
+"""Extractor adapters: Apache Tika in-process (iscc-tika) and a Tika server over HTTP.
 
-from ingest.adapters.tika_native import NativeTikaExtractor
-from ingest.adapters.tika_server import TikaServerExtractor
+Loaded on first use (PEP 562), so that the parser processes, which import
+`ingest.adapters._tika_child`, do not carry the HTTP client (see `ingest/__init__.py`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ingest.adapters.tika_native import NativeTikaExtractor
+    from ingest.adapters.tika_server import TikaServerExtractor
 
 __all__ = ["NativeTikaExtractor", "TikaServerExtractor"]
+
+_HOMES = {
+    "NativeTikaExtractor": "ingest.adapters.tika_native",
+    "TikaServerExtractor": "ingest.adapters.tika_server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'ingest.adapters' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value

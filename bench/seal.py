@@ -66,7 +66,7 @@ class _Source(io.RawIOBase):
 
     def __init__(self, size: int) -> None:
         self._left = size
-        self._pattern = os.urandom(CHUNK)
+        self._pattern = memoryview(os.urandom(CHUNK))  # sliced without a copy
 
     def readable(self) -> bool:
         return True

@@ -172,8 +172,8 @@ class ExtractStage:
         self._extractor.close()
         self._dirs.remove()
 
-    def run(self, claim: jobs.Claim) -> None:
-        """Extract, seal and record the text of `claim.item_id`, completing `claim`.
+    def run(self, claim: jobs.Claim) -> bool:
+        """Extract, seal and record the text of `claim.item_id`, completing `claim` (True).
 
         Raises `StageFailed` (with the extractor's reason) when the text cannot be had,
         `jobs.LeaseLost` when another worker took the job over meanwhile.
@@ -188,7 +188,7 @@ class ExtractStage:
         if done:
             # Recorded by an earlier attempt (a job queued again by hand): nothing to redo.
             self._record(claim, item, None, None)
-            return
+            return True
         if key is None:
             raise StageFailed("the item key was shredded; there is nothing to extract", retry=False)
         identity = vault.keyring.unwrap(key.wrapped)
@@ -203,6 +203,7 @@ class ExtractStage:
             self._delete(name)
             raise
         self._remove_earlier_attempts(item.id, claim.attempt)
+        return True
 
     def _extract(self, item: Item, identity: str) -> Extraction:
         if item.kind in SKIPPED_KINDS:

@@ -302,8 +302,9 @@ class IndexStage:
         self._vault = vault
         del concurrency  # the vault's one index is shared; writes are serialised
 
-    def run(self, claim: jobs.Claim) -> None:
-        """Index the item of `claim` (and other due index jobs); record and complete each.
+    def run(self, claim: jobs.Claim) -> bool:
+        """Index the item of `claim` (and other due index jobs); record and complete each
+        (True: `claim` is completed when this returns).
 
         Raises `StageFailed` (no retry) when the first item has no text or its text does not
         open; the other jobs of the batch fail on their own with the same reasons.
@@ -358,6 +359,7 @@ class IndexStage:
             if one is claim:
                 raise failure
             self._fail(one, failure)
+        return True
 
     def _more(self, claim: jobs.Claim) -> list[jobs.Claim]:
         vault = self._vault

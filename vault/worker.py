@@ -8,8 +8,9 @@ leases. It is a `vault.compose.Service`: `tvault serve` runs one in the server p
 `tvault worker` runs one standalone. Contract for a stage's `run(claim)`:
 
 - record the result and call `vault.jobs.complete(session, claim, now=...)` in ONE transaction
-  (that call is fenced on the lease, so a result commits once); if a stage records nothing in
-  the database, the worker completes the job after `run` returns;
+  (that call is fenced on the lease, so a result commits once), and return True; if a stage
+  records nothing in the database, it returns None or False and the worker completes the job
+  after `run` returns;
 - be idempotent: a worker killed after some side effect but before that commit runs again;
 - raise `StageFailed(reason, retry=...)` for a failure it understands; `reason` is shown to
   custodians and must hold no survivor text. Any other exception is retried, and recorded by
@@ -43,8 +44,9 @@ STAGE_MODULES: Final = ("vault.extraction", "vault.indexing")
 class Stage(Protocol):
     """One stage, built once per worker; `run` is called from several threads at once."""
 
-    def run(self, claim: jobs.Claim) -> None:
-        """Do the work of `claim` and complete it (see the module docstring)."""
+    def run(self, claim: jobs.Claim) -> bool | None:
+        """Do the work of `claim`; return True if it completed the job itself (see the module
+        docstring)."""
 
     def close(self) -> None:
         """Release what the stage holds (parser processes, index writers)."""
@@ -231,7 +233,7 @@ class Worker:
         stage = self._stages[claim.kind]
         started = time.monotonic()
         try:
-            stage.run(claim)
+            completed = stage.run(claim)
         except StageFailed as exc:
             self._fail(claim, exc.reason, retry=exc.retry)
             return
@@ -242,7 +244,8 @@ class Worker:
             # Type name only: the message of, say, a UnicodeDecodeError quotes the bytes.
             self._fail(claim, f"internal error ({type(exc).__name__})", retry=True)
             return
-        self._complete_if_held(claim)
+        if not completed:
+            self._complete_if_held(claim)
         log.info(
             "job %s (%s, item %s) done by %s in %.2f s",
             claim.id,

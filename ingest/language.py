@@ -1,7 +1,8 @@
 """Language detection of extracted text with Lingua (models ship inside the wheel; no download).
 
 iscc-tika does not run Tika's language detector, and a Tika server's `/language` endpoint would
-make the two adapters disagree; one detector in this process serves both. Lingua in low-accuracy
+make the two adapters disagree; this one detector serves both (for the native adapter it runs
+in the parser process, see `ingest.adapters._tika_child`). Lingua in low-accuracy
 mode (trigram models only) holds ~110 MB for all 75 languages and is right on a paragraph; its
 high-accuracy mode needs ~900 MB and only helps on a few words, which we answer with None.
 """

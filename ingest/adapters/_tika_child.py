@@ -5,7 +5,8 @@ Protocol on its standard input and output (nothing else is written to them):
 
 - parent -> child, one line per job: `{"path": "...", "max_text_chars": N, "timeout_s": T}`
 - child -> parent: a JSON header line, then, on success, `text_bytes` bytes of UTF-8 text:
-  `{"ok": true, "mime_type": ..., "metadata": {...}, "text_bytes": N}` or
+  `{"ok": true, "mime_type": ..., "metadata": {...}, "language": "es" | null, "text_bytes": N}`
+  or
   `{"ok": false, "kind": ..., "reason": ..., "retire": bool}` (`retire`: the process exits next).
 
 The text goes back over the pipe and is never written to disk: the vault seals it.
@@ -135,10 +136,24 @@ def extract(path: str, max_text_chars: int) -> Result:
 
 
 def _warm_up() -> None:
-    """Start the native VM now, so the first real job does not pay for it."""
+    """Start the native VM and load the language models now, so the first real job does not
+    pay for them."""
     import iscc_tika
 
     iscc_tika.Extractor().extract_bytes_to_string(bytearray(b"warm up"))
+    _language("La declaración fue firmada por la testigo. The statement was signed. " * 3)
+
+
+def _language(text: str) -> str | None:
+    """The language of `text` (`ingest.language`), detected here rather than in the worker:
+    Lingua holds the GIL of the process it runs in, and a worker's threads share one. A
+    failure of detection is no failure of the extraction: the answer is then None."""
+    from ingest.language import detect_language
+
+    try:
+        return detect_language(text)
+    except (Exception, MemoryError):
+        return None
 
 
 def serve(
@@ -191,6 +206,7 @@ def serve(
                 "ok": True,
                 "mime_type": mime,
                 "metadata": metadata,
+                "language": _language(text),
                 "text_bytes": len(payload),
             }
         signal.alarm(0)

@@ -272,11 +272,13 @@ class NativeTikaExtractor:
         if len(text) > limits.max_text_chars:
             raise text_limit(limits.max_text_chars)
         metadata = header.get("metadata")
+        # Detected in the parser process (`_tika_child._language`), off this process's GIL.
+        language = header["language"] if "language" in header else detect_language(text)
         return Extraction(
             text=text,
             mime_type=str(header["mime_type"]),
             metadata=dict(metadata) if isinstance(metadata, dict) else {},
-            language=detect_language(text),
+            language=str(language) if language is not None else None,
         )
 
     def close(self) -> None:

@@ -27,6 +27,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Final, cast
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 import keys
 from ingest import Extraction, ExtractionError, Extractor, FailureKind, Limits, plaintext_file
 from vault import jobs, ledger
@@ -291,6 +294,17 @@ class ExtractStage:
             name = text_object_name(item_id, earlier)
             if self._vault.store.exists(name):
                 self._delete(name)
+
+
+def detected_languages(session: Session, item_ids: list[str]) -> dict[str, str | None]:
+    """Return the language extraction detected for each of `item_ids` that has a text (ISO
+    639-1, or None when it could not tell); items not extracted (yet) are left out."""
+    if not item_ids:
+        return {}
+    rows = session.execute(
+        select(ItemText.item_id, ItemText.language).where(ItemText.item_id.in_(item_ids))
+    )
+    return {item_id: language for item_id, language in rows}
 
 
 def read_text(vault: Vault, item_id: str) -> str | None:

@@ -99,6 +99,15 @@ def test_a_folder_is_ingested_extracted_and_its_failures_explained(
     for name in ("notas.txt", "sub/testimonio.pdf", "testimonio.docx"):
         assert items[ids[name]]["state"] in {"extracted", "indexed"}, items[ids[name]]
         assert items[ids[name]]["state_reason"] is None
+    # Deposited without a language; extraction detected one (in the parser process).
+    detected = {name: items[ids[name]]["detected_language"] for name in ids}
+    assert detected == {
+        "notas.txt": "es",
+        "sub/testimonio.pdf": "en",
+        "testimonio.docx": "es",
+        "cifrado.pdf": None,
+    }
+    assert all(items[ids[name]]["language"] is None for name in ids)
     with served.client("tina") as client:
         listed_items = client.get(f"/v1/cases/{case}/items").json()
     assert {i["id"]: i["state"] for i in listed_items if i["id"] in items} == {
@@ -111,6 +120,7 @@ def test_a_folder_is_ingested_extracted_and_its_failures_explained(
     # `tvault status` shows the state; `tvault jobs` lists and retries (custodians only).
     status = tvault("status", ids["cifrado.pdf"], env=env).stdout
     assert "state: failed" in status and "encrypted" in status
+    assert "detected_language: es" in tvault("status", ids["notas.txt"], env=env).stdout
     with served.client("tina") as client:
         assert client.get("/v1/jobs").status_code == 403
         ingest = client.get(f"/v1/items/{ids['notas.txt']}/ingest").json()

@@ -16,6 +16,7 @@ from vault.api.jobs_routes import router as jobs_router
 from vault.api.schemas import CaseIn, CaseOut, DepositOut, GrantIn, ItemOut, Me
 from vault.api.upload import deposit_multipart, deposit_raw
 from vault.cases import create_case, grant, list_cases
+from vault.extraction import detected_languages
 from vault.retrieve import ItemView, download, list_items, show_item
 
 # DESIGN.md promise 4: the only routes without a token, listed in one place. (FastAPI serves
@@ -76,9 +77,14 @@ def get_items(case_id: str, vault: VaultDep, principal: CurrentPrincipal) -> lis
     views = list_items(vault, principal, case_id)
     with vault.sessions() as session:
         states = jobs.ingest_states(session, [v.id for v in views])
+        detected = detected_languages(session, [v.id for v in views])
     return [
         _item(v).model_copy(
-            update={"state": states[v.id].state.value, "state_reason": states[v.id].reason}
+            update={
+                "detected_language": detected.get(v.id),
+                "state": states[v.id].state.value,
+                "state_reason": states[v.id].reason,
+            }
         )
         for v in views
     ]
@@ -109,7 +115,14 @@ def get_item(item_id: str, vault: VaultDep, principal: CurrentPrincipal) -> Item
     out = _item(show_item(vault, principal, item_id))
     with vault.sessions() as session:
         ingest = jobs.ingest_state(session, item_id)
-    return out.model_copy(update={"state": ingest.state.value, "state_reason": ingest.reason})
+        detected = detected_languages(session, [item_id]).get(item_id)
+    return out.model_copy(
+        update={
+            "detected_language": detected,
+            "state": ingest.state.value,
+            "state_reason": ingest.reason,
+        }
+    )
 
 
 @v1.get("/items/{item_id}/content")

@@ -44,6 +44,7 @@ class ItemOut(BaseModel):
     title: str | None
     filename: str | None
     notes: str | None
+    detected_language: str | None = None  # what extraction detected (docs/ingest.md)
     state: str = "stored"  # the ingest state (docs/jobs.md)
     state_reason: str | None = None  # why the ingest failed
 

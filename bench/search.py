@@ -269,8 +269,9 @@ def main() -> None:
         "",
         f"## search through the vault (issue 6 point 7) — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores shared with six other engineers'"
-        f" jobs, Python {platform.python_version()}; `bench/search.py --items {args.items}"
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, load average"
+        f" {os.getloadavg()[0]:.2f} at the end, Python {platform.python_version()};"
+        f" `bench/search.py --items {args.items}"
         f" --queries {args.queries}`. Embedded vault: SQLite, local object store, tantivy.",
         f"Corpus: {args.items:,} generated items of ~2 KB (60% es / 40% en) in {CASES} cases,"
         " each with its own age identity (wrapped in the DB), sealed title and sealed extracted"

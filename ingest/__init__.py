@@ -7,8 +7,9 @@ Tika forks for each of its external-tool probes (see docs/ingest.md, "Speed").
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ingest._lazy import exports
 
 if TYPE_CHECKING:
     from ingest.containers import check_container
@@ -39,10 +40,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'ingest' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__ = exports("ingest", _HOMES)

@@ -6,8 +6,9 @@ Loaded on first use (PEP 562), so that the parser processes, which import
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ingest._lazy import exports
 
 if TYPE_CHECKING:
     from ingest.adapters.tika_native import NativeTikaExtractor
@@ -21,10 +22,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'ingest.adapters' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__ = exports("ingest.adapters", _HOMES)

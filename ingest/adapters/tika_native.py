@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import queue
+import re
 import selectors
 import signal
 import subprocess
@@ -23,7 +24,6 @@ from pathlib import Path
 
 from ingest._tika import memory_error, text_limit
 from ingest.containers import check_container
-from ingest.language import detect_language
 from ingest.ports import Extraction, ExtractionError, FailureKind, Limits
 
 __all__ = ["NativeTikaExtractor"]
@@ -174,6 +174,22 @@ class _Child:
         return header, self._read_exact(size, deadline).decode("utf-8")
 
 
+# The vault stores an extraction's MIME type and language in the clear (docs/ingest.md); both
+# come from the process that parsed a hostile file, so only their expected shapes are taken,
+# never free text (RFC 6838 type/subtype names; ISO 639 codes).
+_MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
+_LANGUAGE = re.compile(r"[a-z]{2,3}")
+UNKNOWN_MIME = "application/octet-stream"
+
+
+def _checked_mime(value: object) -> str:
+    return value if isinstance(value, str) and _MIME.fullmatch(value) else UNKNOWN_MIME
+
+
+def _checked_language(value: object) -> str | None:
+    return value if isinstance(value, str) and _LANGUAGE.fullmatch(value) else None
+
+
 class NativeTikaExtractor:
     """Extract with Apache Tika compiled to native code, in `workers` parser processes.
 
@@ -272,13 +288,12 @@ class NativeTikaExtractor:
         if len(text) > limits.max_text_chars:
             raise text_limit(limits.max_text_chars)
         metadata = header.get("metadata")
-        # Detected in the parser process (`_tika_child._language`), off this process's GIL.
-        language = header["language"] if "language" in header else detect_language(text)
         return Extraction(
             text=text,
-            mime_type=str(header["mime_type"]),
+            mime_type=_checked_mime(header.get("mime_type")),
             metadata=dict(metadata) if isinstance(metadata, dict) else {},
-            language=str(language) if language is not None else None,
+            # Detected in the parser process (`_tika_child._language`), off this process's GIL.
+            language=_checked_language(header.get("language")),
         )
 
     def close(self) -> None:

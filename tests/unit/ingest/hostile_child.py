@@ -81,6 +81,10 @@ def handle(path: str, max_text_chars: int) -> _tika_child.Result:
         return "text/plain", {}, "\n".join(sorted(os.listdir(SPOOL)))
     if head.startswith(b"SPAWN"):
         return "text/plain", {}, "\n".join(_try_to_spawn())
+    if head.startswith(b"LIE"):
+        # A parser taken over by the file: free text where the vault keeps fields in the clear.
+        _tika_child._language = lambda text: "La testigo Rosa Mamani declaró"  # type: ignore[assignment]
+        return "La testigo Rosa Mamani declaró", {}, "texto"
     if head.startswith(b"FLOOD"):
         # A child that ignores the limit: the parent must refuse the answer.
         return "text/plain", {}, "x" * (max_text_chars + 10)

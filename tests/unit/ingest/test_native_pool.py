@@ -266,6 +266,19 @@ def test_the_parser_cannot_start_processes_or_programs(
     _works(pool, tmp_path)  # Tika still parses, with its threads
 
 
+def test_fields_kept_in_the_clear_take_only_their_shape(
+    pool: NativeTikaExtractor, tmp_path: Path
+) -> None:
+    honest = pool.extract(corpus.docx(tmp_path), Limits())
+    assert honest.language == "es"
+    assert honest.mime_type == (
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    )
+    # Last: the lying child keeps lying about the language for the rest of its life.
+    lied = pool.extract(_marker(tmp_path, b"LIE"), Limits())
+    assert (lied.mime_type, lied.language, lied.text) == ("application/octet-stream", None, "texto")
+
+
 def test_sandbox_can_be_turned_off(tmp_path: Path) -> None:
     with NativeTikaExtractor(child_module=HOSTILE, sandbox=False) as extractor:
         extractor.warm_up()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Final
 
 from ingest.ports import ExtractionError, FailureKind
 
@@ -55,10 +56,28 @@ def select_metadata(meta: RawMetadata) -> dict[str, str]:
     return selected
 
 
+# The vault stores an extraction's MIME type and language in the clear (docs/ingest.md), and
+# both come from software that has just parsed a hostile file (a parser process, a Tika
+# server): only their expected shapes are taken, never free text.
+_MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")  # RFC 6838
+_LANGUAGE = re.compile(r"[a-z]{2,3}")  # ISO 639-1 or -3
+UNKNOWN_MIME: Final = "application/octet-stream"
+
+
+def shaped_mime(value: object) -> str:
+    """Return `value` if it is a `type/subtype` name, else `application/octet-stream`."""
+    return value if isinstance(value, str) and _MIME.fullmatch(value) else UNKNOWN_MIME
+
+
+def shaped_language(value: object) -> str | None:
+    """Return `value` if it is an ISO 639 code, else None."""
+    return value if isinstance(value, str) and _LANGUAGE.fullmatch(value) else None
+
+
 def mime_type(meta: RawMetadata) -> str:
     """Return the detected MIME type without parameters (`text/plain`, not `; charset=...`)."""
-    value = _first(meta, "Content-Type") or "application/octet-stream"
-    return value.split(";", 1)[0].strip().lower()
+    value = _first(meta, "Content-Type") or UNKNOWN_MIME
+    return shaped_mime(value.split(";", 1)[0].strip().lower())
 
 
 def _warnings(meta: RawMetadata) -> list[str]:

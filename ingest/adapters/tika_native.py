@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import queue
-import re
 import selectors
 import signal
 import subprocess
@@ -22,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from ingest._tika import memory_error, text_limit
+from ingest._tika import memory_error, shaped_language, shaped_mime, text_limit
 from ingest.containers import check_container
 from ingest.ports import Extraction, ExtractionError, FailureKind, Limits
 
@@ -174,22 +173,6 @@ class _Child:
         return header, self._read_exact(size, deadline).decode("utf-8")
 
 
-# The vault stores an extraction's MIME type and language in the clear (docs/ingest.md); both
-# come from the process that parsed a hostile file, so only their expected shapes are taken,
-# never free text (RFC 6838 type/subtype names; ISO 639 codes).
-_MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
-_LANGUAGE = re.compile(r"[a-z]{2,3}")
-UNKNOWN_MIME = "application/octet-stream"
-
-
-def _checked_mime(value: object) -> str:
-    return value if isinstance(value, str) and _MIME.fullmatch(value) else UNKNOWN_MIME
-
-
-def _checked_language(value: object) -> str | None:
-    return value if isinstance(value, str) and _LANGUAGE.fullmatch(value) else None
-
-
 class NativeTikaExtractor:
     """Extract with Apache Tika compiled to native code, in `workers` parser processes.
 
@@ -290,10 +273,11 @@ class NativeTikaExtractor:
         metadata = header.get("metadata")
         return Extraction(
             text=text,
-            mime_type=_checked_mime(header.get("mime_type")),
+            # Both come from the process that parsed a hostile file: shapes only.
+            mime_type=shaped_mime(header.get("mime_type")),
             metadata=dict(metadata) if isinstance(metadata, dict) else {},
             # Detected in the parser process (`_tika_child._language`), off this process's GIL.
-            language=_checked_language(header.get("language")),
+            language=shaped_language(header.get("language")),
         )
 
     def close(self) -> None:

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from ingest import ExtractionError, FailureKind
-from ingest._tika import classify_failure, interpret, mime_type, select_metadata
+from ingest._tika import (
+    classify_failure,
+    interpret,
+    mime_type,
+    select_metadata,
+    shaped_language,
+    shaped_mime,
+)
 
 
 def test_only_selected_metadata_is_kept() -> None:
@@ -32,6 +39,31 @@ def test_only_selected_metadata_is_kept() -> None:
 def test_mime_type_drops_parameters() -> None:
     assert mime_type({"Content-Type": ["Text/Plain; charset=ISO-8859-1"]}) == "text/plain"
     assert mime_type({}) == "application/octet-stream"
+
+
+@pytest.mark.parametrize(
+    "claimed",
+    [
+        "La testigo Rosa Mamani declaró",  # text where a type belongs: stored in the clear
+        "text/plain extra words",
+        "application/" + "x" * 200,
+        "/plain",
+    ],
+)
+def test_a_mime_type_is_taken_only_in_its_shape(claimed: str) -> None:
+    assert mime_type({"Content-Type": [claimed]}) == "application/octet-stream"
+    assert shaped_mime(claimed) == "application/octet-stream"
+
+
+def test_a_language_is_taken_only_as_a_code() -> None:
+    assert [shaped_language(v) for v in ("es", "quz", None, "Rosa Mamani", "ES", 7)] == [
+        "es",
+        "quz",
+        None,
+        None,
+        None,
+        None,
+    ]
 
 
 def test_encrypted_warning_is_a_failure(tmp_path: Path) -> None:

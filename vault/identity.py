@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO, cast
 
-from sqlalchemy import select
-
 import keys
 from policies import Allow, Principal, actions, obligations
 from vault import ledger
@@ -28,6 +26,7 @@ from vault.consent import item_identity, item_resource, load_item
 from vault.db.access_tables import ItemIdentity, RedactedRendition
 from vault.errors import BadField, Conflict, NotFound, TooLarge
 from vault.ids import new_id
+from vault.objects import orphans
 from vault.sealing import open_json, seal_json
 from vault.storage import ObjectLocked, ObjectNotFound
 
@@ -255,15 +254,8 @@ def sweep_renditions(vault: Vault, cutoff: datetime) -> int:
     rendition under retention) are left for their retention to end.
     """
     removed = 0
-    for info in list(vault.store.entries(RENDITION_PREFIX)):
-        if info.modified > cutoff:
-            continue
-        with vault.sessions() as session:
-            known = select(RedactedRendition.item_id).where(
-                RedactedRendition.object_name == info.name
-            )
-            if session.scalar(known) is not None:
-                continue
+    old = [info for info in vault.store.entries(RENDITION_PREFIX) if info.modified <= cutoff]
+    for info in orphans(vault.sessions, RedactedRendition.object_name, old):
         try:
             vault.store.delete(info.name)
         except (ObjectLocked, ObjectNotFound):

@@ -6,12 +6,10 @@ import logging
 import threading
 from datetime import timedelta
 
-from sqlalchemy import select
-
 from vault.compose import Vault
 from vault.db import Item
 from vault.identity import sweep_renditions
-from vault.objects import PREFIX
+from vault.objects import PREFIX, orphans
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +23,8 @@ def sweep(vault: Vault) -> int:
     """
     cutoff = vault.clock() - timedelta(seconds=vault.settings.sweep_grace_seconds)
     removed = 0
-    for info in list(vault.store.entries(PREFIX)):
-        if info.modified > cutoff:
-            continue
-        with vault.sessions() as session:
-            if session.scalar(select(Item.id).where(Item.object_name == info.name)) is not None:
-                continue
+    old = [info for info in vault.store.entries(PREFIX) if info.modified <= cutoff]
+    for info in orphans(vault.sessions, Item.object_name, old):
         vault.store.delete(info.name)
         removed += 1
     # Redacted renditions live under their own prefix (vault.identity); same rule.

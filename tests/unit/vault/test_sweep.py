@@ -5,8 +5,11 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+import pytest
+
 from tests.unit.vault.conftest import principal
 from tests.unit.vault.test_deposit import BODY, deposit, fields
+from vault import objects
 from vault.cases import create_case
 from vault.compose import Vault
 from vault.objects import PREFIX, object_name
@@ -39,6 +42,22 @@ def test_sweep_removes_old_orphans_only(vault: Vault) -> None:
     names = set(vault.store.names(PREFIX))
     assert orphan not in names and len(names) == 1  # the committed item's object stays
     assert sweep(vault) == 0
+
+
+def test_sweep_looks_names_up_in_batches_and_misses_none(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(objects, "LOOKUP_BATCH", 3)  # batches split items and orphans alike
+    case = create_case(vault, principal(vault, "tina"), "Case")
+    for _ in range(4):
+        deposit(vault, "tina", BODY, fields(case.id))
+    committed = set(vault.store.names(PREFIX))
+    orphans = {_orphan(vault) for _ in range(5)}
+    later = vault.clock() + timedelta(seconds=vault.settings.sweep_grace_seconds + 60)
+    vault.clock = lambda: later
+    assert sweep(vault) == 5
+    assert set(vault.store.names(PREFIX)) == committed
+    assert not orphans & committed
 
 
 def test_the_scheduled_sweep_removes_orphans_and_stops(vault: Vault) -> None:

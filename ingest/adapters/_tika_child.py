@@ -152,7 +152,7 @@ def _language(text: str) -> str | None:
 
     try:
         return detect_language(text)
-    except (Exception, MemoryError):
+    except Exception:  # MemoryError included
         return None
 
 

@@ -22,7 +22,7 @@ from vault.deposit import Deposit, DepositResult
 from vault.errors import BadField, TooLarge
 from vault.signatures import SIGNATURE_HEADER, STATEMENT_HEADER, Presented
 
-BATCH = 1024 * 1024  # bytes handed to a worker thread at a time
+BATCH = 4 * 1024 * 1024  # bytes handed to a worker thread at a time
 MAX_FIELD = 64 * 1024  # a metadata field of a multipart body
 DEPTH = 2  # batches read ahead of the sealing thread
 

@@ -75,8 +75,11 @@ def serve(
     """Run the API (and, embedded, the background services) on HOST:PORT."""
     import uvicorn
 
+    from vault import allocator
     from vault.api import create_app
+    from vault.api.protocol import ZeroCopyBody
 
+    allocator.tune()  # before the first upload buffer (vault/allocator.py)
     settings = settings_for(vault_dir)
     secret = passphrase(settings, confirm=False, dev=dev)
     if secret == DEV_PASSPHRASE and not dev:
@@ -98,15 +101,16 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         # uvicorn's access log is off: it would print query strings (vault.api.app logs instead).
-        # httptools and uvloop are named, not left to "auto": a missing one must fail loudly
-        # rather than fall back to h11 (a third of the upload throughput, bench/RESULTS.md).
+        # httptools (through ZeroCopyBody) and uvloop are named, not left to "auto": a missing
+        # one must fail loudly rather than fall back to h11 (a third of the upload throughput,
+        # bench/RESULTS.md).
         uvicorn.run(
             create_app(vault),
             host=host,
             port=port,
             access_log=False,
             log_config=None,
-            http="httptools",
+            http=ZeroCopyBody,
             loop="uvloop",
         )
     finally:

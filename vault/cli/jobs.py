@@ -31,8 +31,10 @@ def worker(
     ] = None,
 ) -> None:
     """Run extraction and indexing workers until SIGTERM or Ctrl-C (jobs in hand finish)."""
+    from vault import allocator
     from vault.worker import Worker, load_stages
 
+    allocator.tune()  # vault/allocator.py
     stages = load_stages()
     unknown = sorted(set(kind or ()) - set(stages))
     if unknown:

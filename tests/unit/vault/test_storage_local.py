@@ -122,3 +122,142 @@ def test_modification_time_is_commit_time(tmp_path: Path) -> None:
     (entry,) = store.entries()
     assert entry.modified.timestamp() >= before - 1
     assert os.stat(store._path("t")).st_size == entry.size == 1
+
+
+def _pieces(total: int) -> list[bytes]:
+    """`total` bytes in pieces of irregular sizes, so block and window edges fall mid-piece."""
+    sizes = [1, 65_552, 1024 * 1024 + 7, 3, 300_001, 2 * 1024 * 1024]
+    pieces, made, i = [], 0, 0
+    while made < total:
+        size = min(sizes[i % len(sizes)], total - made)
+        pieces.append(os.urandom(size))
+        made += size
+        i += 1
+    return pieces
+
+
+def _store_pieces(store: LocalObjectStore, name: str, pieces: list[bytes]) -> bytes:
+    with store.writer(name) as out:
+        for piece in pieces:
+            assert out.write(piece) == len(piece)
+        out.commit()
+    with store.open(name) as src:
+        return src.read()
+
+
+# Past two writeback windows (8 MiB each) and many 1 MiB blocks, ending in a partial block.
+_LARGE = 3 * 8 * 1024 * 1024 + 12_345
+
+
+def test_large_object_round_trips_through_the_direct_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fcntl
+
+    from vault.storage.adapters import local
+
+    real_write = os.write
+    direct: list[int] = []
+
+    def write(fd: int, data: bytes | memoryview) -> int:
+        n = real_write(fd, data)
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & local._O_DIRECT:
+            direct.append(n)
+        return n
+
+    monkeypatch.setattr(os, "write", write)
+    store = LocalObjectStore(tmp_path / "objects")
+    pieces = _pieces(_LARGE)
+    assert _store_pieces(store, "items/large", pieces) == b"".join(pieces)
+    # Every full block went past the page cache (the file system under tmp_path allows it).
+    assert direct == [1024 * 1024] * (_LARGE // (1024 * 1024))
+
+
+def test_large_object_round_trips_through_the_page_cache_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No O_DIRECT at all: every block goes through the page cache and the writeback window.
+    from vault.storage.adapters import local
+
+    monkeypatch.setattr(local, "_O_DIRECT", 0)
+    advised: list[tuple[int, int]] = []
+    real = os.posix_fadvise
+
+    def spy(fd: int, offset: int, length: int, advice: int) -> None:
+        advised.append((offset, length))
+        real(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", spy)
+    store = LocalObjectStore(tmp_path / "objects")
+    pieces = _pieces(_LARGE)
+    assert _store_pieces(store, "items/large", pieces) == b"".join(pieces)
+    # Each full window was handed to writeback, each earlier one dropped: the ranges cover the
+    # file from its start, one window at a time.
+    assert len(advised) == 3
+    assert advised[0][0] == 0
+    assert all(length > 0 for _, length in advised)
+
+
+def test_a_refused_direct_write_falls_back_to_the_page_cache_with_nothing_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As on a file system without O_DIRECT: the first direct write fails with EINVAL.
+    import errno
+    import fcntl
+
+    from vault.storage.adapters import local
+
+    real_write = os.write
+    refused = []
+
+    def write(fd: int, data: bytes | memoryview) -> int:
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & local._O_DIRECT:
+            refused.append(len(data))
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+    store = LocalObjectStore(tmp_path / "objects")
+    pieces = _pieces(5 * 1024 * 1024 + 99)
+    assert _store_pieces(store, "items/fallback", pieces) == b"".join(pieces)
+    assert refused == [1024 * 1024]  # tried once, then the page cache for good
+
+
+def test_a_short_direct_write_is_completed_through_the_page_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fcntl
+
+    from vault.storage.adapters import local
+
+    real_write = os.write
+    short = []
+
+    def write(fd: int, data: bytes | memoryview) -> int:
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & local._O_DIRECT and not short:
+            short.append(len(data))
+            return real_write(fd, memoryview(data)[:4096])
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+    store = LocalObjectStore(tmp_path / "objects")
+    pieces = _pieces(3 * 1024 * 1024 + 5)
+    assert _store_pieces(store, "items/short", pieces) == b"".join(pieces)
+    assert short == [1024 * 1024]
+
+
+def test_a_failing_write_is_a_storage_error_and_leaves_no_object(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    def write(fd: int, data: bytes | memoryview) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    store = LocalObjectStore(tmp_path / "objects")
+    monkeypatch.setattr(os, "write", write)
+    with pytest.raises(StorageError, match="No space left"), store.writer("items/full") as out:
+        out.write(os.urandom(3 * 1024 * 1024))
+    monkeypatch.undo()
+    assert not store.exists("items/full")
+    assert _temp_files(tmp_path / "objects") == []

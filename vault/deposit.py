@@ -123,9 +123,11 @@ class _Spool:
     batch is also written there, and the plaintext hashed by the caller. After `start`, a
     second thread takes, per batch and in order (one worker, FIFO), the plaintext pieces given
     to `plaintext` since the previous batch (their digest) and the batch (the write), while
-    the caller seals the next one. `hashlib` and `os.write` release the GIL on large buffers;
-    ChaCha20-Poly1305 (cryptography 50) does not, nor does the event loop: spreading the
-    hashing over two threads lets the work use both cores. `SPOOLS` buffers rotate, and one
+    the caller seals the next one. `hashlib`, `os.write` and ChaCha20-Poly1305 (cryptography
+    50) release the GIL on large buffers: spreading the work over two threads lets it use both
+    cores. The ciphertext digest stays on the sealing thread, which reads the batch while it is
+    still in its core's cache: moving it to the second thread, or to a third, was slower
+    (bench/deposit.py, ratio 0.32-0.36 against 0.42-0.50). `SPOOLS` buffers rotate, and one
     is reused only once its batch was written, so memory stays flat whatever the size. Errors
     of the second thread are raised by the next `write`, `flush` or `drain`.
     """

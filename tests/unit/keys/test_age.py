@@ -433,9 +433,10 @@ def test_memory_stays_flat_for_a_large_stream(tmp_path: Path) -> None:
     finally:
         tracemalloc.stop()
     assert sink.hash.digest() == hashlib.sha256(bytes(size)).digest()
-    # Two or three 64 KiB buffers and their ciphertext, whatever the size of the stream.
-    assert peak_seal < 1024 * 1024, peak_seal
-    assert peak_open < 1024 * 1024, peak_open
+    # One read of eight 64 KiB chunks and a chunk or two of output, whatever the size of the
+    # stream (32 MiB here).
+    assert peak_seal < 2 * 1024 * 1024, peak_seal
+    assert peak_open < 2 * 1024 * 1024, peak_open
 
 
 class _Trickle(io.RawIOBase):

@@ -312,7 +312,7 @@ def _read_into(src: BinaryIO, view: memoryview) -> int:
 def seal(src: BinaryIO, dst: BinaryIO, recipients: Sequence[str]) -> int:
     """Seal everything `src` yields into `dst` as an age v1 file; return the plaintext size.
 
-    Memory stays flat (about five 64 KiB buffers). Raises `ValueError` on a malformed or
+    Memory stays flat (a read of eight 64 KiB chunks and two chunk buffers). Raises `ValueError` on a malformed or
     missing recipient; errors of `src` and `dst` propagate and leave `dst` without a final
     chunk.
     """

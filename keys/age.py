@@ -312,9 +312,9 @@ def _read_into(src: BinaryIO, view: memoryview) -> int:
 def seal(src: BinaryIO, dst: BinaryIO, recipients: Sequence[str]) -> int:
     """Seal everything `src` yields into `dst` as an age v1 file; return the plaintext size.
 
-    Memory stays flat (a read of eight 64 KiB chunks and two chunk buffers). Raises `ValueError` on a malformed or
-    missing recipient; errors of `src` and `dst` propagate and leave `dst` without a final
-    chunk.
+    Memory stays flat (a read of eight 64 KiB chunks and two chunk buffers). Raises
+    `ValueError` on a malformed or missing recipient; errors of `src` and `dst` propagate and
+    leave `dst` without a final chunk.
     """
     sealer = Sealer(dst, recipients)
     # As in `_chunks`: read `_READ_CHUNKS` chunks and one byte more, so a full chunk is sealed

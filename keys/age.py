@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from types import TracebackType
 from typing import BinaryIO
@@ -200,10 +200,20 @@ class Sealer:
     (silently truncated) age file. `dst` is never closed by the sealer; it receives views of
     a reused buffer, which the `io` contract lets it read only during `write`.
 
+    `reserve`, if given, is called with each chunk's sealed size and returns a writable view of
+    exactly that size: the chunk is sealed into it, and `dst.write` then receives that very
+    view object, so a destination that lent its own buffer has nothing to copy.
+
     Raises `ValueError` if `recipients` is empty or holds a malformed recipient.
     """
 
-    def __init__(self, dst: BinaryIO, recipients: Sequence[str]) -> None:
+    def __init__(
+        self,
+        dst: BinaryIO,
+        recipients: Sequence[str],
+        *,
+        reserve: Callable[[int], memoryview] | None = None,
+    ) -> None:
         if isinstance(recipients, str):
             raise TypeError("recipients must be a sequence of strings, not one string")
         if not recipients:
@@ -212,6 +222,7 @@ class Sealer:
         file_key = random_bytes(_FILE_KEY_SIZE)
         nonce = random_bytes(_NONCE_SIZE)
         self._dst = dst
+        self._reserve = reserve
         self._aead = Aead(hkdf_sha256(file_key, nonce, b"payload"))
         self._pending = bytearray(CHUNK_SIZE)
         self._fill = 0
@@ -227,10 +238,12 @@ class Sealer:
         return self._size
 
     def _emit(self, chunk: bytes | bytearray | memoryview, last: bool) -> None:
-        n = self._aead.seal_into(
-            _STREAM_NONCE.pack(self._counter, last), chunk, self._out[: len(chunk) + TAG_SIZE]
-        )
-        _write_all(self._dst, self._out[:n])
+        size = len(chunk) + TAG_SIZE
+        out = self._out[:size] if self._reserve is None else self._reserve(size)
+        if len(out) != size:
+            raise ValueError(f"reserve({size}) returned {len(out)} bytes")
+        self._aead.seal_into(_STREAM_NONCE.pack(self._counter, last), chunk, out)
+        _write_all(self._dst, out)
         self._counter += 1
 
     def write(self, data: bytes | bytearray | memoryview) -> None:

@@ -119,6 +119,10 @@ def parse_request(fields: Mapping[str, str], vocabulary: tuple[str, ...]) -> Dep
 class _Spool:
     """Where the sealer writes: ciphertext gathered into `SPOOL`-byte batches, then stored.
 
+    The sealer seals each chunk straight into the current buffer (`reserve`): copying the
+    ciphertext in afterwards cost the deposit ratio of bench/deposit.py about a tenth (median
+    0.38-0.45 with the copy, 0.51-0.52 without).
+
     Every batch is hashed (the ciphertext digest) on the sealing thread. Until `start`, each
     batch is also written there, and the plaintext hashed by the caller. After `start`, a
     second thread takes, per batch and in order (one worker, FIFO), the plaintext pieces given
@@ -142,6 +146,7 @@ class _Spool:
         self._buffers = [memoryview(bytearray(SPOOL + 2 * keys.CHUNK_SIZE)) for _ in range(SPOOLS)]
         self._current = 0
         self._fill = 0
+        self._lent: memoryview | None = None  # the view `reserve` handed out last
         self._plain: list[bytes] = []
         self._worker: ThreadPoolExecutor | None = None
         self._pending: deque[Future[None]] = deque()
@@ -162,8 +167,22 @@ class _Spool:
         """Queue `data` (immutable: exactly the bytes sealed) for the plaintext digest."""
         self._plain.append(data)
 
+    def reserve(self, size: int) -> memoryview:
+        """Lend the next `size` bytes of the current buffer: the sealer seals a chunk into them.
+
+        The chunk is counted in when the sealer then passes this same view to `write`.
+        """
+        if self._fill + size > SPOOL:
+            self.flush()
+        self._lent = self._buffers[self._current][self._fill : self._fill + size]
+        return self._lent
+
     def write(self, data: memoryview) -> int:
         n = len(data)
+        if data is self._lent:
+            self._lent = None  # sealed in place: nothing to copy
+            self._fill += n
+            return n
         if self._fill + n > SPOOL:
             self.flush()
         if n > len(self._buffers[self._current]):
@@ -240,7 +259,9 @@ class Deposit:
         # The ciphertext's SHA-256, in the same pass, for `tvault verify --fast`.
         self._spool = _Spool(self._writer.write, self._hash)
         try:
-            self._sealer = keys.Sealer(cast(BinaryIO, self._spool), [recipient])
+            self._sealer = keys.Sealer(
+                cast(BinaryIO, self._spool), [recipient], reserve=self._spool.reserve
+            )
         except BaseException:
             self._stack.close()
             raise

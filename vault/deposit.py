@@ -37,7 +37,7 @@ LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 MAX_TEXT = {"title": 1000, "filename": 255, "notes": 20000}
 PARALLEL = 1024 * 1024  # deposits past this size use a second thread (see `_Spool`)
 SPOOL = 1024 * 1024  # ciphertext handed to the second thread at a time
-SPOOLS = 3  # ciphertext buffers in flight: bounds memory to about SPOOLS x (2 x SPOOL)
+SPOOLS = 4  # ciphertext buffers in flight: bounds memory to about SPOOLS x (2 x SPOOL)
 FIELDS = frozenset({"case", "kind", "title", "language", "consent", "tags", "filename", "notes"})
 
 
@@ -124,16 +124,21 @@ class _Spool:
     0.38-0.45 with the copy, 0.51-0.52 without).
 
     Every batch is hashed (the ciphertext digest) on the sealing thread. Until `start`, each
-    batch is also written there, and the plaintext hashed by the caller. After `start`, a
-    second thread takes, per batch and in order (one worker, FIFO), the plaintext pieces given
-    to `plaintext` since the previous batch (their digest) and the batch (the write), while
-    the caller seals the next one. `hashlib`, `os.write` and ChaCha20-Poly1305 (cryptography
-    50) release the GIL on large buffers: spreading the work over two threads lets it use both
-    cores. The ciphertext digest stays on the sealing thread, which reads the batch while it is
-    still in its core's cache: moving it to the second thread, or to a third, was slower
-    (bench/deposit.py, ratio 0.32-0.36 against 0.42-0.50). `SPOOLS` buffers rotate, and one
-    is reused only once its batch was written, so memory stays flat whatever the size. Errors
-    of the second thread are raised by the next `write`, `flush` or `drain`.
+    batch is also written there, and the plaintext hashed by the caller. After `start`, two
+    threads take over, each in order (one worker each, FIFO): one hashes the plaintext pieces
+    given to `plaintext`, the other writes the batches, while the caller seals the next one.
+    `hashlib`, `os.write` and ChaCha20-Poly1305 (cryptography 50) release the GIL on large
+    buffers, so the work spreads over both cores. Measured with bench/deposit.py (5 rounds):
+    - the ciphertext digest stays on the sealing thread, which reads the batch while it is
+      still in its core's cache: moving it to another thread was slower (ratio 0.32-0.36
+      against 0.42-0.50);
+    - writes have a thread of their own because a large object's blocks are written past the
+      page cache (`O_DIRECT`), which waits for the disk: with one thread for the plaintext
+      digest and the writes, the sealing thread waited 0.3-0.7 s per GiB for a free buffer,
+      and the median ratio was 0.48-0.50; with two, 0.47-0.54, and 0.55 with `SPOOLS` 4.
+    `SPOOLS` buffers rotate, and one is reused only once its batch was written, so memory
+    stays flat whatever the size. Errors of the other threads are raised by the next `write`,
+    `flush` or `drain`.
     """
 
     def __init__(self, write: Callable[[Any], object], plain_digest: Any) -> None:
@@ -148,19 +153,23 @@ class _Spool:
         self._fill = 0
         self._lent: memoryview | None = None  # the view `reserve` handed out last
         self._plain: list[bytes] = []
-        self._worker: ThreadPoolExecutor | None = None
-        self._pending: deque[Future[None]] = deque()
-        self._writes: list[Future[None] | None] = [None] * SPOOLS
+        self._worker: ThreadPoolExecutor | None = None  # writes
+        self._hasher: ThreadPoolExecutor | None = None  # the plaintext digest
+        self._pending: deque[Future[object]] = deque()
+        self._writes: list[Future[object] | None] = [None] * SPOOLS
 
     @property
     def started(self) -> bool:
         return self._worker is not None
 
     def start(self, stack: ExitStack) -> None:
-        """Move plaintext hashing and writes to a second thread, stopped when `stack` closes."""
-        worker = ThreadPoolExecutor(1, "tvault-deposit")
+        """Move plaintext hashing and writes to threads of their own, stopped with `stack`."""
+        hasher = ThreadPoolExecutor(1, "tvault-deposit-hash")
+        worker = ThreadPoolExecutor(1, "tvault-deposit-write")
         # On abort, queued work is dropped and running work ends before the writer is removed.
         stack.callback(worker.shutdown, wait=True, cancel_futures=True)
+        stack.callback(hasher.shutdown, wait=True, cancel_futures=True)
+        self._hasher = hasher
         self._worker = worker
 
     def plaintext(self, data: bytes) -> None:
@@ -198,16 +207,16 @@ class _Spool:
         if batch is not None:
             self.digest.update(batch)
             self.size += len(batch)
-        if self._worker is None:
+        if self._worker is None or self._hasher is None:
             if batch is not None:
                 self._write(batch)
             return
-        if batch is None and not self._plain:
-            return
-        plain, self._plain = self._plain, []
-        task = self._worker.submit(self._store, plain, batch)
-        self._pending.append(task)
+        if self._plain:
+            plain, self._plain = self._plain, []
+            self._pending.append(self._hasher.submit(self._hash_plain, plain))
         if batch is not None:
+            task = self._worker.submit(self._write, batch)
+            self._pending.append(task)
             self._writes[self._current] = task
             self._current = (self._current + 1) % SPOOLS
             previous = self._writes[self._current]
@@ -217,11 +226,9 @@ class _Spool:
         while self._pending and self._pending[0].done():
             self._pending.popleft().result()
 
-    def _store(self, plain: list[bytes], batch: memoryview | None) -> None:
+    def _hash_plain(self, plain: list[bytes]) -> None:
         for piece in plain:
             self._plain_digest.update(piece)
-        if batch is not None:
-            self._write(batch)
 
     def drain(self) -> None:
         """Flush, then wait until the second thread did everything. Raises what it raised."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
 import signal
 import stat
@@ -10,12 +12,13 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from vault.storage import LocalObjectStore, ObjectLocked, StorageError
+from vault.storage.adapters import local
 
 _WRITER = textwrap.dedent(
     """
@@ -147,38 +150,44 @@ def _store_pieces(store: LocalObjectStore, name: str, pieces: list[bytes]) -> by
 
 # Past two writeback windows (8 MiB each) and many 1 MiB blocks, ending in a partial block.
 _LARGE = 3 * 8 * 1024 * 1024 + 12_345
+_BLOCK = 1024 * 1024
+
+_Write = Callable[[int, "bytes | memoryview"], int]
+
+
+def _on_direct_writes(monkeypatch: pytest.MonkeyPatch, direct: Callable[..., int]) -> None:
+    """Route `os.write` calls made with O_DIRECT set to `direct(fd, data, real_write)`."""
+    real_write = os.write
+
+    def write(fd: int, data: bytes | memoryview) -> int:
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & local._O_DIRECT:
+            return direct(fd, data, real_write)
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
 
 
 def test_large_object_round_trips_through_the_direct_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import fcntl
-
-    from vault.storage.adapters import local
-
-    real_write = os.write
     direct: list[int] = []
 
-    def write(fd: int, data: bytes | memoryview) -> int:
-        n = real_write(fd, data)
-        if fcntl.fcntl(fd, fcntl.F_GETFL) & local._O_DIRECT:
-            direct.append(n)
-        return n
+    def count(fd: int, data: bytes | memoryview, real_write: _Write) -> int:
+        direct.append(real_write(fd, data))
+        return direct[-1]
 
-    monkeypatch.setattr(os, "write", write)
+    _on_direct_writes(monkeypatch, count)
     store = LocalObjectStore(tmp_path / "objects")
     pieces = _pieces(_LARGE)
     assert _store_pieces(store, "items/large", pieces) == b"".join(pieces)
     # Every full block went past the page cache (the file system under tmp_path allows it).
-    assert direct == [1024 * 1024] * (_LARGE // (1024 * 1024))
+    assert direct == [_BLOCK] * (_LARGE // _BLOCK)
 
 
 def test_large_object_round_trips_through_the_page_cache_window(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # No O_DIRECT at all: every block goes through the page cache and the writeback window.
-    from vault.storage.adapters import local
-
     monkeypatch.setattr(local, "_O_DIRECT", 0)
     advised: list[tuple[int, int]] = []
     real = os.posix_fadvise
@@ -202,62 +211,47 @@ def test_a_refused_direct_write_falls_back_to_the_page_cache_with_nothing_lost(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # As on a file system without O_DIRECT: the first direct write fails with EINVAL.
-    import errno
-    import fcntl
+    refused: list[int] = []
 
-    from vault.storage.adapters import local
+    def refuse(fd: int, data: bytes | memoryview, real_write: _Write) -> int:
+        refused.append(len(data))
+        raise OSError(errno.EINVAL, "Invalid argument")
 
-    real_write = os.write
-    refused = []
-
-    def write(fd: int, data: bytes | memoryview) -> int:
-        if fcntl.fcntl(fd, fcntl.F_GETFL) & local._O_DIRECT:
-            refused.append(len(data))
-            raise OSError(errno.EINVAL, "Invalid argument")
-        return real_write(fd, data)
-
-    monkeypatch.setattr(os, "write", write)
+    _on_direct_writes(monkeypatch, refuse)
     store = LocalObjectStore(tmp_path / "objects")
-    pieces = _pieces(5 * 1024 * 1024 + 99)
+    pieces = _pieces(5 * _BLOCK + 99)
     assert _store_pieces(store, "items/fallback", pieces) == b"".join(pieces)
-    assert refused == [1024 * 1024]  # tried once, then the page cache for good
+    assert refused == [_BLOCK]  # tried once, then the page cache for good
 
 
 def test_a_short_direct_write_is_completed_through_the_page_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import fcntl
+    short: list[int] = []
 
-    from vault.storage.adapters import local
+    def cut(fd: int, data: bytes | memoryview, real_write: _Write) -> int:
+        if short:
+            return real_write(fd, data)
+        short.append(len(data))
+        return real_write(fd, memoryview(data)[:4096])
 
-    real_write = os.write
-    short = []
-
-    def write(fd: int, data: bytes | memoryview) -> int:
-        if fcntl.fcntl(fd, fcntl.F_GETFL) & local._O_DIRECT and not short:
-            short.append(len(data))
-            return real_write(fd, memoryview(data)[:4096])
-        return real_write(fd, data)
-
-    monkeypatch.setattr(os, "write", write)
+    _on_direct_writes(monkeypatch, cut)
     store = LocalObjectStore(tmp_path / "objects")
-    pieces = _pieces(3 * 1024 * 1024 + 5)
+    pieces = _pieces(3 * _BLOCK + 5)
     assert _store_pieces(store, "items/short", pieces) == b"".join(pieces)
-    assert short == [1024 * 1024]
+    assert short == [_BLOCK]
 
 
 def test_a_failing_write_is_a_storage_error_and_leaves_no_object(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import errno
-
     def write(fd: int, data: bytes | memoryview) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     store = LocalObjectStore(tmp_path / "objects")
     monkeypatch.setattr(os, "write", write)
     with pytest.raises(StorageError, match="No space left"), store.writer("items/full") as out:
-        out.write(os.urandom(3 * 1024 * 1024))
+        out.write(os.urandom(3 * _BLOCK))
     monkeypatch.undo()
     assert not store.exists("items/full")
     assert _temp_files(tmp_path / "objects") == []

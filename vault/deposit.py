@@ -30,6 +30,7 @@ from vault.ids import new_id
 from vault.objects import object_name
 from vault.sealing import seal_json
 from vault.storage import StorageError
+from vault.storage.buffers import aligned_buffer
 
 log = logging.getLogger(__name__)
 
@@ -146,9 +147,10 @@ class _Spool:
         self._plain_digest = plain_digest
         self.digest = hashlib.sha256()
         self.size = 0
-        # A batch is flushed before it would overflow, so a buffer never holds more than
-        # `SPOOL` bytes; the margin is for a single write larger than that (the header).
-        self._buffers = [memoryview(bytearray(SPOOL + 2 * keys.CHUNK_SIZE)) for _ in range(SPOOLS)]
+        # Page-aligned, and handed over in batches of exactly `SPOOL` bytes (what runs past is
+        # carried to the next buffer): the local store writes such batches past the page cache
+        # without copying them. The margin holds one sealed chunk or the header past `SPOOL`.
+        self._buffers = [aligned_buffer(SPOOL + 2 * keys.CHUNK_SIZE) for _ in range(SPOOLS)]
         self._current = 0
         self._fill = 0
         self._lent: memoryview | None = None  # the view `reserve` handed out last
@@ -181,9 +183,10 @@ class _Spool:
 
         The chunk is counted in when the sealer then passes this same view to `write`.
         """
-        if self._fill + size > SPOOL:
-            self.flush()
-        self._lent = self._buffers[self._current][self._fill : self._fill + size]
+        buffer = self._buffers[self._current]
+        if self._fill + size > len(buffer):
+            raise ValueError("a chunk larger than the spool's margin")  # never: 64 KiB + 16
+        self._lent = buffer[self._fill : self._fill + size]
         return self._lent
 
     def write(self, data: memoryview) -> int:
@@ -191,14 +194,26 @@ class _Spool:
         if data is self._lent:
             self._lent = None  # sealed in place: nothing to copy
             self._fill += n
-            return n
-        if self._fill + n > SPOOL:
-            self.flush()
-        if n > len(self._buffers[self._current]):
-            raise ValueError("a write larger than the spool")  # never: the sealer emits 64 KiB
-        self._buffers[self._current][self._fill : self._fill + n] = data
-        self._fill += n
+        else:
+            buffer = self._buffers[self._current]
+            if self._fill + n > len(buffer):
+                raise ValueError("a write larger than the spool's margin")  # never: the header
+            buffer[self._fill : self._fill + n] = data
+            self._fill += n
+        if self._fill >= SPOOL:
+            self._flush_full()
         return n
+
+    def _flush_full(self) -> None:
+        """Hand over the first `SPOOL` bytes; carry the rest to the start of the next buffer."""
+        full = self._buffers[self._current]
+        extra = self._fill - SPOOL
+        self._fill = SPOOL
+        self.flush()  # the next buffer is free when this returns
+        if extra:
+            # The batch handed over is full[:SPOOL]; the carried bytes lie past it.
+            self._buffers[self._current][:extra] = full[SPOOL : SPOOL + extra]
+            self._fill = extra
 
     def flush(self) -> None:
         """Hash the gathered ciphertext and store it (on the second thread once started)."""

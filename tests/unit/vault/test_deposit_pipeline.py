@@ -115,3 +115,34 @@ def test_a_store_failure_on_the_second_thread_fails_the_deposit_and_leaves_nothi
         job.commit()
     job.abort()
     assert objects(vault) == [] and counts(vault) == before
+
+
+@pytest.mark.parametrize("threads", [False, True], ids=["inline", "threads"])
+def test_the_spool_hands_over_page_aligned_batches_of_exactly_spool_bytes(threads: bool) -> None:
+    # The local store writes such batches past the page cache without a copy.
+    from contextlib import ExitStack
+
+    from vault.deposit import _Spool
+    from vault.storage.buffers import is_page_aligned
+
+    batches: list[tuple[bool, bytes]] = []
+    spool = _Spool(lambda b: batches.append((is_page_aligned(b), bytes(b))), hashlib.sha256())
+    identity, recipient = keys.generate_identity()
+    data = os.urandom(3 * SPOOL + 12_345)
+    with ExitStack() as stack:
+        if threads:
+            spool.start(stack)
+        sealer = keys.Sealer(spool, [recipient], reserve=spool.reserve)  # type: ignore[arg-type]
+        sealer.write(data[:7])  # a partial chunk first: the sealer's own copy path
+        sealer.write(data[7:])
+        sealer.close()
+        spool.drain()
+    sizes = [len(b) for _, b in batches]
+    assert sizes[:-1] == [SPOOL] * (len(sizes) - 1) and 0 < sizes[-1] <= SPOOL
+    assert all(aligned for aligned, _ in batches)
+    sealed = b"".join(b for _, b in batches)
+    assert spool.digest.hexdigest() == hashlib.sha256(sealed).hexdigest()
+    assert spool.size == len(sealed)
+    out = io.BytesIO()
+    assert keys.unseal(io.BytesIO(sealed), out, identity) == len(data)
+    assert out.getvalue() == data

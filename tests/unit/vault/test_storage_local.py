@@ -255,3 +255,28 @@ def test_a_failing_write_is_a_storage_error_and_leaves_no_object(
     monkeypatch.undo()
     assert not store.exists("items/full")
     assert _temp_files(tmp_path / "objects") == []
+
+
+def test_whole_aligned_blocks_are_written_from_the_callers_buffer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vault.storage.buffers import address, aligned_buffer
+
+    sources: list[int | None] = []
+
+    def record(fd: int, data: bytes | memoryview, real_write: _Write) -> int:
+        sources.append(address(memoryview(data)))
+        return real_write(fd, data)
+
+    _on_direct_writes(monkeypatch, record)
+    store = LocalObjectStore(tmp_path / "objects")
+    spool = aligned_buffer(2 * _BLOCK)
+    spool[:] = os.urandom(2 * _BLOCK)
+    tail = os.urandom(1000)
+    with store.writer("items/aligned") as out:
+        out.write(spool)  # two whole blocks from an aligned buffer: no copy
+        out.write(tail)
+        out.commit()
+    assert sources == [address(spool)]
+    with store.open("items/aligned") as src:
+        assert src.read() == bytes(spool) + tail

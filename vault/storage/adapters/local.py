@@ -27,7 +27,6 @@ import contextlib
 import errno
 import fcntl
 import hashlib
-import mmap
 import os
 import stat
 import tempfile
@@ -37,6 +36,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Self
 
+from vault.storage.buffers import aligned_buffer, is_page_aligned
 from vault.storage.ports import (
     ObjectExists,
     ObjectInfo,
@@ -291,10 +291,11 @@ class LocalObjectStore:
 class LocalObjectWriter:
     """A streamed upload into a temp file of a `LocalObjectStore`; see `ObjectWriter`.
 
-    Data is gathered into one page-aligned block of `_BLOCK` bytes. Each full block is written
-    past the page cache (`O_DIRECT`) where the file system allows it, otherwise through the
-    cache, handed to writeback and dropped from it a window later (`_write_back`). The last,
-    partial block goes through the cache at `commit`. Either way `commit` makes it durable.
+    Data is gathered into one page-aligned block of `_BLOCK` bytes; whole blocks of a caller's
+    page-aligned buffer skip that copy. Each full block is written past the page cache
+    (`O_DIRECT`) where the file system allows it, otherwise through the cache, handed to
+    writeback and dropped from it a window later (`_write_back`). The last, partial block goes
+    through the cache at `commit`. Either way `commit` makes it durable.
     """
 
     def __init__(self, store: LocalObjectStore, name: str, target: Path, fd: int, temp: Path):
@@ -305,7 +306,7 @@ class LocalObjectWriter:
         self._fd = fd
         self._committed = False
         self._closed = False
-        self._block: mmap.mmap | None = None  # page-aligned, made on the first write
+        self._block: memoryview | None = None  # page-aligned, made when first needed
         self._fill = 0
         self._direct = _O_DIRECT != 0  # until the file system refuses it
         self._written = 0  # bytes handed to the file
@@ -324,50 +325,60 @@ class LocalObjectWriter:
         self._discard()
 
     def write(self, data: bytes) -> int:
-        """Append `data`. Raises `StorageError` on I/O failure or after commit/exit."""
+        """Append `data`. Raises `StorageError` on I/O failure or after commit/exit.
+
+        Whole blocks of a page-aligned buffer (the deposit spool's) go to the file as they are,
+        without a copy, when no partial block is waiting.
+        """
         if self._closed or self._committed:
             raise StorageError(f"writer for {self._name} is closed")
         view = memoryview(data).cast("B")
-        if self._block is None:
-            self._block = mmap.mmap(-1, _BLOCK)
-        block = memoryview(self._block)
+        end = len(view)
         try:
-            pos, end = 0, len(view)
+            pos = 0
+            whole = end - end % _BLOCK
+            if self._fill == 0 and self._direct and whole and is_page_aligned(view):
+                pos = self._write_direct(view[:whole])
+            if pos < end and self._block is None:
+                self._block = aligned_buffer(_BLOCK)
             while pos < end:
+                assert self._block is not None
                 take = min(_BLOCK - self._fill, end - pos)
-                block[self._fill : self._fill + take] = view[pos : pos + take]
+                self._block[self._fill : self._fill + take] = view[pos : pos + take]
                 self._fill += take
                 pos += take
                 if self._fill == _BLOCK:
-                    self._write_block(block)
+                    self._write_block(self._block)
         except OSError as exc:
             raise StorageError(f"cannot write object {self._name}: {exc}") from exc
-        finally:
-            block.release()
-        return len(view)
+        return end
+
+    def _write_direct(self, view: memoryview) -> int:
+        """Write `view` (whole blocks, page-aligned) past the page cache; return bytes written.
+
+        Refused (EINVAL: not on this file system) or short: the page cache from then on.
+        """
+        written = 0
+        try:
+            _set_direct(self._fd, on=True)
+            written = os.write(self._fd, view)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+        self._written += written
+        if written != len(view):
+            self._direct = False
+            _set_direct(self._fd, on=False)
+        return written
 
     def _write_block(self, block: memoryview) -> None:
         rest = block[: self._fill]
         if self._direct:
-            written = 0
-            try:
-                _set_direct(self._fd, on=True)
-                written = os.write(self._fd, block)
-            except OSError as exc:
-                if exc.errno != errno.EINVAL:
-                    raise
-            if written == _BLOCK:
-                self._written += _BLOCK
-                self._fill = 0
-                return
-            # Refused (not on this file system) or short: the page cache from here on.
-            self._direct = False
-            _set_direct(self._fd, on=False)
-            rest = block[written:]
+            rest = rest[self._write_direct(rest) :]
         _write_all(self._fd, rest)
-        self._written += self._fill
+        self._written += len(rest)
         self._fill = 0
-        if self._written - self._window >= _WRITEBACK_WINDOW and _DONTNEED is not None:
+        if rest and self._written - self._window >= _WRITEBACK_WINDOW and _DONTNEED is not None:
             self._write_back()
 
     def _write_back(self) -> None:
@@ -385,8 +396,7 @@ class LocalObjectWriter:
         if self._fill and self._block is not None:
             if self._direct:
                 _set_direct(self._fd, on=False)
-            with memoryview(self._block) as block:
-                _write_all(self._fd, block[: self._fill])
+            _write_all(self._fd, self._block[: self._fill])
             self._written += self._fill
             self._fill = 0
 
@@ -425,8 +435,4 @@ class LocalObjectWriter:
             self._temp.unlink()
         with contextlib.suppress(OSError):
             os.close(self._fd)
-        if self._block is not None:
-            # Views of it may live on in a traceback; it is unmapped with the last of them then.
-            with contextlib.suppress(BufferError):
-                self._block.close()
-            self._block = None
+        self._block = None

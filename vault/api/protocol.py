@@ -28,6 +28,10 @@ class ZeroCopyBody(HttpToolsProtocol):
             or cycle.response_complete
             or (self.parser.should_upgrade() and self._should_upgrade())
         ):
+            if not isinstance(cycle.body, bytearray):  # typed bytearray; we may have set bytes
+                # A piece we kept is still waiting: back to uvicorn's bytearray, which grows in
+                # place (bytes += bytes would copy everything gathered at every piece).
+                cycle.body = bytearray(cycle.body)
             super().on_body(body)
             return
         # As uvicorn's own `on_body`, with the piece kept instead of copied into a bytearray.

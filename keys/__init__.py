@@ -10,6 +10,7 @@ from keys.age import (
     recipient_of,
     seal,
     unseal,
+    unseal_bytes,
 )
 from keys.keyring import KdfParams, Keyring, KeyringError
 from keys.ports import KeyStore
@@ -51,6 +52,7 @@ __all__ = [
     "sign",
     "split_secret",
     "unseal",
+    "unseal_bytes",
     "verify_ed25519",
     "verify_signature",
 ]

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
+import re
 import struct
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from functools import lru_cache
 from types import TracebackType
 from typing import BinaryIO
 
@@ -43,6 +46,7 @@ __all__ = [
     "recipient_of",
     "seal",
     "unseal",
+    "unseal_bytes",
 ]
 
 CHUNK_SIZE = 64 * 1024
@@ -125,19 +129,73 @@ def _parse_identity(identity: str) -> bytes:
 _PARSED_IDENTITIES = 256  # a page holds at most 100 items, plus the vault's own identities
 
 
+class _ParsedIdentities:
+    """A bounded, thread-safe LRU map: identity string -> [scalar, X25519Secret or None].
+
+    The key object is made on first use (it costs a scalar multiplication), so an identity
+    put here by `identity_from_scalar` and never used to open anything costs nothing more.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[str, list[object]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __contains__(self, identity: str) -> bool:
+        with self._lock:
+            return identity in self._items
+
+    def get(self, identity: str) -> tuple[bytes, X25519Secret] | None:
+        with self._lock:
+            entry = self._items.get(identity)
+            if entry is None:
+                return None
+            self._items.move_to_end(identity)
+        secret = entry[1]
+        if secret is None:
+            secret = entry[1] = X25519Secret(entry[0])  # type: ignore[arg-type]
+        return entry[0], secret  # type: ignore[return-value]
+
+    def put(self, identity: str, scalar: bytes, secret: X25519Secret | None) -> None:
+        with self._lock:
+            self._items[identity] = [scalar, secret]
+            self._items.move_to_end(identity)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+_IDENTITIES = _ParsedIdentities(_PARSED_IDENTITIES)
+
+
 def forget_identities() -> None:
     """Drop every parsed identity this process holds in its cache.
 
     Call after crypto-shredding, so the shredded item's key does not outlive its wrapped copy in
     this process's memory until the cache happens to evict it.
     """
-    _identity_key.cache_clear()
+    _IDENTITIES.clear()
 
 
-@lru_cache(maxsize=_PARSED_IDENTITIES)
+def identity_from_scalar(scalar: bytes) -> str:
+    """Return the `AGE-SECRET-KEY-1...` string of the 32-byte X25519 `scalar`, and remember it
+    parsed, so the objects it opens next skip the Bech32 decode (the keyring's unwrap)."""
+    if len(scalar) != 32:
+        raise ValueError("an X25519 identity is 32 bytes")
+    identity = _format_identity(scalar)
+    _IDENTITIES.put(identity, bytes(scalar), None)
+    return identity
+
+
 def _identity_key(identity: str) -> tuple[bytes, X25519Secret]:
     """Return the scalar of `identity` and its parsed key. Raises `ValueError` as
     `_parse_identity`."""
+    cached = _IDENTITIES.get(identity)
+    if cached is not None:
+        return cached
     lines = [
         line.strip()
         for line in identity.strip().splitlines()
@@ -148,7 +206,9 @@ def _identity_key(identity: str) -> tuple[bytes, X25519Secret]:
     hrp, data = _bech32.decode(lines[0])
     if hrp != _IDENTITY_HRP or len(data) != 32:
         raise ValueError("not an age X25519 identity (AGE-SECRET-KEY-1...)")
-    return data, X25519Secret(data)
+    secret = X25519Secret(data)
+    _IDENTITIES.put(identity, data, secret)
+    return data, secret
 
 
 def _parse_recipient(recipient: str) -> bytes:
@@ -368,9 +428,12 @@ def _read_line(src: BinaryIO, budget: int) -> bytes:
     return line
 
 
+# age spec: stanza arguments are non-empty strings of VCHAR (0x21-0x7E).
+_ARG = re.compile(rb"[\x21-\x7e]+")
+
+
 def _is_arg(arg: bytes) -> bool:
-    # age spec: stanza arguments are non-empty strings of VCHAR (0x21-0x7E).
-    return bool(arg) and all(0x21 <= c <= 0x7E for c in arg)
+    return _ARG.fullmatch(arg) is not None
 
 
 def _read_header(src: BinaryIO) -> tuple[list[tuple[list[bytes], bytes]], bytes, bytes]:
@@ -542,3 +605,34 @@ def unseal(src: BinaryIO, dst: BinaryIO, identity: str) -> int:
         _write_all(dst, plain)
         total += size
     return total
+
+
+def unseal_bytes(data: bytes, identity: str) -> bytes:
+    """Open the age file held whole in `data` with `identity`; return its plaintext.
+
+    All or nothing: every chunk is authenticated before anything is returned. Meant for small
+    sealed objects read whole (metadata, extracted texts shown in search results); it skips the
+    streaming buffers of `unseal` and holds the plaintext in memory, so use `unseal` for large
+    files. Raises `UnsealError` exactly where `unseal` would.
+    """
+    src = io.BytesIO(data)
+    aead = _payload_aead(src, identity)
+    payload = memoryview(data)[src.tell() :]
+    size = len(payload)
+    count, tail = divmod(size, _ENC_CHUNK)
+    if tail:
+        count += 1
+    last = tail or _ENC_CHUNK
+    # The rules of `_chunks`: the piece at the end is the last chunk; it may be empty (a tag
+    # alone) only when it is the only chunk.
+    if size == 0 or last < TAG_SIZE or (last == TAG_SIZE and count > 1):
+        raise UnsealError("truncated age file")
+    pieces = []
+    for index in range(count):
+        start = index * _ENC_CHUNK
+        chunk = payload[start : start + _ENC_CHUNK]
+        try:
+            pieces.append(aead.open(_STREAM_NONCE.pack(index, index == count - 1), chunk))
+        except AuthenticationFailed:
+            raise UnsealError("age payload authentication failed") from None
+    return pieces[0] if count == 1 else b"".join(pieces)

@@ -428,7 +428,7 @@ class Keyring:
             )
         except AuthenticationFailed:
             raise KeyringError("wrapped item identity is damaged or not from this ring") from None
-        return age._format_identity(scalar)
+        return age.identity_from_scalar(scalar)
 
     def rewrap(self, wrapped: bytes) -> bytes:
         """Return `wrapped` re-wrapped under the current version. Raises `KeyringError`."""

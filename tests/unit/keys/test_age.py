@@ -35,8 +35,16 @@ def _seal(data: bytes, recipients: list[str]) -> bytes:
 
 
 def _unseal(sealed: bytes, identity: str) -> bytes:
+    """Open `sealed` both ways, streamed and whole: they must agree on the plaintext, or both
+    raise `UnsealError`."""
     out = io.BytesIO()
-    assert keys.unseal(io.BytesIO(sealed), out, identity) == len(out.getvalue())
+    try:
+        assert keys.unseal(io.BytesIO(sealed), out, identity) == len(out.getvalue())
+    except keys.UnsealError:
+        with pytest.raises(keys.UnsealError):
+            keys.unseal_bytes(sealed, identity)
+        raise
+    assert keys.unseal_bytes(sealed, identity) == out.getvalue()
     return out.getvalue()
 
 
@@ -99,6 +107,28 @@ def test_recipient_list_must_not_be_empty_or_a_string() -> None:
         keys.Sealer(io.BytesIO(), [])
     with pytest.raises(TypeError):
         keys.Sealer(io.BytesIO(), MANIFEST["recipient"])
+
+
+def test_identity_from_scalar_gives_the_identity_and_remembers_it_parsed() -> None:
+    identity, recipient = keys.generate_identity()
+    scalar = age_module._parse_identity(identity)
+    keys.forget_identities()
+    assert identity not in age_module._IDENTITIES
+    assert age_module.identity_from_scalar(scalar) == identity
+    assert identity in age_module._IDENTITIES
+    assert _unseal(_seal(b"opens", [recipient]), identity) == b"opens"
+    with pytest.raises(ValueError):
+        age_module.identity_from_scalar(scalar[:31])
+
+
+def test_parsed_identity_cache_is_bounded() -> None:
+    keys.forget_identities()
+    made = [keys.generate_identity()[0] for _ in range(age_module._PARSED_IDENTITIES + 10)]
+    for identity in made:
+        keys.recipient_of(identity)  # parses it into the cache
+    assert made[-1] in age_module._IDENTITIES
+    assert made[0] not in age_module._IDENTITIES  # the oldest went first
+    assert len(age_module._IDENTITIES._items) == age_module._PARSED_IDENTITIES
 
 
 # --- known-answer vectors, both directions --------------------------------------------------
@@ -233,6 +263,8 @@ def test_every_truncation_is_refused(three_chunks: tuple[str, bytes, bytes]) -> 
         out = io.BytesIO()
         with pytest.raises(keys.UnsealError):
             keys.unseal(io.BytesIO(sealed[:cut]), out, identity)
+        with pytest.raises(keys.UnsealError):
+            keys.unseal_bytes(sealed[:cut], identity)
         # Whatever was released is an authenticated prefix of whole chunks.
         released = out.getvalue()
         assert len(released) % CHUNK == 0 and data.startswith(released)
@@ -249,6 +281,8 @@ def test_dropped_final_chunk_is_refused_after_authentic_chunks(
     # Chunk 0 was authentic and released; chunk 1 (a full chunk at EOF) must carry the last
     # flag, fails, and is not released.
     assert out.getvalue() == data[:CHUNK]
+    with pytest.raises(keys.UnsealError):
+        keys.unseal_bytes(without_last, identity)  # all or nothing: no authentic prefix either
     stream = keys.open_stream(io.BytesIO(without_last), identity)
     assert next(stream) == data[:CHUNK]
     with pytest.raises(keys.UnsealError):
@@ -269,6 +303,8 @@ def test_flipped_bit_anywhere_is_refused(three_chunks: tuple[str, bytes, bytes])
         out = io.BytesIO()
         with pytest.raises(keys.UnsealError):
             keys.unseal(io.BytesIO(bytes(altered)), out, identity)
+        with pytest.raises(keys.UnsealError):
+            keys.unseal_bytes(bytes(altered), identity)
         released = out.getvalue()
         if pos < start:
             assert released == b"", f"header bit {pos}: payload released before the MAC check"

@@ -128,10 +128,9 @@ def open_text(vault: Vault, row: ItemText, identity: str) -> Text:
     """Return the text `row` links to, decrypted with the item's `identity`.
 
     Raises `keys.UnsealError` or `vault.storage.ObjectNotFound` as `extracted_text` does."""
-    out = io.BytesIO()
     with vault.store.open(row.object_name) as source:
-        keys.unseal(source, out, identity)
-    return Text(out.getvalue().decode("utf-8"), row.language)
+        sealed = source.read()
+    return Text(keys.unseal_bytes(sealed, identity).decode("utf-8"), row.language)
 
 
 def utc(moment: datetime) -> datetime:

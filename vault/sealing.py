@@ -19,9 +19,7 @@ def seal_json(document: Mapping[str, object], recipient: str) -> bytes:
 
 def open_json(sealed: bytes, identity: str) -> dict[str, object]:
     """Return the JSON document in `sealed`. Raises `keys.UnsealError` if it does not open."""
-    out = io.BytesIO()
-    keys.unseal(io.BytesIO(sealed), out, identity)
-    document = json.loads(out.getvalue().decode("utf-8"))
+    document = json.loads(keys.unseal_bytes(sealed, identity).decode("utf-8"))
     if not isinstance(document, dict):
         raise keys.UnsealError("sealed metadata is not a JSON object")
     return document

@@ -91,6 +91,15 @@ def term(word: str, language: str | None) -> str:
     return surface
 
 
+def terms(surfaces: list[str], language: str | None) -> list[str]:
+    """Return `term(w, language)` for each already folded, lowercased word of `surfaces`, with
+    one call into the stemmer for the whole list."""
+    if language in _SNOWBALL:
+        stemmed: list[str] = _stemmer(language).stemWords(surfaces)
+        return stemmed
+    return surfaces
+
+
 def query_terms(word: str) -> frozenset[str]:
     """Return the analysed forms of a query `word` in every configured language and unstemmed."""
     lowered = word.lower()

@@ -124,26 +124,37 @@ class _Plan:
         # leaf); None for over-long words, which indexing drops too, so they never match.
         self.analysed: dict[str, tuple[str, bool] | None] = {}
 
-    def _analyse(self, word: str) -> tuple[str, bool] | None:
-        lowered = word.lower()
-        if len(lowered) > analysis.MAX_TOKEN_CHARS:
-            return None
-        surface = analysis.fold(lowered)
-        near = bool(self.prefixes or self.fuzzy) and (
-            any(surface.startswith(p) for p in self.prefixes)
-            or any(
-                Levenshtein.distance(surface, folded, score_cutoff=distance) <= distance
-                for folded, distance in self.fuzzy
+    def _analyse(self, new: set[str]) -> None:
+        """Analyse each word of `new` (as written) into `self.analysed`, in one batch: the
+        stemmer is called once for the batch, not once per word."""
+        language = self.language
+        fold = analysis.fold
+        written = [w for w in new if len(w) <= analysis.MAX_TOKEN_CHARS]
+        for word in new.difference(written):
+            self.analysed[word] = None  # over-long: indexing drops it too
+        surfaces = [fold(w.lower()) for w in written]
+        terms = analysis.terms(surfaces, language)
+        if self.prefixes or self.fuzzy:
+            for word, surface, term in zip(written, surfaces, terms, strict=True):
+                self.analysed[word] = (term, self._near(surface))
+        else:
+            self.analysed.update(
+                (word, (term, False)) for word, term in zip(written, terms, strict=True)
             )
+
+    def _near(self, surface: str) -> bool:
+        return any(surface.startswith(p) for p in self.prefixes) or any(
+            Levenshtein.distance(surface, folded, score_cutoff=distance) <= distance
+            for folded, distance in self.fuzzy
         )
-        return analysis.term(surface, self.language), near
 
     def marks(self, words: list[str]) -> set[int]:
         """Return the positions in `words` to mark."""
         analysed = self.analysed
         distinct = set(words)
-        for word in distinct.difference(analysed):
-            analysed[word] = self._analyse(word)
+        new = distinct.difference(analysed)
+        if new:
+            self._analyse(new)
         single = self.single
         if self.prefixes or self.fuzzy:
             # A prefix or fuzzy leaf marks every form of the words it reached in this text.

@@ -18,8 +18,9 @@ from vault.oidc import clients_for
 from vault.ratelimit import RateLimiter
 
 
-def get_vault(request: Request) -> Vault:
-    """Return the vault the app was created with."""
+async def get_vault(request: Request) -> Vault:
+    """Return the vault the app was created with (async: nothing to wait for, so FastAPI
+    calls it on the event loop instead of handing it to a worker thread)."""
     vault: Vault = request.app.state.vault
     return vault
 

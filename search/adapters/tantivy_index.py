@@ -11,6 +11,7 @@ import json
 import os
 import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,10 @@ class TantivyIndex:
         self._writer: tantivy.IndexWriter | None = None
         self._lock = threading.Lock()
         self._uncommitted = False
+        # tantivy releases the GIL while it searches and aggregates: the facet counts are
+        # made on this thread while the calling one runs the ranked search (measured on the
+        # 100k corpus: 0.76 ms search and 0.89 ms facets, 1.65 ms one after the other).
+        self._facet_pool: ThreadPoolExecutor | None = None
 
     def _check_meta(self) -> None:
         meta_path = self._path / META_FILE
@@ -194,11 +199,20 @@ class TantivyIndex:
         return int(self._index.searcher().num_docs)
 
     def close(self) -> None:
-        """Release the writer (and its lock on the directory)."""
+        """Release the writer (and its lock on the directory) and the facet thread."""
         with self._lock:
             if self._writer is not None:
                 self._writer.wait_merging_threads()
                 self._writer = None
+            if self._facet_pool is not None:
+                self._facet_pool.shutdown(wait=True)
+                self._facet_pool = None
+
+    def _facets_pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._facet_pool is None:
+                self._facet_pool = ThreadPoolExecutor(1, thread_name_prefix="tvault-facets")
+            return self._facet_pool
 
     def search(self, query: Query) -> Results:
         """Run `query` inside its scope (see `Index.search`)."""
@@ -209,12 +223,17 @@ class TantivyIndex:
         # Reload (~12 us) so commits by another process (a reindex) are seen at once.
         self._index.reload()
         searcher = self._index.searcher()
+        facets = (
+            self._facets_pool().submit(self._facets, searcher, compiled) if query.facets else None
+        )
         try:
             # NOTES.md: a limit of 0 panics in Rust; Query guarantees page_size >= 1.
             found = searcher.search(
                 compiled, limit=query.page_size, count=True, offset=query.offset
             )
         except ValueError as exc:
+            if facets is not None:
+                facets.cancel()
             raise IndexBackendError(f"tantivy refused the query: {exc}") from exc
         hits = []
         for score, address in found.hits:
@@ -228,10 +247,10 @@ class TantivyIndex:
                     language=hit_language(stored.get_first(p.LANGUAGE)),
                 )
             )
-        facets = self._facets(searcher, compiled) if query.facets else {}
         # `count` is missing from the stub but set because `count=True` was passed.
         total: int = found.count  # type: ignore[attr-defined]
-        return Results(int(total), hits, facets, query.page, query.page_size)
+        counts = facets.result() if facets is not None else {}
+        return Results(int(total), hits, counts, query.page, query.page_size)
 
     def _facets(self, searcher: tantivy.Searcher, compiled: tantivy.Query) -> dict[str, Any]:
         aggregations = {

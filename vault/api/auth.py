@@ -12,6 +12,7 @@ critical extensions (`crit`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from collections.abc import Mapping
@@ -44,9 +45,18 @@ class Claims:
     token_id: str
 
 
+@functools.lru_cache(maxsize=8)
 def key_id(public_pem: str) -> str:
     """Return the `kid` of a token verification key: a digest of its PEM."""
     return hashlib.sha256(public_pem.encode("ascii")).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=8)
+def _verification_key(public_pem: str) -> jwk.Key:
+    # Parsed once per key, not per request: given a PEM string, python-jose first tries it as
+    # JSON, then parses the PEM, on every call (about a third of a token check). A public key
+    # only; the algorithm stays pinned by `algorithms=` at each check.
+    return jwk.construct(public_pem, ALGORITHM)
 
 
 def issue_token(
@@ -86,7 +96,7 @@ def verify_token(token: str, public_pem: str, *, issuer: str, audience: str) -> 
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
-            public_pem,
+            _verification_key(public_pem),
             algorithms=[ALGORITHM],
             audience=audience,
             issuer=issuer,

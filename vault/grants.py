@@ -1,6 +1,6 @@
 """Case grants: revoke a principal's roles on a case (granting lives in `vault.cases`).
 
-Grants are read from the database on every request (`vault.accounts.principal_of`), never from
+Grants are read from the database on every request (`vault.accounts.principal_named`), never from
 the token, so a revocation takes effect on the caller's next request.
 """
 

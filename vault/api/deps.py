@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 import keys
 from policies import Principal
 from vault import ledger
-from vault.accounts import find_user, principal_of
+from vault.accounts import principal_named
 from vault.api.auth import TokenGate, TokenRefused
 from vault.compose import TOKEN_SIGNING, Vault
 from vault.errors import NotFound, TooManyRequests
@@ -88,10 +88,9 @@ def get_principal(
         identity = gate.authenticate(credentials.credentials)
         with vault.sessions() as session:
             try:
-                user = find_user(session, identity.subject)
+                principal = principal_named(session, identity.subject)
             except NotFound as exc:
                 raise TokenRefused("unknown or disabled account") from exc
-            principal = principal_of(session, user)
     except TokenRefused as exc:
         limiter.spend(client)
         _record_refusal(vault, exc.reason)

@@ -23,6 +23,7 @@ from vault.settings import SETTINGS_FILE, Settings
 
 if TYPE_CHECKING:
     from search import Index
+    from vault.search_helper import SearchHelper
     from vault.storage import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ class Vault:
     services: list[Service] = field(default_factory=list)
     # The search index, opened on first use by `vault.indexing.index_of` (TVAULT_INDEX).
     index: Index | None = None
+    # Shows part of each page of search hits in a second process (`tvault serve` only).
+    search_helper: SearchHelper | None = None
 
     def close(self) -> None:
         """Release the search index, the database connections and the object store."""

@@ -50,12 +50,15 @@ from vault.errors import BadField
 from vault.identity import REDACTED
 from vault.indexing import index_of, open_text, utc
 from vault.sealing import open_json, seal_json
+from vault.search_helper import MIN_HELPED_HITS, SNIPPET_WORDS, Showable, Shown, show
 from vault.storage import StorageError
 
 log = logging.getLogger(__name__)
 
-SNIPPET_WORDS = 40
 MIN_REDACTED_CHARS = 3
+# The helper answers about a millisecond after this thread would have shown the same number of
+# hits (the pipe, its process waking up): it is given this many fewer, split evenly.
+HELPER_HEAD_START = 2
 _WORD = re.compile(r"(\w+)")
 
 
@@ -236,8 +239,9 @@ def present(
     if found:
         # One per page: the query is parsed once and each distinct word analysed once.
         highlighter = Highlighter(query_text)
-        for entry in found:
-            one = _show(vault, highlighter, entry, matches)
+        shown = _show_unredacted(vault, highlighter, query_text, found)
+        for position, entry in enumerate(found):
+            one = _show(vault, highlighter, entry, matches, shown.get(position))
             if one is None:
                 dropped.append((entry.hit, entry.item))
             else:
@@ -249,13 +253,59 @@ def present(
     return SearchResults(total, results.page, results.page_size, hits, facets)
 
 
-def _show(vault: Vault, highlighter: Highlighter, entry: _Found, matches: bool) -> SearchHit | None:
+def _redacted(entry: _Found) -> bool:
+    return obligations.REDACT_IDENTITIES in entry.decision.obligations
+
+
+def _show_unredacted(
+    vault: Vault, highlighter: Highlighter, query_text: str, found: list[_Found]
+) -> dict[int, Shown]:
+    """Return the title and snippet of each hit without a redaction obligation, by position.
+
+    With a search helper (`vault.search_helper`), it shows the first half of them in its
+    process while this thread shows the rest; if it is busy or fails, this thread shows all.
+    """
+    plain = [(position, entry) for position, entry in enumerate(found) if not _redacted(entry)]
+    showable = [_showable(entry) for _, entry in plain]
+    helper = vault.search_helper
+    pending = None
+    half = max(0, (len(plain) - HELPER_HEAD_START) // 2)
+    if helper is not None and len(plain) >= MIN_HELPED_HITS:
+        pending = helper.submit(query_text, showable[:half])
+    own = showable[half:] if pending is not None else showable
+    shown = [show(vault.store, highlighter, one) for one in own]
+    if pending is not None:
+        helped = pending.result()
+        if helped is None:  # the helper failed: show its part here
+            helped = [show(vault.store, highlighter, one) for one in showable[:half]]
+        shown = helped + shown
+    for one, result in zip(showable, shown, strict=True):
+        for problem in result.problems:
+            # Tampered or missing: `tvault verify` names it; the search still answers.
+            log.error("item %s: %s cannot be read", one.item_id, problem)
+    return {position: result for (position, _), result in zip(plain, shown, strict=True)}
+
+
+def _showable(entry: _Found) -> Showable:
+    return Showable(
+        item_id=entry.item.id,
+        identity=entry.identity,
+        sealed_meta=entry.item.sealed_meta,
+        text_object=entry.text.object_name if entry.text is not None else None,
+        language=_language(entry),
+    )
+
+
+def _show(
+    vault: Vault, highlighter: Highlighter, entry: _Found, matches: bool, shown: Shown | None
+) -> SearchHit | None:
     """Return the hit as the principal may see it, or None if it must not be shown at all (a
-    redacted hit that matched only through identity words)."""
+    redacted hit that matched only through identity words). `shown` is the title and snippet
+    of a hit without a redaction obligation (`_show_unredacted`)."""
     item = entry.item
-    redacted = obligations.REDACT_IDENTITIES in entry.decision.obligations
     language = _language(entry)
     snippet = None
+    redacted = _redacted(entry)
     if redacted:
         title: str | None = REDACTED
         words = _identity_words(entry)
@@ -266,10 +316,8 @@ def _show(vault: Vault, highlighter: Highlighter, entry: _Found, matches: bool) 
             if matches and "<mark>" not in snippet:
                 return None
     else:
-        title = _title(item, entry.identity)
-        text = _text(vault, entry)
-        if text is not None:
-            snippet = highlighter.snippet(text, language, max_words=SNIPPET_WORDS)
+        assert shown is not None  # every unredacted hit was shown by `_show_unredacted`
+        title, snippet = shown.title, shown.snippet
     return SearchHit(
         item_id=item.id,
         case_id=item.case_id,
@@ -340,15 +388,6 @@ def _uncount(facets: dict[str, dict[str, int]], hit: Hit, item: Item | None) -> 
                 counts[key] -= 1
                 if counts[key] <= 0:
                     del counts[key]
-
-
-def _title(item: Item, identity: str) -> str | None:
-    try:
-        value = open_json(item.sealed_meta, identity).get("title")
-    except keys.UnsealError:
-        log.error("item %s: sealed metadata does not open", item.id)
-        return None
-    return value if isinstance(value, str) else None
 
 
 def _text(vault: Vault, entry: _Found) -> str | None:

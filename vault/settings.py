@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     s3_region: str | None = None
     s3_ca_file: Path | None = None
     index: Literal["tantivy", "elasticsearch"] = "tantivy"
+    # `tvault serve` shows half of each page of search hits in a helper process (on a machine
+    # with more than one core; vault/search_helper.py).
+    search_helper: bool = True
     es_url: str | None = None
     extractor: Literal["tika-native", "tika-server"] = "tika-native"
     tika_url: str | None = None

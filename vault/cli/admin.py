@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from datetime import timedelta
 from typing import Annotated
 
@@ -90,6 +91,12 @@ def serve(
 
         # One worker thread beside the API (docs/jobs.md); the app's lifespan starts and stops it.
         vault.services.append(Worker(vault))
+    if settings.search_helper and (os.cpu_count() or 1) > 1:
+        from vault.search_helper import SearchHelper
+
+        # Shows half of each page of search hits on the second core (vault/search_helper.py).
+        vault.search_helper = SearchHelper(settings)
+        vault.services.append(vault.search_helper)
     from vault import ledger
     from vault.ledger.wiring import checkpointer_of
     from vault.sweep import SweepService

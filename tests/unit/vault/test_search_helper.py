@@ -1,0 +1,187 @@
+"""The search helper process: pages shown with its help are the pages shown without it, and a
+helper that is busy, dead, hung or slow to start never costs a search its results."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+import keys
+from search.highlight import Highlighter
+from vault import search_helper
+from vault.cases import create_case, grant
+from vault.compose import Vault
+from vault.indexing import index_item, item_identity
+from vault.search_helper import SearchHelper, Showable, show
+from vault.searching import SearchRequest, SearchResults, search
+
+from .conftest import principal
+from .test_search_support import deposit, give_text
+
+ITEMS = 9  # above MIN_HELPED_HITS, so a page is split
+TEXT = "Durante la detención en la comisaría recibí golpes. Testimonio número {n}, palabra{n}."
+
+
+@pytest.fixture
+def world(vault: Vault) -> list[str]:
+    """A case by tina with ITEMS testimonies that all match "detencion"; lena granted on it."""
+    tina = principal(vault, "tina")
+    case_id = create_case(vault, tina, "Caso").id
+    grant(vault, principal(vault, "admin"), case_id, "lena", "lawyer")
+    tina = principal(vault, "tina")
+    items = []
+    for n in range(ITEMS):
+        item_id = deposit(vault, tina, case_id, consent={"legal"}, title=f"Testimonio {n}")
+        give_text(vault, item_id, TEXT.format(n=n))
+        assert index_item(vault, item_id).outcome == "indexed"
+        items.append(item_id)
+    return items
+
+
+@pytest.fixture
+def helper(vault: Vault) -> Iterator[SearchHelper]:
+    started = SearchHelper(vault.settings, timeout=5.0)
+    started.start()
+    _wait_alive(started)
+    vault.search_helper = started
+    yield started
+    vault.search_helper = None
+    started.stop()
+
+
+def _wait_alive(helper: SearchHelper, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not helper.alive:
+        assert time.monotonic() < deadline, "the helper process did not start"
+        time.sleep(0.05)
+
+
+def _page(vault: Vault) -> SearchResults:
+    return search(vault, principal(vault, "lena"), SearchRequest(text="detencion"))
+
+
+def _shown(results: SearchResults) -> list[tuple[str, str | None, str | None]]:
+    return [(hit.item_id, hit.title, hit.snippet) for hit in results.hits]
+
+
+def test_a_page_shown_with_the_helper_is_the_page_shown_without_it(
+    vault: Vault, world: list[str], helper: SearchHelper
+) -> None:
+    vault.search_helper = None
+    alone = _page(vault)
+    assert len(alone.hits) == ITEMS
+    assert all(hit.title and "<mark>detención</mark>" in (hit.snippet or "") for hit in alone.hits)
+    vault.search_helper = helper
+    helped = _page(vault)
+    assert helper.helped == 1  # the helper answered for part of this page
+    assert _shown(helped) == _shown(alone)
+    assert (helped.total, helped.facets) == (alone.total, alone.facets)
+
+
+def test_a_busy_helper_is_not_waited_for(
+    vault: Vault, world: list[str], helper: SearchHelper
+) -> None:
+    expected = _shown(_page(vault))
+    with helper._busy:  # another request holds it
+        assert helper.submit("detencion", [_showable(vault, world[0])]) is None
+        assert _shown(_page(vault)) == expected
+    assert helper.helped == 1  # only the first page
+
+
+def test_a_killed_helper_costs_nothing_and_is_replaced(
+    vault: Vault, world: list[str], helper: SearchHelper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = _shown(_page(vault))
+    helper._process.kill()
+    helper._process.join(timeout=10)
+    assert _shown(_page(vault)) == expected  # shown by the request's thread
+    assert not helper.alive
+    monkeypatch.setattr(search_helper, "RESTART_SECONDS", 0.0)
+    helper._restart_at = 0.0
+    _wait_alive(helper)  # a new helper was started
+    before = helper.helped
+    assert _shown(_page(vault)) == expected
+    assert helper.helped == before + 1
+
+
+def test_a_helper_that_does_not_answer_is_given_up_after_its_timeout(
+    vault: Vault, world: list[str], helper: SearchHelper
+) -> None:
+    expected = _shown(_page(vault))
+    helper._timeout = 0.5
+    os.kill(helper._process.pid, signal.SIGSTOP)  # hung: alive but silent
+    began = time.monotonic()
+    assert _shown(_page(vault)) == expected
+    assert 0.5 <= time.monotonic() - began < 5
+    assert helper._process is None  # stopped (killed), to be replaced later
+
+
+def test_a_helper_that_is_not_ready_yet_is_not_used(vault: Vault, world: list[str]) -> None:
+    expected = _shown(_page(vault))
+    starting = SearchHelper(vault.settings)
+    vault.search_helper = starting  # never started
+    try:
+        assert _shown(_page(vault)) == expected
+        assert starting.helped == 0
+    finally:
+        vault.search_helper = None
+
+
+def test_the_helper_keeps_no_identity_after_a_page(vault: Vault, world: list[str]) -> None:
+    # The helper's loop, run on a thread of this process so its identity cache can be seen.
+    parent, child = multiprocessing.Pipe()
+    loop = threading.Thread(target=search_helper._serve, args=(child, vault.settings.model_dump()))
+    loop.start()
+    try:
+        assert parent.recv() == "ready"
+        one = _showable(vault, world[0])
+        keys.forget_identities()
+        parent.send(("detencion", [one]))
+        [shown] = parent.recv()
+        assert shown.title == "Testimonio 0" and "<mark>detención</mark>" in shown.snippet
+        assert one.identity not in keys.age._IDENTITIES
+    finally:
+        parent.close()
+        loop.join(timeout=10)
+    assert not loop.is_alive()  # the loop ends when the pipe closes
+
+
+def test_show_names_what_does_not_open_and_nothing_of_it(vault: Vault, world: list[str]) -> None:
+    good = _showable(vault, world[0])
+    other, _ = keys.generate_identity()
+    wrong = Showable(good.item_id, other, good.sealed_meta, good.text_object, "es")
+    shown = show(vault.store, Highlighter("detencion"), wrong)
+    assert (shown.title, shown.snippet) == (None, None)
+    assert shown.problems == ("metadata", "text (UnsealError)")
+    missing = Showable(good.item_id, good.identity, good.sealed_meta, "texts/gone", "es")
+    shown = show(vault.store, Highlighter("detencion"), missing)
+    assert shown.title == "Testimonio 0" and shown.snippet is None
+    assert shown.problems == ("text (ObjectNotFound)",)
+
+
+def _showable(vault: Vault, item_id: str) -> Showable:
+    from vault.db import Item
+    from vault.db.jobs_tables import ItemText
+
+    with vault.sessions() as session:
+        identity = item_identity(vault, session, item_id)
+        item = session.get(Item, item_id)
+        text = session.get(ItemText, item_id)
+        assert identity is not None and item is not None and text is not None
+        return Showable(item_id, identity, item.sealed_meta, text.object_name, "es")
+
+
+def test_a_small_page_is_shown_without_the_helper(
+    vault: Vault, world: list[str], helper: SearchHelper
+) -> None:
+    small = search_helper.MIN_HELPED_HITS - 1
+    lena = principal(vault, "lena")
+    page = search(vault, lena, SearchRequest(text="detencion", page_size=small))
+    assert len(page.hits) == small and all(hit.snippet for hit in page.hits)
+    assert helper.helped == 0  # the pipe would cost more than it saves

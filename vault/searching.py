@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 import keys
 from policies import Allow, Principal, Resource, actions, decide, kinds, obligations, search_scope
@@ -48,9 +49,9 @@ from vault.db.access_tables import ItemIdentity
 from vault.db.jobs_tables import ItemText
 from vault.errors import BadField
 from vault.identity import REDACTED
-from vault.indexing import index_of, open_text, utc
+from vault.indexing import index_of, utc
 from vault.sealing import open_json, seal_json
-from vault.search_helper import MIN_HELPED_HITS, SNIPPET_WORDS, Showable, Shown, show
+from vault.search_helper import MIN_HELPED_HITS, SNIPPET_WORDS, Showable, Shown, read_text, show
 from vault.storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -109,18 +110,77 @@ class SearchResults:
 
 
 @dataclass(frozen=True)
+class _Item:
+    """An item of the page as the database holds it now: what its check and display need."""
+
+    id: str
+    case_id: str
+    kind: str
+    language: str | None
+    tags: list[str]
+    consent: list[str]
+    depositor: str
+    created_at: datetime
+    sealed_meta: bytes = field(repr=False)
+    text_object: str | None  # its sealed extracted text; None if not extracted (yet)
+    text_language: str | None
+
+
+@dataclass(frozen=True)
 class _Found:
     """A hit the per-item check allowed, with what it needs to be shown."""
 
     hit: Hit
-    item: Item
+    item: _Item
     decision: Allow
     identity: str
-    text: ItemText | None
     fields: bytes | None  # the sealed identity fields, if recorded
 
 
-def _resource(item: Item) -> Resource:
+# One query for the page, built once (it runs on every search): each joined table has at most
+# one row per item. Columns, not ORM entities: nothing here is changed or kept.
+_PAGE_ROWS = (
+    select(
+        Item.id,
+        Item.case_id,
+        Item.kind,
+        Item.language,
+        Item.tags,
+        Item.consent,
+        Item.depositor,
+        Item.created_at,
+        Item.sealed_meta,
+        ItemText.object_name,
+        ItemText.language,
+        ItemIdentity.sealed,
+        ItemKey.wrapped,
+    )
+    .outerjoin(ItemText, ItemText.item_id == Item.id)
+    .outerjoin(ItemIdentity, ItemIdentity.item_id == Item.id)
+    .outerjoin(ItemKey, ItemKey.item_id == Item.id)
+    .where(Item.id.in_(bindparam("ids", expanding=True)))
+)
+_CASE_IDS = select(Case.id)
+
+
+def _item_of(row: Sequence[Any]) -> _Item:
+    (item_id, case_id, kind, language, tags, consent, depositor, created_at, sealed_meta) = row[:9]
+    return _Item(
+        id=item_id,
+        case_id=case_id,
+        kind=kind,
+        language=language,
+        tags=tags,
+        consent=consent,
+        depositor=depositor,
+        created_at=created_at,
+        sealed_meta=sealed_meta,
+        text_object=row[9],
+        text_language=row[10],
+    )
+
+
+def _resource(item: _Item) -> Resource:
     return Resource(
         kind=kinds.ITEM,
         case_id=item.case_id,
@@ -163,7 +223,7 @@ def search(vault: Vault, principal: Principal, request: SearchRequest) -> Search
     text) or a page out of range; `search.SearchError` if the index fails.
     """
     with vault.sessions() as session:
-        held = set(session.scalars(select(Case.id)).all())
+        held = set(session.scalars(_CASE_IDS).all())
     # Rules without a case grant (advocates) reach only the cases named here: every case the
     # vault holds, or those the request names.
     cases = held & request.cases if request.cases else held
@@ -183,26 +243,18 @@ def search(vault: Vault, principal: Principal, request: SearchRequest) -> Search
 
 def _check_hits(
     vault: Vault, principal: Principal, hits: list[Hit]
-) -> tuple[list[_Found], list[tuple[Hit, Item | None]]]:
+) -> tuple[list[_Found], list[tuple[Hit, _Item | None]]]:
     """Decide each hit against the item as the database holds it now (consent withdrawn since
     it was indexed, item shredded): the index's scope filter is never the only check."""
     found: list[_Found] = []
-    dropped: list[tuple[Hit, Item | None]] = []
+    dropped: list[tuple[Hit, _Item | None]] = []
     if not hits:
         return found, dropped
     with vault.sessions() as session:
-        # One query for the page: each of these tables has at most one row per item.
-        rows = session.execute(
-            select(Item, ItemText, ItemIdentity.sealed, ItemKey.wrapped)
-            .outerjoin(ItemText, ItemText.item_id == Item.id)
-            .outerjoin(ItemIdentity, ItemIdentity.item_id == Item.id)
-            .outerjoin(ItemKey, ItemKey.item_id == Item.id)
-            .where(Item.id.in_([h.item_id for h in hits]))
-        ).all()
-        items = {row[0].id: row[0] for row in rows}
-        texts = {row[0].id: row[1] for row in rows if row[1] is not None}
-        fields = {row[0].id: row[2] for row in rows if row[2] is not None}
-        wrapped = {row[0].id: row[3] for row in rows if row[3] is not None}
+        rows = session.execute(_PAGE_ROWS, {"ids": [h.item_id for h in hits]}).all()
+        items = {row[0]: _item_of(row) for row in rows}
+        fields = {row[0]: row[11] for row in rows if row[11] is not None}
+        wrapped = {row[0]: row[12] for row in rows if row[12] is not None}
         for hit in hits:
             item = items.get(hit.item_id)
             decision = decide(principal, actions.ITEM_SEARCH, _resource(item)) if item else None
@@ -214,9 +266,7 @@ def _check_hits(
                 dropped.append((hit, item))
                 continue
             identity = vault.keyring.unwrap(key)
-            found.append(
-                _Found(hit, item, decision, identity, texts.get(item.id), fields.get(item.id))
-            )
+            found.append(_Found(hit, item, decision, identity, fields.get(item.id)))
     return found, dropped
 
 
@@ -225,7 +275,7 @@ def present(
     query_text: str,
     results: Results,
     found: list[_Found],
-    dropped: list[tuple[Hit, Item | None]],
+    dropped: list[tuple[Hit, _Item | None]],
 ) -> SearchResults:
     """Build what the principal sees: hits with titles and snippets, totals and facets.
 
@@ -291,7 +341,7 @@ def _showable(entry: _Found) -> Showable:
         item_id=entry.item.id,
         identity=entry.identity,
         sealed_meta=entry.item.sealed_meta,
-        text_object=entry.text.object_name if entry.text is not None else None,
+        text_object=entry.item.text_object,
         language=_language(entry),
     )
 
@@ -371,10 +421,10 @@ def _has_positive_terms(query_text: str) -> bool:
 
 
 def _language(entry: _Found) -> str | None:
-    return entry.item.language or (entry.text.language if entry.text else None)
+    return entry.item.language or entry.item.text_language
 
 
-def _uncount(facets: dict[str, dict[str, int]], hit: Hit, item: Item | None) -> None:
+def _uncount(facets: dict[str, dict[str, int]], hit: Hit, item: _Item | None) -> None:
     values = {"case": [hit.case_id], "kind": [hit.kind], "language": [hit.language or ""]}
     if item is not None:
         values["tag"] = list(item.tags)
@@ -391,10 +441,10 @@ def _uncount(facets: dict[str, dict[str, int]], hit: Hit, item: Item | None) -> 
 
 
 def _text(vault: Vault, entry: _Found) -> str | None:
-    if entry.text is None:  # not extracted (yet)
+    if entry.item.text_object is None:  # not extracted (yet)
         return None
     try:
-        return open_text(vault, entry.text, entry.identity).text
+        return read_text(vault.store, entry.item.text_object, entry.identity)
     except (keys.UnsealError, StorageError) as exc:
         # Tampered or missing: `tvault verify` names it; the search still answers.
         log.error("item %s: extracted text cannot be read (%s)", entry.item.id, type(exc).__name__)

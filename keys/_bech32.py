@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 __all__ = ["Bech32Error", "decode", "encode"]
 
 _CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
@@ -29,8 +31,7 @@ def _table() -> tuple[int, ...]:
 _TABLE = _table()
 
 
-def _polymod(values: list[int]) -> int:
-    chk = 1
+def _polymod(values: list[int], chk: int = 1) -> int:
     for value in values:
         chk = ((chk & 0x1FFFFFF) << 5 ^ value) ^ _TABLE[chk >> 25]
     return chk
@@ -65,10 +66,17 @@ def _convert_bits(data: bytes | list[int], from_bits: int, to_bits: int, pad: bo
     return [(number >> to_bits * (count - 1 - i)) & mask for i in range(count)]
 
 
+@lru_cache(maxsize=8)
+def _hrp_state(hrp: str) -> int:
+    # The checksum state after the human-readable part, which a vault encodes over and over
+    # (each unwrapped item identity): a third of the work of encoding a key.
+    return _polymod(_hrp_expand(hrp))
+
+
 def encode(hrp: str, data: bytes) -> str:
     """Encode `data` under the lower-case human-readable part `hrp`."""
     values = _convert_bits(data, 8, 5, pad=True)
-    polymod = _polymod([*_hrp_expand(hrp), *values, 0, 0, 0, 0, 0, 0]) ^ 1
+    polymod = _polymod([*values, 0, 0, 0, 0, 0, 0], _hrp_state(hrp)) ^ 1
     checksum = [(polymod >> 5 * (5 - i)) & 31 for i in range(6)]
     return hrp + "1" + "".join(_CHARSET[v] for v in values + checksum)
 

@@ -18,6 +18,9 @@ from search import analysis, query
 ELLIPSIS = "…"
 CONTEXT_WORDS = 6
 MAX_GAP_CHARS = 40
+# Characters of a text's start split for a snippet that marks nothing, per word shown (words
+# and their separators average about 7 characters in Spanish and English).
+OPENING_CHARS_PER_WORD = 16
 # One C-level split gives separators and words alternately ([sep, word, sep, ..., sep]), so a
 # long text (500,000 characters) is not walked token by token in Python.
 _SPLIT = re.compile(r"(\w+)")
@@ -51,7 +54,15 @@ class Highlighter:
         """Return the snippet of `text` as `highlight` does."""
         if max_words < 1:
             raise ValueError("max_words must be at least 1")
-        parts = _SPLIT.split(analysis.normalize(text))
+        normalized = analysis.normalize(text)
+        if not self._leaves:
+            # Nothing to mark: the opening words. Split only the start of the text; one word
+            # more than `max_words` in it proves the text goes on (a word cut by the slice is
+            # still a word there), else the whole text is split as below.
+            head = _SPLIT.split(normalized[: OPENING_CHARS_PER_WORD * (max_words + 1)])
+            if len(head) // 2 > max_words:
+                return _render(head, head[1::2], set(), 0, max_words)
+        parts = _SPLIT.split(normalized)
         words = parts[1::2]
         if not words:
             return html.escape(parts[0].strip()[:200])
@@ -61,21 +72,28 @@ class Highlighter:
             plan = self._plans[stem_language] = _Plan(self._leaves, stem_language)
         marked = plan.marks(words)
         start, end = _window(marked, len(words), max_words)
-        out: list[str] = []
-        run = [ELLIPSIS if start > 0 else _short(parts[0].lstrip())]
-        for index in range(start, end):
-            if index > start:
-                run.append(_short(parts[2 * index]))
-            if index in marked:
-                out.append(html.escape("".join(run)))
-                out.append(f"<mark>{html.escape(_short(words[index]))}</mark>")
-                run = []
-            else:
-                run.append(_short(words[index]))
-        run.append(ELLIPSIS if end < len(words) else _short(parts[2 * end].rstrip()))
+        return _render(parts, words, marked, start, end)
+
+
+def _render(parts: list[str], words: list[str], marked: set[int], start: int, end: int) -> str:
+    """Return the HTML of words `start` to `end` with the separators between them, marked
+    words in `<mark>`, an ellipsis where the text goes on."""
+    # parts alternates separators and words: [sep, word, sep, ..., word, sep].
+    window = parts[2 * start + 1 : 2 * end]  # word `start`, its separator, ..., word `end - 1`
+    if any(len(piece) > MAX_GAP_CHARS for piece in window):
+        window = [_short(piece) for piece in window]
+    run = ELLIPSIS if start > 0 else _short(parts[0].lstrip())
+    tail = ELLIPSIS if end < len(words) else _short(parts[2 * end].rstrip())
+    out: list[str] = []
+    done = 0
+    for index in sorted(i for i in marked if start <= i < end):
+        at = 2 * (index - start)
         # Escaping is per character, so one call per run of unmarked pieces gives the same text.
-        out.append(html.escape("".join(run)))
-        return "".join(out)
+        out.append(html.escape(run + "".join(window[done:at])))
+        out.append(f"<mark>{html.escape(window[at])}</mark>")
+        run, done = "", at + 1
+    out.append(html.escape(run + "".join(window[done:]) + tail))
+    return "".join(out)
 
 
 def _short(piece: str) -> str:
@@ -150,6 +168,8 @@ class _Plan:
 
     def marks(self, words: list[str]) -> set[int]:
         """Return the positions in `words` to mark."""
+        if not (self.single or self.prefixes or self.fuzzy or self.sequences):
+            return set()  # nothing can match: no word needs analysing
         analysed = self.analysed
         distinct = set(words)
         new = distinct.difference(analysed)
@@ -174,11 +194,14 @@ class _Plan:
 
 def _phrase_matches(terms: list[str], sequences: list[list[str]]) -> list[tuple[int, int]]:
     found: list[tuple[int, int]] = []
+    present = set(terms)
     for sequence in sequences:
+        if not present.issuperset(sequence):
+            continue  # a word of the phrase is not in the text at all
         width = len(sequence)
         first = sequence[0]
-        for i in range(len(terms) - width + 1):
-            if terms[i] == first and terms[i : i + width] == sequence:
+        for i in [i for i, term in enumerate(terms) if term == first]:
+            if terms[i : i + width] == sequence:
                 found.append((i, width))
     return found
 

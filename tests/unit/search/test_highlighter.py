@@ -38,3 +38,24 @@ def test_a_prefix_marks_only_forms_reached_in_that_text() -> None:
     highlighter = Highlighter("tortu*")
     assert "<mark>torturaron</mark>" in highlighter.snippet("lo torturaron", "es")
     assert "<mark>" not in highlighter.snippet("el juez", "es")
+
+
+@pytest.mark.parametrize("count", [0, 1, 39, 40, 41, 42, 200])
+@pytest.mark.parametrize("separator", [" ", ", ", " — ", " " + "." * 60 + " "])
+def test_opening_words_from_the_start_of_the_text_are_those_of_the_whole_text(
+    count: int, separator: str
+) -> None:
+    # With nothing to mark, only the start of a text is split; the snippet must be the one
+    # the whole text gives (words cut by the slice, long separators, texts ending early).
+    from search.highlight import _SPLIT, _render
+
+    text = "«" + separator.join(f"palabra{n}" * (1 + n % 3) for n in range(count)) + "»"
+    for words in (1, 5, 40):
+        parts = _SPLIT.split(text)
+        expected = (
+            _render(parts, parts[1::2], set(), 0, min(words, len(parts) // 2))
+            if len(parts) > 1
+            else "«»"
+        )
+        assert Highlighter("").snippet(text, "es", max_words=words) == expected
+        assert Highlighter("-nada").snippet(text, "es", max_words=words) == expected

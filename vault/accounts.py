@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from policies import Principal
@@ -49,14 +49,18 @@ def find_user(session: Session, name: str) -> User:
     return user
 
 
+# Built once: it runs on every API request (`principal_named`).
+_PRINCIPAL_ROWS = (
+    select(User.role, User.disabled, CaseGrant.case_id, CaseGrant.role)
+    .outerjoin(CaseGrant, CaseGrant.user_name == User.name)
+    .where(User.name == bindparam("name"))
+)
+
+
 def principal_named(session: Session, name: str) -> Principal:
     """Return the principal of the enabled account `name` (as `principal_of(find_user(...))`),
     in one query: it runs on every API request. Raises `NotFound` if there is none."""
-    rows = session.execute(
-        select(User.role, User.disabled, CaseGrant.case_id, CaseGrant.role)
-        .outerjoin(CaseGrant, CaseGrant.user_name == User.name)
-        .where(User.name == name)
-    ).all()
+    rows = session.connection().execute(_PRINCIPAL_ROWS, {"name": name}).all()
     if not rows or rows[0][1]:
         raise NotFound(f"no account {name!r}")
     grants: dict[str, set[str]] = {}

@@ -19,6 +19,7 @@ Without recorded identity fields such a hit shows no snippet (fail closed).
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Collection, Mapping, Sequence
@@ -133,8 +134,15 @@ class _Found:
     hit: Hit
     item: _Item
     decision: Allow
-    identity: str
+    keyring: keys.Keyring = field(repr=False)
+    wrapped: bytes = field(repr=False)  # the item identity, wrapped by the keyring
     fields: bytes | None  # the sealed identity fields, if recorded
+
+    @functools.cached_property
+    def identity(self) -> str:
+        """The item identity, unwrapped on first use: the hits a search helper shows are
+        unwrapped and sent first, the others while it works. Raises `keys.KeyringError`."""
+        return self.keyring.unwrap(self.wrapped)
 
 
 # One query for the page, built once (it runs on every search): each joined table has at most
@@ -223,7 +231,9 @@ def search(vault: Vault, principal: Principal, request: SearchRequest) -> Search
     text) or a page out of range; `search.SearchError` if the index fails.
     """
     with vault.sessions() as session:
-        held = set(session.scalars(_CASE_IDS).all())
+        # Core execution (`connection().execute`) of column selects: the ORM's handling of a
+        # statement costs more than this query.
+        held = set(session.connection().execute(_CASE_IDS).scalars().all())
     # Rules without a case grant (advocates) reach only the cases named here: every case the
     # vault holds, or those the request names.
     cases = held & request.cases if request.cases else held
@@ -251,7 +261,8 @@ def _check_hits(
     if not hits:
         return found, dropped
     with vault.sessions() as session:
-        rows = session.execute(_PAGE_ROWS, {"ids": [h.item_id for h in hits]}).all()
+        ids = [h.item_id for h in hits]
+        rows = session.connection().execute(_PAGE_ROWS, {"ids": ids}).all()
         items = {row[0]: _item_of(row) for row in rows}
         fields = {row[0]: row[11] for row in rows if row[11] is not None}
         wrapped = {row[0]: row[12] for row in rows if row[12] is not None}
@@ -265,8 +276,7 @@ def _check_hits(
             if key is None:  # shredded: nothing of it may be shown
                 dropped.append((hit, item))
                 continue
-            identity = vault.keyring.unwrap(key)
-            found.append(_Found(hit, item, decision, identity, fields.get(item.id)))
+            found.append(_Found(hit, item, decision, vault.keyring, key, fields.get(item.id)))
     return found, dropped
 
 
@@ -316,13 +326,18 @@ def _show_unredacted(
     process while this thread shows the rest; if it is busy or fails, this thread shows all.
     """
     plain = [(position, entry) for position, entry in enumerate(found) if not _redacted(entry)]
-    showable = [_showable(entry) for _, entry in plain]
     helper = vault.search_helper
     pending = None
     half = max(0, (len(plain) - HELPER_HEAD_START) // 2)
+    # The helper's part is unwrapped and sent first; this thread's part is unwrapped while
+    # the helper works (`_Found.identity`).
+    sent = [_showable(entry) for _, entry in plain[:half]]
     if helper is not None and len(plain) >= MIN_HELPED_HITS:
-        pending = helper.submit(query_text, showable[:half])
-    own = showable[half:] if pending is not None else showable
+        pending = helper.submit(query_text, sent)
+    own = [_showable(entry) for _, entry in plain[half:]]
+    showable = sent + own
+    if pending is None:
+        own = showable
     shown = [show(vault.store, highlighter, one) for one in own]
     if pending is not None:
         helped = pending.result()

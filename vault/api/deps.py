@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 import keys
 from policies import Principal
@@ -64,7 +65,7 @@ def _state(request: Request, vault: Vault) -> tuple[TokenGate, RateLimiter]:
     return state.gate, state.limiter
 
 
-def get_principal(
+async def get_principal(
     request: Request,
     vault: VaultDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -76,25 +77,44 @@ def get_principal(
     their claims, and must name an enabled local account. Raises `TooManyRequests` while the
     client has spent its budget of refused attempts; `Unauthenticated` without a valid token or
     for a disabled or removed account, after an `access denied` ledger entry.
+
+    Runs on the event loop when `_resolves_inline` (the embedded SQLite database, no OIDC
+    issuer): then nothing in it waits on a network, and a worker-thread hop per request cost
+    more than the check (0.4-0.8 ms at the client, bench/RESULTS.md). Otherwise, and always
+    for the ledger entry of a refusal (a write), it runs on a worker thread.
     """
     gate, limiter = _state(request, vault)
     client = request.client.host if request.client else "unknown"
     wait = limiter.retry_after(client)
     if wait is not None:
         raise TooManyRequests("too many refused attempts; retry later", wait)
+    token = credentials.credentials if credentials is not None else None
     try:
-        if credentials is None:
-            raise TokenRefused("no bearer token")
-        identity = gate.authenticate(credentials.credentials)
-        with vault.sessions() as session:
-            try:
-                principal = principal_named(session, identity.subject)
-            except NotFound as exc:
-                raise TokenRefused("unknown or disabled account") from exc
+        if _resolves_inline(vault, gate):
+            return _resolve(vault, gate, token)
+        return await run_in_threadpool(_resolve, vault, gate, token)
     except TokenRefused as exc:
         limiter.spend(client)
-        _record_refusal(vault, exc.reason)
+        await run_in_threadpool(_record_refusal, vault, exc.reason)
         raise
+
+
+def _resolves_inline(vault: Vault, gate: TokenGate) -> bool:
+    # A read of a local SQLite file (WAL: readers never wait for a writer) and a signature
+    # check; an OIDC issuer's keys may have to be fetched, and PostgreSQL is a network away.
+    return vault.engine.dialect.name == "sqlite" and not gate.issuers
+
+
+def _resolve(vault: Vault, gate: TokenGate, token: str | None) -> Principal:
+    """Return the principal `token` proves. Raises `TokenRefused` (with its reason)."""
+    if token is None:
+        raise TokenRefused("no bearer token")
+    identity = gate.authenticate(token)
+    with vault.sessions() as session:
+        try:
+            principal = principal_named(session, identity.subject)
+        except NotFound as exc:
+            raise TokenRefused("unknown or disabled account") from exc
     if identity.local:
         return principal
     return Principal(principal.subject, identity.roles, principal.grants)

@@ -45,3 +45,18 @@ def test_principal_named_refuses_a_disabled_or_unknown_account(vault: Vault) -> 
         principal_named(session, "theo")
     with vault.sessions() as session, pytest.raises(NotFound):
         principal_named(session, "nobody")
+
+
+def test_the_principal_is_resolved_on_the_event_loop_only_with_sqlite_and_no_oidc(
+    vault: Vault,
+) -> None:
+    import dataclasses
+
+    from vault.api.deps import _resolves_inline, gate_of, verification_key
+
+    gate = gate_of(vault, verification_key(vault))
+    # PostgreSQL is a network away: its lookups stay on a worker thread.
+    assert _resolves_inline(vault, gate) is (vault.engine.dialect.name == "sqlite")
+    # An OIDC issuer's keys may have to be fetched.
+    with_issuer = dataclasses.replace(gate, issuers={"https://idp.example": object()})  # type: ignore[dict-item]
+    assert not _resolves_inline(vault, with_issuer)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -61,6 +61,9 @@ MIN_REDACTED_CHARS = 3
 # The helper answers about a millisecond after this thread would have shown the same number of
 # hits (the pipe, its process waking up): it is given this many fewer, split evenly.
 HELPER_HEAD_START = 2
+# When this thread writes the custody entry meanwhile, it counts as this many hits (about
+# 1.3 ms, the time of showing four hits, on the 100k corpus): the helper takes half of them.
+HELPER_MEANWHILE_HITS = 4
 _WORD = re.compile(r"(\w+)")
 
 
@@ -246,8 +249,29 @@ def search(vault: Vault, principal: Principal, request: SearchRequest) -> Search
         log.error("search failed in the index (%s)", vault.settings.index)
         raise
     found, dropped = _check_hits(vault, principal, results.hits)
-    page = present(vault, request.text, results, found, dropped)
-    _record(vault, principal, request, page)
+    if any(_redacted(entry) for entry in found):
+        # A redacted hit may still be dropped while it is shown: record the page once built.
+        page = present(vault, request.text, results, found, dropped)
+        _record(vault, principal, request, [hit.item_id for hit in page.hits], page)
+        return page
+    # Nothing can be dropped while showing, so what the page returns is known now: it is
+    # recorded by this thread while a search helper shows its part of the page. Either way
+    # nothing is shown unless the entry committed first.
+    ids = [entry.item.id for entry in found]
+    total = max(0, results.total - len(dropped))
+    counts = SearchResults(total, results.page, results.page_size, [], {})
+    page = present(
+        vault,
+        request.text,
+        results,
+        found,
+        dropped,
+        meanwhile=lambda: _record(vault, principal, request, ids, counts),
+    )
+    if [hit.item_id for hit in page.hits] != ids or page.total != total:
+        # Cannot happen (only redacted hits are dropped while shown); if it did, the entry
+        # would not say what was returned, so nothing is.
+        raise RuntimeError("search page differs from its custody entry")
     return page
 
 
@@ -286,20 +310,25 @@ def present(
     results: Results,
     found: list[_Found],
     dropped: list[tuple[Hit, _Item | None]],
+    meanwhile: Callable[[], None] | None = None,
 ) -> SearchResults:
     """Build what the principal sees: hits with titles and snippets, totals and facets.
 
     **The one place where redaction applies** (module docstring). Hits the per-item check
     dropped, and redacted hits that matched only through identity words, are taken out of the
-    total and the facet counts too.
+    total and the facet counts too. `meanwhile` is called before any title or text is opened
+    in this thread (after the search helper was given its part, if any); if it raises, nothing
+    is shown.
     """
     matches = _has_positive_terms(query_text)
     dropped = list(dropped)
     hits = []
+    if not found and meanwhile is not None:
+        meanwhile()
     if found:
         # One per page: the query is parsed once and each distinct word analysed once.
         highlighter = Highlighter(query_text)
-        shown = _show_unredacted(vault, highlighter, query_text, found)
+        shown = _show_unredacted(vault, highlighter, query_text, found, meanwhile)
         for position, entry in enumerate(found):
             one = _show(vault, highlighter, entry, matches, shown.get(position))
             if one is None:
@@ -318,31 +347,44 @@ def _redacted(entry: _Found) -> bool:
 
 
 def _show_unredacted(
-    vault: Vault, highlighter: Highlighter, query_text: str, found: list[_Found]
+    vault: Vault,
+    highlighter: Highlighter,
+    query_text: str,
+    found: list[_Found],
+    meanwhile: Callable[[], None] | None,
 ) -> dict[int, Shown]:
     """Return the title and snippet of each hit without a redaction obligation, by position.
 
-    With a search helper (`vault.search_helper`), it shows the first half of them in its
-    process while this thread shows the rest; if it is busy or fails, this thread shows all.
+    With a search helper (`vault.search_helper`), it shows the first part of them in its
+    process while this thread calls `meanwhile` and shows the rest; if it is busy or fails,
+    this thread shows all.
     """
     plain = [(position, entry) for position, entry in enumerate(found) if not _redacted(entry)]
     helper = vault.search_helper
     pending = None
-    half = max(0, (len(plain) - HELPER_HEAD_START) // 2)
+    # The helper's share: half, less its pipe's cost, plus half of what `meanwhile` (the
+    # custody entry) costs this thread.
+    extra = HELPER_MEANWHILE_HITS if meanwhile is not None else 0
+    half = min(len(plain), max(0, (len(plain) - HELPER_HEAD_START + extra) // 2))
     # The helper's part is unwrapped and sent first; this thread's part is unwrapped while
     # the helper works (`_Found.identity`).
     sent = [_showable(entry) for _, entry in plain[:half]]
     if helper is not None and len(plain) >= MIN_HELPED_HITS:
         pending = helper.submit(query_text, sent)
-    own = [_showable(entry) for _, entry in plain[half:]]
-    showable = sent + own
-    if pending is None:
-        own = showable
-    shown = [show(vault.store, highlighter, one) for one in own]
+    try:
+        if meanwhile is not None:
+            meanwhile()
+        own = [_showable(entry) for _, entry in plain[half:]]
+        showable = sent + own
+        shown = [show(vault.store, highlighter, one) for one in (own if pending else showable)]
+    except BaseException:
+        if pending is not None:
+            pending.result()  # frees the helper for the next page; its answer is dropped
+        raise
     if pending is not None:
         helped = pending.result()
         if helped is None:  # the helper failed: show its part here
-            helped = [show(vault.store, highlighter, one) for one in showable[:half]]
+            helped = [show(vault.store, highlighter, one) for one in sent]
         shown = helped + shown
     for one, result in zip(showable, shown, strict=True):
         for problem in result.problems:
@@ -467,8 +509,13 @@ def _text(vault: Vault, entry: _Found) -> str | None:
 
 
 def _record(
-    vault: Vault, principal: Principal, request: SearchRequest, page: SearchResults
+    vault: Vault,
+    principal: Principal,
+    request: SearchRequest,
+    ids: list[str],
+    page: SearchResults,
 ) -> None:
+    """Append the custody entry of a search that returns `ids` with `page`'s counts."""
     recipient = keys.recipient_of(vault.keyring.secret(METADATA_IDENTITY).decode("ascii"))
     sealed = seal_json(
         {
@@ -488,7 +535,7 @@ def _record(
             actor=principal.subject,
             action=ledger.actions.SEARCH,
             details={
-                "results": [hit.item_id for hit in page.hits],
+                "results": ids,
                 "total": page.total,
                 "page": page.page,
                 "page_size": page.page_size,

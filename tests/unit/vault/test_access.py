@@ -316,6 +316,11 @@ def test_identities_never_reach_an_anonymised_advocate(
     [hit] = responses[-3].json()["hits"]
     assert hit["item_id"] == item and hit["title"] == "[redacted]"
     assert "<mark>Testimony</mark> of [redacted] [redacted]" in hit["snippet"]
+    # Found only through the survivor's name: dropped, and the custody entry says so (a page
+    # with redacted hits is recorded once built).
+    assert responses[-1].json()["hits"] == [] and responses[-1].json()["total"] == 0
+    searches = [e.details for e in entries(vault, ledger.actions.SEARCH) if e.actor == "ava"]
+    assert [(d["results"], d["total"]) for d in searches] == [([item], 1), ([item], 1), ([], 0)]
     attached = as_["tina"].put(f"/v1/items/{item}/redacted", content=REDACTED_BODY)
     assert attached.status_code == 201, attached.text
     download = ava.get(f"/v1/items/{item}/content")

@@ -14,7 +14,7 @@ import pytest
 
 import keys
 from search.highlight import Highlighter
-from vault import search_helper
+from vault import ledger, search_helper
 from vault.cases import create_case, grant
 from vault.compose import Vault
 from vault.indexing import index_item, item_identity
@@ -185,3 +185,30 @@ def test_a_small_page_is_shown_without_the_helper(
     page = search(vault, lena, SearchRequest(text="detencion", page_size=small))
     assert len(page.hits) == small and all(hit.snippet for hit in page.hits)
     assert helper.helped == 0  # the pipe would cost more than it saves
+
+
+def test_a_helped_page_is_recorded_with_exactly_the_ids_it_returns(
+    vault: Vault, world: list[str], helper: SearchHelper
+) -> None:
+    page = _page(vault)
+    assert helper.helped == 1
+    with vault.sessions() as session:
+        [entry] = [e for e in ledger.entries(session) if e.action == ledger.actions.SEARCH]
+    assert entry.actor == "lena"
+    assert entry.details["results"] == [hit.item_id for hit in page.hits]
+    assert entry.details["total"] == page.total == ITEMS
+
+
+def test_no_page_is_shown_when_its_custody_entry_fails_and_the_helper_is_freed(
+    vault: Vault, world: list[str], helper: SearchHelper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the ledger is unavailable")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ledger, "append", refuse)
+        with pytest.raises(RuntimeError, match="ledger is unavailable"):
+            _page(vault)
+    assert not helper._busy.locked()  # its answer was collected and dropped
+    assert len(_page(vault).hits) == ITEMS  # and it serves the next page
+    assert helper.helped == 2

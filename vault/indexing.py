@@ -13,7 +13,6 @@ and the custody entry. A crash between the two leaves an indexed item whose stat
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import multiprocessing
 import secrets
@@ -445,10 +444,10 @@ def _open_all(
     count, pending = batch
     documents = []
     for one in pending:
-        buffer = io.BytesIO()
         with store.open(one.object_name) as source:
-            keys.unseal(source, buffer, one.identity)
-        documents.append(replace(one.document, text=buffer.getvalue().decode("utf-8")))
+            sealed = source.read()
+        text = keys.unseal_bytes(sealed, one.identity).decode("utf-8")
+        documents.append(replace(one.document, text=text))
     return count, documents
 
 

@@ -278,8 +278,8 @@ def main() -> None:
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, load average"
         f" {os.getloadavg()[0]:.2f} at the end, Python {platform.python_version()};"
-        f" `bench/search.py --items {args.items}"
-        f" --queries {args.queries}`. Embedded vault: SQLite, local object store, tantivy.",
+        f" `bench/search.py {' '.join(sys.argv[1:])}`."
+        " Embedded vault: SQLite, local object store, tantivy.",
         f"Corpus: {args.items:,} generated items of ~2 KB (60% es / 40% en) in {CASES} cases,"
         " each with its own age identity (wrapped in the DB), sealed title and sealed extracted"
         " text in the object store, written directly as extraction leaves them"

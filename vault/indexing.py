@@ -491,7 +491,7 @@ def reindex(
         if workers > 0:
             pool = stack.enter_context(
                 multiprocessing.get_context("spawn").Pool(
-                    workers, _child_start, (vault.settings.model_dump(),)
+                    workers, _child_start, (vault.settings.model_dump(exclude={"passphrase"}),)
                 )
             )
             # imap reads `prepared` ahead in its feeder thread and keeps the batches' order.

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -123,7 +124,8 @@ class SearchHelper:
     """
 
     def __init__(self, settings: Settings, *, timeout: float = TIMEOUT_SECONDS) -> None:
-        self._settings = settings.model_dump()
+        # What the helper needs to open objects (the store's settings); never the passphrase.
+        self._settings = settings.model_dump(exclude={"passphrase"})
         self._timeout = timeout
         self._busy = threading.Lock()  # held from submit until the result is collected
         self._state = threading.Lock()  # guards the process and the connection
@@ -135,7 +137,10 @@ class SearchHelper:
         self.helped = 0  # pages the helper answered (for the operator and the tests)
 
     def start(self) -> None:
-        """Start the helper process (it is ready once it has imported the vault's modules)."""
+        """Start the helper process (it is ready once it has imported the vault's modules).
+
+        A helper that cannot be started is logged and tried again later: the server runs
+        without it meanwhile."""
         with self._state:
             self._stopped = False
             self._launch()
@@ -177,8 +182,15 @@ class SearchHelper:
         process = context.Process(
             target=_serve, args=(child, self._settings), name="tvault-search-helper", daemon=True
         )
-        process.start()
-        child.close()
+        try:
+            process.start()
+        except OSError as exc:  # out of processes or memory: pages are shown without it
+            parent.close()
+            log.error("search helper: cannot start a process (%s); trying again later", exc)
+            self._restart_at = time.monotonic() + RESTART_SECONDS
+            return
+        finally:
+            child.close()
         self._process, self._conn, self._ready = process, parent, False
 
     def _usable(self) -> bool:
@@ -248,6 +260,7 @@ class SearchHelper:
 
 def _serve(conn: multiprocessing.connection.Connection, settings: dict[str, object]) -> None:
     """The helper process: show each page of hits it is sent until the pipe closes."""
+    os.environ.pop("TVAULT_PASSPHRASE", None)  # inherited from the server; not needed here
     store = make_store(Settings.model_validate(settings))
     conn.send(_READY)
     try:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from pydantic import SecretStr
 
 import keys
 from search.highlight import Highlighter
@@ -133,13 +134,17 @@ def test_a_helper_that_is_not_ready_yet_is_not_used(vault: Vault, world: list[st
         vault.search_helper = None
 
 
-def test_the_helper_keeps_no_identity_after_a_page(vault: Vault, world: list[str]) -> None:
+def test_the_helper_keeps_no_identity_after_a_page(
+    vault: Vault, world: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The helper's loop, run on a thread of this process so its identity cache can be seen.
+    monkeypatch.setenv("TVAULT_PASSPHRASE", "inherited from the server")
     parent, child = multiprocessing.Pipe()
     loop = threading.Thread(target=search_helper._serve, args=(child, vault.settings.model_dump()))
     loop.start()
     try:
         assert parent.recv() == "ready"
+        assert "TVAULT_PASSPHRASE" not in os.environ  # dropped before anything else
         one = _showable(vault, world[0])
         keys.forget_identities()
         parent.send(("detencion", [one]))
@@ -212,3 +217,30 @@ def test_no_page_is_shown_when_its_custody_entry_fails_and_the_helper_is_freed(
     assert not helper._busy.locked()  # its answer was collected and dropped
     assert len(_page(vault).hits) == ITEMS  # and it serves the next page
     assert helper.helped == 2
+
+
+def test_the_helper_is_never_handed_the_passphrase(vault: Vault) -> None:
+    settings = vault.settings.model_copy(update={"passphrase": SecretStr("a secret phrase")})
+    helper = SearchHelper(settings)
+    assert "passphrase" not in helper._settings
+    assert "a secret phrase" not in repr(helper._settings)
+
+
+def test_a_helper_that_cannot_start_leaves_searches_working(
+    vault: Vault, world: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = _shown(_page(vault))
+
+    def refuse(self: object) -> None:
+        raise OSError("no more processes")
+
+    monkeypatch.setattr(multiprocessing.context.SpawnProcess, "start", refuse)
+    helper = SearchHelper(vault.settings)
+    helper.start()  # logged, not raised: the server starts without it
+    vault.search_helper = helper
+    try:
+        assert not helper.alive
+        assert _shown(_page(vault)) == expected
+    finally:
+        vault.search_helper = None
+        helper.stop()

@@ -5,9 +5,10 @@ DESIGN.md "Search": principal -> `policies.search_scope` -> one `search.AccessSc
 page of hits, `policies.decide(item.search)` on each item as the database holds it now ->
 decrypt the item's sealed extracted text -> `search.highlight` -> one ledger entry.
 
-The ledger entry is committed before the page is returned, and when no hit of the page can be
-dropped while shown (none carries a redaction obligation) before any title or text is opened,
-while a search helper process (`vault.search_helper`) shows part of the page.
+The ledger entry is always committed before the page is returned. When no hit of the page can
+be dropped while shown (none carries a redaction obligation), the request's thread writes it
+before it opens any title or text itself, while a search helper process (`vault.search_helper`)
+shows part of the page.
 
 Promise 1: the query may name a survivor. It is never logged, never put in an error message,
 and is kept in the ledger only sealed (to the vault's metadata key); the entry's clear details

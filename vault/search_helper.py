@@ -219,9 +219,8 @@ class SearchHelper:
     def _collect(self, count: int) -> list[Shown] | None:
         try:
             conn = self._conn
-            deadline = time.monotonic() + self._timeout
             answer: object = None
-            if conn is not None and conn.poll(max(0.0, deadline - time.monotonic())):
+            if conn is not None and conn.poll(self._timeout):
                 answer = conn.recv()
             if not (isinstance(answer, list) and len(answer) == count):
                 self._fail("the helper did not answer in time" if answer is None else "bad answer")

@@ -328,8 +328,6 @@ def present(
     matches = _has_positive_terms(query_text)
     dropped = list(dropped)
     hits = []
-    if not found and meanwhile is not None:
-        meanwhile()
     if found:
         # One per page: the query is parsed once and each distinct word analysed once.
         highlighter = Highlighter(query_text)
@@ -340,6 +338,8 @@ def present(
                 dropped.append((entry.hit, entry.item))
             else:
                 hits.append(one)
+    elif meanwhile is not None:
+        meanwhile()
     facets = {name: dict(counts) for name, counts in results.facets.items()}
     for gone, row in dropped:
         _uncount(facets, gone, row)

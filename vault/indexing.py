@@ -127,9 +127,15 @@ def open_text(vault: Vault, row: ItemText, identity: str) -> Text:
     """Return the text `row` links to, decrypted with the item's `identity`.
 
     Raises `keys.UnsealError` or `vault.storage.ObjectNotFound` as `extracted_text` does."""
-    with vault.store.open(row.object_name) as source:
+    return Text(read_sealed_text(vault.store, row.object_name, identity), row.language)
+
+
+def read_sealed_text(store: ObjectStore, object_name: str, identity: str) -> str:
+    """Return the extracted text sealed in `object_name`, read whole (texts are shown and
+    indexed whole). Raises `keys.UnsealError` or `vault.storage.StorageError`."""
+    with store.open(object_name) as source:
         sealed = source.read()
-    return Text(keys.unseal_bytes(sealed, identity).decode("utf-8"), row.language)
+    return keys.unseal_bytes(sealed, identity).decode("utf-8")
 
 
 def utc(moment: datetime) -> datetime:
@@ -444,9 +450,7 @@ def _open_all(
     count, pending = batch
     documents = []
     for one in pending:
-        with store.open(one.object_name) as source:
-            sealed = source.read()
-        text = keys.unseal_bytes(sealed, one.identity).decode("utf-8")
+        text = read_sealed_text(store, one.object_name, one.identity)
         documents.append(replace(one.document, text=text))
     return count, documents
 

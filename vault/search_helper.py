@@ -32,6 +32,7 @@ from typing import Any
 import keys
 from search.highlight import Highlighter
 from vault.compose import make_store
+from vault.indexing import read_sealed_text
 from vault.sealing import open_json
 from vault.settings import Settings
 from vault.storage import ObjectStore, StorageError
@@ -75,14 +76,6 @@ def title_of(sealed_meta: bytes, identity: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def read_text(store: ObjectStore, object_name: str, identity: str) -> str:
-    """Return the extracted text sealed in `object_name`. Raises `keys.UnsealError` or
-    `StorageError`."""
-    with store.open(object_name) as source:
-        sealed = source.read()
-    return keys.unseal_bytes(sealed, identity).decode("utf-8")
-
-
 def show(store: ObjectStore, highlighter: Highlighter, hit: Showable) -> Shown:
     """Open `hit`'s title and text and make its snippet. A part that does not open (tampered
     or missing: `tvault verify` names it) is None, and named in `problems`."""
@@ -95,7 +88,7 @@ def show(store: ObjectStore, highlighter: Highlighter, hit: Showable) -> Shown:
     snippet = None
     if hit.text_object is not None:
         try:
-            text = read_text(store, hit.text_object, hit.identity)
+            text = read_sealed_text(store, hit.text_object, hit.identity)
         except (keys.UnsealError, StorageError) as exc:
             problems.append(f"text ({type(exc).__name__})")
         else:

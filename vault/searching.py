@@ -55,9 +55,9 @@ from vault.db.access_tables import ItemIdentity
 from vault.db.jobs_tables import ItemText
 from vault.errors import BadField
 from vault.identity import REDACTED
-from vault.indexing import index_of, utc
+from vault.indexing import index_of, read_sealed_text, utc
 from vault.sealing import open_json, seal_json
-from vault.search_helper import MIN_HELPED_HITS, SNIPPET_WORDS, Showable, Shown, read_text, show
+from vault.search_helper import MIN_HELPED_HITS, SNIPPET_WORDS, Showable, Shown, show
 from vault.storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -506,7 +506,7 @@ def _text(vault: Vault, entry: _Found) -> str | None:
     if entry.item.text_object is None:  # not extracted (yet)
         return None
     try:
-        return read_text(vault.store, entry.item.text_object, entry.identity)
+        return read_sealed_text(vault.store, entry.item.text_object, entry.identity)
     except (keys.UnsealError, StorageError) as exc:
         # Tampered or missing: `tvault verify` names it; the search still answers.
         log.error("item %s: extracted text cannot be read (%s)", entry.item.id, type(exc).__name__)

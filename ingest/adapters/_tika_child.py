@@ -136,8 +136,8 @@ def extract(path: str, max_text_chars: int) -> Result:
 
 
 def _warm_up() -> None:
-    """Start the native VM and load the language models now, so the first real job does not
-    pay for them."""
+    """Start the native VM and the language detector now, so the first real job does not pay
+    for them."""
     import iscc_tika
 
     iscc_tika.Extractor().extract_bytes_to_string(bytearray(b"warm up"))
@@ -145,9 +145,9 @@ def _warm_up() -> None:
 
 
 def _language(text: str) -> str | None:
-    """The language of `text` (`ingest.language`), detected here rather than in the worker:
-    Lingua holds the GIL of the process it runs in, and a worker's threads share one. A
-    failure of detection is no failure of the extraction: the answer is then None."""
+    """The language of `text` (`ingest.language`), detected here, in the sandboxed process that
+    already holds the text, rather than in the worker. A failure of detection is no failure of
+    the extraction: the answer is then None."""
     from ingest.language import detect_language
 
     try:

@@ -16,9 +16,9 @@ import enum
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Final, cast
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from vault.db.jobs_tables import Job
@@ -121,25 +121,50 @@ def enqueue(
     (a re-run stage never queues its successor twice). A concurrent enqueue of the same job
     makes one of the two transactions fail on the unique constraint.
     """
-    existing = session.scalar(select(Job.id).where(Job.item_id == item_id, Job.kind == kind))
-    if existing is not None:
-        return existing
-    job_id = new_id()
-    session.add(
-        Job(
-            id=job_id,
-            item_id=item_id,
-            kind=kind,
-            state=QUEUED,
-            attempts=0,
-            max_attempts=max_attempts,
-            run_after=now,
-            created_at=now,
-            updated_at=now,
-        )
+    return enqueue_many(session, [item_id], kind, now=now, max_attempts=max_attempts)[item_id]
+
+
+_JOBS = cast(Table, Job.__table__)
+# Built once: constructing a statement costs more than running it (bench/ingest.py).
+_INSERT_JOB = _JOBS.insert()
+
+
+def enqueue_many(
+    session: Session,
+    item_ids: Collection[str],
+    kind: str,
+    *,
+    now: datetime,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> dict[str, str]:
+    """Queue stage `kind` of each of `item_ids` in `session`'s transaction, as `enqueue` does
+    one (one query and one insert for all); return the job id of each item."""
+    wanted = sorted(set(item_ids))
+    if not wanted:
+        return {}
+    found = session.execute(
+        select(_JOBS.c.item_id, _JOBS.c.id).where(_JOBS.c.item_id.in_(wanted), _JOBS.c.kind == kind)
     )
-    session.flush()
-    return job_id
+    ids: dict[str, str] = {item_id: job_id for item_id, job_id in found}
+    rows = [
+        {
+            "id": new_id(),
+            "item_id": item_id,
+            "kind": kind,
+            "state": QUEUED,
+            "attempts": 0,
+            "max_attempts": max_attempts,
+            "run_after": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for item_id in wanted
+        if item_id not in ids
+    ]
+    if rows:
+        session.execute(_INSERT_JOB, rows)
+        ids.update((str(row["item_id"]), str(row["id"])) for row in rows)
+    return ids
 
 
 def _claimable(now: datetime) -> ColumnElement[bool]:
@@ -160,7 +185,7 @@ def claim(
 ) -> Claim | None:
     """Claim the oldest due job of one of `kinds` for `owner`; None if there is none.
 
-    One statement: `UPDATE jobs SET state='running', lease ... WHERE id = (SELECT id ... FOR
+    One statement: `UPDATE jobs SET state='running', lease ... WHERE id IN (SELECT id ... FOR
     UPDATE SKIP LOCKED LIMIT 1) RETURNING ...`. On PostgreSQL, rows other workers are claiming
     are skipped, not waited for; SQLite has no row locks and ignores the clause, but its single
     writer runs the statement atomically. The attempt count rises on every claim, including
@@ -168,22 +193,51 @@ def claim(
     """
     if not kinds:
         return None
-    due = and_(Job.kind.in_(sorted(kinds)), _claimable(now))
     # A read first: an idle worker polling must not take SQLite's write lock every time.
     with sessions() as session:
-        if session.scalar(select(Job.id).where(due).limit(1)) is None:
+        if session.scalar(select(Job.id).where(_due(kinds, now)).limit(1)) is None:
             return None
-    candidate = (
+    claims = claim_many(sessions, owner, kinds, now=now, lease=lease, limit=1)
+    return claims[0] if claims else None
+
+
+def _due(kinds: Collection[str], now: datetime) -> ColumnElement[bool]:
+    return and_(Job.kind.in_(sorted(kinds)), _claimable(now))
+
+
+def claim_many(
+    sessions: sessionmaker[Session],
+    owner: str,
+    kinds: Collection[str],
+    *,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+) -> list[Claim]:
+    """Claim up to `limit` of the oldest due jobs of `kinds` for `owner`, oldest first, in one
+    statement and one transaction (as `claim`, which takes one); [] if none is due.
+
+    For a stage that records several results in one transaction: one claim and one commit
+    for the lot instead of one each.
+    """
+    if not kinds or limit < 1:
+        return []
+    due = _due(kinds, now)
+    # MATERIALIZED: the candidates are chosen once. Inlined into `IN (...)`, PostgreSQL may
+    # run the subquery again for each row it updates, and with SKIP LOCKED each run skips the
+    # rows just locked and yields the next: `LIMIT 1` then claimed every due job (measured).
+    candidates = (
         select(Job.id)
         .where(due)
         .order_by(Job.run_after, Job.id)
-        .limit(1)
+        .limit(limit)
         .with_for_update(skip_locked=True)
-        .scalar_subquery()
+        .cte("claimable")
+        .prefix_with("MATERIALIZED")
     )
     statement = (
         update(Job)
-        .where(Job.id == candidate, due)
+        .where(Job.id.in_(select(candidates.c.id)), due)
         .values(
             state=RUNNING,
             attempts=Job.attempts + 1,
@@ -191,21 +245,24 @@ def claim(
             lease_expires=now + lease,
             updated_at=now,
         )
-        .returning(Job.id, Job.item_id, Job.kind, Job.attempts, Job.max_attempts)
+        .returning(Job.id, Job.item_id, Job.kind, Job.attempts, Job.max_attempts, Job.run_after)
         .execution_options(synchronize_session=False)
     )
     with sessions.begin() as session:
-        row = session.execute(statement).one_or_none()
-    if row is None:
-        return None
-    return Claim(
-        id=row.id,
-        item_id=row.item_id,
-        kind=row.kind,
-        attempt=int(row.attempts),
-        max_attempts=int(row.max_attempts),
-        owner=owner,
-    )
+        found = session.execute(statement).all()
+    # RETURNING gives rows in no promised order; the queue's order is (run_after, id).
+    rows = sorted(found, key=lambda row: (_utc(row.run_after), row.id))
+    return [
+        Claim(
+            id=row.id,
+            item_id=row.item_id,
+            kind=row.kind,
+            attempt=int(row.attempts),
+            max_attempts=int(row.max_attempts),
+            owner=owner,
+        )
+        for row in rows
+    ]
 
 
 def _held(claim: Claim) -> ColumnElement[bool]:
@@ -218,21 +275,41 @@ def complete(session: Session, claim: Claim, *, now: datetime) -> None:
     Raises `LeaseLost` if the job is no longer this worker's: the caller's transaction must
     then roll back, so the result of a stage commits once, by the lease's holder.
     """
-    result = session.execute(
-        update(Job)
-        .where(_held(claim))
-        .values(
-            state=DONE,
-            lease_owner=None,
-            lease_expires=None,
-            last_error=None,
-            updated_at=now,
-            finished_at=now,
-        )
-        .execution_options(synchronize_session=False)
+    complete_many(session, [claim], now=now)
+
+
+_COMPLETE = (
+    update(_JOBS)
+    .where(
+        _JOBS.c.id.in_(bindparam("ids", expanding=True)),
+        _JOBS.c.state == RUNNING,
+        _JOBS.c.lease_owner == bindparam("owner"),
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise LeaseLost(f"job {claim.id} is no longer held by {claim.owner}")
+    .values(
+        state=DONE,
+        lease_owner=None,
+        lease_expires=None,
+        last_error=None,
+        updated_at=bindparam("now"),
+        finished_at=bindparam("now"),
+    )
+)
+
+
+def complete_many(session: Session, claims: Sequence[Claim], *, now: datetime) -> None:
+    """Mark every one of `claims` (one owner's) done in `session`'s transaction, in one
+    statement. Raises `LeaseLost` if any of them is no longer held: the caller's transaction
+    must then roll back whole (and may complete the others one by one)."""
+    if not claims:
+        return
+    owners = {claim.owner for claim in claims}
+    if len(owners) != 1:
+        raise ValueError("complete_many takes the claims of one owner")
+    ids = sorted({claim.id for claim in claims})
+    result = session.execute(_COMPLETE, {"ids": ids, "owner": owners.pop(), "now": now})
+    if result.rowcount != len(ids):  # type: ignore[attr-defined]
+        lost = "job " + ids[0] if len(ids) == 1 else f"one of jobs {', '.join(ids)}"
+        raise LeaseLost(f"{lost} is no longer held by {claims[0].owner}")
 
 
 def fail(

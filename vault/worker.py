@@ -66,6 +66,14 @@ class StageFailed(Exception):
         self.retry = retry
 
 
+def overrun(claim: jobs.Claim) -> str | None:
+    """Return why `claim` must fail unrun, or None: a job re-claimed after its lease expired once
+    too often kills or hangs its worker, and must not take every worker down in turn."""
+    if claim.attempt > claim.max_attempts:
+        return f"the worker stopped during this job {claim.attempt - 1} times"
+    return None
+
+
 def register(kind: str, factory: StageFactory) -> None:
     """Make `factory` build the stage that runs jobs of `kind` (replacing any earlier one)."""
     HANDLERS[kind] = factory
@@ -224,10 +232,8 @@ class Worker:
                     log.warning("worker %s: heartbeat failed: %s", owner, type(exc).__name__)
 
     def _execute(self, claim: jobs.Claim) -> None:
-        if claim.attempt > claim.max_attempts:
-            # Re-claimed after its lease expired once too often: the job kills or hangs its
-            # worker. Fail it rather than let it take every worker down in turn.
-            reason = f"the worker stopped during this job {claim.attempt - 1} times"
+        reason = overrun(claim)
+        if reason is not None:
             self._fail(claim, reason, retry=False)
             return
         stage = self._stages[claim.kind]

@@ -271,3 +271,37 @@ def test_a_released_job_is_queued_again_with_its_attempt_refunded(
     assert (job.state, job.attempts, job.lease_owner) == (jobs.QUEUED, 0, None)
     again = jobs.claim(vault.sessions, "b", {jobs.EXTRACT}, now=now, lease=LEASE)
     assert again is not None and again.attempt == 1
+
+
+def test_claim_many_takes_at_most_its_limit_oldest_first(vault: Vault, case_id: str) -> None:
+    items = [deposit(vault, case_id) for _ in range(5)]
+    now = vault.clock()
+    first = jobs.claim_many(vault.sessions, "a", {jobs.EXTRACT}, now=now, lease=LEASE, limit=2)
+    # On PostgreSQL an inlined `IN (... LIMIT n FOR UPDATE SKIP LOCKED)` claimed every due job.
+    assert [c.item_id for c in first] == items[:2]
+    assert all(c.attempt == 1 and c.owner == "a" for c in first)
+    rest = jobs.claim_many(vault.sessions, "b", {jobs.EXTRACT}, now=now, lease=LEASE, limit=10)
+    assert [c.item_id for c in rest] == items[2:]
+    assert jobs.claim_many(vault.sessions, "c", {jobs.EXTRACT}, now=now, lease=LEASE, limit=3) == []
+    for claim in first:
+        assert job_of(vault, claim.item_id).lease_owner == "a"
+
+
+def test_concurrent_claim_many_never_hands_out_a_job_twice(vault: Vault, case_id: str) -> None:
+    items = {deposit(vault, case_id) for _ in range(24)}
+    taken: list[list[jobs.Claim]] = [[], [], []]
+    now = vault.clock()
+
+    def claimer(n: int) -> None:
+        while batch := jobs.claim_many(
+            vault.sessions, f"w{n}", {jobs.EXTRACT}, now=now, lease=LEASE, limit=3
+        ):
+            taken[n].extend(batch)
+
+    threads = [threading.Thread(target=claimer, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ids = [c.item_id for batch in taken for c in batch]
+    assert sorted(ids) == sorted(items)  # every job once, none lost, none twice

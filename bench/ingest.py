@@ -49,7 +49,7 @@ from vault.compose import Vault
 from vault.deposit import Deposit
 from vault.provision import create_vault
 from vault.settings import load_settings
-from vault.worker import Worker
+from vault.worker import Worker, worker_threads
 
 FAST_KDF = KdfParams(time_cost=1, memory_cost_kib=8 * 1024, parallelism=1)
 WARM_UP = 4
@@ -294,9 +294,11 @@ def main() -> None:
         f"{statistics.median(wall['stock']) / statistics.median(wall['direct']):.2f} | "
         f"{_spread(cpu['stock'])} | "
         f"{statistics.median(cpu['stock']) / statistics.median(cpu['direct']):.2f} |",
-        f"| pipeline, 1 worker (1 parser process, 2 threads) | {_spread(wall['one'])} | "
+        f"| pipeline, 1 worker (1 parser process, {worker_threads(1)} threads) | "
+        f"{_spread(wall['one'])} | "
         f"{_spread(ratio['one'])} | {_spread(cpu['one'])} | {_spread(ratio['one_cpu'])} |",
-        f"| pipeline, 2 workers (2 parser processes, 3 threads) | {_spread(wall['two'])} | "
+        f"| pipeline, 2 workers (2 parser processes, {worker_threads(2)} threads) | "
+        f"{_spread(wall['two'])} | "
         f"{_spread(ratio['two'])} | {_spread(cpu['two'])} | {_spread(ratio['two_cpu'])} |",
         "",
         f"Speed-up of 2 workers over 1: {_spread(speedup)}. Deposits (not in the rates): "

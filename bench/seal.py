@@ -26,8 +26,8 @@ per run, by wall-clock time and, as a cross-check less disturbed by other proces
 shared cores, by CPU time (user + system) of the measuring process. Each pipeline row has
 two cipher ratios: to the cache-hot `encrypt_into`/`decrypt_into` (no allocation: the
 strictest baseline) and to the cache-hot `encrypt`/`decrypt`, the plain AEAD call on 64 KiB
-chunks that the issue's target and shared/NOTES.md name as "raw ChaCha20-Poly1305". `--append-results`
-appends a section to bench/RESULTS.md.
+chunks that the issue's target and shared/NOTES.md name as "raw ChaCha20-Poly1305".
+`--append-results` appends a section to bench/RESULTS.md.
 """
 
 from __future__ import annotations

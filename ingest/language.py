@@ -1,4 +1,4 @@
-"""Language detection of extracted text with CLD2 (`pycld2`; its tables are compiled in, no download).
+"""Language detection of extracted text with CLD2 (`pycld2`: tables compiled in, no download).
 
 iscc-tika does not run Tika's language detector, and a Tika server's `/language` endpoint would
 make the two adapters disagree; this one detector serves both (for the native adapter it runs

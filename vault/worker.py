@@ -66,6 +66,12 @@ class StageFailed(Exception):
         self.retry = retry
 
 
+def worker_threads(concurrency: int) -> int:
+    """Return how many threads a worker with `concurrency` parser processes runs (see
+    `Worker.start`)."""
+    return concurrency * 2 + 2
+
+
 def overrun(claim: jobs.Claim) -> str | None:
     """Return why `claim` must fail unrun, or None: a job re-claimed after its lease expired once
     too often kills or hangs its worker, and must not take every worker down in turn."""
@@ -139,10 +145,12 @@ class Worker:
         self._build()
         self._stop.clear()
         self._beat_stop.clear()
-        # One thread more than stage slots (parser processes): while one job is parsed in a
-        # parser process, the extra thread decrypts, seals and commits another, so the parsers
-        # are never idle waiting for the database (measured in bench/ingest.py).
-        for n in range(self._concurrency + 1):
+        # Two threads per stage slot (parser process) and two more: a parser process holds the
+        # request it parses and the next (`ingest.adapters.tika_native.DEPTH`), and the other
+        # threads meanwhile decrypt the next documents, seal texts and commit batches, so the
+        # parsers are never idle waiting for this process. bench/ingest.py, one worker: 1 thread
+        # more than slots 141-144 documents/s, 3 more 167-170 (2026-12-04).
+        for n in range(worker_threads(self._concurrency)):
             thread = threading.Thread(
                 target=self._loop, args=(f"{self.owner}/{n}",), name=f"tvault-worker-{n}"
             )

@@ -51,6 +51,9 @@ def handle(path: str, max_text_chars: int) -> _tika_child.Result:
         os.kill(os.getpid(), signal.SIGSEGV)
     if head.startswith(b"HANG"):
         time.sleep(3600)
+    if head.startswith(b"SLOW"):
+        time.sleep(1)
+        return "text/plain", {}, "slow answer"
     if head.startswith(b"SPOOL"):
         # What Tika does with an embedded document, then a hang: the file must not outlive us.
         name = head[5:].decode().strip()

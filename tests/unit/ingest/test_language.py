@@ -23,15 +23,24 @@ def test_too_little_text_gives_no_answer() -> None:
 
 
 def test_other_languages_and_scripts() -> None:
-    assert detect_language(
-        "A testemunha descreveu a detenção arbitrária e a tortura sofridas no centro "
-        "clandestino durante o inverno."
-    ) == "pt"
-    assert detect_language(
-        "Свидетель описал произвольное задержание и пытки, которым он подвергся зимой."
-    ) == "ru"
+    assert (
+        detect_language(
+            "A testemunha descreveu a detenção arbitrária e a tortura sofridas no centro "
+            "clandestino durante o inverno."
+        )
+        == "pt"
+    )
+    assert (
+        detect_language(
+            "Свидетель описал произвольное задержание и пытки, которым он подвергся зимой."
+        )
+        == "ru"
+    )
     # CLD2 names the script too ("zh-Hant"); the vault keeps the language alone.
-    assert detect_language("證人描述了他冬天在秘密中心遭受的任意拘留和酷刑。審訊持續了幾個小時。") == "zh"
+    assert (
+        detect_language("證人描述了他冬天在秘密中心遭受的任意拘留和酷刑。審訊持續了幾個小時。")
+        == "zh"
+    )
 
 
 def test_text_is_read_as_text_not_html() -> None:

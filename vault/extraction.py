@@ -60,6 +60,9 @@ RETRYABLE: Final = frozenset(
     {FailureKind.TIMEOUT, FailureKind.CRASHED, FailureKind.UNAVAILABLE, FailureKind.MEMORY}
 )
 _INSERT_TEXT = cast(Table, ItemText.__table__).insert()
+# A run stops taking documents of its batch after this long and gives the rest back, so a slow
+# document holds up no more than the one job behind it (other workers take the rest).
+HOLD_SECONDS: Final = 1.0
 TEXT_SLICE: Final = 256 * 1024  # characters encoded and sealed at a time
 DIR_PREFIX: Final = "tvault-worker-"
 
@@ -178,7 +181,8 @@ class ExtractStage:
     """The `extract` stage of a worker, around one extractor shared by its threads.
 
     A run takes its job and up to `BATCH - 1` more due `extract` jobs (one claim, under the same
-    owner and lease), extracts and seals each, then records every result in ONE transaction:
+    owner and lease; those not started after `HOLD_SECONDS` go back to the queue), extracts and
+    seals each, then records every result in ONE transaction:
     the database's work and its commit (an fsync) are shared by the batch instead of paid per
     document, which is what held a worker to ~100 documents/s (bench/RESULTS.md). A job that
     fails fails alone; a job whose lease passed to another worker is left to that worker.
@@ -213,8 +217,16 @@ class ExtractStage:
         rows = self._rows([one.item_id for one in claims])
         texts: list[_Text] = []
         failures: list[tuple[jobs.Claim, BaseException]] = []
-        renewed = time.monotonic()
-        for one in claims:
+        started = renewed = time.monotonic()
+        for position, one in enumerate(claims):
+            if position and time.monotonic() - started > HOLD_SECONDS:
+                # A slow document in the batch: give the jobs not started yet back to the
+                # queue, so that other workers (or threads) take them now, not after it.
+                for later in claims[position:]:
+                    with contextlib.suppress(jobs.LeaseLost):
+                        jobs.release(self._vault.sessions, later, now=self._vault.clock())
+                claims = claims[:position]
+                break
             try:
                 texts.append(self._prepare(one, rows.get(one.item_id)))
             except Exception as exc:
@@ -239,12 +251,27 @@ class ExtractStage:
         for text in texts:
             if text.name is not None and text.claim.id in recorded:
                 self._remove_earlier_attempts(text.item.id, text.claim.attempt)
+            if text.claim is not claim and text.claim.id in recorded:
+                # The worker logs the first job; the others of the batch are logged here alike.
+                log.info(
+                    "job %s (%s, item %s) done by %s in %.2f s (batch of %d)",
+                    text.claim.id,
+                    text.claim.kind,
+                    text.claim.item_id,
+                    text.claim.owner,
+                    time.monotonic() - started,
+                    len(claims),
+                )
         if claim.id not in recorded and not any(one is claim for one, _ in failures):
             raise jobs.LeaseLost(f"job {claim.id} is no longer held by {claim.owner}")
+        own: BaseException | None = None
         for one, failure in failures:
             if one is claim:
-                raise failure
-            self._fail(one, failure)
+                own = failure  # raised last, for the worker to record, once the others are
+            else:
+                self._fail(one, failure)
+        if own is not None:
+            raise own
         return True
 
     def _more(self, claim: jobs.Claim) -> list[jobs.Claim]:

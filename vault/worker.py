@@ -196,6 +196,7 @@ class Worker:
 
     def run_one(self, owner: str) -> bool:
         """Claim one due job as `owner` and run it; return False if there was none."""
+        self._build()
         now = self._vault.clock()
         claim = jobs.claim(self._vault.sessions, owner, self.kinds, now=now, lease=self._lease)
         if claim is None:

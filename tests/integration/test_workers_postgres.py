@@ -163,12 +163,18 @@ def test_two_workers_do_every_job_exactly_once(vault: Vault, tmp_path: Path) -> 
         elif make is corpus.docx:
             paths.append(corpus.docx(folder, f"d{n}.docx", [sentence]))
         else:
-            paths.append(corpus.pdf(folder, f"d{n}.pdf", [sentence]))
-    items = deposit_files(vault, paths)
+            # 60 pages: a few tenths of a second to parse. A worker's threads claim up to
+            # eight jobs a run, so one worker could hold all 24 small ones at once; it gives
+            # back what it has not started after `extraction.HOLD_SECONDS`, and these slower
+            # documents make sure that happens, so the other worker takes part.
+            paths.append(corpus.pdf(folder, f"d{n}.pdf", [sentence] * 60))
     workers = Workers(vault, tmp_path)
     try:
         workers.start()
         workers.start()
+        # Both polling before the first job exists, so neither has a head start.
+        wait_for(lambda: all(" started: " in workers.log(n) for n in (0, 1)), 120, "both workers")
+        items = deposit_files(vault, paths)
         wait_for(lambda: states(vault).get(jobs.DONE) == 24, 300, "24 jobs")
     finally:
         codes = workers.stop()

@@ -53,6 +53,15 @@ def deposit(vault: Vault, path: Path, kind: str = "testimony") -> str:
     return job.commit().item_id
 
 
+def job_of(vault: Vault, item_id: str) -> Job:
+    with vault.sessions() as session:
+        job = session.scalars(
+            select(Job).where(Job.item_id == item_id, Job.kind == jobs.EXTRACT)
+        ).one()
+        session.expunge(job)
+        return job
+
+
 def extraction_entries(vault: Vault, item_id: str) -> list[ledger.LedgerEntry]:
     with vault.sessions() as session:
         return [
@@ -186,3 +195,51 @@ def test_the_sealed_text_opens_with_the_item_identity_only(
     other, _ = keys.generate_identity()
     with vault.store.open(link.object_name) as sealed, pytest.raises(keys.UnsealError):
         list(keys.open_stream(sealed, other))
+
+
+def test_one_run_records_a_batch_and_each_failure_stays_its_own(
+    vault: Vault, worker: Worker, tmp_path: Path
+) -> None:
+    made = [
+        corpus.malformed_pdf(tmp_path, "first.pdf"),  # the run's own job fails
+        corpus.docx(tmp_path, "second.docx"),
+        corpus.encrypted_pdf(tmp_path, "third.pdf"),  # a job of the batch fails
+        corpus.docx(tmp_path, "fourth.docx", paragraphs=(corpus.ENGLISH,)),
+    ]
+    items = [deposit(vault, path) for path in made]
+    assert worker.run_until_idle() == 1  # one claim took all four
+    with vault.sessions() as session:
+        states = jobs.ingest_states(session, items)
+        links = {i: session.get(ItemText, i) for i in items}
+    assert states[items[0]].state == jobs.IngestState.FAILED
+    assert (states[items[0]].reason or "").startswith("the parser refused the file")
+    assert states[items[2]] == jobs.ItemIngest(
+        jobs.IngestState.FAILED, "encrypted PDF: no password", 1
+    )
+    for good in (items[1], items[3]):
+        assert states[good] == jobs.ItemIngest(jobs.IngestState.EXTRACTED, None, 1)
+        assert len(extraction_entries(vault, good)) == 1
+    assert links[items[0]] is None and links[items[2]] is None
+    assert links[items[3]] is not None and links[items[3]].language == "en"
+    # The failures left no text object behind; the two texts are there, sealed.
+    assert len(list(vault.store.names(extraction.PREFIX))) == 2
+
+
+def test_a_slow_run_gives_back_the_jobs_it_has_not_started(
+    vault: Vault, worker: Worker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items = [deposit(vault, corpus.docx(tmp_path, f"{n}.docx")) for n in range(3)]
+    monkeypatch.setattr(extraction, "HOLD_SECONDS", 0.0)  # every document counts as slow
+    assert worker.run_one("only-one-run")
+    with vault.sessions() as session:
+        states = jobs.ingest_states(session, items)
+    assert states[items[0]].state == jobs.IngestState.EXTRACTED
+    # Queued again at once, the attempt given back: free for any worker to take.
+    for later in items[1:]:
+        assert states[later] == jobs.ItemIngest(jobs.IngestState.QUEUED, None, 0)
+        assert job_of(vault, later).lease_owner is None
+    assert worker.run_until_idle() == 2
+    with vault.sessions() as session:
+        assert {s.state for s in jobs.ingest_states(session, items).values()} == {
+            jobs.IngestState.EXTRACTED
+        }

@@ -234,9 +234,12 @@ class NativeTikaExtractor:
     Processes start on first use (or `warm_up()`) and are reused; each job checks zip containers
     first (`ingest.containers`), then runs in a process limited to `Limits.max_memory_bytes`
     and killed after `Limits.timeout_s`, without network and with a private /tmp where the
-    kernel allows (`sandbox`; see `sandboxed()`). A process is replaced after `recycle_after`
-    jobs: the JVM heap grows with the largest document seen and never shrinks. `child_module`
-    is the module the processes run; tests pass one that can crash or hang on demand.
+    kernel allows (`sandbox`; see `sandboxed()`). A busy process is handed the next request
+    before it has answered (`DEPTH`), so it never waits for the calling threads between two
+    jobs; a request waiting behind a job the process does not survive goes to a fresh process.
+    A process is replaced after `recycle_after` jobs: the JVM heap grows with the largest
+    document seen and never shrinks. `child_module` is the module the processes run; tests pass
+    one that can crash or hang on demand.
     """
 
     def __init__(

@@ -43,7 +43,7 @@ from vault.db.jobs_tables import ItemText
 from vault.sealing import open_json, seal_json
 from vault.settings import Settings
 from vault.storage import ObjectNotFound, StorageError
-from vault.worker import StageFailed, overrun, register
+from vault.worker import StageFailed, fail_job, overrun, register
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +246,7 @@ class ExtractStage:
             recorded = self._record_all(texts)
         except Exception as exc:
             for one in claims[1:]:  # let another attempt have them at once
-                self._fail(one, exc)
+                fail_job(self._vault, one, exc)
             raise
         for text in texts:
             if text.name is not None and text.claim.id in recorded:
@@ -269,7 +269,7 @@ class ExtractStage:
             if one is claim:
                 own = failure  # raised last, for the worker to record, once the others are
             else:
-                self._fail(one, failure)
+                fail_job(self._vault, one, failure)
         if own is not None:
             raise own
         return True
@@ -291,7 +291,7 @@ class ExtractStage:
             if reason is None:
                 kept.append(one)
             else:  # as the worker does with a first job re-claimed too often
-                self._fail(one, StageFailed(reason, retry=False))
+                fail_job(self._vault, one, StageFailed(reason, retry=False))
         return kept
 
     def _rows(self, item_ids: list[str]) -> dict[str, tuple[Item, bytes | None, bool]]:
@@ -353,25 +353,6 @@ class ExtractStage:
                     # writes under its own attempt number, so this deletes nothing of theirs).
                     self._delete(text.name)
         return recorded
-
-    def _fail(self, claim: jobs.Claim, failure: BaseException) -> None:
-        """Record the failure of a batch's job other than the first (the worker records that
-        one); as the worker does, any exception but `StageFailed` is named by its type only."""
-        if isinstance(failure, jobs.LeaseLost):
-            return
-        if isinstance(failure, StageFailed):
-            reason, retry = failure.reason, failure.retry
-        else:
-            reason, retry = f"internal error ({type(failure).__name__})", True
-        with contextlib.suppress(jobs.LeaseLost):
-            jobs.fail(
-                self._vault.sessions,
-                claim,
-                reason,
-                now=self._vault.clock(),
-                retry=retry,
-                backoff_seconds=self._vault.settings.jobs_backoff_seconds,
-            )
 
     def _extract(self, item: Item, identity: str) -> Extraction:
         if item.kind in SKIPPED_KINDS:

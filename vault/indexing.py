@@ -35,7 +35,7 @@ from vault.db.jobs_tables import ItemText
 from vault.errors import NotFound
 from vault.settings import Settings
 from vault.storage import ObjectStore
-from vault.worker import register
+from vault.worker import fail_job, register
 
 # Names of the keyring secrets the index needs (DESIGN.md "Keys": one key per purpose).
 INDEX_KEY = "search-index"  # 32 random bytes: the HMAC key of the index's term digests
@@ -348,7 +348,7 @@ class IndexStage:
             _apply(index, change)
         except Exception:
             for one in claims[1:]:
-                self._fail(one, StageFailed("the index refused the batch", retry=True))
+                fail_job(vault, one, StageFailed("the index refused the batch", retry=True))
             raise
         for one, done, item, _document in prepared:
             try:
@@ -362,7 +362,7 @@ class IndexStage:
         for one, failure in failures:
             if one is claim:
                 raise failure
-            self._fail(one, failure)
+            fail_job(vault, one, failure)
         return True
 
     def _more(self, claim: jobs.Claim) -> list[jobs.Claim]:
@@ -377,21 +377,6 @@ class IndexStage:
                 break
             more.append(found)
         return more
-
-    def _fail(self, claim: jobs.Claim, failed: Exception) -> None:
-        from vault.worker import StageFailed
-
-        reason = failed.reason if isinstance(failed, StageFailed) else type(failed).__name__
-        retry = failed.retry if isinstance(failed, StageFailed) else True
-        with contextlib.suppress(jobs.LeaseLost):
-            jobs.fail(
-                self._vault.sessions,
-                claim,
-                reason,
-                now=self._vault.clock(),
-                retry=retry,
-                backoff_seconds=self._vault.settings.jobs_backoff_seconds,
-            )
 
     def close(self) -> None:
         """Nothing to release: the index belongs to the vault and closes with it."""

@@ -19,6 +19,7 @@ leases. It is a `vault.compose.Service`: `tvault serve` runs one in the server p
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import logging
@@ -78,6 +79,29 @@ def overrun(claim: jobs.Claim) -> str | None:
     if claim.attempt > claim.max_attempts:
         return f"the worker stopped during this job {claim.attempt - 1} times"
     return None
+
+
+def fail_job(vault: Vault, claim: jobs.Claim, failure: BaseException) -> None:
+    """Record `failure` of `claim`, a job a stage ran as part of another job's batch, as the
+    worker records a stage's failure: `StageFailed` with its reason and retry, any other
+    exception by its type name only, retried. Does nothing if the lease passed to another
+    worker."""
+    if isinstance(failure, jobs.LeaseLost):
+        return
+    if isinstance(failure, StageFailed):
+        reason, retry = failure.reason, failure.retry
+    else:
+        # Type name only: the message of, say, a UnicodeDecodeError quotes the bytes.
+        reason, retry = f"internal error ({type(failure).__name__})", True
+    with contextlib.suppress(jobs.LeaseLost):
+        jobs.fail(
+            vault.sessions,
+            claim,
+            reason,
+            now=vault.clock(),
+            retry=retry,
+            backoff_seconds=vault.settings.jobs_backoff_seconds,
+        )
 
 
 def register(kind: str, factory: StageFactory) -> None:

@@ -245,8 +245,11 @@ class ExtractStage:
         try:
             recorded = self._record_all(texts)
         except Exception as exc:
-            for one in claims[1:]:  # let another attempt have them at once
-                fail_job(self._vault, one, exc)
+            # The database failed: let another attempt have the others at once, each failed
+            # for its own reason where it had one.
+            own_failures = {one.id: failure for one, failure in failures}
+            for one in claims[1:]:
+                fail_job(self._vault, one, own_failures.get(one.id, exc))
             raise
         for text in texts:
             if text.name is not None and text.claim.id in recorded:

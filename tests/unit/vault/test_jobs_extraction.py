@@ -243,3 +243,24 @@ def test_a_slow_run_gives_back_the_jobs_it_has_not_started(
         assert {s.state for s in jobs.ingest_states(session, items).values()} == {
             jobs.IngestState.EXTRACTED
         }
+
+
+def test_a_batch_whose_record_fails_leaves_nothing_and_every_job_retries(
+    vault: Vault, worker: Worker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items = [deposit(vault, corpus.docx(tmp_path, f"{n}.docx")) for n in range(3)]
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(extraction.ledger, "append", refuse)
+    assert worker.run_one("a-run")
+    for item in items:
+        job = job_of(vault, item)
+        assert (job.state, job.attempts) == (jobs.QUEUED, 1)  # retried after its backoff
+        assert job.last_error == "internal error (RuntimeError)"
+        assert extraction_entries(vault, item) == []
+    with vault.sessions() as session:
+        assert session.scalars(select(ItemText)).all() == []
+    assert list(vault.store.names(extraction.PREFIX)) == []  # the sealed texts were removed
+    assert scratch_files(vault) == []

@@ -263,8 +263,11 @@ def _serve(conn: multiprocessing.connection.Connection, settings: dict[str, obje
                 return
             highlighter = Highlighter(query_text)
             try:
-                conn.send([show(store, highlighter, hit) for hit in hits])
+                shown = [show(store, highlighter, hit) for hit in hits]
             finally:
-                keys.forget_identities()  # nothing of this page stays in the helper
+                # Nothing of this page stays in the helper, and it is gone before the answer
+                # leaves: a caller that has the answer may count on that.
+                keys.forget_identities()
+            conn.send(shown)
     finally:
         store.close()

@@ -86,6 +86,7 @@ class _Child:
         self._turn = threading.Condition()
         self._order: collections.deque[object] = collections.deque()
         self._void: set[object] = set()  # written behind a request the process did not survive
+        self._ended = False  # a request was not survived: the process takes no more
 
     @property
     def alive(self) -> bool:
@@ -163,6 +164,10 @@ class _Child:
         }
         line = json.dumps(request).encode() + b"\n"
         with self._turn:
+            if self._ended:
+                # Taken before a job the process did not survive, written after: the requests
+                # written before were voided with it; this one must not wait for its answer.
+                raise _Replaced
             try:
                 self._in.write(line)
                 self._in.flush()
@@ -195,6 +200,7 @@ class _Child:
             with self._turn:
                 self._order.popleft()
                 if not survives:
+                    self._ended = True
                     self._void.update(self._order)
                 self._turn.notify_all()
 

@@ -153,6 +153,11 @@ class _Child:
         del self._buffer[:size]
         return data
 
+    @property
+    def ended(self) -> bool:
+        """True once the process failed a job, or said it retires: it takes no more requests."""
+        return self._ended
+
     def send(self, ticket: object, path: Path, limits: Limits) -> None:
         """Write the request for `path`; `ticket` then waits its turn in `receive`.
 
@@ -399,6 +404,7 @@ class NativeTikaExtractor:
                     child
                     for child in self._children
                     if not child.retired
+                    and not child.ended
                     and child.memory_bytes == memory_bytes
                     and child.jobs + child.inflight < self._recycle_after
                 ]

@@ -19,6 +19,15 @@ COPY ingest ./ingest
 COPY search ./search
 COPY keys ./keys
 COPY policies ./policies
+# pycld2 (language detection) has Linux wheels for x86_64 only: elsewhere (aarch64) it is built
+# from its source, with a compiler that is removed again in the same layer.
+RUN if ! pip install --only-binary=pycld2 "pycld2>=0.42"; then \
+        apt-get update \
+        && apt-get install -y --no-install-recommends g++ \
+        && pip install "pycld2>=0.42" \
+        && apt-get purge -y --auto-remove g++ \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi
 RUN pip install . && rm -rf /src
 
 USER tvault

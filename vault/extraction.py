@@ -166,15 +166,27 @@ def _slices(text: str) -> Iterator[bytes]:
         yield text[start : start + TEXT_SLICE].encode("utf-8")
 
 
-@dataclass
+@dataclass(frozen=True)
+class _Sealed:
+    """A text this attempt sealed: its object, what was extracted, and whom it is sealed to."""
+
+    name: str
+    extraction: Extraction
+    recipient: str
+
+
+@dataclass(frozen=True)
 class _Text:
-    """A document of a batch whose text is sealed and waits to be recorded."""
+    """A document of a batch that waits to be recorded."""
 
     claim: jobs.Claim
     item: Item
-    name: str | None  # None: an earlier attempt recorded the text; only the job is completed
-    extraction: Extraction | None = None
-    recipient: str = ""
+    sealed: _Sealed | None  # None: an earlier attempt recorded the text; only complete the job
+
+    @property
+    def name(self) -> str | None:
+        """The text object this attempt wrote, if any."""
+        return self.sealed.name if self.sealed is not None else None
 
 
 class ExtractStage:
@@ -326,7 +338,7 @@ class ExtractStage:
         name = text_object_name(item.id, claim.attempt)
         recipient = keys.recipient_of(identity)
         self._seal_text(name, extraction.text, recipient)
-        return _Text(claim, item, name, extraction, recipient)
+        return _Text(claim, item, _Sealed(name, extraction, recipient))
 
     def _record_all(self, texts: list[_Text]) -> set[str]:
         """Record `texts` and complete their jobs; return the ids of the jobs completed.
@@ -394,27 +406,28 @@ class ExtractStage:
         jobs is no longer held."""
         vault = self._vault
         now = vault.clock()
-        new = [text for text in texts if text.name is not None and text.extraction is not None]
+        new = [(text, text.sealed) for text in texts if text.sealed is not None]
         if new:
             session.execute(
                 _INSERT_TEXT,
                 [
                     {
                         "item_id": text.item.id,
-                        "object_name": text.name,
-                        "mime_type": text.extraction.mime_type[:255],
-                        "language": text.extraction.language,
-                        "chars": len(text.extraction.text),
-                        "sealed_meta": seal_json(dict(text.extraction.metadata), text.recipient),
+                        "object_name": sealed.name,
+                        "mime_type": sealed.extraction.mime_type[:255],
+                        "language": sealed.extraction.language,
+                        "chars": len(sealed.extraction.text),
+                        "sealed_meta": seal_json(
+                            dict(sealed.extraction.metadata), sealed.recipient
+                        ),
                         "tool": self._tool[0][:64],
                         "extracted_at": now,
                     }
-                    for text in new
-                    if text.extraction is not None  # for mypy; `new` holds only these
+                    for text, sealed in new
                 ],
             )
-        for text in new:
-            extraction = cast(Extraction, text.extraction)
+        for text, sealed in new:
+            extraction = sealed.extraction
             ledger.append(
                 session,
                 actor=ACTOR,

@@ -368,15 +368,14 @@ class IndexStage:
     def _more(self, claim: jobs.Claim) -> list[jobs.Claim]:
         vault = self._vault
         lease = timedelta(seconds=vault.settings.jobs_lease_seconds)
-        more: list[jobs.Claim] = []
-        while len(more) < self.BATCH - 1:
-            found = jobs.claim(
-                vault.sessions, claim.owner, {jobs.INDEX}, now=vault.clock(), lease=lease
-            )
-            if found is None:
-                break
-            more.append(found)
-        return more
+        return jobs.claim_many(
+            vault.sessions,
+            claim.owner,
+            {jobs.INDEX},
+            now=vault.clock(),
+            lease=lease,
+            limit=self.BATCH - 1,
+        )
 
     def close(self) -> None:
         """Nothing to release: the index belongs to the vault and closes with it."""

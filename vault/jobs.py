@@ -185,11 +185,12 @@ def claim(
 ) -> Claim | None:
     """Claim the oldest due job of one of `kinds` for `owner`; None if there is none.
 
-    One statement: `UPDATE jobs SET state='running', lease ... WHERE id IN (SELECT id ... FOR
-    UPDATE SKIP LOCKED LIMIT 1) RETURNING ...`. On PostgreSQL, rows other workers are claiming
-    are skipped, not waited for; SQLite has no row locks and ignores the clause, but its single
-    writer runs the statement atomically. The attempt count rises on every claim, including
-    the re-claim of a job whose worker died.
+    A read first, then one statement (`claim_many` with a limit of 1): `WITH claimable AS
+    MATERIALIZED (SELECT id ... LIMIT 1 FOR UPDATE SKIP LOCKED) UPDATE jobs SET state='running',
+    lease ... WHERE id IN (SELECT id FROM claimable) RETURNING ...`. On PostgreSQL, rows other
+    workers are claiming are skipped, not waited for; SQLite has no row locks and ignores the
+    clause, but its single writer runs the statement atomically. The attempt count rises on
+    every claim, including the re-claim of a job whose worker died.
     """
     if not kinds:
         return None

@@ -38,7 +38,6 @@ __all__ = [
     "random_bytes",
     "ssh_verify",
     "x25519_base",
-    "x25519_shared",
 ]
 
 TAG_SIZE = 16
@@ -113,14 +112,6 @@ def x25519_base(scalar: bytes) -> bytes:
     return private.public_key().public_bytes_raw()
 
 
-def x25519_shared(scalar: bytes, point: bytes) -> bytes:
-    """Return X25519(`scalar`, `point`). Raises `ValueError` on an all-zero (low-order) result."""
-    private = x25519.X25519PrivateKey.from_private_bytes(scalar)
-    # cryptography refuses the all-zero shared secret (RFC 7748 6.1) with ValueError, which
-    # is exactly the check the age spec asks of the X25519 recipient type.
-    return private.exchange(x25519.X25519PublicKey.from_public_bytes(point))
-
-
 class X25519Secret:
     """An X25519 secret parsed once, for many exchanges: building the key object from bytes
     costs about as much as an exchange (it derives the public point)."""
@@ -134,7 +125,10 @@ class X25519Secret:
         return "X25519Secret(<secret>)"  # never the scalar in a traceback or log
 
     def shared(self, point: bytes) -> bytes:
-        """Return X25519(secret, `point`). Raises `ValueError` as `x25519_shared`."""
+        """Return X25519(secret, `point`). Raises `ValueError` on an all-zero (low-order)
+        result."""
+        # cryptography refuses the all-zero shared secret (RFC 7748 6.1) with ValueError, which
+        # is exactly the check the age spec asks of the X25519 recipient type.
         return self._private.exchange(x25519.X25519PublicKey.from_public_bytes(point))
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import io
 import re
 import struct
@@ -34,7 +35,6 @@ from keys._primitives import (
     hmac_sha256,
     random_bytes,
     x25519_base,
-    x25519_shared,
 )
 
 __all__ = [
@@ -211,8 +211,12 @@ def _identity_key(identity: str) -> tuple[bytes, X25519Secret]:
     return data, secret
 
 
+@functools.lru_cache(maxsize=1024)
 def _parse_recipient(recipient: str) -> bytes:
-    """Return the X25519 point of `recipient`. Raises `ValueError` if it is not `age1...`."""
+    """Return the X25519 point of `recipient`. Raises `ValueError` if it is not `age1...`.
+
+    Cached (a recipient is public): the vault seals every object of an item to the same one,
+    and the Bech32 checksum costs about a tenth of sealing a small object."""
     text = recipient.strip()
     if not text.startswith("age1"):
         raise ValueError("not an age X25519 recipient (age1...)")
@@ -231,9 +235,9 @@ def _x25519_stanza(file_key: bytes, point: bytes) -> bytes:
     # age spec, "X25519 recipient stanza": a fresh ephemeral share per file and recipient;
     # the wrapping key binds both public values through the HKDF salt. A fixed zero nonce is
     # safe because every wrapping key is used exactly once.
-    ephemeral = random_bytes(32)
-    share = x25519_base(ephemeral)
-    shared = x25519_shared(ephemeral, point)
+    ephemeral = X25519Secret(random_bytes(32))  # one key object for both uses
+    share = ephemeral.public
+    shared = ephemeral.shared(point)
     wrap_key = hkdf_sha256(shared, share + point, _X25519_INFO)
     body = Aead(wrap_key).seal(_ZERO_NONCE, file_key)
     encoded = _b64encode(body)

@@ -18,7 +18,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final, cast
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from vault.db.jobs_tables import Job
@@ -167,12 +178,62 @@ def enqueue_many(
     return ids
 
 
-def _claimable(now: datetime) -> ColumnElement[bool]:
-    # Queued and due, or running under a lease that expired (its worker died or hung).
-    return or_(
-        and_(Job.state == QUEUED, Job.run_after <= now),
-        and_(Job.state == RUNNING, Job.lease_expires < now),
+_KINDS = _JOBS.c.kind.in_(bindparam("kinds", expanding=True))
+# Due: queued and its time has come, or running under a lease that expired (its worker died or
+# hung). Two conditions, each a range of the index on (state, run_after) or a handful of rows.
+_QUEUED_DUE = and_(_JOBS.c.state == QUEUED, _JOBS.c.run_after <= bindparam("now"))
+_LEASE_EXPIRED = and_(_JOBS.c.state == RUNNING, _JOBS.c.lease_expires < bindparam("now"))
+_PROBE = select(_JOBS.c.id).where(_KINDS, or_(_QUEUED_DUE, _LEASE_EXPIRED)).limit(1)
+
+
+def _oldest(name: str, due: ColumnElement[bool]) -> CTE:
+    # MATERIALIZED: the candidates are chosen once. Inlined into `IN (...)`, PostgreSQL may
+    # run the subquery again for each row it updates, and with SKIP LOCKED each run skips the
+    # rows just locked and yields the next: `LIMIT 1` then claimed every due job (measured).
+    return (
+        select(_JOBS.c.id, _JOBS.c.run_after)
+        .where(due, _KINDS)
+        .order_by(_JOBS.c.run_after, _JOBS.c.id)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True)
+        .cte(name)
+        .prefix_with("MATERIALIZED")
     )
+
+
+# The `limit` oldest of the oldest `limit` queued jobs and the oldest `limit` jobs whose lease
+# expired: each side reads its index in order and stops at `limit`. One condition with OR made
+# both databases gather and sort every due job on every claim (measured on SQLite: 1.2 ms a
+# claim with 500 queued jobs, 13 ms with 20,000; this statement 0.25-0.55 ms at either size).
+_QUEUED, _EXPIRED = _oldest("queued", _QUEUED_DUE), _oldest("expired", _LEASE_EXPIRED)
+_CANDIDATES = union_all(
+    select(_QUEUED.c.id, _QUEUED.c.run_after), select(_EXPIRED.c.id, _EXPIRED.c.run_after)
+).subquery("candidates")
+_CLAIM = (
+    update(_JOBS)
+    .where(
+        _JOBS.c.id.in_(
+            select(_CANDIDATES.c.id)
+            .order_by(_CANDIDATES.c.run_after, _CANDIDATES.c.id)
+            .limit(bindparam("limit"))
+        )
+    )
+    .values(
+        state=RUNNING,
+        attempts=_JOBS.c.attempts + 1,
+        lease_owner=bindparam("owner"),
+        lease_expires=bindparam("expires"),
+        updated_at=bindparam("now"),
+    )
+    .returning(
+        _JOBS.c.id,
+        _JOBS.c.item_id,
+        _JOBS.c.kind,
+        _JOBS.c.attempts,
+        _JOBS.c.max_attempts,
+        _JOBS.c.run_after,
+    )
+)
 
 
 def claim(
@@ -185,25 +246,22 @@ def claim(
 ) -> Claim | None:
     """Claim the oldest due job of one of `kinds` for `owner`; None if there is none.
 
-    A read first, then one statement (`claim_many` with a limit of 1): `WITH claimable AS
-    MATERIALIZED (SELECT id ... LIMIT 1 FOR UPDATE SKIP LOCKED) UPDATE jobs SET state='running',
-    lease ... WHERE id IN (SELECT id FROM claimable) RETURNING ...`. On PostgreSQL, rows other
-    workers are claiming are skipped, not waited for; SQLite has no row locks and ignores the
-    clause, but its single writer runs the statement atomically. The attempt count rises on
-    every claim, including the re-claim of a job whose worker died.
+    A read first, then one statement (`claim_many` with a limit of 1): `WITH queued AS
+    MATERIALIZED (SELECT id, run_after ... LIMIT n FOR UPDATE SKIP LOCKED), expired AS ...
+    UPDATE jobs SET state='running', lease ... WHERE id IN (SELECT id FROM (queued UNION ALL
+    expired) ORDER BY run_after, id LIMIT n) RETURNING ...`. On PostgreSQL, rows other workers
+    are claiming are skipped, not waited for; SQLite has no row locks and ignores the clause,
+    but its single writer runs the statement atomically. The attempt count rises on every
+    claim, including the re-claim of a job whose worker died.
     """
     if not kinds:
         return None
     # A read first: an idle worker polling must not take SQLite's write lock every time.
     with sessions() as session:
-        if session.scalar(select(Job.id).where(_due(kinds, now)).limit(1)) is None:
+        if session.scalar(_PROBE, {"kinds": sorted(kinds), "now": now}) is None:
             return None
     claims = claim_many(sessions, owner, kinds, now=now, lease=lease, limit=1)
     return claims[0] if claims else None
-
-
-def _due(kinds: Collection[str], now: datetime) -> ColumnElement[bool]:
-    return and_(Job.kind.in_(sorted(kinds)), _claimable(now))
 
 
 def claim_many(
@@ -219,38 +277,21 @@ def claim_many(
     statement and one transaction (as `claim`, which takes one); [] if none is due.
 
     For a stage that records several results in one transaction: one claim and one commit
-    for the lot instead of one each.
+    for the lot instead of one each. The rows a claim locks but does not take (PostgreSQL:
+    at most `limit` more) are free again when it commits. Its cost does not grow with the
+    length of the queue.
     """
     if not kinds or limit < 1:
         return []
-    due = _due(kinds, now)
-    # MATERIALIZED: the candidates are chosen once. Inlined into `IN (...)`, PostgreSQL may
-    # run the subquery again for each row it updates, and with SKIP LOCKED each run skips the
-    # rows just locked and yields the next: `LIMIT 1` then claimed every due job (measured).
-    candidates = (
-        select(Job.id)
-        .where(due)
-        .order_by(Job.run_after, Job.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .cte("claimable")
-        .prefix_with("MATERIALIZED")
-    )
-    statement = (
-        update(Job)
-        .where(Job.id.in_(select(candidates.c.id)), due)
-        .values(
-            state=RUNNING,
-            attempts=Job.attempts + 1,
-            lease_owner=owner,
-            lease_expires=now + lease,
-            updated_at=now,
-        )
-        .returning(Job.id, Job.item_id, Job.kind, Job.attempts, Job.max_attempts, Job.run_after)
-        .execution_options(synchronize_session=False)
-    )
+    values = {
+        "kinds": sorted(kinds),
+        "now": now,
+        "limit": limit,
+        "owner": owner,
+        "expires": now + lease,
+    }
     with sessions.begin() as session:
-        found = session.execute(statement).all()
+        found = session.execute(_CLAIM, values).all()
     # RETURNING gives rows in no promised order; the queue's order is (run_after, id).
     rows = sorted(found, key=lambda row: (_utc(row.run_after), row.id))
     return [

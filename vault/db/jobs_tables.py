@@ -33,7 +33,7 @@ class Job(Base):
     # One job per stage and item: enqueueing twice is a no-op, so stages can be re-run safely.
     __table_args__ = (
         UniqueConstraint("item_id", "kind", name="uq_jobs_item_id_kind"),
-        Index("ix_jobs_claim", "state", "run_after"),
+        Index("ix_jobs_claim", "state", "run_after", "id"),  # the claim order (vault.jobs)
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, insert, select
 
 from tests.unit.vault.conftest import principal
 from vault import jobs
@@ -18,6 +19,7 @@ from vault.cases import create_case
 from vault.compose import Vault
 from vault.db.jobs_tables import Job
 from vault.deposit import Deposit
+from vault.ids import new_id
 from vault.worker import StageFailed, Worker
 
 LEASE = timedelta(seconds=30)
@@ -305,3 +307,65 @@ def test_concurrent_claim_many_never_hands_out_a_job_twice(vault: Vault, case_id
         thread.join()
     ids = [c.item_id for batch in taken for c in batch]
     assert sorted(ids) == sorted(items)  # every job once, none lost, none twice
+
+
+def _queue(vault: Vault, count: int, kind: str = jobs.EXTRACT) -> None:
+    """Queue `count` jobs at one and the same moment (as one enqueue of a batch does), for
+    items that need not exist (foreign keys off while they are written)."""
+    now = vault.clock()
+    rows = [
+        {
+            "id": new_id(),
+            "item_id": new_id(),
+            "kind": kind,
+            "state": jobs.QUEUED,
+            "attempts": 0,
+            "max_attempts": 5,
+            "run_after": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for _ in range(count)
+    ]
+    with vault.engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.execute(insert(Job), rows)
+        connection.commit()
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+
+
+def _steps_of_a_claim(vault: Vault, limit: int) -> int:
+    """Return the SQLite virtual-machine steps (in thousands) one `claim_many` takes."""
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0  # go on
+
+    def on_checkout(dbapi_connection: Any, *_: Any) -> None:
+        dbapi_connection.set_progress_handler(count, 100)
+
+    event.listen(vault.engine, "checkout", on_checkout)
+    try:
+        claimed = jobs.claim_many(
+            vault.sessions, "w", {jobs.EXTRACT}, now=vault.clock(), lease=LEASE, limit=limit
+        )
+    finally:
+        event.remove(vault.engine, "checkout", on_checkout)
+        with vault.engine.connect() as connection:  # the pool keeps connections: unhook them
+            connection.connection.driver_connection.set_progress_handler(None, 1000)  # type: ignore[union-attr]
+    assert len(claimed) == limit
+    return steps
+
+
+@pytest.mark.parametrize("database_url", [None])  # SQLite: its VM steps can be counted
+def test_a_claim_costs_the_same_whatever_the_length_of_the_queue(vault: Vault) -> None:
+    # A claim reads the index in the queue's order and stops at its limit. Gathering and
+    # sorting every due job (as an OR of the two "due" conditions made SQLite do) grows with
+    # the queue: 80 times the steps for 80 times the jobs.
+    _queue(vault, 50)
+    short = _steps_of_a_claim(vault, 7)
+    _queue(vault, 4000)
+    long = _steps_of_a_claim(vault, 7)
+    assert long < 2 * short + 5, (short, long)

@@ -8,6 +8,7 @@ directory, deleted afterwards. In the same run it times:
   nothing else, warm, one file after another on the same files, under the same no-spawn filter
   as the vault's parser processes (`ingest/adapters/_nospawn.py`); and, for information, stock
   iscc-tika, which forks its process about four times per document to look for `tesseract`;
+- the ceiling for two: two such direct processes parsing at once, started together once warm;
 - the pipeline: the files deposited into a fresh embedded vault (SQLite, local object store;
   deposit time reported apart), then a `vault.worker.Worker` (the same code as the server's
   thread and `tvault worker`) with 1, then on a fresh vault 2, threads and parser processes,
@@ -15,8 +16,10 @@ directory, deleted afterwards. In the same run it times:
   parse in a parser process, detect the language, seal the text, commit link + ledger entry +
   next job + completion.
 
-Reports documents/s and the ratios (pipeline / direct; 2 workers / 1 worker). `--append` adds
-a section to bench/RESULTS.md.
+Reports documents/s and the ratios (pipeline / direct; 2 workers / 1 worker), the CPU time a
+document costs in the worker process and in the parser processes, and the speed-up two workers
+would reach at their CPU cost per document if both cores were fully busy. `--append` adds a
+section to bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -88,15 +92,15 @@ def _spent(times: Any) -> float:
     return float(times.user + times.system + times.children_user + times.children_system)
 
 
-def cpu_seconds() -> float:
-    """Return the CPU time (user + system) of this process and every live child process,
-    each with the processes it has waited for."""
+def cpu_seconds() -> tuple[float, float]:
+    """Return the CPU time (user + system) of this process, and that of every live child
+    process (the parser processes), each with the processes it has waited for."""
     me = psutil.Process()
-    total = _spent(me.cpu_times())
+    children = 0.0
     for child in me.children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            total += _spent(child.cpu_times())
-    return total
+            children += _spent(child.cpu_times())
+    return _spent(me.cpu_times()), children
 
 
 _DIRECT = """
@@ -105,16 +109,19 @@ import iscc_tika
 from ingest.adapters import _nospawn
 if sys.argv[1] == "nospawn" and not _nospawn.install():
     sys.exit("the no-spawn filter could not be installed")
-paths, warm_up, max_chars = json.load(sys.stdin)
+paths, warm_up, max_chars = json.loads(sys.stdin.readline())
 extractor = iscc_tika.Extractor().set_extract_string_max_length(max_chars)
 for path in paths[:warm_up]:
     extractor.extract_file_to_string(path)
-t0, c0 = time.perf_counter(), os.times()
+if sys.argv[2:] == ["pair"]:  # warm: wait for the word to start, given to both at once
+    print("ready", flush=True)
+    sys.stdin.readline()
+t0, c0 = time.monotonic(), os.times()
 for path in paths:
     extractor.extract_file_to_string(path)
-t1, c1 = time.perf_counter(), os.times()
+t1, c1 = time.monotonic(), os.times()
 cpu = sum(c1[:4]) - sum(c0[:4])  # user, system, and those of the processes it waited for
-print(json.dumps([len(paths) / (t1 - t0), len(paths) / cpu]))
+print(json.dumps([len(paths) / (t1 - t0), len(paths) / cpu, t0, t1]))
 """
 
 
@@ -125,17 +132,63 @@ def direct_rate(files: list[Path], mode: str = "nospawn") -> tuple[float, float]
     `mode` "nospawn": under the same no-spawn filter as the vault's parser processes (the
     baseline the ratios use); "stock": as iscc-tika comes, which forks the process to look for
     `tesseract` on every document."""
-    limits = Limits()
     done = subprocess.run(
         [sys.executable, "-c", _DIRECT, mode],
-        input=json.dumps([[str(p) for p in files], WARM_UP, limits.max_text_chars + 1]),
+        input=_job(files) + "\n",
         capture_output=True,
         text=True,
         check=True,
         cwd=Path(__file__).resolve().parent.parent,
     )
-    rate, per_cpu = json.loads(done.stdout)
+    rate, per_cpu, _t0, _t1 = json.loads(done.stdout)
     return float(rate), float(per_cpu)
+
+
+def _job(files: list[Path]) -> str:
+    return json.dumps([[str(p) for p in files], WARM_UP, Limits().max_text_chars + 1])
+
+
+def direct_pair_rate(files: list[Path]) -> float:
+    """Return files/s of two direct processes (as `direct_rate`) parsing at once, each all of
+    `files`: both warm up, then start together; the rate counts both processes' files over
+    the time from the first start to the last end. What two cores give when nothing but Tika
+    runs: the ceiling of any two-worker pipeline on this machine."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _DIRECT, "nospawn", "pair"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        for _ in range(2)
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write(_job(files) + "\n")
+            proc.stdin.flush()
+        for proc in procs:
+            assert proc.stdout is not None
+            if proc.stdout.readline() != "ready\n":
+                raise RuntimeError("a direct process did not start")
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.close()
+        results = []
+        for proc in procs:
+            assert proc.stdout is not None
+            results.append(json.loads(proc.stdout.read()))
+            if proc.wait() != 0:
+                raise RuntimeError("a direct process failed")
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    start = min(result[2] for result in results)
+    end = max(result[3] for result in results)
+    return 2 * len(files) / (end - start)
 
 
 def fresh_vault(home: Path) -> Vault:
@@ -178,14 +231,23 @@ def machine_busy() -> tuple[float, float]:
     return total - idle, total
 
 
-def pipeline_rate(
-    home: Path, files: list[Path], workers: int
-) -> tuple[float, float, float, int, float]:
-    """Return (docs/s, docs per CPU-second, deposit seconds, failed jobs, cores busy) on a
-    fresh vault; "cores busy" is the whole machine's, so it also shows other jobs.
+@dataclass(frozen=True)
+class PipelineRun:
+    """What one pipeline run measured; "cores" is the whole machine's, so it also shows
+    other jobs. CPU per document: this process (worker threads, SQLite, sealing) and the
+    parser processes (Tika, language detection), in milliseconds."""
 
-    CPU time counts this process (worker threads, SQLite, sealing, language detection) and the
-    parser processes."""
+    rate: float
+    per_cpu: float
+    deposit_seconds: float
+    failed: int
+    cores: float
+    worker_ms: float
+    parser_ms: float
+
+
+def pipeline_rate(home: Path, files: list[Path], workers: int) -> PipelineRun:
+    """Run the pipeline with `workers` on a fresh vault holding `files`; see `PipelineRun`."""
     vault = fresh_vault(home)
     try:
         deposit_seconds = deposit_all(vault, files[:WARM_UP] + files)
@@ -202,7 +264,7 @@ def pipeline_rate(
             busy_before = machine_busy()
             while (finished := done(vault)) < total:
                 time.sleep(0.05)
-            seconds, cpu_spent = time.perf_counter() - start, cpu_seconds() - cpu
+            seconds, cpu_after = time.perf_counter() - start, cpu_seconds()
             busy_after = machine_busy()
         finally:
             worker.stop()
@@ -211,7 +273,16 @@ def pipeline_rate(
         count = finished - first
         cores = (busy_after[0] - busy_before[0]) / (busy_after[1] - busy_before[1])
         cores *= os.cpu_count() or 1
-        return count / seconds, count / cpu_spent, deposit_seconds, failed, cores
+        own, parsers = cpu_after[0] - cpu[0], cpu_after[1] - cpu[1]
+        return PipelineRun(
+            rate=count / seconds,
+            per_cpu=count / (own + parsers),
+            deposit_seconds=deposit_seconds,
+            failed=failed,
+            cores=cores,
+            worker_ms=1000 * own / count,
+            parser_ms=1000 * parsers / count,
+        )
     finally:
         vault.close()
 
@@ -226,13 +297,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--append", action="store_true", help="append to bench/RESULTS.md")
     args = parser.parse_args()
-    wall: dict[str, list[float]] = {"direct": [], "one": [], "two": [], "stock": []}
+    wall: dict[str, list[float]] = {"direct": [], "one": [], "two": [], "stock": [], "pair": []}
     cpu: dict[str, list[float]] = {"direct": [], "one": [], "two": [], "stock": []}
     ratio: dict[str, list[float]] = {"one": [], "two": [], "one_cpu": [], "two_cpu": []}
+    ratio["pair"] = []
     speedup: list[float] = []
-    cores: dict[str, list[float]] = {"one": [], "two": []}
-    deposits: list[float] = []
-    failed = 0
+    bound: list[float] = []  # the speed-up two workers would reach with both cores busy
+    runs: dict[str, list[PipelineRun]] = {"one": [], "two": []}
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         root = Path(tmp)
         (root / "corpus").mkdir()
@@ -250,25 +321,30 @@ def main() -> None:
             middle = direct_rate(files)
             two = pipeline_rate(root / f"v{n}-2", files, 2)
             after = direct_rate(files)
+            pair = direct_pair_rate(files)
             stock = direct_rate(files, "stock")
             wall["stock"].append(stock[0])
             cpu["stock"].append(stock[1])
+            wall["pair"].append(pair)
             for name, run in (("one", one), ("two", two)):
-                wall[name].append(run[0])
-                cpu[name].append(run[1])
-                deposits.append(len(files) / run[2])
-                failed += run[3]
-                cores[name].append(run[4])
+                wall[name].append(run.rate)
+                cpu[name].append(run.per_cpu)
+                runs[name].append(run)
             for direct in (middle, after):
                 wall["direct"].append(direct[0])
                 cpu["direct"].append(direct[1])
-            ratio["one"].append(one[0] / ((before[0] + middle[0]) / 2))
-            ratio["two"].append(two[0] / ((middle[0] + after[0]) / 2))
-            ratio["one_cpu"].append(one[1] / ((before[1] + middle[1]) / 2))
-            ratio["two_cpu"].append(two[1] / ((middle[1] + after[1]) / 2))
-            speedup.append(two[0] / one[0])
+            ratio["one"].append(one.rate / ((before[0] + middle[0]) / 2))
+            ratio["two"].append(two.rate / ((middle[0] + after[0]) / 2))
+            ratio["one_cpu"].append(one.per_cpu / ((before[1] + middle[1]) / 2))
+            ratio["two_cpu"].append(two.per_cpu / ((middle[1] + after[1]) / 2))
+            ratio["pair"].append(pair / ((middle[0] + after[0]) / 2))
+            speedup.append(two.rate / one.rate)
+            bound.append(2 * 1000 / (two.worker_ms + two.parser_ms) / one.rate)
             before = after
         load_after = os.getloadavg()[0]
+    failed = sum(run.failed for name in runs for run in runs[name])
+    deposits = [len(files) / run.deposit_seconds for name in runs for run in runs[name]]
+    direct_ms = [1000 / rate for rate in cpu["direct"]]
     lines = [
         "",
         f"## Ingest pipeline (bench/ingest.py), {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
@@ -280,15 +356,17 @@ def main() -> None:
         f"Corpus: {len(files)} generated documents ({size / 1e6:.1f} MB): PDF of 1-5 pages, DOCX, "
         "ODT, HTML, UTF-8 and Latin-1 text, in equal parts.",
         f"{args.rounds} rounds of: direct, pipeline with 1 worker, direct, pipeline with 2 "
-        "workers, direct, stock direct; each pipeline ratio is to the mean of the (no-spawn) "
-        "direct runs beside it. Median (min-max) over rounds. Per CPU-second: documents per "
-        "second of CPU time of every process involved, with the processes they waited for (for "
-        "the pipeline: the worker and its parser processes).",
+        "workers, direct, two direct processes at once, stock direct; each ratio is to the mean "
+        "of the (no-spawn) direct runs beside it. Median (min-max) over rounds. Per CPU-second: "
+        "documents per second of CPU time of every process involved, with the processes they "
+        "waited for (for the pipeline: the worker and its parser processes).",
         "",
         "| run | documents/s | ratio | documents per CPU-second | ratio |",
         "| --- | --- | --- | --- | --- |",
         f"| iscc-tika direct, own process, no-spawn filter, one file after another | "
         f"{_spread(wall['direct'])} | 1.00 | {_spread(cpu['direct'])} | 1.00 |",
+        f"| iscc-tika direct, two such processes at once (what two cores give Tika alone) | "
+        f"{_spread(wall['pair'])} | {_spread(ratio['pair'])} | | |",
         f"| iscc-tika direct, own process, stock (forks to look for `tesseract`), for "
         f"information | {_spread(wall['stock'])} | "
         f"{statistics.median(wall['stock']) / statistics.median(wall['direct']):.2f} | "
@@ -304,8 +382,18 @@ def main() -> None:
         f"Speed-up of 2 workers over 1: {_spread(speedup)}. Deposits (not in the rates): "
         f"{_spread(deposits)} documents/s. Failed jobs: {failed}. Target: >= 0.8 of direct "
         "with one worker; near-linear speed-up to two.",
-        f"Cores busy on the whole machine while the pipeline ran ({os.cpu_count()} in all): "
-        f"1 worker {_spread(cores['one'])}, 2 workers {_spread(cores['two'])}.",
+        "",
+        "CPU per document, in ms (median, min-max): iscc-tika direct "
+        f"{_spread(direct_ms)}; 1 worker: worker process "
+        f"{_spread([r.worker_ms for r in runs['one']])}, parser process "
+        f"{_spread([r.parser_ms for r in runs['one']])}; 2 workers: worker process "
+        f"{_spread([r.worker_ms for r in runs['two']])}, parser processes "
+        f"{_spread([r.parser_ms for r in runs['two']])}. "
+        f"Cores busy on the whole machine ({os.cpu_count()} in all): 1 worker "
+        f"{_spread([r.cores for r in runs['one']])}, 2 workers "
+        f"{_spread([r.cores for r in runs['two']])}. "
+        "At the 2-worker CPU per document, both cores fully busy would give a speed-up over "
+        f"1 worker of {_spread(bound)}.",
     ]
     report = "\n".join(lines) + "\n"
     print(report)

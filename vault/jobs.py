@@ -180,7 +180,7 @@ def enqueue_many(
 
 _KINDS = _JOBS.c.kind.in_(bindparam("kinds", expanding=True))
 # Due: queued and its time has come, or running under a lease that expired (its worker died or
-# hung). Two conditions, each a range of the index on (state, run_after) or a handful of rows.
+# hung). Two conditions, each a range of the index `ix_jobs_claim` (state, run_after, id).
 _QUEUED_DUE = and_(_JOBS.c.state == QUEUED, _JOBS.c.run_after <= bindparam("now"))
 _LEASE_EXPIRED = and_(_JOBS.c.state == RUNNING, _JOBS.c.lease_expires < bindparam("now"))
 _PROBE = select(_JOBS.c.id).where(_KINDS, or_(_QUEUED_DUE, _LEASE_EXPIRED)).limit(1)
@@ -205,6 +205,10 @@ def _oldest(name: str, due: ColumnElement[bool]) -> CTE:
 # expired: each side reads its index in order and stops at `limit`. One condition with OR made
 # both databases gather and sort every due job on every claim (measured on SQLite: 1.2 ms a
 # claim with 500 queued jobs, 13 ms with 20,000; this statement 0.25-0.55 ms at either size).
+# The update needs no second test of "due": SQLite runs the statement under its one write
+# lock, and PostgreSQL's FOR UPDATE re-tests a row's newest version before it locks it, so a
+# candidate is due and locked until the commit. Run again for each row, the outer subquery
+# would read the same materialised candidates and give the same ids.
 _QUEUED, _EXPIRED = _oldest("queued", _QUEUED_DUE), _oldest("expired", _LEASE_EXPIRED)
 _CANDIDATES = union_all(
     select(_QUEUED.c.id, _QUEUED.c.run_after), select(_EXPIRED.c.id, _EXPIRED.c.run_after)

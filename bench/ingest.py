@@ -1,8 +1,9 @@
 """Ingest pipeline throughput: the `extract` stage through workers vs iscc-tika called directly.
 
-Run: `.venv/bin/python -m bench.ingest [--docs 500] [--append]`. Generates a mixed corpus with
-`tests.corpus` (PDF of 1-5 pages, DOCX, ODT, HTML, UTF-8 and Latin-1 text) under a temporary
-directory, deleted afterwards. In the same run it times:
+Run: `.venv/bin/python -m bench.ingest [--docs 500] [--scale 1] [--append]`. Generates a mixed
+corpus with `tests.corpus` (PDF of 1-5 pages, DOCX, ODT, HTML, UTF-8 and Latin-1 text; `--scale
+K` makes every document K times as long) under a temporary directory, deleted afterwards. In the
+same run it times:
 
 - the baseline: iscc-tika's `extract_file_to_string` in a process of its own that imports
   nothing else, warm, one file after another on the same files, under the same no-spawn filter
@@ -60,16 +61,22 @@ WARM_UP = 4
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
-def make_corpus(directory: Path, count: int, seed: int = 7) -> list[Path]:
-    """Write `count` documents of mixed formats, mostly 1-5 pages; return their paths."""
+def make_corpus(directory: Path, count: int, seed: int = 7, scale: int = 1) -> list[Path]:
+    """Write `count` documents of mixed formats, mostly 1-5 pages; return their paths.
+
+    `scale` multiplies every document's length (paragraphs, and a PDF's pages): 10 gives PDFs
+    of 10-50 pages and the other formats ten times the text."""
     rng = random.Random(seed)
     sentences = [corpus.SPANISH, corpus.ENGLISH]
     files: list[Path] = []
     for n in range(count):
-        paragraphs = [f"{rng.choice(sentences)} ({n}.{p})" for p in range(rng.randint(3, 15))]
+        paragraphs = [
+            f"{rng.choice(sentences)} ({n}.{p})" for p in range(rng.randint(3, 15) * scale)
+        ]
         kind = n % 6
         if kind == 0:
-            pages = [" ".join(paragraphs)] * rng.randint(1, 5)
+            paragraphs = paragraphs[: len(paragraphs) // scale]  # a page's worth
+            pages = [" ".join(paragraphs)] * (rng.randint(1, 5) * scale)
             files.append(corpus.pdf(directory, f"d{n}.pdf", pages))
         elif kind == 1:
             files.append(corpus.docx(directory, f"d{n}.docx", paragraphs))
@@ -295,6 +302,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--docs", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--scale",
+        type=int,
+        default=1,
+        help="multiply every document's length (default 1: the corpus of the issue's target)",
+    )
     parser.add_argument("--append", action="store_true", help="append to bench/RESULTS.md")
     args = parser.parse_args()
     wall: dict[str, list[float]] = {"direct": [], "one": [], "two": [], "stock": [], "pair": []}
@@ -307,7 +320,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         root = Path(tmp)
         (root / "corpus").mkdir()
-        files = make_corpus(root / "corpus", args.docs)
+        files = make_corpus(root / "corpus", args.docs, scale=args.scale)
         size = sum(p.stat().st_size for p in files)
         load_before = os.getloadavg()[0]
         # direct, 1 worker, direct, 2 workers, direct, ...: each pipeline run is compared with
@@ -353,8 +366,10 @@ def main() -> None:
         f"{platform.python_version()}, iscc-tika 0.6, SQLite + local object store; load average "
         f"{load_before:.2f} before, {load_after:.2f} after (the machine is shared with other "
         "test runs, so wall-clock figures move between runs; CPU-time figures much less).",
-        f"Corpus: {len(files)} generated documents ({size / 1e6:.1f} MB): PDF of 1-5 pages, DOCX, "
-        "ODT, HTML, UTF-8 and Latin-1 text, in equal parts.",
+        f"Corpus: {len(files)} generated documents ({size / 1e6:.1f} MB): PDF of "
+        f"{args.scale}-{5 * args.scale} pages, DOCX, ODT, HTML, UTF-8 and Latin-1 text of "
+        f"{3 * args.scale}-{15 * args.scale} paragraphs, in equal parts"
+        + (f" (`--scale {args.scale}`)." if args.scale != 1 else "."),
         f"{args.rounds} rounds of: direct, pipeline with 1 worker, direct, pipeline with 2 "
         "workers, direct, two direct processes at once, stock direct; each ratio is to the mean "
         "of the (no-spawn) direct runs beside it. Median (min-max) over rounds. Per CPU-second: "

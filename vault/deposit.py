@@ -437,6 +437,8 @@ class Deposit:
                     "size": result.size,
                     "kind": request.kind,
                     "signed": self._signed is not None,
+                    # The consent given at deposit: `tvault verify` replays it (vault.replay).
+                    "consent": sorted(request.consent),
                 },
             )
             signatures.record_ciphertext(

@@ -18,6 +18,7 @@ successful one.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.metadata
 import logging
 import os
@@ -42,6 +43,7 @@ from vault.db import Item, ItemKey
 from vault.db.jobs_tables import ItemText
 from vault.sealing import open_json, seal_json
 from vault.settings import Settings
+from vault.signatures import CiphertextDigest
 from vault.storage import ObjectNotFound, StorageError
 from vault.worker import StageFailed, fail_job, overrun, register
 
@@ -173,6 +175,9 @@ class _Sealed:
     name: str
     extraction: Extraction
     recipient: str
+    # SHA-256 of the text (UTF-8) and of its sealed object, for `tvault verify` (in the ledger).
+    text_sha256: str
+    object_sha256: str
 
 
 @dataclass(frozen=True)
@@ -337,8 +342,8 @@ class ExtractStage:
         extraction = self._extract(item, identity)
         name = text_object_name(item.id, claim.attempt)
         recipient = keys.recipient_of(identity)
-        self._seal_text(name, extraction.text, recipient)
-        return _Text(claim, item, _Sealed(name, extraction, recipient))
+        text_sha256, object_sha256 = self._seal_text(name, extraction.text, recipient)
+        return _Text(claim, item, _Sealed(name, extraction, recipient, text_sha256, object_sha256))
 
     def _record_all(self, texts: list[_Text]) -> set[str]:
         """Record `texts` and complete their jobs; return the ids of the jobs completed.
@@ -387,17 +392,22 @@ class ExtractStage:
             reason = "the original object is missing: run tvault verify"
             raise StageFailed(reason, retry=False) from None
 
-    def _seal_text(self, name: str, text: str, recipient: str) -> None:
+    def _seal_text(self, name: str, text: str, recipient: str) -> tuple[str, str]:
+        """Seal `text` as object `name`; return the SHA-256 of the text and of the object."""
         store = self._vault.store
         if store.exists(name):
             # Left by this same attempt number in a process that died before the commit.
             self._delete(name)
+        plain = hashlib.sha256()
         with store.writer(name) as writer:
-            sealer = keys.Sealer(cast(BinaryIO, writer), [recipient])
+            sealed = CiphertextDigest(cast(BinaryIO, writer))
+            sealer = keys.Sealer(cast(BinaryIO, sealed), [recipient])
             for piece in _slices(text):
+                plain.update(piece)
                 sealer.write(piece)
             sealer.close()
             writer.commit()
+        return plain.hexdigest(), sealed.hexdigest()
 
     def _record(self, session: Session, texts: list[_Text]) -> None:
         """Add the links of `texts`, their ledger entries and their items' `index` jobs to
@@ -440,6 +450,9 @@ class ExtractStage:
                     "mime_type": extraction.mime_type,
                     "job": text.claim.id,
                     "attempt": text.claim.attempt,
+                    # What `tvault verify` checks the text object against (vault.texts).
+                    "text_sha256": sealed.text_sha256,
+                    "object_sha256": sealed.object_sha256,
                 },
                 tool=self._tool,
                 now=now,

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.orm import Session
 
 import keys
 from policies import Principal, actions
@@ -21,8 +23,11 @@ from vault import ledger
 from vault.access import authorize
 from vault.compose import Vault
 from vault.consent import item_resource, load_item
-from vault.db import ItemKey
+from vault.db import Item, ItemKey
 from vault.db.access_tables import ConsentRecord, ItemIdentity, LegalHold, RedactedRendition
+from vault.db.jobs_tables import ItemText
+from vault.db.session import purge_freed_pages
+from vault.db.signature_tables import ItemSignature
 from vault.errors import Conflict
 from vault.indexing import after_shredding
 from vault.storage import ObjectLocked, ObjectNotFound, StorageError
@@ -32,15 +37,22 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ShredResult:
-    """What shredding did: the objects deleted, and those the store keeps locked (unreadable)."""
+    """What shredding did: every object made unreadable (`unreadable`: the original, its text,
+    its rendition), of those the ones deleted and the ones the store keeps locked (unreadable),
+    the sealed fields destroyed in the database, and whether SQLite's freed pages were purged
+    from its write-ahead log (always True on PostgreSQL, where docs/keys.md says what holds)."""
 
     item_id: str
     deleted: tuple[str, ...]
     locked: tuple[str, ...]
+    unreadable: tuple[str, ...] = ()
+    fields: tuple[str, ...] = ()
+    purged: bool = True
 
 
 def shred(vault: Vault, principal: Principal, item_id: str) -> ShredResult:
-    """Crypto-shred `item_id`: delete its key, record the tombstone, then delete its objects.
+    """Crypto-shred `item_id`: delete its key and every sealed thing of it, record the
+    tombstone, purge the freed pages, then delete its objects.
 
     Raises `NotFound`, `Forbidden`, or `Conflict` when the item is under legal hold or already
     shredded (nothing changes then).
@@ -54,17 +66,8 @@ def shred(vault: Vault, principal: Principal, item_id: str) -> ShredResult:
         key = session.get(ItemKey, item_id, with_for_update=True)
         if key is None:
             raise Conflict(f"item {item_id} is already crypto-shredded")
-        objects = [item.object_name]
-        rendition = session.get(RedactedRendition, item_id)
-        if rendition is not None:
-            objects.append(rendition.object_name)
-            session.delete(rendition)
-        identity = session.get(ItemIdentity, item_id)
-        if identity is not None:
-            session.delete(identity)
-        session.execute(
-            update(ConsentRecord).where(ConsentRecord.item_id == item_id).values(sealed_form=None)
-        )
+        objects, fields = _destroy_sealed(session, item_id)
+        objects.insert(0, item.object_name)
         session.delete(key)
         ledger.append(
             session,
@@ -72,9 +75,12 @@ def shred(vault: Vault, principal: Principal, item_id: str) -> ShredResult:
             action=ledger.actions.DELETION,
             item_id=item_id,
             case_id=item.case_id,
-            details={"reason": "crypto-shredding", "objects": len(objects)},
+            details={"reason": "crypto-shredding", "objects": len(objects), "fields": fields},
             now=vault.clock(),
         )
+    purged = purge_freed_pages(vault.engine)
+    if not purged:
+        log.warning("shredded item's freed pages are still in the write-ahead log")
     deleted, locked = [], []
     for name in objects:
         try:
@@ -90,7 +96,45 @@ def shred(vault: Vault, principal: Principal, item_id: str) -> ShredResult:
             locked.append(name)
     keys.forget_identities()  # no parsed copy of the destroyed key stays in this process
     after_shredding(vault, item_id)  # its words and digests leave the index
-    return ShredResult(item_id, tuple(deleted), tuple(locked))
+    return ShredResult(
+        item_id, tuple(deleted), tuple(locked), tuple(objects), tuple(fields), purged
+    )
+
+
+def _destroy_sealed(session: Session, item_id: str) -> tuple[list[str], list[str]]:
+    """Delete or blank, in `session`, every row or field sealed to the item's identity; return
+    the objects they name and the fields destroyed. Sealed, they would be unreadable anyway:
+    removing them leaves nothing for a later break of age or a leaked key to open."""
+    objects: list[str] = []
+    fields: list[str] = []
+    text = session.get(ItemText, item_id)
+    rendition = session.get(RedactedRendition, item_id)
+    identity = session.get(ItemIdentity, item_id)
+    for row in (text, rendition, identity):
+        if row is not None:
+            if not isinstance(row, ItemIdentity):
+                objects.append(row.object_name)
+            session.delete(row)
+            fields.append(row.__tablename__)
+    blanked: list[tuple[str, Any]] = [
+        ("items.sealed_meta", update(Item).where(Item.id == item_id).values(sealed_meta=b"")),
+        (
+            "consent_records.sealed_form",
+            update(ConsentRecord)
+            .where(ConsentRecord.item_id == item_id, ConsentRecord.sealed_form.is_not(None))
+            .values(sealed_form=None),
+        ),
+        (
+            "item_signatures.sealed_statement",
+            update(ItemSignature)
+            .where(ItemSignature.item_id == item_id)
+            .values(sealed_statement=b""),
+        ),
+    ]
+    for name, statement in blanked:
+        if cast(CursorResult[Any], session.execute(statement)).rowcount:
+            fields.append(name)
+    return objects, fields
 
 
 def set_hold(vault: Vault, principal: Principal, item_id: str, held: bool) -> bool:

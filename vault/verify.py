@@ -12,7 +12,10 @@ Checks, each failure named by what it concerns and its kind:
   before, with the copies in its row (hashes, columns, sealed-details digest) matching it, and
   the head row matching the last entry;
 - every stored checkpoint is signed by the log key, records what its note says, has its copy in
-  the object store, and its root is the root of the tree rebuilt from the entries themselves.
+  the object store, and its root is the root of the tree rebuilt from the entries themselves;
+- every extracted text, sealed field and redacted rendition (`vault.sealed_fixity`);
+- the tables agree with the ledger's replay of grants, consent, holds and shreds
+  (`vault.replay`; `fast` never skips it).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 import keys
-from vault import signatures
+from vault import replay, sealed_fixity, signatures
 from vault.compose import Vault
 from vault.db.models import Item, ItemKey
 from vault.db.signature_tables import ItemSignature
@@ -126,6 +129,7 @@ def verify(vault: Vault, *, fast: bool = False, progress: Progress | None = None
     tick = progress or (lambda _phase, _done, _total: None)
     with vault.sessions() as session:
         _verify_items(vault, session, report, fast, tick)
+        _verify_state(vault, session, report, fast)
         leaves = _verify_ledger(session, report, tick)
         _verify_checkpoints(vault, session, report, MerkleTree(leaves), tick)
     return report
@@ -265,6 +269,17 @@ def _explain_unreadable(
             report.fail(item.id, KEYS_SWAPPED, f"its object opens with the key stored for {owner}")
         else:
             report.fail(item.id, OBJECT_UNREADABLE, "corrupted object or wrong key")
+
+
+def _verify_state(vault: Vault, session: Session, report: Report, fast: bool) -> None:
+    # An item whose key is already named wrong opens none of its sealed fields either: one
+    # finding says it.
+    bad_keys = {f.subject for f in report.failures if f.kind in (KEYS_SWAPPED, KEY_UNWRAP)}
+    sealed, sealed_notes = sealed_fixity.check(vault, session, fast=fast)
+    replayed, replay_notes = replay.check(session)
+    for subject, kind, detail in [f for f in sealed if f[0] not in bad_keys] + replayed:
+        report.fail(subject, kind, detail)
+    report.notes.extend(sealed_notes + replay_notes)
 
 
 # --- ledger -----------------------------------------------------------------------------------

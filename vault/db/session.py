@@ -35,6 +35,23 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def purge_freed_pages(engine: Engine) -> bool:
+    """Move every committed page into the SQLite file and truncate its write-ahead log; return
+    False if a reader kept some frames in the log (busy). True on other databases.
+
+    Crypto-shredding (vault.shred): `secure_delete` zeroes the key's row in the page that held
+    it, but until a checkpoint the log still holds earlier images of that page, and the log
+    file keeps them until it is overwritten. TRUNCATE copies the pages back and cuts the log
+    to zero bytes. PostgreSQL keeps dead rows until VACUUM and old pages in its WAL archive:
+    docs/keys.md says why the item's key-encryption key makes those copies useless.
+    """
+    if engine.dialect.name != "sqlite":
+        return True
+    with engine.connect() as connection:
+        busy, _frames, _copied = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+    return not busy
+
+
 def make_sessions(engine: Engine) -> sessionmaker[Session]:
     """Return the session factory of `engine` (objects stay usable after commit)."""
     return sessionmaker(engine, expire_on_commit=False)

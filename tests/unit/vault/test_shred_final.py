@@ -1,0 +1,119 @@
+"""Crypto-shredding is final: no byte of the item's key or sealed fields stays in the files.
+
+The item is deposited, extracted, given identity fields and a consent form, and read back
+(so its key was unwrapped and its pages passed through SQLite's write-ahead log); after the
+shred, the database file, its WAL, and the object store are scanned byte by byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from tests import corpus
+from tests.unit.vault.conftest import principal
+from tests.unit.vault.test_deposit import deposit, fields
+from vault import extraction, jobs, replay, verify
+from vault.cases import create_case
+from vault.compose import Vault
+from vault.consent import change_consent
+from vault.db import Item, ItemKey
+from vault.db.access_tables import ConsentRecord, ItemIdentity
+from vault.db.jobs_tables import ItemText
+from vault.identity import set_identity
+from vault.retrieve import download
+from vault.shred import shred
+from vault.worker import Worker
+
+
+@pytest.fixture
+def database_url() -> None:
+    """SQLite only: its files are what is scanned (PostgreSQL's pages are its server's)."""
+    return None
+
+
+@pytest.fixture
+def item(vault: Vault, tmp_path: Path) -> Iterator[str]:
+    case = create_case(vault, principal(vault, "tina"), "Case").id
+    body = corpus.text(tmp_path, content=f"{corpus.SPANISH} shredmarker").read_bytes()
+    item_id = deposit(vault, "tina", body, fields(case)).item_id
+    tina = principal(vault, "tina")
+    set_identity(vault, tina, item_id, {"name": "Rosa Quispe"})
+    change_consent(vault, tina, item_id, grant=["archive"], form=b"signed consent form " * 50)
+    worker = Worker(vault, stages={jobs.EXTRACT: extraction._factory})
+    try:
+        worker.run_until_idle()
+    finally:
+        worker.stop()
+    read = download(vault, tina, item_id)
+    assert b"".join(read.chunks) == body
+    yield item_id
+
+
+def secrets_of(vault: Vault, item_id: str) -> dict[str, bytes]:
+    """The wrapped key and every sealed field of `item_id`, as stored."""
+    with vault.sessions() as session:
+        key = session.get(ItemKey, item_id)
+        row = session.get(Item, item_id)
+        text = session.get(ItemText, item_id)
+        who = session.get(ItemIdentity, item_id)
+        forms = session.scalars(
+            select(ConsentRecord.sealed_form).where(ConsentRecord.sealed_form.is_not(None))
+        ).all()
+        assert key and row and text and who and len(forms) == 1
+        return {
+            "wrapped key": bytes(key.wrapped),
+            "title": bytes(row.sealed_meta),
+            "text metadata": bytes(text.sealed_meta),
+            "identity": bytes(who.sealed),
+            "consent form": bytes(forms[0]),
+        }
+
+
+def files_of(vault: Vault) -> dict[Path, bytes]:
+    """Every file of the vault's home (database, WAL, object store) but the keyring."""
+    home = vault.settings.home
+    return {
+        p: p.read_bytes()
+        for p in home.rglob("*")
+        if p.is_file() and p != vault.keyring.path  # type: ignore[attr-defined]
+    }
+
+
+def test_nothing_of_a_shredded_item_stays_in_the_files(vault: Vault, item: str) -> None:
+    secrets = secrets_of(vault, item)
+    with vault.sessions() as session:
+        text_name = session.scalars(select(ItemText.object_name)).one()
+        original = session.scalars(select(Item.object_name)).one()
+    # Each secret is in the files before: the scan can find what it looks for.
+    before = b"".join(files_of(vault).values())
+    for name, blob in secrets.items():
+        assert blob[-48:] in before, name
+
+    done = shred(vault, principal(vault, "admin"), item)
+
+    # Every object it made unreadable is listed.
+    assert set(done.unreadable) == {original, text_name}
+    assert done.purged
+    files = files_of(vault)
+    for path, data in files.items():
+        for name, blob in secrets.items():
+            # The last 48 bytes of a sealed blob: ciphertext and tag, unique to it.
+            assert blob[-48:] not in data, f"{name} found in {path.name}"
+    wal = [p for p in files if p.name.endswith("-wal")]
+    assert all(files[p] == b"" for p in wal), "the write-ahead log was not truncated"
+    report = verify.verify(vault)
+    assert report.ok, report.failures
+    assert report.shredded == 1
+
+
+def test_a_shredded_key_put_back_from_a_backup_is_found(vault: Vault, item: str) -> None:
+    wrapped = secrets_of(vault, item)["wrapped key"]
+    shred(vault, principal(vault, "admin"), item)
+    with vault.sessions.begin() as session:
+        session.add(ItemKey(item_id=item, wrapped=wrapped))
+    report = verify.verify(vault, fast=True)
+    assert (item, replay.SHRED_UNDONE) in {(f.subject, f.kind) for f in report.failures}

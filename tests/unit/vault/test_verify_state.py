@@ -1,0 +1,210 @@
+"""`tvault verify` finds the state rewrites an attacker with the database and the store can make.
+
+Each attack edits the real database or object store beside the vault, as someone holding the
+files (not the passphrase) would, and must end with exit 1 and a line that names what
+disagrees, in full and `--fast` runs alike unless decryption is what finds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import typer
+from click.testing import Result
+from sqlalchemy import insert, update
+from typer.testing import CliRunner
+
+from tests import corpus
+from tests.unit.vault.conftest import PASSPHRASE, principal
+from tests.unit.vault.test_deposit import deposit, fields
+from vault import extraction, jobs, replay, sealed_fixity
+from vault.cases import create_case, grant
+from vault.cli.verify import verify as verify_command
+from vault.compose import Vault
+from vault.consent import change_consent
+from vault.db import Case, CaseGrant, Item
+from vault.db.access_tables import LegalHold
+from vault.db.jobs_tables import ItemText
+from vault.shred import set_hold
+from vault.worker import Worker
+
+
+@dataclass(frozen=True)
+class World:
+    case: str
+    item: str  # extracted, consent changed once
+    other: str  # deposited only
+
+
+@pytest.fixture
+def world(vault: Vault, tmp_path: Path) -> Iterator[World]:
+    case = create_case(vault, principal(vault, "tina"), "Case of the river").id
+    grant(vault, principal(vault, "admin"), case, "lena", "lawyer")
+    body = corpus.text(tmp_path, content=f"{corpus.SPANISH} marker").read_bytes()
+    item = deposit(vault, "tina", body, fields(case)).item_id
+    other = deposit(vault, "tina", b"A second testimony.", fields(case, title="B")).item_id
+    change_consent(vault, principal(vault, "tina"), item, grant=["archive"])
+    set_hold(vault, principal(vault, "admin"), other, True)
+    worker = Worker(vault, stages={jobs.EXTRACT: extraction._factory})
+    try:
+        worker.run_until_idle()
+    finally:
+        worker.stop()
+    text_object(vault, item), text_object(vault, other)  # both extracted
+    yield World(case, item, other)
+
+
+@pytest.fixture
+def run_cli(vault: Vault) -> Callable[..., Result]:
+    app = typer.Typer()
+    app.command()(verify_command)
+    app.command("noop")(lambda: None)  # keep `verify` a named sub-command, as in `tvault`
+    env = {"TVAULT_HOME": str(vault.settings.home), "TVAULT_PASSPHRASE": PASSPHRASE}
+    if vault.settings.database_url:
+        env["TVAULT_DATABASE_URL"] = vault.settings.database_url
+
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(app, ["verify", *args], env=env)
+
+    return run
+
+
+def fails_with(run: Callable[..., Result], line: str, *args: str) -> None:
+    result = run(*args)
+    assert result.exit_code == 1, result.output
+    assert line in result.output, result.output
+
+
+def stored_path(vault: Vault, name: str) -> Path:
+    [path] = list(vault.settings.objects_path.rglob(name.replace("/", "+")))
+    return path
+
+
+def text_object(vault: Vault, item_id: str) -> str:
+    with vault.sessions() as session:
+        row = session.get(ItemText, item_id)
+        assert row is not None
+        return row.object_name
+
+
+def flip(blob: bytes, at: int | None = None) -> bytes:
+    data = bytearray(blob)
+    data[len(data) // 2 if at is None else at] ^= 0x01
+    return bytes(data)
+
+
+def test_an_untouched_vault_with_texts_consent_grants_and_holds_verifies(
+    world: World, run_cli: Callable[..., Result]
+) -> None:
+    for args in ((), ("--fast",)):
+        result = run_cli(*args)
+        assert result.exit_code == 0, result.output
+        assert "OK: no failures" in result.output
+
+
+def test_a_grant_inserted_in_sql(
+    vault: Vault, world: World, run_cli: Callable[..., Result]
+) -> None:
+    with vault.sessions.begin() as session:
+        session.execute(
+            insert(CaseGrant).values(
+                case_id=world.case,
+                user_name="theo",
+                role="therapist",
+                granted_by="admin",
+                granted_at=datetime.now(UTC),
+            )
+        )
+    for args in ((), ("--fast",)):
+        fails_with(
+            run_cli, f"case {world.case}: {replay.GRANT_UNRECORDED} (theo as therapist)", *args
+        )
+
+
+def test_a_grant_deleted_in_sql(vault: Vault, world: World, run_cli: Callable[..., Result]) -> None:
+    with vault.sessions.begin() as session:
+        session.query(CaseGrant).filter_by(case_id=world.case, user_name="lena").delete()
+    fails_with(run_cli, f"case {world.case}: {replay.GRANT_MISSING} (lena as lawyer)", "--fast")
+
+
+@pytest.mark.parametrize("which", ["item", "other"])
+def test_consent_widened_in_sql(
+    vault: Vault, world: World, run_cli: Callable[..., Result], which: str
+) -> None:
+    # `item` had its consent changed (a `consent change` entry); `other` kept its deposit's.
+    item_id = getattr(world, which)
+    with vault.sessions.begin() as session:
+        session.execute(
+            update(Item).where(Item.id == item_id).values(consent=["legal", "research", "therapy"])
+        )
+    for args in ((), ("--fast",)):
+        fails_with(run_cli, f"{item_id}: {replay.CONSENT_DIFFERS}", *args)
+
+
+def test_a_legal_hold_dropped_or_added_in_sql(
+    vault: Vault, world: World, run_cli: Callable[..., Result]
+) -> None:
+    with vault.sessions.begin() as session:
+        session.query(LegalHold).filter_by(item_id=world.other).delete()
+        session.execute(
+            insert(LegalHold).values(item_id=world.item, set_by="admin", set_at=datetime.now(UTC))
+        )
+    fails_with(run_cli, f"{world.other}: {replay.HOLD_DIFFERS}", "--fast")
+    fails_with(run_cli, f"{world.item}: {replay.HOLD_DIFFERS}", "--fast")
+
+
+def test_a_flipped_extracted_text_object(
+    vault: Vault, world: World, run_cli: Callable[..., Result]
+) -> None:
+    path = stored_path(vault, text_object(vault, world.item))
+    path.write_bytes(flip(path.read_bytes(), at=-5))
+    fails_with(run_cli, f"{world.item}: {sealed_fixity.TEXT_UNREADABLE}")
+    fails_with(run_cli, f"{world.item}: {sealed_fixity.TEXT_DIGEST}", "--fast")
+
+
+def test_a_deleted_extracted_text_object(
+    vault: Vault, world: World, run_cli: Callable[..., Result]
+) -> None:
+    stored_path(vault, text_object(vault, world.item)).unlink()
+    for args in ((), ("--fast",)):
+        fails_with(run_cli, f"{world.item}: {sealed_fixity.TEXT_MISSING}", *args)
+
+
+def test_a_deleted_extracted_text_row(
+    vault: Vault, world: World, run_cli: Callable[..., Result]
+) -> None:
+    with vault.sessions.begin() as session:
+        session.query(ItemText).filter_by(item_id=world.item).delete()
+    fails_with(run_cli, f"{world.item}: {sealed_fixity.TEXT_MISSING}", "--fast")
+
+
+def test_a_flipped_sealed_title(vault: Vault, world: World, run_cli: Callable[..., Result]) -> None:
+    with vault.sessions.begin() as session:
+        item = session.get(Item, world.item)
+        assert item is not None
+        item.sealed_meta = flip(item.sealed_meta, at=-3)
+    fails_with(run_cli, f"{world.item}: {sealed_fixity.SEALED_FIELD} (title, filename and notes)")
+
+
+def test_a_flipped_sealed_text_metadata(
+    vault: Vault, world: World, run_cli: Callable[..., Result]
+) -> None:
+    with vault.sessions.begin() as session:
+        row = session.get(ItemText, world.item)
+        assert row is not None
+        row.sealed_meta = flip(row.sealed_meta, at=-3)
+    fails_with(run_cli, f"{world.item}: {sealed_fixity.SEALED_FIELD} (text metadata)")
+
+
+def test_a_flipped_sealed_case_name(
+    vault: Vault, world: World, run_cli: Callable[..., Result]
+) -> None:
+    with vault.sessions.begin() as session:
+        case = session.get(Case, world.case)
+        assert case is not None
+        case.sealed_name = flip(case.sealed_name, at=-3)
+    fails_with(run_cli, f"case {world.case}: {sealed_fixity.SEALED_FIELD} (case name)")

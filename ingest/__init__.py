@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ingest.language import detect_language
     from ingest.plaintext import plaintext_file
     from ingest.ports import Extraction, ExtractionError, Extractor, FailureKind, Limits
+    from ingest.scratch import ScratchError, memory_dir
 
 __all__ = [
     "Extraction",
@@ -23,8 +24,10 @@ __all__ = [
     "Extractor",
     "FailureKind",
     "Limits",
+    "ScratchError",
     "check_container",
     "detect_language",
+    "memory_dir",
     "plaintext_file",
 ]
 
@@ -35,7 +38,9 @@ _HOMES = {
     "FailureKind": "ingest.ports",
     "Limits": "ingest.ports",
     "check_container": "ingest.containers",
+    "ScratchError": "ingest.scratch",
     "detect_language": "ingest.language",
+    "memory_dir": "ingest.scratch",
     "plaintext_file": "ingest.plaintext",
 }
 

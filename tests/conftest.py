@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -25,3 +27,10 @@ def postgres_url() -> Iterator[str]:
     except Exception as exc:
         unavailable("postgres", f"cannot connect to {url}: {exc}")
     yield url
+
+
+@pytest.fixture
+def memory_scratch() -> Iterator[Path]:
+    """A fresh private directory on /dev/shm (a tmpfs): where a worker may decrypt originals."""
+    with tempfile.TemporaryDirectory(prefix="tvault-test-scratch-", dir="/dev/shm") as made:
+        yield Path(made)

@@ -1,9 +1,11 @@
 """The `extract` stage: decrypt the original, extract its text, seal the text as its own object.
 
 DESIGN.md "Extraction" and promise 1: the original is decrypted only into a private 0600 file
-in a 0700 directory (`ingest.plaintext_file`; on a tmpfs when the file is small enough), removed
-whatever happens; the text goes from the extractor straight into an age `keys.Sealer` and the
-object store, never to a file in the clear. Then ONE transaction records the `item_texts` link,
+in a 0700 directory on a file system in memory (`TVAULT_SCRATCH_DIR`, a tmpfs or ramfs the stage
+checks when it starts, `ingest.memory_dir`), removed whatever happens; an original larger than
+`TVAULT_EXTRACT_MEMORY_LIMIT` fails extraction with that reason instead of reaching a disk;
+the text goes from the extractor straight into an age `keys.Sealer` and the object store, never
+to a file in the clear. Then ONE transaction records the `item_texts` link,
 the `metadata extraction` ledger entry, the item's `index` job, and completes the job (fenced on
 the lease, so the result commits once) for every document of the batch a run takes
 (`ExtractStage.BATCH`).
@@ -36,7 +38,15 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 import keys
-from ingest import Extraction, ExtractionError, Extractor, FailureKind, Limits, plaintext_file
+from ingest import (
+    Extraction,
+    ExtractionError,
+    Extractor,
+    FailureKind,
+    Limits,
+    memory_dir,
+    plaintext_file,
+)
 from vault import jobs, ledger
 from vault.compose import Vault
 from vault.db import Item, ItemKey
@@ -54,9 +64,6 @@ PREFIX: Final = "texts/"
 # Kinds not extracted: audio and video give no text (OCR and speech recognition are off), and
 # copying gigabytes of plaintext to a temporary file for nothing is a risk without a gain.
 SKIPPED_KINDS: Final = frozenset({"media"})
-# Originals up to this size are decrypted onto a tmpfs (/dev/shm) so they never reach a disk.
-TMPFS_MAX_BYTES: Final = 256 * 1024**2
-TMPFS: Final = Path("/dev/shm")  # noqa: S108 (a tmpfs; the file inside is private, 0600 in 0700)
 # Failures that another attempt may not repeat; the others (a malformed file) would.
 RETRYABLE: Final = frozenset(
     {FailureKind.TIMEOUT, FailureKind.CRASHED, FailureKind.UNAVAILABLE, FailureKind.MEMORY}
@@ -130,37 +137,27 @@ def sweep_private_dirs(base: Path) -> int:
 
 
 class _PrivateDirs:
-    """This worker's 0700 directories for plaintext copies: on tmpfs, and on disk for big files."""
+    """This worker's 0700 directory for plaintext copies, in the checked in-memory scratch."""
 
     def __init__(self, settings: Settings) -> None:
-        self._configured = settings.extract_tmp
-        self._made: dict[Path, Path] = {}
+        # Raises ScratchError: a worker whose scratch is on a disk must not start.
+        self._base = memory_dir(settings.scratch_dir)
+        self._made: Path | None = None
         self._lock = threading.Lock()
-        for base in {self._base(0), self._base(TMPFS_MAX_BYTES + 1)}:
-            if base.is_dir():
-                sweep_private_dirs(base)
+        sweep_private_dirs(self._base)
 
-    def _base(self, size: int) -> Path:
-        if self._configured is not None:
-            return self._configured
-        if size <= TMPFS_MAX_BYTES and TMPFS.is_dir() and os.access(TMPFS, os.W_OK):
-            return TMPFS
-        # The system's temporary directory: run workers with a private tmpfs /tmp (docs/jobs.md).
-        return Path(tempfile.gettempdir())
-
-    def for_size(self, size: int) -> Path:
-        base = self._base(size)
+    def get(self) -> Path:
         with self._lock:
-            if base not in self._made:
+            if self._made is None:
                 prefix = f"{DIR_PREFIX}{os.getpid()}-"
-                self._made[base] = Path(tempfile.mkdtemp(prefix=prefix, dir=base))  # mode 0700
-            return self._made[base]
+                self._made = Path(tempfile.mkdtemp(prefix=prefix, dir=self._base))  # mode 0700
+            return self._made
 
     def remove(self) -> None:
         with self._lock:
-            for path in self._made.values():
-                shutil.rmtree(path, ignore_errors=True)
-            self._made.clear()
+            if self._made is not None:
+                shutil.rmtree(self._made, ignore_errors=True)
+            self._made = None
 
 
 def _slices(text: str) -> Iterator[bytes]:
@@ -377,7 +374,17 @@ class ExtractStage:
     def _extract(self, item: Item, identity: str) -> Extraction:
         if item.kind in SKIPPED_KINDS:
             return Extraction(text="", mime_type="application/octet-stream")
-        directory = self._dirs.for_size(item.size)
+        limit = self._vault.settings.extract_memory_limit
+        if item.size > limit:
+            # Decided before decrypting a byte: a bigger copy would not fit the memory set
+            # aside for it, and spilling it to a disk is what promise 1 forbids.
+            reason = (
+                f"the original is {item.size} bytes, more than the {limit} bytes extraction "
+                "may decrypt in memory (TVAULT_EXTRACT_MEMORY_LIMIT); it is never decrypted "
+                "to a disk"
+            )
+            raise StageFailed(reason, retry=False)
+        directory = self._dirs.get()
         try:
             with self._vault.store.open(item.object_name) as source:
                 chunks = keys.open_stream(source, identity)
@@ -517,6 +524,7 @@ def read_text_metadata(vault: Vault, item_id: str) -> dict[str, object] | None:
 
 
 def _factory(vault: Vault, concurrency: int) -> ExtractStage:
+    memory_dir(vault.settings.scratch_dir)  # refuse before any parser process starts
     extractor, tool = make_extractor(vault.settings, concurrency)
     return ExtractStage(vault, extractor, tool, limits_of(vault.settings))
 

@@ -119,7 +119,10 @@ class Settings(BaseSettings):
     extract_timeout_s: float = Field(default=60.0, gt=0)
     extract_max_text_chars: int = Field(default=5_000_000, ge=1)
     extract_max_memory_mb: int = Field(default=1024, ge=64)
-    extract_tmp: Path | None = None
+    # Decrypted originals are parsed from files in this directory, which must be a tmpfs or a
+    # ramfs (checked at start, ingest.scratch); a larger original fails extraction.
+    scratch_dir: Path = Path("/dev/shm")  # noqa: S108 (a tmpfs, checked; files private inside)
+    extract_memory_limit: int = Field(default=256 * 1024**2, ge=1)
     # The custody ledger (docs/ledger.md): checkpoint origin (None: from the log key) and cadence.
     ledger_origin: str | None = None
     ledger_checkpoint_entries: int = Field(default=1000, ge=1)

@@ -194,14 +194,15 @@ def test_two_workers_do_every_job_exactly_once(vault: Vault, tmp_path: Path) -> 
     assert sum(done) == 24 and min(done) > 0, done
 
 
-def test_a_worker_killed_mid_job_leaves_it_to_the_next(vault: Vault, tmp_path: Path) -> None:
+def test_a_worker_killed_mid_job_leaves_it_to_the_next(
+    vault: Vault, tmp_path: Path, memory_scratch: Path
+) -> None:
     # A long PDF, so the extraction runs for seconds: long enough to kill the worker in it.
     pages = [f"{corpus.SPANISH} {corpus.ENGLISH} página {n}" * 3 for n in range(1200)]
     [item] = deposit_files(vault, [corpus.pdf(tmp_path, "largo.pdf", pages)])
-    scratch = tmp_path / "scratch"
-    scratch.mkdir(mode=0o700)
+    scratch = memory_scratch
     workers = Workers(
-        vault, tmp_path, TVAULT_JOBS_LEASE_SECONDS="3", TVAULT_EXTRACT_TMP=str(scratch)
+        vault, tmp_path, TVAULT_JOBS_LEASE_SECONDS="3", TVAULT_SCRATCH_DIR=str(scratch)
     )
     try:
         first = workers.start()

@@ -27,12 +27,10 @@ from vault.worker import Worker
 
 
 @pytest.fixture
-def vault(vault: Vault, tmp_path: Path) -> Iterator[Vault]:
-    """The vault fixture, its plaintext copies in a directory this test can watch."""
-    scratch = tmp_path / "scratch"
-    scratch.mkdir(mode=0o700)
+def vault(vault: Vault, memory_scratch: Path) -> Iterator[Vault]:
+    """The vault fixture, its plaintext copies in a directory (in memory) this test can watch."""
     vault.settings = vault.settings.model_copy(
-        update={"extract_tmp": scratch, "jobs_backoff_seconds": 0.0}
+        update={"scratch_dir": memory_scratch, "jobs_backoff_seconds": 0.0}
     )
     yield vault
 
@@ -77,8 +75,7 @@ def raw_objects(vault: Vault) -> bytes:
 
 
 def scratch_files(vault: Vault) -> list[Path]:
-    assert vault.settings.extract_tmp is not None
-    return [p for p in vault.settings.extract_tmp.rglob("*") if p.is_file()]
+    return [p for p in vault.settings.scratch_dir.rglob("*") if p.is_file()]
 
 
 @pytest.mark.parametrize("make", [corpus.docx, corpus.pdf, corpus.text])

@@ -1,0 +1,59 @@
+"""Where plaintext may be written: a directory whose file system lives in memory only.
+
+Decrypted originals are handed to the parser as files (Tika needs random access). They must
+never reach a disk, where deleting them leaves the blocks readable (DESIGN.md promise 1), so
+the directory is checked by its file-system type, as the kernel reports it (statfs(2)
+`f_type`), not by its name: a tmpfs or a ramfs, nothing else.
+
+**Swap is a disk too:** tmpfs pages can be swapped out; run the workers without swap or with
+encrypted swap (docs/ingest.md).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+from pathlib import Path
+from typing import Final
+
+__all__ = ["MEMORY_FILE_SYSTEMS", "ScratchError", "memory_dir"]
+
+# linux/magic.h
+MEMORY_FILE_SYSTEMS: Final = {0x01021994: "tmpfs", 0x858458F6: "ramfs"}
+# struct statfs starts with `__fsword_t f_type` (a long on 64-bit Linux, an int on 32-bit
+# ABIs, whose low bytes a little-endian long read still gives); 120 bytes hold the whole struct.
+_STATFS_SIZE: Final = 256
+
+
+class ScratchError(ValueError):
+    """The scratch directory is missing, not private to this user, or not in memory."""
+
+
+def _fs_type(path: Path) -> int:
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    buffer = ctypes.create_string_buffer(_STATFS_SIZE)
+    if libc.statfs(os.fsencode(path), buffer) != 0:
+        errno = ctypes.get_errno()
+        raise ScratchError(f"{path}: {os.strerror(errno)}")
+    return ctypes.c_ulong.from_buffer(buffer).value & 0xFFFFFFFF
+
+
+def memory_dir(path: Path) -> Path:
+    """Return `path` resolved, if it is a directory on a tmpfs or ramfs this user may write.
+
+    Raises `ScratchError` naming the file-system type found otherwise, so a worker refuses to
+    start rather than decrypt a testimony onto a disk.
+    """
+    resolved = Path(path).resolve()
+    if not resolved.is_dir():
+        raise ScratchError(f"scratch directory {resolved} does not exist")
+    if not os.access(resolved, os.W_OK | os.X_OK):
+        raise ScratchError(f"scratch directory {resolved} is not writable by this user")
+    kind = _fs_type(resolved)
+    if kind not in MEMORY_FILE_SYSTEMS:
+        raise ScratchError(
+            f"scratch directory {resolved} is not in memory (file-system type {kind:#x}, "
+            "not tmpfs or ramfs): decrypted originals would reach a disk"
+        )
+    return resolved

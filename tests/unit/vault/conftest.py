@@ -73,3 +73,9 @@ def principal(vault: Vault, name: str) -> Principal:
     """Return the current principal of the account `name` (grants read from the database)."""
     with vault.sessions() as session:
         return principal_of(session, find_user(session, name))
+
+
+def stored_path(vault: Vault, name: str) -> Path:
+    """The local store's file of object `name`, for tests that tamper beside the port."""
+    [path] = list(vault.settings.objects_path.rglob(name.replace("/", "+")))
+    return path

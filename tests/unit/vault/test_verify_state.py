@@ -19,7 +19,7 @@ from sqlalchemy import insert, update
 from typer.testing import CliRunner
 
 from tests import corpus
-from tests.unit.vault.conftest import PASSPHRASE, principal
+from tests.unit.vault.conftest import PASSPHRASE, principal, stored_path
 from tests.unit.vault.test_deposit import deposit, fields
 from vault import extraction, jobs, replay, sealed_fixity
 from vault.cases import create_case, grant
@@ -77,11 +77,6 @@ def fails_with(run: Callable[..., Result], line: str, *args: str) -> None:
     result = run(*args)
     assert result.exit_code == 1, result.output
     assert line in result.output, result.output
-
-
-def stored_path(vault: Vault, name: str) -> Path:
-    [path] = list(vault.settings.objects_path.rglob(name.replace("/", "+")))
-    return path
 
 
 def text_object(vault: Vault, item_id: str) -> str:
@@ -182,29 +177,26 @@ def test_a_deleted_extracted_text_row(
     fails_with(run_cli, f"{world.item}: {sealed_fixity.TEXT_MISSING}", "--fast")
 
 
-def test_a_flipped_sealed_title(vault: Vault, world: World, run_cli: Callable[..., Result]) -> None:
-    with vault.sessions.begin() as session:
-        item = session.get(Item, world.item)
-        assert item is not None
-        item.sealed_meta = flip(item.sealed_meta, at=-3)
-    fails_with(run_cli, f"{world.item}: {sealed_fixity.SEALED_FIELD} (title, filename and notes)")
-
-
-def test_a_flipped_sealed_text_metadata(
-    vault: Vault, world: World, run_cli: Callable[..., Result]
+@pytest.mark.parametrize(
+    ("table", "column", "what"),
+    [
+        (Item, "sealed_meta", "title, filename and notes"),
+        (ItemText, "sealed_meta", "text metadata"),
+        (Case, "sealed_name", "case name"),
+    ],
+)
+def test_a_flipped_sealed_field(
+    vault: Vault,
+    world: World,
+    run_cli: Callable[..., Result],
+    table: type[Item | ItemText | Case],
+    column: str,
+    what: str,
 ) -> None:
+    key = world.case if table is Case else world.item
     with vault.sessions.begin() as session:
-        row = session.get(ItemText, world.item)
+        row = session.get(table, key)
         assert row is not None
-        row.sealed_meta = flip(row.sealed_meta, at=-3)
-    fails_with(run_cli, f"{world.item}: {sealed_fixity.SEALED_FIELD} (text metadata)")
-
-
-def test_a_flipped_sealed_case_name(
-    vault: Vault, world: World, run_cli: Callable[..., Result]
-) -> None:
-    with vault.sessions.begin() as session:
-        case = session.get(Case, world.case)
-        assert case is not None
-        case.sealed_name = flip(case.sealed_name, at=-3)
-    fails_with(run_cli, f"case {world.case}: {sealed_fixity.SEALED_FIELD} (case name)")
+        setattr(row, column, flip(getattr(row, column), at=-3))
+    subject = f"case {key}" if table is Case else key
+    fails_with(run_cli, f"{subject}: {sealed_fixity.SEALED_FIELD} ({what})")

@@ -1,14 +1,18 @@
 """What access checks cost per request: token verification (the vault's ES256, an OIDC issuer's
-RS256 with its JWKS cached) and `policies.decide`.
+RS256 with its JWKS cached) and `policies.decide`; and whether an item route refuses a hidden
+item and an unknown id in the same time (issue 16: timing must not tell them apart).
 
-Run: .venv/bin/python bench/access.py   (prints a Markdown table; no server, no network: the
-OIDC issuer's JWKS is served from memory through httpx's transport seam)
+Run: .venv/bin/python bench/access.py   (prints Markdown tables; no server, no network: the
+OIDC issuer's JWKS is served from memory through httpx's transport seam; the refusals run on a
+throw-away SQLite vault under /tmp)
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -26,9 +30,18 @@ from joserfc.jwk import RSAKey  # noqa: E402
 import keys  # noqa: E402
 import policies  # noqa: E402
 from policies import Principal, Resource  # noqa: E402
+from vault.accounts import add_user, find_user, principal_of  # noqa: E402
 from vault.api.auth import TokenGate, issue_token, key_id  # noqa: E402
+from vault.cases import create_case, grant  # noqa: E402
+from vault.deposit import Deposit  # noqa: E402
+from vault.errors import NotFound  # noqa: E402
+from vault.ids import new_id  # noqa: E402
 from vault.oidc import JwksClient  # noqa: E402
-from vault.settings import OidcIssuer  # noqa: E402
+from vault.provision import create_vault  # noqa: E402
+from vault.retrieve import show_item  # noqa: E402
+from vault.settings import OidcIssuer, load_settings  # noqa: E402
+
+CALLS = 600
 
 
 def per_second(run: Callable[[], object], seconds: float = 1.5) -> float:
@@ -79,6 +92,56 @@ def main() -> None:
     print("| operation | per second (1 thread) |\n| --- | ---: |")
     for name, rate in rows:
         print(f"| {name} | {rate:,.0f} |")
+    hidden_vs_missing()
+
+
+def hidden_vs_missing() -> None:
+    """Time `GET /v1/items/{id}`'s use case refusing a hidden item and an unknown id, in
+    alternating rounds (the machine is shared: only a ratio within one run means anything)."""
+    with tempfile.TemporaryDirectory(prefix="tvault-bench-") as home:
+        kdf = keys.KdfParams(time_cost=1, memory_cost_kib=8 * 1024, parallelism=1)
+        vault = create_vault(load_settings(Path(home)), "bench passphrase", "admin", kdf=kdf)
+        try:
+            with vault.sessions.begin() as session:
+                for name, role in (("tina", "therapist"), ("theo", "therapist")):
+                    add_user(session, name, role, vault.clock())
+
+            def who(name: str) -> Principal:
+                with vault.sessions() as session:
+                    return principal_of(session, find_user(session, name))
+
+            case_id = create_case(vault, who("tina"), "bench").id
+            grant(vault, who("admin"), case_id, "theo", "therapist")
+            fields = {"case": case_id, "kind": "testimony", "title": "T", "consent": "legal"}
+            job = Deposit.start(vault, who("tina"), fields)
+            job.write(b"legal-only testimony")
+            hidden = job.commit().item_id
+            theo = who("theo")
+
+            def refuse(item_id: str) -> None:
+                try:
+                    show_item(vault, theo, item_id)
+                except NotFound:
+                    return
+                raise AssertionError("the refusal did not happen")
+
+            times: dict[str, list[float]] = {"hidden": [], "missing": []}
+            for n in range(CALLS):
+                # One call of each per step, their order alternating, so a drift in the
+                # machine's load weighs on both alike; medians shrug off the spikes.
+                pair = (("hidden", hidden), ("missing", new_id()))  # unknown, well-formed
+                for label, item_id in pair if n % 2 else pair[::-1]:
+                    start = time.perf_counter()
+                    refuse(item_id)
+                    times[label].append((time.perf_counter() - start) * 1e6)
+        finally:
+            vault.close()
+    medians = {label: statistics.median(values) for label, values in times.items()}
+    print("\n| refusal by an item route (SQLite, ledger entry included) | median us |")
+    print("| --- | ---: |")
+    print(f"| hidden item (therapist on a legal-only item) | {medians['hidden']:,.0f} |")
+    print(f"| unknown id | {medians['missing']:,.0f} |")
+    print(f"| ratio missing / hidden | {medians['missing'] / medians['hidden']:.3f} |")
 
 
 if __name__ == "__main__":

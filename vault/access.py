@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import re
+from typing import NoReturn, Protocol
+
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from policies import Allow, Principal, Resource, actions, decide, kinds
 from vault import ledger
+from vault.db import Item
 from vault.errors import Forbidden, NotFound
+
+# What `vault.ids.new_id` makes: an id of any other shape names no item, so it is not looked up.
+ITEM_ID = re.compile(r"[a-z2-7]{26}")
+NO_SUCH_ITEM = "no such item"
+_DECIDING = select(Item.id, Item.case_id, Item.depositor, Item.consent)
 
 
 def authorize(
@@ -21,9 +31,67 @@ def authorize(
     not"), `Forbidden` with the policy's reason when it may see it but not do this.
     """
     decision = decide(principal, action, resource)
-    if isinstance(decision, Allow):
-        return decision
-    reason = str(getattr(decision, "reason", "denied"))
+    if not isinstance(decision, Allow):
+        refuse(sessions, principal, action, resource, decision.reason)
+    return decision
+
+
+def authorize_item(
+    sessions: sessionmaker[Session],
+    principal: Principal,
+    action: str,
+    item_id: str,
+    *,
+    needs_sight: bool = False,
+) -> tuple[Item, Allow]:
+    """Load item `item_id` and return it with the policy's `Allow` for `action` on it.
+
+    An unknown id is refused exactly like an item the principal may not see: the same work (the
+    policy's decisions and an `access denied` ledger entry in its own transaction, reason "no
+    such item") and the same `NotFound`, so neither the answer, nor the ledger's growth, nor the
+    time taken tells "hidden" from "missing" (issue 16). With `needs_sight`, an allowed action is
+    still refused as not found when the principal may not see the item (`item.read` or
+    `item.status`): only those who see an item speak for its survivor (consent, identity fields,
+    redacted rendition), whatever a policy file says. Raises `NotFound` or `Forbidden`.
+    """
+    well_formed = ITEM_ID.fullmatch(item_id) is not None
+    row = None
+    if well_formed:
+        # Only what the decision needs: a refusal must cost the same whether a row came back or
+        # not, so the whole item (a blob, dates to parse) is loaded only once it is allowed.
+        with sessions() as session:
+            row = session.execute(_DECIDING.where(Item.id == item_id)).one_or_none()
+    if row is None:
+        # A stand-in, decided like a real item so that this path costs what a refusal costs; an
+        # id of another shape is left out of the ledger (it may be any text a prober typed).
+        stand_in = Resource(kind=kinds.ITEM, item_id=item_id if well_formed else None)
+        decide(principal, action, stand_in)
+        refuse(sessions, principal, action, stand_in, NO_SUCH_ITEM, f"no item {item_id}")
+    resource = item_resource(row)
+    decision = decide(principal, action, resource)
+    if not isinstance(decision, Allow):
+        refuse(sessions, principal, action, resource, decision.reason)
+    if needs_sight and concealed(principal, resource) is not None:
+        reason = f"{action} denied for {principal.subject}: the item is not visible to them"
+        refuse(sessions, principal, action, resource, reason, f"no item {item_id}")
+    with sessions() as session:
+        item = session.get(Item, item_id)
+    if item is None:  # deleted since: items are never deleted, but say so rather than crash
+        raise NotFound(f"no item {item_id}")
+    return item, decision
+
+
+def refuse(
+    sessions: sessionmaker[Session],
+    principal: Principal,
+    action: str,
+    resource: Resource,
+    reason: str,
+    not_found: str | None = None,
+) -> NoReturn:
+    """Record a refusal of `action` on `resource` for `reason` in its own transaction, then raise
+    `NotFound` (`not_found`, or the words for an unknown id when `principal` may not see
+    `resource`) or `Forbidden(reason)`."""
     with sessions.begin() as session:
         ledger.append(
             session,
@@ -33,10 +101,52 @@ def authorize(
             case_id=resource.case_id,
             details={"attempted": action, "reason": reason},
         )
-    hidden = concealed(principal, resource)
-    if hidden is not None:
-        raise NotFound(hidden)
+    hidden = concealed(principal, resource)  # computed on every path: the same work each time
+    if not_found is not None or hidden is not None:
+        raise NotFound(not_found or str(hidden))
     raise Forbidden(reason)
+
+
+def may_read_entry(
+    sessions: sessionmaker[Session], principal: Principal, item_id: str | None
+) -> bool:
+    """Return whether `principal` may read a ledger entry about `item_id` (None: about no item).
+
+    Those the policy allows `ledger.read` (auditors) read every entry; anyone else only entries
+    about an item they may see (`item.read` or `item.status`), since an entry names actors,
+    cases, items, digests, consent scopes and the reasons of refusals (issue 16).
+    """
+    if decide(principal, actions.LEDGER_READ, Resource(kind=kinds.LEDGER)):
+        return True
+    if item_id is None or not ITEM_ID.fullmatch(item_id):
+        return False
+    with sessions() as session:
+        item = session.get(Item, item_id)
+    return item is not None and concealed(principal, item_resource(item)) is None
+
+
+class ItemFields(Protocol):
+    """What a policy decision reads of an item: an `Item`, or a row of just these columns."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def case_id(self) -> str: ...
+    @property
+    def depositor(self) -> str: ...
+    @property
+    def consent(self) -> list[str]: ...
+
+
+def item_resource(item: ItemFields) -> Resource:
+    """Return the policy resource of `item`, with its consent as stored now."""
+    return Resource(
+        kind=kinds.ITEM,
+        case_id=item.case_id,
+        item_id=item.id,
+        depositor=item.depositor,
+        consent=frozenset(item.consent),
+    )
 
 
 def concealed(principal: Principal, resource: Resource) -> str | None:

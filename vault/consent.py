@@ -5,10 +5,17 @@ database holds it at that request, so a withdrawal takes effect on the next requ
 is a new `ConsentRecord` version and a `consent change` ledger entry, committed together.
 Version 1 is the consent given at deposit; it is written the first time the record is asked for
 or changed, from the item row, which holds it until then.
+
+Consent changes only within the survivor's wishes (issue 16): the one who records a change must
+see the item, and name the change's basis, `consent_form` (the signed form comes with it; its
+SHA-256 goes into the ledger entry) or `depositor_confirmation` (the depositing therapist
+confirms the survivor asked; no one else may). A free-text note goes into the entry sealed to the
+item's own key, so it is destroyed with the item.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -18,17 +25,22 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import keys
-from policies import Principal, Resource, actions, kinds
+from policies import Principal, actions
 from vault import ledger
-from vault.access import authorize
+from vault.access import authorize, authorize_item, item_resource, refuse
 from vault.compose import Vault
 from vault.db import Item, ItemKey
 from vault.db.access_tables import ConsentRecord
 from vault.domain import CONSENT_SCOPES
 from vault.errors import BadField, Conflict, NotFound
 from vault.indexing import after_consent_change
+from vault.sealing import seal_json
 
 MAX_FORM_BYTES = 16 * 1024 * 1024  # a scanned, signed consent form; kept in the database
+MAX_NOTE = 2000
+CONSENT_FORM = "consent_form"
+DEPOSITOR_CONFIRMATION = "depositor_confirmation"
+BASES = (CONSENT_FORM, DEPOSITOR_CONFIRMATION)
 
 
 @dataclass(frozen=True)
@@ -40,17 +52,6 @@ class ConsentVersion:
     recorded_by: str
     recorded_at: datetime
     has_form: bool
-
-
-def item_resource(item: Item) -> Resource:
-    """Return the policy resource of `item`, with its consent as stored now."""
-    return Resource(
-        kind=kinds.ITEM,
-        case_id=item.case_id,
-        item_id=item.id,
-        depositor=item.depositor,
-        consent=frozenset(item.consent),
-    )
 
 
 def load_item(session: Session, item_id: str) -> Item:
@@ -110,6 +111,30 @@ def _version(row: ConsentRecord) -> ConsentVersion:
     )
 
 
+def _check_change(
+    grant: Collection[str],
+    withdraw: Collection[str],
+    basis: str | None,
+    form: bytes | None,
+    note: str | None,
+) -> tuple[frozenset[str], frozenset[str]]:
+    """Return the scopes to grant and withdraw. Raises `BadField` naming the first defect."""
+    granted, withdrawn = _scopes(grant, "grant"), _scopes(withdraw, "withdraw")
+    if granted & withdrawn:
+        raise BadField("withdraw", "a scope cannot be granted and withdrawn at once")
+    if not granted and not withdrawn and form is None:
+        raise BadField("grant", "give scopes to grant or withdraw, or a consent form")
+    if basis not in BASES:
+        raise BadField("basis", f"say what the change rests on: {' or '.join(BASES)}")
+    if basis == CONSENT_FORM and form is None:
+        raise BadField("form", "a change on the basis of a consent form needs the form")
+    if form is not None and not 0 < len(form) <= MAX_FORM_BYTES:
+        raise BadField("form", f"1 to {MAX_FORM_BYTES} bytes")
+    if note is not None and not 0 < len(note) <= MAX_NOTE:
+        raise BadField("note", f"1 to {MAX_NOTE} characters")
+    return granted, withdrawn
+
+
 def change_consent(
     vault: Vault,
     principal: Principal,
@@ -117,26 +142,30 @@ def change_consent(
     *,
     grant: Collection[str] = (),
     withdraw: Collection[str] = (),
+    basis: str | None = None,
     form: bytes | None = None,
+    note: str | None = None,
 ) -> ConsentVersion:
     """Record a new consent version of `item_id`: its scopes plus `grant`, minus `withdraw`.
 
-    `form` is the signed consent form (sealed to the item's identity). The new scopes apply from
-    the next request on. Withdrawing every scope is allowed: no one may then use the item, and
-    a custodian may crypto-shred it. Raises `BadField` (unknown scope, a scope both granted and
-    withdrawn, nothing to change, form too large), `NotFound`, `Forbidden`, or `Conflict` for
-    a shredded item.
+    `basis` is one of `BASES`; `form` is the signed consent form (required with
+    `consent_form`), sealed to the item's identity; `note` is free text. The ledger entry
+    names the basis and the form's SHA-256, and holds the note sealed. The new scopes apply
+    from the next request on. Withdrawing every scope is allowed: no one may then use the item,
+    and a custodian may crypto-shred it.
+
+    Raises `BadField` (unknown scope, a scope both granted and withdrawn, nothing to change, no
+    basis, no form for `consent_form`, form or note too large), `NotFound` (also for an item the
+    caller may not see), `Forbidden` (the policy, or `depositor_confirmation` from anyone but
+    the depositor), or `Conflict` for a shredded item.
     """
-    granted, withdrawn = _scopes(grant, "grant"), _scopes(withdraw, "withdraw")
-    if granted & withdrawn:
-        raise BadField("withdraw", "a scope cannot be granted and withdrawn at once")
-    if not granted and not withdrawn and form is None:
-        raise BadField("grant", "give scopes to grant or withdraw, or a consent form")
-    if form is not None and not 0 < len(form) <= MAX_FORM_BYTES:
-        raise BadField("form", f"1 to {MAX_FORM_BYTES} bytes")
-    with vault.sessions() as session:
-        item = load_item(session, item_id)
-    authorize(vault.sessions, principal, actions.ITEM_CONSENT_CHANGE, item_resource(item))
+    granted, withdrawn = _check_change(grant, withdraw, basis, form, note)
+    item, _ = authorize_item(
+        vault.sessions, principal, actions.ITEM_CONSENT_CHANGE, item_id, needs_sight=True
+    )
+    if basis == DEPOSITOR_CONFIRMATION and item.depositor != principal.subject:
+        reason = "only the depositing therapist confirms a change; give a consent form"
+        refuse(vault.sessions, principal, actions.ITEM_CONSENT_CHANGE, item_resource(item), reason)
     now = vault.clock()
     with vault.sessions.begin() as session:
         # Re-read under the transaction: the change applies to the scopes stored now.
@@ -144,30 +173,36 @@ def change_consent(
         identity = item_identity(vault, session, item_id)
         records = _records(session, item)
         scopes = sorted((frozenset(item.consent) | granted) - withdrawn)
-        sealed = None if form is None else _seal_form(form, identity)
         row = ConsentRecord(
             item_id=item_id,
             version=records[-1].version + 1,
             scopes=scopes,
             recorded_by=principal.subject,
             recorded_at=now,
-            sealed_form=sealed,
+            sealed_form=None if form is None else _seal_form(form, identity),
         )
         session.add(row)
         item.consent = scopes
+        details: dict[str, object] = {
+            "version": row.version,
+            "scopes": scopes,
+            "granted": sorted(granted - frozenset(records[-1].scopes)),
+            "withdrawn": sorted(withdrawn & frozenset(records[-1].scopes)),
+            "basis": basis,
+        }
+        if form is not None:
+            details["form_sha256"] = hashlib.sha256(form).hexdigest()
+        sealed = None
+        if note is not None:
+            sealed = seal_json({"note": note}, keys.recipient_of(identity))
         ledger.append(
             session,
             actor=principal.subject,
             action=ledger.actions.CONSENT_CHANGE,
             item_id=item_id,
             case_id=item.case_id,
-            details={
-                "version": row.version,
-                "scopes": scopes,
-                "granted": sorted(granted - frozenset(records[-1].scopes)),
-                "withdrawn": sorted(withdrawn & frozenset(records[-1].scopes)),
-                "form": form is not None,
-            },
+            details=details,
+            sealed_details=sealed,
             now=now,
         )
         version = _version(row)
@@ -181,9 +216,7 @@ def history(vault: Vault, principal: Principal, item_id: str) -> list[ConsentVer
 
     Raises `NotFound` or `Forbidden`.
     """
-    with vault.sessions() as session:
-        item = load_item(session, item_id)
-    authorize(vault.sessions, principal, actions.ITEM_STATUS, item_resource(item))
+    authorize_item(vault.sessions, principal, actions.ITEM_STATUS, item_id)
     with vault.sessions.begin() as session:
         item = load_item(session, item_id)
         return [_version(row) for row in _records(session, item)]
@@ -192,10 +225,8 @@ def history(vault: Vault, principal: Principal, item_id: str) -> list[ConsentVer
 def consent_form(vault: Vault, principal: Principal, item_id: str, version: int) -> bytes:
     """Return the consent form recorded with `version` of `item_id`'s consent; the read is a
     ledger entry. Raises `NotFound` (no item, version or form), `Forbidden` or `Conflict`."""
-    with vault.sessions() as session:
-        item = load_item(session, item_id)
     # The form names the survivor: only those who may see identities read it.
-    allowed = authorize(vault.sessions, principal, actions.ITEM_READ, item_resource(item))
+    item, allowed = authorize_item(vault.sessions, principal, actions.ITEM_READ, item_id)
     if allowed.obligations:
         authorize(vault.sessions, principal, actions.ITEM_CONSENT_CHANGE, item_resource(item))
     with vault.sessions.begin() as session:

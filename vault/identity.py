@@ -20,9 +20,9 @@ from typing import BinaryIO, cast
 import keys
 from policies import Allow, Principal, actions, obligations
 from vault import ledger
-from vault.access import authorize
+from vault.access import authorize_item
 from vault.compose import Vault
-from vault.consent import item_identity, item_resource, load_item
+from vault.consent import item_identity, load_item
 from vault.db.access_tables import ItemIdentity, RedactedRendition
 from vault.errors import BadField, Conflict, NotFound, TooLarge
 from vault.ids import new_id
@@ -67,13 +67,13 @@ def set_identity(
 ) -> None:
     """Record (replace) the identity fields of `item_id`, sealed to the item's identity.
 
-    Those who record the survivor's consent record their identity (`item.consent_change`).
-    Raises `BadField`, `NotFound`, `Forbidden` or `Conflict` (shredded).
+    Those who record the survivor's consent record their identity (`item.consent_change`), on
+    items they see. Raises `BadField`, `NotFound`, `Forbidden` or `Conflict` (shredded).
     """
     clean = _check(fields)
-    with vault.sessions() as session:
-        item = load_item(session, item_id)
-    authorize(vault.sessions, principal, actions.ITEM_CONSENT_CHANGE, item_resource(item))
+    item, _ = authorize_item(
+        vault.sessions, principal, actions.ITEM_CONSENT_CHANGE, item_id, needs_sight=True
+    )
     now = vault.clock()
     with vault.sessions.begin() as session:
         identity = item_identity(vault, session, item_id)
@@ -105,9 +105,7 @@ def show_identity(vault: Vault, principal: Principal, item_id: str) -> dict[str,
     otherwise the read is a ledger entry. Raises `NotFound` (also when none are recorded),
     `Forbidden` or `Conflict` (shredded).
     """
-    with vault.sessions() as session:
-        item = load_item(session, item_id)
-    decision = authorize(vault.sessions, principal, actions.ITEM_READ, item_resource(item))
+    item, decision = authorize_item(vault.sessions, principal, actions.ITEM_READ, item_id)
     with vault.sessions.begin() as session:
         row = session.get(ItemIdentity, item_id)
         if row is None:
@@ -155,13 +153,14 @@ class RenditionUpload:
 
     @classmethod
     def start(cls, vault: Vault, principal: Principal, item_id: str) -> RenditionUpload:
-        """Check the item and the policy (`item.consent_change`: the depositor's side).
+        """Check the item and the policy (`item.consent_change`: the depositor's side; only on
+        an item the caller sees).
 
         Raises `NotFound`, `Forbidden`, or `Conflict` (shredded, or a rendition exists).
         """
-        with vault.sessions() as session:
-            item = load_item(session, item_id)
-        authorize(vault.sessions, principal, actions.ITEM_CONSENT_CHANGE, item_resource(item))
+        authorize_item(
+            vault.sessions, principal, actions.ITEM_CONSENT_CHANGE, item_id, needs_sight=True
+        )
         with vault.sessions() as session:
             if session.get(RedactedRendition, item_id) is not None:
                 raise Conflict(f"item {item_id} already has a redacted rendition")

@@ -13,9 +13,8 @@ from sqlalchemy.orm import Session
 import keys
 from policies import Allow, Principal, Resource, actions, decide, kinds
 from vault import ledger
-from vault.access import authorize
+from vault.access import authorize, authorize_item, item_resource
 from vault.compose import Vault
-from vault.consent import item_resource, load_item
 from vault.db import Case, Item, ItemKey
 from vault.errors import NotFound
 from vault.identity import REDACTED, redacted_rendition, redacts
@@ -102,9 +101,7 @@ def show_item(vault: Vault, principal: Principal, item_id: str) -> ItemView:
 
     Raises `NotFound` or `Forbidden`.
     """
-    with vault.sessions() as session:
-        item = load_item(session, item_id)
-    allowed = authorize(vault.sessions, principal, actions.ITEM_READ, item_resource(item))
+    item, allowed = authorize_item(vault.sessions, principal, actions.ITEM_READ, item_id)
     with vault.sessions.begin() as session:
         view = _redact(_view(item, _identity(vault, session, item_id)), allowed)
         ledger.append(
@@ -156,9 +153,7 @@ def download(vault: Vault, principal: Principal, item_id: str) -> Download:
     The ledger entry commits before the first byte leaves (DESIGN.md "Retrieve"). Raises
     `NotFound` or `Forbidden`; the returned chunks raise `keys.UnsealError` on tampering.
     """
-    with vault.sessions() as session:
-        item = load_item(session, item_id)
-    allowed = authorize(vault.sessions, principal, actions.ITEM_DOWNLOAD, item_resource(item))
+    item, allowed = authorize_item(vault.sessions, principal, actions.ITEM_DOWNLOAD, item_id)
     if redacts(allowed):
         # An original cannot be redacted: serve the depositor's redacted rendition, or nothing.
         rendition, chunks = redacted_rendition(vault, item_id)

@@ -20,9 +20,8 @@ from sqlalchemy.orm import Session
 import keys
 from policies import Principal, actions
 from vault import ledger
-from vault.access import authorize
+from vault.access import authorize_item
 from vault.compose import Vault
-from vault.consent import item_resource, load_item
 from vault.db import Item, ItemKey
 from vault.db.access_tables import ConsentRecord, ItemIdentity, LegalHold, RedactedRendition
 from vault.db.jobs_tables import ItemText
@@ -57,9 +56,7 @@ def shred(vault: Vault, principal: Principal, item_id: str) -> ShredResult:
     Raises `NotFound`, `Forbidden`, or `Conflict` when the item is under legal hold or already
     shredded (nothing changes then).
     """
-    with vault.sessions() as session:
-        item = load_item(session, item_id)
-    authorize(vault.sessions, principal, actions.ITEM_SHRED, item_resource(item))
+    item, _ = authorize_item(vault.sessions, principal, actions.ITEM_SHRED, item_id)
     with vault.sessions.begin() as session:
         if session.get(LegalHold, item_id) is not None:
             raise Conflict(f"item {item_id} is under legal hold and cannot be shredded")
@@ -142,9 +139,7 @@ def set_hold(vault: Vault, principal: Principal, item_id: str, held: bool) -> bo
 
     Raises `NotFound` or `Forbidden`. Each change is a `legal hold` ledger entry.
     """
-    with vault.sessions() as session:
-        item = load_item(session, item_id)
-    authorize(vault.sessions, principal, actions.ITEM_HOLD, item_resource(item))
+    item, _ = authorize_item(vault.sessions, principal, actions.ITEM_HOLD, item_id)
     now = vault.clock()
     with vault.sessions.begin() as session:
         row = session.get(LegalHold, item_id, with_for_update=True)

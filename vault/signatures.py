@@ -29,9 +29,9 @@ from sqlalchemy.orm import Session
 import keys
 from policies import Principal, Resource, actions, kinds
 from vault import ledger
-from vault.access import authorize
+from vault.access import authorize, authorize_item
 from vault.compose import LOG_SIGNING, Vault
-from vault.consent import item_identity, item_resource, load_item
+from vault.consent import item_identity
 from vault.db import Item, User
 from vault.db.signature_tables import DepositorKey, ItemCiphertext, ItemSignature
 from vault.errors import BadField, Conflict, NotFound
@@ -415,9 +415,7 @@ def cosign(vault: Vault, principal: Principal, item_id: str, presented: Presente
     origin, and be signed by a key registered to `principal`. Raises `NotFound`, `Forbidden`
     (`item.sign`), `Conflict` (shredded item) or `BadField` (any mismatch or bad signature).
     """
-    with vault.sessions() as session:
-        item = load_item(session, item_id)
-    authorize(vault.sessions, principal, actions.ITEM_SIGN, item_resource(item))
+    item, _ = authorize_item(vault.sessions, principal, actions.ITEM_SIGN, item_id)
     checked = _verify(vault, principal, presented)
     fields = checked.fields
     for name, value in (("case", item.case_id), ("kind", item.kind)):
@@ -440,9 +438,7 @@ def cosign(vault: Vault, principal: Principal, item_id: str, presented: Presente
 
 def list_signatures(vault: Vault, principal: Principal, item_id: str) -> list[SignatureView]:
     """Return the signatures kept with `item_id`. Raises `NotFound` or `Forbidden` (item.read)."""
-    with vault.sessions() as session:
-        item = load_item(session, item_id)
-    authorize(vault.sessions, principal, actions.ITEM_READ, item_resource(item))
+    authorize_item(vault.sessions, principal, actions.ITEM_READ, item_id)
     with vault.sessions() as session:
         rows = session.scalars(
             select(ItemSignature)

@@ -41,7 +41,11 @@ def test_grant_revoke_consent_hold_and_shred_from_the_command_line(
     assert lena.get(f"/v1/items/{item}").status_code == 404  # the same token, the next request
     tvault("cases", "grant", case, "lena", "--role", "lawyer", env=admin)
 
-    changed = tvault("consent", item, "--withdraw", "legal", "--json", env=tina)
+    no_basis = tvault("consent", item, "--withdraw", "legal", env=tina, check=False)
+    assert no_basis.returncode == 2 and "--depositor-confirms" in no_basis.stderr
+    changed = tvault(
+        "consent", item, "--withdraw", "legal", "--depositor-confirms", "--json", env=tina
+    )
     assert json.loads(changed.stdout)["scopes"] == ["therapy"]
     assert lena.get(f"/v1/items/{item}").status_code == 404
     history = tvault("consent", item, env=tina).stdout.splitlines()
@@ -49,7 +53,11 @@ def test_grant_revoke_consent_hold_and_shred_from_the_command_line(
         ["v1", "legal,therapy"],
         ["v2", "therapy"],
     ]
-    refused = tvault("consent", item, "--grant", "legal", env=admin, check=False)
+    form = tmp_path / "form.pdf"
+    form.write_bytes(b"%PDF-1.7 consent form")
+    refused = tvault(
+        "consent", item, "--grant", "legal", "--form", str(form), env=admin, check=False
+    )
     assert refused.returncode == 1 and "404" in refused.stderr
 
     assert "under legal hold" in tvault("hold", item, env=admin).stdout

@@ -36,11 +36,15 @@ class RevokedOut(BaseModel):
 
 
 class ConsentIn(BaseModel):
-    """A consent change: scopes to grant and to withdraw, and the signed form (base64)."""
+    """A consent change: scopes to grant and to withdraw, what it rests on (`basis`:
+    `consent_form` with the signed form in base64, or `depositor_confirmation`), and an optional
+    free-text `note` (sealed in the ledger)."""
 
     grant: list[str] = Field(default_factory=list, max_length=16)
     withdraw: list[str] = Field(default_factory=list, max_length=16)
+    basis: str | None = Field(default=None, max_length=64)
     form_base64: str | None = None
+    note: str | None = Field(default=None, max_length=consent.MAX_NOTE)
 
 
 class ConsentOut(BaseModel):
@@ -103,7 +107,8 @@ def get_consent(item_id: str, vault: VaultDep, principal: CurrentPrincipal) -> l
 def post_consent(
     item_id: str, body: ConsentIn, vault: VaultDep, principal: CurrentPrincipal
 ) -> ConsentOut:
-    """Grant or withdraw consent scopes (a new version); effective on the next request."""
+    """Grant or withdraw consent scopes (a new version) on a recorded basis; effective on the
+    next request. Only those who see the item may; an item they cannot see is "not found"."""
     form = None
     if body.form_base64 is not None:
         try:
@@ -111,7 +116,14 @@ def post_consent(
         except (binascii.Error, ValueError) as exc:
             raise BadField("form_base64", "not base64") from exc
     version = consent.change_consent(
-        vault, principal, item_id, grant=body.grant, withdraw=body.withdraw, form=form
+        vault,
+        principal,
+        item_id,
+        grant=body.grant,
+        withdraw=body.withdraw,
+        basis=body.basis,
+        form=form,
+        note=body.note,
     )
     return _consent(version)
 

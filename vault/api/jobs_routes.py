@@ -15,10 +15,8 @@ from pydantic import BaseModel
 
 from policies import Resource, actions, kinds
 from vault import jobs
-from vault.access import authorize
+from vault.access import authorize, authorize_item
 from vault.api.deps import CurrentPrincipal, VaultDep, get_principal
-from vault.db import Item
-from vault.errors import NotFound
 
 router = APIRouter(tags=["jobs"], dependencies=[Depends(get_principal)])
 
@@ -84,18 +82,7 @@ def item_ingest(vault: VaultDep, principal: CurrentPrincipal, item_id: str) -> j
 
     Raises `NotFound` or `Forbidden`.
     """
-    with vault.sessions() as session:
-        item = session.get(Item, item_id)
-        if item is None:
-            raise NotFound(f"no item {item_id}")
-        resource = Resource(
-            kind=kinds.ITEM,
-            case_id=item.case_id,
-            item_id=item.id,
-            depositor=item.depositor,
-            consent=frozenset(item.consent),
-        )
-    authorize(vault.sessions, principal, actions.ITEM_STATUS, resource)
+    authorize_item(vault.sessions, principal, actions.ITEM_STATUS, item_id)
     with vault.sessions() as session:
         return jobs.ingest_state(session, item_id)
 

@@ -60,15 +60,36 @@ def consent(
     ] = None,
     form: Annotated[
         Path | None,
-        typer.Option("--form", help="The signed consent form (sealed at rest).", exists=True),
+        typer.Option(
+            "--form",
+            help="The consent form the survivor signed (sealed at rest): the change's basis.",
+            exists=True,
+        ),
+    ] = None,
+    depositor_confirms: Annotated[
+        bool,
+        typer.Option(
+            "--depositor-confirms",
+            help="As the depositing therapist, confirm the survivor asked for it (the basis).",
+        ),
+    ] = False,
+    note: Annotated[
+        str | None,
+        typer.Option("--note", help="Free text kept with the change, sealed in the ledger."),
     ] = None,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Change ITEM's consent scopes; without options, print its consent history."""
+    """Change ITEM's consent scopes on a basis (--form or --depositor-confirms); without
+    options, print its consent history."""
+    changing = grant or withdraw or form is not None
+    if not changing and (depositor_confirms or note is not None):
+        fail("say what changes: --grant, --withdraw or --form", USAGE)
+    if changing and (form is None) == (not depositor_confirms):
+        fail("give the change's basis: --form FILE or --depositor-confirms (one)", USAGE)
     with _client(url, token) as client:
-        if not grant and not withdraw and form is None:
+        if not changing:
             rows = _call(client, "GET", f"/v1/items/{item}/consent")
             lines = [
                 f"v{r['version']}\t{','.join(r['scopes']) or '-'}\t{r['recorded_by']}" for r in rows
@@ -76,10 +97,13 @@ def consent(
             emit(rows, as_json, "\n".join(lines))
             return
         body: dict[str, object] = {"grant": _scopes(grant), "withdraw": _scopes(withdraw)}
+        body["basis"] = "depositor_confirmation" if depositor_confirms else "consent_form"
         if form is not None:
             if form.stat().st_size > 16 * 1024 * 1024:
                 fail("--form: at most 16 MiB", USAGE)
             body["form_base64"] = base64.b64encode(form.read_bytes()).decode("ascii")
+        if note is not None:
+            body["note"] = note
         done = _call(client, "POST", f"/v1/items/{item}/consent", json=body)
     emit(done, as_json, f"consent v{done['version']}: {','.join(done['scopes']) or 'none'}")
 

@@ -15,9 +15,11 @@ so an archivist reading the ledger sees the words of their own standard. Which o
 | keyring master key rotated | `KEY_ROTATION` | `version`, `rewrapped` |
 | depositor key registered | `KEY_REGISTRATION` | `key_id`, `account` |
 | case grant given / revoked | `GRANT` / `REVOCATION` | `grantee`, `role` |
-| item consent changed | `CONSENT_CHANGE` | `version`, `scopes`, `granted`, `withdrawn` |
+| consent changed | `CONSENT_CHANGE` | `version`, `scopes`, `granted`, `withdrawn`, `basis`... |
 | legal hold set or lifted | `LEGAL_HOLD` | `held` |
-| any refused attempt | `ACCESS_DENIED` | `attempted` (an action), `reason` |
+| refused attempt, unknown item id | `ACCESS_DENIED` | `attempted` (an action), `reason` |
+
+A consent change also names `form_sha256` when a form came with it (docs/access.md).
 
 Search queries are never put in `details`: they repeat a survivor's words (DESIGN.md promise 1);
 pass them sealed as `sealed_details`.

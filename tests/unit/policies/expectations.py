@@ -88,8 +88,8 @@ def expected(
             return NONE
         if granted and action in READ_LIKE and "therapy" in consent:
             return NONE
-        if granted and action == "item.consent_change":
-            return NONE
+        if granted and action == "item.consent_change" and "therapy" in consent:
+            return NONE  # issue 16: only on items the therapist sees
         if action == "case.create":
             return NONE
         return None

@@ -72,6 +72,11 @@ MUTATIONS = {
         'case_grant = true\nconsent_any = ["therapy"]',
         'case_grant = false\nconsent_any = ["therapy"]',
     ),
+    "therapists change consent of items they cannot see": (
+        "# --- lawyer ---",
+        '[[rule]]\nroles = ["therapist"]\nactions = ["item.consent_change"]\ncase_grant = true\n'
+        "\n# --- lawyer ---",
+    ),
     "own-deposit rule loses its depositor condition": (
         'case_grant = false\ndepositor = "self"\n',
         "case_grant = false\n",

@@ -3,6 +3,7 @@ one 404 for hidden and unknown ids, legal hold and crypto-shredding, redaction."
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Iterator
 from datetime import timedelta
@@ -185,6 +186,7 @@ def test_consent_versions_withdrawal_and_the_form(
         json={
             "withdraw": ["legal"],
             "grant": ["archive"],
+            "basis": "consent_form",
             "form_base64": "JVBERi0xLjcgc2lnbmVkIGNvbnNlbnQgZm9ybSBvZiB0aGUgc3Vydml2b3I=",
         },
     )
@@ -209,16 +211,20 @@ def test_consent_versions_withdrawal_and_the_form(
             "scopes": ["archive", "therapy"],
             "granted": ["archive"],
             "withdrawn": ["legal"],
-            "form": True,
+            "basis": "consent_form",
+            "form_sha256": hashlib.sha256(form).hexdigest(),
         },
     )
     # Only those who speak for the survivor change consent; bad scopes are refused.
-    assert (
-        as_["admin"].post(f"/v1/items/{item}/consent", json={"grant": ["legal"]}).status_code == 404
-    )
-    bad = tina.post(f"/v1/items/{item}/consent", json={"grant": ["legl"]})
+    by_admin = {"grant": ["legal"], "basis": "depositor_confirmation"}
+    assert as_["admin"].post(f"/v1/items/{item}/consent", json=by_admin).status_code == 404
+    confirmed = {"basis": "depositor_confirmation"}
+    bad = tina.post(f"/v1/items/{item}/consent", json={"grant": ["legl"], **confirmed})
     assert bad.status_code == 422
-    both = tina.post(f"/v1/items/{item}/consent", json={"grant": ["legal"], "withdraw": ["legal"]})
+    both = tina.post(
+        f"/v1/items/{item}/consent",
+        json={"grant": ["legal"], "withdraw": ["legal"], **confirmed},
+    )
     assert both.status_code == 422
 
 

@@ -275,7 +275,10 @@ def test_consent_change_and_shredding_reach_the_index(vault: Vault, world: dict[
     legal = AccessScope(frozenset({world["first"]}), frozenset({"legal"}))
     engine = index_of(vault)
     assert engine.search(Query("", legal)).total == 1
-    change_consent(vault, principal(vault, "tina"), world["legal_es"], withdraw=["legal"])
+    tina = principal(vault, "tina")
+    change_consent(
+        vault, tina, world["legal_es"], withdraw=["legal"], basis="depositor_confirmation"
+    )
     # The engine itself no longer counts it under `legal`: totals and facets of any page agree.
     assert engine.search(Query("", legal)).total == 0
     assert ask(vault, "lena", "detencion").total == 0

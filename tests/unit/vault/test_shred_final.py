@@ -42,7 +42,8 @@ def item(vault: Vault, tmp_path: Path) -> Iterator[str]:
     item_id = deposit(vault, "tina", body, fields(case)).item_id
     tina = principal(vault, "tina")
     set_identity(vault, tina, item_id, {"name": "Rosa Quispe"})
-    change_consent(vault, tina, item_id, grant=["archive"], form=b"signed consent form " * 50)
+    form = b"signed consent form " * 50
+    change_consent(vault, tina, item_id, grant=["archive"], basis="consent_form", form=form)
     worker = Worker(vault, stages={jobs.EXTRACT: extraction._factory})
     try:
         worker.run_until_idle()

@@ -47,7 +47,8 @@ def world(vault: Vault, tmp_path: Path) -> Iterator[World]:
     body = corpus.text(tmp_path, content=f"{corpus.SPANISH} marker").read_bytes()
     item = deposit(vault, "tina", body, fields(case)).item_id
     other = deposit(vault, "tina", b"A second testimony.", fields(case, title="B")).item_id
-    change_consent(vault, principal(vault, "tina"), item, grant=["archive"])
+    tina = principal(vault, "tina")
+    change_consent(vault, tina, item, grant=["archive"], basis="depositor_confirmation")
     set_hold(vault, principal(vault, "admin"), other, True)
     worker = Worker(vault, stages={jobs.EXTRACT: extraction._factory})
     try:

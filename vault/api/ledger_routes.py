@@ -2,7 +2,10 @@
 
 The log key, checkpoints and proofs need `ledger.proof` (hashes only: the shipped policy gives it
 to every account, since outsiders verify with them); the entries need `ledger.read`, signing a
-checkpoint on demand `ledger.verify` (auditors). Each refusal is itself a ledger entry
+checkpoint on demand `ledger.verify` (auditors). An inclusion proof carries its entry only for a
+principal who may read that entry (`vault.access.may_read_entry`: `ledger.read`, or an entry
+about an item they see); anyone else gets the proof and the leaf hash it starts from, so walking
+every seq tells them nothing an entry holds (issue 16). Each refusal is itself a ledger entry
 (`vault.access.authorize`). The formats are C2SP signed-note / tlog-checkpoint and RFC 9162
 proofs; docs/ledger.md says how an outsider checks them.
 """
@@ -18,7 +21,7 @@ from pydantic import BaseModel
 
 from policies import Resource, actions, kinds
 from vault import ledger
-from vault.access import authorize
+from vault.access import authorize, may_read_entry
 from vault.api.deps import CurrentPrincipal, VaultDep, get_principal
 from vault.errors import NotFound
 from vault.ledger import checkpoints
@@ -98,13 +101,16 @@ def get_inclusion(
     seq: Annotated[int, Query(ge=0)],
     size: Annotated[int | None, Query(ge=0)] = None,
 ) -> dict[str, Any]:
-    """RFC 9162 inclusion proof of entry `seq` in the checkpoint of `size` (default newest)."""
+    """RFC 9162 inclusion proof of entry `seq` in the checkpoint of `size` (default newest); the
+    entry itself only for those who may read it (else `entry` is null)."""
     authorize(vault.sessions, principal, actions.LEDGER_PROOF, _LEDGER)
     with vault.sessions() as session:
         try:
-            return ledger.inclusion(session, seq, size).to_json()
+            proof = ledger.inclusion(session, seq, size)
         except ledger.ProofError as exc:
             raise NotFound(str(exc)) from exc
+    about = json.loads(proof.entry)["item"]
+    return proof.to_json(with_entry=may_read_entry(vault.sessions, principal, about))
 
 
 @router.get("/proof/consistency")

@@ -2,8 +2,10 @@
 
 `proof` checks what the server sends before printing it: the checkpoint's Ed25519 signature
 against the log key (give a key you trust with `--key`, or the server's own is fetched), and
-the RFC 9162 inclusion or consistency proof against the signed root. Exit codes: 0 verified,
-1 a failure (not found, refused, or a proof that does not verify), 2 a usage error.
+the RFC 9162 inclusion or consistency proof against the signed root. The server sends an entry
+only to an account allowed to read it; anyone else gets the proof from the entry's leaf hash.
+Exit codes: 0 verified, 1 a failure (not found, refused, or a proof that does not verify), 2 a
+usage error.
 """
 
 from __future__ import annotations
@@ -120,14 +122,25 @@ def _hashes(body: dict[str, Any]) -> list[bytes]:
 
 def _check_inclusion(body: dict[str, Any], vkey: str, seq: int) -> str:
     signed = _open_checkpoint(body["checkpoint"], vkey)
-    entry = body["entry"].encode()
-    if json.loads(entry)["seq"] != seq or body["seq"] != seq or body["size"] != signed.size:
+    leaf = base64.b64decode(body["leaf_hash"], validate=True)
+    text = body["entry"]
+    if text is not None:
+        entry = text.encode()
+        if json.loads(entry)["seq"] != seq:
+            raise ValueError("the proof is for another entry")
+        if leaf_hash(entry) != leaf:
+            raise ValueError("the entry does not hash to the proof's leaf")
+    if body["seq"] != seq or body["size"] != signed.size:
         raise ValueError("the proof is for another entry or checkpoint")
-    verify_inclusion(seq, signed.size, leaf_hash(entry), _hashes(body), signed.root)
-    return (
+    verify_inclusion(seq, signed.size, leaf, _hashes(body), signed.root)
+    verified = (
         f"entry {seq} is included in checkpoint {signed.size} of {signed.origin} "
-        f"(signature and proof verified)\n{entry.decode()}"
+        "(signature and proof verified)"
     )
+    if text is None:
+        # Only those allowed to read an entry receive it; the proof from its leaf hash stands.
+        return f"{verified}\nits content is withheld: your account may not read this entry"
+    return f"{verified}\n{text}"
 
 
 def _check_consistency(body: dict[str, Any], vkey: str) -> str:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from vault.ledger import checkpoints
 from vault.ledger.custody import entry as load_entry
+from vault.ledger.entry import leaf_hash
 from vault.ledger.errors import LedgerError, ProofError
 
 
@@ -23,12 +24,17 @@ class InclusionProof:
     hashes: list[bytes]
     checkpoint: str
 
-    def to_json(self) -> dict[str, Any]:
-        """Return the API form: bytes as standard base64, the entry as its JSON text."""
+    def to_json(self, *, with_entry: bool = True) -> dict[str, Any]:
+        """Return the API form: bytes as standard base64, the entry as its JSON text.
+
+        `leaf_hash` is the RFC 9162 leaf hash the proof starts from; without `with_entry` the
+        entry is None (withheld) and the proof still verifies from that hash.
+        """
         return {
             "seq": self.seq,
             "size": self.size,
-            "entry": self.entry.decode(),
+            "entry": self.entry.decode() if with_entry else None,
+            "leaf_hash": base64.b64encode(leaf_hash(self.entry)).decode(),
             "hashes": [base64.b64encode(h).decode() for h in self.hashes],
             "checkpoint": self.checkpoint,
         }

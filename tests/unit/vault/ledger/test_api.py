@@ -179,6 +179,13 @@ def test_cli_failures_and_usage_errors(cli: CliRunner, vault: Vault) -> None:
     assert "does NOT verify" in wrong_key.output
     assert run(cli, vault, "proof", "999").exit_code == 1
     assert run(cli, vault, "key", role="therapist").exit_code == 0  # ledger.proof: everyone
+    # A therapist may verify that entry 1 is included, but not read it (issue 16).
+    withheld = run(cli, vault, "proof", "1", "--json", role="therapist")
+    assert withheld.exit_code == 0, withheld.output
+    assert json.loads(withheld.stdout)["entry"] is None
+    summary = run(cli, vault, "proof", "1", role="therapist")
+    assert "entry 1 is included" in summary.stdout and "withheld" in summary.stdout
+    assert '"actor"' not in summary.stdout
     assert run(cli, vault, "checkpoint", "--new", role="therapist").exit_code == 1
     assert run(cli, vault, "proof").exit_code == 2
     assert run(cli, vault, "proof", "1", "--old", "1").exit_code == 2

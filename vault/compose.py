@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.engine import Engine
@@ -17,9 +17,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import policies
 from keys import Keyring
+from vault import token_keys
 from vault.db import make_engine, make_sessions, migrate
 from vault.errors import BadField, NotFound
 from vault.settings import SETTINGS_FILE, Settings
+from vault.token_keys import TOKEN_SIGNING as TOKEN_SIGNING  # re-exported for callers
 
 if TYPE_CHECKING:
     from search import Index
@@ -29,7 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Names of the secrets kept sealed in the keyring (DESIGN.md "Keys": separate keys per purpose).
-TOKEN_SIGNING = "token-signing"  # noqa: S105 (a name, not a secret)
 LOG_SIGNING = "log-signing"
 METADATA_IDENTITY = "metadata-identity"
 
@@ -125,10 +126,14 @@ def build(settings: Settings, keyring: Keyring) -> Vault:
     from vault.indexing import ensure_secrets
 
     ensure_secrets(keyring)
+    sessions = make_sessions(engine)
+    # The keyring's token-signing key is the one the database names current (vault.token_keys).
+    max_ttl = timedelta(seconds=settings.token_max_ttl_seconds)
+    token_keys.ensure(sessions, keyring, datetime.now(UTC), max_ttl)
     return Vault(
         settings=settings,
         engine=engine,
-        sessions=make_sessions(engine),
+        sessions=sessions,
         store=make_store(settings),
         keyring=keyring,
     )

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     token_issuer: str = "urn:tvault:local"  # noqa: S105 (not a secret)
     token_audience: str = "tvault"  # noqa: S105 (not a secret)
     token_ttl_seconds: int = Field(default=8 * 3600, ge=60)
+    # The longest a token may live (`tvault token --ttl`, the API): a lost token dies by then.
+    token_max_ttl_seconds: int = Field(default=12 * 3600, ge=60)
     # Access (docs/access.md): a replacement policy file, loaded once at start; OIDC issuers as
     # a JSON list; the per-client budget of refused tokens (a token bucket, per process).
     policy_file: Path | None = None
@@ -127,6 +129,15 @@ class Settings(BaseSettings):
     ledger_origin: str | None = None
     ledger_checkpoint_entries: int = Field(default=1000, ge=1)
     ledger_checkpoint_seconds: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _default_ttl_within_maximum(self) -> Settings:
+        if self.token_ttl_seconds > self.token_max_ttl_seconds:
+            raise ValueError(
+                f"token_ttl_seconds ({self.token_ttl_seconds}) exceeds token_max_ttl_seconds "
+                f"({self.token_max_ttl_seconds})"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

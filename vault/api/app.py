@@ -10,8 +10,15 @@ from anyio import to_thread
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vault.api import access_routes, ledger_routes, problems, search_routes, signature_routes
-from vault.api.deps import gate_of, limiter_of, verification_key
+from vault.api import (
+    access_routes,
+    credential_routes,
+    ledger_routes,
+    problems,
+    search_routes,
+    signature_routes,
+)
+from vault.api.deps import gate_of, limiter_of, token_keys_of
 from vault.api.routes import public, v1
 from vault.compose import Vault
 from vault.sweep import sweep
@@ -64,10 +71,12 @@ def create_app(vault: Vault) -> FastAPI:
 
     app = FastAPI(title="testimony-vault", version="0.1.0", lifespan=lifespan)
     app.state.vault = vault
-    app.state.public_pem = verification_key(vault)
-    # Token verification (JWKS caches) and the refused-token budget live as long as the app.
-    app.state.gate = gate_of(vault, app.state.public_pem)
+    # Token verification (key and JWKS caches), the refused-token budget and the OIDC
+    # principals known to be recorded live as long as the app.
+    app.state.token_keys = token_keys_of(vault)
+    app.state.gate = gate_of(vault, app.state.token_keys)
     app.state.limiter = limiter_of(vault)
+    app.state.oidc_seen = set()
     problems.install(app)
     app.include_router(public)
     app.include_router(v1)
@@ -75,6 +84,7 @@ def create_app(vault: Vault) -> FastAPI:
     app.include_router(search_routes.router)
     app.include_router(ledger_routes.router)
     app.include_router(signature_routes.router)
+    app.include_router(credential_routes.router)
     app.add_middleware(AccessLog)
 
     return app

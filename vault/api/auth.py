@@ -13,9 +13,7 @@ critical extensions (`crit`).
 from __future__ import annotations
 
 import functools
-import hashlib
-import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,6 +23,7 @@ from jose.exceptions import JOSEError
 
 from vault.errors import Unauthenticated
 from vault.oidc import JwksClient
+from vault.token_keys import key_id
 
 # Header parameters that point at keys; honouring any of them lets the sender pick the key.
 KEY_HEADERS = ("jku", "x5u", "jwk", "x5c", "x5t", "x5t#S256", "crit")
@@ -35,20 +34,20 @@ LEEWAY_SECONDS = 30  # clock skew tolerated between an OIDC issuer and the vault
 ALGORITHM = "ES256"
 REQUIRED = ("exp", "iat", "iss", "aud", "sub", "jti")
 
+__all__ = ["Claims", "Identity", "TokenGate", "TokenRefused", "issue_token", "jwks", "key_id"]
+
 
 @dataclass(frozen=True)
 class Claims:
-    """The verified claims the vault uses."""
+    """The verified claims the vault uses: the account (name, immutable id, generation), the
+    role it had at issue, and the token's id and expiry."""
 
     subject: str
     role: str
     token_id: str
-
-
-@functools.lru_cache(maxsize=8)
-def key_id(public_pem: str) -> str:
-    """Return the `kid` of a token verification key: a digest of its PEM."""
-    return hashlib.sha256(public_pem.encode("ascii")).hexdigest()[:16]
+    account_id: str
+    generation: int
+    expires: int
 
 
 @functools.lru_cache(maxsize=8)
@@ -65,20 +64,29 @@ def issue_token(
     *,
     subject: str,
     role: str,
+    account_id: str,
+    generation: int,
+    token_id: str,
     issuer: str,
     audience: str,
     ttl: timedelta,
     now: datetime,
 ) -> str:
-    """Return a signed ES256 token for `subject` valid for `ttl` from `now`."""
+    """Return a signed ES256 token `token_id` for `subject` valid for `ttl` from `now`.
+
+    It is bound to the account's immutable id and generation (`uid`, `gen`); the vault accepts
+    it only while its register row says so (`vault.credentials`).
+    """
     claims = {
         "iss": issuer,
         "aud": audience,
         "sub": subject,
         "iat": int(now.timestamp()),
         "exp": int((now + ttl).timestamp()),
-        "jti": secrets.token_urlsafe(16),
+        "jti": token_id,
         "role": role,
+        "uid": account_id,
+        "gen": generation,
     }
     token: str = jwt.encode(
         claims, private_pem, algorithm=ALGORITHM, headers={"kid": key_id(public_pem)}
@@ -104,17 +112,24 @@ def verify_token(token: str, public_pem: str, *, issuer: str, audience: str) -> 
         )
     except (JOSEError, ValueError, TypeError) as exc:
         raise Unauthenticated("invalid or expired token") from exc
-    subject, role, token_id = claims.get("sub"), claims.get("role"), claims.get("jti")
-    if not isinstance(subject, str) or not isinstance(role, str) or not isinstance(token_id, str):
+    texts = [claims.get(name) for name in ("sub", "role", "jti", "uid")]
+    generation, expires = claims.get("gen"), claims.get("exp")
+    if not all(isinstance(value, str) and value for value in texts) or not (
+        type(generation) is int and type(expires) is int
+    ):
         raise Unauthenticated("invalid or expired token")
-    return Claims(subject=subject, role=role, token_id=token_id)
+    subject, role, token_id, account_id = (str(value) for value in texts)
+    return Claims(subject, role, token_id, account_id, generation, expires)
 
 
-def jwks(public_pem: str) -> dict[str, Any]:
-    """Return the JWK Set (RFC 7517) that publishes `public_pem` for token verification."""
-    key: dict[str, Any] = jwk.construct(public_pem, ALGORITHM).to_dict()
-    key.update({"kid": key_id(public_pem), "use": "sig", "alg": ALGORITHM})
-    return {"keys": [key]}
+def jwks(public_pems: Iterable[str]) -> dict[str, Any]:
+    """Return the JWK Set (RFC 7517) that publishes `public_pems` for token verification."""
+    published = []
+    for pem in public_pems:
+        key: dict[str, Any] = jwk.construct(pem, ALGORITHM).to_dict()
+        key.update({"kid": key_id(pem), "use": "sig", "alg": ALGORITHM})
+        published.append(key)
+    return {"keys": published}
 
 
 class TokenRefused(Unauthenticated):
@@ -131,19 +146,28 @@ class TokenRefused(Unauthenticated):
 @dataclass(frozen=True)
 class Identity:
     """Who a verified token speaks for: `subject` (the account name), the roles the token
-    gives (OIDC: mapped from its claims; local: the one in the token), and its issuer."""
+    gives (OIDC: mapped from its claims; local: the one in the token), and its issuer.
+
+    The vault's own tokens also carry `claims` (token id, account id and generation), which the
+    caller checks against the register before trusting them.
+    """
 
     subject: str
     roles: frozenset[str]
     issuer: str
     local: bool
+    claims: Claims | None = None
 
 
 @dataclass(frozen=True)
 class TokenGate:
-    """Verify bearer tokens: the vault's own (`local_pem`) or an OIDC issuer's (`issuers`)."""
+    """Verify bearer tokens: the vault's own or an OIDC issuer's (`issuers`).
 
-    local_pem: str
+    `local_keys` maps a `kid` to the PEM of a live token verification key of the vault (the
+    current one and, after a rotation, the previous one until its tokens have expired), or None.
+    """
+
+    local_keys: Callable[[str], str | None]
     local_issuer: str
     local_audience: str
     issuers: Mapping[str, JwksClient]
@@ -184,15 +208,16 @@ class TokenGate:
         return _oidc(token, client, dict(key), str(alg))
 
     def _local(self, token: str, kid: str) -> Identity:
-        if kid != key_id(self.local_pem):
+        public_pem = self.local_keys(kid)
+        if public_pem is None:
             raise TokenRefused("unknown kid")
         try:
             claims = verify_token(
-                token, self.local_pem, issuer=self.local_issuer, audience=self.local_audience
+                token, public_pem, issuer=self.local_issuer, audience=self.local_audience
             )
         except Unauthenticated as exc:
             raise TokenRefused("signature or claims invalid") from exc
-        return Identity(claims.subject, frozenset({claims.role}), self.local_issuer, True)
+        return Identity(claims.subject, frozenset({claims.role}), self.local_issuer, True, claims)
 
 
 def _oidc(token: str, client: JwksClient, key: dict[str, Any], alg: str) -> Identity:

@@ -8,15 +8,16 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-import keys
 from policies import Principal
-from vault import ledger
-from vault.accounts import principal_named
+from vault import credentials, ledger
+from vault.accounts import account_principal, principal_for_token
 from vault.api.auth import TokenGate, TokenRefused
-from vault.compose import TOKEN_SIGNING, Vault
+from vault.compose import Vault
+
 from vault.errors import NotFound, TooManyRequests
 from vault.oidc import clients_for
 from vault.ratelimit import RateLimiter
+from vault.token_keys import TokenKeys
 
 
 async def get_vault(request: Request) -> Vault:
@@ -32,15 +33,15 @@ _bearer = HTTPBearer(auto_error=False)
 ANONYMOUS = "anonymous"  # the ledger actor of a request no token speaks for
 
 
-def verification_key(vault: Vault) -> str:
-    """Return the PEM public key tokens of `vault` are verified with."""
-    return keys.public_pem(vault.keyring.secret(TOKEN_SIGNING).decode("ascii"))
+def token_keys_of(vault: Vault) -> TokenKeys:
+    """Return a fresh cache of `vault`'s live token verification keys (from its database)."""
+    return TokenKeys(vault.sessions, vault.clock)
 
 
-def gate_of(vault: Vault, public_pem: str) -> TokenGate:
-    """Return the token gate of `vault`: its own key and issuer, and its OIDC issuers' JWKS."""
+def gate_of(vault: Vault, local_keys: TokenKeys) -> TokenGate:
+    """Return the token gate of `vault`: its own keys and issuer, and its OIDC issuers' JWKS."""
     return TokenGate(
-        local_pem=public_pem,
+        local_keys=local_keys,
         local_issuer=vault.settings.token_issuer,
         local_audience=vault.settings.token_audience,
         issuers=clients_for(vault.settings.oidc_issuers),
@@ -58,10 +59,14 @@ def _state(request: Request, vault: Vault) -> tuple[TokenGate, RateLimiter]:
     state = request.app.state
     # Built once per app (JWKS caches and buckets live as long as the app); apps that did not
     # build them at creation get them on first use.
+    if getattr(state, "token_keys", None) is None:
+        state.token_keys = token_keys_of(vault)
     if getattr(state, "gate", None) is None:
-        state.gate = gate_of(vault, state.public_pem)
+        state.gate = gate_of(vault, state.token_keys)
     if getattr(state, "limiter", None) is None:
         state.limiter = limiter_of(vault)
+    if getattr(state, "oidc_seen", None) is None:
+        state.oidc_seen = set()
     return state.gate, state.limiter
 
 
@@ -73,8 +78,10 @@ async def get_principal(
     """Return the principal of the request's bearer token.
 
     The account's grants (and, for the vault's own tokens, its role) come from the database,
-    not the token, so a revocation acts on the next request. OIDC tokens carry roles mapped from
-    their claims, and must name an enabled local account. Raises `TooManyRequests` while the
+    not the token, and a vault token must be registered, unrevoked and name the account's id
+    and current generation, so a revocation acts on the next request. OIDC tokens carry roles
+    mapped from their claims, and must name an enabled local account; the first use of each is
+    a ledger entry. Raises `TooManyRequests` while the
     client has spent its budget of refused attempts; `Unauthenticated` without a valid token or
     for a disabled or removed account, after an `access denied` ledger entry.
 
@@ -90,9 +97,10 @@ async def get_principal(
         raise TooManyRequests("too many refused attempts; retry later", wait)
     token = credentials.credentials if credentials is not None else None
     try:
+        seen: set[tuple[str, str]] = request.app.state.oidc_seen
         if _resolves_inline(vault, gate):
-            return _resolve(vault, gate, token)
-        return await run_in_threadpool(_resolve, vault, gate, token)
+            return _resolve(vault, gate, token, seen)
+        return await run_in_threadpool(_resolve, vault, gate, token, seen)
     except TokenRefused as exc:
         limiter.spend(client)
         await run_in_threadpool(_record_refusal, vault, exc.reason)
@@ -105,18 +113,35 @@ def _resolves_inline(vault: Vault, gate: TokenGate) -> bool:
     return vault.engine.dialect.name == "sqlite" and not gate.issuers
 
 
-def _resolve(vault: Vault, gate: TokenGate, token: str | None) -> Principal:
-    """Return the principal `token` proves. Raises `TokenRefused` (with its reason)."""
+def _resolve(
+    vault: Vault, gate: TokenGate, token: str | None, seen: set[tuple[str, str]]
+) -> Principal:
+    """Return the principal `token` proves. Raises `TokenRefused` (with its reason).
+
+    `seen` holds the (issuer, account id) pairs whose OIDC first use this process knows is
+    recorded, so only a first request per principal and process writes.
+    """
     if token is None:
         raise TokenRefused("no bearer token")
     identity = gate.authenticate(token)
+    claims = identity.claims
     with vault.sessions() as session:
         try:
-            principal = principal_named(session, identity.subject)
+            if claims is not None:
+                return principal_for_token(
+                    session, claims.subject, claims.token_id, claims.account_id, claims.generation
+                )
+            principal, account_id = account_principal(session, identity.subject)
+        except NotFound as exc:
+            # The reason is one of the fixed phrases of `vault.accounts`, never token text.
+            reason = exc.detail if claims is not None else "unknown or disabled account"
+            raise TokenRefused(reason) from exc
+    if (identity.issuer, account_id) not in seen:
+        try:
+            credentials.record_first_use(vault, identity.issuer, identity.subject, identity.roles)
         except NotFound as exc:
             raise TokenRefused("unknown or disabled account") from exc
-    if identity.local:
-        return principal
+        seen.add((identity.issuer, account_id))
     return Principal(principal.subject, identity.roles, principal.grants)
 
 

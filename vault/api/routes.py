@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from vault import jobs
 from vault.api.auth import jwks
@@ -18,6 +19,7 @@ from vault.api.upload import deposit_multipart, deposit_raw
 from vault.cases import create_case, grant, list_cases
 from vault.extraction import detected_languages
 from vault.retrieve import ItemView, download, list_items, show_item
+from vault.token_keys import TokenKeys
 
 # DESIGN.md promise 4: the only routes without a token, listed in one place. (FastAPI serves
 # /openapi.json and /docs itself; `vault.api.app` keeps them and nothing else.)
@@ -33,9 +35,11 @@ def healthz() -> dict[str, str]:
 
 
 @public.get("/.well-known/jwks.json")
-def jwks_document(request: Request) -> dict[str, Any]:
-    """The vault's token verification keys (RFC 7517 JWK Set)."""
-    return jwks(request.app.state.public_pem)
+async def jwks_document(request: Request) -> dict[str, Any]:
+    """The vault's token verification keys (RFC 7517 JWK Set), each with its `kid`: the current
+    one and, after a rotation, the previous one until its last token has expired."""
+    keys: TokenKeys = request.app.state.token_keys
+    return jwks(await run_in_threadpool(keys.published))
 
 
 @v1.get("/me")

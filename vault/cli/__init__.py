@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from vault.cli import access, admin, client, jobs, keys, ledger, search, verify
+from vault.cli import access, admin, client, credentials, jobs, keys, ledger, search, verify
 
 app = typer.Typer(
     name="tvault",
@@ -16,7 +16,7 @@ app = typer.Typer(
 app.command()(admin.init)
 app.command()(admin.serve)
 app.add_typer(admin.users, name="users")
-app.command()(admin.token)
+app.add_typer(credentials.token_app, name="token")
 app.add_typer(client.cases, name="cases")
 app.command()(client.deposit)
 app.command()(client.status)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import timedelta
 from typing import Annotated
 
 import typer
 
 from keys import KeyringError
-from vault.accounts import add_user, find_user, list_users
+from vault.accounts import add_user, list_users
 from vault.cli.common import (
     DEV_PASSPHRASE,
     USAGE,
@@ -21,7 +20,7 @@ from vault.cli.common import (
     passphrase,
     settings_for,
 )
-from vault.compose import TOKEN_SIGNING, Vault, open_vault
+from vault.compose import Vault, open_vault
 from vault.domain import ROLES
 from vault.errors import VaultError
 from vault.provision import create_vault
@@ -131,7 +130,7 @@ def users_add(
     vault_dir: VaultOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Add a local account."""
+    """Add a local account (a ledger entry, made offline with the passphrase)."""
     if role not in ROLES:
         fail(f"--role must be one of {', '.join(ROLES)}", USAGE)
     vault = _open(vault_dir)
@@ -157,41 +156,5 @@ def users_list(vault_dir: VaultOption = None, as_json: JsonOption = False) -> No
             ]
     finally:
         vault.close()
-    emit(rows, as_json, "\n".join(f"{r['name']}\t{r['role']}" for r in rows))
-
-
-def token(
-    name: str,
-    ttl: Annotated[
-        int | None, typer.Option("--ttl", help="Lifetime in seconds [default: 8 hours].")
-    ] = None,
-    vault_dir: VaultOption = None,
-) -> None:
-    """Print a token for the local account NAME."""
-    import keys
-    from vault.api.auth import issue_token
-
-    vault = _open(vault_dir)
-    try:
-        with vault.sessions() as session:
-            user = find_user(session, name)
-        private = vault.keyring.secret(TOKEN_SIGNING).decode("ascii")
-        lifetime = ttl if ttl is not None else vault.settings.token_ttl_seconds
-        if lifetime <= 0:
-            fail("--ttl must be positive", USAGE)
-        typer.echo(
-            issue_token(
-                private,
-                keys.public_pem(private),
-                subject=user.name,
-                role=user.role,
-                issuer=vault.settings.token_issuer,
-                audience=vault.settings.token_audience,
-                ttl=timedelta(seconds=lifetime),
-                now=vault.clock(),
-            )
-        )
-    except VaultError as exc:
-        fail(exc.detail)
-    finally:
-        vault.close()
+    lines = [f"{r['name']}\t{r['role']}" + ("\tdisabled" if r["disabled"] else "") for r in rows]
+    emit(rows, as_json, "\n".join(lines))

@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 import keys
 from policies import Resource, actions, kinds
-from vault import ledger
+from vault import credentials, ledger
 from vault.access import authorize
 from vault.accounts import find_user, principal_of
 from vault.cli.admin import _open
@@ -120,9 +120,22 @@ def keys_rotate(
     retire: Annotated[
         bool, typer.Option("--retire", help="Remove old master keys no item key uses any more.")
     ] = False,
+    tokens: Annotated[
+        bool,
+        typer.Option(
+            "--tokens",
+            help="Rotate the token-signing key instead; tokens it signed stay valid until expiry.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Rotate the master key and re-wrap every item key (stop `tvault serve` first)."""
+    """Rotate the master key and re-wrap every item key (stop `tvault serve` first).
+
+    With `--tokens`, rotate the token-signing key instead (safe while servers run).
+    """
+    if tokens:
+        _rotate_tokens(vault_dir, actor, as_json)
+        return
     vault = _open(vault_dir)
     try:
         done = rotate(vault, actor, batch=batch, retire=retire)
@@ -138,6 +151,20 @@ def keys_rotate(
         f"master key version {done.version} (was {done.previous}); {done.rewrapped} item keys "
         f"re-wrapped" + (f"; retired {', '.join(map(str, done.retired))}" if done.retired else ""),
     )
+
+
+def _rotate_tokens(vault_dir: VaultOption, actor: str, as_json: bool) -> None:
+    vault = _open(vault_dir)
+    try:
+        done = credentials.rotate_token_key(vault, actor)
+    except VaultError as exc:
+        fail(exc.detail)
+    except keys.KeyringError as exc:
+        fail(f"keyring: {exc}")
+    finally:
+        vault.close()
+    until = f"; {done.previous} stays valid until {done.previous_until}" if done.previous else ""
+    emit(done.__dict__, as_json, f"token-signing key {done.kid}{until}")
 
 
 def keys_split(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, LargeBinary, String
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, LargeBinary, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vault.db.base import Base
@@ -27,6 +27,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     disabled: Mapped[bool] = mapped_column(default=False)
+    # Grows on every role change and disabling; tokens name the generation they were issued for.
+    generation: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
 
 
 class Case(Base):

@@ -18,6 +18,16 @@ so an archivist reading the ledger sees the words of their own standard. Which o
 | consent changed | `CONSENT_CHANGE` | `version`, `scopes`, `granted`, `withdrawn`, `basis`... |
 | legal hold set or lifted | `LEGAL_HOLD` | `held` |
 | refused attempt, unknown item id | `ACCESS_DENIED` | `attempted` (an action), `reason` |
+| account created | `ACCOUNT_CREATION` | account+, `role` |
+| account's role changed | `ROLE_CHANGE` | account+, `role`, `previous` |
+| account disabled or enabled | `ACCOUNT_STATE` | account+, `disabled` |
+| vault token issued | `TOKEN_ISSUANCE` | account+, `token` (its `jti`), `kid`, `expires` |
+| vault token revoked | `TOKEN_REVOCATION` | `account`, `account_id`, `token`, `expires`, `via` |
+| an OIDC principal's first use | `OIDC_FIRST_USE` | `account`, `account_id`, `issuer`, `roles` |
+
+account+: `account` (name), `account_id` (immutable), `generation`, and `via`, which says how:
+`offline` (with the passphrase; actor `keyholder (offline)`) or `api` (actor: the account whose
+token made the request).
 
 A consent change also names `form_sha256` when a form came with it (docs/access.md).
 
@@ -51,6 +61,12 @@ CONSENT_CHANGE: Final = "consent change"
 KEY_ROTATION: Final = "key rotation"
 KEY_REGISTRATION: Final = "key registration"
 ACCESS_DENIED: Final = "access denied"
+ACCOUNT_CREATION: Final = "account creation"
+ROLE_CHANGE: Final = "role change"
+ACCOUNT_STATE: Final = "account state"
+TOKEN_ISSUANCE: Final = "token issuance"  # noqa: S105 (an action's name)
+TOKEN_REVOCATION: Final = "token revocation"  # noqa: S105 (an action's name)
+OIDC_FIRST_USE: Final = "oidc first use"
 
 PREMIS: Final = frozenset(
     {
@@ -77,6 +93,12 @@ OWN: Final = frozenset(
         KEY_ROTATION,
         KEY_REGISTRATION,
         ACCESS_DENIED,
+        ACCOUNT_CREATION,
+        ROLE_CHANGE,
+        ACCOUNT_STATE,
+        TOKEN_ISSUANCE,
+        TOKEN_REVOCATION,
+        OIDC_FIRST_USE,
     }
 )
 ALL: Final = PREMIS | OWN

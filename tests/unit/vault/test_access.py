@@ -14,11 +14,11 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 import keys
 from tests.unit.vault.test_search_support import give_text
+from tests.unit.vault.tokens import token_for
 from vault import ledger, verify
 from vault.accounts import add_user
 from vault.api.app import create_app
-from vault.api.auth import issue_token
-from vault.compose import TOKEN_SIGNING, Vault
+from vault.compose import Vault
 from vault.db import ItemKey
 from vault.identity import RENDITION_PREFIX
 from vault.indexing import index_item
@@ -33,20 +33,6 @@ URL = "http://vault.test"
 BODY = b"Testimony of Rosa Quispe, born 1961 in Ayacucho. " * 400
 NAME = "Rosa Quispe"
 REDACTED_BODY = b"Testimony of [redacted], born [redacted]. " * 50
-
-
-def token_for(vault: Vault, name: str, role: str) -> str:
-    private = vault.keyring.secret(TOKEN_SIGNING).decode("ascii")
-    return issue_token(
-        private,
-        keys.public_pem(private),
-        subject=name,
-        role=role,
-        issuer=vault.settings.token_issuer,
-        audience=vault.settings.token_audience,
-        ttl=timedelta(hours=1),
-        now=vault.clock(),
-    )
 
 
 ROLES = {

@@ -14,7 +14,8 @@ import pytest
 import keys
 import policies
 from tests.unit.vault.conftest import FAST_KDF, PASSPHRASE
-from tests.unit.vault.test_access import URL, token_for
+from tests.unit.vault.test_access import URL
+from tests.unit.vault.tokens import token_for
 from vault.api.app import create_app
 from vault.api.auth import TokenGate, TokenRefused, issue_token, key_id
 from vault.errors import BadField
@@ -133,7 +134,7 @@ def test_the_gate_refuses_before_looking_anything_up() -> None:
     private = keys.generate_token_key()
     public = keys.public_pem(private)
     gate = TokenGate(
-        local_pem=public,
+        local_keys={key_id(public): public}.get,
         local_issuer="urn:tvault:t",
         local_audience="tvault",
         issuers={},
@@ -144,6 +145,9 @@ def test_the_gate_refuses_before_looking_anything_up() -> None:
         public,
         subject="tina",
         role="therapist",
+        account_id="a" * 32,
+        generation=1,
+        token_id="j1",
         issuer="urn:tvault:t",
         audience="tvault",
         ttl=timedelta(hours=1),

@@ -52,9 +52,9 @@ def test_the_principal_is_resolved_on_the_event_loop_only_with_sqlite_and_no_oid
 ) -> None:
     import dataclasses
 
-    from vault.api.deps import _resolves_inline, gate_of, verification_key
+    from vault.api.deps import _resolves_inline, gate_of, token_keys_of
 
-    gate = gate_of(vault, verification_key(vault))
+    gate = gate_of(vault, token_keys_of(vault))
     # PostgreSQL is a network away: its lookups stay on a worker thread.
     assert _resolves_inline(vault, gate) is (vault.engine.dialect.name == "sqlite")
     # An OIDC issuer's keys may have to be fetched.

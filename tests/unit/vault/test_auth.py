@@ -32,6 +32,9 @@ def _token(private: str, public: str, **overrides: object) -> str:
         public,
         subject=str(overrides.get("subject", "tina")),
         role="therapist",
+        account_id="a" * 32,
+        generation=1,
+        token_id="j1",
         issuer=str(overrides.get("issuer", ISS)),
         audience=str(overrides.get("audience", AUD)),
         ttl=overrides.get("ttl", timedelta(hours=1)),  # type: ignore[arg-type]
@@ -57,6 +60,8 @@ def _claims(**changes: object) -> dict[str, object]:
         "exp": int((NOW + timedelta(hours=1)).timestamp()),
         "jti": "j1",
         "role": "therapist",
+        "uid": "a" * 32,
+        "gen": 1,
     }
     base.update(changes)
     return {k: v for k, v in base.items() if v is not None}
@@ -74,7 +79,7 @@ def test_a_forged_but_complete_token_is_accepted(key_pair: tuple[str, str]) -> N
     assert verify_token(_forge(private, _claims()), public, issuer=ISS, audience=AUD)
 
 
-@pytest.mark.parametrize("missing", ["exp", "iat", "iss", "aud", "sub", "jti"])
+@pytest.mark.parametrize("missing", ["exp", "iat", "iss", "aud", "sub", "jti", "uid", "gen"])
 def test_a_token_missing_a_required_claim_is_refused(
     key_pair: tuple[str, str], missing: str
 ) -> None:
@@ -131,7 +136,7 @@ def test_alg_none_is_refused(key_pair: tuple[str, str]) -> None:
 
 def test_jwks_publishes_the_public_key_only(key_pair: tuple[str, str]) -> None:
     private, public = key_pair
-    document = jwks(public)
+    document = jwks([public])
     (key,) = document["keys"]
     assert key["kty"] == "EC" and key["crv"] == "P-256" and key["alg"] == "ES256"
     assert "d" not in key

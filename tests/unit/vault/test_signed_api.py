@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 import keys
-from tests.unit.vault.test_access import URL, TestClient, token_for
+from tests.unit.vault.test_access import URL, TestClient
+from tests.unit.vault.tokens import token_for
 from vault import signatures
 from vault.api import create_app
 from vault.compose import Vault

@@ -6,7 +6,6 @@ import base64
 import json
 import warnings
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -17,13 +16,13 @@ from typer.testing import CliRunner
 
 import keys
 from tests import ledger_verifier as outsider
+from tests.unit.vault.tokens import token_for
 from vault import ledger
 from vault.accounts import add_user
 from vault.api import ledger_routes
 from vault.api.app import create_app
-from vault.api.auth import issue_token
 from vault.cli import ledger as ledger_cli
-from vault.compose import LOG_SIGNING, TOKEN_SIGNING, Vault
+from vault.compose import LOG_SIGNING, Vault
 from vault.ledger import actions
 
 with warnings.catch_warnings():
@@ -32,20 +31,6 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 URL = "http://vault.test"
-
-
-def token_for(vault: Vault, name: str, role: str) -> str:
-    private = vault.keyring.secret(TOKEN_SIGNING).decode("ascii")
-    return issue_token(
-        private,
-        keys.public_pem(private),
-        subject=name,
-        role=role,
-        issuer=vault.settings.token_issuer,
-        audience=vault.settings.token_audience,
-        ttl=timedelta(hours=1),
-        now=vault.clock(),
-    )
 
 
 @pytest.fixture

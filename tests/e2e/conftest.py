@@ -76,8 +76,13 @@ def start_server(home: Path, **settings: str) -> Server:
     env = base_env(home, **settings)
     tvault("init", "--admin", "admin", env=env)
     tvault("users", "add", "tina", "--role", "therapist", env=env)
+    return serve(home, env)
+
+
+def serve(home: Path, env: dict[str, str], name: str = "server") -> Server:
+    """Start `tvault serve` on the existing vault in `home` (one more process); wait for it."""
     port = free_port()
-    log = home.parent / f"{home.name}-server.log"
+    log = home.parent / f"{home.name}-{name}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             [*TVAULT, "serve", "--port", str(port)], env=env, stdout=out, stderr=out

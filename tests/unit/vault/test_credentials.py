@@ -1,0 +1,223 @@
+"""Every credential is accountable and can be cut off (DESIGN.md promise 9; issue 16 point 4).
+
+Two apps on one database stand for two server processes: each opens the vault on its own
+(engine, keyring, caches), as `tvault serve` processes on one PostgreSQL do.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import delete, select
+from starlette.exceptions import StarletteDeprecationWarning
+from typer.testing import CliRunner
+
+from tests.unit.vault.conftest import PASSPHRASE
+from tests.unit.vault.tokens import token_for
+from vault import credentials, ledger
+from vault.accounts import OFFLINE_ACTOR, add_user, change_role, set_disabled
+from vault.api.app import create_app
+from vault.api.auth import issue_token
+from vault.cli import app as cli
+from vault.compose import Vault, open_vault
+from vault.db import User
+from vault.db.credential_tables import AccessToken
+from vault.errors import BadField
+from vault.token_keys import signing_key
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from starlette.testclient import TestClient
+
+URL = "http://vault.test"
+
+
+def client(app: FastAPI, token: str) -> TestClient:
+    return TestClient(app, base_url=URL, headers={"Authorization": f"Bearer {token}"})
+
+
+def entries(vault: Vault, action: str) -> list[ledger.LedgerEntry]:
+    with vault.sessions() as session:
+        return [e for e in ledger.entries(session) if e.action == action]
+
+
+def denials(vault: Vault) -> list[str]:
+    return [str(e.details["reason"]) for e in entries(vault, ledger.actions.ACCESS_DENIED)]
+
+
+@pytest.fixture
+def other(vault: Vault) -> Iterator[Vault]:
+    """The same vault opened a second time: another server process, to the database."""
+    second = open_vault(vault.settings, PASSPHRASE)
+    yield second
+    second.close()
+
+
+def test_account_and_token_changes_are_ledger_entries_saying_who_for_whom_and_how(
+    vault: Vault,
+) -> None:
+    admin = client(create_app(vault), token_for(vault, "admin", "custodian"))
+    created = entries(vault, ledger.actions.ACCOUNT_CREATION)[-1]  # the fixture adds lena last
+    assert created.actor == OFFLINE_ACTOR
+    assert created.details["account"] == "lena" and created.details["role"] == "lawyer"
+    assert created.details["via"] == "offline" and len(str(created.details["account_id"])) == 26
+
+    offline = credentials.issue(vault, "lena", ttl_seconds=600)
+    by_api = admin.post("/v1/users/lena/tokens", json={"ttl_seconds": 300})
+    assert by_api.status_code == 201 and by_api.headers["cache-control"] == "no-store"
+    issued = entries(vault, ledger.actions.TOKEN_ISSUANCE)
+    first, second = issued[-2:]
+    assert (first.actor, first.details["via"], first.details["token"]) == (
+        OFFLINE_ACTOR,
+        "offline",
+        offline.token_id,
+    )
+    assert first.details["account"] == "lena" and first.details["generation"] == 1
+    assert first.details["expires"] == offline.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert (second.actor, second.details["via"], second.details["token"]) == (
+        "admin",
+        "api",
+        by_api.json()["token_id"],
+    )
+
+    assert admin.put("/v1/users/lena/role", json={"role": "advocate"}).json()["changed"]
+    assert admin.post("/v1/users/lena/disable").json()["changed"]
+    assert admin.post("/v1/users/lena/enable").json()["changed"]
+    revoked = admin.delete(f"/v1/tokens/{offline.token_id}")
+    assert revoked.status_code == 200 and revoked.json()["changed"] is True
+    assert admin.delete(f"/v1/tokens/{offline.token_id}").json()["changed"] is False
+
+    [role] = entries(vault, ledger.actions.ROLE_CHANGE)
+    assert (role.actor, role.details["role"], role.details["previous"]) == (
+        "admin",
+        "advocate",
+        "lawyer",
+    )
+    assert [
+        (e.details["disabled"], e.details["generation"])
+        for e in entries(vault, ledger.actions.ACCOUNT_STATE)
+    ] == [(True, 3), (False, 3)]
+    [revocation] = entries(vault, ledger.actions.TOKEN_REVOCATION)  # once, not twice
+    assert (revocation.actor, revocation.details["token"], revocation.details["via"]) == (
+        "admin",
+        offline.token_id,
+        "api",
+    )
+    assert revocation.details["account"] == "lena"
+    assert revocation.details["expires"] == first.details["expires"]
+
+
+def test_a_deleted_account_re_added_with_another_role_never_revives_its_old_tokens(
+    vault: Vault,
+) -> None:
+    app = create_app(vault)
+    old = token_for(vault, "lena", "lawyer")
+    assert client(app, old).get("/v1/me").json()["roles"] == ["lawyer"]
+    with vault.sessions.begin() as session:
+        session.execute(delete(User).where(User.name == "lena"))
+        add_user(session, "lena", "custodian", vault.clock())
+    assert client(app, old).get("/v1/me").status_code == 401
+    assert denials(vault)[-1] == "account replaced since the token was issued"
+    assert client(app, token_for(vault, "lena", "custodian")).get("/v1/me").json()["roles"] == [
+        "custodian"
+    ]
+
+
+def test_a_token_signed_with_the_vault_key_but_never_issued_is_refused(vault: Vault) -> None:
+    # What a thief of the signing key could make: right key, right claims, no register row.
+    app = create_app(vault)
+    key = signing_key(vault.keyring)
+    with vault.sessions() as session:
+        lena = session.scalar(select(User).where(User.name == "lena"))
+        assert lena is not None
+    forged = issue_token(
+        key.private_pem,
+        key.public_pem,
+        subject="lena",
+        role="lawyer",
+        account_id=lena.id,
+        generation=lena.generation,
+        token_id="made-up",
+        issuer=vault.settings.token_issuer,
+        audience=vault.settings.token_audience,
+        ttl=timedelta(minutes=5),
+        now=vault.clock(),
+    )
+    assert client(app, forged).get("/v1/me").status_code == 401
+    assert denials(vault)[-1] == "token not issued by this vault"
+
+
+def test_revocation_disabling_and_role_change_act_on_the_next_request_of_every_process(
+    vault: Vault, other: Vault
+) -> None:
+    first, second = create_app(vault), create_app(other)
+    admin = client(first, token_for(vault, "admin", "custodian"))
+    revoked, disabled = token_for(vault, "lena", "lawyer"), token_for(vault, "tina", "therapist")
+    theo = token_for(vault, "theo", "therapist")
+    for token in (revoked, disabled, theo):
+        assert client(first, token).get("/v1/me").status_code == 200
+        assert client(second, token).get("/v1/me").status_code == 200
+
+    jti = issued_ids(vault, "lena")[0]
+    assert admin.delete(f"/v1/tokens/{jti}").status_code == 200  # through the first process
+    assert client(second, revoked).get("/v1/me").status_code == 401
+    assert denials(other)[-1] == "token revoked"
+
+    with other.sessions.begin() as session:  # offline, with the passphrase, from elsewhere
+        set_disabled(session, "tina", True, other.clock(), actor=OFFLINE_ACTOR, via="offline")
+    assert client(first, disabled).get("/v1/me").status_code == 401
+    assert client(second, disabled).get("/v1/me").status_code == 401
+    with vault.sessions.begin() as session:
+        set_disabled(session, "tina", False, vault.clock(), actor=OFFLINE_ACTOR, via="offline")
+    # Enabled again, but tokens issued before the disabling stay dead.
+    assert client(second, disabled).get("/v1/me").status_code == 401
+    assert client(second, token_for(vault, "tina", "therapist")).get("/v1/me").status_code == 200
+
+    with vault.sessions.begin() as session:
+        change_role(session, "theo", "lawyer", vault.clock(), actor=OFFLINE_ACTOR, via="offline")
+    assert client(second, theo).get("/v1/me").status_code == 401
+    assert denials(other)[-1] == "account changed since the token was issued"
+
+
+def issued_ids(vault: Vault, name: str) -> list[str]:
+    with vault.sessions() as session:
+        account = session.scalar(select(User.id).where(User.name == name))
+        return list(
+            session.scalars(select(AccessToken.jti).where(AccessToken.account_id == account))
+        )
+
+
+def test_only_custodians_manage_credentials_and_unknown_tokens_are_not_found(
+    vault: Vault,
+) -> None:
+    app = create_app(vault)
+    lena = client(app, token_for(vault, "lena", "lawyer"))
+    jti = issued_ids(vault, "lena")[0]
+    assert lena.delete(f"/v1/tokens/{jti}").status_code == 403
+    assert lena.post("/v1/users/tina/tokens", json={}).status_code == 403
+    assert lena.post("/v1/users/tina/disable").status_code == 403
+    admin = client(app, token_for(vault, "admin", "custodian"))
+    assert admin.delete("/v1/tokens/nothing-like-it").status_code == 404
+    listed = admin.get("/v1/users/lena/tokens").json()
+    assert [r["token_id"] for r in listed] == [jti] and "token" not in listed[0]
+
+
+def test_a_lifetime_beyond_the_maximum_is_refused_with_a_usage_error(vault: Vault) -> None:
+    maximum = vault.settings.token_max_ttl_seconds
+    assert maximum == 12 * 3600
+    with pytest.raises(BadField, match="exceeds the maximum token lifetime"):
+        credentials.issue(vault, "lena", ttl_seconds=maximum + 1)
+    admin = client(create_app(vault), token_for(vault, "admin", "custodian"))
+    refused = admin.post("/v1/users/lena/tokens", json={"ttl_seconds": maximum + 1})
+    assert refused.status_code == 422 and "TVAULT_TOKEN_MAX_TTL_SECONDS" in refused.text
+    env = {"TVAULT_HOME": str(vault.settings.home), "TVAULT_PASSPHRASE": PASSPHRASE}
+    if vault.settings.database_url:
+        env["TVAULT_DATABASE_URL"] = vault.settings.database_url
+    done = CliRunner().invoke(cli, ["token", "lena", "--ttl", str(maximum + 1)], env=env)
+    assert done.exit_code == 2
+    assert "--ttl: 43201 s exceeds the maximum token lifetime of 43200 s" in done.output
+    assert CliRunner().invoke(cli, ["token", "lena", "--ttl", "60"], env=env).exit_code == 0

@@ -140,6 +140,7 @@ class TokenKeys:
         self._refresh, self._min_refetch = refresh_seconds, min_refetch_seconds
         self._keys: dict[str, tuple[str, datetime | None]] = {}
         self._read_at: float | None = None
+        self._unknown_at: float | None = None  # the last read an unknown kid asked for
         self._lock = threading.Lock()
 
     def _read(self, now: float) -> None:
@@ -155,8 +156,13 @@ class TokenKeys:
     def _fresh(self, unknown: bool) -> dict[str, tuple[str, datetime | None]]:
         with self._lock:
             now = self._monotonic()
-            age = None if self._read_at is None else now - self._read_at
-            if age is None or age >= self._refresh or (unknown and age >= self._min_refetch):
+            if self._read_at is None or now - self._read_at >= self._refresh:
+                self._read(now)
+            elif unknown and (
+                self._unknown_at is None or now - self._unknown_at >= self._min_refetch
+            ):
+                # Paced on its own: a routine read just before must not delay a new key.
+                self._unknown_at = now
                 self._read(now)
             return self._keys
 

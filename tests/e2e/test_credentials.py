@@ -60,6 +60,8 @@ def kids(server: Server) -> set[str]:
     return {key["kid"] for key in keys}
 
 
+# About 15 CLI runs and two servers: well past the default limit on a loaded machine.
+@pytest.mark.timeout(900)
 def test_every_process_refuses_a_cut_off_credential_on_its_next_request(
     tmp_path: Path, pg_url: str
 ) -> None:

@@ -35,7 +35,8 @@ ANONYMOUS = "anonymous"  # the ledger actor of a request no token speaks for
 
 def token_keys_of(vault: Vault) -> TokenKeys:
     """Return a fresh cache of `vault`'s live token verification keys (from its database)."""
-    return TokenKeys(vault.sessions, vault.clock)
+    # Through a lambda: the vault's clock may be replaced (tests) after the app is built.
+    return TokenKeys(vault.sessions, lambda: vault.clock())
 
 
 def gate_of(vault: Vault, local_keys: TokenKeys) -> TokenGate:

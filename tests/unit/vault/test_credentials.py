@@ -6,10 +6,14 @@ Two apps on one database stand for two server processes: each opens the vault on
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import json
 import warnings
 from collections.abc import Iterator
 from datetime import timedelta
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import delete, select
@@ -26,8 +30,8 @@ from vault.cli import app as cli
 from vault.compose import Vault, open_vault
 from vault.db import User
 from vault.db.credential_tables import AccessToken
-from vault.errors import BadField
-from vault.token_keys import signing_key
+from vault.errors import BadField, Conflict
+from vault.token_keys import TokenKeys, signing_key
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -183,6 +187,10 @@ def test_revocation_disabling_and_role_change_act_on_the_next_request_of_every_p
     assert denials(other)[-1] == "account changed since the token was issued"
 
 
+def _b64(document: dict[str, str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(document).encode()).rstrip(b"=").decode()
+
+
 def issued_ids(vault: Vault, name: str) -> list[str]:
     with vault.sessions() as session:
         account = session.scalar(select(User.id).where(User.name == name))
@@ -221,3 +229,98 @@ def test_a_lifetime_beyond_the_maximum_is_refused_with_a_usage_error(vault: Vaul
     assert done.exit_code == 2
     assert "--ttl: 43201 s exceeds the maximum token lifetime of 43200 s" in done.output
     assert CliRunner().invoke(cli, ["token", "lena", "--ttl", "60"], env=env).exit_code == 0
+
+
+def test_the_token_key_rotates_with_overlap_then_the_old_key_drops_out(
+    vault: Vault, other: Vault
+) -> None:
+    app = create_app(vault)  # a server that started before the rotation
+    ticks = [0.0]  # the cache's pace, in seconds
+    app.state.token_keys = TokenKeys(
+        vault.sessions, lambda: vault.clock(), monotonic=lambda: ticks[0]
+    )
+    app.state.gate = dataclasses.replace(app.state.gate, local_keys=app.state.token_keys)
+    jwks = TestClient(app, base_url=URL)
+    old = token_for(vault, "lena", "lawyer")
+    old_kid = signing_key(vault.keyring).kid
+    assert [k["kid"] for k in jwks.get("/.well-known/jwks.json").json()["keys"]] == [old_kid]
+
+    made_up = old.replace(old.split(".")[0], _b64({"alg": "ES256", "kid": "made-up"}), 1)
+    assert client(app, made_up).get("/v1/me").status_code == 401
+
+    done = credentials.rotate_token_key(other, "admin")  # `tvault keys rotate --tokens`
+    assert done.previous == old_kid and done.kid != old_kid
+    assert done.previous_until is not None
+    assert done.previous_until >= other.clock() + timedelta(hours=12) - timedelta(seconds=5)
+    [rotation] = entries(vault, ledger.actions.KEY_ROTATION)
+    assert rotation.actor == "admin" and rotation.details["key"] == "token-signing"
+    assert (rotation.details["kid"], rotation.details["previous"]) == (done.kid, old_kid)
+
+    new = credentials.issue(other, "tina", ttl_seconds=600).token
+    # An unknown kid makes the cache read the database again, at most once a second: made-up
+    # kids cannot flood it. The made-up one before the rotation paces this one.
+    assert client(app, new).get("/v1/me").status_code == 401
+    ticks[0] += 1.0
+    assert client(app, new).get("/v1/me").status_code == 200
+    assert client(app, old).get("/v1/me").status_code == 200  # the overlap
+    published = [k["kid"] for k in jwks.get("/.well-known/jwks.json").json()["keys"]]
+    assert published == [done.kid, old_kid]
+    # A process still holding the old private key must not sign with it any more.
+    with pytest.raises(Conflict, match="rotated after this process started"):
+        credentials.issue(vault, "lena", ttl_seconds=60)
+
+    later = done.previous_until + timedelta(seconds=1)
+    vault.clock = lambda: later
+    published = [k["kid"] for k in jwks.get("/.well-known/jwks.json").json()["keys"]]
+    assert published == [done.kid]
+    assert client(app, old).get("/v1/me").status_code == 401
+    assert denials(vault)[-1] == "unknown kid"
+
+
+def test_an_oidc_principal_s_first_use_is_a_ledger_entry_once_per_account(
+    vault: Vault,
+) -> None:
+    from joserfc import jwt as rfc_jwt
+    from joserfc.jwk import RSAKey
+
+    from vault.api.auth import TokenGate
+    from vault.oidc import JwksClient
+    from vault.settings import OidcIssuer
+
+    rsa = RSAKey.generate_key(2048, parameters={"kid": "kc-1"})
+    document = json.dumps({"keys": [rsa.as_dict(private=False)]}).encode()
+    transport = httpx.MockTransport(lambda _request: httpx.Response(200, content=document))
+    issuer = OidcIssuer(
+        issuer="http://127.0.0.1:8080/realms/t",
+        jwks_url="http://127.0.0.1:8080/certs",
+        audience="tvault",
+        role_map={"tvault-lawyer": "lawyer"},
+    )
+    app = create_app(vault)
+    app.state.gate = TokenGate(
+        local_keys=app.state.token_keys,
+        local_issuer=vault.settings.token_issuer,
+        local_audience=vault.settings.token_audience,
+        issuers={issuer.issuer: JwksClient(issuer, transport=transport)},
+        max_token_bytes=8192,
+    )
+    now = int(vault.clock().timestamp())
+    claims = {
+        "iss": issuer.issuer,
+        "aud": "tvault",
+        "iat": now,
+        "exp": now + 600,
+        "preferred_username": "lena",
+        "realm_access": {"roles": ["tvault-lawyer"]},
+    }
+    token = rfc_jwt.encode({"alg": "RS256", "kid": "kc-1"}, claims, rsa)
+    for _ in range(3):
+        assert client(app, token).get("/v1/me").status_code == 200
+    [first] = entries(vault, ledger.actions.OIDC_FIRST_USE)
+    assert first.actor == "lena" and first.details["issuer"] == issuer.issuer
+    assert first.details["roles"] == ["lawyer"]
+    # Another process (a fresh app) finds it recorded and writes nothing.
+    other_app = create_app(vault)
+    other_app.state.gate = app.state.gate
+    assert client(other_app, token).get("/v1/me").status_code == 200
+    assert len(entries(vault, ledger.actions.OIDC_FIRST_USE)) == 1

@@ -1,6 +1,12 @@
 """What access checks cost per request: token verification (the vault's ES256, an OIDC issuer's
-RS256 with its JWKS cached) and `policies.decide`; and whether an item route refuses a hidden
-item and an unknown id in the same time (issue 16: timing must not tell them apart).
+RS256 with its JWKS cached), the principal's lookup in the database, and `policies.decide`; and
+whether an item route refuses a hidden item and an unknown id in the same time (issue 16: timing
+must not tell them apart).
+
+The lookup is measured twice in one run, on one SQLite vault: as each request makes it now (the
+token's register row, account id and generation checked with the account and its grants, one
+query) and as it was before tokens were registered (the account and its grants by name), so
+their ratio holds whatever the machine's load.
 
 Run: .venv/bin/python bench/access.py   (prints Markdown tables; no server, no network: the
 OIDC issuer's JWKS is served from memory through httpx's transport seam; the refusals run on a
@@ -30,8 +36,10 @@ from joserfc.jwk import RSAKey  # noqa: E402
 import keys  # noqa: E402
 import policies  # noqa: E402
 from policies import Principal, Resource  # noqa: E402
-from vault.accounts import add_user, find_user, principal_of  # noqa: E402
+from vault import credentials  # noqa: E402
+from vault.accounts import add_user, find_user, principal_named, principal_of  # noqa: E402
 from vault.api.auth import TokenGate, issue_token, key_id  # noqa: E402
+from vault.api.deps import _resolve, gate_of, token_keys_of  # noqa: E402
 from vault.cases import create_case, grant  # noqa: E402
 from vault.deposit import Deposit  # noqa: E402
 from vault.errors import NotFound  # noqa: E402
@@ -57,8 +65,9 @@ def main() -> None:
     public = keys.public_pem(private)
     now = datetime.now(UTC)
     local = issue_token(
-        private, public, subject="tina", role="therapist", issuer="urn:tvault:bench",
-        audience="tvault", ttl=timedelta(hours=1), now=now,
+        private, public, subject="tina", role="therapist", account_id="a" * 26, generation=1,
+        token_id="bench", issuer="urn:tvault:bench", audience="tvault", ttl=timedelta(hours=1),  # noqa: S106
+        now=now,
     )  # fmt: skip
     rsa = RSAKey.generate_key(2048, parameters={"kid": "kc-1"})
     document = json.dumps({"keys": [rsa.as_dict(private=False)]}).encode()
@@ -74,7 +83,7 @@ def main() -> None:
     }  # fmt: skip
     oidc = rfc_jwt.encode({"alg": "RS256", "kid": "kc-1"}, claims, rsa)
     gate = TokenGate(
-        local_pem=public,
+        local_keys={key_id(public): public}.get,
         local_issuer="urn:tvault:bench",
         local_audience="tvault",
         issuers={issuer.issuer: JwksClient(issuer, transport=transport)},
@@ -85,6 +94,7 @@ def main() -> None:
     item = Resource("item", "case-1", "item-1", depositor="tina", consent=frozenset({"legal"}))
     rows = [
         ("vault ES256 token verified (TokenGate)", per_second(lambda: gate.authenticate(local))),
+        *lookups(),
         ("OIDC RS256 token verified, JWKS cached", per_second(lambda: gate.authenticate(oidc))),
         ("policies.decide (lawyer, item.read)", per_second(
             lambda: policies.decide(lawyer, "item.read", item))),
@@ -93,6 +103,38 @@ def main() -> None:
     for name, rate in rows:
         print(f"| {name} | {rate:,.0f} |")
     hidden_vs_missing()
+
+
+def lookups() -> list[tuple[str, float]]:
+    """The principal of a request with a vault token, on a fresh SQLite vault."""
+    with tempfile.TemporaryDirectory() as home:
+        fast = keys.KdfParams(time_cost=1, memory_cost_kib=8 * 1024, parallelism=1)
+        vault = create_vault(load_settings(Path(home) / "v"), "bench only", "admin", kdf=fast)
+        try:
+            with vault.sessions.begin() as session:
+                add_user(session, "lena", "lawyer", vault.clock())
+            token = credentials.issue(vault, "lena", ttl_seconds=3600).token
+            gate, seen = gate_of(vault, token_keys_of(vault)), set[tuple[str, str]]()
+            _resolve(vault, gate, token, seen)  # warm the key cache
+
+            def by_name() -> object:
+                gate.authenticate(token)
+                with vault.sessions() as session:
+                    return principal_named(session, "lena")
+
+            # Alternating short rounds, medians: the machine is shared, so only a ratio taken
+            # within one run means anything.
+            now, before = [], []
+            for _ in range(8):
+                now.append(per_second(lambda: _resolve(vault, gate, token, seen), 0.4))
+                before.append(per_second(by_name, 0.4))
+            return [
+                ("request principal: token + register check (SQLite, now)", statistics.median(now)),
+                ("request principal: token + lookup by name (SQLite, before)",
+                 statistics.median(before)),
+            ]  # fmt: skip
+        finally:
+            vault.close()
 
 
 def hidden_vs_missing() -> None:

@@ -13,7 +13,6 @@ from vault import credentials, ledger
 from vault.accounts import account_principal, principal_for_token
 from vault.api.auth import TokenGate, TokenRefused
 from vault.compose import Vault
-
 from vault.errors import NotFound, TooManyRequests
 from vault.oidc import clients_for
 from vault.ratelimit import RateLimiter

@@ -15,7 +15,8 @@ Checks, each failure named by what it concerns and its kind:
   the object store, and its root is the root of the tree rebuilt from the entries themselves;
 - every extracted text, sealed field and redacted rendition (`vault.sealed_fixity`);
 - the tables agree with the ledger's replay of grants, consent, holds and shreds
-  (`vault.replay`; `fast` never skips it).
+  (`vault.replay`; `fast` never skips it), and the accounts and token register with its
+  replay of credential entries (`vault.accountability`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 import keys
-from vault import replay, sealed_fixity, signatures
+from vault import accountability, replay, sealed_fixity, signatures
 from vault.compose import Vault
 from vault.db.models import Item, ItemKey
 from vault.db.signature_tables import ItemSignature
@@ -277,9 +278,12 @@ def _verify_state(vault: Vault, session: Session, report: Report, fast: bool) ->
     bad_keys = {f.subject for f in report.failures if f.kind in (KEYS_SWAPPED, KEY_UNWRAP)}
     sealed, sealed_notes = sealed_fixity.check(vault, session, fast=fast)
     replayed, replay_notes = replay.check(session)
+    credentials, credential_notes = accountability.check(session)
     for subject, kind, detail in [f for f in sealed if f[0] not in bad_keys] + replayed:
         report.fail(subject, kind, detail)
-    report.notes.extend(sealed_notes + replay_notes)
+    for subject, kind, detail in credentials:
+        report.fail(subject, kind, detail)
+    report.notes.extend(sealed_notes + replay_notes + credential_notes)
 
 
 # --- ledger -----------------------------------------------------------------------------------

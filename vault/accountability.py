@@ -14,12 +14,11 @@ creation` entry.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, cast
+from typing import Any, Final
 
-from sqlalchemy import Table, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vault.db import User
@@ -27,7 +26,7 @@ from vault.db.credential_tables import AccessToken
 from vault.ledger import actions
 from vault.ledger.entry import parse_time
 from vault.ledger.errors import LedgerError
-from vault.ledger.tables import LedgerRow
+from vault.replay import state_entries
 
 ACCOUNT_UNRECORDED: Final = "account without its ledger entry"
 ACCOUNT_DIFFERS: Final = "account differs from the ledger"
@@ -45,8 +44,6 @@ REPLAYED: Final = frozenset(
         actions.TOKEN_REVOCATION,
     }
 )
-_ENTRIES = cast(Table, LedgerRow.__table__)
-_BATCH: Final = 5000
 
 Finding = tuple[str, str, str]  # (subject, kind, detail), as `vault.verify.Report.fail` takes
 
@@ -93,25 +90,12 @@ def replay(session: Session) -> Credentials:
     """Replay every credential entry, oldest first; malformed ones are skipped (the chain
     check of `vault.verify` names them)."""
     state = Credentials()
-    position = -1
-    while True:
-        rows = session.execute(
-            select(_ENTRIES.c.seq, _ENTRIES.c.entry)
-            .where(_ENTRIES.c.action.in_(REPLAYED), _ENTRIES.c.seq > position)
-            .order_by(_ENTRIES.c.seq)
-            .limit(_BATCH)
-        ).all()
-        if not rows:
-            return state
-        for _seq, data in rows:
-            try:
-                entry = json.loads(bytes(data))
-                # The action is read from the entry itself: the column is only a copy.
-                if entry["action"] in REPLAYED and isinstance(entry["details"], dict):
-                    state.apply(entry["action"], entry["time"], entry["details"])
-            except (ValueError, KeyError, TypeError, LedgerError):
-                continue
-        position = int(rows[-1][0])
+    for entry in state_entries(session, REPLAYED):
+        try:
+            state.apply(entry["action"], entry["time"], entry["details"])
+        except (ValueError, KeyError, TypeError, LedgerError):
+            continue
+    return state
 
 
 def check(session: Session) -> tuple[list[Finding], list[str]]:

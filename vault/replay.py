@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
@@ -112,25 +113,41 @@ def history(session: Session) -> History:
     """Replay every state-changing entry, oldest first. Raises on an unreadable entry only if
     its JSON does not parse (the chain check names such an entry too)."""
     state = History()
+    for entry in state_entries(session, REPLAYED):
+        try:
+            state.apply(entry["action"], entry["item"], entry["case"], entry["details"])
+        except (ValueError, KeyError, TypeError):
+            continue  # malformed: `vault.verify` reports it as such
+    return state
+
+
+def state_entries(session: Session, wanted: frozenset[str]) -> Iterator[dict[str, Any]]:
+    """Yield, oldest first, the canonical JSON of each entry whose action is in `wanted`.
+
+    The action is read from the entry itself (the column is only a copy); an entry whose JSON
+    does not parse or whose details are not an object is skipped (`vault.verify` names it).
+    """
     position = -1
     while True:
         rows = session.execute(
             select(_ENTRIES.c.seq, _ENTRIES.c.entry)
-            .where(_ENTRIES.c.action.in_(REPLAYED), _ENTRIES.c.seq > position)
+            .where(_ENTRIES.c.action.in_(wanted), _ENTRIES.c.seq > position)
             .order_by(_ENTRIES.c.seq)
             .limit(_BATCH)
         ).all()
         if not rows:
-            return state
+            return
         for _seq, data in rows:
             try:
                 entry = json.loads(bytes(data))
-                details = entry["details"]
-                # The action is read from the entry itself: the column is only a copy.
-                if entry["action"] in REPLAYED and isinstance(details, dict):
-                    state.apply(entry["action"], entry["item"], entry["case"], details)
-            except (ValueError, KeyError, TypeError):
-                continue  # malformed: `vault.verify` reports it as such
+            except ValueError:
+                continue
+            if (
+                isinstance(entry, dict)
+                and entry.get("action") in wanted
+                and isinstance(entry.get("details"), dict)
+            ):
+                yield entry
         position = int(rows[-1][0])
 
 

@@ -102,16 +102,20 @@ def open_checkpoint(signed: str, vkey: str, verify: Verify) -> tuple[str, int, b
 
 
 def check_inclusion(response: dict[str, Any], vkey: str, verify: Verify) -> dict[str, Any]:
-    """Check an API inclusion proof; return the entry it proves. Raise ValueError otherwise."""
+    """Check an API inclusion proof; return the entry it proves ({} when the server withheld
+    it: then the proof starts from `leaf_hash`). Raise ValueError otherwise."""
     _, size, root = open_checkpoint(response["checkpoint"], vkey, verify)
-    entry = response["entry"].encode()
-    seq = json.loads(entry)["seq"]
+    if response["entry"] is None:
+        seq, leaf = response["seq"], base64.b64decode(response["leaf_hash"], validate=True)
+    else:
+        entry = response["entry"].encode()
+        seq, leaf = json.loads(entry)["seq"], leaf_hash(entry)
     proof = [base64.b64decode(h, validate=True) for h in response["hashes"]]
     if seq != response["seq"] or size != response["size"]:
         raise ValueError("proof does not match its entry or checkpoint")
-    if not verify_inclusion(seq, size, leaf_hash(entry), proof, root):
+    if not verify_inclusion(seq, size, leaf, proof, root):
         raise ValueError("inclusion proof fails")
-    return dict(json.loads(entry))
+    return {} if response["entry"] is None else dict(json.loads(response["entry"]))
 
 
 def check_consistency(response: dict[str, Any], vkey: str, verify: Verify) -> None:

@@ -10,12 +10,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from policies import Allow, Principal, Resource, actions, decide, kinds
 from vault import ledger
-from vault.db import Item
+from vault.db import Case, Item
 from vault.errors import Forbidden, NotFound
 
-# What `vault.ids.new_id` makes: an id of any other shape names no item, so it is not looked up.
+# What `vault.ids.new_id` makes: an id of any other shape names no item or case, so it is not
+# looked up.
 ITEM_ID = re.compile(r"[a-z2-7]{26}")
 NO_SUCH_ITEM = "no such item"
+NO_SUCH_CASE = "no such case"
 _DECIDING = select(Item.id, Item.case_id, Item.depositor, Item.consent)
 
 
@@ -79,6 +81,29 @@ def authorize_item(
     if item is None:  # deleted since: items are never deleted, but say so rather than crash
         raise NotFound(f"no item {item_id}")
     return item, decision
+
+
+def authorize_case(
+    sessions: sessionmaker[Session], principal: Principal, action: str, resource: Resource
+) -> Allow:
+    """Return the policy's `Allow` for `action` on `resource` in the case `resource.case_id`.
+
+    An unknown case is refused like one the principal may not see: a decision, an `access
+    denied` entry (reason "no such case") and the same `NotFound("no case <id>")`, so a prober
+    tells neither by the answer nor by the ledger's growth nor by the time. Otherwise as
+    `authorize`. Raises `NotFound` or `Forbidden`.
+    """
+    case_id = resource.case_id or ""
+    well_formed = ITEM_ID.fullmatch(case_id) is not None
+    found = None
+    if well_formed:
+        with sessions() as session:
+            found = session.execute(select(Case.id).where(Case.id == case_id)).one_or_none()
+    if found is None:
+        stand_in = Resource(kind=kinds.CASE, case_id=case_id if well_formed else None)
+        decide(principal, action, resource)
+        refuse(sessions, principal, action, stand_in, NO_SUCH_CASE, f"no case {case_id}")
+    return authorize(sessions, principal, action, resource)
 
 
 def refuse(

@@ -11,12 +11,12 @@ from sqlalchemy.orm import Session
 import keys
 from policies import Principal, Resource, actions, decide, kinds
 from vault import ledger
-from vault.access import authorize
+from vault.access import authorize, authorize_case
 from vault.accounts import find_user
 from vault.compose import METADATA_IDENTITY, Vault
 from vault.db import Case, CaseGrant
 from vault.domain import CONSENT_SCOPES, ROLES
-from vault.errors import BadField, Conflict, NotFound
+from vault.errors import BadField, Conflict
 from vault.ids import new_id
 from vault.sealing import open_json, seal_json
 
@@ -95,13 +95,10 @@ def grant(vault: Vault, principal: Principal, case_id: str, user: str, role: str
     if role not in CASE_ROLES:
         raise BadField("role", f"one of {', '.join(CASE_ROLES)}")
     assert set(CASE_ROLES) <= set(ROLES)
-    with vault.sessions() as session:
-        if session.get(Case, case_id) is None:
-            raise NotFound(f"no case {case_id}")
     # Decided before the account is looked up: "no account" must not tell a caller who may not
     # see the case that it exists (issue 7 point 6).
     resource = Resource(kind=kinds.CASE, case_id=case_id, grantee=user)
-    authorize(vault.sessions, principal, actions.CASE_GRANT, resource)
+    authorize_case(vault.sessions, principal, actions.CASE_GRANT, resource)
     with vault.sessions() as session:
         find_user(session, user)
     with vault.sessions.begin() as session:

@@ -21,11 +21,11 @@ from typing import Any, BinaryIO, cast
 import keys
 from policies import Principal, Resource, actions, kinds
 from vault import jobs, ledger, signatures
-from vault.access import authorize
+from vault.access import authorize_case
 from vault.compose import Vault
-from vault.db import Case, Item, ItemKey
+from vault.db import Item, ItemKey
 from vault.domain import CONSENT_SCOPES, KINDS
-from vault.errors import BadField, NotFound, TooLarge
+from vault.errors import BadField, TooLarge
 from vault.ids import new_id
 from vault.objects import object_name
 from vault.sealing import seal_json
@@ -308,16 +308,13 @@ class Deposit:
         request = parse_request(fields, vault.settings.tags)
         if declared_size is not None and declared_size > vault.settings.max_upload_bytes:
             raise TooLarge(f"the limit is {vault.settings.max_upload_bytes} bytes")
-        with vault.sessions() as session:
-            if session.get(Case, request.case_id) is None:
-                raise NotFound(f"no case {request.case_id}")
         resource = Resource(
             kind=kinds.ITEM,
             case_id=request.case_id,
             depositor=principal.subject,
             consent=request.consent,
         )
-        authorize(vault.sessions, principal, actions.ITEM_DEPOSIT, resource)
+        authorize_case(vault.sessions, principal, actions.ITEM_DEPOSIT, resource)
         signed = None
         if statement is not None:
             signed = signatures.check_deposit(

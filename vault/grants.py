@@ -10,13 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from policies import Principal, Resource, actions, kinds
 from vault import ledger
-from vault.access import authorize
+from vault.access import authorize_case
 from vault.compose import Vault
-from vault.db import Case, CaseGrant
+from vault.db import CaseGrant
 from vault.errors import NotFound
 
 
@@ -31,12 +30,6 @@ class GrantView:
     granted_at: datetime
 
 
-def _case_resource(session: Session, case_id: str, user: str | None = None) -> Resource:
-    if session.get(Case, case_id) is None:
-        raise NotFound(f"no case {case_id}")
-    return Resource(kind=kinds.CASE, case_id=case_id, grantee=user)
-
-
 def revoke(
     vault: Vault, principal: Principal, case_id: str, user: str, role: str | None = None
 ) -> list[str]:
@@ -45,9 +38,8 @@ def revoke(
     Each revoked role is its own ledger entry, committed with the deletion. Raises `NotFound`
     (no such case, or no such grant) or `Forbidden`.
     """
-    with vault.sessions() as session:
-        resource = _case_resource(session, case_id, user)
-    authorize(vault.sessions, principal, actions.CASE_REVOKE, resource)
+    resource = Resource(kind=kinds.CASE, case_id=case_id, grantee=user)
+    authorize_case(vault.sessions, principal, actions.CASE_REVOKE, resource)
     now = vault.clock()
     with vault.sessions.begin() as session:
         query = select(CaseGrant).where(CaseGrant.case_id == case_id, CaseGrant.user_name == user)
@@ -74,9 +66,8 @@ def list_grants(vault: Vault, principal: Principal, case_id: str) -> list[GrantV
 
     Raises `NotFound` or `Forbidden`.
     """
-    with vault.sessions() as session:
-        resource = _case_resource(session, case_id)
-    authorize(vault.sessions, principal, actions.CASE_REVOKE, resource)
+    resource = Resource(kind=kinds.CASE, case_id=case_id)
+    authorize_case(vault.sessions, principal, actions.CASE_REVOKE, resource)
     with vault.sessions() as session:
         rows = session.scalars(
             select(CaseGrant)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 import keys
 from policies import Allow, Principal, Resource, actions, decide, kinds
 from vault import ledger
-from vault.access import authorize, authorize_item, item_resource
+from vault.access import authorize, authorize_case, authorize_item, item_resource
 from vault.compose import Vault
 from vault.db import Case, Item, ItemKey
 from vault.errors import NotFound
@@ -121,9 +121,13 @@ def list_items(vault: Vault, principal: Principal, case_id: str) -> list[ItemVie
     Raises `NotFound` for an unknown case, and for one the caller may not see when none of its
     items is theirs to read.
     """
+    case = Resource(kind=kinds.CASE, case_id=case_id)
+    with vault.sessions() as session:
+        exists = session.execute(select(Case.id).where(Case.id == case_id)).first()
+    if exists is None:
+        # Refused like a case the caller may not see: the same answer and ledger entry.
+        authorize_case(vault.sessions, principal, actions.CASE_READ, case)
     with vault.sessions.begin() as session:
-        if session.get(Case, case_id) is None:
-            raise NotFound(f"no case {case_id}")
         items = session.scalars(
             select(Item).where(Item.case_id == case_id).order_by(Item.created_at, Item.id)
         ).all()
@@ -139,7 +143,6 @@ def list_items(vault: Vault, principal: Principal, case_id: str) -> list[ItemVie
                 case_id=case_id,
                 details={"purpose": "list", "items": len(views)},
             )
-    case = Resource(kind=kinds.CASE, case_id=case_id)
     if not views and not decide(principal, actions.CASE_READ, case):
         # A case the caller may not see is "not found", like an unknown id (issue 7 point 6);
         # `authorize` records the attempt and raises that same NotFound.

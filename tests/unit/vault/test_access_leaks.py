@@ -17,6 +17,8 @@ import pytest
 from fastapi import FastAPI
 from starlette.exceptions import StarletteDeprecationWarning
 
+import keys
+from tests import ledger_verifier as outsider
 from tests.unit.vault.conftest import principal
 from tests.unit.vault.test_access import ROLES, URL, token_for
 from vault import ledger
@@ -108,7 +110,9 @@ def test_walking_every_seq_as_a_revoked_lawyer_yields_no_entry_content(
         assert proof["entry"] is None, seq
         for secret in secrets:
             assert secret not in response.text, (seq, secret)
-        # The proof itself is whole: the auditor's entry hashes to the leaf she was given.
+        # The proof itself is whole: it verifies from the leaf hash, and the auditor's entry
+        # hashes to that leaf.
+        assert outsider.check_inclusion(proof, vkey, keys.verify_ed25519) == {}
         full = audrey.get("/v1/ledger/proof/inclusion", params={"seq": seq}).json()
         assert full["hashes"] == proof["hashes"] and full["checkpoint"] == proof["checkpoint"]
         digest = base64.b64encode(leaf_hash(full["entry"].encode())).decode()
@@ -273,3 +277,42 @@ def test_every_item_route_answers_a_hidden_item_as_a_missing_one(
                 not_found += hidden[0] == 404
     # The item check is what answered, not a validation error (each probe is one ledger event).
     assert not_found == len(routes) * len(actors) * 2
+
+
+# Case routes: a case the caller may not see is answered like an unknown case id.
+CASE_BODIES: dict[tuple[str, str], dict[str, object]] = {
+    ("POST", "/v1/cases/{case_id}/grants"): {"json": {"user": "lena", "role": "lawyer"}},
+}
+
+
+def test_every_case_route_answers_a_hidden_case_as_a_missing_one(
+    world: World, vault: Vault
+) -> None:
+    routes = sorted(
+        (method.upper(), path)
+        for path, operations in world.app.openapi()["paths"].items()
+        if "{case_id}" in path
+        for method in operations
+    )
+    assert len(routes) >= 5, routes
+    missing_case = "b" * 26
+    for method, path in routes:
+        for actor in ("lena", "ava", "nora"):  # not granted on the case
+            client = world.clients[actor]
+            if actor == "lena":
+                revoke(vault, principal(vault, "admin"), world.case_id, "lena")
+            answers = []
+            for case_id in (world.case_id, missing_case):
+                url = path.replace("{case_id}", case_id).replace("{user}", "tina")
+                with vault.sessions() as session:
+                    before = ledger.size(session)
+                options = CASE_BODIES.get((method, path), {})
+                response = client.request(method, url, **options)  # type: ignore[arg-type]
+                with vault.sessions() as session:
+                    grew = ledger.size(session) - before
+                body = response.text.replace(case_id, "ID")
+                answers.append((response.status_code, body, grew))
+            hidden, missing = answers
+            assert hidden == missing, (method, path, actor, hidden, missing)
+            if actor == "lena":
+                grant(vault, principal(vault, "admin"), world.case_id, "lena", "lawyer")

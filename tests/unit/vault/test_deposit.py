@@ -117,10 +117,13 @@ def test_a_bad_field_is_refused_before_anything_is_written(
 
 
 def test_an_unknown_case_is_not_found_and_nothing_is_written(vault: Vault, case_id: str) -> None:
-    before = counts(vault)
+    items, item_keys, entries = counts(vault)
     with pytest.raises(NotFound):
         Deposit.start(vault, principal(vault, "tina"), fields("nosuchcase"))
-    assert objects(vault) == [] and counts(vault) == before
+    # Only the refusal is recorded, as for a case the depositor may not see (issue 16).
+    assert objects(vault) == [] and counts(vault) == (items, item_keys, entries + 1)
+    with vault.sessions() as session:
+        assert ledger.entry(session, entries).action == ledger.actions.ACCESS_DENIED
 
 
 def test_a_declared_size_over_the_limit_is_refused_at_once(vault: Vault, case_id: str) -> None:

@@ -94,7 +94,12 @@ def install(session: Session, public_pem: str, now: datetime, max_ttl: timedelta
         session.execute(
             update(TokenKey).where(TokenKey.kid == previous).values(retired_at=now, drops_at=drops)
         )
-    session.add(TokenKey(kid=kid, public_pem=public_pem, created_at=now))
+    known = session.get(TokenKey, kid)
+    if known is None:
+        session.add(TokenKey(kid=kid, public_pem=public_pem, created_at=now))
+    else:
+        # A keyring restored from a copy made before a rotation: its key becomes current again.
+        known.retired_at = known.drops_at = None
     session.flush()
     return previous
 

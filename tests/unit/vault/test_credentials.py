@@ -31,7 +31,7 @@ from vault.compose import Vault, open_vault
 from vault.db import User
 from vault.db.credential_tables import AccessToken
 from vault.errors import BadField, Conflict
-from vault.token_keys import TokenKeys, signing_key
+from vault.token_keys import TokenKeys, current_kid, signing_key
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -324,3 +324,20 @@ def test_an_oidc_principal_s_first_use_is_a_ledger_entry_once_per_account(
     other_app.state.gate = app.state.gate
     assert client(other_app, token).get("/v1/me").status_code == 200
     assert len(entries(vault, ledger.actions.OIDC_FIRST_USE)) == 1
+
+
+def test_a_keyring_restored_from_before_a_rotation_makes_its_key_current_again(
+    vault: Vault,
+) -> None:
+    copy = vault.settings.keyring_path.read_bytes()
+    old = signing_key(vault.keyring)
+    done = credentials.rotate_token_key(vault, "admin")
+    vault.settings.keyring_path.write_bytes(copy)
+    restored = open_vault(vault.settings, PASSPHRASE)
+    try:
+        with restored.sessions() as session:
+            assert current_kid(session) == old.kid != done.kid
+        app = create_app(restored)
+        assert client(app, token_for(restored, "lena", "lawyer")).get("/v1/me").status_code == 200
+    finally:
+        restored.close()

@@ -45,6 +45,9 @@ _ALARM_GRACE_S = 5
 # an OutOfMemoryError under RLIMIT_DATA often surfaces only as one of these, with nothing on
 # stderr, and the native VM is not reliable afterwards.
 _JNI_FAILURES = ("JniError", "JniEnvCall")
+# pyo3 panics with this when a Python object it builds cannot be made; measured: building the
+# string of a 10 M-character text under a 256 MiB limit, with the process below 90 % of it.
+_PYO3_ALLOCATION_PANIC = "Python API call failed"
 
 
 def _limit_self(memory_bytes: int) -> None:
@@ -194,7 +197,7 @@ def serve(
             retire = True
             error = (
                 memory_error(_memory_limit)
-                if _near_memory_limit()
+                if _near_memory_limit() or _PYO3_ALLOCATION_PANIC in str(exc)
                 else ExtractionError(FailureKind.CRASHED, f"parser crashed: {type(exc).__name__}")
             )
             header = {"ok": False, "kind": error.kind.value, "reason": error.reason, "retire": True}

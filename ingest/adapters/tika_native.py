@@ -35,6 +35,12 @@ _TIKA_TEMP_DIR = Path("/tmp")  # noqa: S108 - where Tika writes, not where we wr
 _TIKA_TEMP_PREFIX = "apache-tika-"
 
 
+# What a parser process that ran out of its limit leaves on stderr: the Java VM's error, or the
+# line Rust's allocator prints before it aborts the process (measured: a 10 M-character text
+# under a 256 MiB limit ends either way, far from the limit's 90 % mark).
+_OUT_OF_MEMORY_SIGNS = (b"OutOfMemoryError", b"memory allocation of ")
+
+
 class _Child:
     """One parser process and the pipes to it."""
 
@@ -117,7 +123,9 @@ class _Child:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             code = self.proc.wait()
-        if self._stderr >= 0 and b"OutOfMemoryError" in os.pread(self._stderr, 1 << 16, 0):
+        if self._stderr >= 0 and any(
+            sign in os.pread(self._stderr, 1 << 16, 0) for sign in _OUT_OF_MEMORY_SIGNS
+        ):
             return memory_error(self.memory_bytes)
         if code < 0:
             name = signal.Signals(-code).name

@@ -16,6 +16,10 @@ from ingest.adapters import _tika_child
 SPOOL = Path("/tmp")
 
 
+class _PanicException(BaseException):
+    """Stands for pyo3's PanicException, which derives from BaseException."""
+
+
 def _try_to_spawn() -> list[str]:
     """What a hostile document could make the parser do: start a process, a program, a thread."""
     seen = []
@@ -63,6 +67,13 @@ def handle(path: str, max_text_chars: int) -> _tika_child.Result:
         # Beyond the process's RLIMIT_DATA: Python raises MemoryError.
         blocks = [bytearray(64 << 20) for _ in range(64)]
         return "text/plain", {}, str(len(blocks))
+    if head.startswith(b"RUSTOOM"):
+        # What Rust's allocator does when an allocation fails under the limit: say so, abort.
+        os.write(2, b"memory allocation of 10371601 bytes failed\n")
+        os.abort()
+    if head.startswith(b"PYO3OOM"):
+        # pyo3 panics when building the Python string of a long text fails for want of memory.
+        raise _PanicException("Python API call failed")
     if head.startswith(b"ENV"):
         return "text/plain", {}, "\n".join(sorted(os.environ))
     if head.startswith(b"PRINT"):

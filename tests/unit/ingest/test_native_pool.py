@@ -115,6 +115,23 @@ def test_memory_limit(pool: NativeTikaExtractor, tmp_path: Path) -> None:
     assert "tortura" in pool.extract(corpus.docx(tmp_path), limits).text
 
 
+@pytest.mark.parametrize(
+    "marker",
+    [b"RUSTOOM", b"PYO3OOM"],
+    ids=["rust-allocator-abort", "pyo3-string-panic"],
+)
+def test_native_out_of_memory_is_reported_as_such(
+    pool: NativeTikaExtractor, tmp_path: Path, marker: bytes
+) -> None:
+    # The two ways (measured) that the native parser runs out of its limit far from the 90 %
+    # mark: Rust's allocator aborts the process, or pyo3 panics building the text's string.
+    limits = Limits(max_memory_bytes=512 << 20)
+    error = _fails(pool, _marker(tmp_path, marker), limits)
+    assert error.kind is FailureKind.MEMORY
+    assert error.reason == "the parser ran out of its 512 MiB memory limit"
+    _works(pool, tmp_path)
+
+
 def test_a_child_killed_between_jobs_is_replaced(pool: NativeTikaExtractor, tmp_path: Path) -> None:
     _works(pool, tmp_path)
     [pid] = pool.pids()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import secrets
 import shutil
 import statistics
 import sys
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keys
 from vault import ledger
 from vault.db.base import Base
-from vault.ledger import actions, checkpoints
+from vault.ledger import actions, checkpoints, mac
 from vault.ledger.tables import CheckpointRow, LedgerRow, LedgerState
 
 # A stand-in for the row a request writes (an item), to time a request with and without append.
@@ -120,6 +121,7 @@ def fill(sessions: sessionmaker[Session], total: int, batch: int = 1000) -> None
 def run(url: str, entries: int, workdir: Path) -> dict[str, float]:
     engine = make_engine(url)
     sessions = sessionmaker(engine, expire_on_commit=False)
+    mac.bind(sessions, secrets.token_bytes(32))  # as `vault.compose.build` binds the vault's key
     signer, store = keys.LogSigner.generate(), DirStore(workdir / "objects")
     origin = "bench.example/log"
     result = request_cost(sessions, 300)

@@ -20,6 +20,7 @@ from keys import Keyring
 from vault import token_keys
 from vault.db import make_engine, make_sessions, migrate
 from vault.errors import BadField, NotFound
+from vault.ledger import mac as ledger_mac
 from vault.settings import SETTINGS_FILE, Settings
 from vault.token_keys import TOKEN_SIGNING as TOKEN_SIGNING  # re-exported for callers
 
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 # Names of the secrets kept sealed in the keyring (DESIGN.md "Keys": separate keys per purpose).
 LOG_SIGNING = "log-signing"
 METADATA_IDENTITY = "metadata-identity"
+LEDGER_MAC = ledger_mac.SECRET
 
 
 class Service(Protocol):
@@ -127,6 +129,10 @@ def build(settings: Settings, keyring: Keyring) -> Vault:
 
     ensure_secrets(keyring)
     sessions = make_sessions(engine)
+    # The ledger's MAC key, bound to every session before anything appends: made on the first
+    # open (the vault's own, or that of a vault made before ledger MACs, whose history is MACed
+    # then; docs/ledger.md).
+    ledger_mac.ensure_key(keyring, sessions)
     # The keyring's token-signing key is the one the database names current (vault.token_keys).
     max_ttl = timedelta(seconds=settings.token_max_ttl_seconds)
     token_keys.ensure(sessions, keyring, datetime.now(UTC), max_ttl)

@@ -16,13 +16,16 @@ Checks, each failure named by what it concerns and its kind:
 - every extracted text, sealed field and redacted rendition (`vault.sealed_fixity`);
 - the tables agree with the ledger's replay of grants, consent, holds and shreds
   (`vault.replay`; `fast` never skips it), and the accounts and token register with its
-  replay of credential entries (`vault.accountability`).
+  replay of credential entries (`vault.accountability`);
+- with the ledger key: every entry's MAC, the head's and the checkpoint state's, and every
+  checkpoint an auditor pinned (`trusted`) is consistent with the tree (`vault.ledger.integrity`);
+  the entries after the newest checkpoint (the unsigned tail) are counted.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
@@ -31,10 +34,10 @@ from sqlalchemy.orm import Session
 
 import keys
 from vault import accountability, replay, sealed_fixity, signatures
-from vault.compose import Vault
+from vault.compose import LEDGER_MAC, Vault
 from vault.db.models import Item, ItemKey
 from vault.db.signature_tables import ItemSignature
-from vault.ledger import actions, note
+from vault.ledger import actions, integrity, note
 from vault.ledger.entry import format_time, parse
 from vault.ledger.errors import LedgerError
 from vault.ledger.tables import CHECKPOINT, GENESIS, HEAD, CheckpointRow, LedgerRow, LedgerState
@@ -62,6 +65,14 @@ CHECKPOINT_ROOT: Final = "checkpoint root differs from the ledger"
 CHECKPOINT_RECORD: Final = "checkpoint record differs from its note"
 CHECKPOINT_COPY: Final = "checkpoint copy missing or different"
 CHECKPOINT_UNRECORDED: Final = "checkpoint copy without a record"
+ENTRY_MAC: Final = integrity.ENTRY_MAC
+HEAD_MAC: Final = integrity.HEAD_MAC
+STATE_MAC: Final = integrity.STATE_MAC
+CHECKPOINT_GONE: Final = integrity.CHECKPOINT_GONE
+TRUSTED_SIGNATURE: Final = integrity.TRUSTED_SIGNATURE
+TRUSTED_EMPTY: Final = integrity.TRUSTED_EMPTY
+TRUSTED_AHEAD: Final = integrity.TRUSTED_AHEAD
+TRUSTED_FORK: Final = integrity.TRUSTED_FORK
 
 CHECKPOINT_PREFIX: Final = "ledger/checkpoints/"
 _AGE_CHUNK: Final = 64 * 1024
@@ -93,6 +104,8 @@ class Report:
     entries: int = 0
     checkpoints: int = 0
     signatures: int = 0
+    # Entries after the newest signed checkpoint: covered by the ledger MAC, not yet signed.
+    unsigned_tail: int = 0
     failures: list[Failure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -114,6 +127,7 @@ class Report:
             "entries": self.entries,
             "checkpoints": self.checkpoints,
             "signatures": self.signatures,
+            "unsigned_tail": self.unsigned_tail,
             "failures": [
                 {"subject": f.subject, "kind": f.kind, "detail": f.detail} for f in self.failures
             ],
@@ -121,18 +135,33 @@ class Report:
         }
 
 
-def verify(vault: Vault, *, fast: bool = False, progress: Progress | None = None) -> Report:
+def verify(
+    vault: Vault,
+    *,
+    fast: bool = False,
+    progress: Progress | None = None,
+    trusted: Sequence[str] = (),
+) -> Report:
     """Check everything the vault holds and return the report (never raises on a finding).
 
+    `trusted` holds signed checkpoints an auditor kept; each must be consistent with the ledger.
     Raises only if the database, store or keyring cannot be reached at all.
     """
     report = Report()
     tick = progress or (lambda _phase, _done, _total: None)
+    key = vault.keyring.secret(LEDGER_MAC)
     with vault.sessions() as session:
         _verify_items(vault, session, report, fast, tick)
         _verify_state(vault, session, report, fast)
-        leaves = _verify_ledger(session, report, tick)
-        _verify_checkpoints(vault, session, report, MerkleTree(leaves), tick)
+        tree = MerkleTree(_verify_ledger(session, report, tick, key))
+        newest = _verify_checkpoints(vault, session, report, tree, tick, key)
+    vkey = checkpointer_of(vault).verifier_key()
+    integrity.check_trusted(trusted, vkey, tree, report.fail, report.notes.append)
+    report.unsigned_tail = max(0, tree.size - newest)
+    report.notes.append(
+        f"unsigned tail: {report.unsigned_tail} entries after checkpoint {newest} "
+        "(covered by the ledger MAC until the next checkpoint signs them)"
+    )
     return report
 
 
@@ -301,12 +330,11 @@ def _rows(session: Session) -> Iterator[Any]:
         position = int(rows[-1].seq)
 
 
-def _verify_ledger(session: Session, report: Report, tick: Progress) -> list[bytes]:
+def _verify_ledger(session: Session, report: Report, tick: Progress, key: bytes) -> list[bytes]:
     """Check every entry; return the leaf hashes recomputed from the entries themselves."""
-    total = int(session.execute(select(_STATE.c.size).where(_STATE.c.name == HEAD)).scalar_one())
-    head_hash = bytes(
-        session.execute(select(_STATE.c.hash).where(_STATE.c.name == HEAD)).scalar_one()
-    )
+    head = session.execute(select(_STATE).where(_STATE.c.name == HEAD)).one()
+    total, head_hash = int(head.size), bytes(head.hash)
+    macs = integrity.EntryMacs(key)
     leaves: list[bytes] = []
     expected, prev = 0, GENESIS
     for row in _rows(session):
@@ -329,6 +357,7 @@ def _verify_ledger(session: Session, report: Report, tick: Progress) -> list[byt
                 report.fail(subject, CHAIN_BROKEN, "prev is not the hash of the entry before")
             _check_row(row, entry, data, report)
         prev = hashlib.sha256(data).digest()
+        macs.check(row.seq, prev, row.mac)
         leaves.append(hashlib.sha256(b"\x00" + data).digest())
         expected = row.seq + 1
     if total != expected or total != report.entries or head_hash != prev:
@@ -337,6 +366,8 @@ def _verify_ledger(session: Session, report: Report, tick: Progress) -> list[byt
             HEAD_MISMATCH,
             f"head says {total} entries; {report.entries} rows, last seq {expected - 1}",
         )
+    macs.report(report.fail)
+    integrity.check_head(key, total, head_hash, head.mac, report.fail)
     return leaves
 
 
@@ -367,8 +398,9 @@ def _check_row(row: Any, entry: Any, data: bytes, report: Report) -> None:
 
 
 def _verify_checkpoints(
-    vault: Vault, session: Session, report: Report, tree: MerkleTree, tick: Progress
-) -> None:
+    vault: Vault, session: Session, report: Report, tree: MerkleTree, tick: Progress, key: bytes
+) -> int:
+    """Check every checkpoint record and stored copy; return the newest recorded size (or 0)."""
     log = checkpointer_of(vault)
     vkey = log.verifier_key()
     rows = session.execute(select(_CHECKPOINTS).order_by(_CHECKPOINTS.c.size)).all()
@@ -401,6 +433,9 @@ def _verify_checkpoints(
     latest = rows[-1] if rows else None
     if latest is not None and (state.size, bytes(state.hash)) != (latest.size, bytes(latest.root)):
         report.fail("checkpoint state", CHECKPOINT_RECORD, "differs from the newest checkpoint")
+    records = {int(row.size): bytes(row.root) for row in rows}
+    integrity.check_state(key, state.size, bytes(state.hash), state.mac, records, report.fail)
+    return int(latest.size) if latest is not None else 0
 
 
 def _check_note(

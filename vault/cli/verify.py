@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -19,9 +20,20 @@ def verify(
     fast: Annotated[
         bool, typer.Option("--fast", help="Compare ciphertext digests instead of decrypting.")
     ] = False,
+    trusted: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--trusted-checkpoint",
+            help="A signed checkpoint you kept (repeatable): the ledger must still extend it.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Re-check every object, signed statement, the ledger's chain and tree, and checkpoint."""
+    """Re-check every object, signed statement, the ledger (chain, MACs, tree) and checkpoint."""
+    pinned = [path.read_text(encoding="utf-8", errors="replace") for path in trusted or []]
     vault = _open(vault_dir)
     try:
         console = Console(stderr=True)
@@ -40,7 +52,7 @@ def verify(
                     tasks[phase] = bar.add_task(phase, total=total)
                 bar.update(tasks[phase], completed=done, total=total)
 
-            report = verify_vault(vault, fast=fast, progress=tick)
+            report = verify_vault(vault, fast=fast, progress=tick, trusted=pinned)
     finally:
         vault.close()
     emit(report.to_json(), as_json, _summary(report))

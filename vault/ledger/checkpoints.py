@@ -19,7 +19,7 @@ from typing import Any, cast
 from sqlalchemy import Row, Table, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from vault.ledger import note
+from vault.ledger import mac, note
 from vault.ledger.entry import format_time, parse_time
 from vault.ledger.errors import LedgerError
 from vault.ledger.ports import CheckpointStore, LogSigner
@@ -111,9 +111,11 @@ def create(
     is written, so a recorded checkpoint always has its copy.
 
     Raises `LedgerError` (and signs nothing) if the stored ledger disagrees with the last signed
-    checkpoint or its new entries do not chain; `NoteError` if `origin` is not a valid key name.
+    checkpoint, or its new entries do not chain or lack a valid MAC under the ledger key bound
+    to `session`; `NoteError` if `origin` is not a valid key name.
     """
     note.check_name(origin, what="origin")
+    key = mac.key_of(session)
     moment = now if now is not None else datetime.now(UTC)
     # Lock the checkpoint row first: one checkpointer at a time, across processes.
     state = session.execute(
@@ -139,7 +141,7 @@ def create(
         raise LedgerError(
             f"the stored ledger no longer matches checkpoint {old_size}: refusing to sign"
         )
-    _check_new_entries(session, old_size, size, tree)
+    _check_new_entries(session, old_size, size, tree, key)
     root = tree.root()
 
     text = note.Checkpoint(origin=origin, size=size, root=root).text()
@@ -151,7 +153,12 @@ def create(
             size=size, root=root, note=signed, time=format_time(moment), object_name=name
         )
     )
-    session.execute(update(_STATE).where(_STATE.c.name == CHECKPOINT).values(size=size, hash=root))
+    state_mac = mac.checkpoint_mac(key, size, root, mac.checkpoint_count(session))
+    session.execute(
+        update(_STATE)
+        .where(_STATE.c.name == CHECKPOINT)
+        .values(size=size, hash=root, mac=state_mac)
+    )
     return SignedCheckpoint(size=size, root=root, note=signed, time=moment, object_name=name)
 
 
@@ -226,8 +233,14 @@ class Checkpointer:
             self.checkpoint_if_due()
 
 
-def _check_new_entries(session: Session, start: int, stop: int, tree: MerkleTree) -> None:
-    """Re-hash entries `start <= seq < stop` and check their chain and leaf hashes."""
+def _check_new_entries(
+    session: Session, start: int, stop: int, tree: MerkleTree, key: bytes
+) -> None:
+    """Re-hash entries `start <= seq < stop`; check their chain, leaf hashes and MACs.
+
+    A MAC check here means a forger who rewrote the unsigned tail (and its chain) cannot get
+    the log to sign the forgery.
+    """
     prev = GENESIS
     if start > 0:
         prev = bytes(
@@ -238,11 +251,11 @@ def _check_new_entries(session: Session, start: int, stop: int, tree: MerkleTree
     # Batches by seq rather than a server-side cursor, so raising midway leaves nothing open.
     for batch_start in range(start, stop, _BATCH):
         rows = session.execute(
-            select(_ENTRIES.c.seq, _ENTRIES.c.entry, _ENTRIES.c.entry_hash)
+            select(_ENTRIES.c.seq, _ENTRIES.c.entry, _ENTRIES.c.entry_hash, _ENTRIES.c.mac)
             .where(_ENTRIES.c.seq >= batch_start, _ENTRIES.c.seq < min(stop, batch_start + _BATCH))
             .order_by(_ENTRIES.c.seq)
         ).all()
-        for seq, canonical, stored_hash in rows:
+        for seq, canonical, stored_hash, stored_mac in rows:
             data = bytes(canonical)
             # json.loads only: the full RFC 8785 re-check is `tvault verify`'s (and 5x slower).
             try:
@@ -255,6 +268,8 @@ def _check_new_entries(session: Session, start: int, stop: int, tree: MerkleTree
                 raise LedgerError(f"ledger entry {seq} does not chain: refusing to sign")
             if sha256(b"\x00" + data).digest() != tree.leaf(seq):
                 raise LedgerError(f"ledger entry {seq} does not match its leaf: refusing to sign")
+            if not mac.same(stored_mac, mac.entry_mac(key, digest)):
+                raise LedgerError(f"ledger entry {seq} has no valid MAC: refusing to sign")
             prev = digest
 
 

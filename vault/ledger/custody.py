@@ -9,7 +9,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from vault.ledger import actions
+from vault.ledger import actions, mac
 from vault.ledger.entry import (
     TOOL,
     TOOL_VERSION,
@@ -34,7 +34,11 @@ _ADVANCE_HEAD = (
     .returning(_STATE.c.size, _STATE.c.hash)
 )
 _INSERT = _ENTRIES.insert()
-_SET_HEAD_HASH = update(_STATE).where(_STATE.c.name == HEAD).values(hash=bindparam("new_hash"))
+_SET_HEAD = (
+    update(_STATE)
+    .where(_STATE.c.name == HEAD)
+    .values(hash=bindparam("new_hash"), mac=bindparam("new_mac"))
+)
 
 
 def append(
@@ -61,8 +65,12 @@ def append(
     it: on PostgreSQL the row lock waits for the other transaction (READ COMMITTED, the default,
     then sees its result); on SQLite the update takes the database's write lock first.
 
+    The entry and the head carry MACs under the ledger key bound to `session`
+    (`vault.ledger.mac`), so no one without the keyring can rewrite or drop them unseen.
+
     Raises `LedgerError` on an unknown action, an empty actor, `details` that name a sealed
-    field or cannot be encoded as RFC 8785 JSON, or a database without the ledger tables.
+    field or cannot be encoded as RFC 8785 JSON, a session without the ledger key, or a database
+    without the ledger tables.
     """
     if action not in actions.ALL:
         raise LedgerError(f"unknown ledger action {action!r} (see vault.ledger.actions)")
@@ -75,6 +83,7 @@ def append(
     moment = now if now is not None else datetime.now(UTC)
     time_text = format_time(moment)  # raises on a naive time, before the lock
     tool_name, tool_version = tool if tool is not None else (TOOL, TOOL_VERSION)
+    key = mac.key_of(session)
 
     # Take the lock first, then read the head under it.
     head = session.execute(_ADVANCE_HEAD).one_or_none()
@@ -108,9 +117,12 @@ def append(
             "entry_hash": new_hash,
             "leaf_hash": entry.leaf_hash,
             "sealed_details": sealed_details,
+            "mac": mac.entry_mac(key, new_hash),
         },
     )
-    session.execute(_SET_HEAD_HASH, {"new_hash": new_hash})
+    session.execute(
+        _SET_HEAD, {"new_hash": new_hash, "new_mac": mac.head_mac(key, seq + 1, new_hash)}
+    )
     return entry
 
 

@@ -44,6 +44,9 @@ class LedgerRow(Base):
     entry_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     sealed_details: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # HMAC under the ledger key of `entry_hash` (`vault.ledger.mac`); NULL only in a vault made
+    # before MACs, until its first open with the passphrase (revision `0009_ledger_mac`).
+    mac: Mapped[bytes | None] = mapped_column(LargeBinary(32))
 
 
 class LedgerState(Base):
@@ -59,6 +62,8 @@ class LedgerState(Base):
     name: Mapped[str] = mapped_column(String(16), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    # HMAC under the ledger key of what the row says (`vault.ledger.mac`).
+    mac: Mapped[bytes | None] = mapped_column(LargeBinary(32))
 
 
 class CheckpointRow(Base):
@@ -87,19 +92,28 @@ def _initial_state(target: Any, connection: Connection, **_kw: Any) -> None:
 event.listen(LedgerState.__table__, "after_create", _initial_state)
 
 # Append-only in the database itself: UPDATE and DELETE of an entry are refused by triggers, so
-# no bug and no stray SQL can rewrite custody history. (Someone with the database's owner rights
-# can drop the triggers; the hash chain and the signed checkpoints are what catch them.)
+# no bug and no stray SQL can rewrite custody history. The one change allowed is setting a MAC
+# that is missing (a vault upgraded to MACs, `vault.ledger.mac.upgrade`). (Someone with the
+# database's owner rights can drop the triggers; the chain, the MACs under a key the database
+# never holds, and the signed checkpoints are what catch them.)
+ENTRY_COLUMNS: Final = (
+    "seq, time, actor, action, item_id, case_id, entry, entry_hash, leaf_hash, sealed_details"
+)
 SQLITE_APPEND_ONLY: Final = (
-    "CREATE TRIGGER ledger_entries_no_update BEFORE UPDATE ON ledger_entries "
+    f"CREATE TRIGGER ledger_entries_no_update BEFORE UPDATE OF {ENTRY_COLUMNS} ON ledger_entries "
     "BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END",
+    "CREATE TRIGGER ledger_entries_mac_once BEFORE UPDATE OF mac ON ledger_entries "
+    "WHEN OLD.mac IS NOT NULL BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END",
     "CREATE TRIGGER ledger_entries_no_delete BEFORE DELETE ON ledger_entries "
     "BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END",
 )
 POSTGRES_APPEND_ONLY: Final = (
     "CREATE FUNCTION ledger_entries_append_only() RETURNS trigger LANGUAGE plpgsql AS "
     "$$ BEGIN RAISE EXCEPTION 'ledger entries are append-only'; END $$",
-    "CREATE TRIGGER ledger_entries_no_change BEFORE UPDATE OR DELETE ON ledger_entries "
-    "FOR EACH ROW EXECUTE FUNCTION ledger_entries_append_only()",
+    f"CREATE TRIGGER ledger_entries_no_change BEFORE UPDATE OF {ENTRY_COLUMNS} OR DELETE "
+    "ON ledger_entries FOR EACH ROW EXECUTE FUNCTION ledger_entries_append_only()",
+    "CREATE TRIGGER ledger_entries_mac_once BEFORE UPDATE OF mac ON ledger_entries "
+    "FOR EACH ROW WHEN (OLD.mac IS NOT NULL) EXECUTE FUNCTION ledger_entries_append_only()",
     "CREATE TRIGGER ledger_entries_no_truncate BEFORE TRUNCATE ON ledger_entries "
     "FOR EACH STATEMENT EXECUTE FUNCTION ledger_entries_append_only()",
 )

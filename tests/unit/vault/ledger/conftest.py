@@ -11,8 +11,10 @@ import pytest
 from sqlalchemy import Engine, Table, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from vault.ledger import mac
 from vault.ledger.tables import CheckpointRow, LedgerRow, LedgerState
 
+LEDGER_KEY = bytes(range(32))
 TABLES = [cast(Table, t.__table__) for t in (LedgerRow, LedgerState, CheckpointRow)]
 
 
@@ -70,8 +72,10 @@ def engine(request: pytest.FixtureRequest) -> Engine:
 
 @pytest.fixture
 def sessions(engine: Engine) -> sessionmaker[Session]:
-    """Sessions on the test database."""
-    return sessionmaker(engine, expire_on_commit=False)
+    """Sessions on the test database, with a ledger MAC key bound as the vault binds its own."""
+    factory = sessionmaker(engine, expire_on_commit=False)
+    mac.bind(factory, LEDGER_KEY)
+    return factory
 
 
 def allow_tampering(engine: Engine) -> None:
@@ -79,6 +83,8 @@ def allow_tampering(engine: Engine) -> None:
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             connection.execute(text("DROP TRIGGER ledger_entries_no_change ON ledger_entries"))
+            connection.execute(text("DROP TRIGGER ledger_entries_mac_once ON ledger_entries"))
         else:
+            connection.execute(text("DROP TRIGGER ledger_entries_mac_once"))
             connection.execute(text("DROP TRIGGER ledger_entries_no_update"))
             connection.execute(text("DROP TRIGGER ledger_entries_no_delete"))

@@ -168,7 +168,12 @@ def test_edited_entry_with_the_chain_rewritten(vault: Vault, items: tuple[str, s
             )
         session.execute(text("UPDATE ledger_state SET hash = :h WHERE name = 'head'"), {"h": prev})
     result = found(verify.verify(vault))
-    assert result == {("checkpoint " + str(checkpoint_size(vault)), verify.CHECKPOINT_ROOT)}
+    # The signed checkpoint and the MACs under the ledger key (which the forger lacks) remain.
+    assert result == {
+        ("checkpoint " + str(checkpoint_size(vault)), verify.CHECKPOINT_ROOT),
+        (f"entry {target}-{all_rows[-1].seq}", verify.ENTRY_MAC),
+        ("ledger head", verify.HEAD_MAC),
+    }
 
 
 def checkpoint_size(vault: Vault) -> int:
@@ -303,7 +308,11 @@ def test_deleted_checkpoint_record(vault: Vault, items: tuple[str, str]) -> None
     with vault.sessions.begin() as session:
         session.execute(delete(CheckpointRow))
     name = ledger.checkpoints.object_name(size)
-    assert found(verify.verify(vault)) == {(name, verify.CHECKPOINT_UNRECORDED)}
+    assert found(verify.verify(vault)) == {
+        (name, verify.CHECKPOINT_UNRECORDED),
+        (f"checkpoint {size}", verify.CHECKPOINT_GONE),
+        ("checkpoint state", verify.STATE_MAC),
+    }
 
 
 def cli_env(vault: Vault) -> dict[str, str]:

@@ -25,10 +25,15 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
 
 
+def hashes(*values: bytes) -> bool:
+    """Only 32-byte SHA-256 values are hashes; anything else is refused, never compared."""
+    return all(len(value) == 32 for value in values)
+
+
 def verify_inclusion(
     index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes
 ) -> bool:
-    if index >= size or index < 0:
+    if index >= size or index < 0 or not hashes(leaf, root, *proof):
         return False
     fn, sn, r = index, size - 1, leaf
     for p in proof:
@@ -45,11 +50,12 @@ def verify_inclusion(
 
 
 def verify_consistency(m: int, n: int, root1: bytes, root2: bytes, proof: Sequence[bytes]) -> bool:
+    # Every tree extends the empty one: a "proof" from size 0 proves nothing, so it is refused.
+    if m <= 0 or m > n or not hashes(root1, root2, *proof):
+        return False
     if m == n:
         return not proof and root1 == root2
-    if m == 0:
-        return m < n and not proof
-    if m > n or not proof:
+    if not proof:
         return False
     path = ([root1] if m & (m - 1) == 0 else []) + list(proof)
     fn, sn = m - 1, n - 1

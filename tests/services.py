@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
@@ -33,3 +34,19 @@ def tool(name: str) -> str:
     if path is None:
         unavailable(name, f"`{name}` is not on PATH (run `make tools`)")
     return path
+
+
+def vectors(folder: str) -> Path:
+    """Return the public test data `folder` (`TVAULT_TEST_VECTORS`, else the `shared/vectors`
+    folder beside the project or one of its parents), or skip/fail as `unavailable` does.
+
+    The data stays where it was published to, with its source commit in `COMMIT`; the tests
+    read it there and never copy it into the project.
+    """
+    root = Path(__file__).resolve().parents[1]
+    configured = os.environ.get("TVAULT_TEST_VECTORS")
+    bases = [Path(configured)] if configured else [p / "shared" / "vectors" for p in root.parents]
+    for base in bases:
+        if (base / folder / "COMMIT").is_file():
+            return base / folder
+    unavailable("vectors", f"no {folder}/COMMIT under TVAULT_TEST_VECTORS or shared/vectors")

@@ -25,6 +25,20 @@ def hash_children(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
 
 
+HASH_SIZE = 32
+
+
+def _check_hashes(what: str, hashes: Sequence[bytes]) -> None:
+    """Refuse anything but 32-byte SHA-256 values: a short or long "hash" is never a node.
+
+    Without this, a proof or root of another length is simply compared (an empty root, or
+    bytes that are not a hash, could then match).
+    """
+    for value in hashes:
+        if len(value) != HASH_SIZE:
+            raise ProofError(f"{what} must be {HASH_SIZE}-byte hashes, got {len(value)} bytes")
+
+
 def _split(n: int) -> int:
     """Return the largest power of two smaller than `n` (n > 1), RFC 9162's `k`."""
     return 1 << ((n - 1).bit_length() - 1)
@@ -134,8 +148,11 @@ def root_from_inclusion_proof(
 ) -> bytes:
     """Return the root an inclusion proof leads to (RFC 9162 2.1.3.2).
 
-    Raises `ProofError` if the index is out of range or the proof has the wrong length.
+    Raises `ProofError` if the index is out of range, the proof has the wrong length, or the
+    leaf hash or a proof node is not a 32-byte hash.
     """
+    _check_hashes("the leaf hash", [leaf_hash])
+    _check_hashes("proof nodes", proof)
     if not 0 <= index < size:
         raise ProofError(f"leaf {index} is outside a tree of size {size}")
     fn, sn = index, size - 1
@@ -162,6 +179,7 @@ def verify_inclusion(
     index: int, size: int, leaf_hash: bytes, proof: Sequence[bytes], root: bytes
 ) -> None:
     """Check that leaf `index` is in the tree of `size` with `root`. Raises `ProofError` if not."""
+    _check_hashes("the root", [root])
     if root_from_inclusion_proof(index, size, leaf_hash, proof) != root:
         raise ProofError("inclusion proof does not lead to the root")
 
@@ -171,17 +189,18 @@ def verify_consistency(
 ) -> None:
     """Check that the tree of `new_size` extends the one of `old_size` (RFC 9162 2.1.4.2).
 
-    Raises `ProofError` if the proof is malformed or either root does not match.
+    Raises `ProofError` if the proof is malformed, a root or node is not a 32-byte hash, either
+    root does not match, or `old_size` is 0: every tree extends the empty one, so such a "proof"
+    proves nothing and is refused rather than accepted whatever the roots (as the
+    transparency-dev/merkle test data expects).
     """
-    if not 0 <= old_size <= new_size:
+    _check_hashes("roots", [old_root, new_root])
+    _check_hashes("proof nodes", proof)
+    if not 0 < old_size <= new_size:
         raise ProofError(f"no consistency proof from size {old_size} to {new_size}")
     if old_size == new_size:
         if proof or old_root != new_root:
             raise ProofError("equal sizes need an empty proof and equal roots")
-        return
-    if old_size == 0:
-        if proof:
-            raise ProofError("a proof from the empty tree must be empty")
         return
     if not proof:
         raise ProofError("consistency proof is empty")

@@ -121,7 +121,10 @@ def fill(sessions: sessionmaker[Session], total: int, batch: int = 1000) -> None
 def run(url: str, entries: int, workdir: Path) -> dict[str, float]:
     engine = make_engine(url)
     sessions = sessionmaker(engine, expire_on_commit=False)
-    mac.bind(sessions, secrets.token_bytes(32))  # as `vault.compose.build` binds the vault's key
+    key = secrets.token_bytes(32)  # the ledger key, as a vault's first open makes and binds it
+    with sessions.begin() as session:
+        mac.upgrade(session, key)
+    mac.bind(sessions, key)
     signer, store = keys.LogSigner.generate(), DirStore(workdir / "objects")
     origin = "bench.example/log"
     result = request_cost(sessions, 300)

@@ -122,7 +122,7 @@ def create(
         update(_STATE)
         .where(_STATE.c.name == CHECKPOINT)
         .values(size=_STATE.c.size)
-        .returning(_STATE.c.size, _STATE.c.hash)
+        .returning(_STATE.c.size, _STATE.c.hash, _STATE.c.mac)
     ).one_or_none()
     if state is None:
         raise LedgerError("the ledger has no checkpoint row: the database is not migrated")
@@ -130,7 +130,15 @@ def create(
     previous = latest(session)
     if previous is not None and (previous.size, previous.root) != (old_size, old_root):
         raise LedgerError("the checkpoint table disagrees with the last signed checkpoint")
-    size = int(session.execute(select(_STATE.c.size).where(_STATE.c.name == HEAD)).scalar_one())
+    # Never sign over state the ledger key did not write: checkpoints deleted and the state
+    # reset, or a head moved back over dropped entries.
+    count = mac.checkpoint_count(session)
+    if not mac.same(state.mac, mac.checkpoint_mac(key, old_size, old_root, count)):
+        raise LedgerError("the checkpoint state has no valid MAC: refusing to sign")
+    head = session.execute(select(_STATE).where(_STATE.c.name == HEAD)).one()
+    size = int(head.size)
+    if not mac.same(head.mac, mac.head_mac(key, size, bytes(head.hash))):
+        raise LedgerError("the ledger head has no valid MAC: refusing to sign")
     if previous is not None and size == previous.size:
         return previous
     if size < old_size:
@@ -153,7 +161,7 @@ def create(
             size=size, root=root, note=signed, time=format_time(moment), object_name=name
         )
     )
-    state_mac = mac.checkpoint_mac(key, size, root, mac.checkpoint_count(session))
+    state_mac = mac.checkpoint_mac(key, size, root, count + 1)
     session.execute(
         update(_STATE)
         .where(_STATE.c.name == CHECKPOINT)

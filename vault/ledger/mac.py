@@ -99,8 +99,9 @@ def ensure_key(keyring: SecretStore, sessions: sessionmaker[Session]) -> bytes:
     if keyring.has_secret(SECRET):
         key = keyring.secret(SECRET)
     else:
+        key = secrets.token_bytes(32)
         with sessions.begin() as session:
-            key = upgrade(session)
+            upgrade(session, key)
             # Kept before the commit: a crash in between leaves a key without MACs (reported
             # by `tvault verify`), never MACs under a key that was lost.
             keyring.set_secret(SECRET, key)
@@ -108,8 +109,8 @@ def ensure_key(keyring: SecretStore, sessions: sessionmaker[Session]) -> bytes:
     return key
 
 
-def upgrade(session: Session) -> bytes:
-    """Make a new ledger key and MAC every entry and both state rows with it; return the key.
+def upgrade(session: Session, key: bytes) -> None:
+    """MAC every entry that has no MAC, and both state rows, with the new ledger `key`.
 
     For a vault made before the ledger had MACs: run once, in `session`'s transaction, when the
     keyring has no ledger key yet (`vault.compose.build` calls it on the first open with the
@@ -119,7 +120,6 @@ def upgrade(session: Session) -> bytes:
     allow setting a missing MAC, nothing else). Takes the head row's lock first, so no append
     runs meanwhile.
     """
-    key = secrets.token_bytes(32)
     head = session.execute(
         update(_STATE)
         .where(_STATE.c.name == HEAD)
@@ -153,7 +153,6 @@ def upgrade(session: Session) -> bytes:
         .where(_STATE.c.name == CHECKPOINT)
         .values(mac=checkpoint_mac(key, int(state.size), bytes(state.hash), count))
     )
-    return key
 
 
 def checkpoint_count(session: Session) -> int:

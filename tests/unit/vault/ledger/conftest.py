@@ -74,6 +74,8 @@ def engine(request: pytest.FixtureRequest) -> Engine:
 def sessions(engine: Engine) -> sessionmaker[Session]:
     """Sessions on the test database, with a ledger MAC key bound as the vault binds its own."""
     factory = sessionmaker(engine, expire_on_commit=False)
+    with factory.begin() as session:
+        mac.upgrade(session, LEDGER_KEY)  # the state rows' first MACs, as a vault's first open
     mac.bind(factory, LEDGER_KEY)
     return factory
 

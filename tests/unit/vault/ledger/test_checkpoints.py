@@ -300,6 +300,8 @@ def test_concurrent_checkpointers_sign_only_consistent_checkpoints(
         tree = checkpoints.load_tree(session, final.size)
     assert len({c.size for c in signed}) == len(signed) == len(store.objects)
     for older, newer in itertools.pairwise(signed):
+        if older.size == 0:
+            continue  # every tree extends the empty one: no proof to check (and one is refused)
         verify_consistency(
             older.size,
             newer.size,

@@ -13,16 +13,20 @@ from typing import Any
 
 import pytest
 import typer
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import text
 from typer.testing import CliRunner
 
 import keys
+from keys import Keyring
 from tests.unit.vault.conftest import PASSPHRASE
 from tests.unit.vault.ledger.conftest import allow_tampering
 from vault import ledger, verify
 from vault.cli.verify import verify as verify_command
 from vault.compose import LOG_SIGNING, Vault
-from vault.ledger import actions, note
+from vault.db.session import MIGRATIONS
+from vault.ledger import actions, mac, note
 from vault.ledger.entry import build, entry_hash
 from vault.ledger.tables import EMPTY_ROOT
 from vault.ledger.wiring import checkpointer_of
@@ -196,7 +200,7 @@ def test_blanked_macs_are_missing_not_refilled(
 
 def test_checkpointer_refuses_to_sign_a_forged_tail(vault: Vault, history: int) -> None:
     rewrite_from(vault, history + 1, lambda details: details.update(n=99))
-    with pytest.raises(ledger.LedgerError, match=f"entry {history + 1}"):
+    with pytest.raises(ledger.LedgerError, match="no valid MAC: refusing to sign"):
         checkpointer_of(vault).checkpoint()
 
 
@@ -272,3 +276,51 @@ def test_trusted_checkpoint_not_signed_by_the_log_key(
 
 def keys_signer(vault: Vault) -> keys.LogSigner:
     return keys.LogSigner.from_bytes(vault.keyring.secret(LOG_SIGNING))
+
+
+def test_a_vault_made_before_macs_gets_them_on_its_first_open(
+    vault: Vault, history: int, run_verify: Callable[..., Any]
+) -> None:
+    # Back to the code before MACs: its schema (revision 0006) and a keyring without the key.
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with vault.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0006_jobs_claim_order")
+    vault.keyring._mutate(lambda content: content.secrets.__delitem__(mac.SECRET))
+    assert not vault.keyring.has_secret(mac.SECRET)
+    # The first open with the passphrase (here `tvault verify`'s) migrates, keys and MACs.
+    result = run_verify()
+    assert result.exit_code == 0, result.output
+    assert f"unsigned tail: {TAIL} entries after checkpoint {history}" in result.output
+    reopened = Keyring.open(vault.settings.keyring_path, PASSPHRASE)
+    key = reopened.secret(mac.SECRET)
+    with vault.engine.connect() as connection:
+        stored = connection.execute(text("SELECT entry_hash, mac FROM ledger_entries")).all()
+    assert stored and all(bytes(m) == mac.entry_mac(key, bytes(h)) for h, m in stored)
+
+
+def test_checkpointer_refuses_to_sign_over_a_dropped_tail(vault: Vault, history: int) -> None:
+    allow_tampering(vault.engine)
+    keep = rows(vault)[history]
+    with vault.engine.begin() as connection:
+        connection.execute(text("DELETE FROM ledger_entries WHERE seq > :n"), {"n": history})
+        connection.execute(
+            text("UPDATE ledger_state SET size = :n, hash = :h WHERE name = 'head'"),
+            {"n": history + 1, "h": entry_hash(bytes(keep.entry))},
+        )
+    with pytest.raises(ledger.LedgerError, match="head has no valid MAC"):
+        checkpointer_of(vault).checkpoint()
+
+
+def test_checkpointer_refuses_to_sign_over_a_reset_checkpoint_state(
+    vault: Vault, history: int
+) -> None:
+    with vault.engine.begin() as connection:
+        connection.execute(text("DELETE FROM ledger_checkpoints"))
+        connection.execute(
+            text("UPDATE ledger_state SET size = 0, hash = :root WHERE name = 'checkpoint'"),
+            {"root": EMPTY_ROOT},
+        )
+    with pytest.raises(ledger.LedgerError, match="checkpoint state has no valid MAC"):
+        checkpointer_of(vault).checkpoint()

@@ -119,6 +119,9 @@ def upgrade(session: Session, key: bytes) -> None:
     are trusted as they are. Only MACs that are missing are written (the append-only triggers
     allow setting a missing MAC, nothing else). Takes the head row's lock first, so no append
     runs meanwhile.
+
+    Raises `LedgerError` if any MAC is already there: the ledger was MACed under a key this
+    keyring lacks (a keyring older than the database), and a new key must not bless it.
     """
     head = session.execute(
         update(_STATE)
@@ -126,6 +129,12 @@ def upgrade(session: Session, key: bytes) -> None:
         .values(size=_STATE.c.size)
         .returning(_STATE.c.size, _STATE.c.hash)
     ).one()
+    for table in (_ENTRIES, _STATE):
+        if session.execute(select(table.c.mac).where(table.c.mac.is_not(None)).limit(1)).first():
+            raise LedgerError(
+                "the ledger has MACs but the keyring holds no ledger key: the keyring is older "
+                "than the database; open the vault with its current keyring"
+            )
     position = -1
     while True:
         batch = session.execute(

@@ -324,3 +324,11 @@ def test_checkpointer_refuses_to_sign_over_a_reset_checkpoint_state(
         )
     with pytest.raises(ledger.LedgerError, match="checkpoint state has no valid MAC"):
         checkpointer_of(vault).checkpoint()
+
+
+def test_a_keyring_older_than_the_macs_is_refused(vault: Vault, history: int) -> None:
+    # A keyring without the ledger key, beside a ledger that has MACs: no new key may bless it.
+    vault.keyring._mutate(lambda content: content.secrets.__delitem__(mac.SECRET))
+    with pytest.raises(ledger.LedgerError, match="keyring is older than the database"):
+        mac.ensure_key(vault.keyring, type(vault.sessions)(vault.engine))
+    assert not vault.keyring.has_secret(mac.SECRET)

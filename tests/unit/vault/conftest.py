@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import typer
+from click.testing import Result
 from sqlalchemy import create_engine, text
+from typer.testing import CliRunner
 
 from keys import KdfParams
 from policies import Principal
 from vault.accounts import add_user, find_user, principal_of
+from vault.cli.verify import verify as verify_command
 from vault.compose import Vault
 from vault.provision import create_vault
 from vault.settings import load_settings
@@ -79,3 +83,19 @@ def stored_path(vault: Vault, name: str) -> Path:
     """The local store's file of object `name`, for tests that tamper beside the port."""
     [path] = list(vault.settings.objects_path.rglob(name.replace("/", "+")))
     return path
+
+
+@pytest.fixture
+def run_verify(vault: Vault) -> Callable[..., Result]:
+    """Run `tvault verify ARGS` on `vault` as an operator would: it opens the vault itself."""
+    app = typer.Typer()
+    app.command()(verify_command)
+    app.command("noop")(lambda: None)  # keep `verify` a named sub-command, as in `tvault`
+    env = {"TVAULT_HOME": str(vault.settings.home), "TVAULT_PASSPHRASE": PASSPHRASE}
+    if vault.settings.database_url:
+        env["TVAULT_DATABASE_URL"] = vault.settings.database_url
+
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(app, ["verify", *args], env=env)
+
+    return run

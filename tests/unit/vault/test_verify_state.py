@@ -13,17 +13,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import typer
 from click.testing import Result
 from sqlalchemy import insert, update
-from typer.testing import CliRunner
 
 from tests import corpus
-from tests.unit.vault.conftest import PASSPHRASE, principal, stored_path
+from tests.unit.vault.conftest import principal, stored_path
 from tests.unit.vault.test_deposit import deposit, fields
 from vault import extraction, jobs, replay, sealed_fixity
 from vault.cases import create_case, grant
-from vault.cli.verify import verify as verify_command
 from vault.compose import Vault
 from vault.consent import change_consent
 from vault.db import Case, CaseGrant, Item
@@ -59,21 +56,6 @@ def world(vault: Vault, tmp_path: Path) -> Iterator[World]:
     yield World(case, item, other)
 
 
-@pytest.fixture
-def run_cli(vault: Vault) -> Callable[..., Result]:
-    app = typer.Typer()
-    app.command()(verify_command)
-    app.command("noop")(lambda: None)  # keep `verify` a named sub-command, as in `tvault`
-    env = {"TVAULT_HOME": str(vault.settings.home), "TVAULT_PASSPHRASE": PASSPHRASE}
-    if vault.settings.database_url:
-        env["TVAULT_DATABASE_URL"] = vault.settings.database_url
-
-    def run(*args: str) -> Result:
-        return CliRunner().invoke(app, ["verify", *args], env=env)
-
-    return run
-
-
 def fails_with(run: Callable[..., Result], line: str, *args: str) -> None:
     result = run(*args)
     assert result.exit_code == 1, result.output
@@ -94,16 +76,16 @@ def flip(blob: bytes, at: int | None = None) -> bytes:
 
 
 def test_an_untouched_vault_with_texts_consent_grants_and_holds_verifies(
-    world: World, run_cli: Callable[..., Result]
+    world: World, run_verify: Callable[..., Result]
 ) -> None:
     for args in ((), ("--fast",)):
-        result = run_cli(*args)
+        result = run_verify(*args)
         assert result.exit_code == 0, result.output
         assert "OK: no failures" in result.output
 
 
 def test_a_grant_inserted_in_sql(
-    vault: Vault, world: World, run_cli: Callable[..., Result]
+    vault: Vault, world: World, run_verify: Callable[..., Result]
 ) -> None:
     with vault.sessions.begin() as session:
         session.execute(
@@ -117,19 +99,21 @@ def test_a_grant_inserted_in_sql(
         )
     for args in ((), ("--fast",)):
         fails_with(
-            run_cli, f"case {world.case}: {replay.GRANT_UNRECORDED} (theo as therapist)", *args
+            run_verify, f"case {world.case}: {replay.GRANT_UNRECORDED} (theo as therapist)", *args
         )
 
 
-def test_a_grant_deleted_in_sql(vault: Vault, world: World, run_cli: Callable[..., Result]) -> None:
+def test_a_grant_deleted_in_sql(
+    vault: Vault, world: World, run_verify: Callable[..., Result]
+) -> None:
     with vault.sessions.begin() as session:
         session.query(CaseGrant).filter_by(case_id=world.case, user_name="lena").delete()
-    fails_with(run_cli, f"case {world.case}: {replay.GRANT_MISSING} (lena as lawyer)", "--fast")
+    fails_with(run_verify, f"case {world.case}: {replay.GRANT_MISSING} (lena as lawyer)", "--fast")
 
 
 @pytest.mark.parametrize("which", ["item", "other"])
 def test_consent_widened_in_sql(
-    vault: Vault, world: World, run_cli: Callable[..., Result], which: str
+    vault: Vault, world: World, run_verify: Callable[..., Result], which: str
 ) -> None:
     # `item` had its consent changed (a `consent change` entry); `other` kept its deposit's.
     item_id = getattr(world, which)
@@ -138,44 +122,44 @@ def test_consent_widened_in_sql(
             update(Item).where(Item.id == item_id).values(consent=["legal", "research", "therapy"])
         )
     for args in ((), ("--fast",)):
-        fails_with(run_cli, f"{item_id}: {replay.CONSENT_DIFFERS}", *args)
+        fails_with(run_verify, f"{item_id}: {replay.CONSENT_DIFFERS}", *args)
 
 
 def test_a_legal_hold_dropped_or_added_in_sql(
-    vault: Vault, world: World, run_cli: Callable[..., Result]
+    vault: Vault, world: World, run_verify: Callable[..., Result]
 ) -> None:
     with vault.sessions.begin() as session:
         session.query(LegalHold).filter_by(item_id=world.other).delete()
         session.execute(
             insert(LegalHold).values(item_id=world.item, set_by="admin", set_at=datetime.now(UTC))
         )
-    fails_with(run_cli, f"{world.other}: {replay.HOLD_DIFFERS}", "--fast")
-    fails_with(run_cli, f"{world.item}: {replay.HOLD_DIFFERS}", "--fast")
+    fails_with(run_verify, f"{world.other}: {replay.HOLD_DIFFERS}", "--fast")
+    fails_with(run_verify, f"{world.item}: {replay.HOLD_DIFFERS}", "--fast")
 
 
 def test_a_flipped_extracted_text_object(
-    vault: Vault, world: World, run_cli: Callable[..., Result]
+    vault: Vault, world: World, run_verify: Callable[..., Result]
 ) -> None:
     path = stored_path(vault, text_object(vault, world.item))
     path.write_bytes(flip(path.read_bytes(), at=-5))
-    fails_with(run_cli, f"{world.item}: {sealed_fixity.TEXT_UNREADABLE}")
-    fails_with(run_cli, f"{world.item}: {sealed_fixity.TEXT_DIGEST}", "--fast")
+    fails_with(run_verify, f"{world.item}: {sealed_fixity.TEXT_UNREADABLE}")
+    fails_with(run_verify, f"{world.item}: {sealed_fixity.TEXT_DIGEST}", "--fast")
 
 
 def test_a_deleted_extracted_text_object(
-    vault: Vault, world: World, run_cli: Callable[..., Result]
+    vault: Vault, world: World, run_verify: Callable[..., Result]
 ) -> None:
     stored_path(vault, text_object(vault, world.item)).unlink()
     for args in ((), ("--fast",)):
-        fails_with(run_cli, f"{world.item}: {sealed_fixity.TEXT_MISSING}", *args)
+        fails_with(run_verify, f"{world.item}: {sealed_fixity.TEXT_MISSING}", *args)
 
 
 def test_a_deleted_extracted_text_row(
-    vault: Vault, world: World, run_cli: Callable[..., Result]
+    vault: Vault, world: World, run_verify: Callable[..., Result]
 ) -> None:
     with vault.sessions.begin() as session:
         session.query(ItemText).filter_by(item_id=world.item).delete()
-    fails_with(run_cli, f"{world.item}: {sealed_fixity.TEXT_MISSING}", "--fast")
+    fails_with(run_verify, f"{world.item}: {sealed_fixity.TEXT_MISSING}", "--fast")
 
 
 @pytest.mark.parametrize(
@@ -189,7 +173,7 @@ def test_a_deleted_extracted_text_row(
 def test_a_flipped_sealed_field(
     vault: Vault,
     world: World,
-    run_cli: Callable[..., Result],
+    run_verify: Callable[..., Result],
     table: type[Item | ItemText | Case],
     column: str,
     what: str,
@@ -200,4 +184,4 @@ def test_a_flipped_sealed_field(
         assert row is not None
         setattr(row, column, flip(getattr(row, column), at=-3))
     subject = f"case {key}" if table is Case else key
-    fails_with(run_cli, f"{subject}: {sealed_fixity.SEALED_FIELD} ({what})")
+    fails_with(run_verify, f"{subject}: {sealed_fixity.SEALED_FIELD} ({what})")

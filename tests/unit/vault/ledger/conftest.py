@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -11,7 +11,9 @@ import pytest
 from sqlalchemy import Engine, Table, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from vault import ledger
 from vault.ledger import mac
+from vault.ledger.entry import build
 from vault.ledger.tables import CheckpointRow, LedgerRow, LedgerState
 
 LEDGER_KEY = bytes(range(32))
@@ -84,9 +86,51 @@ def allow_tampering(engine: Engine) -> None:
     """Drop the append-only triggers, as someone with the database owner's rights could."""
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
-            connection.execute(text("DROP TRIGGER ledger_entries_no_change ON ledger_entries"))
-            connection.execute(text("DROP TRIGGER ledger_entries_mac_once ON ledger_entries"))
+            connection.execute(
+                text("DROP TRIGGER IF EXISTS ledger_entries_no_change ON ledger_entries")
+            )
+            connection.execute(
+                text("DROP TRIGGER IF EXISTS ledger_entries_mac_once ON ledger_entries")
+            )
         else:
-            connection.execute(text("DROP TRIGGER ledger_entries_mac_once"))
-            connection.execute(text("DROP TRIGGER ledger_entries_no_update"))
-            connection.execute(text("DROP TRIGGER ledger_entries_no_delete"))
+            connection.execute(text("DROP TRIGGER IF EXISTS ledger_entries_mac_once"))
+            connection.execute(text("DROP TRIGGER IF EXISTS ledger_entries_no_update"))
+            connection.execute(text("DROP TRIGGER IF EXISTS ledger_entries_no_delete"))
+
+
+def rewrite_from(
+    engine: Engine,
+    sessions: sessionmaker[Session],
+    start: int,
+    change: Callable[[dict[str, Any]], None],
+) -> None:
+    """Edit entry `start`'s details with `change` and recompute every later hash and the head,
+    in SQL, as a careful forger without the keys would (the triggers dropped first)."""
+    allow_tampering(engine)
+    with sessions.begin() as session:
+        old = list(ledger.entries(session, start))
+        prev = old[0].prev_hash
+        for entry in old:
+            details = dict(entry.details)
+            if entry.seq == start:
+                change(details)
+            new = build(
+                seq=entry.seq,
+                time=entry.time,
+                actor=entry.actor,
+                action=entry.action,
+                item_id=entry.item_id,
+                case_id=entry.case_id,
+                details=details,
+                sealed=ledger.sealed_details(session, entry.seq),
+                prev_hash=prev,
+            )
+            prev = new.entry_hash
+            session.execute(
+                text(
+                    "UPDATE ledger_entries SET entry = :e, entry_hash = :h, leaf_hash = :l "
+                    "WHERE seq = :s"
+                ),
+                {"e": new.canonical, "h": new.entry_hash, "l": new.leaf_hash, "s": entry.seq},
+            )
+        session.execute(text("UPDATE ledger_state SET hash = :h WHERE name = 'head'"), {"h": prev})

@@ -12,22 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
-from typer.testing import CliRunner
 
 import keys
 from keys import Keyring
 from tests.unit.vault.conftest import PASSPHRASE
-from tests.unit.vault.ledger.conftest import allow_tampering
+from tests.unit.vault.ledger.conftest import allow_tampering, rewrite_from
 from vault import ledger, verify
-from vault.cli.verify import verify as verify_command
 from vault.compose import LOG_SIGNING, Vault
 from vault.db.session import MIGRATIONS
 from vault.ledger import actions, mac, note
-from vault.ledger.entry import build, entry_hash
+from vault.ledger.entry import entry_hash
 from vault.ledger.tables import EMPTY_ROOT
 from vault.ledger.wiring import checkpointer_of
 
@@ -51,62 +48,39 @@ def history(vault: Vault) -> int:
     return signed.size
 
 
-@pytest.fixture
-def run_verify(vault: Vault) -> Callable[..., Any]:
-    """Run `tvault verify ARGS` against `vault` in a fresh process state, as an operator would."""
-    app = typer.Typer()
-    app.command()(verify_command)
-    app.command("noop")(lambda: None)  # keep `verify` a named sub-command, as in `tvault`
-    env = {"TVAULT_HOME": str(vault.settings.home), "TVAULT_PASSPHRASE": PASSPHRASE}
-    if vault.settings.database_url:
-        env["TVAULT_DATABASE_URL"] = vault.settings.database_url
-
-    def run(*args: str) -> Any:
-        return CliRunner().invoke(app, ["verify", *args], env=env)
-
-    return run
-
-
 def rows(vault: Vault) -> list[Any]:
     with vault.engine.connect() as connection:
         return list(connection.execute(text("SELECT seq, entry FROM ledger_entries ORDER BY seq")))
 
 
-def rewrite_from(vault: Vault, start: int, change: Callable[[dict[str, Any]], None]) -> None:
-    """Change entry `start` with `change` and recompute every later hash and the head, in SQL."""
+def drop_tail(vault: Vault, size: int) -> None:
+    """Delete the entries from `size` on and point the head at the last one kept, in SQL."""
     allow_tampering(vault.engine)
-    with vault.sessions.begin() as session:
-        old = list(ledger.entries(session))
-        prev = old[start].prev_hash
-        for entry in old[start:]:
-            details = dict(entry.details)
-            if entry.seq == start:
-                change(details)
-            new = build(
-                seq=entry.seq,
-                time=entry.time,
-                actor=entry.actor,
-                action=entry.action,
-                item_id=entry.item_id,
-                case_id=entry.case_id,
-                details=details,
-                sealed=None,
-                prev_hash=prev,
-            )
-            prev = new.entry_hash
-            session.execute(
-                text(
-                    "UPDATE ledger_entries SET entry = :e, entry_hash = :h, leaf_hash = :l "
-                    "WHERE seq = :s"
-                ),
-                {"e": new.canonical, "h": new.entry_hash, "l": new.leaf_hash, "s": entry.seq},
-            )
-        session.execute(text("UPDATE ledger_state SET hash = :h WHERE name = 'head'"), {"h": prev})
+    keep = rows(vault)[size - 1]
+    with vault.engine.begin() as connection:
+        connection.execute(text("DELETE FROM ledger_entries WHERE seq >= :n"), {"n": size})
+        connection.execute(
+            text("UPDATE ledger_state SET size = :n, hash = :h WHERE name = 'head'"),
+            {"n": size, "h": entry_hash(bytes(keep.entry))},
+        )
 
 
 def checkpoint_files(vault: Vault) -> list[Path]:
     # The attacker works beside the port, on the files the local adapter keeps.
     return sorted(vault.settings.objects_path.rglob("ledger+checkpoints+*"))
+
+
+def delete_checkpoints(vault: Vault, *, reset_state: bool) -> None:
+    """Delete every checkpoint record and stored copy; with `reset_state`, the state row too."""
+    with vault.engine.begin() as connection:
+        connection.execute(text("DELETE FROM ledger_checkpoints"))
+        if reset_state:
+            connection.execute(
+                text("UPDATE ledger_state SET size = 0, hash = :root WHERE name = 'checkpoint'"),
+                {"root": EMPTY_ROOT},
+            )
+    for path in checkpoint_files(vault):
+        path.unlink()
 
 
 def failed_with(result: Any, *lines: str) -> None:
@@ -128,15 +102,8 @@ def test_untouched_history_verifies_and_reports_its_unsigned_tail(
 def test_attack_a_rewrite_after_deleting_every_checkpoint(
     vault: Vault, history: int, run_verify: Callable[..., Any]
 ) -> None:
-    with vault.engine.begin() as connection:
-        connection.execute(text("DELETE FROM ledger_checkpoints"))
-        connection.execute(
-            text("UPDATE ledger_state SET size = 0, hash = :root WHERE name = 'checkpoint'"),
-            {"root": EMPTY_ROOT},
-        )
-    for path in checkpoint_files(vault):
-        path.unlink()
-    rewrite_from(vault, 2, lambda details: details.update(n=99))
+    delete_checkpoints(vault, reset_state=True)
+    rewrite_from(vault.engine, vault.sessions, 2, lambda details: details.update(n=99))
     failed_with(
         run_verify(),
         f"entry 2-{history + TAIL - 1}: {verify.ENTRY_MAC}",
@@ -147,31 +114,21 @@ def test_attack_a_rewrite_after_deleting_every_checkpoint(
 def test_deleting_every_checkpoint_alone_is_found(
     vault: Vault, history: int, run_verify: Callable[..., Any]
 ) -> None:
-    with vault.engine.begin() as connection:
-        connection.execute(text("DELETE FROM ledger_checkpoints"))
-    for path in checkpoint_files(vault):
-        path.unlink()
+    delete_checkpoints(vault, reset_state=False)
     failed_with(run_verify(), f"checkpoint {history}: {verify.CHECKPOINT_GONE}")
 
 
 def test_attack_b_dropped_tail_with_the_head_fixed(
     vault: Vault, history: int, run_verify: Callable[..., Any]
 ) -> None:
-    allow_tampering(vault.engine)
-    keep = rows(vault)[history - 1]
-    with vault.engine.begin() as connection:
-        connection.execute(text("DELETE FROM ledger_entries WHERE seq >= :n"), {"n": history})
-        connection.execute(
-            text("UPDATE ledger_state SET size = :n, hash = :h WHERE name = 'head'"),
-            {"n": history, "h": entry_hash(bytes(keep.entry))},
-        )
+    drop_tail(vault, history)
     failed_with(run_verify(), f"ledger head: {verify.HEAD_MAC}")
 
 
 def test_attack_c_rewrite_after_the_last_checkpoint(
     vault: Vault, history: int, run_verify: Callable[..., Any]
 ) -> None:
-    rewrite_from(vault, history + 1, lambda details: details.update(n=99))
+    rewrite_from(vault.engine, vault.sessions, history + 1, lambda details: details.update(n=99))
     failed_with(
         run_verify(),
         f"entry {history + 1}-{history + TAIL - 1}: {verify.ENTRY_MAC}",
@@ -199,7 +156,7 @@ def test_blanked_macs_are_missing_not_refilled(
 
 
 def test_checkpointer_refuses_to_sign_a_forged_tail(vault: Vault, history: int) -> None:
-    rewrite_from(vault, history + 1, lambda details: details.update(n=99))
+    rewrite_from(vault.engine, vault.sessions, history + 1, lambda details: details.update(n=99))
     with pytest.raises(ledger.LedgerError, match="no valid MAC: refusing to sign"):
         checkpointer_of(vault).checkpoint()
 
@@ -301,14 +258,7 @@ def test_a_vault_made_before_macs_gets_them_on_its_first_open(
 
 
 def test_checkpointer_refuses_to_sign_over_a_dropped_tail(vault: Vault, history: int) -> None:
-    allow_tampering(vault.engine)
-    keep = rows(vault)[history]
-    with vault.engine.begin() as connection:
-        connection.execute(text("DELETE FROM ledger_entries WHERE seq > :n"), {"n": history})
-        connection.execute(
-            text("UPDATE ledger_state SET size = :n, hash = :h WHERE name = 'head'"),
-            {"n": history + 1, "h": entry_hash(bytes(keep.entry))},
-        )
+    drop_tail(vault, history + 1)
     with pytest.raises(ledger.LedgerError, match="head has no valid MAC"):
         checkpointer_of(vault).checkpoint()
 
@@ -316,12 +266,7 @@ def test_checkpointer_refuses_to_sign_over_a_dropped_tail(vault: Vault, history:
 def test_checkpointer_refuses_to_sign_over_a_reset_checkpoint_state(
     vault: Vault, history: int
 ) -> None:
-    with vault.engine.begin() as connection:
-        connection.execute(text("DELETE FROM ledger_checkpoints"))
-        connection.execute(
-            text("UPDATE ledger_state SET size = 0, hash = :root WHERE name = 'checkpoint'"),
-            {"root": EMPTY_ROOT},
-        )
+    delete_checkpoints(vault, reset_state=True)
     with pytest.raises(ledger.LedgerError, match="checkpoint state has no valid MAC"):
         checkpointer_of(vault).checkpoint()
 

@@ -7,17 +7,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import typer
-from sqlalchemy import delete, select, text, update
-from typer.testing import CliRunner
+from sqlalchemy import delete, select, update
 
 import keys
-from tests.unit.vault.conftest import PASSPHRASE, principal
-from tests.unit.vault.ledger.conftest import allow_tampering
+from tests.unit.vault.conftest import principal
+from tests.unit.vault.ledger.conftest import allow_tampering, rewrite_from
 from tests.unit.vault.test_deposit import deposit, fields
 from vault import ledger, verify
 from vault.cases import create_case
-from vault.cli.verify import verify as verify_command
 from vault.compose import Vault
 from vault.db import Item, ItemKey
 from vault.ledger import actions, note
@@ -142,31 +139,7 @@ def test_edited_entry_with_the_chain_rewritten(vault: Vault, items: tuple[str, s
     # A careful forger recomputes every later hash and the head: the signed checkpoint remains.
     all_rows = rows(vault)
     target = next(r for r in all_rows if r.action == actions.INGESTION).seq
-    with vault.sessions.begin() as session:
-        prev: bytes | None = None
-        for row in all_rows[target:]:
-            entry = ledger.entry(session, row.seq)
-            details = dict(entry.details)
-            if row.seq == target:
-                details["size"] = 1
-            new = build(
-                seq=entry.seq,
-                time=entry.time,
-                actor=entry.actor,
-                action=entry.action,
-                item_id=entry.item_id,
-                case_id=entry.case_id,
-                details=details,
-                sealed=None,
-                prev_hash=prev if prev is not None else entry.prev_hash,
-            )
-            prev = new.entry_hash
-            session.execute(
-                update(LedgerRow)
-                .where(LedgerRow.seq == row.seq)
-                .values(entry=new.canonical, entry_hash=new.entry_hash, leaf_hash=new.leaf_hash)
-            )
-        session.execute(text("UPDATE ledger_state SET hash = :h WHERE name = 'head'"), {"h": prev})
+    rewrite_from(vault.engine, vault.sessions, target, lambda details: details.update(size=1))
     result = found(verify.verify(vault))
     # The signed checkpoint and the MACs under the ledger key (which the forger lacks) remain.
     assert result == {
@@ -315,38 +288,19 @@ def test_deleted_checkpoint_record(vault: Vault, items: tuple[str, str]) -> None
     }
 
 
-def cli_env(vault: Vault) -> dict[str, str]:
-    env = {"TVAULT_HOME": str(vault.settings.home), "TVAULT_PASSPHRASE": PASSPHRASE}
-    if vault.settings.database_url:
-        env["TVAULT_DATABASE_URL"] = vault.settings.database_url
-    return env
-
-
-@pytest.fixture
-def run_cli(vault: Vault) -> Callable[..., object]:
-    app = typer.Typer()
-    app.command()(verify_command)
-    app.command("noop")(lambda: None)  # keep `verify` a named sub-command, as in `tvault`
-
-    def run(*args: str) -> object:
-        return CliRunner().invoke(app, ["verify", *args], env=cli_env(vault))
-
-    return run
-
-
 def test_cli_exit_codes_and_report(
-    vault: Vault, items: tuple[str, str], run_cli: Callable[..., object]
+    vault: Vault, items: tuple[str, str], run_verify: Callable[..., object]
 ) -> None:
-    clean = run_cli()
+    clean = run_verify()
     assert clean.exit_code == 0, clean.output  # type: ignore[attr-defined]
     assert "OK: no failures" in clean.output  # type: ignore[attr-defined]
     stored_path(vault, object_of(vault, items[1])).unlink()
-    broken = run_cli("--json")
+    broken = run_verify("--json")
     assert broken.exit_code == 1  # type: ignore[attr-defined]
     report = json.loads(broken.stdout)  # type: ignore[attr-defined]
     assert report["ok"] is False
     assert report["failures"] == [
         {"subject": items[1], "kind": verify.OBJECT_MISSING, "detail": object_of(vault, items[1])}
     ]
-    text_report = run_cli()
+    text_report = run_verify()
     assert f"{items[1]}: {verify.OBJECT_MISSING}" in text_report.output  # type: ignore[attr-defined]

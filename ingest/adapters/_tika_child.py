@@ -1,11 +1,15 @@
 """The parser process: runs iscc-tika on one file at a time, under resource limits.
 
-Started by `NativeTikaExtractor` as `python -m ingest.adapters._tika_child MEMORY_BYTES MODE`.
+Started by `NativeTikaExtractor` as `python -m ingest.adapters._tika_child MEMORY_BYTES MODE
+[ocr=ENGINE:LANGUAGES]`; with the last, images and scanned PDF pages are also recognised
+(`ingest.ocr`, through the runner `ingest.adapters._ocr_runner`).
 Protocol on its standard input and output (nothing else is written to them):
 
-- parent -> child, one line per job: `{"path": "...", "max_text_chars": N, "timeout_s": T}`
+- parent -> child, one line per job: `{"path": "...", "max_text_chars": N, "timeout_s": T}`,
+  and for OCR `"max_pages"`, `"max_pixels"`, `"language"` (the item's, or null)
 - child -> parent: a JSON header line, then, on success, `text_bytes` bytes of UTF-8 text:
   `{"ok": true, "mime_type": ..., "metadata": {...}, "language": "es" | null, "text_bytes": N}`
+  (with `"ocr": {...}`, `ingest.ocr.report_to_header`, when OCR read some of the text)
   or
   `{"ok": false, "kind": ..., "reason": ..., "retire": bool}` (`retire`: the process exits next).
 
@@ -38,6 +42,7 @@ Handler = Callable[[str, int], Result]
 
 _diagnostics_fd = -1
 _memory_limit = 0
+_recogniser: Any = None  # an `ingest.ocr.Recogniser` when this process does OCR
 # Seconds past a job's deadline after which the process ends itself (SIGALRM's default action):
 # the parent kills it at the deadline, unless the parent itself died meanwhile.
 _ALARM_GRACE_S = 5
@@ -180,8 +185,11 @@ def serve(
         # iscc-tika holds the GIL while it parses, so no watchdog thread could run; the kernel's
         # alarm needs none. It ends an orphaned parser stuck in a hostile file.
         signal.alarm(math.ceil(float(request.get("timeout_s", 60))) + _ALARM_GRACE_S)
+        report = None
         try:
             mime, metadata, text = handle(request["path"], int(request["max_text_chars"]))
+            if _recogniser is not None:
+                text, report = _recognise(request, mime, text)
         except ExtractionError as exc:
             retire = exc.kind in (FailureKind.MEMORY, FailureKind.CRASHED)
             header = {"ok": False, "kind": exc.kind.value, "reason": exc.reason, "retire": retire}
@@ -212,12 +220,36 @@ def serve(
                 "language": _language(text),
                 "text_bytes": len(payload),
             }
+            if report is not None:
+                from ingest.ocr import report_to_header
+
+                header["ocr"] = report_to_header(report)
         signal.alarm(0)
         proto_out.write(json.dumps(header).encode() + b"\n")
         if payload:
             proto_out.write(payload)
         if retire:
             return
+
+
+def _recognise(request: dict[str, Any], mime: str, text: str) -> tuple[str, Any]:
+    """Run OCR on what needs it (`ingest.ocr.Recogniser.apply`): (text, report or None)."""
+    done = _recogniser.apply(request, visible(request["path"]), mime, text)
+    return done if done is not None else (text, None)
+
+
+def _start_ocr(argv: list[str]) -> None:
+    """Start OCR when `argv` asks for it: fork the runner, which may start programs, before
+    this process is barred from doing so."""
+    global _recogniser
+    option = next((arg for arg in argv[3:] if arg.startswith("ocr=")), None)
+    if option is None:
+        return
+    from ingest.adapters import _ocr_runner
+    from ingest.ocr import OcrOptions, Recogniser
+
+    options = OcrOptions.from_argument(option.removeprefix("ocr="))
+    _recogniser = Recogniser(_ocr_runner.start(options.engine), options)
 
 
 def main(argv: list[str], handle: Handler = extract) -> int:
@@ -228,6 +260,7 @@ def main(argv: list[str], handle: Handler = extract) -> int:
     # First, while this process is single-threaded (a condition of unshare(CLONE_NEWUSER)).
     sandboxed = wanted and _sandbox.enter(tmpfs_bytes=memory_bytes)
     _limit_self(memory_bytes)
+    _start_ocr(argv)
     # Before Tika first runs: from here this process can start no other process or program.
     spawn_blocked = _nospawn.install()
     proto_in, proto_out = _isolate_stdio()

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ingest._tika import memory_error, shaped_language, shaped_mime, text_limit
 from ingest.containers import check_container
+from ingest.ocr import OcrOptions, report_from_header
 from ingest.ports import Extraction, ExtractionError, FailureKind, Limits
 
 __all__ = ["NativeTikaExtractor"]
@@ -45,7 +46,13 @@ class _Child:
     """One parser process and the pipes to it."""
 
     def __init__(
-        self, module: str, memory_bytes: int, start_timeout_s: float, *, sandbox: bool
+        self,
+        module: str,
+        memory_bytes: int,
+        start_timeout_s: float,
+        *,
+        sandbox: bool,
+        ocr: OcrOptions | None = None,
     ) -> None:
         self.memory_bytes = memory_bytes
         self.jobs = 0
@@ -55,8 +62,11 @@ class _Child:
         # The child's stderr: in memory, never a log or a file (a JVM fatal-error dump can hold
         # pieces of the document), read here only to tell an out-of-memory death from a crash.
         self._stderr = os.memfd_create("tika-child-stderr")
+        argv = [sys.executable, "-m", module, str(memory_bytes), "sandbox" if sandbox else "plain"]
+        if ocr is not None:
+            argv.append(f"ocr={ocr.argument()}")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", module, str(memory_bytes), "sandbox" if sandbox else "plain"],
+            argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
@@ -166,7 +176,7 @@ class _Child:
         """True once the process failed a job, or said it retires: it takes no more requests."""
         return self._ended
 
-    def send(self, ticket: object, path: Path, limits: Limits) -> None:
+    def send(self, ticket: object, path: Path, limits: Limits, language: str | None = None) -> None:
         """Write the request for `path`; `ticket` then waits its turn in `receive`.
 
         Raises `_Replaced` if the process can take no more requests."""
@@ -174,6 +184,9 @@ class _Child:
             "path": str(path),
             "max_text_chars": limits.max_text_chars,
             "timeout_s": limits.timeout_s,
+            "max_pages": limits.max_pages,
+            "max_pixels": limits.max_pixels,
+            "language": language,
         }
         line = json.dumps(request).encode() + b"\n"
         with self._turn:
@@ -259,7 +272,8 @@ class NativeTikaExtractor:
     jobs; a request waiting behind a job the process does not survive goes to a fresh process.
     A process is replaced after `recycle_after` jobs: the JVM heap grows with the largest
     document seen and never shrinks. `child_module` is the module the processes run; tests pass
-    one that can crash or hang on demand.
+    one that can crash or hang on demand. `ocr` turns on OCR of images and scanned PDF pages
+    in the same processes (`ingest.ocr`); None leaves them without text.
     """
 
     def __init__(
@@ -270,11 +284,13 @@ class NativeTikaExtractor:
         start_timeout_s: float = 60.0,
         recycle_after: int = 1000,
         sandbox: bool = True,
+        ocr: OcrOptions | None = None,
     ) -> None:
         if workers < 1 or recycle_after < 1:
             raise ValueError("workers and recycle_after must be at least 1")
         self._recycle_after = recycle_after
         self._sandbox = sandbox
+        self._ocr = ocr
         self._module = child_module
         self._start_timeout_s = start_timeout_s
         self._workers = workers
@@ -316,8 +332,11 @@ class NativeTikaExtractor:
         """Return the process ids of the live parser processes."""
         return [child.proc.pid for child in self._running()]
 
-    def extract(self, path: Path, limits: Limits) -> Extraction:
+    def extract(self, path: Path, limits: Limits, *, language: str | None = None) -> Extraction:
         """Extract `path` within `limits`. Raises `ExtractionError` on any failure.
+
+        With `ocr`, images and PDF pages without text are recognised too, in `language` (the
+        item's, ISO 639-1) when a model reads it (docs/ingest.md, "OCR").
 
         `path` must be a plaintext regular file readable by this process; the parser process
         opens it by name (see docs/ingest.md for how the vault provides it). A missing file
@@ -326,7 +345,7 @@ class NativeTikaExtractor:
         if path.stat().st_size == 0:
             raise ExtractionError(FailureKind.EMPTY, "empty file")
         check_container(path, limits)
-        header, text = self._parse(path.resolve(), limits)
+        header, text = self._parse(path.resolve(), limits, language)
         if not header.get("ok"):
             raise ExtractionError(FailureKind(str(header["kind"])), str(header["reason"]))
         if len(text) > limits.max_text_chars:
@@ -339,16 +358,19 @@ class NativeTikaExtractor:
             metadata=dict(metadata) if isinstance(metadata, dict) else {},
             # Detected in the parser process (`_tika_child._language`), off this process's GIL.
             language=shaped_language(header.get("language")),
+            ocr=report_from_header(header.get("ocr")),
         )
 
-    def _parse(self, path: Path, limits: Limits) -> tuple[dict[str, object], str]:
+    def _parse(
+        self, path: Path, limits: Limits, language: str | None
+    ) -> tuple[dict[str, object], str]:
         """Have a parser process parse `path`: (header, text). Raises `ExtractionError`."""
         for _ in range(_RESUBMIT):
             child = self._take(limits.max_memory_bytes)
             ticket = object()
             started = time.time()
             try:
-                child.send(ticket, path, limits)
+                child.send(ticket, path, limits, shaped_language(language))
                 header, text = child.receive(ticket, limits)
             except _Replaced:
                 self._give(child)
@@ -435,7 +457,13 @@ class NativeTikaExtractor:
         if chosen is not None:
             return chosen
         try:
-            child = _Child(self._module, memory_bytes, self._start_timeout_s, sandbox=self._sandbox)
+            child = _Child(
+                self._module,
+                memory_bytes,
+                self._start_timeout_s,
+                sandbox=self._sandbox,
+                ocr=self._ocr,
+            )
         except BaseException:
             with self._cond:
                 self._starting -= 1

@@ -54,7 +54,7 @@ class TikaServerExtractor:
         """Close the connection pool. Idempotent."""
         self._client.close()
 
-    def extract(self, path: Path, limits: Limits) -> Extraction:
+    def extract(self, path: Path, limits: Limits, *, language: str | None = None) -> Extraction:
         """Extract `path` within `limits`. Raises `ExtractionError` on any failure."""
         if path.stat().st_size == 0:
             raise ExtractionError(FailureKind.EMPTY, "empty file")

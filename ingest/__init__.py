@@ -14,8 +14,19 @@ from ingest._lazy import exports
 if TYPE_CHECKING:
     from ingest.containers import check_container
     from ingest.language import detect_language
+    from ingest.ocr import OcrOptions, parse_languages
     from ingest.plaintext import plaintext_file
-    from ingest.ports import Extraction, ExtractionError, Extractor, FailureKind, Limits
+    from ingest.ports import (
+        Extraction,
+        ExtractionError,
+        Extractor,
+        FailureKind,
+        Limits,
+        OcrEngine,
+        OcrReport,
+        PageImage,
+        RecognisedPage,
+    )
     from ingest.scratch import ScratchError, memory_dir
 
 __all__ = [
@@ -24,10 +35,16 @@ __all__ = [
     "Extractor",
     "FailureKind",
     "Limits",
+    "OcrEngine",
+    "OcrOptions",
+    "OcrReport",
+    "PageImage",
+    "RecognisedPage",
     "ScratchError",
     "check_container",
     "detect_language",
     "memory_dir",
+    "parse_languages",
     "plaintext_file",
 ]
 
@@ -37,6 +54,12 @@ _HOMES = {
     "Extractor": "ingest.ports",
     "FailureKind": "ingest.ports",
     "Limits": "ingest.ports",
+    "OcrEngine": "ingest.ports",
+    "OcrOptions": "ingest.ocr",
+    "OcrReport": "ingest.ports",
+    "PageImage": "ingest.ports",
+    "RecognisedPage": "ingest.ports",
+    "parse_languages": "ingest.ocr",
     "check_container": "ingest.containers",
     "ScratchError": "ingest.scratch",
     "detect_language": "ingest.language",

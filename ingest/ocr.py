@@ -227,9 +227,13 @@ def pdf_pages(path: str, max_pages: int, max_pixels: int) -> Iterator[PageImage]
     """
     import pypdfium2
 
+    # Opened here and read through the handle: pypdfium2 resolves a name it is given, and the
+    # sandbox reaches the host's /tmp only through a descriptor (`_sandbox.visible`).
+    handle = open(path, "rb")  # noqa: SIM115 - PDFium reads it until `document.close()`
     try:
-        document = pypdfium2.PdfDocument(path)
+        document = pypdfium2.PdfDocument(handle, autoclose=True)
     except pypdfium2.PdfiumError as exc:
+        handle.close()
         raise _malformed("PDF", exc) from None
     try:
         scans = _pdf_scans(document)

@@ -44,10 +44,12 @@ from ingest import (
     Extractor,
     FailureKind,
     Limits,
+    OcrOptions,
     memory_dir,
+    parse_languages,
     plaintext_file,
 )
-from vault import jobs, ledger
+from vault import jobs, ledger, ocr
 from vault.compose import Vault
 from vault.db import Item, ItemKey
 from vault.db.jobs_tables import ItemText
@@ -61,7 +63,8 @@ log = logging.getLogger(__name__)
 
 ACTOR: Final = "tvault-worker"
 PREFIX: Final = "texts/"
-# Kinds not extracted: audio and video give no text (OCR and speech recognition are off), and
+# Kinds not extracted: audio and video give no text (speech recognition is off; scans and photos
+# of documents are deposited as documents, and get OCR), and
 # copying gigabytes of plaintext to a temporary file for nothing is a risk without a gain.
 SKIPPED_KINDS: Final = frozenset({"media"})
 # Failures that another attempt may not repeat; the others (a malformed file) would.
@@ -95,7 +98,10 @@ def make_extractor(settings: Settings, workers: int) -> tuple[Extractor, tuple[s
         return TikaServerExtractor(settings.tika_url), ("Apache Tika server", "unknown")
     from ingest.adapters import NativeTikaExtractor
 
-    native = NativeTikaExtractor(workers=workers)
+    options = None
+    if settings.ocr != "off":
+        options = OcrOptions(settings.ocr, parse_languages(settings.ocr_languages))
+    native = NativeTikaExtractor(workers=workers, ocr=options)
     return native, ("Apache Tika (iscc-tika)", importlib.metadata.version("iscc-tika"))
 
 
@@ -105,6 +111,8 @@ def limits_of(settings: Settings) -> Limits:
         timeout_s=settings.extract_timeout_s,
         max_text_chars=settings.extract_max_text_chars,
         max_memory_bytes=settings.extract_max_memory_mb * 1024**2,
+        max_pages=settings.extract_max_pages,
+        max_pixels=settings.extract_max_pixels,
     )
 
 
@@ -389,7 +397,7 @@ class ExtractStage:
             with self._vault.store.open(item.object_name) as source:
                 chunks = keys.open_stream(source, identity)
                 with plaintext_file(chunks, directory=directory) as path:
-                    return self._extractor.extract(path, self._limits)
+                    return self._extractor.extract(path, self._limits, language=item.language)
         except ExtractionError as exc:
             raise StageFailed(exc.reason, retry=exc.kind in RETRYABLE) from None
         except keys.UnsealError:
@@ -460,6 +468,7 @@ class ExtractStage:
                     # What `tvault verify` checks the text object against (vault.texts).
                     "text_sha256": sealed.text_sha256,
                     "object_sha256": sealed.object_sha256,
+                    **ocr.details_of(extraction),
                 },
                 tool=self._tool,
                 now=now,

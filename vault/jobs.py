@@ -102,6 +102,7 @@ class ItemIngest:
     state: IngestState
     reason: str | None = None
     attempts: int = 0
+    stage: str | None = None  # the stage (`extract`, `index`) that failed, when one did
 
 
 def _utc(moment: datetime) -> datetime:
@@ -518,7 +519,7 @@ def _state_of(jobs: dict[str, Job]) -> ItemIngest:
     if extract is None:
         return ItemIngest(IngestState.NONE)
     if extract.state == FAILED:
-        return ItemIngest(IngestState.FAILED, extract.last_error, extract.attempts)
+        return ItemIngest(IngestState.FAILED, extract.last_error, extract.attempts, EXTRACT)
     if extract.state == QUEUED:
         return ItemIngest(IngestState.QUEUED, None, extract.attempts)
     if extract.state == RUNNING:
@@ -527,5 +528,5 @@ def _state_of(jobs: dict[str, Job]) -> ItemIngest:
     if index is None or index.state in (QUEUED, RUNNING):
         return ItemIngest(IngestState.EXTRACTED, None, extract.attempts)
     if index.state == FAILED:
-        return ItemIngest(IngestState.FAILED, index.last_error, index.attempts)
+        return ItemIngest(IngestState.FAILED, index.last_error, index.attempts, INDEX)
     return ItemIngest(IngestState.INDEXED, None, index.attempts)

@@ -125,6 +125,14 @@ class Settings(BaseSettings):
     # ramfs (checked at start, ingest.scratch); a larger original fails extraction.
     scratch_dir: Path = Path("/dev/shm")  # noqa: S108 (a tmpfs, checked; files private inside)
     extract_memory_limit: int = Field(default=256 * 1024**2, ge=1)
+    extract_max_pages: int = Field(default=200, ge=1)  # pages OCR recognises in one file
+    extract_max_pixels: int = Field(default=50_000_000, ge=1)  # pixels of one image or page
+    # OCR of images and scanned PDF pages (docs/ingest.md, "OCR"): the engine, or `off`; the
+    # languages read when an item's own language is not known (Tesseract's names, `+`-joined).
+    ocr: Literal["tesseract", "off"] = "tesseract"
+    ocr_languages: str = Field(
+        default="spa+eng", pattern=r"^[a-z]{3}(_[a-z]{3,4})?(\+[a-z]{3}(_[a-z]{3,4})?)*$"
+    )
     # The custody ledger (docs/ledger.md): checkpoint origin (None: from the log key) and cadence.
     ledger_origin: str | None = None
     ledger_checkpoint_entries: int = Field(default=1000, ge=1)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from vault import jobs
+from vault import jobs, ocr
 from vault.api.auth import jwks
 from vault.api.deps import CurrentPrincipal, VaultDep, get_principal
 from vault.api.jobs_routes import router as jobs_router
@@ -82,12 +82,15 @@ def get_items(case_id: str, vault: VaultDep, principal: CurrentPrincipal) -> lis
     with vault.sessions() as session:
         states = jobs.ingest_states(session, [v.id for v in views])
         detected = detected_languages(session, [v.id for v in views])
+        ocr_reports = ocr.reports(session, [v.id for v in views])
     return [
         _item(v).model_copy(
             update={
                 "detected_language": detected.get(v.id),
                 "state": states[v.id].state.value,
                 "state_reason": states[v.id].reason,
+                "steps": ocr.steps(states[v.id], ocr_reports.get(v.id)),
+                "ocr": ocr_reports.get(v.id),
             }
         )
         for v in views
@@ -120,11 +123,14 @@ def get_item(item_id: str, vault: VaultDep, principal: CurrentPrincipal) -> Item
     with vault.sessions() as session:
         ingest = jobs.ingest_state(session, item_id)
         detected = detected_languages(session, [item_id]).get(item_id)
+        report = ocr.reports(session, [item_id]).get(item_id)
     return out.model_copy(
         update={
             "detected_language": detected,
             "state": ingest.state.value,
             "state_reason": ingest.reason,
+            "steps": ocr.steps(ingest, report),
+            "ocr": report,
         }
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -47,6 +48,10 @@ class ItemOut(BaseModel):
     detected_language: str | None = None  # what extraction detected (docs/ingest.md)
     state: str = "stored"  # the ingest state (docs/jobs.md)
     state_reason: str | None = None  # why the ingest failed
+    # The ingest as its steps (extract, ocr, index), and how OCR read the text, if it did
+    # (docs/ingest.md, "OCR"): engine, version, languages, confidence (0-100), pages.
+    steps: list[dict[str, str]] = []
+    ocr: dict[str, Any] | None = None
 
 
 class Me(BaseModel):

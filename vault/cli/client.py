@@ -171,7 +171,16 @@ def status(
     """Show an item's metadata and ingest state."""
     with _client(url, token) as client:
         data = _call(client, "GET", f"/v1/items/{item}")
-    lines = [f"{key}: {value}" for key, value in data.items()]
+    lines = [f"{key}: {value}" for key, value in data.items() if key not in ("steps", "ocr")]
+    steps = data.get("steps") or []
+    if steps:
+        lines.append("steps: " + ", ".join(f"{s['step']} {s['state']}" for s in steps))
+    report = data.get("ocr")
+    if report:
+        lines.append(
+            f"text: from OCR ({report['engine']} {report['version']}, {report['languages']}, "
+            f"mean confidence {report['confidence']}%, {report['pages']} page(s))"
+        )
     emit(data, as_json, "\n".join(lines))
 
 

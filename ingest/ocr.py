@@ -126,11 +126,11 @@ def report_from_header(value: object) -> OcrReport | None:
     return OcrReport(engine, version, tuple(languages), confidence, pages)
 
 
-def _pixel_error(width: int, height: int, max_pixels: int) -> ExtractionError:
+def _pixel_error(size: tuple[int, int] | None, max_pixels: int) -> ExtractionError:
+    what = f"an image of {size[0]:,} x {size[1]:,} pixels" if size else "an image"
     return ExtractionError(
         FailureKind.PIXEL_LIMIT,
-        f"OCR refused: an image of {width:,} x {height:,} pixels is over the "
-        f"{max_pixels:,}-pixel limit (a decompression bomb?)",
+        f"OCR refused: {what} over the {max_pixels:,}-pixel limit (a decompression bomb?)",
     )
 
 
@@ -168,15 +168,13 @@ def image_pages(path: str, max_pages: int, max_pixels: int) -> Iterator[PageImag
     """
     from PIL import Image
 
-    # Pillow's own bomb check, as a second line: above the limit it raises, never warns.
-    Image.MAX_IMAGE_PIXELS = max_pixels // 2
+    # Pillow's own bomb check, a second line behind ours: it raises at twice this many pixels.
+    Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         image = Image.open(path)  # reads the header only
         count = int(getattr(image, "n_frames", 1))
     except Image.DecompressionBombError:
-        raise ExtractionError(
-            FailureKind.PIXEL_LIMIT, "OCR refused: a decompression bomb"
-        ) from None
+        raise _pixel_error(None, max_pixels) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise _malformed("image", exc) from None
     with image:
@@ -187,13 +185,13 @@ def image_pages(path: str, max_pages: int, max_pixels: int) -> Iterator[PageImag
                 image.seek(index)
                 width, height = image.size
                 if width * height > max_pixels:
-                    raise _pixel_error(width, height, max_pixels)
+                    raise _pixel_error((width, height), max_pixels)
                 image.load()
                 page = _grey(image)
             except ExtractionError:
                 raise
             except Image.DecompressionBombError:
-                raise _pixel_error(*image.size, max_pixels) from None
+                raise _pixel_error(image.size, max_pixels) from None
             except (OSError, SyntaxError, ValueError, EOFError) as exc:
                 raise _malformed("image", exc) from None
             yield page

@@ -152,7 +152,6 @@ def test_an_empty_image_fails_as_empty(ocr: NativeTikaExtractor, tmp_path: Path)
     assert _fails(ocr, path) == FailureKind.EMPTY
 
 
-@pytest.mark.slow
 def test_a_2000_page_scan_stops_at_the_page_limit(
     ocr: NativeTikaExtractor, tmp_path: Path
 ) -> None:

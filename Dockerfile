@@ -11,6 +11,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/tvault --create-home tvault \
     && chmod 0700 /var/lib/tvault
 
+# OCR (docs/ingest.md): Tesseract and its Spanish, English and orientation models, from Debian.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        tesseract-ocr tesseract-ocr-spa tesseract-ocr-eng tesseract-ocr-osd \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /src
 # Only the distribution's own files: never a local .venv, vault-data or .env.
 COPY pyproject.toml README.md ./

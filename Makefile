@@ -23,11 +23,14 @@ run: install
 	@if [ ! -e "$(TVAULT_HOME)/tvault.toml" ]; then $(BIN)/tvault init --admin admin; fi
 	$(BIN)/tvault serve
 
-## tools: the Debian tools the tests use (the stock `age` tool, ssh-keygen)
+## tools: the Debian tools the tests use (the stock `age` tool, ssh-keygen; Tesseract with its
+## Spanish, English and orientation models, and the DejaVu fonts the OCR tests render pages in)
+OCR_PACKAGES := tesseract-ocr tesseract-ocr-spa tesseract-ocr-eng tesseract-ocr-osd fonts-dejavu-core
 tools:
-	@if ! command -v age >/dev/null || ! command -v age-keygen >/dev/null || ! command -v ssh-keygen >/dev/null; then \
+	@if ! command -v age >/dev/null || ! command -v age-keygen >/dev/null || ! command -v ssh-keygen >/dev/null \
+		|| ! command -v tesseract >/dev/null || ! dpkg -s $(OCR_PACKAGES) >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq age openssh-client >/dev/null; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq age openssh-client $(OCR_PACKAGES) >/dev/null; \
 	fi
 
 ## lint: ruff, mypy --strict, import-linter (the layer contract)

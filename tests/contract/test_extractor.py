@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ingest import Extraction, ExtractionError, Extractor, FailureKind, Limits
+from ingest import Extraction, ExtractionError, Extractor, FailureKind, Limits, OcrOptions
 from ingest.adapters import NativeTikaExtractor, TikaServerExtractor
 from tests import corpus
 from tests.services import unavailable
@@ -17,11 +18,14 @@ from tests.services import unavailable
 SELECTED_KEYS = {"title", "author", "created", "page_count", "content_type"}
 
 
-@pytest.fixture(scope="module", params=["tika-native", "tika-server"])
+@pytest.fixture(scope="module", params=["tika-native", "tika-native-ocr", "tika-server"])
 def extractor(request: pytest.FixtureRequest) -> Iterator[Extractor]:
-    """Every adapter, built as the composition root would build it."""
-    if request.param == "tika-native":
-        with NativeTikaExtractor(workers=1) as native:
+    """Every adapter, built as the composition root would build it (OCR on is the default)."""
+    if request.param.startswith("tika-native"):
+        ocr = OcrOptions() if request.param.endswith("-ocr") else None
+        if ocr is not None and shutil.which("tesseract") is None:
+            pytest.skip("needs Debian's tesseract-ocr (make tools)")
+        with NativeTikaExtractor(workers=1, ocr=ocr) as native:
             yield native
         return
     url = os.environ.get("TVAULT_TEST_TIKA_URL")
@@ -35,10 +39,12 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _extract(extractor: Extractor, path: Path, limits: Limits | None = None) -> Extraction:
+def _extract(
+    extractor: Extractor, path: Path, limits: Limits | None = None, language: str | None = None
+) -> Extraction:
     before = _digest(path)
     try:
-        return extractor.extract(path, limits or Limits())
+        return extractor.extract(path, limits or Limits(), language=language)
     finally:
         # The deposit stays intact whatever the parser does with it.
         assert _digest(path) == before
@@ -56,7 +62,8 @@ def test_is_an_extractor(extractor: Extractor) -> None:
 
 
 def test_pdf(extractor: Extractor, tmp_path: Path) -> None:
-    result = _extract(extractor, corpus.pdf(tmp_path))
+    result = _extract(extractor, corpus.pdf(tmp_path), language="es")
+    assert result.ocr is None  # a text layer needs no OCR, whoever extracts
     assert result.mime_type == "application/pdf"
     assert "declaración" in result.text and "detención" in result.text
     assert "truth commission" in result.text

@@ -65,6 +65,16 @@ def test_a_scan_is_recognised_found_and_shown(tmp_path: Path) -> None:
             assert view["ocr"]["languages"] == "spa+eng" and view["ocr"]["pages"] == 1
             assert view["ocr"]["confidence"] > 80
             assert {"step": "ocr", "state": "done"} in view["steps"]
+            ingest = tina.get(f"/v1/items/{scan}/ingest").json()
+            assert (
+                ingest["steps"]
+                == view["steps"]
+                == [
+                    {"step": "extract", "state": "done"},
+                    {"step": "ocr", "state": "done"},
+                    {"step": "index", "state": "done"},
+                ]
+            )
 
             found = tina.post("/v1/search", json={"q": "comisaria"}).json()
             assert [hit["item_id"] for hit in found["hits"]] == [scan], found

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from policies import Resource, actions, kinds
-from vault import jobs
+from vault import jobs, ocr
 from vault.access import authorize, authorize_item
 from vault.api.deps import CurrentPrincipal, VaultDep, get_principal
 
@@ -47,6 +47,8 @@ class IngestOut(BaseModel):
     state: str
     reason: str | None
     attempts: int
+    # extract, ocr, index: each pending, running, done, not needed or failed (vault/ocr.py)
+    steps: list[dict[str, str]] = []
 
 
 def _out(view: jobs.JobView) -> JobOut:
@@ -91,6 +93,12 @@ def item_ingest(vault: VaultDep, principal: CurrentPrincipal, item_id: str) -> j
 def get_ingest(item_id: str, vault: VaultDep, principal: CurrentPrincipal) -> IngestOut:
     """An item's ingest state, with the reason when it failed."""
     state = item_ingest(vault, principal, item_id)
+    with vault.sessions() as session:
+        report = ocr.reports(session, [item_id]).get(item_id)
     return IngestOut(
-        item_id=item_id, state=state.state.value, reason=state.reason, attempts=state.attempts
+        item_id=item_id,
+        state=state.state.value,
+        reason=state.reason,
+        attempts=state.attempts,
+        steps=ocr.steps(state, report),
     )

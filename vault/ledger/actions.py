@@ -6,7 +6,7 @@ so an archivist reading the ledger sees the words of their own standard. Which o
 | change | action | details (structural only) |
 | --- | --- | --- |
 | deposit committed | `INGESTION` | `sha256`, `size`, `kind`, `signed` |
-| text extracted | `METADATA_EXTRACTION` | `language`, `chars`, `tool` |
+| text extracted | `METADATA_EXTRACTION` | `language`, `chars`, `tool`, `source`, `ocr` |
 | item put into the search index | `INDEXING` | `chars`, `engine` |
 | object read or downloaded | `DECRYPTION` | `purpose` (`read`, `download`) |
 | signature checked | `DIGITAL_SIGNATURE_VALIDATION` | `key_id`, `outcome`, `role`, `number` |

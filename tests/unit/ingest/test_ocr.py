@@ -110,7 +110,10 @@ def test_only_the_scanned_pages_of_a_mixed_pdf_are_read(
     ocr: NativeTikaExtractor, tmp_path: Path
 ) -> None:
     writer = PdfWriter()
-    for source in (corpus.pdf(tmp_path), scans.pdf([scans.render(scans.SPANISH)], tmp_path / "s.pdf")):
+    for source in (
+        corpus.pdf(tmp_path),
+        scans.pdf([scans.render(scans.SPANISH)], tmp_path / "s.pdf"),
+    ):
         for page in PdfReader(source).pages:
             writer.add_page(page)
     path = tmp_path / "mixed.pdf"
@@ -152,9 +155,7 @@ def test_an_empty_image_fails_as_empty(ocr: NativeTikaExtractor, tmp_path: Path)
     assert _fails(ocr, path) == FailureKind.EMPTY
 
 
-def test_a_2000_page_scan_stops_at_the_page_limit(
-    ocr: NativeTikaExtractor, tmp_path: Path
-) -> None:
+def test_a_2000_page_scan_stops_at_the_page_limit(ocr: NativeTikaExtractor, tmp_path: Path) -> None:
     path = scans.long_scan_pdf(tmp_path / "long.pdf", 2000)
     with pytest.raises(ExtractionError) as caught:
         _extract(ocr, path, Limits(timeout_s=120))

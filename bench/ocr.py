@@ -30,12 +30,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ingest import Limits, OcrOptions  # noqa: E402
-from ingest.adapters import NativeTikaExtractor  # noqa: E402
-from tests import scans  # noqa: E402
+from ingest import Limits, OcrOptions
+from ingest.adapters import NativeTikaExtractor
+from tests import scans
 
 PARAGRAPHS = (scans.SPANISH, scans.ENGLISH, *scans.MORE)
 
@@ -63,7 +64,7 @@ def _direct(path: Path) -> str:
     return done.stdout.decode("utf-8")
 
 
-def run(count: int) -> dict[str, object]:
+def run(count: int) -> dict[str, Any]:
     """Measure `count` pages both ways; return the figures."""
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(dir="/dev/shm", prefix="tvault-bench-ocr-") as scratch:
@@ -99,10 +100,12 @@ def run(count: int) -> dict[str, object]:
     }
 
 
-def _report(figures: dict[str, object]) -> str:
+def _report(figures: dict[str, Any]) -> str:
     version = subprocess.run(["tesseract", "--version"], capture_output=True, text=True).stdout
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     f = figures
+    pipeline, direct = f"{f['pipeline_pages_s']:.3f}", f"{f['direct_pages_s']:.3f}"
+    ratio = f"{f['ratio']:.2f}"
     return f"""
 ## OCR (bench/ocr.py), {now}
 
@@ -115,12 +118,13 @@ degraded (turned 90 or 180 degrees, skewed 2 degrees, blurred, Gaussian noise an
 
 | | pages/s | ratio |
 | --- | ---: | ---: |
-| pipeline (`NativeTikaExtractor`, one worker, OCR on) | {f["pipeline_pages_s"]:.3f} | {f["ratio"]:.2f} (target >= 0.8) |
-| `tesseract` called directly (same options) | {f["direct_pages_s"]:.3f} | 1.00 |
+| pipeline (`NativeTikaExtractor`, one worker, OCR on) | {pipeline} | {ratio} (target >= 0.8) |
+| `tesseract` called directly (same options) | {direct} | 1.00 |
 
 Character error rate of the pipeline's text: clean pages mean {f["cer_clean_mean"]:.2%}, worst
-{f["cer_clean_max"]:.2%} (target <= 3 %); degraded pages mean {f["cer_degraded_mean"]:.2%}, worst
-{f["cer_degraded_max"]:.2%} (target <= 10 %). Tesseract called directly: mean {f["cer_direct_mean"]:.2%}.
+{f["cer_clean_max"]:.2%} (target <= 3 %); degraded pages mean {f["cer_degraded_mean"]:.2%},
+worst {f["cer_degraded_max"]:.2%} (target <= 10 %). Tesseract called directly: mean
+{f["cer_direct_mean"]:.2%}.
 """
 
 

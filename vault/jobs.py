@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final, cast
 
@@ -102,7 +102,9 @@ class ItemIngest:
     state: IngestState
     reason: str | None = None
     attempts: int = 0
-    stage: str | None = None  # the stage (`extract`, `index`) that failed, when one did
+    # The stage (`extract`, `index`) that failed, when one did; it follows from the jobs, so two
+    # states that agree on the rest are the same state.
+    stage: str | None = field(default=None, compare=False)
 
 
 def _utc(moment: datetime) -> datetime:

@@ -98,9 +98,10 @@ def _serve(sock: socket.socket, engine_name: str) -> None:
     os.dup2(null, 1)
     os.close(null)
     # The engine's temporary files go to a memory file system or nowhere (`TesseractEngine`).
-    from ingest.adapters.tesseract import memory_directory
+    from ingest.adapters.tesseract import THREADS, memory_directory
 
     tempfile.tempdir = memory_directory()
+    os.environ["OMP_THREAD_LIMIT"] = THREADS
     stream = sock.makefile("rwb")
     engine: OcrEngine | None = None
     failure: ExtractionError | None = None

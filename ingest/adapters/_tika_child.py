@@ -26,11 +26,14 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ingest._tika import classify_failure, interpret, memory_error
 from ingest.adapters import _nospawn, _sandbox
-from ingest.ports import ExtractionError, FailureKind
+from ingest.ports import ExtractionError, FailureKind, OcrReport
+
+if TYPE_CHECKING:
+    from ingest.ocr import Recogniser
 
 __all__ = ["Handler", "Result", "extract", "main", "serve", "visible"]
 
@@ -42,7 +45,7 @@ Handler = Callable[[str, int], Result]
 
 _diagnostics_fd = -1
 _memory_limit = 0
-_recogniser: Any = None  # an `ingest.ocr.Recogniser` when this process does OCR
+_recogniser: Recogniser | None = None  # set when this process does OCR
 # Seconds past a job's deadline after which the process ends itself (SIGALRM's default action):
 # the parent kills it at the deadline, unless the parent itself died meanwhile.
 _ALARM_GRACE_S = 5
@@ -232,8 +235,9 @@ def serve(
             return
 
 
-def _recognise(request: dict[str, Any], mime: str, text: str) -> tuple[str, Any]:
+def _recognise(request: dict[str, Any], mime: str, text: str) -> tuple[str, OcrReport | None]:
     """Run OCR on what needs it (`ingest.ocr.Recogniser.apply`): (text, report or None)."""
+    assert _recogniser is not None
     done = _recogniser.apply(request, visible(request["path"]), mime, text)
     return done if done is not None else (text, None)
 

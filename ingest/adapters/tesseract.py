@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from ingest.ports import ExtractionError, FailureKind, PageImage, RecognisedPage
 
-__all__ = ["TesseractEngine", "filesystem_type", "memory_directory"]
+__all__ = ["THREADS", "TesseractEngine", "filesystem_type", "memory_directory"]
 
 MEMORY_FILESYSTEMS: Final = frozenset({"tmpfs", "ramfs"})
 # --psm 1: automatic page segmentation with orientation and script detection, so a page
@@ -25,8 +25,9 @@ MEMORY_FILESYSTEMS: Final = frozenset({"tmpfs", "ramfs"})
 # turned by 90 degrees as nonsense). --oem 1: the LSTM engine, the only one Debian's models hold.
 _CONFIG: Final = "--psm 1 --oem 1"
 # Tesseract's own threads (OpenMP) cost more than they save on a shared machine (measured: one
-# page 5.6 s with its default threads, 2.4 s with one, while other work ran).
-_THREADS: Final = "1"
+# page 5.6 s with its default threads, 2.4 s with one, while other work ran); the runner sets
+# OMP_THREAD_LIMIT to this for the programs it starts.
+THREADS: Final = "1"
 
 
 def filesystem_type(path: str) -> str | None:
@@ -102,7 +103,6 @@ class TesseractEngine:
                 FailureKind.UNAVAILABLE,
                 "OCR refused: its temporary directory is not a memory file system (tmpfs)",
             )
-        os.environ["OMP_THREAD_LIMIT"] = _THREADS
         self._version: str | None = None
         self._languages: frozenset[str] | None = None
 
@@ -154,6 +154,10 @@ class TesseractEngine:
                 output_type=pytesseract.Output.DICT,
             )
         except pytesseract.TesseractError as exc:
+            if isinstance(exc.status, int) and exc.status < 0:  # killed: its memory limit, say
+                raise ExtractionError(
+                    FailureKind.CRASHED, f"OCR crashed: tesseract killed by signal {-exc.status}"
+                ) from None
             raise ExtractionError(
                 FailureKind.MALFORMED, f"OCR failed: tesseract exit status {exc.status}"
             ) from None

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,6 +67,8 @@ def test_a_clean_spanish_scan_is_read(ocr: NativeTikaExtractor, tmp_path: Path) 
     assert result.ocr.engine == "tesseract" and result.ocr.version.startswith(("4.", "5."))
     assert result.ocr.languages == ("spa", "eng") and result.ocr.pages == 1
     assert result.ocr.confidence > 80
+    # OCR on leaves the parser process barred from starting programs: only its runner may.
+    assert ocr.spawn_blocked()
 
 
 def test_a_clean_english_jpeg_is_read(ocr: NativeTikaExtractor, tmp_path: Path) -> None:
@@ -185,3 +189,23 @@ def test_with_ocr_off_an_image_has_no_text(tmp_path: Path) -> None:
     with NativeTikaExtractor(workers=1) as plain:
         result = _extract(plain, path)
     assert result.text.strip() == "" and result.ocr is None
+
+
+def test_a_timeout_kills_the_runner_and_tesseract_with_the_parser(
+    ocr: NativeTikaExtractor, tmp_path: Path
+) -> None:
+    path = scans.save(scans.render(scans.ENGLISH * 3), tmp_path / "long.png")
+    ocr.warm_up()
+    (group,) = ocr.pids()  # the parser process leads its own process group
+    with pytest.raises(ExtractionError) as caught:
+        _extract(ocr, path, Limits(timeout_s=0.5))
+    assert caught.value.kind == FailureKind.TIMEOUT
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            break  # nothing of it is left: parser, runner, tesseract
+        time.sleep(0.05)
+    else:
+        raise AssertionError("a process of the killed parser's group lives on")

@@ -3,23 +3,23 @@
 Runs in the OCR runner (`ingest.adapters._ocr_runner`), never in a server or worker process.
 pytesseract hands Tesseract the page as a temporary image file and reads its answer from
 another; both hold a survivor's words in the clear. The engine therefore refuses to run unless
-Python's temporary directory is on a memory file system (tmpfs or ramfs, read from
-/proc/self/mountinfo): the runner points it at the sandbox's private tmpfs `/tmp`, or at
-`/dev/shm` where there is no sandbox. pytesseract deletes both files after each call; the
-directory vanishes with the sandbox anyway.
+Python's temporary directory is on a memory file system (tmpfs or ramfs, by its statfs(2)
+type: `ingest.scratch.memory_dir`): the runner points it at the sandbox's private tmpfs
+`/tmp`, or at `/dev/shm` where there is no sandbox. pytesseract deletes both files after each
+call; the directory vanishes with the sandbox anyway.
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
+from pathlib import Path
 from typing import Any, Final
 
 from ingest.ports import ExtractionError, FailureKind, PageImage, RecognisedPage
+from ingest.scratch import ScratchError, memory_dir
 
-__all__ = ["THREADS", "TesseractEngine", "filesystem_type", "memory_directory"]
+__all__ = ["THREADS", "TesseractEngine", "memory_directory"]
 
-MEMORY_FILESYSTEMS: Final = frozenset({"tmpfs", "ramfs"})
 # --psm 1: automatic page segmentation with orientation and script detection, so a page
 # scanned upside down or sideways is read the right way up (measured: --psm 3 read a page
 # turned by 90 degrees as nonsense). --oem 1: the LSTM engine, the only one Debian's models hold.
@@ -30,35 +30,13 @@ _CONFIG: Final = "--psm 1 --oem 1"
 THREADS: Final = "1"
 
 
-def filesystem_type(path: str) -> str | None:
-    """Return the type of the file system `path` is on (`tmpfs`, `ext4`, ...), or None."""
-    real = os.path.realpath(path)
-    best, kind = "", None
-    try:
-        with open("/proc/self/mountinfo") as mounts:
-            for line in mounts:
-                # proc(5): mount ID, parent ID, major:minor, root, mount point, options,
-                # optional fields, "-", file system type, source, super options.
-                left, _, right = line.partition(" - ")
-                point = left.split()[4].replace("\\040", " ")
-                if (real == point or real.startswith(point.rstrip("/") + "/")) and len(
-                    point
-                ) >= len(best):
-                    best, kind = point, right.split()[0]
-    except (OSError, IndexError):
-        return None
-    return kind
-
-
 def memory_directory(candidates: tuple[str, ...] = ("/tmp", "/dev/shm")) -> str | None:  # noqa: S108
     """Return the first of `candidates` that is a writable directory on a memory file system."""
     for candidate in candidates:
-        if (
-            os.path.isdir(candidate)
-            and os.access(candidate, os.W_OK)
-            and filesystem_type(candidate) in MEMORY_FILESYSTEMS
-        ):
-            return candidate
+        try:
+            return str(memory_dir(Path(candidate)))
+        except ScratchError:
+            continue
     return None
 
 
@@ -97,12 +75,13 @@ class TesseractEngine:
     name = "tesseract"
 
     def __init__(self) -> None:
-        directory = tempfile.gettempdir()
-        if filesystem_type(directory) not in MEMORY_FILESYSTEMS:
+        try:
+            memory_dir(Path(tempfile.gettempdir()))
+        except ScratchError:
             raise ExtractionError(
                 FailureKind.UNAVAILABLE,
                 "OCR refused: its temporary directory is not a memory file system (tmpfs)",
-            )
+            ) from None
         self._version: str | None = None
         self._languages: frozenset[str] | None = None
 

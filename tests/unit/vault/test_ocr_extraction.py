@@ -26,11 +26,9 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture
-def vault(vault: Vault, tmp_path: Path) -> Iterator[Vault]:
-    scratch = tmp_path / "scratch"
-    scratch.mkdir(mode=0o700)
+def vault(vault: Vault, memory_scratch: Path) -> Iterator[Vault]:
     vault.settings = vault.settings.model_copy(
-        update={"extract_tmp": scratch, "jobs_backoff_seconds": 0.0, "extract_max_pages": 2}
+        update={"scratch_dir": memory_scratch, "jobs_backoff_seconds": 0.0, "extract_max_pages": 2}
     )
     yield vault
 

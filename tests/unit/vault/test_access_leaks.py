@@ -316,3 +316,14 @@ def test_every_case_route_answers_a_hidden_case_as_a_missing_one(
             assert hidden == missing, (method, path, actor, hidden, missing)
             if actor == "lena":
                 grant(vault, principal(vault, "admin"), world.case_id, "lena", "lawyer")
+
+
+def test_a_probe_with_any_text_as_id_is_recorded_without_that_text(
+    world: World, vault: Vault
+) -> None:
+    probe = world.clients["theo"].get("/v1/items/Rosa Quispe")
+    assert probe.status_code == 404 and probe.json()["detail"] == "no item Rosa Quispe"
+    with vault.sessions() as session:
+        last = ledger.entry(session, ledger.size(session) - 1)
+    assert (last.action, last.actor, last.item_id) == (ledger.actions.ACCESS_DENIED, "theo", None)
+    assert b"Rosa" not in last.canonical and last.details["reason"] == "no such item"

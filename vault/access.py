@@ -15,7 +15,7 @@ from vault.errors import Forbidden, NotFound
 
 # What `vault.ids.new_id` makes: an id of any other shape names no item or case, so it is not
 # looked up.
-ITEM_ID = re.compile(r"[a-z2-7]{26}")
+ID_SHAPE = re.compile(r"[a-z2-7]{26}")
 NO_SUCH_ITEM = "no such item"
 NO_SUCH_CASE = "no such case"
 _DECIDING = select(Item.id, Item.case_id, Item.depositor, Item.consent)
@@ -56,7 +56,7 @@ def authorize_item(
     `item.status`): only those who see an item speak for its survivor (consent, identity fields,
     redacted rendition), whatever a policy file says. Raises `NotFound` or `Forbidden`.
     """
-    well_formed = ITEM_ID.fullmatch(item_id) is not None
+    well_formed = ID_SHAPE.fullmatch(item_id) is not None
     row = None
     if well_formed:
         # Only what the decision needs: a refusal must cost the same whether a row came back or
@@ -94,7 +94,7 @@ def authorize_case(
     `authorize`. Raises `NotFound` or `Forbidden`.
     """
     case_id = resource.case_id or ""
-    well_formed = ITEM_ID.fullmatch(case_id) is not None
+    well_formed = ID_SHAPE.fullmatch(case_id) is not None
     found = None
     if well_formed:
         with sessions() as session:
@@ -143,7 +143,7 @@ def may_read_entry(
     """
     if decide(principal, actions.LEDGER_READ, Resource(kind=kinds.LEDGER)):
         return True
-    if item_id is None or not ITEM_ID.fullmatch(item_id):
+    if item_id is None or not ID_SHAPE.fullmatch(item_id):
         return False
     with sessions() as session:
         item = session.get(Item, item_id)

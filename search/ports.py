@@ -11,6 +11,7 @@ from search.errors import ScopeRequiredError
 
 MAX_PAGE_SIZE = 100
 FACET_NAMES: tuple[str, ...] = ("case", "kind", "language", "tag", "year")
+UNDETERMINED_LANGUAGE = "und"  # BCP 47; the language facet's key for items of no known language
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,16 +19,24 @@ class AccessScope:
     """What a principal may find: items of `cases` whose consent includes any of `consent_any`.
 
     Built by `policies.search_scope`. An empty scope (no case, or no consent scope) finds nothing.
+    With `redact_identities` (the part's rule obliges redaction), the items of this part are
+    matched and scored only on their text without identity words: the planner never touches
+    the identity-bearing field for them, and scores never depend on it (DESIGN.md promise 11).
+    An item that another part without the obligation also reaches is matched as that part says
+    (`policies.decide` takes the rule that obliges least).
     """
 
     cases: frozenset[str]
     consent_any: frozenset[str]
+    redact_identities: bool = False
 
     def __post_init__(self) -> None:
         # A plain set or a str would be iterated into characters; refuse early, fail closed.
         for name in ("cases", "consent_any"):
             if not isinstance(getattr(self, name), frozenset):
                 raise TypeError(f"AccessScope.{name} must be a frozenset")
+        if not isinstance(self.redact_identities, bool):
+            raise TypeError("AccessScope.redact_identities must be a bool")
 
     @property
     def is_empty(self) -> bool:
@@ -47,6 +56,10 @@ class IndexDocument:
     tags: frozenset[str] = frozenset()
     consent: frozenset[str] = frozenset()
     text: str = field(default="", repr=False)  # repr=False: a traceback must not print testimony
+    # The folded, lowercased words of the survivor's identity fields (name, aliases, ...): the
+    # words of `text` among them are indexed only in the identity-bearing field, which a
+    # principal under the redaction obligation never searches.
+    identity: frozenset[str] = field(default=frozenset(), repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,11 @@ The engines hold only digests, so `tort*` and `Mamani~1` are expanded here: ever
 surface form ever indexed maps to the analysed terms it produced. **It holds survivors' words in
 plaintext**: it lives in memory and is persisted only through a `VocabularyStore`, which the
 vault seals with `keys`.
+
+An index keeps two: every word (`full`), and the words met outside identity text
+(`anonymised`). A principal under the redaction obligation expands only against the second, so
+`Quorv*` typed letter by letter learns nothing from a name that only identity text holds
+(DESIGN.md promise 11). `pack` and `unpack` keep both in one blob.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from rapidfuzz.distance import Levenshtein
 from search.errors import IndexFormatError
 
 _MAGIC = b"tvault-vocabulary-v1\n"
+# v2: both vocabularies, one line per surface: surface TAB full terms TAB anonymised terms.
+_MAGIC_PAIR = b"tvault-vocabulary-v2\n"
 
 
 class Vocabulary:
@@ -133,27 +140,54 @@ class Vocabulary:
                     return None
         return found
 
-    def to_bytes(self) -> bytes:
-        """Serialize (compressed; plaintext inside: seal it before it is stored)."""
-        with self._lock:
-            lines = [surface + "\t" + " ".join(sorted(t)) for surface, t in self._terms.items()]
-        return _MAGIC + zlib.compress("\n".join(lines).encode("utf-8"), 6)
 
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Vocabulary:
-        """Parse what `to_bytes` made. Raises `IndexFormatError` on anything else."""
-        if not data.startswith(_MAGIC):
-            raise IndexFormatError("the saved vocabulary has an unknown format")
-        vocabulary = cls()
-        try:
-            body = zlib.decompress(data[len(_MAGIC) :]).decode("utf-8")
-        except (zlib.error, UnicodeDecodeError) as exc:
-            raise IndexFormatError("the saved vocabulary is damaged") from exc
-        for line in body.split("\n") if body else ():
-            surface, _, analysed = line.partition("\t")
-            vocabulary._terms[surface] = set(analysed.split(" "))
+def pack(full: Vocabulary, anonymised: Vocabulary) -> bytes:
+    """Serialize both vocabularies of an index (compressed; plaintext inside: seal it)."""
+    with full._lock, anonymised._lock:
+        surfaces = full._terms.keys() | anonymised._terms.keys()
+        lines = [
+            "\t".join(
+                (
+                    surface,
+                    " ".join(sorted(full._terms.get(surface, ()))),
+                    " ".join(sorted(anonymised._terms.get(surface, ()))),
+                )
+            )
+            for surface in surfaces
+        ]
+    return _MAGIC_PAIR + zlib.compress("\n".join(lines).encode("utf-8"), 6)
+
+
+def unpack(data: bytes) -> tuple[Vocabulary, Vocabulary]:
+    """Parse what `pack` made into `(full, anonymised)`.
+
+    Raises `OutdatedVocabularyError` on a vocabulary of an older format (it does not tell
+    identity words apart; the index must be rebuilt) and `IndexFormatError` on anything else.
+    """
+    if data.startswith(_MAGIC):
+        raise OutdatedVocabularyError(
+            "the saved vocabulary predates identity-free search fields: run `tvault reindex`"
+        )
+    if not data.startswith(_MAGIC_PAIR):
+        raise IndexFormatError("the saved vocabulary has an unknown format")
+    full, anonymised = Vocabulary(), Vocabulary()
+    try:
+        body = zlib.decompress(data[len(_MAGIC_PAIR) :]).decode("utf-8")
+    except (zlib.error, UnicodeDecodeError) as exc:
+        raise IndexFormatError("the saved vocabulary is damaged") from exc
+    for line in body.split("\n") if body else ():
+        surface, _, rest = line.partition("\t")
+        in_full, _, in_anonymised = rest.partition("\t")
+        for vocabulary, analysed in ((full, in_full), (anonymised, in_anonymised)):
+            if analysed:
+                vocabulary._terms[surface] = set(analysed.split(" "))
+    for vocabulary in (full, anonymised):
         vocabulary._sorted = vocabulary._by_length = None
-        return vocabulary
+    return full, anonymised
+
+
+class OutdatedVocabularyError(IndexFormatError):
+    """The saved vocabulary was made by an older version: rebuild the index."""
 
 
 class MemoryVocabularyStore:

@@ -1,9 +1,11 @@
 """The production Index adapter: Elasticsearch 8/9 through the official `elasticsearch` client.
 
-The index template and mapping are versioned in `search/es_mapping.json`. The content field
-holds only the digests `search.analysis` made, indexed with positions, excluded from `_source`
+The index template and mapping are versioned in `search/es_mapping.json`. The content fields
+hold only the digests `search.analysis` made, indexed with positions, excluded from `_source`
 and not stored, so nothing on the cluster (not even `_recovery_source`, which keeps excluded
-source for a while) holds readable text.
+source for a while) holds readable text. `content_anonymised` (the text without its identity
+words) takes one value per run between identity words, with `position_increment_gap: 1` as
+tantivy leaves between values, so both engines find the same phrases.
 """
 
 from __future__ import annotations
@@ -48,8 +50,10 @@ class ElasticsearchIndex:
 
     `client` is an `Elasticsearch` client or a URL. Installs the index template and creates the
     index if missing. Raises `IndexFormatError` if the existing index has another mapping
-    version, `IndexKeyMismatchError` if it was built with another key, `IndexBackendError` if
-    the cluster cannot be reached.
+    version (or the vocabulary another format), `IndexKeyMismatchError` if it was built with
+    another key, `IndexBackendError` if the cluster cannot be reached. With `rebuild` (before a
+    reindex), an index of another mapping version is deleted and made again instead; a key
+    mismatch is still refused.
     """
 
     def __init__(
@@ -59,8 +63,10 @@ class ElasticsearchIndex:
         vocabulary: VocabularyStore,
         *,
         index_name: str = "tvault-items",
+        rebuild: bool = False,
     ) -> None:
-        self._core = Core(key, vocabulary)
+        self._core = Core(key, vocabulary, rebuild=rebuild)
+        self._rebuild = rebuild
         self._client = Elasticsearch(client) if isinstance(client, str) else client
         self._owns_client = isinstance(client, str)
         self._name = index_name
@@ -101,13 +107,20 @@ class ElasticsearchIndex:
             )
         live = self._client.indices.get_mapping(index=self._name)[self._name]["mappings"]
         meta = live.get("_meta", {})
-        if meta.get("tvault_mapping_version") != version:
-            raise IndexFormatError(
-                f"index {self._name} has mapping version {meta.get('tvault_mapping_version')},"
-                f" this code needs {version}: reindex into a new index"
-            )
         if meta.get("key_check") != key_check:
             raise IndexKeyMismatchError(f"index {self._name} was built with another index key")
+        if meta.get("tvault_mapping_version") != version:
+            if not self._rebuild:
+                raise IndexFormatError(
+                    f"index {self._name} has mapping version"
+                    f" {meta.get('tvault_mapping_version')}, this version needs {version}:"
+                    " run `tvault reindex` to rebuild it"
+                )
+            self._client.indices.delete(index=self._name)
+            self._client.indices.create(
+                index=self._name,
+                mappings={"_meta": {"tvault_mapping_version": version, "key_check": key_check}},
+            )
 
     def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
         try:
@@ -122,6 +135,7 @@ class ElasticsearchIndex:
             self._uncommitted = True
             for doc in docs:
                 created = created_utc(doc)
+                analysed = self._core.content(doc.text, doc.language, doc.identity)
                 self._pending.append({"index": {"_index": self._name, "_id": doc.item_id}})
                 self._pending.append(
                     {
@@ -133,7 +147,8 @@ class ElasticsearchIndex:
                         p.CONSENT: sorted(doc.consent),
                         p.CREATED: created.isoformat(),
                         p.YEAR: created.year,
-                        p.CONTENT: self._core.content(doc.text, doc.language),
+                        p.CONTENT: analysed.full,
+                        p.ANONYMISED: list(analysed.anonymised),
                     }
                 )
                 count += 1
@@ -197,7 +212,7 @@ class ElasticsearchIndex:
         """Forget the words no searchable document holds; saves the vocabulary. Raises
         `IndexBackendError` while changes are pending (their words would be lost)."""
 
-        def live(digests: list[str]) -> list[str]:
+        def live(field: str, digests: list[str]) -> list[str]:
             alive: list[str] = []
             for start in range(0, len(digests), PRUNE_BATCH):
                 batch = digests[start : start + PRUNE_BATCH]
@@ -205,7 +220,7 @@ class ElasticsearchIndex:
                 for digest in batch:
                     searches.append({"index": self._name})
                     searches.append(
-                        {"size": 0, "track_total_hits": 1, "query": {"term": {p.CONTENT: digest}}}
+                        {"size": 0, "track_total_hits": 1, "query": {"term": {field: digest}}}
                     )
                 answer = self._call("msearch", self._client.msearch, searches=searches)
                 for digest, response in zip(batch, answer["responses"], strict=True):
@@ -282,13 +297,13 @@ def compile_plan(plan: p.Plan) -> dict[str, Any]:
     if isinstance(plan, p.Terms):
         digests = sorted(plan.digests)
         if not plan.scored:
-            return {"constant_score": {"filter": {"terms": {p.CONTENT: digests}}, "boost": 1.0}}
+            return {"constant_score": {"filter": {"terms": {plan.field: digests}}, "boost": 1.0}}
         if len(digests) == 1:
-            return {"term": {p.CONTENT: digests[0]}}
-        return _any([{"term": {p.CONTENT: d}} for d in digests])
+            return {"term": {plan.field: digests[0]}}
+        return _any([{"term": {plan.field: d}} for d in digests])
     if isinstance(plan, p.Phrase):
         phrases = [
-            {"match_phrase": {p.CONTENT: {"query": " ".join(words), "slop": plan.slop}}}
+            {"match_phrase": {plan.field: {"query": " ".join(words), "slop": plan.slop}}}
             for words in plan.variants
         ]
         return phrases[0] if len(phrases) == 1 else _any(phrases)
@@ -309,13 +324,18 @@ def compile_plan(plan: p.Plan) -> dict[str, Any]:
         return {"match_none": {}}
     if isinstance(plan, p.Or):
         return _any([compile_plan(c) for c in plan.children])
-    clauses: dict[str, list[dict[str, Any]]] = {}
+    clauses: dict[str, Any] = {}
     if plan.must:
         clauses["must"] = [compile_plan(c) for c in plan.must]
     if plan.filter:
         clauses["filter"] = [compile_plan(c) for c in plan.filter]
     if plan.must_not:
         clauses["must_not"] = [compile_plan(c) for c in plan.must_not]
+    if plan.should:
+        # Beside `must` or `filter`, `should` is optional (minimum_should_match 0): it only
+        # adds its score. The planner never makes a `should` without one of them.
+        clauses["should"] = [compile_plan(c) for c in plan.should]
+        clauses["minimum_should_match"] = 0
     return {"bool": clauses}
 
 

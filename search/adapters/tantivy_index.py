@@ -1,14 +1,18 @@
 """The embedded Index adapter: tantivy on local disk, holding digests and structural fields only.
 
-The content field is indexed with positions and never stored; the engine's whitespace tokenizer
-sees only the digest tokens `search.analysis` made, so no custom tokenizer has to be registered
-again after `Index.open` (the trap NOTES.md records).
+The content fields are indexed with positions and never stored; the engine's whitespace
+tokenizer sees only the digest tokens `search.analysis` made, so no custom tokenizer has to be
+registered again after `Index.open` (the trap NOTES.md records). `content_anonymised` holds the
+text without its identity words, one value per run between them (tantivy leaves one position
+free between values, as Elasticsearch does with `position_increment_gap: 1`; field lengths count
+tokens only).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +34,9 @@ from search.ports import (
     VocabularyStore,
 )
 
-FORMAT = 1
+# 2: `content_anonymised` (DESIGN.md promise 11). An index of another format is refused; `tvault
+# reindex` opens it with `rebuild=True`, which removes it and builds this one.
+FORMAT = 2
 META_FILE = "tvault-index.json"
 FACET_SIZE = 1000
 
@@ -46,9 +52,10 @@ def _schema() -> tantivy.Schema:
     builder.add_date_field(p.CREATED, indexed=True, fast=True)
     builder.add_integer_field(p.YEAR, indexed=True, fast=True)
     # Promise 1: indexed with positions (phrases), never stored.
-    builder.add_text_field(
-        p.CONTENT, stored=False, tokenizer_name="whitespace", index_option="position"
-    )
+    for name in (p.CONTENT, p.ANONYMISED):
+        builder.add_text_field(
+            name, stored=False, tokenizer_name="whitespace", index_option="position"
+        )
     return builder.build()
 
 
@@ -56,7 +63,9 @@ class TantivyIndex:
     """An `Index` in directory `path`, with digests keyed by `key`.
 
     Raises `IndexKeyMismatchError` if `path` was built with another key, `IndexFormatError`
-    if it has another format.
+    if it has another format (or its vocabulary does). With `rebuild` (before a reindex), an
+    index and vocabulary of an older format are removed instead and an empty one is made; a
+    key mismatch is still refused.
     """
 
     def __init__(
@@ -67,11 +76,12 @@ class TantivyIndex:
         *,
         writer_heap: int = 64_000_000,
         writer_threads: int = 1,
+        rebuild: bool = False,
     ) -> None:
-        self._core = Core(key, vocabulary)
+        self._core = Core(key, vocabulary, rebuild=rebuild)
         self._path = Path(path)
         self._path.mkdir(parents=True, exist_ok=True)
-        self._check_meta()
+        self._check_meta(rebuild)
         self._schema = _schema()
         self._index = tantivy.Index(self._schema, path=str(self._path), reuse=True)
         self._writer_heap = writer_heap
@@ -84,16 +94,25 @@ class TantivyIndex:
         # 100k corpus: 0.76 ms search and 0.89 ms facets, 1.65 ms one after the other).
         self._facet_pool: ThreadPoolExecutor | None = None
 
-    def _check_meta(self) -> None:
+    def _check_meta(self, rebuild: bool) -> None:
         meta_path = self._path / META_FILE
         expected = {"format": FORMAT, "key_check": self._core.digester.key_check()}
         if meta_path.exists():
             meta = json.loads(meta_path.read_text("utf-8"))
-            if meta.get("format") != FORMAT:
-                raise IndexFormatError(f"index format {meta.get('format')}, expected {FORMAT}")
             if meta.get("key_check") != expected["key_check"]:
                 raise IndexKeyMismatchError("the index was built with another index key")
-            return
+            if meta.get("format") == FORMAT:
+                return
+            if not rebuild:
+                raise IndexFormatError(
+                    f"the index at {self._path} has format {meta.get('format')}, this version"
+                    f" needs {FORMAT}: run `tvault reindex` to rebuild it"
+                )
+            for entry in self._path.iterdir():  # only the engine's files and META_FILE
+                if entry.is_dir():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
         if any(self._path.iterdir()):
             raise IndexFormatError(f"{self._path} is not empty and has no {META_FILE}")
         tmp = meta_path.with_suffix(".tmp")
@@ -133,7 +152,10 @@ class TantivyIndex:
                     document.add_text(p.CONSENT, scope)
                 document.add_date(p.CREATED, created)
                 document.add_integer(p.YEAR, created.year)
-                document.add_text(p.CONTENT, self._core.content(doc.text, doc.language))
+                analysed = self._core.content(doc.text, doc.language, doc.identity)
+                document.add_text(p.CONTENT, analysed.full)
+                for run in analysed.anonymised:
+                    document.add_text(p.ANONYMISED, run)
                 writer.delete_documents_by_term(p.ITEM_ID, doc.item_id)
                 writer.add_document(document)
                 count += 1
@@ -180,15 +202,13 @@ class TantivyIndex:
             self._index.reload()
             searcher = self._index.searcher()
 
-            def live(digests: list[str]) -> list[str]:
+            def live(field: str, digests: list[str]) -> list[str]:
                 # Counted by search, not doc_freq: doc_freq still counts deleted documents
                 # until their segment is merged.
                 return [
                     d
                     for d in digests
-                    if searcher.search(
-                        tantivy.Query.term_query(self._schema, p.CONTENT, d), 1
-                    ).count  # type: ignore[attr-defined]
+                    if searcher.search(tantivy.Query.term_query(self._schema, field, d), 1).count  # type: ignore[attr-defined]
                 ]
 
             return self._core.prune_vocabulary(live)
@@ -270,15 +290,15 @@ class TantivyIndex:
         if isinstance(plan, p.Terms):
             digests = sorted(plan.digests)
             if not plan.scored:
-                return Q.const_score_query(Q.term_set_query(schema, p.CONTENT, digests), 1.0)
+                return Q.const_score_query(Q.term_set_query(schema, plan.field, digests), 1.0)
             if len(digests) == 1:
-                return Q.term_query(schema, p.CONTENT, digests[0])
+                return Q.term_query(schema, plan.field, digests[0])
             return Q.boolean_query(
-                [(tantivy.Occur.Should, Q.term_query(schema, p.CONTENT, d)) for d in digests]
+                [(tantivy.Occur.Should, Q.term_query(schema, plan.field, d)) for d in digests]
             )
         if isinstance(plan, p.Phrase):
             phrases = [
-                Q.phrase_query(schema, p.CONTENT, list(words), slop=plan.slop)
+                Q.phrase_query(schema, plan.field, list(words), slop=plan.slop)
                 for words in plan.variants
             ]
             if len(phrases) == 1:
@@ -314,6 +334,8 @@ class TantivyIndex:
             (tantivy.Occur.Must, Q.const_score_query(self._compile(c), 0.0)) for c in plan.filter
         ]
         clauses += [(tantivy.Occur.MustNot, self._compile(c)) for c in plan.must_not]
+        # Beside a Must clause a Should clause is optional: it only adds its score.
+        clauses += [(tantivy.Occur.Should, self._compile(c)) for c in plan.should]
         return Q.boolean_query(clauses)
 
 

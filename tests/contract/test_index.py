@@ -350,7 +350,7 @@ def test_replace_and_delete(index: Index) -> None:
 
 
 def test_pruning_forgets_the_words_of_deleted_items(index: Index) -> None:
-    from search.vocabulary import Vocabulary
+    from search.vocabulary import unpack
 
     scope = _full_scope()
     gone = _doc("d98", "c3", "note", "es", "2023-01-01T00:00:00", set(), {"legal"}, "Zanahoriazul")
@@ -362,7 +362,7 @@ def test_pruning_forgets_the_words_of_deleted_items(index: Index) -> None:
     assert index.prune_vocabulary() >= 1
     saved = STORES[id(index)].data
     assert saved is not None
-    vocabulary = Vocabulary.from_bytes(saved)
+    vocabulary, _anonymised = unpack(saved)
     assert vocabulary.prefix("zanahoriaz", 10) == set()
     assert vocabulary.prefix("detencion", 10) == {"detencion"}  # live words stay
     assert _ids(index.search(Query("Mamani~1", scope))) == EXPECTED["Mamani~1"]

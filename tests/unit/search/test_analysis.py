@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zlib
 
 import pytest
 
@@ -16,7 +17,7 @@ from search.analysis import (
     tokens,
     words,
 )
-from search.vocabulary import Vocabulary
+from search.vocabulary import OutdatedVocabularyError, Vocabulary, pack, unpack
 
 
 def test_fold_strips_accents() -> None:
@@ -89,14 +90,27 @@ def test_vocabulary_round_trips_and_rejects_other_bytes() -> None:
     vocabulary = Vocabulary()
     vocabulary.add("detencion", "detencion")
     vocabulary.add("detenciones", "detencion")
-    again = Vocabulary.from_bytes(vocabulary.to_bytes())
+    vocabulary.add("quorv", "quorv")  # met only in identity text: not in the anonymised one
+    anonymised = Vocabulary()
+    anonymised.add("detencion", "detencion")
+    anonymised.add("detenciones", "detencion")
+    again, again_anonymised = unpack(pack(vocabulary, anonymised))
     assert again.prefix("deten", 10) == {"detencion"}
-    assert len(again) == 2
+    assert len(again) == 3
+    assert again_anonymised.prefix("quo", 10) == set()
+    assert again.prefix("quo", 10) == {"quorv"}
     with pytest.raises(IndexFormatError):
-        Vocabulary.from_bytes(b"not a vocabulary")
+        unpack(b"not a vocabulary")
     with pytest.raises(IndexFormatError):
-        Vocabulary.from_bytes(vocabulary.to_bytes()[:-4])
-    assert len(Vocabulary.from_bytes(Vocabulary().to_bytes())) == 0
+        unpack(pack(vocabulary, anonymised)[:-4])
+    assert [len(v) for v in unpack(pack(Vocabulary(), Vocabulary()))] == [0, 0]
+
+
+def test_a_vocabulary_of_the_older_format_asks_for_a_reindex() -> None:
+    # v1 did not tell identity words apart: it must not be used as the anonymised vocabulary.
+    older = b"tvault-vocabulary-v1\n" + zlib.compress(b"quorv\tquorv")
+    with pytest.raises(OutdatedVocabularyError, match="tvault reindex"):
+        unpack(older)
 
 
 def test_vocabulary_retains_only_live_terms() -> None:

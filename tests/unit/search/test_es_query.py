@@ -55,8 +55,76 @@ def test_content_is_queried_by_digest_only() -> None:
 def test_mapping_keeps_content_unstored() -> None:
     mapping = load_mapping()
     mappings = mapping["template"]["mappings"]
-    assert mappings["_source"] == {"excludes": ["content"]}
-    assert mappings["properties"]["content"]["store"] is False
-    assert mappings["properties"]["content"]["analyzer"] == "whitespace"
+    assert mappings["_source"] == {"excludes": ["content", "content_anonymised"]}
+    for name in ("content", "content_anonymised"):
+        assert mappings["properties"][name]["store"] is False
+        assert mappings["properties"][name]["analyzer"] == "whitespace"
+    # tantivy leaves one position between the values of a field: phrases agree across engines.
+    assert mappings["properties"]["content_anonymised"]["position_increment_gap"] == 1
     assert mappings["dynamic"] == "strict"
     assert isinstance(mapping["version"], int)
+
+
+NAMED = AccessScope(frozenset({"c1"}), frozenset({"advocacy_named"}))
+ANONYMISED = AccessScope(
+    frozenset({"c1"}), frozenset({"advocacy_anonymised"}), redact_identities=True
+)
+QUERIES = ("", "tortura", "Quorv", "quo*", "Quorb~1", '"tortura Quorv"', "NOT Quorv", "a OR -b")
+
+
+def _redaction_core() -> Core:
+    core = Core(b"k" * 32, MemoryVocabularyStore())
+    core.content("tortura torturado Mamani", "es")
+    # "quorv" is met only as an identity word: it is in the full vocabulary only.
+    core.content("Quorv declaró tortura", "es", frozenset({"quorv"}))
+    return core
+
+
+def _paths(node: object, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every path of keys from the root of `node` to a key naming a content field."""
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("content", "content_anonymised"):
+                found.append((*path, key))
+            found += _paths(value, (*path, key))
+    elif isinstance(node, list):
+        for value in node:
+            found += _paths(value, path)
+    return found
+
+
+def test_a_redacted_principal_never_queries_the_identity_bearing_field() -> None:
+    core = _redaction_core()
+    for text in QUERIES:
+        dsl = compile_plan(core.planner.plan(Query(text, ANONYMISED)))
+        assert all(path[-1] == "content_anonymised" for path in _paths(dsl)), text
+
+
+def test_beside_a_redacted_part_content_only_filters_and_every_score_is_anonymised() -> None:
+    core = _redaction_core()
+    for text in QUERIES:
+        dsl = compile_plan(core.planner.plan(Query(text, (NAMED, ANONYMISED))))
+        for path in _paths(dsl):
+            if path[-1] == "content":
+                # Inside a filter (or must_not) context: it decides matches, never scores.
+                assert path[1] == "filter", (text, path)
+            else:
+                assert path[1] in ("filter", "should"), (text, path)
+        if text not in ("",):
+            assert "must" not in dsl["bool"], text  # type: ignore[operator]
+
+
+def test_a_redacted_principal_expands_prefix_and_fuzzy_without_identity_words() -> None:
+    core = _redaction_core()
+    quorv = core.digester.digest("quorv")
+    plain = SCOPE
+    for text in ("quo*", "Quorb~1"):
+        assert quorv in repr(compile_plan(core.planner.plan(Query(text, plain)))), text
+        redacted = compile_plan(core.planner.plan(Query(text, ANONYMISED)))
+        assert quorv not in repr(redacted), text
+        if text.endswith("*"):  # (a fuzzy term also looks for the word as typed)
+            assert {"match_none": {}} in redacted["bool"]["must"], text  # type: ignore[index]
+        # Beside a named part, the identity word finds named items (unscored) only.
+        mixed = compile_plan(core.planner.plan(Query(text, (NAMED, ANONYMISED))))
+        assert quorv in repr(mixed["bool"]["filter"]), text  # type: ignore[index]

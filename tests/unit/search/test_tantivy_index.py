@@ -91,11 +91,12 @@ def test_the_engine_api_gives_back_no_text(tmp_path: Path) -> None:
         stored = searcher.doc(address).to_dict()
         assert "content" not in stored
         assert set(stored) == {"item_id", "case_id", "kind", "language"}
-    content_terms = [t for t, _ in searcher.terms_with_prefix("content", "")]
-    assert content_terms, "the content field is indexed"
-    assert all(re.fullmatch(r"[a-z2-7]{16}", t) for t in content_terms)
-    for marker in MARKERS:
-        assert searcher.doc_freq("content", term(marker.lower(), "es")) == 0
+    for field in ("content", "content_anonymised"):
+        content_terms = [t for t, _ in searcher.terms_with_prefix(field, "")]
+        assert content_terms, f"the {field} field is indexed"
+        assert all(re.fullmatch(r"[a-z2-7]{16}", t) for t in content_terms)
+        for marker in MARKERS:
+            assert searcher.doc_freq(field, term(marker.lower(), "es")) == 0
 
 
 def test_reopened_index_searches_words_prefixes_and_names(tmp_path: Path) -> None:
@@ -125,6 +126,27 @@ def test_another_key_or_a_foreign_directory_is_refused(tmp_path: Path) -> None:
     (tmp_path / "other" / "file").write_bytes(b"x")
     with pytest.raises(IndexFormatError):
         TantivyIndex(tmp_path / "other", KEY, MemoryVocabularyStore())
+
+
+def test_an_index_of_the_older_format_is_refused_then_rebuilt(tmp_path: Path) -> None:
+    # Format 1 had no identity-free field: searching it would let names through redaction.
+    store = MemoryVocabularyStore()
+    index = TantivyIndex(tmp_path, KEY, store)
+    index.index([_doc()])
+    index.commit()
+    index.close()
+    meta = tmp_path / "tvault-index.json"
+    meta.write_text(meta.read_text("utf-8").replace('"format": 2', '"format": 1'), "utf-8")
+    with pytest.raises(IndexFormatError, match="tvault reindex"):
+        TantivyIndex(tmp_path, KEY, store)
+    with pytest.raises(IndexKeyMismatchError):  # rebuilding never overrides another key
+        TantivyIndex(tmp_path, b"\x02" * 32, store, rebuild=True)
+    rebuilt = TantivyIndex(tmp_path, KEY, store, rebuild=True)
+    assert rebuilt.count() == 0
+    rebuilt.index([_doc()])
+    rebuilt.commit()
+    rebuilt.close()
+    assert _ids(TantivyIndex(tmp_path, KEY, store), "sotano") == ["item-1"]
 
 
 def test_rollback_and_clear(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from search.errors import (
 )
 from search.highlight import highlight
 from search.ports import (
+    UNDETERMINED_LANGUAGE,
     AccessScope,
     Filters,
     Hit,
@@ -25,6 +26,7 @@ from search.sealed_vocabulary import SealedVocabularyFile
 from search.vocabulary import MemoryVocabularyStore
 
 __all__ = [
+    "UNDETERMINED_LANGUAGE",
     "AccessScope",
     "Filters",
     "Hit",

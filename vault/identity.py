@@ -26,6 +26,7 @@ from vault.consent import item_identity, load_item
 from vault.db.access_tables import ItemIdentity, RedactedRendition
 from vault.errors import BadField, Conflict, NotFound, TooLarge
 from vault.ids import new_id
+from vault.indexing import after_identity_change
 from vault.objects import orphans
 from vault.sealing import open_json, seal_json
 from vault.storage import ObjectLocked, ObjectNotFound
@@ -96,6 +97,8 @@ def set_identity(
             details={"purpose": "identity fields", "fields": sorted(clean)},
             now=now,
         )
+    # Its words leave the field searched under the redaction obligation (promise 11).
+    after_identity_change(vault, item_id)
 
 
 def show_identity(vault: Vault, principal: Principal, item_id: str) -> dict[str, object]:

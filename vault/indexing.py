@@ -5,6 +5,13 @@ from the item's sealed extracted-text object, opened with the item's own key, so
 can never be indexed again. The engine is chosen in `vault.compose` from `TVAULT_INDEX`; the
 index key and the vocabulary's age identity are named secrets in the keyring (`ensure_secrets`).
 
+What goes into which field (promise 11): the words of the item's identity fields are given to
+the index as `IndexDocument.identity` (`vault.search_redaction.identity_words`), so the engine
+keeps them out of the field searched for principals under the redaction obligation; and an
+item with identity fields and no depositor-given language has its language detected on its
+text without those words, so the language facet does not depend on them either. Changing the
+identity fields re-indexes the item (`after_identity_change`).
+
 Order of commits (promise 7): the engine commits first, then the database records the state
 and the custody entry. A crash between the two leaves an indexed item whose state still says
 `extracted`; the job runs again and, being idempotent, replaces the same document.
@@ -26,13 +33,17 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
 import keys
+from ingest.language import detect_language
 from keys import Keyring
-from search import Index, IndexDocument, SealedVocabularyFile
+from search import Index, IndexDocument, IndexFormatError, SealedVocabularyFile
 from vault import jobs, ledger
 from vault.compose import Vault, make_store
 from vault.db import Item, ItemKey
+from vault.db.access_tables import ItemIdentity
 from vault.db.jobs_tables import ItemText
 from vault.errors import NotFound
+from vault.sealing import open_json
+from vault.search_redaction import identity_words, redact
 from vault.settings import Settings
 from vault.storage import ObjectStore
 from vault.worker import fail_job, register
@@ -66,11 +77,12 @@ def index_directory(settings: Settings) -> Path:
     return settings.home / "index"
 
 
-def make_index(settings: Settings, keyring: Keyring) -> Index:
+def make_index(settings: Settings, keyring: Keyring, *, rebuild: bool = False) -> Index:
     """Build the index adapter `settings.index` names.
 
     Raises `ValueError` if `TVAULT_INDEX=elasticsearch` comes without `TVAULT_ES_URL`, and
-    `search.SearchError` if the index was built with another key or format.
+    `search.SearchError` if the index was built with another key or format (with `rebuild`,
+    for `reindex`, an index of an older format is emptied instead).
     """
     ensure_secrets(keyring)
     key = keyring.secret(INDEX_KEY)
@@ -82,19 +94,25 @@ def make_index(settings: Settings, keyring: Keyring) -> Index:
             raise ValueError("TVAULT_INDEX=elasticsearch needs TVAULT_ES_URL")
         from search.adapters.elasticsearch_index import ElasticsearchIndex
 
-        return ElasticsearchIndex(settings.es_url, key, vocabulary)
+        return ElasticsearchIndex(settings.es_url, key, vocabulary, rebuild=rebuild)
     from search.adapters.tantivy_index import TantivyIndex
 
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return TantivyIndex(directory / "tantivy", key, vocabulary)
+    return TantivyIndex(directory / "tantivy", key, vocabulary, rebuild=rebuild)
 
 
-def index_of(vault: Vault) -> Index:
+def index_of(vault: Vault, *, rebuild: bool = False) -> Index:
     """Return the vault's index, opening it on first use (admin commands that never search do
-    not open it). Raises as `make_index` does."""
+    not open it). Raises as `make_index` does; with `rebuild`, an index of an older format is
+    opened empty instead of refused."""
     with _open_lock:
         if vault.index is None:
-            vault.index = make_index(vault.settings, vault.keyring)
+            try:
+                vault.index = make_index(vault.settings, vault.keyring)
+            except IndexFormatError:
+                if not rebuild:
+                    raise
+                vault.index = make_index(vault.settings, vault.keyring, rebuild=True)
         return vault.index
 
 
@@ -106,10 +124,12 @@ def item_identity(vault: Vault, session: Session, item_id: str) -> str | None:
 
 @dataclass(frozen=True)
 class Text:
-    """An item's extracted text, decrypted, and the language it was detected in."""
+    """An item's extracted text, decrypted, the language it was detected in, and the words of
+    the item's identity fields (`vault.search_redaction.identity_words`)."""
 
     text: str = field(repr=False)  # testimony: never in a traceback
     language: str | None
+    identity: frozenset[str] = field(default=frozenset(), repr=False)
 
 
 def extracted_text(vault: Vault, session: Session, item_id: str, identity: str) -> Text | None:
@@ -143,10 +163,17 @@ def utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+def identity_of(sealed: bytes | None, identity: str) -> frozenset[str]:
+    """Return the words of the sealed identity fields `sealed` (None: none recorded).
+
+    Raises `keys.UnsealError` if they do not open with the item's `identity`."""
+    return frozenset() if sealed is None else identity_words(open_json(sealed, identity))
+
+
 def document_of(item: Item, text: Text) -> IndexDocument:
-    """Return the index document of `item` with its extracted `text`. The language is the
-    depositor's, else the detected one (it picks the stemmer and is a facet)."""
-    return IndexDocument(
+    """Return the index document of `item` with its extracted `text` and identity words
+    (see `with_text`)."""
+    bare = IndexDocument(
         item_id=item.id,
         case_id=item.case_id,
         kind=item.kind,
@@ -154,8 +181,19 @@ def document_of(item: Item, text: Text) -> IndexDocument:
         created=utc(item.created_at),
         tags=frozenset(item.tags),
         consent=frozenset(item.consent),
-        text=text.text,
     )
+    return with_text(bare, item.language, text)
+
+
+def with_text(document: IndexDocument, given: str | None, text: Text) -> IndexDocument:
+    """Return `document` with `text` and its identity words. Its language stays the one the
+    depositor gave (`given`), else the detected one (it picks the stemmer and is a facet); for
+    an item with identity fields it is detected again on the text without their words, so
+    neither the facet nor the stemming depend on a name."""
+    language = document.language
+    if not given and text.identity:
+        language = detect_language(redact(text.text, text.identity, " "))
+    return replace(document, text=text.text, identity=text.identity, language=language)
 
 
 @dataclass(frozen=True)
@@ -184,19 +222,24 @@ def _apply(index: Index, change: Callable[[], object]) -> None:
 
 
 def _prepare_item(vault: Vault, item_id: str) -> tuple[Indexed, Item, IndexDocument | None]:
-    """Load `item_id` and open its text: the document to index (None: shredded or no text).
+    """Load `item_id` and open its text and identity fields: the document to index (None:
+    shredded or no text).
 
-    Raises `NotFound` for an unknown item, `keys.UnsealError` if its text does not open."""
+    Raises `NotFound` for an unknown item, `keys.UnsealError` if its text or its identity
+    fields do not open (then it is not indexed: its name could not be kept apart)."""
     with vault.sessions() as session:
         item = session.get(Item, item_id)
         if item is None:
             raise NotFound(f"no item {item_id}")
         identity = item_identity(vault, session, item_id)
         text = None if identity is None else extracted_text(vault, session, item_id, identity)
+        fields = session.get(ItemIdentity, item_id)
+        sealed = None if fields is None else fields.sealed
     if identity is None:
         return Indexed(item_id, "shredded"), item, None
     if text is None:
         return Indexed(item_id, "no-text"), item, None
+    text = replace(text, identity=identity_of(sealed, identity))
     return Indexed(item_id, "indexed", len(text.text)), item, document_of(item, text)
 
 
@@ -279,6 +322,20 @@ def after_consent_change(vault: Vault, item_id: str) -> None:
         )
 
 
+def after_identity_change(vault: Vault, item_id: str) -> None:
+    """Re-index `item_id` after its identity fields changed (called by `vault.identity`), so
+    its new identity words leave the field searched under the redaction obligation at once.
+    Never raises: a failure is logged by type only, and `tvault reindex` repairs it."""
+    try:
+        refresh_item(vault, item_id)
+    except Exception as exc:
+        log.error(
+            "item %s: index not refreshed after an identity change (%s); run `tvault reindex`",
+            item_id,
+            type(exc).__name__,
+        )
+
+
 def after_shredding(vault: Vault, item_id: str) -> None:
     """Remove a crypto-shredded `item_id` from the index (called by `vault.shred`). Never
     raises: a shredded item is never shown anyway (no key); `tvault reindex` also drops it."""
@@ -325,7 +382,7 @@ class IndexStage:
                 if done.outcome == "no-text":
                     raise StageFailed("the item has no extracted text to index", retry=False)
             except keys.UnsealError:
-                reason = "the extracted text does not open with the item's key"
+                reason = "the extracted text or identity fields do not open with the item's key"
                 failures.append((one, StageFailed(reason, retry=False)))
             except StageFailed as exc:
                 failures.append((one, exc))
@@ -404,7 +461,8 @@ class _Pending:
     document: IndexDocument  # without its text yet
     object_name: str
     identity: str = field(repr=False)
-    language: str | None
+    language: str | None  # the depositor's
+    fields: bytes | None = field(repr=False)  # the sealed identity fields, if recorded
 
 
 def _prepare(vault: Vault, rows: Sequence[Item]) -> tuple[int, list[_Pending]]:
@@ -418,13 +476,22 @@ def _prepare(vault: Vault, rows: Sequence[Item]) -> tuple[int, list[_Pending]]:
         texts = {
             t.item_id: t for t in session.scalars(select(ItemText).where(ItemText.item_id.in_(ids)))
         }
+        fields = dict(
+            session.execute(
+                select(ItemIdentity.item_id, ItemIdentity.sealed).where(
+                    ItemIdentity.item_id.in_(ids)
+                )
+            ).all()
+        )
     pending = []
     for item in rows:
         key, row = wrapped.get(item.id), texts.get(item.id)
         if key is not None and row is not None:  # else shredded, or not extracted yet
             document = document_of(item, Text("", row.language))
             identity = vault.keyring.unwrap(key)
-            pending.append(_Pending(document, row.object_name, identity, row.language))
+            pending.append(
+                _Pending(document, row.object_name, identity, item.language, fields.get(item.id))
+            )
     return len(rows), pending
 
 
@@ -435,7 +502,8 @@ def _open_all(
     documents = []
     for one in pending:
         text = read_sealed_text(store, one.object_name, one.identity)
-        documents.append(replace(one.document, text=text))
+        words = identity_of(one.fields, one.identity)
+        documents.append(with_text(one.document, one.language, Text(text, None, words)))
     return count, documents
 
 
@@ -470,7 +538,7 @@ def reindex(
     `keys.UnsealError` if a text does not open, `search.SearchError` if the engine fails (a
     second writer on the embedded index while `tvault serve` runs: stop the server first).
     """
-    index = index_of(vault)
+    index = index_of(vault, rebuild=True)
     with vault.sessions() as session:
         total = int(session.scalar(select(func.count()).select_from(Item)) or 0)
     prepared = (_prepare(vault, rows) for rows in _batches(vault, batch))

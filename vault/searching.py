@@ -14,19 +14,19 @@ Promise 1: the query may name a survivor. It is never logged, never put in an er
 and is kept in the ledger only sealed (to the vault's metadata key); the entry's clear details
 hold the ids returned and counts.
 
-Redaction: everything a result shows passes through `present`, the one place where the
-`redact_identities` obligation is applied: the title reads "[redacted]", and every word of the
-item's identity fields (`vault.identity`) is replaced in the text before the snippet is made. A
-hit under that obligation whose text no longer matches the query once redacted (it matched only
-through the survivor's name) is dropped, so a name cannot be probed through search results.
-Without recorded identity fields such a hit shows no snippet (fail closed).
+Redaction (promise 11) happens in the query plan, not after it: the scope parts that carry
+`redact_identities` go to the index flagged, and the engine matches and scores their items
+without the words of the identity fields (`search._plan`), so hits, totals, facets, order and
+scores are the same whatever name those fields hold. Everything a result shows then passes
+through `present`, the one place where the obligation applies to what is shown: the title reads
+"[redacted]", and every identity word (`vault.search_redaction`) is replaced in the text before
+the snippet is made. Without recorded identity fields such a hit shows no snippet (fail closed).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -35,8 +35,19 @@ from typing import Any
 from sqlalchemy import bindparam, select
 
 import keys
-from policies import Allow, Principal, Resource, actions, decide, kinds, obligations, search_scope
+from policies import (
+    Allow,
+    Principal,
+    Resource,
+    Scope,
+    actions,
+    decide,
+    kinds,
+    obligations,
+    search_scope,
+)
 from search import (
+    UNDETERMINED_LANGUAGE,
     AccessScope,
     Filters,
     Hit,
@@ -44,9 +55,7 @@ from search import (
     QueryError,
     Results,
     SearchError,
-    analysis,
 )
-from search import query as parse_query
 from search.highlight import Highlighter
 from vault import ledger
 from vault.compose import METADATA_IDENTITY, Vault
@@ -58,18 +67,17 @@ from vault.identity import REDACTED
 from vault.indexing import index_of, read_sealed_text, utc
 from vault.sealing import open_json, seal_json
 from vault.search_helper import MIN_HELPED_HITS, SNIPPET_WORDS, Showable, Shown, show
+from vault.search_redaction import identity_words, redact
 from vault.storage import StorageError
 
 log = logging.getLogger(__name__)
 
-MIN_REDACTED_CHARS = 3
 # The helper answers about a millisecond after this thread would have shown the same number of
 # hits (the pipe, its process waking up): it is given this many fewer, split evenly.
 HELPER_HEAD_START = 2
 # When this thread writes the custody entry meanwhile, it counts as this many hits (about
 # 1.3 ms, the time of showing four hits, on the 100k corpus): the helper takes half of them.
 HELPER_MEANWHILE_HITS = 4
-_WORD = re.compile(r"(\w+)")
 
 
 @dataclass(frozen=True)
@@ -210,12 +218,18 @@ def _scope(principal: Principal, cases: Collection[str]) -> tuple[AccessScope, .
     scope = search_scope(principal, actions.ITEM_SEARCH, cases)
     if scope.is_empty:
         return ()
-    single = scope.single_filter()
-    if single is not None:
-        # One exact filter (e.g. an advocate's named and anonymised parts): a simpler query.
-        return (AccessScope(single[0], single[1]),)
-    # Parts are kept apart: merging them would widen access (policies.Scope).
-    return tuple(AccessScope(part.cases, part.consent_any) for part in scope.parts)
+    out: list[AccessScope] = []
+    # Parts with and without the redaction obligation stay apart: the engine matches them on
+    # different fields (promise 11). Within each, parts merge only into one exact filter;
+    # otherwise they are kept apart, as merging would widen access (policies.Scope).
+    for redact_identities in (False, True):
+        parts = tuple(p for p in scope.parts if p.redact_identities == redact_identities)
+        single = Scope(parts).single_filter() if parts else None
+        if single is not None:
+            out.append(AccessScope(single[0], single[1], redact_identities))
+        else:
+            out += (AccessScope(p.cases, p.consent_any, redact_identities) for p in parts)
+    return tuple(out)
 
 
 def _query(request: SearchRequest, scope: tuple[AccessScope, ...]) -> Query:
@@ -254,14 +268,9 @@ def search(vault: Vault, principal: Principal, request: SearchRequest) -> Search
         log.error("search failed in the index (%s)", vault.settings.index)
         raise
     found, dropped = _check_hits(vault, principal, results.hits)
-    if any(_redacted(entry) for entry in found):
-        # A redacted hit may still be dropped while it is shown: record the page once built.
-        page = present(vault, request.text, results, found, dropped)
-        _record(vault, principal, request, [hit.item_id for hit in page.hits], page)
-        return page
-    # Nothing can be dropped while showing, so what the page returns is known now: it is
-    # recorded by this thread while a search helper shows its part of the page. Either way
-    # nothing is shown unless the entry committed first.
+    # Nothing is dropped while showing, so what the page returns is known now: it is recorded
+    # by this thread while a search helper shows its part of the page. Either way nothing is
+    # shown unless the entry committed first.
     ids = [entry.item.id for entry in found]
     total = max(0, results.total - len(dropped))
     counts = SearchResults(total, results.page, results.page_size, [], {})
@@ -274,8 +283,8 @@ def search(vault: Vault, principal: Principal, request: SearchRequest) -> Search
         meanwhile=lambda: _record(vault, principal, request, ids, counts),
     )
     if [hit.item_id for hit in page.hits] != ids or page.total != total:
-        # Cannot happen (only redacted hits are dropped while shown); if it did, the entry
-        # would not say what was returned, so nothing is.
+        # Cannot happen (no hit is dropped while shown); if it did, the entry would not say
+        # what was returned, so nothing is.
         raise RuntimeError("search page differs from its custody entry")
     return page
 
@@ -319,25 +328,21 @@ def present(
 ) -> SearchResults:
     """Build what the principal sees: hits with titles and snippets, totals and facets.
 
-    **The one place where redaction applies** (module docstring). Hits the per-item check
-    dropped, and redacted hits that matched only through identity words, are taken out of the
-    total and the facet counts too. `meanwhile` is called before any title or text is opened
-    in this thread (after the search helper was given its part, if any); if it raises, nothing
-    is shown.
+    **The one place where redaction applies to what is shown** (module docstring). Hits the
+    per-item check dropped are taken out of the total and the facet counts too; no hit is
+    dropped here (a redacted hit was matched without identity words already). `meanwhile` is
+    called before any title or text is opened in this thread (after the search helper was
+    given its part, if any); if it raises, nothing is shown.
     """
-    matches = _has_positive_terms(query_text)
-    dropped = list(dropped)
     hits = []
     if found:
         # One per page: the query is parsed once and each distinct word analysed once.
         highlighter = Highlighter(query_text)
         shown = _show_unredacted(vault, highlighter, query_text, found, meanwhile)
-        for position, entry in enumerate(found):
-            one = _show(vault, highlighter, entry, matches, shown.get(position))
-            if one is None:
-                dropped.append((entry.hit, entry.item))
-            else:
-                hits.append(one)
+        hits = [
+            _show(vault, highlighter, entry, shown.get(position))
+            for position, entry in enumerate(found)
+        ]
     elif meanwhile is not None:
         meanwhile()
     facets = {name: dict(counts) for name, counts in results.facets.items()}
@@ -408,12 +413,9 @@ def _showable(entry: _Found) -> Showable:
     )
 
 
-def _show(
-    vault: Vault, highlighter: Highlighter, entry: _Found, matches: bool, shown: Shown | None
-) -> SearchHit | None:
-    """Return the hit as the principal may see it, or None if it must not be shown at all (a
-    redacted hit that matched only through identity words). `shown` is the title and snippet
-    of a hit without a redaction obligation (`_show_unredacted`)."""
+def _show(vault: Vault, highlighter: Highlighter, entry: _Found, shown: Shown | None) -> SearchHit:
+    """Return the hit as the principal may see it. `shown` is the title and snippet of a hit
+    without a redaction obligation (`_show_unredacted`)."""
     item = entry.item
     language = _language(entry)
     snippet = None
@@ -423,10 +425,8 @@ def _show(
         words = _identity_words(entry)
         text = _text(vault, entry)
         if words is not None and text is not None:
-            cleaned = redact(text, words)
+            cleaned = redact(text, words, REDACTED)
             snippet = highlighter.snippet(cleaned, language, max_words=SNIPPET_WORDS)
-            if matches and "<mark>" not in snippet:
-                return None
     else:
         assert shown is not None  # every unredacted hit was shown by `_show_unredacted`
         title, snippet = shown.title, shown.snippet
@@ -444,15 +444,6 @@ def _show(
     )
 
 
-def redact(text: str, words: frozenset[str]) -> str:
-    """Return `text` with every word whose folded form is in `words` replaced by "[redacted]"."""
-    parts = _WORD.split(analysis.normalize(text))
-    for index in range(1, len(parts), 2):
-        if analysis.fold(parts[index].lower()) in words:
-            parts[index] = REDACTED
-    return "".join(parts)
-
-
 def _identity_words(entry: _Found) -> frozenset[str] | None:
     """The folded words of the item's identity fields; None if none are recorded or they do
     not open (then nothing of the text may be shown)."""
@@ -463,31 +454,18 @@ def _identity_words(entry: _Found) -> frozenset[str] | None:
     except keys.UnsealError:
         log.error("item %s: identity fields do not open", entry.item.id)
         return None
-    values: list[str] = []
-    for value in fields.values():
-        if isinstance(value, str):
-            values.append(value)
-        elif isinstance(value, list):
-            values.extend(v for v in value if isinstance(v, str))
-    words = {analysis.fold(w.lower()) for v in values for w in _WORD.findall(analysis.normalize(v))}
-    # Very short words ("de", "la" in a name) would blank every sentence; names and places are
-    # longer, and digits of dates and numbers are kept whole.
-    return frozenset(w for w in words if len(w) >= MIN_REDACTED_CHARS or w.isdigit())
-
-
-def _has_positive_terms(query_text: str) -> bool:
-    try:
-        return bool(parse_query.positive_leaves(parse_query.parse(query_text)))
-    except QueryError:
-        return True
+    return identity_words(fields)
 
 
 def _language(entry: _Found) -> str | None:
-    return entry.item.language or entry.item.text_language
+    # The index's: for an item with identity fields it was detected without their words, and
+    # it is the language the engine stemmed the text in (promise 11; `vault.indexing`).
+    return entry.hit.language
 
 
 def _uncount(facets: dict[str, dict[str, int]], hit: Hit, item: _Item | None) -> None:
-    values = {"case": [hit.case_id], "kind": [hit.kind], "language": [hit.language or ""]}
+    language = hit.language or UNDETERMINED_LANGUAGE
+    values = {"case": [hit.case_id], "kind": [hit.kind], "language": [language]}
     if item is not None:
         values["tag"] = list(item.tags)
         values["year"] = [str(item.created_at.year)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import zlib
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import delete, select, update
 
 import keys
 from policies import Principal
+from search import SearchError, SealedVocabularyFile
 from vault import ledger
 from vault.cases import create_case, grant
 from vault.compose import METADATA_IDENTITY, Vault
@@ -237,6 +239,25 @@ def test_deleting_the_index_and_reindexing_gives_the_same_results(
     # And a reindex over an existing index, texts opened by a helper process, the same again.
     assert reindex(vault, workers=1, batch=2) == 3
     assert {who: _snapshot(vault, who) for who in ("lena", "tina")} == before
+
+
+def test_an_index_of_the_older_format_is_refused_until_reindexed(
+    vault: Vault, world: dict[str, str]
+) -> None:
+    # Format 1 (and its vocabulary) had no identity-free field: redaction could not hold.
+    before = _snapshot(vault, "lena")
+    index_of(vault).close()
+    vault.index = None
+    directory = index_directory(vault.settings)
+    meta = directory / "tantivy" / "tvault-index.json"
+    meta.write_text(meta.read_text("utf-8").replace('"format": 2', '"format": 1'), "utf-8")
+    identity = vault.keyring.secret(VOCABULARY_IDENTITY).decode("ascii")
+    older = b"tvault-vocabulary-v1\n" + zlib.compress(b"quispe\tquisp")
+    SealedVocabularyFile(directory / "vocabulary.age", identity).save(older)
+    with pytest.raises(SearchError, match="tvault reindex"):
+        ask(vault, "lena", "detencion")
+    assert reindex(vault) == 3
+    assert _snapshot(vault, "lena") == before
 
 
 def test_the_index_directory_holds_no_readable_text(vault: Vault, world: dict[str, str]) -> None:

@@ -406,7 +406,7 @@ def test_policy_scopes_never_leak(index: Index, role: str, granted: tuple[str, .
         "someone", frozenset({role}), {case: frozenset({role}) for case in granted}
     )
     scope = policies.search_scope(principal, cases=CASES)
-    parts = tuple(AccessScope(p.cases, p.consent_any) for p in scope.parts)
+    parts = tuple(AccessScope(p.cases, p.consent_any, p.redact_identities) for p in scope.parts)
     allowed_by_decide = {
         d.item_id
         for d in CORPUS
@@ -437,3 +437,95 @@ def test_pruning_waits_for_pending_changes(index: Index) -> None:
     index.rollback()
     index.prune_vocabulary()
     assert _ids(index.search(Query("pendiente", _full_scope()))) == set()
+
+
+REDACTION_PROBES = (
+    "Quorv",
+    "Quorv OR golpes",
+    "golpes NOT Quorv",
+    "quo*",
+    "Quorx~1",
+    '"declaró Quorv"',
+    '"declaró ante"~1',
+    "",
+)
+NAMED_PART = AccessScope(frozenset({"c1"}), frozenset({"advocacy_named"}))
+REDACTED_PART = AccessScope(
+    frozenset({"c1"}), frozenset({"advocacy_anonymised"}), redact_identities=True
+)
+
+
+def _world(name: str) -> list[IndexDocument]:
+    """Redacted survivors called `name`; a named one and a plain mention of "Quorv" fixed."""
+    docs = []
+    for number, consent in enumerate(
+        ({"advocacy_anonymised"}, {"advocacy_named"}, {"advocacy_anonymised"}, {"legal"})
+    ):
+        survivor = "Quorv" if "advocacy_named" in consent else name
+        docs.append(
+            IndexDocument(
+                item_id=f"r{number}",
+                case_id="c1",
+                kind="testimony",
+                language=(None, "es")[number % 2],
+                created=datetime(2022, 3, 1, tzinfo=UTC),
+                consent=frozenset(consent),
+                text=f"{survivor} Mamani declaró ante el juez sobre los golpes. {survivor}.",
+                identity=frozenset({survivor.lower(), "mamani"}),
+            )
+        )
+    docs.append(
+        IndexDocument(
+            item_id="r9",
+            case_id="c1",
+            kind="note",
+            language="es",
+            created=datetime(2022, 3, 2, tzinfo=UTC),
+            consent=frozenset({"advocacy_anonymised"}),
+            text="El testigo Quorv vio los golpes.",
+        )
+    )
+    return docs
+
+
+@pytest.fixture(
+    scope="module",
+    params=["tantivy", pytest.param("elasticsearch", marks=pytest.mark.elasticsearch)],
+)
+def worlds(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Index, Index]]:
+    made = []
+    for name in ("Quorv", "Zlatk"):
+        if request.param == "tantivy":
+            adapter = _tantivy(tmp_path_factory.mktemp(name))
+        else:
+            adapter = _elasticsearch()
+        adapter.index(_world(name))
+        adapter.commit()
+        made.append(adapter)
+    yield made[0], made[1]
+    for adapter in made:
+        if request.param == "elasticsearch":
+            adapter.drop()  # type: ignore[attr-defined]
+        adapter.close()
+
+
+def test_a_redacted_part_learns_nothing_of_identity_words(worlds: tuple[Index, Index]) -> None:
+    # DESIGN.md promise 11: the redacted survivors are "Quorv" in one index and "Zlatk" in the
+    # other; a principal under the obligation gets the same answer from both.
+    quorv, zlatk = worlds
+    for scope in (REDACTED_PART, (NAMED_PART, REDACTED_PART)):
+        for text in REDACTION_PROBES:
+            for page_size in (1, 2, 50):
+                query = Query(text, scope, page_size=page_size)
+                assert quorv.search(query) == zlatk.search(query), (text, page_size)
+    # The name finds the plain mention, and the named item beside a redacted part, unscored.
+    alone = quorv.search(Query("Quorv", REDACTED_PART, page_size=50))
+    assert _ids(alone) == {"r9"}
+    both = quorv.search(Query("Quorv", (NAMED_PART, REDACTED_PART), page_size=50))
+    assert {(h.item_id, h.score > 0) for h in both.hits} == {("r1", False), ("r9", True)}
+    # Without the obligation, the redacted survivors are found by name: the worlds differ.
+    legal = AccessScope(frozenset({"c1"}), frozenset({"legal"}))
+    assert _ids(quorv.search(Query("Quorv", legal))) == {"r3"}
+    assert _ids(zlatk.search(Query("Quorv", legal))) == set()

@@ -12,7 +12,7 @@ from sqlalchemy import delete, select, update
 
 import keys
 from policies import Principal
-from search import SearchError, SealedVocabularyFile
+from search import SealedVocabularyFile, SearchError
 from vault import ledger
 from vault.cases import create_case, grant
 from vault.compose import METADATA_IDENTITY, Vault

@@ -5,10 +5,9 @@ DESIGN.md "Search": principal -> `policies.search_scope` -> one `search.AccessSc
 page of hits, `policies.decide(item.search)` on each item as the database holds it now ->
 decrypt the item's sealed extracted text -> `search.highlight` -> one ledger entry.
 
-The ledger entry is always committed before the page is returned. When no hit of the page can
-be dropped while shown (none carries a redaction obligation), the request's thread writes it
-before it opens any title or text itself, while a search helper process (`vault.search_helper`)
-shows part of the page.
+The ledger entry is always committed before the page is returned: no hit is dropped while the
+page is shown, so the request's thread writes it before it opens any title or text itself,
+while a search helper process (`vault.search_helper`) shows part of the page.
 
 Promise 1: the query may name a survivor. It is never logged, never put in an error message,
 and is kept in the ledger only sealed (to the vault's metadata key); the entry's clear details
@@ -140,7 +139,6 @@ class _Item:
     created_at: datetime
     sealed_meta: bytes = field(repr=False)
     text_object: str | None  # its sealed extracted text; None if not extracted (yet)
-    text_language: str | None
 
 
 @dataclass(frozen=True)
@@ -175,7 +173,6 @@ _PAGE_ROWS = (
         Item.created_at,
         Item.sealed_meta,
         ItemText.object_name,
-        ItemText.language,
         ItemIdentity.sealed,
         ItemKey.wrapped,
     )
@@ -200,7 +197,6 @@ def _item_of(row: Sequence[Any]) -> _Item:
         created_at=created_at,
         sealed_meta=sealed_meta,
         text_object=row[9],
-        text_language=row[10],
     )
 
 
@@ -302,8 +298,8 @@ def _check_hits(
         ids = [h.item_id for h in hits]
         rows = session.connection().execute(_PAGE_ROWS, {"ids": ids}).all()
         items = {row[0]: _item_of(row) for row in rows}
-        fields = {row[0]: row[11] for row in rows if row[11] is not None}
-        wrapped = {row[0]: row[12] for row in rows if row[12] is not None}
+        fields = {row[0]: row[10] for row in rows if row[10] is not None}
+        wrapped = {row[0]: row[11] for row in rows if row[11] is not None}
         for hit in hits:
             item = items.get(hit.item_id)
             decision = decide(principal, actions.ITEM_SEARCH, _resource(item)) if item else None

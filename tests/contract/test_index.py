@@ -198,17 +198,18 @@ def _elasticsearch() -> Index:
     return adapter
 
 
-@pytest.fixture(
-    scope="module",
-    params=["tantivy", pytest.param("elasticsearch", marks=pytest.mark.elasticsearch)],
-)
+ADAPTERS = ["tantivy", pytest.param("elasticsearch", marks=pytest.mark.elasticsearch)]
+
+
+def _adapter(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Index:
+    return _tantivy(tmp_path_factory.mktemp(kind)) if kind == "tantivy" else _elasticsearch()
+
+
+@pytest.fixture(scope="module", params=ADAPTERS)
 def index(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Index]:
-    if request.param == "tantivy":
-        adapter = _tantivy(tmp_path_factory.mktemp("tantivy"))
-    else:
-        adapter = _elasticsearch()
+    adapter = _adapter(request.param, tmp_path_factory)
     adapter.index(CORPUS)
     adapter.commit()
     yield adapter
@@ -488,19 +489,13 @@ def _world(name: str) -> list[IndexDocument]:
     return docs
 
 
-@pytest.fixture(
-    scope="module",
-    params=["tantivy", pytest.param("elasticsearch", marks=pytest.mark.elasticsearch)],
-)
+@pytest.fixture(scope="module", params=ADAPTERS)
 def worlds(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Index, Index]]:
     made = []
     for name in ("Quorv", "Zlatk"):
-        if request.param == "tantivy":
-            adapter = _tantivy(tmp_path_factory.mktemp(name))
-        else:
-            adapter = _elasticsearch()
+        adapter = _adapter(request.param, tmp_path_factory)
         adapter.index(_world(name))
         adapter.commit()
         made.append(adapter)

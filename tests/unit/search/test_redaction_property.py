@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from search import AccessScope, IndexDocument, MemoryVocabularyStore, Query, QueryError, Results
 from search.adapters.tantivy_index import TantivyIndex
+from tests.query_strategies import queries
 
 KEY = b"r" * 32
 WORDS = ("tortura", "detencion", "golpes", "comisaria", "declaro", "policia", "testigo", "quorum")
@@ -104,28 +105,7 @@ def worlds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TantivyIn
         index.close()
 
 
-def _mutated(word: str, edits: int) -> str:
-    return word[:-edits] + "x" * edits if len(word) > edits + 1 else word
-
-
-_TERMS = st.sampled_from([*WORDS, *NAMES, "mamani", "ixchel", "la", "the"])
-_LEAF = st.one_of(
-    _TERMS,
-    st.lists(_TERMS, min_size=2, max_size=3).map(lambda w: '"' + " ".join(w) + '"'),
-    st.tuples(_TERMS, st.integers(2, 5)).map(lambda t: t[0][: t[1]] + "*"),
-    st.tuples(_TERMS, st.integers(1, 2)).map(lambda t: f"{_mutated(t[0], t[1])}~{t[1]}"),
-)
-QUERY = st.recursive(
-    _LEAF,
-    lambda inner: st.one_of(
-        st.tuples(inner, inner).map(" ".join),
-        st.tuples(inner, inner).map(" AND ".join),
-        st.tuples(inner, inner).map(" OR ".join),
-        inner.map(lambda q: f"NOT {q}"),
-        inner.map(lambda q: f"({q})"),
-    ),
-    max_leaves=5,
-)
+QUERY = queries([*WORDS, *NAMES, "mamani", "ixchel", "la", "the"], max_leaves=5)
 
 
 def _answer(index: TantivyIndex, query: Query) -> Results | str:

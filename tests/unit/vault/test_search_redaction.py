@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from policies import Principal
+from tests.query_strategies import queries
 from vault.accounts import add_user
 from vault.cases import create_case
 from vault.compose import Vault
@@ -150,28 +151,7 @@ def _comparable(world: World, found: SearchResults) -> object:
     return found.total, found.page, found.page_size, hits, facets
 
 
-def _mutated(word: str, edits: int) -> str:
-    return word[:-edits] + "x" * edits if len(word) > edits + 1 else word
-
-
-_TERMS = st.sampled_from([*WORDS, *NAMES, "Mamani", "Flaca", "la", "the"])
-_LEAF = st.one_of(
-    _TERMS,
-    st.lists(_TERMS, min_size=2, max_size=3).map(lambda w: '"' + " ".join(w) + '"'),
-    st.tuples(_TERMS, st.integers(2, 5)).map(lambda t: t[0][: t[1]] + "*"),
-    st.tuples(_TERMS, st.integers(1, 2)).map(lambda t: f"{_mutated(t[0], t[1])}~{t[1]}"),
-)
-QUERY = st.recursive(
-    _LEAF,
-    lambda inner: st.one_of(
-        st.tuples(inner, inner).map(" ".join),
-        st.tuples(inner, inner).map(" AND ".join),
-        st.tuples(inner, inner).map(" OR ".join),
-        inner.map(lambda q: f"NOT {q}"),
-        inner.map(lambda q: f"({q})"),
-    ),
-    max_leaves=4,
-)
+QUERY = queries([*WORDS, *NAMES, "Mamani", "Flaca", "la", "the"], max_leaves=4)
 
 
 @settings(

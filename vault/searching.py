@@ -50,6 +50,7 @@ from search import (
     AccessScope,
     Filters,
     Hit,
+    IndexFormatError,
     Query,
     QueryError,
     Results,
@@ -260,6 +261,11 @@ def search(vault: Vault, principal: Principal, request: SearchRequest) -> Search
         results = index_of(vault).search(query)
     except QueryError as exc:
         raise BadField("q", str(exc)) from exc
+    except IndexFormatError as exc:
+        # An index of an older format: the operator must run a reindex. The message
+        # names the index and the remedy, never a query or a word.
+        log.error("search index refused: %s", exc)
+        raise
     except SearchError:
         log.error("search failed in the index (%s)", vault.settings.index)
         raise

@@ -242,7 +242,7 @@ def test_deleting_the_index_and_reindexing_gives_the_same_results(
 
 
 def test_an_index_of_the_older_format_is_refused_until_reindexed(
-    vault: Vault, world: dict[str, str]
+    vault: Vault, world: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     # Format 1 (and its vocabulary) had no identity-free field: redaction could not hold.
     before = _snapshot(vault, "lena")
@@ -254,8 +254,9 @@ def test_an_index_of_the_older_format_is_refused_until_reindexed(
     identity = vault.keyring.secret(VOCABULARY_IDENTITY).decode("ascii")
     older = b"tvault-vocabulary-v1\n" + zlib.compress(b"quispe\tquisp")
     SealedVocabularyFile(directory / "vocabulary.age", identity).save(older)
-    with pytest.raises(SearchError, match="tvault reindex"):
+    with caplog.at_level(logging.ERROR), pytest.raises(SearchError, match="tvault reindex"):
         ask(vault, "lena", "detencion")
+    assert "tvault reindex" in caplog.text and "detencion" not in caplog.text
     assert reindex(vault) == 3
     assert _snapshot(vault, "lena") == before
 

@@ -14,7 +14,7 @@ from keys.age import (
 )
 from keys.keyring import KdfParams, Keyring, KeyringError
 from keys.ports import KeyStore
-from keys.recovery import RecoveryError, combine_shares, split_secret
+from keys.recovery import MAX_SHARES, RecoveryError, combine_shares, split_secret
 from keys.service_keys import LogSigner, generate_token_key, public_pem, verify_ed25519
 from keys.signatures import (
     SSHSIG_NAMESPACE,
@@ -28,6 +28,7 @@ from keys.signatures import (
 
 __all__ = [
     "CHUNK_SIZE",
+    "MAX_SHARES",
     "SSHSIG_NAMESPACE",
     "KdfParams",
     "KeyStore",

@@ -378,27 +378,63 @@ class Keyring:
             self._params, self._salt, self._passphrase_key, self._keyring_key, self._content
         )
 
+    def _read_file(self) -> tuple[bytes, _Content]:
+        """Return the keyring key and content the file holds now, opened with this passphrase.
+
+        Another process may have re-keyed the file (`rekey`, for new recovery shares) since this
+        one opened it: the keyring key is therefore unwrapped afresh, never taken from memory.
+        """
+        file = _File.read(self._path)
+        _, salt = file.params()
+        if salt != self._salt:
+            raise KeyringError(
+                f"{self._path} was sealed under another passphrase since this process opened "
+                "it; restart the process with the new passphrase"
+            )
+        key = file.unwrap_key(self._passphrase_key)
+        return key, file.content(key)
+
+    def reload(self) -> None:
+        """Re-read the keyring file: master key versions and secrets other processes added.
+
+        Raises `KeyringError` if the file is missing, damaged or sealed under another passphrase
+        (this process's keys stay as they were then).
+        """
+        self._keyring_key, self._content = self._read_file()
+
     def _mutate(self, change: Callable[[_Content], None]) -> None:
         """Re-read the file under the lock, apply `change`, write it back atomically."""
         with _locked(self._path):
-            content = _File.read(self._path).content(self._keyring_key)
+            key, content = self._read_file()
             change(content)
-            self._content = content
+            self._keyring_key, self._content = key, content
             _atomic_write(self._path, self._serialise(), exclusive=False)
 
+    def has_version(self, version: int) -> bool:
+        """Return whether master key `version` is in the ring, re-reading the file if not here.
+
+        Raises `KeyringError` if the file must be re-read and cannot be.
+        """
+        if version not in self._content.masters:
+            self.reload()  # another process (`tvault keys rotate`) may have added it
+        return version in self._content.masters
+
     def _wrap_key(self, version: int, salt: bytes) -> Aead:
-        master = self._content.masters.get(version)
-        if master is None:
+        if not self.has_version(version):
             raise KeyringError(f"master key version {version} is not in this keyring")
-        return Aead(hkdf_sha256(master, salt, _WRAP_INFO))
+        return Aead(hkdf_sha256(self._content.masters[version], salt, _WRAP_INFO))
 
-    def wrap(self, identity: str) -> bytes:
-        """Wrap the age `identity` under the current master key version.
+    def wrap(self, identity: str, version: int | None = None) -> bytes:
+        """Wrap the age `identity` under master key `version` (default: the ring's current one).
 
-        Raises `ValueError` if `identity` is not an age X25519 identity.
+        The vault passes the version its database names current (`vault.keystate`), since a
+        long-running process's idea of "current" may be older than the file's. Raises
+        `ValueError` if `identity` is not an age X25519 identity, `KeyringError` if `version` is
+        not in the ring even after re-reading the file.
         """
         scalar = age._parse_identity(identity)
-        version = self._content.current
+        if version is None:
+            version = self._content.current
         head = _WRAP_HEAD.pack(_WRAP_MAGIC, version)
         salt = random_bytes(_WRAP_SALT)
         # A fresh HKDF salt gives each wrap its own key, so the zero nonce is never reused.
@@ -430,12 +466,16 @@ class Keyring:
             raise KeyringError("wrapped item identity is damaged or not from this ring") from None
         return age.identity_from_scalar(scalar)
 
-    def rewrap(self, wrapped: bytes) -> bytes:
-        """Return `wrapped` re-wrapped under the current version. Raises `KeyringError`."""
-        if self.version_of(wrapped) == self._content.current:
+    def rewrap(self, wrapped: bytes, version: int | None = None) -> bytes:
+        """Return `wrapped` re-wrapped under `version` (default: the current one).
+
+        Raises `KeyringError`.
+        """
+        target = self._content.current if version is None else version
+        if self.version_of(wrapped) == target:
             self.unwrap(wrapped)  # still authenticate what we hand back
             return wrapped
-        return self.wrap(self.unwrap(wrapped))
+        return self.wrap(self.unwrap(wrapped), target)
 
     def rotate(self) -> int:
         """Add a new master key version, make it current, and return it.
@@ -493,6 +533,18 @@ class Keyring:
         salt = random_bytes(16)
         key = _derive(new_passphrase, salt, self._params)
         with _locked(self._path):
-            self._content = _File.read(self._path).content(self._keyring_key)
+            self._keyring_key, self._content = self._read_file()
             self._salt, self._passphrase_key = salt, key
+            _atomic_write(self._path, self._serialise(), exclusive=False)
+
+    def rekey(self) -> None:
+        """Seal the ring's content under a fresh keyring key (same passphrase).
+
+        `recovery_key` changes with it, so every recovery share made before no longer opens
+        this file: call it before splitting anew (`tvault keys split`). **A copy of the file
+        made before still opens with the old shares: replace such copies.**
+        """
+        with _locked(self._path):
+            _, self._content = self._read_file()
+            self._keyring_key = random_bytes(_KEY_SIZE)
             _atomic_write(self._path, self._serialise(), exclusive=False)

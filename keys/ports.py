@@ -20,16 +20,23 @@ class KeyStore(Protocol):
         """The master key version new wraps use."""
         ...
 
-    def wrap(self, identity: str) -> bytes:
-        """Wrap an age identity under the current version. Raises `ValueError` if malformed."""
+    def wrap(self, identity: str, version: int | None = None) -> bytes:
+        """Wrap an age identity under `version` (default: the current one).
+
+        Raises `ValueError` if malformed, `KeyringError` if `version` is not held.
+        """
+        ...
+
+    def has_version(self, version: int) -> bool:
+        """Return whether master key `version` is held (looking again at the store if not)."""
         ...
 
     def unwrap(self, wrapped: bytes) -> str:
         """Return the identity in `wrapped`. Raises `KeyringError` if it cannot."""
         ...
 
-    def rewrap(self, wrapped: bytes) -> bytes:
-        """Return `wrapped` under the current version. Raises `KeyringError` if it cannot."""
+    def rewrap(self, wrapped: bytes, version: int | None = None) -> bytes:
+        """Return `wrapped` under `version` (default: the current one). Raises `KeyringError`."""
         ...
 
     def rotate(self) -> int:

@@ -30,6 +30,12 @@ LEDGER_VERIFY = "ledger.verify"
 EXPORT_REQUEST = "export.request"
 EXPORT_APPROVE = "export.approve"
 EXPORT_DOWNLOAD = "export.download"
+# The two-person rule (DESIGN.md promise 10): see the requests, add the second person's yes
+# (never the requester's own), or say no. What an approval would run is checked as well, against
+# the action of its kind (`item.shred`, `item.hold`, `key.manage`, `export.approve`).
+APPROVAL_LIST = "approval.list"
+APPROVAL_APPROVE = "approval.approve"
+APPROVAL_DENY = "approval.deny"
 
 # The resource kinds each action accepts. Fixed in code, not in the policy file, so that a
 # replaced file cannot make an item action skip its consent check by being asked about a case.
@@ -61,6 +67,9 @@ RESOURCE_KINDS: Mapping[str, frozenset[str]] = MappingProxyType(
         EXPORT_REQUEST: frozenset({kinds.CASE, kinds.ITEM}),
         EXPORT_APPROVE: frozenset({kinds.EXPORT}),
         EXPORT_DOWNLOAD: frozenset({kinds.EXPORT}),
+        APPROVAL_LIST: frozenset({kinds.APPROVAL}),
+        APPROVAL_APPROVE: frozenset({kinds.APPROVAL}),
+        APPROVAL_DENY: frozenset({kinds.APPROVAL}),
     }
 )
 

@@ -9,5 +9,6 @@ USER = "user"
 KEY = "key"
 JOB = "job"
 LEDGER = "ledger"
+APPROVAL = "approval"  # a request under the two-person rule (DESIGN.md promise 10)
 
-ALL: frozenset[str] = frozenset({ITEM, CASE, EXPORT, USER, KEY, JOB, LEDGER})
+ALL: frozenset[str] = frozenset({ITEM, CASE, EXPORT, USER, KEY, JOB, LEDGER, APPROVAL})

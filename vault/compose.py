@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import policies
 from keys import Keyring
-from vault import token_keys
+from vault import keystate, token_keys
 from vault.db import make_engine, make_sessions, migrate
 from vault.errors import BadField, NotFound
 from vault.ledger import mac as ledger_mac
@@ -136,6 +136,7 @@ def build(settings: Settings, keyring: Keyring) -> Vault:
     # The keyring's token-signing key is the one the database names current (vault.token_keys).
     max_ttl = timedelta(seconds=settings.token_max_ttl_seconds)
     token_keys.ensure(sessions, keyring, datetime.now(UTC), max_ttl)
+    keystate.ensure(sessions, keyring)
     return Vault(
         settings=settings,
         engine=engine,

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, cast
 
 import keys
 from policies import Principal, Resource, actions, kinds
-from vault import jobs, ledger, signatures
+from vault import jobs, keystate, ledger, signatures
 from vault.access import authorize_case
 from vault.compose import Vault
 from vault.db import Item, ItemKey
@@ -422,7 +422,9 @@ class Deposit:
                 )
             )
             session.flush()
-            session.add(ItemKey(item_id=result.item_id, wrapped=vault.keyring.wrap(identity)))
+            # After the flush: the wrap reads the current key version under the write lock.
+            wrapped = keystate.wrap(session, vault.keyring, identity)
+            session.add(ItemKey(item_id=result.item_id, wrapped=wrapped))
             ledger.append(
                 session,
                 actor=self._principal.subject,

@@ -53,6 +53,12 @@ class Conflict(VaultError):
     code = "conflict"
 
 
+class Unavailable(VaultError):
+    """The vault cannot do this now, through no fault of the request (an operator must act)."""
+
+    code = "unavailable"
+
+
 class TooManyRequests(VaultError):
     """The client spent its budget of refused attempts; `retry_after` seconds until the next."""
 

@@ -137,6 +137,9 @@ class Settings(BaseSettings):
     ledger_origin: str | None = None
     ledger_checkpoint_entries: int = Field(default=1000, ge=1)
     ledger_checkpoint_seconds: float = Field(default=60.0, gt=0)
+    # The two-person rule (docs/access.md "Two people"): how many custodians in all, the
+    # requester included, must agree before shredding, lifting a hold or retiring a key runs.
+    approval_quorum: int = Field(default=2, ge=2, le=16)
 
     @model_validator(mode="after")
     def _default_ttl_within_maximum(self) -> Settings:

@@ -1,5 +1,7 @@
 """Routes of access and consent under `/v1`: grants, consent, identity, renditions, shredding.
 
+Shredding and lifting a hold are requests under the two-person rule (vault/api/approval_routes.py).
+
 Every route needs a token (mounted under the auth dependency) and every use case behind it asks
 `policies.decide` through `vault.access.authorize`; nothing here checks a role.
 """
@@ -10,15 +12,16 @@ import base64
 import binascii
 import dataclasses
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from anyio import to_thread
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from vault import consent, grants, identity, shred
+from vault import approval_kinds, approvals, consent, grants, identity, shred
+from vault.api.approval_routes import ApprovalOut, approval_out
 from vault.api.deps import CurrentPrincipal, VaultDep, get_principal
-from vault.errors import BadField
+from vault.errors import BadField, Conflict
 
 router = APIRouter(prefix="/v1", tags=["access"], dependencies=[Depends(get_principal)])
 
@@ -55,15 +58,19 @@ class ConsentOut(BaseModel):
     has_form: bool
 
 
-class ShredOut(BaseModel):
-    item_id: str
-    deleted: list[str]
-    locked: list[str]
+class ShredIn(BaseModel):
+    """Why an item should be shredded; `note` (sealed) is required for reason "other"."""
+
+    reason: Literal["consent_withdrawn", "court_order", "duplicate", "other"]
+    note: str | None = Field(default=None, max_length=approvals.MAX_TEXT)
 
 
 class HoldOut(BaseModel):
+    """The hold after the call; lifting one asks for an `approval` instead of changing it."""
+
     held: bool
     changed: bool
+    approval: ApprovalOut | None = None
 
 
 class RenditionOut(BaseModel):
@@ -170,11 +177,14 @@ async def put_redacted(
     return RenditionOut(size=rendition.size, sha256=rendition.sha256)
 
 
-@router.post("/items/{item_id}/shred")
-def post_shred(item_id: str, vault: VaultDep, principal: CurrentPrincipal) -> ShredOut:
-    """Crypto-shred an item (custodians; refused under legal hold)."""
-    done = shred.shred(vault, principal, item_id)
-    return ShredOut(item_id=done.item_id, deleted=list(done.deleted), locked=list(done.locked))
+@router.post("/items/{item_id}/shred", status_code=202)
+def post_shred(
+    item_id: str, body: ShredIn, vault: VaultDep, principal: CurrentPrincipal
+) -> ApprovalOut:
+    """Ask to crypto-shred an item (custodians; refused under legal hold): it happens when
+    another custodian approves (`POST /v1/approvals/{id}/approve`)."""
+    record = approval_kinds.request_shred(vault, principal, item_id, body.reason, body.note)
+    return approval_out(record)
 
 
 @router.put("/items/{item_id}/hold")
@@ -184,6 +194,16 @@ def put_hold(item_id: str, vault: VaultDep, principal: CurrentPrincipal) -> Hold
 
 
 @router.delete("/items/{item_id}/hold")
-def delete_hold(item_id: str, vault: VaultDep, principal: CurrentPrincipal) -> HoldOut:
-    """Lift an item's legal hold (custodians)."""
-    return HoldOut(held=False, changed=shred.set_hold(vault, principal, item_id, False))
+def delete_hold(
+    item_id: str, vault: VaultDep, principal: CurrentPrincipal, response: Response
+) -> HoldOut:
+    """Ask to lift an item's legal hold (custodians): it is lifted when another custodian
+    approves. An item not under hold is answered as such, with nothing asked."""
+    try:
+        record = approval_kinds.request_lift_hold(vault, principal, item_id)
+    except Conflict:
+        if shred.is_held(vault, item_id):
+            raise  # already asked: the error names the open approval
+        return HoldOut(held=False, changed=False)
+    response.status_code = 202
+    return HoldOut(held=True, changed=False, approval=approval_out(record))

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vault.api import (
     access_routes,
+    approval_routes,
     credential_routes,
     ledger_routes,
     problems,
@@ -81,6 +82,7 @@ def create_app(vault: Vault) -> FastAPI:
     app.include_router(public)
     app.include_router(v1)
     app.include_router(access_routes.router)
+    app.include_router(approval_routes.router)
     app.include_router(search_routes.router)
     app.include_router(ledger_routes.router)
     app.include_router(signature_routes.router)

@@ -24,6 +24,7 @@ STATUS = {
     "too-large": 413,
     "conflict": 409,
     "too-many-requests": 429,
+    "unavailable": 503,
 }
 
 

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from vault.cli import access, admin, client, credentials, jobs, keys, ledger, search, verify
+from vault.cli import (
+    access,
+    admin,
+    approvals,
+    client,
+    credentials,
+    jobs,
+    keys,
+    ledger,
+    search,
+    verify,
+)
 
 app = typer.Typer(
     name="tvault",
@@ -24,6 +35,7 @@ app.command()(client.get)
 app.command()(access.consent)
 app.command()(access.hold)
 app.add_typer(access.keys_app, name="keys")
+app.add_typer(approvals.app, name="approvals")
 app.command()(jobs.worker)
 app.command("jobs")(jobs.jobs)
 app.command()(jobs.ingest)

@@ -1,5 +1,7 @@
 """Client commands of access and consent: `cases revoke`, `consent`, `keys shred`, `hold`.
 
+`keys shred` and `hold --lift` ask for an approval (the two-person rule) and print its id.
+
 They talk to the API like the other client commands, so every change is decided by the policy
 and recorded in the ledger under the caller's own account (a custodian's token for shredding).
 """
@@ -12,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from vault.cli.approvals import asked
 from vault.cli.client import TokenOption, UrlOption, _call, _client, cases
 from vault.cli.common import DEFAULT_URL, USAGE, JsonOption, emit, fail
 
@@ -111,26 +114,41 @@ def consent(
 @keys_app.command("shred")
 def keys_shred(
     item: str,
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason", help="consent_withdrawn, court_order, duplicate, or other (with --note)."
+        ),
+    ],
+    note: Annotated[str | None, typer.Option("--note", help="Why, in words (sealed).")] = None,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Crypto-shred ITEM (custodians): its key is deleted and it can never be read again."""
+    """Ask to crypto-shred ITEM (custodians); print the approval id. Another custodian approves
+    (`tvault approvals approve ID`); then its key is deleted and it can never be read again."""
+    body = {"reason": reason, "note": note}
     with _client(url, token) as client:
-        done = _call(client, "POST", f"/v1/items/{item}/shred")
-    locked = f" ({len(done['locked'])} object(s) stay locked, unreadable)" if done["locked"] else ""
-    emit(done, as_json, f"shredded {item}{locked}")
+        done = _call(client, "POST", f"/v1/items/{item}/shred", json=body)
+    asked(done, f"shredding {item}", as_json)
 
 
 def hold(
     item: str,
-    lift: Annotated[bool, typer.Option("--lift", help="Lift the hold instead.")] = False,
+    lift: Annotated[
+        bool,
+        typer.Option("--lift", help="Ask to lift the hold instead (another custodian approves)."),
+    ] = False,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Put ITEM under legal hold (it cannot be shredded), or `--lift` it (custodians)."""
+    """Put ITEM under legal hold (it cannot be shredded), or ask to `--lift` it (custodians;
+    prints the approval id)."""
     with _client(url, token) as client:
         done = _call(client, "DELETE" if lift else "PUT", f"/v1/items/{item}/hold")
+    if done.get("approval"):
+        asked(done["approval"], f"lifting the hold on {item}", as_json)
+        return
     state = "under legal hold" if done["held"] else "not under legal hold"
     emit(done, as_json, f"{item} is {state}" + ("" if done["changed"] else " (unchanged)"))

@@ -22,13 +22,14 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 import keys
 from policies import Resource, actions, kinds
-from vault import credentials, ledger
+from vault import credentials, keystate, ledger
 from vault.access import authorize
 from vault.accounts import find_user, principal_of
+from vault.approval_kinds import request_key_retirement
 from vault.cli.admin import _open
 from vault.cli.client import TokenOption, UrlOption, _call, _client
 from vault.cli.common import DEFAULT_URL, USAGE, JsonOption, VaultOption, emit, fail, passphrase
@@ -49,66 +50,69 @@ SSH_TIMEOUT = 60.0
 
 @dataclass(frozen=True)
 class Rotation:
-    """What `rotate` did: the new master key version, item keys re-wrapped, versions retired."""
+    """What `rotate` did: the new master key version, item keys re-wrapped, and the approval
+    asked for to retire the older versions (None: not asked, or nothing to retire)."""
 
     version: int
     previous: int
     rewrapped: int
-    retired: tuple[int, ...]
+    approval: str | None = None
 
 
 def rotate(vault: Vault, actor: str, *, batch: int = 500, retire: bool = False) -> Rotation:
     """Rotate the keyring's master key and re-wrap every item key to it, `batch` per transaction.
 
-    `actor` must be an account the policy allows `key.manage`. Appends a `key rotation` ledger
-    entry. With `retire`, removes the older master key versions once no item key uses them.
-    **A running `tvault serve` keeps wrapping new deposits with the version it loaded: stop it
-    first, or run `rotate` again after restarting it, before `--retire`.** Raises `Forbidden`,
-    `NotFound` (no such account) or `keys.KeyringError`.
+    `actor` must be an account the policy allows `key.manage`. Safe while servers and workers
+    run: the new version is made current in the database, which every process reads before it
+    wraps a key (`vault.keystate`). Appends a `key rotation` ledger entry. With `retire`, asks
+    for the retirement of the older versions no item key uses any more: it happens once another
+    custodian approves (`tvault approvals approve ID`, DESIGN.md promise 10). Raises
+    `Forbidden`, `NotFound` (no such account), `Conflict` or `keys.KeyringError`.
     """
     with vault.sessions() as session:
         principal = principal_of(session, find_user(session, actor))
     authorize(vault.sessions, principal, actions.KEY_MANAGE, Resource(kind=kinds.KEY))
     keyring = vault.keyring
-    previous = keyring.current_version
+    with vault.sessions() as session:
+        previous = keystate.current(session)
+    # The file first, then the database: a process told the new version re-reads the file.
     version = keyring.rotate()
+    with vault.sessions.begin() as session:
+        keystate.advance(session, version)
     rewrapped, last = 0, ""
     while True:
         # One transaction per batch: a crash leaves some keys on the old version, which stays
         # in the ring and still unwraps them; running `rotate` again finishes the job.
         with vault.sessions.begin() as session:
-            rows = session.scalars(
-                select(ItemKey).where(ItemKey.item_id > last).order_by(ItemKey.item_id).limit(batch)
+            target = keystate.current(session)  # a later rotation elsewhere wins
+            rows = session.execute(
+                select(ItemKey.item_id, ItemKey.wrapped)
+                .where(ItemKey.item_id > last)
+                .order_by(ItemKey.item_id)
+                .limit(batch)
             ).all()
             if not rows:
                 break
-            for row in rows:
-                if keyring.version_of(bytes(row.wrapped)) != version:
-                    row.wrapped = keyring.rewrap(bytes(row.wrapped))
+            for item_id, wrapped in rows:
+                old = bytes(wrapped)
+                if keyring.version_of(old) != target:
+                    # Compare and swap: a key shredded meanwhile by another process stays gone.
+                    session.execute(
+                        update(ItemKey)
+                        .where(ItemKey.item_id == item_id, ItemKey.wrapped == old)
+                        .values(wrapped=keyring.rewrap(old, target))
+                    )
                     rewrapped += 1
             last = rows[-1].item_id
-    retired: tuple[int, ...] = ()
-    if retire:
-        with vault.sessions() as session:
-            in_use = {
-                keyring.version_of(bytes(w)) for w in session.scalars(select(ItemKey.wrapped))
-            }
-        retired = tuple(v for v in keyring.versions if v != version and v not in in_use)
-        for old in retired:
-            keyring.retire(old)
     with vault.sessions.begin() as session:
         ledger.append(
             session,
             actor=actor,
             action=ledger.actions.KEY_ROTATION,
-            details={
-                "version": version,
-                "previous": previous,
-                "rewrapped": rewrapped,
-                "retired": list(retired),
-            },
+            details={"version": version, "previous": previous, "rewrapped": rewrapped},
         )
-    return Rotation(version, previous, rewrapped, retired)
+    asked = request_key_retirement(vault, principal) if retire else None
+    return Rotation(version, previous, rewrapped, asked.id if asked else None)
 
 
 def keys_rotate(
@@ -118,7 +122,12 @@ def keys_rotate(
     ] = "admin",
     batch: Annotated[int, typer.Option("--batch", min=1, help="Item keys per transaction.")] = 500,
     retire: Annotated[
-        bool, typer.Option("--retire", help="Remove old master keys no item key uses any more.")
+        bool,
+        typer.Option(
+            "--retire",
+            help="Also ask to remove old master keys no item key uses (another custodian "
+            "approves: tvault approvals approve ID).",
+        ),
     ] = False,
     tokens: Annotated[
         bool,
@@ -129,7 +138,7 @@ def keys_rotate(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Rotate the master key and re-wrap every item key (stop `tvault serve` first).
+    """Rotate the master key and re-wrap every item key (safe while servers and workers run).
 
     With `--tokens`, rotate the token-signing key instead (safe while servers run).
     """
@@ -145,11 +154,17 @@ def keys_rotate(
         fail(f"keyring: {exc}")
     finally:
         vault.close()
+    asked = (
+        f"; retiring the old versions waits for approval {done.approval} "
+        f"(tvault approvals approve {done.approval})"
+        if done.approval
+        else ("; no old version to retire" if retire else "")
+    )
     emit(
         done.__dict__,
         as_json,
         f"master key version {done.version} (was {done.previous}); {done.rewrapped} item keys "
-        f"re-wrapped" + (f"; retired {', '.join(map(str, done.retired))}" if done.retired else ""),
+        f"re-wrapped{asked}",
     )
 
 
@@ -175,13 +190,21 @@ def keys_split(
 ) -> None:
     """Print recovery shares of the keyring (SLIP-39 words); any THRESHOLD of them recover it.
 
-    **Each share is a secret: give each to a different trustee and keep none on this machine.**
+    The keyring is first sealed under a fresh key, so every share set printed before no longer
+    recovers it. **Each share is a secret: give each to a different trustee and keep none on
+    this machine; copies of the keyring file made before this still open with the old shares,
+    so replace them.**
     """
+    if not (2 <= threshold <= shares <= keys.MAX_SHARES):
+        fail(f"need 2 <= threshold <= shares <= {keys.MAX_SHARES}", USAGE)
     vault = _open(vault_dir)
     try:
+        vault.keyring.rekey()  # a lost or stolen old share set is worthless from now on
         words = keys.split_secret(vault.keyring.recovery_key(), shares, threshold)
     except ValueError as exc:
         fail(str(exc), USAGE)
+    except keys.KeyringError as exc:
+        fail(f"keyring: {exc}")
     finally:
         vault.close()
     emit(

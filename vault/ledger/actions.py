@@ -12,12 +12,17 @@ so an archivist reading the ledger sees the words of their own standard. Which o
 | signature checked | `DIGITAL_SIGNATURE_VALIDATION` | `key_id`, `outcome`, `role`, `number` |
 | `tvault verify` of an item | `FIXITY_CHECK` | `sha256`, `outcome` |
 | item key shredded | `DELETION` | `reason` |
-| keyring master key rotated | `KEY_ROTATION` | `version`, `rewrapped` |
+| keyring master key rotated | `KEY_ROTATION` | `version`, `previous`, `rewrapped` |
+| old master key versions retired (approved) | `KEY_RETIREMENT` | `retired`, `approval` |
 | depositor key registered | `KEY_REGISTRATION` | `key_id`, `account` |
 | case grant given / revoked | `GRANT` / `REVOCATION` | `grantee`, `role` |
 | consent changed | `CONSENT_CHANGE` | `version`, `scopes`, `granted`, `withdrawn`, `basis`... |
 | legal hold set or lifted | `LEGAL_HOLD` | `held` |
 | refused attempt, unknown item id | `ACCESS_DENIED` | `attempted` (an action), `reason` |
+| approval asked for | `APPROVAL_REQUEST` | `approval`, `kind`, `subject`, `quorum`, payload |
+| one approver says yes | `APPROVAL` | `approval`, `kind`, `approvals`, `quorum` |
+| someone says no (it ends) | `APPROVAL_DENIAL` | `approval`, `kind` (reason sealed) |
+| the approved action ran or failed | `APPROVAL_OUTCOME` | `approval`, `state`, result |
 | account created | `ACCOUNT_CREATION` | account+, `role` |
 | account's role changed | `ROLE_CHANGE` | account+, `role`, `previous` |
 | account disabled or enabled | `ACCOUNT_STATE` | account+, `disabled` |
@@ -60,6 +65,7 @@ LEGAL_HOLD: Final = "legal hold"
 CONSENT_CHANGE: Final = "consent change"
 KEY_ROTATION: Final = "key rotation"
 KEY_REGISTRATION: Final = "key registration"
+KEY_RETIREMENT: Final = "key retirement"
 ACCESS_DENIED: Final = "access denied"
 ACCOUNT_CREATION: Final = "account creation"
 ROLE_CHANGE: Final = "role change"
@@ -67,6 +73,10 @@ ACCOUNT_STATE: Final = "account state"
 TOKEN_ISSUANCE: Final = "token issuance"  # noqa: S105 (an action's name)
 TOKEN_REVOCATION: Final = "token revocation"  # noqa: S105 (an action's name)
 OIDC_FIRST_USE: Final = "oidc first use"
+APPROVAL_REQUEST: Final = "approval request"
+APPROVAL: Final = "approval"
+APPROVAL_DENIAL: Final = "approval denial"
+APPROVAL_OUTCOME: Final = "approval outcome"
 
 PREMIS: Final = frozenset(
     {
@@ -92,6 +102,7 @@ OWN: Final = frozenset(
         LEGAL_HOLD,
         KEY_ROTATION,
         KEY_REGISTRATION,
+        KEY_RETIREMENT,
         ACCESS_DENIED,
         ACCOUNT_CREATION,
         ROLE_CHANGE,
@@ -99,6 +110,10 @@ OWN: Final = frozenset(
         TOKEN_ISSUANCE,
         TOKEN_REVOCATION,
         OIDC_FIRST_USE,
+        APPROVAL_REQUEST,
+        APPROVAL,
+        APPROVAL_DENIAL,
+        APPROVAL_OUTCOME,
     }
 )
 ALL: Final = PREMIS | OWN

@@ -45,6 +45,9 @@ OTHER_ACTIONS = {
     "ledger.verify": "ledger",
     "export.approve": "export",
     "export.download": "export",
+    "approval.list": "approval",
+    "approval.approve": "approval",
+    "approval.deny": "approval",
 }
 CASE = "case-1"
 SELF = "alice"
@@ -123,10 +126,12 @@ def expected(
             "case.revoke",
             "item.shred",
             "item.hold",
+            "approval.list",
+            "approval.deny",  # the requester may withdraw their own request
         }
         if action in managed:
             return NONE
-        if action in ("case.grant", "export.approve") and not own:
+        if action in ("case.grant", "export.approve", "approval.approve") and not own:
             return NONE
         return None
     if role == "auditor":

@@ -46,7 +46,8 @@ def test_vocabularies_are_the_ones_design_names() -> None:
         "item.consent_change", "item.shred", "item.sign", "item.hold", "case.create",
         "case.list", "case.read", "case.grant", "case.revoke", "user.manage", "key.manage",
         "job.manage", "ledger.read", "ledger.proof", "ledger.verify", "export.request",
-        "export.approve", "export.download",
+        "export.approve", "export.download", "approval.list", "approval.approve",
+        "approval.deny",
     }  # fmt: skip
     assert named_actions == policies.actions.ALL
     assert actions.ITEM_DEPOSIT == "item.deposit"

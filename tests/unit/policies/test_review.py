@@ -29,7 +29,9 @@ def test_a_widened_rule_shows_up_cell_by_cell(tmp_path: Path) -> None:
     path.write_text(DEFAULT_TEXT.replace('distinct_from = ["requester"]\n', ""))
     changed = differences(policies.default_engine(), policies.load(path))
     assert changed == [
+        "custodian (not granted, own) approval.approve [no consent]: deny -> allow",
         "custodian (not granted, own) export.approve [no consent]: deny -> allow",
+        "custodian (granted on the case, own) approval.approve [no consent]: deny -> allow",
         "custodian (granted on the case, own) export.approve [no consent]: deny -> allow",
     ]
 

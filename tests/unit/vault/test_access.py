@@ -7,6 +7,7 @@ import hashlib
 import warnings
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -43,13 +44,14 @@ ROLES = {
     "ava": "advocate",
     "nora": "advocate",
     "audrey": "auditor",
+    "cleo": "custodian",  # the second person of the two-person rule
 }
 
 
 @pytest.fixture
 def app(vault: Vault) -> FastAPI:
     with vault.sessions.begin() as session:
-        for name in ("ava", "nora", "audrey"):
+        for name in ("ava", "nora", "audrey", "cleo"):
             add_user(session, name, ROLES[name], vault.clock())
     return create_app(vault)
 
@@ -214,51 +216,104 @@ def test_consent_versions_withdrawal_and_the_form(
     assert both.status_code == 422
 
 
+def shred_approved(as_: dict[str, TestClient], item: str) -> dict[str, Any]:
+    """Ask as `admin` to shred `item`, approve as `cleo`; return the approval."""
+    asked = as_["admin"].post(f"/v1/items/{item}/shred", json={"reason": "duplicate"})
+    assert asked.status_code == 202, asked.text
+    done = as_["cleo"].post(f"/v1/approvals/{asked.json()['id']}/approve")
+    assert done.status_code == 200, done.text
+    approval: dict[str, Any] = done.json()
+    return approval
+
+
 def test_legal_hold_refuses_shredding_and_verify_reports_a_shredded_item(
     as_: dict[str, TestClient], vault: Vault, case_id: str
 ) -> None:
     item = deposit(as_["tina"], case_id, "therapy")
     kept = deposit(as_["tina"], case_id, "therapy", body=b"another testimony")
     admin = as_["admin"]
-    assert admin.put(f"/v1/items/{item}/hold").json() == {"held": True, "changed": True}
-    refused = admin.post(f"/v1/items/{item}/shred")
+    assert admin.put(f"/v1/items/{item}/hold").json() == {
+        "held": True,
+        "changed": True,
+        "approval": None,
+    }
+    refused = admin.post(f"/v1/items/{item}/shred", json={"reason": "duplicate"})
     assert refused.status_code == 409 and "legal hold" in refused.json()["detail"]
     assert as_["tina"].get(f"/v1/items/{item}/content").content == BODY  # nothing changed
-    assert as_["tina"].post(f"/v1/items/{item}/shred").status_code == 403
+    assert (
+        as_["tina"].post(f"/v1/items/{item}/shred", json={"reason": "duplicate"}).status_code == 403
+    )
     assert as_["tina"].put(f"/v1/items/{item}/hold").status_code == 403
-    assert admin.delete(f"/v1/items/{item}/hold").json() == {"held": False, "changed": True}
+    # Lifting the hold is asked by one custodian and done when another approves.
+    lift = admin.delete(f"/v1/items/{item}/hold")
+    assert lift.status_code == 202 and lift.json()["held"] is True
+    approval = lift.json()["approval"]["id"]
+    assert admin.post(f"/v1/approvals/{approval}/approve").status_code == 403
+    assert as_["cleo"].post(f"/v1/approvals/{approval}/approve").json()["state"] == "done"
+    assert admin.delete(f"/v1/items/{item}/hold").json() == {
+        "held": False,
+        "changed": False,
+        "approval": None,
+    }
     with vault.sessions() as session:
         wrapped = session.get(ItemKey, item)
         assert wrapped is not None
         identity = vault.keyring.unwrap(wrapped.wrapped)
     assert identity in keys.age._IDENTITIES
-    done = admin.post(f"/v1/items/{item}/shred")
+    # One custodian's request shreds nothing (DESIGN.md promise 10).
+    asked = admin.post(f"/v1/items/{item}/shred", json={"reason": "other", "note": "asked"})
+    assert asked.status_code == 202 and asked.json()["state"] == "pending"
+    assert as_["tina"].get(f"/v1/items/{item}/content").content == BODY
+    assert admin.post(f"/v1/approvals/{asked.json()['id']}/approve").status_code == 403
+    assert as_["lena"].post(f"/v1/approvals/{asked.json()['id']}/approve").status_code == 403
+    done = as_["cleo"].post(f"/v1/approvals/{asked.json()['id']}/approve")
     assert done.status_code == 200, done.text
     # No parsed copy of the destroyed key outlives it in this process (the unwrap and the
     # downloads above had put it in the cache).
     assert identity not in keys.age._IDENTITIES
     # The local store keeps locked objects (read-only): unreadable without the key.
-    assert done.json()["item_id"] == item and len(done.json()["locked"]) == 1
-    assert admin.post(f"/v1/items/{item}/shred").status_code == 409
+    assert done.json()["state"] == "done" and done.json()["outcome"]["locked"] == 1
+    assert admin.post(f"/v1/items/{item}/shred", json={"reason": "duplicate"}).status_code == 409
     assert as_["tina"].get(f"/v1/items/{item}/content").status_code == 404
     assert [i["id"] for i in as_["tina"].get(f"/v1/cases/{case_id}/items").json()] == [kept]
     holds = entries(vault, ledger.actions.LEGAL_HOLD)
-    assert [(e.item_id, e.details) for e in holds] == [
-        (item, {"held": True}),
-        (item, {"held": False}),
+    assert [(e.actor, e.item_id, e.details) for e in holds] == [
+        ("admin", item, {"held": True}),
+        ("cleo", item, {"held": False}),
     ]
     [tombstone] = entries(vault, ledger.actions.DELETION)
-    assert (tombstone.actor, tombstone.item_id) == ("admin", item)
+    assert (tombstone.actor, tombstone.item_id) == ("cleo", item)
+    listed = as_["cleo"].get("/v1/approvals", params={"state": "done"}).json()
+    assert [(a["kind"], a["requested_by"], a["approvers"]) for a in listed] == [
+        ("shred", "admin", ["cleo"]),
+        ("lift_hold", "admin", ["cleo"]),
+    ]
+    assert as_["cleo"].get(f"/v1/approvals/{asked.json()['id']}").json()["note"] == "asked"
+    assert as_["lena"].get("/v1/approvals").status_code == 403
     report = verify.verify(vault)
     assert report.ok, report.failures
     assert (report.items, report.shredded) == (2, 1)
+
+
+def test_a_denied_shred_request_changes_nothing(
+    as_: dict[str, TestClient], vault: Vault, case_id: str
+) -> None:
+    item = deposit(as_["tina"], case_id, "therapy")
+    asked = as_["admin"].post(f"/v1/items/{item}/shred", json={"reason": "court_order"})
+    approval = asked.json()["id"]
+    assert as_["cleo"].post(f"/v1/approvals/{approval}/deny", json={}).status_code == 422
+    denied = as_["cleo"].post(f"/v1/approvals/{approval}/deny", json={"reason": "no order seen"})
+    assert denied.status_code == 200 and denied.json()["state"] == "denied"
+    assert as_["cleo"].post(f"/v1/approvals/{approval}/approve").status_code == 409
+    assert as_["tina"].get(f"/v1/items/{item}/content").content == BODY
+    assert entries(vault, ledger.actions.DELETION) == []
 
 
 def test_verify_understands_a_shredded_item_whose_object_was_deleted(
     as_: dict[str, TestClient], vault: Vault, case_id: str
 ) -> None:
     item = deposit(as_["tina"], case_id, "therapy")
-    assert as_["admin"].post(f"/v1/items/{item}/shred").status_code == 200
+    assert shred_approved(as_, item)["state"] == "done"
     with vault.sessions() as session:
         from vault.db import Item
 

@@ -14,7 +14,8 @@ import keys
 from tests.services import tool
 from tests.unit.vault.conftest import PASSPHRASE, principal
 from tests.unit.vault.test_deposit import deposit, fields
-from vault import ledger, verify
+from vault import approvals, ledger, verify
+from vault.accounts import add_user
 from vault.cases import create_case
 from vault.cli import app
 from vault.cli.keys import public_key_of, rotate, sign_with
@@ -43,7 +44,7 @@ def test_rotation_rewraps_every_item_key_in_batches_and_is_a_ledger_entry(
 ) -> None:
     assert versions(vault) == {1}
     done = rotate(vault, "admin", batch=2)
-    assert (done.version, done.previous, done.rewrapped, done.retired) == (2, 1, 3, ())
+    assert (done.version, done.previous, done.rewrapped, done.approval) == (2, 1, 3, None)
     assert versions(vault) == {2}
     assert vault.keyring.versions == (1, 2)
     with vault.sessions() as session:
@@ -51,8 +52,13 @@ def test_rotation_rewraps_every_item_key_in_batches_and_is_a_ledger_entry(
     assert (last.action, last.actor) == (ledger.actions.KEY_ROTATION, "admin")
     assert last.details["version"] == 2 and last.details["rewrapped"] == 3
     # Retiring after a second rotation leaves one master key, and every item still opens.
+    # (DESIGN.md promise 10: retiring needs a second custodian's approval.)
     done = rotate(vault, "admin", retire=True)
-    assert done.retired == (1, 2) and vault.keyring.versions == (3,)
+    assert done.approval is not None and vault.keyring.versions == (1, 2, 3)
+    with vault.sessions.begin() as session:
+        add_user(session, "cleo", "custodian", vault.clock())
+    approvals.approve(vault, principal(vault, "cleo"), done.approval)
+    assert vault.keyring.versions == (3,)
     report = verify.verify(vault)
     assert report.ok, report.failures
     assert report.items == 3
@@ -74,6 +80,7 @@ def test_split_and_recover_through_the_cli(vault: Vault, monkeypatch: pytest.Mon
     assert split.exit_code == 0, split.output
     shares = SHARE.findall(split.output)
     assert len(shares) == 3
+    vault.keyring.reload()  # the split sealed the file under a fresh keyring key
     assert keys.combine_shares(shares[1:]) == vault.keyring.recovery_key()
     one = runner.invoke(app, ["keys", "recover", "--share", shares[0], "--vault", home])
     assert one.exit_code == 1 and "needed" in one.output
@@ -113,3 +120,37 @@ def test_client_side_signing_with_raw_and_openssh_keys(tmp_path: Path) -> None:
     keys.verify_signature(message, armored, ssh_public)
     with pytest.raises(keys.SignatureError):
         keys.verify_signature(message + b" ", armored, ssh_public)
+
+
+def test_a_new_split_makes_every_earlier_share_set_useless(
+    vault: Vault, items: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, path = str(vault.settings.home), vault.settings.keyring_path
+    monkeypatch.setenv("TVAULT_PASSPHRASE", PASSPHRASE)
+    runner = CliRunner()
+    split = ["keys", "split", "--shares", "3", "--threshold", "2", "--vault", home]
+    old = SHARE.findall(runner.invoke(app, split).output)
+    new = SHARE.findall(runner.invoke(app, split).output)
+    assert len(old) == len(new) == 3
+    # Every pair of the old set rebuilds a key that opens nothing any more.
+    for pair in ([old[0], old[1]], [old[0], old[2]], [old[1], old[2]]):
+        with pytest.raises(keys.KeyringError, match="does not open"):
+            keys.Keyring.recover(path, keys.combine_shares(pair), "a trustee's new passphrase")
+    monkeypatch.setenv("TVAULT_PASSPHRASE", "a trustee's new passphrase")
+    stale = runner.invoke(
+        app, ["keys", "recover", "--share", old[0], "--share", old[1], *split[-2:]]
+    )
+    assert stale.exit_code == 1 and "cannot recover" in stale.output
+    keys.Keyring.open(path, PASSPHRASE)  # the refused attempts left the file as it was
+    # A process that opened the vault before the re-split still changes the keyring...
+    assert rotate(vault, "admin").version == 2
+    # ...and the new set recovers everything, items included.
+    done = runner.invoke(
+        app, ["keys", "recover", "--share", new[1], "--share", new[2], *split[-2:]]
+    )
+    assert done.exit_code == 0, done.output
+    recovered = keys.Keyring.open(path, "a trustee's new passphrase")
+    assert recovered.versions == (1, 2)
+    with vault.sessions() as session:
+        for wrapped in session.scalars(select(ItemKey.wrapped)):
+            recovered.unwrap(bytes(wrapped))

@@ -1,0 +1,101 @@
+"""`tvault approvals list|show|approve|deny`: the two-person rule from the command line.
+
+Client commands: they talk to the API with the caller's own token, so the policy decides and
+the ledger names who approved. `tvault keys shred`, `tvault hold --lift` and `tvault keys rotate
+--retire` ask; a second custodian answers here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from vault.cli.client import TokenOption, UrlOption, _call, _client
+from vault.cli.common import DEFAULT_URL, JsonOption, emit
+
+app = typer.Typer(help="Two-person rule: approve or deny requests (custodians).")
+
+
+def describe(row: dict[str, Any]) -> str:
+    """One line for people: id, state, kind, subject, who asked, how many said yes."""
+    yes = 1 + len(row["approvers"])
+    return (
+        f"{row['id']}\t{row['state']}\t{row['kind']}\t{row['subject']}\t"
+        f"by {row['requested_by']}\t{yes}/{row['quorum']}"
+    )
+
+
+@app.command("list")
+def approvals_list(
+    state: Annotated[
+        str | None, typer.Option("--state", help="pending, approved, done, failed or denied.")
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List requests, newest first: id, state, kind, subject, requester, yes/quorum."""
+    params = {"state": state} if state else None
+    with _client(url, token) as client:
+        rows = _call(client, "GET", "/v1/approvals", params=params)
+    emit(rows, as_json, "\n".join(describe(r) for r in rows))
+
+
+@app.command("show")
+def approvals_show(
+    approval: str,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one request with its payload, note and outcome."""
+    with _client(url, token) as client:
+        row = _call(client, "GET", f"/v1/approvals/{approval}")
+    lines = [describe(row), f"payload: {row['payload']}"]
+    if row["note"]:
+        lines.append(f"note: {row['note']}")
+    if row["denial_reason"]:
+        lines.append(f"denied by {row['denied_by']}: {row['denial_reason']}")
+    if row["outcome"] is not None:
+        lines.append(f"outcome: {row['outcome']}")
+    emit(row, as_json, "\n".join(lines))
+
+
+@app.command("approve")
+def approvals_approve(
+    approval: str,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Approve a request someone else made; the action runs once the quorum is reached."""
+    with _client(url, token) as client:
+        row = _call(client, "POST", f"/v1/approvals/{approval}/approve")
+    done = f" ({row['outcome']})" if row["outcome"] else ""
+    emit(row, as_json, f"{describe(row)}{done}")
+
+
+@app.command("deny")
+def approvals_deny(
+    approval: str,
+    reason: Annotated[str, typer.Option("--reason", help="Why (sealed at rest).")],
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Refuse a request (or withdraw your own): it ends, and nothing runs."""
+    with _client(url, token) as client:
+        row = _call(client, "POST", f"/v1/approvals/{approval}/deny", json={"reason": reason})
+    emit(row, as_json, describe(row))
+
+
+def asked(row: dict[str, Any], what: str, as_json: bool) -> None:
+    """Print a new request: its id on stdout (for scripts), what it waits for on stderr."""
+    if not as_json:
+        missing = row["quorum"] - 1 - len(row["approvers"])
+        typer.echo(
+            f"{what} waits for {missing} more custodian(s): tvault approvals approve {row['id']}",
+            err=True,
+        )
+    emit(row, as_json, row["id"])

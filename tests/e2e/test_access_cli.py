@@ -1,5 +1,6 @@
 """Access and consent through the `tvault` CLI against a served vault: grant and revoke, consent
-changes, legal hold, crypto-shredding, and `tvault verify` afterwards."""
+changes, legal hold, crypto-shredding (asked by one custodian, approved by another), and
+`tvault verify` afterwards."""
 
 from __future__ import annotations
 
@@ -60,12 +61,26 @@ def test_grant_revoke_consent_hold_and_shred_from_the_command_line(
     )
     assert refused.returncode == 1 and "404" in refused.stderr
 
+    tvault("users", "add", "cleo", "--role", "custodian", env=env)
+    cleo = {**env, "TVAULT_URL": server.url, "TVAULT_TOKEN": server.token("cleo")}
     assert "under legal hold" in tvault("hold", item, env=admin).stdout
-    held = tvault("keys", "shred", item, env=admin, check=False)
+    held = tvault("keys", "shred", item, "--reason", "duplicate", env=admin, check=False)
     assert held.returncode == 1 and "legal hold" in held.stderr
-    tvault("hold", item, "--lift", env=admin)
-    assert tvault("keys", "shred", item, env=tina, check=False).returncode == 1
-    assert f"shredded {item}" in tvault("keys", "shred", item, env=admin).stdout
+    # Lifting the hold and shredding each need a second custodian (DESIGN.md promise 10).
+    lift = tvault("hold", item, "--lift", env=admin)
+    assert "waits for 1 more custodian" in lift.stderr
+    mine = tvault("approvals", "approve", lift.stdout.strip(), env=admin, check=False)
+    assert mine.returncode == 1 and "second person" in mine.stderr
+    tvault("approvals", "approve", lift.stdout.strip(), env=cleo)
+    refused = tvault("keys", "shred", item, "--reason", "duplicate", env=tina, check=False)
+    assert refused.returncode == 1
+    asked = tvault("keys", "shred", item, "--reason", "consent_withdrawn", env=admin)
+    approval = asked.stdout.strip()
+    pending = tvault("approvals", "list", "--state", "pending", env=cleo).stdout
+    assert approval in pending and "shred" in pending
+    with server.client("tina") as client:
+        assert client.get(f"/v1/items/{item}/content").content == BODY  # not yet
+    assert "done" in tvault("approvals", "approve", approval, env=cleo).stdout
     with server.client("tina") as client:
         assert client.get(f"/v1/items/{item}/content").status_code == 404
     lena.close()

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008_approvals"
-down_revision = "0007_credentials"
+down_revision = "0009_ledger_mac"
 branch_labels = None
 depends_on = None
 

@@ -96,8 +96,8 @@ class ApprovalRecord:
 
 
 @dataclass(frozen=True)
-class ApprovalText:
-    """The sealed words of an approval, opened for a custodian: the note, the denial reason."""
+class ApprovalDetail(ApprovalRecord):
+    """An approval with its sealed words opened for a custodian: the note, the denial reason."""
 
     note: str | None
     denial_reason: str | None
@@ -231,6 +231,35 @@ def _claim(session: Session, row: Approval) -> None:
         raise Conflict(f"approval {row.id} is {state}, no longer pending")
 
 
+def _answer(
+    session: Session,
+    row: Approval,
+    actor: str,
+    vote: str,
+    now: datetime,
+    sealed_reason: bytes | None = None,
+) -> None:
+    """Record `actor`'s `vote` on the pending `row`; raise `Conflict` on a second answer."""
+    _claim(session, row)
+    if session.get(ApprovalVote, (row.id, actor)) is not None:
+        raise Conflict(f"{actor} has answered approval {row.id} already")
+    session.add(
+        ApprovalVote(
+            approval_id=row.id, actor=actor, vote=vote, voted_at=now, sealed_reason=sealed_reason
+        )
+    )
+    session.flush()
+
+
+def _decide(session: Session, approval_id: str, state: str, now: datetime) -> None:
+    session.execute(
+        update(Approval)
+        .where(Approval.id == approval_id)
+        .values(state=state, decided_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def approve(vault: Vault, principal: Principal, approval_id: str) -> ApprovalRecord:
     """Add `principal`'s yes; if that reaches the quorum, run the action now, as `principal`.
 
@@ -249,13 +278,7 @@ def approve(vault: Vault, principal: Principal, approval_id: str) -> ApprovalRec
     authorize(vault.sessions, principal, kind.action, resource)
     now = vault.clock()
     with vault.sessions.begin() as session:
-        _claim(session, row)
-        if session.get(ApprovalVote, (row.id, principal.subject)) is not None:
-            raise Conflict(f"{principal.subject} has answered approval {row.id} already")
-        session.add(
-            ApprovalVote(approval_id=row.id, actor=principal.subject, vote=APPROVE, voted_at=now)
-        )
-        session.flush()
+        _answer(session, row, principal.subject, APPROVE, now)
         yes = 1 + int(  # the requester is the first of the quorum
             session.scalar(
                 select(func.count())
@@ -266,12 +289,7 @@ def approve(vault: Vault, principal: Principal, approval_id: str) -> ApprovalRec
         )
         reached = yes >= row.quorum
         if reached:
-            session.execute(
-                update(Approval)
-                .where(Approval.id == row.id)
-                .values(state=APPROVED, decided_at=now)
-                .execution_options(synchronize_session=False)
-            )
+            _decide(session, row.id, APPROVED, now)
         ledger.append(
             session,
             actor=principal.subject,
@@ -342,24 +360,8 @@ def deny(vault: Vault, principal: Principal, approval_id: str, reason: str) -> A
     item_id = row.subject if row.kind in _KINDS and _KINDS[row.kind].on_item else None
     now = vault.clock()
     with vault.sessions.begin() as session:
-        _claim(session, row)
-        if session.get(ApprovalVote, (row.id, principal.subject)) is not None:
-            raise Conflict(f"{principal.subject} has answered approval {row.id} already")
-        session.add(
-            ApprovalVote(
-                approval_id=row.id,
-                actor=principal.subject,
-                vote=DENY,
-                voted_at=now,
-                sealed_reason=sealed,
-            )
-        )
-        session.execute(
-            update(Approval)
-            .where(Approval.id == row.id)
-            .values(state=DENIED, decided_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        _answer(session, row, principal.subject, DENY, now, sealed)
+        _decide(session, row.id, DENIED, now)
         ledger.append(
             session,
             actor=principal.subject,
@@ -400,30 +402,22 @@ def show(vault: Vault, principal: Principal, approval_id: str) -> ApprovalRecord
         return _record(session, row)
 
 
-def texts(vault: Vault, principal: Principal, approval_id: str) -> ApprovalText:
-    """Open the sealed note and denial reason of an approval, for those who decide on it.
+def detail(vault: Vault, principal: Principal, approval_id: str) -> ApprovalDetail:
+    """Return one approval with its sealed note and denial reason opened.
 
-    Raises `NotFound`, or `Forbidden` without `approval.list`.
+    Raises `NotFound`, or `Forbidden` without `approval.list` (those who decide on it).
     """
-    authorize(vault.sessions, principal, actions.APPROVAL_LIST, Resource(kind=kinds.APPROVAL))
+    record = show(vault, principal, approval_id)
     identity = vault.keyring.secret(METADATA_IDENTITY).decode("ascii")
     with vault.sessions() as session:
-        row = session.get(Approval, approval_id)
-        if row is None:
-            raise NotFound(f"no approval {approval_id}")
-        reasons = session.scalars(
+        note = session.scalar(select(Approval.sealed_note).where(Approval.id == approval_id))
+        reason = session.scalar(
             select(ApprovalVote.sealed_reason).where(
                 ApprovalVote.approval_id == approval_id, ApprovalVote.vote == DENY
             )
-        ).all()
-    note = str(open_json(row.sealed_note, identity)["note"]) if row.sealed_note else None
-    sealed_reason = next((r for r in reasons if r is not None), None)
-    reason = str(open_json(sealed_reason, identity)["reason"]) if sealed_reason else None
-    return ApprovalText(note=note, denial_reason=reason)
-
-
-def as_dict(record: ApprovalRecord) -> dict[str, Any]:
-    """Return `record` as plain data (for the API and `--json`)."""
-    data = dataclasses.asdict(record)
-    data["approvers"] = list(record.approvers)
-    return data
+        )
+    return ApprovalDetail(
+        **dataclasses.asdict(record),
+        note=str(open_json(note, identity)["note"]) if note else None,
+        denial_reason=str(open_json(reason, identity)["reason"]) if reason else None,
+    )

@@ -19,8 +19,8 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from vault import approval_kinds, approvals, consent, grants, identity, shred
-from vault.api.approval_routes import ApprovalOut, approval_out
 from vault.api.deps import CurrentPrincipal, VaultDep, get_principal
+from vault.approvals import ApprovalRecord
 from vault.errors import BadField, Conflict
 
 router = APIRouter(prefix="/v1", tags=["access"], dependencies=[Depends(get_principal)])
@@ -70,7 +70,7 @@ class HoldOut(BaseModel):
 
     held: bool
     changed: bool
-    approval: ApprovalOut | None = None
+    approval: ApprovalRecord | None = None
 
 
 class RenditionOut(BaseModel):
@@ -180,11 +180,10 @@ async def put_redacted(
 @router.post("/items/{item_id}/shred", status_code=202)
 def post_shred(
     item_id: str, body: ShredIn, vault: VaultDep, principal: CurrentPrincipal
-) -> ApprovalOut:
+) -> ApprovalRecord:
     """Ask to crypto-shred an item (custodians; refused under legal hold): it happens when
     another custodian approves (`POST /v1/approvals/{id}/approve`)."""
-    record = approval_kinds.request_shred(vault, principal, item_id, body.reason, body.note)
-    return approval_out(record)
+    return approval_kinds.request_shred(vault, principal, item_id, body.reason, body.note)
 
 
 @router.put("/items/{item_id}/hold")
@@ -206,4 +205,4 @@ def delete_hold(
             raise  # already asked: the error names the open approval
         return HoldOut(held=False, changed=False)
     response.status_code = 202
-    return HoldOut(held=True, changed=False, approval=approval_out(record))
+    return HoldOut(held=True, changed=False, approval=record)

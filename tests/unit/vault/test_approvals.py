@@ -114,7 +114,7 @@ def test_a_denial_ends_the_request_and_nothing_happens(vault: Vault, item: str) 
     A = ledger.actions
     assert steps(vault) == [(A.APPROVAL_REQUEST, "admin"), (A.APPROVAL_DENIAL, "cleo")]
     # The note and the reason are sealed (table and ledger); custodians open them.
-    text = approvals.texts(vault, principal(vault, "dora"), asked.id)
+    text = approvals.detail(vault, principal(vault, "dora"), asked.id)
     assert (text.note, text.denial_reason) == (NOTE, "the court said no")
     with vault.sessions() as session:
         row = session.get(Approval, asked.id)
@@ -126,7 +126,7 @@ def test_a_denial_ends_the_request_and_nothing_happens(vault: Vault, item: str) 
             sealed = ledger.sealed_details(session, entry.seq) or b""
             assert NOTE.encode() not in entry.canonical + sealed
     with pytest.raises(Forbidden):
-        approvals.texts(vault, principal(vault, "lena"), asked.id)
+        approvals.detail(vault, principal(vault, "lena"), asked.id)
 
 
 def test_quorum_three_needs_two_approvers(vault: Vault, item: str) -> None:

@@ -8,16 +8,16 @@ custodian's principal, so its policy check and ledger entry stay as they were.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from sqlalchemy import select
 
 from policies import Principal, Resource, actions, kinds
 from vault import approvals, keystate, ledger, shred
+from vault.access import authorize, authorize_item, item_resource
 from vault.approvals import ApprovalRecord, Kind
 from vault.compose import Vault
-from vault.consent import item_resource, load_item
 from vault.db import ItemKey
 from vault.errors import BadField, Conflict
 
@@ -29,9 +29,13 @@ MASTER_KEY: Final = "master-key"  # the subject of a key retirement
 SHRED_REASONS: Final = ("consent_withdrawn", "court_order", "duplicate", "other")
 
 
-def _item(vault: Vault, item_id: str) -> Resource:
-    with vault.sessions() as session:
-        return item_resource(load_item(session, item_id))
+def _on_item(action: str) -> Callable[[Vault, Principal, str], Resource]:
+    def authorized(vault: Vault, principal: Principal, item_id: str) -> Resource:
+        # `authorize_item`: an item the principal may not see answers as a missing one.
+        item, _ = authorize_item(vault.sessions, principal, action, item_id)
+        return item_resource(item)
+
+    return authorized
 
 
 def _check_shred(vault: Vault, item_id: str, payload: Mapping[str, Any]) -> None:
@@ -46,7 +50,11 @@ def _check_shred(vault: Vault, item_id: str, payload: Mapping[str, Any]) -> None
 
 def _run_shred(vault: Vault, approver: Principal, record: ApprovalRecord) -> Mapping[str, Any]:
     done = shred.shred(vault, approver, record.subject)
-    return {"deleted": len(done.deleted), "locked": len(done.locked)}
+    return {
+        "unreadable": len(done.unreadable),
+        "deleted": len(done.deleted),
+        "locked": len(done.locked),
+    }
 
 
 def _check_lift(vault: Vault, item_id: str, _payload: Mapping[str, Any]) -> None:
@@ -58,8 +66,10 @@ def _run_lift(vault: Vault, approver: Principal, record: ApprovalRecord) -> Mapp
     return {"lifted": shred.set_hold(vault, approver, record.subject, False)}
 
 
-def _key(_vault: Vault, _subject: str) -> Resource:
-    return Resource(kind=kinds.KEY)
+def _key(vault: Vault, principal: Principal, _subject: str) -> Resource:
+    resource = Resource(kind=kinds.KEY)
+    authorize(vault.sessions, principal, actions.KEY_MANAGE, resource)
+    return resource
 
 
 def retirable(vault: Vault) -> tuple[int, ...]:
@@ -101,10 +111,10 @@ def _run_retire(vault: Vault, approver: Principal, record: ApprovalRecord) -> Ma
 
 
 approvals.register(
-    Kind(SHRED, actions.ITEM_SHRED, True, _item, _check_shred, _run_shred),
+    Kind(SHRED, actions.ITEM_SHRED, True, _on_item(actions.ITEM_SHRED), _check_shred, _run_shred),
 )
 approvals.register(
-    Kind(LIFT_HOLD, actions.ITEM_HOLD, True, _item, _check_lift, _run_lift),
+    Kind(LIFT_HOLD, actions.ITEM_HOLD, True, _on_item(actions.ITEM_HOLD), _check_lift, _run_lift),
 )
 approvals.register(
     Kind(RETIRE_KEYS, actions.KEY_MANAGE, False, _key, _check_retire, _run_retire),

@@ -46,15 +46,16 @@ LIST_LIMIT = 500
 
 @dataclass(frozen=True)
 class Kind:
-    """A kind of approval: `action` is what the requester and each approver must be allowed on
-    `resource(vault, subject)` (which raises `NotFound`); `check(vault, subject, payload)` raises
-    `Conflict` or `BadField` when asking makes no sense; `run(vault, approver, record)` does it
-    and returns a structural outcome (raising a `VaultError` if it is refused)."""
+    """A kind of approval. `authorize(vault, principal, subject)` asks the policy whether the
+    requester, and then each approver, may do `action` on `subject` and returns its resource
+    (raising `NotFound` or `Forbidden`, recorded as every refusal is); `check(vault, subject,
+    payload)` raises `Conflict` or `BadField` when asking makes no sense; `run(vault, approver,
+    record)` does it and returns a structural outcome (raising a `VaultError` if refused)."""
 
     name: str
     action: str
     on_item: bool  # the subject is an item id (ledger entries then name the item)
-    resource: Callable[[Vault, str], Resource]
+    authorize: Callable[[Vault, Principal, str], Resource]
     check: Callable[[Vault, str, Mapping[str, Any]], None]
     run: Callable[[Vault, Principal, ApprovalRecord], Mapping[str, Any]]
 
@@ -157,8 +158,7 @@ def request(
     """
     kind = _kind(kind_name)
     data = dict(payload or {})
-    resource = kind.resource(vault, subject)
-    authorize(vault.sessions, principal, kind.action, resource)
+    resource = kind.authorize(vault, principal, subject)
     kind.check(vault, subject, data)
     sealed = _seal(vault, "note", note) if note is not None else None
     now = vault.clock()
@@ -274,8 +274,7 @@ def approve(vault: Vault, principal: Principal, approval_id: str) -> ApprovalRec
     if principal.subject == row.requested_by:
         raise Forbidden("the requester may not approve their own request (a second person must)")
     kind = _kind(row.kind)
-    resource = kind.resource(vault, row.subject)
-    authorize(vault.sessions, principal, kind.action, resource)
+    resource = kind.authorize(vault, principal, row.subject)
     now = vault.clock()
     with vault.sessions.begin() as session:
         _answer(session, row, principal.subject, APPROVE, now)

@@ -229,6 +229,7 @@ BODIES: dict[tuple[str, str], dict[str, object]] = {
         }
     },
     ("PUT", "/v1/items/{item_id}/identity"): {"json": {"name": "Rosa Quispe"}},
+    ("POST", "/v1/items/{item_id}/shred"): {"json": {"reason": "duplicate"}},
     ("PUT", "/v1/items/{item_id}/redacted"): {"content": b"[redacted] testimony"},
     ("POST", "/v1/items/{item_id}/signatures"): {
         "json": {"statement": base64.b64encode(b"{}").decode(), "signature": "c2ln"}

@@ -74,7 +74,7 @@ def test_a_shred_waits_for_a_second_custodian_and_then_happens(vault: Vault, ite
     assert (done.state, done.approvers, done.outcome) == (
         approvals.DONE,
         ("cleo",),
-        {"deleted": 0, "locked": 1},
+        {"unreadable": 1, "deleted": 0, "locked": 1},
     )
     assert not has_key(vault, item)
     with pytest.raises(Conflict, match="no longer pending"):

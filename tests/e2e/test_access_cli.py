@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.conftest import PASSPHRASE, Server, base_env, free_port, tvault
 from vault.compose import open_vault
 from vault.settings import load_settings
@@ -15,6 +17,8 @@ from vault.verify import verify
 BODY = b"Testimony recorded at the clinic, second session.\n" * 200
 
 
+# Some thirty `tvault` processes, each opening the keyring: minutes on a loaded 2-core machine.
+@pytest.mark.timeout(900)
 def test_grant_revoke_consent_hold_and_shred_from_the_command_line(
     server: Server, tmp_path: Path
 ) -> None:

@@ -63,7 +63,7 @@ class World:
 @pytest.fixture
 def world(vault: Vault) -> Iterator[World]:
     with vault.sessions.begin() as session:
-        for name in ("ava", "nora", "audrey"):
+        for name in ("ava", "nora", "audrey", "cleo"):
             add_user(session, name, ROLES[name], vault.clock())
     case_id = create_case(vault, principal(vault, "tina"), "Case of the river").id
     admin = principal(vault, "admin")

@@ -113,7 +113,7 @@ Machine: {platform.machine()}, {os.cpu_count()} cores shared with other work, Py
 {platform.python_version()}, {version.splitlines()[0]}; load average {f["load_before"][0]:.1f}
 before, {f["load_after"][0]:.1f} after (other processes were running).
 Corpus: {f["pages"]} generated pages (`tests/scans.py`), 1600 px wide, three Spanish and English
-paragraphs each (~1,100 characters, accents and ñ), DejaVu Serif at 36 px; every third page
+paragraphs each (~660 characters, accents and ñ), DejaVu Serif at 36 px; every third page
 degraded (turned 90 or 180 degrees, skewed 2 degrees, blurred, Gaussian noise and 1 % specks).
 
 | | pages/s | ratio |

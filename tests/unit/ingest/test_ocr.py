@@ -209,3 +209,10 @@ def test_a_timeout_kills_the_runner_and_tesseract_with_the_parser(
         time.sleep(0.05)
     else:
         raise AssertionError("a process of the killed parser's group lives on")
+
+
+def test_recognised_text_is_held_to_the_text_limit(
+    ocr: NativeTikaExtractor, tmp_path: Path
+) -> None:
+    path = scans.save(scans.render(scans.ENGLISH), tmp_path / "scan.png")
+    assert _fails(ocr, path, Limits(max_text_chars=100)) == FailureKind.TEXT_LIMIT

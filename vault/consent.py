@@ -19,7 +19,7 @@ import hashlib
 import io
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -102,11 +102,15 @@ def _records(session: Session, item: Item) -> list[ConsentRecord]:
 
 
 def _version(row: ConsentRecord) -> ConsentVersion:
+    recorded_at = row.recorded_at
+    if recorded_at.tzinfo is None:
+        # SQLite returns the stored UTC time without its zone; a reader must see which zone.
+        recorded_at = recorded_at.replace(tzinfo=UTC)
     return ConsentVersion(
         version=row.version,
         scopes=tuple(row.scopes),
         recorded_by=row.recorded_by,
-        recorded_at=row.recorded_at,
+        recorded_at=recorded_at,
         has_form=row.sealed_form is not None,
     )
 
@@ -151,8 +155,9 @@ def change_consent(
     `basis` is one of `BASES`; `form` is the signed consent form (required with
     `consent_form`), sealed to the item's identity; `note` is free text. The ledger entry
     names the basis and the form's SHA-256, and holds the note sealed. The new scopes apply
-    from the next request on. Withdrawing every scope is allowed: no one may then use the item,
-    and a custodian may crypto-shred it.
+    from the next request on. A change that leaves the scopes as they are, without a form,
+    records nothing and returns the current version. Withdrawing every scope is allowed: no one
+    may then use the item, and a custodian may crypto-shred it.
 
     Raises `BadField` (unknown scope, a scope both granted and withdrawn, nothing to change, no
     basis, no form for `consent_form`, form or note too large), `NotFound` (also for an item the
@@ -173,6 +178,10 @@ def change_consent(
         identity = item_identity(vault, session, item_id)
         records = _records(session, item)
         scopes = sorted((frozenset(item.consent) | granted) - withdrawn)
+        if scopes == sorted(item.consent) and form is None:
+            # Nothing changes (a scope granted again, or withdrawn but never given): no new
+            # version, no ledger entry, so the history shows only real changes.
+            return _version(records[-1])
         row = ConsentRecord(
             item_id=item_id,
             version=records[-1].version + 1,

@@ -16,13 +16,9 @@ import typer
 
 from vault.cli.approvals import asked
 from vault.cli.client import TokenOption, UrlOption, _call, _client, cases
-from vault.cli.common import DEFAULT_URL, USAGE, JsonOption, emit, fail
+from vault.cli.common import DEFAULT_URL, USAGE, JsonOption, emit, fail, scopes
 
 keys_app = typer.Typer(help="Key management.", no_args_is_help=True)
-
-
-def _scopes(raw: str | None) -> list[str]:
-    return [s.strip() for s in (raw or "").split(",") if s.strip()]
 
 
 @cases.command("revoke")
@@ -56,10 +52,12 @@ def cases_grants(
 def consent(
     item: str,
     grant: Annotated[
-        str | None, typer.Option("--grant", help="Scopes to grant, comma-separated.")
+        list[str] | None,
+        typer.Option("--grant", help="Scopes to grant; repeatable, or comma-separated."),
     ] = None,
     withdraw: Annotated[
-        str | None, typer.Option("--withdraw", help="Scopes to withdraw, comma-separated.")
+        list[str] | None,
+        typer.Option("--withdraw", help="Scopes to withdraw; repeatable, or comma-separated."),
     ] = None,
     form: Annotated[
         Path | None,
@@ -86,7 +84,11 @@ def consent(
 ) -> None:
     """Change ITEM's consent scopes on a basis (--form or --depositor-confirms); without
     options, print its consent history."""
-    changing = grant or withdraw or form is not None
+    granted, withdrawn = scopes(grant), scopes(withdraw)
+    both = sorted(set(granted) & set(withdrawn))
+    if both:
+        fail(f"granted and withdrawn at once: {', '.join(both)}", USAGE)
+    changing = bool(granted or withdrawn) or form is not None
     if not changing and (depositor_confirms or note is not None):
         fail("say what changes: --grant, --withdraw or --form", USAGE)
     if changing and (form is None) == (not depositor_confirms):
@@ -95,11 +97,13 @@ def consent(
         if not changing:
             rows = _call(client, "GET", f"/v1/items/{item}/consent")
             lines = [
-                f"v{r['version']}\t{','.join(r['scopes']) or '-'}\t{r['recorded_by']}" for r in rows
+                f"v{r['version']}\t{','.join(r['scopes']) or '-'}\t{r['recorded_at']}"
+                f"\t{r['recorded_by']}"
+                for r in rows
             ]
             emit(rows, as_json, "\n".join(lines))
             return
-        body: dict[str, object] = {"grant": _scopes(grant), "withdraw": _scopes(withdraw)}
+        body: dict[str, object] = {"grant": granted, "withdraw": withdrawn}
         body["basis"] = "depositor_confirmation" if depositor_confirms else "consent_form"
         if form is not None:
             if form.stat().st_size > 16 * 1024 * 1024:

@@ -14,7 +14,7 @@ import httpx
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-from vault.cli.common import DEFAULT_URL, USAGE, JsonOption, emit, fail
+from vault.cli.common import DEFAULT_URL, USAGE, JsonOption, emit, fail, scopes
 
 cases = typer.Typer(help="Cases.", no_args_is_help=True)
 
@@ -26,10 +26,15 @@ CHUNK = 1024 * 1024
 TIMEOUT = httpx.Timeout(30.0, read=600.0)
 
 
+def connect(url: str, token: str) -> httpx.Client:
+    """Return an HTTP client for the API at `url` that sends `token` (the transport seam)."""
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
+
+
 def _client(url: str, token: str | None) -> httpx.Client:
     if not token:
         fail("no token: pass --token or set TVAULT_TOKEN (`tvault token NAME` prints one)", USAGE)
-    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
+    return connect(url, token)
 
 
 def _refused(response: httpx.Response) -> NoReturn:
@@ -105,7 +110,10 @@ def _chunks(path: Path, progress: Progress) -> Iterator[bytes]:
 def deposit(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     case: Annotated[str, typer.Option("--case", help="Case id.")],
-    consent: Annotated[str, typer.Option("--consent", help="Consent scopes, comma-separated.")],
+    consent: Annotated[
+        list[str],
+        typer.Option("--consent", help="Consent scopes; repeatable, or comma-separated."),
+    ],
     kind: Annotated[str, typer.Option("--kind")] = "testimony",
     title: Annotated[str | None, typer.Option("--title", help="[default: file name]")] = None,
     language: Annotated[str | None, typer.Option("--language")] = None,
@@ -125,10 +133,13 @@ def deposit(
     as_json: JsonOption = False,
 ) -> None:
     """Deposit FILE into a case, streamed; print the item id and SHA-256."""
+    granted = ",".join(scopes(consent))
+    if not granted:
+        fail("--consent: name at least one scope", USAGE)
     params = {
         "kind": kind,
         "title": title or file.name,
-        "consent": consent,
+        "consent": granted,
         "filename": file.name,
         "language": language,
         "tags": tags,
@@ -150,7 +161,7 @@ def deposit(
                 case=case,
                 kind=kind,
                 filename=file.name,
-                consent=consent,
+                consent=granted,
                 sha256=sha256,
                 size=size,
             )

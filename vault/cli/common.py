@@ -56,6 +56,12 @@ def passphrase(settings: Settings, *, confirm: bool, dev: bool) -> str:
     return value
 
 
+def scopes(values: list[str] | None) -> list[str]:
+    """Return the scopes of a repeatable option, each value a comma list, in order, once each."""
+    named = (part.strip() for value in values or () for part in value.split(","))
+    return list(dict.fromkeys(name for name in named if name))
+
+
 def emit(data: Any, as_json: bool, text: str) -> None:
     """Print `data` as JSON, or `text` for people."""
     typer.echo(json.dumps(data, indent=2, default=str) if as_json else text)

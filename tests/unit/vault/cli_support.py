@@ -1,0 +1,44 @@
+"""Test helper: run `tvault` client commands in-process against a vault's real API app."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import httpx
+import pytest
+from typer.testing import CliRunner, Result
+
+from tests.unit.vault.tokens import token_for
+from vault.api.app import create_app
+from vault.cli import app as cli
+from vault.cli import client as client_module
+from vault.compose import Vault
+
+with warnings.catch_warnings():
+    # Starlette 1.x asks for `httpx2` in its test client; the `httpx` it wraps works the same.
+    from starlette.exceptions import StarletteDeprecationWarning
+
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from starlette.testclient import TestClient
+
+URL = "http://vault.test"
+ROLES = {"admin": "custodian", "tina": "therapist", "theo": "therapist", "lena": "lawyer"}
+
+Run = Callable[..., Result]
+
+
+def cli_runner(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> Run:
+    """Return `run(user, *args)`: `tvault ARGS` as `user`, its HTTP calls served in-process."""
+    app = create_app(vault)
+
+    def connect(url: str, token: str) -> httpx.Client:
+        return TestClient(app, base_url=URL, headers={"Authorization": f"Bearer {token}"})
+
+    monkeypatch.setattr(client_module, "connect", connect)
+
+    def run(user: str, *args: str) -> Result:
+        env = {"TVAULT_TOKEN": token_for(vault, user, ROLES[user]), "TVAULT_URL": URL}
+        return CliRunner().invoke(cli, list(args), env=env)
+
+    return run

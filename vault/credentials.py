@@ -100,11 +100,12 @@ def issue(
 ) -> IssuedToken:
     """Issue a token for the enabled account `name`: register it and record its ledger entry.
 
-    Raises `BadField` (lifetime), `NotFound` (no enabled account), `Conflict` (the signing key
-    was rotated by another process since this one opened the keyring).
+    Signs with the key the database names current, re-reading the keyring if another process
+    rotated it. Raises `BadField` (lifetime), `NotFound` (no enabled account), `Conflict` (the
+    key was rotated during this very call), `keys.KeyringError`.
     """
     ttl = check_ttl(vault, ttl_seconds)
-    key = token_keys.signing_key(vault.keyring)
+    key = token_keys.current_signing_key(vault.sessions, vault.keyring)
     now = vault.clock()
     token_id = new_token_id()
     with vault.sessions.begin() as session:

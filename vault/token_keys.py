@@ -55,6 +55,21 @@ def signing_key(keyring: Keyring) -> SigningKey:
     return SigningKey(private, public, key_id(public))
 
 
+def current_signing_key(sessions: sessionmaker[Session], keyring: Keyring) -> SigningKey:
+    """Return the signing key the database names current, re-reading the keyring file if
+    another process rotated it (`tvault keys rotate --tokens`) since this one opened it.
+
+    Raises `keys.KeyringError` if the file cannot be read again.
+    """
+    key = signing_key(keyring)
+    with sessions() as session:
+        current = current_kid(session)
+    if current is not None and current != key.kid:
+        keyring.reload()
+        key = signing_key(keyring)
+    return key
+
+
 def current_kid(session: Session) -> str | None:
     """Return the `kid` of the database's current token-signing key (None before `ensure`)."""
     return session.scalar(select(TokenKey.kid).where(TokenKey.retired_at.is_(None)))
@@ -63,14 +78,11 @@ def current_kid(session: Session) -> str | None:
 def check_current(session: Session, key: SigningKey) -> None:
     """Refuse to sign with `key` unless the database names it current.
 
-    Raises `Conflict` when another process rotated the key since this one read the keyring: a
-    token signed with the old key would outlive the old key's overlap.
+    Raises `Conflict` when another process rotated the key meanwhile (a token signed with the
+    old key would outlive the old key's overlap): asking again uses the new one.
     """
     if current_kid(session) != key.kid:
-        raise Conflict(
-            "the token-signing key was rotated after this process started; restart it to issue "
-            "tokens"
-        )
+        raise Conflict("the token-signing key was rotated meanwhile; ask again")
 
 
 def install(session: Session, public_pem: str, now: datetime, max_ttl: timedelta) -> str | None:

@@ -167,7 +167,9 @@ def request(
             select(Approval.id).where(
                 Approval.kind == kind.name,
                 Approval.subject == subject,
-                Approval.state.in_((PENDING, APPROVED)),
+                # Only a pending one blocks: one left `approved` by a process that died while
+                # running it must not block forever, and each action re-checks when it runs.
+                Approval.state == PENDING,
             )
         )
         if open_ is not None:

@@ -226,3 +226,17 @@ def test_only_custodians_list_approvals(vault: Vault, item: str) -> None:
         approvals.list_approvals(vault, principal(vault, "lena"))
     with pytest.raises(BadField):
         approvals.list_approvals(vault, principal(vault, "cleo"), "maybe")
+
+
+def test_an_approval_interrupted_while_running_does_not_block_a_new_request(
+    vault: Vault, item: str
+) -> None:
+    admin = principal(vault, "admin")
+    asked = approval_kinds.request_shred(vault, admin, item, "duplicate")
+    with vault.sessions.begin() as session:
+        row = session.get(Approval, asked.id)
+        assert row is not None
+        row.state = approvals.APPROVED  # as a process that died after reaching the quorum leaves it
+    again = approval_kinds.request_shred(vault, admin, item, "duplicate")
+    done = approvals.approve(vault, principal(vault, "cleo"), again.id)
+    assert done.state == approvals.DONE and not has_key(vault, item)

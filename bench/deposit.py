@@ -39,6 +39,8 @@ import httpx
 import psutil
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
+from vault.headers import to_headers
+
 ROOT = Path(__file__).resolve().parents[1]
 CHUNK = 64 * 1024
 MIB = 1024 * 1024
@@ -118,7 +120,9 @@ async def concurrent(url: str, token: str, case: str, count: int) -> int:
 
         async def one(n: int) -> bool:
             body = n.to_bytes(4, "big") * 25_000
-            response = await client.post(f"/v1/cases/{case}/items", params=meta, content=body)
+            response = await client.post(
+                f"/v1/cases/{case}/items", headers=to_headers(meta), content=body
+            )
             return (
                 response.status_code == 201
                 and response.json()["sha256"] == hashlib.sha256(body).hexdigest()
@@ -186,9 +190,11 @@ def main() -> None:
                 start = time.perf_counter()
                 response = client.post(
                     f"/v1/cases/{case}/items",
-                    params={"kind": "media", "title": "bench", "consent": "therapy"},
                     content=chunks(source),
-                    headers={"Content-Length": str(size)},
+                    headers={
+                        "Content-Length": str(size),
+                        **to_headers({"kind": "media", "title": "bench", "consent": "therapy"}),
+                    },
                 )
                 elapsed = time.perf_counter() - start
                 response.raise_for_status()

@@ -14,6 +14,7 @@ from ingest._lazy import exports
 if TYPE_CHECKING:
     from ingest.containers import check_container
     from ingest.language import detect_language
+    from ingest.languages import canonical_language, known_languages
     from ingest.ocr import OcrOptions, parse_languages
     from ingest.plaintext import plaintext_file
     from ingest.ports import (
@@ -41,8 +42,10 @@ __all__ = [
     "PageImage",
     "RecognisedPage",
     "ScratchError",
+    "canonical_language",
     "check_container",
     "detect_language",
+    "known_languages",
     "memory_dir",
     "parse_languages",
     "plaintext_file",
@@ -60,9 +63,11 @@ _HOMES = {
     "PageImage": "ingest.ports",
     "RecognisedPage": "ingest.ports",
     "parse_languages": "ingest.ocr",
+    "canonical_language": "ingest.languages",
     "check_container": "ingest.containers",
     "ScratchError": "ingest.scratch",
     "detect_language": "ingest.language",
+    "known_languages": "ingest.languages",
     "memory_dir": "ingest.scratch",
     "plaintext_file": "ingest.plaintext",
 }

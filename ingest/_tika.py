@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
+from ingest.languages import canonical_language
 from ingest.ports import ExtractionError, FailureKind
 
 __all__ = [
@@ -60,7 +61,6 @@ def select_metadata(meta: RawMetadata) -> dict[str, str]:
 # both come from software that has just parsed a hostile file (a parser process, a Tika
 # server): only their expected shapes are taken, never free text.
 _MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")  # RFC 6838
-_LANGUAGE = re.compile(r"[a-z]{2,3}")  # ISO 639-1 or -3
 UNKNOWN_MIME: Final = "application/octet-stream"
 
 
@@ -70,8 +70,11 @@ def shaped_mime(value: object) -> str:
 
 
 def shaped_language(value: object) -> str | None:
-    """Return `value` if it is an ISO 639 code, else None."""
-    return value if isinstance(value, str) and _LANGUAGE.fullmatch(value) else None
+    """Return `value` if it is a primary language subtag of `ingest.languages`, else None."""
+    if not isinstance(value, str):
+        return None
+    # Exactly as `ingest.language` writes it: lower case, no script or region, not deprecated.
+    return value if canonical_language(value) == value and "-" not in value else None
 
 
 def mime_type(meta: RawMetadata) -> str:

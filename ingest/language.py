@@ -15,6 +15,8 @@ import re
 
 import pycld2
 
+from ingest.languages import canonical_language
+
 __all__ = ["detect_language"]
 
 # A paragraph is enough; more text only costs time.
@@ -57,6 +59,7 @@ def detect_language(text: str) -> str | None:
             return None
     if not reliable or text_bytes < _MIN_TEXT_BYTES:
         return None
-    # "zh-Hant" -> "zh": the vault keeps the language, not the script or region.
+    # "zh-Hant" -> "zh": the vault keeps the language, not the script or region. CLD2 still
+    # says "iw" for Hebrew: `canonical_language` maps it, and refuses anything off the list.
     code = str(details[0][1]).split("-", 1)[0].lower()
-    return None if code in _UNKNOWN else code
+    return None if code in _UNKNOWN else canonical_language(code)

@@ -25,7 +25,9 @@ from vault.errors import BadField, Conflict, NotFound
 from vault.ids import new_id
 
 # Account names appear in tokens and ledger entries: keep them to a safe, printable alphabet.
-NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+# Always `fullmatch`: with `match`, `$` also matches before a final newline, so "boss\n" passed
+# and displayed as "boss".
+NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 
 # The ledger actor of what is done offline, with the passphrase, rather than by an account
@@ -47,7 +49,7 @@ def add_user(
 
     Raises `BadField` on a malformed name or unknown role, `Conflict` if the name is taken.
     """
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise BadField("name", "use 1-64 of a-z 0-9 . _ - (starting with a letter or digit)")
     if role not in ROLES:
         raise BadField("role", f"one of {', '.join(ROLES)}")

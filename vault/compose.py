@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 import policies
 from keys import Keyring
 from vault import keystate, token_keys
-from vault.db import make_engine, make_sessions, migrate
-from vault.errors import BadField, NotFound
+from vault.db import check_reachable, make_engine, make_sessions, migrate
+from vault.errors import BadField, NotFound, Unavailable
 from vault.ledger import mac as ledger_mac
 from vault.settings import SETTINGS_FILE, Settings
 from vault.token_keys import TOKEN_SIGNING as TOKEN_SIGNING  # re-exported for callers
@@ -75,7 +75,7 @@ class Vault:
 def make_store(settings: Settings) -> ObjectStore:
     """Build the object store adapter `settings.object_store` names.
 
-    Raises `ValueError` if the S3 settings are incomplete.
+    Raises `Unavailable` if the S3 settings are incomplete.
     """
     if settings.object_store == "local":
         from vault.storage.adapters.local import LocalObjectStore
@@ -83,15 +83,7 @@ def make_store(settings: Settings) -> ObjectStore:
         return LocalObjectStore(settings.objects_path)
     from vault.storage.adapters.s3 import S3ObjectStore
 
-    missing = [
-        name
-        for name in ("s3_endpoint", "s3_access_key", "s3_secret_key", "s3_bucket")
-        if getattr(settings, name) is None
-    ]
-    if missing:
-        raise ValueError(
-            "TVAULT_OBJECT_STORE=s3 needs " + ", ".join(f"TVAULT_{m.upper()}" for m in missing)
-        )
+    check_settings(settings)
     assert settings.s3_secret_key is not None
     store: ObjectStore = S3ObjectStore(
         endpoint=str(settings.s3_endpoint),
@@ -108,6 +100,44 @@ def make_store(settings: Settings) -> ObjectStore:
     return store
 
 
+# What each configured service cannot do without (DESIGN.md "Configuration").
+_REQUIRED = (
+    ("object_store", "s3", ("s3_endpoint", "s3_access_key", "s3_secret_key", "s3_bucket")),
+    ("index", "elasticsearch", ("es_url",)),
+    ("extractor", "tika-server", ("tika_url",)),
+)
+
+
+def check_settings(settings: Settings) -> None:
+    """Raise `Unavailable` naming the settings a configured service lacks, such as
+    `TVAULT_ES_URL` with `TVAULT_INDEX=elasticsearch`."""
+    for choice, value, needs in _REQUIRED:
+        missing = [f"TVAULT_{n.upper()}" for n in needs if getattr(settings, n) in (None, "")]
+        if getattr(settings, choice) == value and missing:
+            raise Unavailable(
+                f"TVAULT_{choice.upper()}={value} needs {', '.join(missing)} "
+                "(docs/configuration.md)"
+            )
+
+
+def preflight(vault: Vault) -> None:
+    """Check what `tvault serve` and `tvault worker` need from outside before they take work:
+    the S3 bucket exists (with object lock when `TVAULT_S3_OBJECT_LOCK`) and no default
+    retention. Raises `Unavailable` with one line naming the bucket and the fix.
+    """
+    if vault.settings.object_store == "s3":
+        from vault.storage import StorageError
+        from vault.storage.adapters.s3 import S3ObjectStore
+
+        assert isinstance(vault.store, S3ObjectStore)
+        try:
+            vault.store.check_bucket()
+        except StorageError as exc:
+            where = vault.settings.s3_endpoint
+            reason = " ".join(str(exc).split())
+            raise Unavailable(f"S3 at {where}: {reason}") from None
+
+
 def is_initialised(settings: Settings) -> bool:
     """Return whether `settings.home` holds a vault (its settings file or keyring)."""
     return (settings.home / SETTINGS_FILE).exists() or settings.keyring_path.exists()
@@ -118,10 +148,13 @@ def build(settings: Settings, keyring: Keyring) -> Vault:
 
     Loads the access policy first (`TVAULT_POLICY_FILE`, else the shipped one) and makes it the
     one `policies.decide` answers with; raises `BadField` naming the file, line and reason of a
-    defect, so a malformed policy stops the start, never a request.
+    defect, so a malformed policy stops the start, never a request. Raises `Unavailable` if a
+    configured service lacks a setting (`check_settings`) or the database cannot be reached.
     """
     load_policy(settings)
+    check_settings(settings)
     engine = make_engine(settings.effective_database_url)
+    check_reachable(engine)
     migrate(engine)
     # The search index's key and vocabulary identity: made at `tvault init`, or on the first
     # open of a vault made before search existed.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
 
 import keys
+from ingest.languages import canonical_language
 from policies import Principal, Resource, actions, kinds
 from vault import jobs, keystate, ledger, signatures
 from vault.access import authorize_case
@@ -34,7 +34,6 @@ from vault.storage.buffers import aligned_buffer
 
 log = logging.getLogger(__name__)
 
-LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 MAX_TEXT = {"title": 1000, "filename": 255, "notes": 20000}
 PARALLEL = 1024 * 1024  # deposits past this size use two more threads (see `_Spool`)
 SPOOL = 1024 * 1024  # ciphertext handed to the writing thread at a time
@@ -95,8 +94,11 @@ def parse_request(fields: Mapping[str, str], vocabulary: tuple[str, ...]) -> Dep
     if kind not in KINDS:
         raise BadField("kind", f"one of {', '.join(KINDS)}")
     language = fields.get("language") or None
-    if language is not None and not LANGUAGE.match(language):
-        raise BadField("language", "a BCP 47 language tag such as `es` or `en-GB`")
+    if language is not None:
+        # Stored in the clear: a tag from the known list only, never free text (ingest.languages).
+        language = canonical_language(language)
+        if language is None:
+            raise BadField("language", "a known BCP 47 tag such as `es`, `quc` or `es-419`")
     consent = _words(fields.get("consent"))
     if not consent or not consent <= set(CONSENT_SCOPES):
         raise BadField("consent", f"one or more of {', '.join(CONSENT_SCOPES)}")

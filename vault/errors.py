@@ -23,6 +23,12 @@ class BadField(VaultError):
         self.field = field
 
 
+class MisplacedField(BadField):
+    """A field came where it must not travel (a sealed field in the query string)."""
+
+    code = "misplaced-field"
+
+
 class NotFound(VaultError):
     """The case, item or account does not exist (or the caller may not know it exists)."""
 
@@ -54,7 +60,9 @@ class Conflict(VaultError):
 
 
 class Unavailable(VaultError):
-    """The vault cannot do this now, through no fault of the request (an operator must act)."""
+    """The vault cannot do this now, through no fault of the request (an operator must act):
+    a service it needs (database, object store, index) is missing, misconfigured or
+    unreachable, say; `detail` names it and what to do, in one line."""
 
     code = "unavailable"
 

@@ -12,7 +12,7 @@ from keys import KdfParams, Keyring
 from vault import compose
 from vault.accounts import NAME, add_user
 from vault.compose import Vault
-from vault.db import User, make_engine, migrate
+from vault.db import User, check_reachable, make_engine, migrate
 from vault.errors import BadField, Conflict
 from vault.ids import new_id
 from vault.settings import SETTINGS_FILE, Settings
@@ -37,11 +37,13 @@ def create_vault(
         raise Conflict(f"a vault exists in {home}; refusing to overwrite it")
     if not passphrase:
         raise BadField("passphrase", "must not be empty")
-    if not NAME.match(admin):
+    if not NAME.fullmatch(admin):
         raise BadField("admin", "use 1-64 of a-z 0-9 . _ - (starting with a letter or digit)")
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    compose.check_settings(settings)
     engine = make_engine(settings.effective_database_url)
     try:
+        check_reachable(engine)
         migrate(engine)
         with engine.connect() as connection:
             if connection.scalar(select(func.count()).select_from(User)):

@@ -1,4 +1,4 @@
-"""A token bucket per client: how refused tokens and failed logins are rate-limited.
+"""A token bucket per key (an address, a claimed account): how refused attempts are limited.
 
 **In-process only.** Each server process keeps its own buckets, so N processes behind one
 address allow N times the budget; a multi-process deployment needs a shared limiter (a reverse

@@ -6,13 +6,15 @@ part of the public interface (DESIGN.md "Configuration"; docs/configuration.md l
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -109,6 +111,12 @@ class Settings(BaseSettings):
     auth_failure_burst: int = Field(default=10, ge=1)
     auth_failure_per_minute: float = Field(default=10.0, gt=0)
     max_token_bytes: int = Field(default=8192, ge=512)
+    # The HTTP server (docs/configuration.md): proxies whose X-Forwarded-For is believed (IPs or
+    # networks, comma-separated; none by default, so no client can choose its own address), and
+    # the cap on request headers (431 beyond it).
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
+    max_header_bytes: int = Field(default=64 * 1024, ge=8 * 1024)
+    max_headers: int = Field(default=100, ge=20)
     tags: tuple[str, ...] = DEFAULT_TAGS
     sweep_grace_seconds: int = Field(default=3600, ge=0)
     sweep_interval_seconds: float = Field(default=3600.0, ge=0)
@@ -149,6 +157,22 @@ class Settings(BaseSettings):
                 f"({self.token_max_ttl_seconds})"
             )
         return self
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        networks = []
+        for item in (str(i).strip() for i in items):
+            if not item:
+                continue
+            try:
+                networks.append(str(ipaddress.ip_network(item, strict=False)))
+            except ValueError as exc:
+                raise ValueError(
+                    f"trusted_proxies: {item!r} is not an IP address or network"
+                ) from exc
+        return tuple(networks)
 
     @classmethod
     def settings_customise_sources(

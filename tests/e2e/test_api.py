@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Server, start_server
+from vault.headers import to_headers
 
 PUBLIC = {"/healthz", "/openapi.json", "/docs", "/.well-known/jwks.json"}
 
@@ -72,7 +73,9 @@ def test_every_other_route_needs_a_token(server: Server) -> None:
 def test_errors_are_problem_details(server: Server, case_id: str) -> None:
     with server.client("tina") as client:
         missing = client.get("/v1/items/nosuchitem")
-        bad = client.post(f"/v1/cases/{case_id}/items", params={"kind": "x"}, content=b"a")
+        bad = client.post(
+            f"/v1/cases/{case_id}/items", headers=to_headers({"kind": "x"}), content=b"a"
+        )
         nowhere = client.get("/v1/nowhere")
     for response, status in ((missing, 404), (bad, 422), (nowhere, 404)):
         assert response.status_code == status
@@ -86,7 +89,7 @@ def test_raw_and_multipart_deposits_round_trip(server: Server, case_id: str) -> 
     digest = hashlib.sha256(data).hexdigest()
     meta = {"kind": "document", "title": "Medical report", "consent": "therapy"}
     with server.client("tina") as client:
-        raw = client.post(f"/v1/cases/{case_id}/items", params=meta, content=data)
+        raw = client.post(f"/v1/cases/{case_id}/items", headers=to_headers(meta), content=data)
         multi = client.post(
             f"/v1/cases/{case_id}/items",
             data=meta,
@@ -117,7 +120,9 @@ def test_refused_deposits_leave_nothing(
     before = _state(server)
     target = "nosuchcase" if status == 404 else case_id
     with server.client("tina") as client:
-        response = client.post(f"/v1/cases/{target}/items", params=params, content=b"x" * 100_000)
+        response = client.post(
+            f"/v1/cases/{target}/items", headers=to_headers(params), content=b"x" * 100_000
+        )
     assert response.status_code == status
     assert _state(server) == before
 
@@ -150,7 +155,7 @@ def test_only_therapists_deposit(server: Server, case_id: str) -> None:
     with server.client("admin") as client:
         response = client.post(
             f"/v1/cases/{case_id}/items",
-            params={"kind": "testimony", "title": "T", "consent": "therapy"},
+            headers=to_headers({"kind": "testimony", "title": "T", "consent": "therapy"}),
             content=b"x",
         )
     assert response.status_code == 403
@@ -212,13 +217,17 @@ def test_over_the_limit_gets_413_and_leaves_nothing(tmp_path: Path) -> None:
             case = client.post("/v1/cases", json={"name": "c"}).json()["id"]
             before = _state(small)
             meta = {"kind": "testimony", "title": "T", "consent": "therapy"}
-            declared = client.post(f"/v1/cases/{case}/items", params=meta, content=b"z" * 100_001)
+            declared = client.post(
+                f"/v1/cases/{case}/items", headers=to_headers(meta), content=b"z" * 100_001
+            )
 
             def chunks() -> object:
                 for _ in range(30):
                     yield b"z" * 10_000
 
-            streamed = client.post(f"/v1/cases/{case}/items", params=meta, content=chunks())
+            streamed = client.post(
+                f"/v1/cases/{case}/items", headers=to_headers(meta), content=chunks()
+            )
             multi = client.post(
                 f"/v1/cases/{case}/items", data=meta, files={"file": ("f", b"z" * 200_000)}
             )
@@ -226,7 +235,9 @@ def test_over_the_limit_gets_413_and_leaves_nothing(tmp_path: Path) -> None:
                 assert response.status_code == 413, response.text
                 assert response.headers["content-type"] == "application/problem+json"
             assert _state(small) == before
-            exact = client.post(f"/v1/cases/{case}/items", params=meta, content=b"z" * 100_000)
+            exact = client.post(
+                f"/v1/cases/{case}/items", headers=to_headers(meta), content=b"z" * 100_000
+            )
             assert exact.status_code == 201
     finally:
         small.stop()
@@ -241,7 +252,9 @@ def test_fifty_concurrent_deposits_all_arrive(server: Server, case_id: str) -> N
 
     async def one(client: httpx.AsyncClient, n: int) -> None:
         body = n.to_bytes(4, "big") * 25_000  # 100 KB, different for each
-        response = await client.post(f"/v1/cases/{case_id}/items", params=meta, content=body)
+        response = await client.post(
+            f"/v1/cases/{case_id}/items", headers=to_headers(meta), content=body
+        )
         assert response.status_code == 201, response.text
         assert response.json()["sha256"] == hashlib.sha256(body).hexdigest()
         results.append(response.json())

@@ -27,6 +27,7 @@ from joserfc import jwe, jwt
 from joserfc.jwk import ECKey, RSAKey
 
 from tests.e2e.conftest import Server, start_server, tvault
+from vault.headers import to_headers
 
 ISSUER = "http://127.0.0.1/realms/tvault"
 AUDIENCE = "tvault"
@@ -177,7 +178,9 @@ def test_an_oidc_principal_gets_its_grants_from_the_vault_and_loses_them_at_once
     with server.client("tina") as tina:
         case = tina.post("/v1/cases", json={"name": "Case of the hill"}).json()["id"]
         params = {"kind": "testimony", "title": "T", "consent": "legal"}
-        item = tina.post(f"/v1/cases/{case}/items", params=params, content=b"words").json()["id"]
+        item = tina.post(
+            f"/v1/cases/{case}/items", headers=to_headers(params), content=b"words"
+        ).json()["id"]
     with (
         server.client("admin") as admin,
         httpx.Client(base_url=server.url, headers=headers) as lena,

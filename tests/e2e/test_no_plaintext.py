@@ -12,6 +12,7 @@ import secrets
 from pathlib import Path
 
 from tests.e2e.conftest import Server, start_server
+from vault.headers import to_headers
 
 
 def encodings(marker: str) -> list[bytes]:
@@ -82,7 +83,9 @@ def test_nothing_readable_at_rest_or_in_the_log(tmp_path: Path) -> None:
                 "filename": f"{markers['filename']}.pdf",
                 "notes": f"Notes {markers['notes']}",
             }
-            raw = client.post(f"/v1/cases/{case['id']}/items", params=meta, content=body)
+            raw = client.post(
+                f"/v1/cases/{case['id']}/items", headers=to_headers(meta), content=body
+            )
             assert raw.status_code == 201
             form = {k: v for k, v in meta.items() if k != "filename"}
             multi = client.post(
@@ -93,7 +96,9 @@ def test_nothing_readable_at_rest_or_in_the_log(tmp_path: Path) -> None:
             assert multi.status_code == 201
             # A refused deposit must not leak either (its metadata reached the server).
             refused = client.post(
-                f"/v1/cases/{case['id']}/items", params={**meta, "kind": "bad"}, content=body
+                f"/v1/cases/{case['id']}/items",
+                headers=to_headers({**meta, "kind": "bad"}),
+                content=body,
             )
             assert refused.status_code == 422
             # Those allowed still see the sealed fields.

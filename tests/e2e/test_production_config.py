@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, text
 
 from tests.e2e.conftest import start_server
 from tests.s3server import S3Server, admin_client, moto_s3, s3_bucket
+from vault.headers import to_headers
 
 __all__ = ["moto_s3", "s3_bucket"]  # fixtures, registered by importing them
 
@@ -57,10 +58,10 @@ def test_deposit_and_get_on_postgres_and_s3(
         with server.client("tina") as client:
             case = client.post("/v1/cases", json={"name": "S3 case"}).json()["id"]
             refused = client.post(
-                f"/v1/cases/{case}/items", params={**meta, "kind": "x"}, content=body
+                f"/v1/cases/{case}/items", headers=to_headers({**meta, "kind": "x"}), content=body
             )
             assert refused.status_code == 422
-            made = client.post(f"/v1/cases/{case}/items", params=meta, content=body)
+            made = client.post(f"/v1/cases/{case}/items", headers=to_headers(meta), content=body)
             assert made.status_code == 201, made.text
             assert made.json()["sha256"] == hashlib.sha256(body).hexdigest()
             assert client.get(f"/v1/items/{made.json()['id']}/content").content == body

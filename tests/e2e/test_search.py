@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import TVAULT, Server, free_port, start_server, tvault
+from vault.headers import to_headers
 
 NAME = "Quispe"
 TEXT = (
@@ -69,9 +70,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Any:
             case = tina.post("/v1/cases", json={"name": "Caso"}).json()["id"]
             deposited = tina.post(
                 f"/v1/cases/{case}/items",
-                params={"kind": "testimony", "title": "Declaración", "consent": "legal,therapy"},
                 content=TEXT.encode(),
-                headers={"Content-Type": "text/plain"},
+                headers={
+                    "Content-Type": "text/plain",
+                    **to_headers(
+                        {"kind": "testimony", "title": "Declaración", "consent": "legal,therapy"}
+                    ),
+                },
             )
             assert deposited.status_code == 201, deposited.text
             granted = admin.post(

@@ -15,6 +15,7 @@ from pathlib import Path
 import keys
 from tests.e2e.conftest import Server, tvault
 from tests.services import tool
+from vault.headers import to_headers
 
 BODY = b"I saw them take my brother from the market.\n" * 2000
 
@@ -81,10 +82,10 @@ def test_signed_deposits_cosignature_and_verify(server: Server, tmp_path: Path) 
         stored = _stored(server)
         response = client.post(
             f"/v1/cases/{case}/items",
-            params={"kind": "testimony", "title": "T", "consent": "therapy,legal",
-                    "filename": "market.txt"},
             content=BODY,
             headers={
+                **to_headers({"kind": "testimony", "title": "T", "consent": "therapy,legal",
+                              "filename": "market.txt"}),
                 "Content-Type": "application/octet-stream",
                 "Tvault-Statement": base64.b64encode(statement).decode(),
                 "Tvault-Signature": base64.b64encode(signature.encode()).decode(),

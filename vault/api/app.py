@@ -30,9 +30,10 @@ access_log = logging.getLogger("vault.access")
 class AccessLog:
     """Our own access log, replacing uvicorn's: method, path and status, never the query string.
 
-    Deposit metadata such as a title travels in the query string; promise 1 keeps it out of
-    logs. A plain ASGI middleware (not `BaseHTTPMiddleware`, which re-streams every request
-    body through a queue and halved deposit throughput).
+    Sealed deposit metadata is refused in the query string (vault.headers); logging none of it
+    keeps promise 1 even for a client that sends something there anyway. A plain ASGI
+    middleware (not `BaseHTTPMiddleware`, which re-streams every request body through a queue
+    and halved deposit throughput).
     """
 
     def __init__(self, app: ASGIApp) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -10,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from policies import Principal
 from vault import credentials, ledger
-from vault.accounts import account_principal, principal_for_token
+from vault.accounts import NAME, account_principal, principal_for_token
 from vault.api.auth import TokenGate, TokenRefused
 from vault.compose import Vault
 from vault.errors import NotFound, TooManyRequests
@@ -81,9 +83,11 @@ async def get_principal(
     not the token, and a vault token must be registered, unrevoked and name the account's id
     and current generation, so a revocation acts on the next request. OIDC tokens carry roles
     mapped from their claims, and must name an enabled local account; the first use of each is
-    a ledger entry. Raises `TooManyRequests` while the
-    client has spent its budget of refused attempts; `Unauthenticated` without a valid token or
-    for a disabled or removed account, after an `access denied` ledger entry.
+    a ledger entry. Raises `Unauthenticated` without a valid token or for a disabled or removed
+    account, after an `access denied` ledger entry; `TooManyRequests` instead (and no ledger
+    entry) once the client's address, or the account the refused token claims, has spent its
+    budget of refused attempts (`_limit_keys`). A valid token is never refused by the limiter:
+    others' failures cannot lock an account out.
 
     Runs on the event loop when `_resolves_inline` (the embedded SQLite database, no OIDC
     issuer): then nothing in it waits on a network, and a worker-thread hop per request cost
@@ -91,10 +95,6 @@ async def get_principal(
     for the ledger entry of a refusal (a write), it runs on a worker thread.
     """
     gate, limiter = _state(request, vault)
-    client = request.client.host if request.client else "unknown"
-    wait = limiter.retry_after(client)
-    if wait is not None:
-        raise TooManyRequests("too many refused attempts; retry later", wait)
     token = credentials.credentials if credentials is not None else None
     try:
         seen: set[tuple[str, str]] = request.app.state.oidc_seen
@@ -102,9 +102,43 @@ async def get_principal(
             return _resolve(vault, gate, token, seen)
         return await run_in_threadpool(_resolve, vault, gate, token, seen)
     except TokenRefused as exc:
-        limiter.spend(client)
+        keys = _limit_keys(request, token, gate.max_token_bytes)
+        waits = [w for w in map(limiter.retry_after, keys) if w is not None]
+        if waits:
+            raise TooManyRequests("too many refused attempts; retry later", max(waits)) from None
+        for key in keys:
+            limiter.spend(key)
         await run_in_threadpool(_record_refusal, vault, exc.reason)
         raise
+
+
+def _limit_keys(request: Request, token: str | None, max_bytes: int) -> list[str]:
+    """Return the budgets a refused attempt spends: its address, and the account it claims.
+
+    The address is the peer's, or the forwarded one only when the peer is a trusted proxy
+    (`TVAULT_TRUSTED_PROXIES`: uvicorn rewrites `request.client` then, never otherwise), so a
+    client cannot pick a fresh address per attempt. The claimed subject (unverified: the token
+    was refused) limits guessing against one account from many addresses.
+    """
+    keys = [f"address {request.client.host if request.client else 'unknown'}"]
+    subject = _claimed_subject(token, max_bytes)
+    if subject is not None:
+        keys.append(f"subject {subject}")
+    return keys
+
+
+def _claimed_subject(token: str | None, max_bytes: int) -> str | None:
+    # The payload of a JWS compact token (RFC 7515 7.1), decoded without trusting it; only a
+    # well-formed account name is kept, so an attacker cannot grow keys of any size.
+    parts = token.split(".") if token is not None and len(token) <= max_bytes else []
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, TypeError):
+        return None
+    subject = payload.get("sub") if isinstance(payload, dict) else None
+    return subject if isinstance(subject, str) and NAME.fullmatch(subject) else None
 
 
 def _resolves_inline(vault: Vault, gate: TokenGate) -> bool:

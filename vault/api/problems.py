@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
 STATUS = {
     "bad-field": 422,
+    "misplaced-field": 400,
     "not-found": 404,
     "forbidden": 403,
     "unauthenticated": 401,

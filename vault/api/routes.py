@@ -15,9 +15,10 @@ from vault.api.auth import jwks
 from vault.api.deps import CurrentPrincipal, VaultDep, get_principal
 from vault.api.jobs_routes import router as jobs_router
 from vault.api.schemas import CaseIn, CaseOut, DepositOut, GrantIn, ItemOut, Me
-from vault.api.upload import deposit_multipart, deposit_raw
+from vault.api.upload import deposit_multipart, deposit_raw, raw_fields
 from vault.cases import create_case, grant, list_cases
 from vault.extraction import detected_languages
+from vault.headers import refuse_sealed_in_query
 from vault.retrieve import ItemView, download, list_items, show_item
 from vault.token_keys import TokenKeys
 
@@ -103,16 +104,17 @@ async def post_item(
 ) -> DepositOut:
     """Deposit a file, streamed.
 
-    Raw body (any content type but multipart): metadata in the query string (`kind`, `title`,
-    `language`, `consent`, `tags`, `filename`, `notes`; lists comma-separated).
-    `multipart/form-data`: the same names as fields, before one part named `file`.
+    Raw body (any content type but multipart): metadata in `Tvault-*` headers (`Tvault-Kind`,
+    `-Title`, `-Language`, `-Consent`, `-Tags`, `-Filename`, `-Notes`; percent-encoded UTF-8;
+    lists comma-separated). `multipart/form-data`: the same names as fields, before one part
+    named `file`. Title, filename and notes in the query string are refused (400): proxies log
+    URLs (vault.headers).
     """
+    refuse_sealed_in_query(request.query_params)
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         result = await deposit_multipart(vault, principal, case_id, request)
     else:
-        fields = dict(request.query_params)
-        fields["case"] = case_id
-        result = await deposit_raw(vault, principal, fields, request)
+        result = await deposit_raw(vault, principal, raw_fields(request, case_id), request)
     return DepositOut(id=result.item_id, size=result.size, sha256=result.sha256)
 
 

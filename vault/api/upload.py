@@ -20,6 +20,7 @@ from policies import Principal
 from vault.compose import Vault
 from vault.deposit import Deposit, DepositResult
 from vault.errors import BadField, TooLarge
+from vault.headers import from_headers
 from vault.signatures import SIGNATURE_HEADER, STATEMENT_HEADER, Presented
 
 BATCH = 4 * 1024 * 1024  # bytes handed to a worker thread at a time
@@ -97,10 +98,23 @@ async def _cleanup(action: Callable[[], Any]) -> None:
         await to_thread.run_sync(action)
 
 
+def raw_fields(request: Request, case_id: str) -> dict[str, str]:
+    """Return a raw deposit's metadata: `Tvault-*` headers (vault.headers), and structural
+    fields of older clients from the query string. Raises `BadField` on a field given in both
+    or a header that is not percent-encoded UTF-8."""
+    fields = dict(request.query_params)
+    for name, value in from_headers(request.headers).items():
+        if name in fields:
+            raise BadField(name, "given twice (query string and header)")
+        fields[name] = value
+    fields["case"] = case_id
+    return fields
+
+
 async def deposit_raw(
     vault: Vault, principal: Principal, fields: dict[str, str], request: Request
 ) -> DepositResult:
-    """Deposit the raw request body with metadata `fields` (from the query string).
+    """Deposit the raw request body with metadata `fields` (`raw_fields`).
 
     Raises `BadField`, `NotFound`, `Forbidden`, `TooLarge`, or `ClientDisconnect`; nothing is
     left behind then.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from vault.cli import (
@@ -48,7 +50,13 @@ keys.register(keys_app=access.keys_app, users=admin.users, app=app)
 
 
 def main() -> None:
-    """Run the `tvault` command line."""
+    """Run the `tvault` command line.
+
+    Every file the vault or its libraries create (SQLite's database, WAL and shared memory,
+    tantivy's segments, objects, the keyring, downloads) is for the vault's own user only:
+    mode 0600, directories 0700, whatever umask the shell had.
+    """
+    os.umask(0o077)
     app()
 
 

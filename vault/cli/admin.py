@@ -20,7 +20,7 @@ from vault.cli.common import (
     passphrase,
     settings_for,
 )
-from vault.compose import Vault, open_vault
+from vault.compose import Vault, open_vault, preflight
 from vault.domain import ROLES
 from vault.errors import VaultError
 from vault.provision import create_vault
@@ -29,18 +29,30 @@ from vault.settings import Settings
 users = typer.Typer(help="Local accounts.", no_args_is_help=True)
 
 
-def _open_with(settings: Settings, secret: str) -> Vault:
+def _open_with(settings: Settings, secret: str, *, checked: bool = False) -> Vault:
+    """Open the vault; with `checked`, also `preflight` it (serve, worker). Exits 1 with one
+    line on a wrong passphrase, a missing setting, or a service that cannot be reached."""
     try:
-        return open_vault(settings, secret)
+        vault = open_vault(settings, secret)
     except KeyringError as exc:
-        fail(f"cannot open the keyring: {exc}")
+        fail(
+            f"cannot open the keyring {settings.keyring_path}: {exc}; check TVAULT_PASSPHRASE "
+            "(or the passphrase typed at the prompt)"
+        )
     except VaultError as exc:
         fail(exc.detail)
+    if checked:
+        try:
+            preflight(vault)
+        except VaultError as exc:
+            vault.close()
+            fail(exc.detail)
+    return vault
 
 
-def _open(home: VaultOption) -> Vault:
+def _open(home: VaultOption, *, checked: bool = False) -> Vault:
     settings = settings_for(home)
-    return _open_with(settings, passphrase(settings, confirm=False, dev=False))
+    return _open_with(settings, passphrase(settings, confirm=False, dev=False), checked=checked)
 
 
 def init(
@@ -77,14 +89,14 @@ def serve(
 
     from vault import allocator
     from vault.api import create_app
-    from vault.api.protocol import ZeroCopyBody
+    from vault.api.protocol import limited
 
     allocator.tune()  # before the first upload buffer (vault/allocator.py)
     settings = settings_for(vault_dir)
     secret = passphrase(settings, confirm=False, dev=dev)
     if secret == DEV_PASSPHRASE and not dev:
         fail("the vault uses the example dev passphrase; refusing to serve without --dev", USAGE)
-    vault = _open_with(settings, secret)
+    vault = _open_with(settings, secret, checked=True)
     if settings.embedded_worker:
         from vault.worker import Worker
 
@@ -107,17 +119,21 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         # uvicorn's access log is off: it would print query strings (vault.api.app logs instead).
-        # httptools (through ZeroCopyBody) and uvloop are named, not left to "auto": a missing
-        # one must fail loudly rather than fall back to h11 (a third of the upload throughput,
-        # bench/RESULTS.md).
+        # httptools (through vault.api.protocol) and uvloop are named, not left to "auto": a
+        # missing one must fail loudly rather than fall back to h11 (a third of the upload
+        # throughput, bench/RESULTS.md). X-Forwarded-For is believed only from the configured
+        # proxies: uvicorn's default trusts loopback, and a client there could then choose the
+        # address the refused-token limiter counts against.
         uvicorn.run(
             create_app(vault),
             host=host,
             port=port,
             access_log=False,
             log_config=None,
-            http=ZeroCopyBody,
+            http=limited(settings.max_header_bytes, settings.max_headers),
             loop="uvloop",
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=list(settings.trusted_proxies),
         )
     finally:
         vault.close()

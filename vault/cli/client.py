@@ -14,7 +14,9 @@ import httpx
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
+from ingest.languages import canonical_language
 from vault.cli.common import DEFAULT_URL, USAGE, JsonOption, emit, fail, scopes
+from vault.headers import to_headers
 
 cases = typer.Typer(help="Cases.", no_args_is_help=True)
 
@@ -136,18 +138,12 @@ def deposit(
     granted = ",".join(scopes(consent))
     if not granted:
         fail("--consent: name at least one scope", USAGE)
-    params = {
-        "kind": kind,
-        "title": title or file.name,
-        "consent": granted,
-        "filename": file.name,
-        "language": language,
-        "tags": tags,
-        "notes": notes,
-    }
-    query = {k: v for k, v in params.items() if v is not None}
+    language = checked_language(language)
+    # Metadata in Tvault-* headers, never the query string (proxies log URLs; vault.headers).
+    structural = {"kind": kind, "consent": granted, "language": language, "tags": tags}
+    sealed = {"title": title or file.name, "filename": file.name}
     size = file.stat().st_size
-    headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+    headers = {"Content-Length": str(size)}
     with _client(url, token) as client, _progress() as progress:
         if sign_key is not None:
             from vault.cli import keys as signing  # here: it imports this module
@@ -165,15 +161,54 @@ def deposit(
                 sha256=sha256,
                 size=size,
             )
-        item = _call(
-            client,
-            "POST",
-            f"/v1/cases/{case}/items",
-            params=query,
-            content=_chunks(file, progress),
-            headers=headers,
-        )
+        if notes is None:
+            body: dict[str, Any] = {"content": _chunks(file, progress)}
+            headers |= {"Content-Type": "application/octet-stream"}
+            headers |= to_headers({**structural, **sealed})
+        else:
+            # Notes may be long (20,000 characters): a form field of a multipart body rather
+            # than a header that proxies and the server's header limit would refuse.
+            del headers["Content-Length"]
+            fields = {**structural, **sealed, "notes": notes}
+            body = {
+                "data": {k: v for k, v in fields.items() if v is not None},
+                "files": {
+                    "file": (file.name, _Counted(file, progress), "application/octet-stream")
+                },
+            }
+        item = _call(client, "POST", f"/v1/cases/{case}/items", headers=headers, **body)
     emit(item, as_json, f"{item['id']}  sha256:{item['sha256']}")
+
+
+def checked_language(language: str | None) -> str | None:
+    """Return `language` in canonical form, or exit with a usage error if it is not a known
+    BCP 47 tag (the list the server checks too: ingest.languages)."""
+    if language is None:
+        return None
+    canonical = canonical_language(language)
+    if canonical is None:
+        fail("--language: not a known BCP 47 tag (such as es, quc, es-419, sr-Latn)", USAGE)
+    return canonical
+
+
+class _Counted:
+    """A file read for a multipart body, advancing the progress bar as it goes."""
+
+    def __init__(self, path: Path, progress: Progress) -> None:
+        self._file = path.open("rb")
+        self._progress = progress
+        self._task = progress.add_task("deposit", total=path.stat().st_size)
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._file.read(size)
+        self._progress.advance(self._task, len(chunk))
+        if not chunk:
+            self._file.close()
+        return chunk
+
+    def fileno(self) -> int:
+        # httpx sizes the body from it, so the request carries a Content-Length.
+        return self._file.fileno()
 
 
 def status(

@@ -28,8 +28,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def fail(message: str, code: int = FAILURE) -> NoReturn:
-    """Print `message` to stderr and exit with `code`."""
-    typer.echo(f"tvault: {message}", err=True)
+    """Print `message` to stderr, on one line (a library's message may span several), and exit
+    with `code`."""
+    typer.echo(f"tvault: {' '.join(message.split())}", err=True)
     raise typer.Exit(code)
 
 

@@ -16,8 +16,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from vault.cli.admin import _open
-from vault.cli.client import CHUNK, TokenOption, UrlOption, _call, _client
+from vault.cli.client import CHUNK, TokenOption, UrlOption, _call, _client, checked_language
 from vault.cli.common import DEFAULT_URL, FAILURE, USAGE, JsonOption, VaultOption, emit, fail
+from vault.headers import to_headers
 
 
 def worker(
@@ -41,7 +42,7 @@ def worker(
         fail(f"--kind: no stage {', '.join(unknown)} (known: {', '.join(sorted(stages))})", USAGE)
     if kind:
         stages = {k: stages[k] for k in kind}
-    vault = _open(vault_dir)
+    vault = _open(vault_dir, checked=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     stopping = threading.Event()
 
@@ -115,15 +116,16 @@ def _deposit(client: httpx.Client, case: str, path: Path, params: dict[str, str]
     """Deposit one file; return the item id. Raises `RuntimeError` with the reason."""
     if path.stat().st_size == 0:
         raise RuntimeError("empty file")
-    query = {**params, "title": path.name, "filename": path.name}
+    # Metadata in Tvault-* headers, never the query string (proxies log URLs; vault.headers).
+    fields = {**params, "title": path.name, "filename": path.name}
     try:
         response = client.post(
             f"/v1/cases/{case}/items",
-            params=query,
             content=_chunks(path),
             headers={
                 "Content-Type": "application/octet-stream",
                 "Content-Length": str(path.stat().st_size),
+                **to_headers(fields),
             },
         )
     except httpx.HTTPError as exc:
@@ -152,6 +154,7 @@ def ingest(
     if not files:
         fail(f"no files in {directory}", USAGE)
     params = {"kind": kind, "consent": consent}
+    language = checked_language(language)
     params.update({k: v for k, v in {"language": language, "tags": tags}.items() if v})
     deposited: list[dict[str, str]] = []
     failed: list[dict[str, str]] = []

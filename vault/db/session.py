@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+
+from vault.errors import Unavailable
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -28,9 +32,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    """Create an engine for `url`; SQLite connections get WAL, foreign keys and a busy timeout."""
+    """Create an engine for `url`; SQLite connections get WAL, foreign keys and a busy timeout.
+
+    The SQLite file is made (or kept) private, mode 0600: SQLite gives its WAL and shared-memory
+    files the mode of the database, so they follow.
+    """
     engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
+        database = engine.url.database
+        if database and database != ":memory:" and Path(database).parent.is_dir():
+            _private_file(Path(database))
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
@@ -50,6 +61,30 @@ def purge_freed_pages(engine: Engine) -> bool:
     with engine.connect() as connection:
         busy, _frames, _copied = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
     return not busy
+
+
+def _private_file(path: Path) -> None:
+    # Created 0600 before SQLite opens it (SQLite would use 0644 less the umask); an existing
+    # file of an older vault is tightened.
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for each in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if each.exists() and each.stat().st_mode & 0o077:
+            each.chmod(0o600)
+
+
+def check_reachable(engine: Engine) -> None:
+    """Open and close one connection of `engine`. Raises `Unavailable`, in one line naming the
+    database (password hidden) and the reason, if the database cannot be reached."""
+    try:
+        with engine.connect():
+            pass
+    except DBAPIError as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise Unavailable(
+            f"cannot reach the database {where}: {reason}; check TVAULT_DATABASE_URL and that "
+            "the database server is running"
+        ) from None
 
 
 def make_sessions(engine: Engine) -> sessionmaker[Session]:

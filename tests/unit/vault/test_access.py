@@ -21,6 +21,7 @@ from vault.accounts import add_user
 from vault.api.app import create_app
 from vault.compose import Vault
 from vault.db import ItemKey
+from vault.headers import to_headers
 from vault.identity import RENDITION_PREFIX
 from vault.indexing import index_item
 from vault.sweep import sweep
@@ -77,7 +78,7 @@ def deposit(client: TestClient, case_id: str, consent: str, body: bytes = BODY) 
         "filename": "rosa-quispe.pdf",
         "notes": f"{NAME} asked to be called back",
     }
-    response = client.post(f"/v1/cases/{case_id}/items", params=params, content=body)
+    response = client.post(f"/v1/cases/{case_id}/items", headers=to_headers(params), content=body)
     assert response.status_code == 201, response.text
     item_id: str = response.json()["id"]
     return item_id
@@ -155,7 +156,9 @@ def test_hidden_and_unknown_ids_get_the_same_404_and_the_probe_is_recorded(
         f"/v1/cases/{case_id}/grants", json={"user": "ghost", "role": "lawyer"}
     )
     assert probe.status_code == 404 and probe.json()["detail"] == f"no case {case_id}"
-    hidden_case = as_["theo"].post(f"/v1/cases/{case_id}/items", params={}, content=b"x")
+    hidden_case = as_["theo"].post(
+        f"/v1/cases/{case_id}/items", headers=to_headers({}), content=b"x"
+    )
     assert hidden_case.status_code in (404, 422)  # 422: the body fields are checked first
     probes = [e for e in entries(vault, ledger.actions.ACCESS_DENIED) if e.item_id == item]
     assert {e.actor for e in probes} == {"theo", "lena", "audrey", "admin"}

@@ -14,6 +14,7 @@ from tests.unit.vault.tokens import token_for
 from vault import signatures
 from vault.api import create_app
 from vault.compose import Vault
+from vault.headers import to_headers
 from vault.objects import PREFIX
 
 BODY = b"Declaration given at the consulate. " * 2000
@@ -68,15 +69,21 @@ def test_signed_deposits_raw_and_multipart_and_refusals(
 
     # Only one of the two headers: refused before anything is stored.
     half = {signatures.STATEMENT_HEADER: headers[signatures.STATEMENT_HEADER]}
-    refused = tina.post(f"/v1/cases/{case}/items", params=params, content=BODY, headers=half)
+    refused = tina.post(
+        f"/v1/cases/{case}/items", content=BODY, headers={**half, **to_headers(params)}
+    )
     assert refused.status_code == 422
     # Another filename than the signed one.
     other = {**params, "filename": "other.txt"}
-    refused = tina.post(f"/v1/cases/{case}/items", params=other, content=BODY, headers=headers)
+    refused = tina.post(
+        f"/v1/cases/{case}/items", content=BODY, headers={**headers, **to_headers(other)}
+    )
     assert refused.status_code == 422 and "filename" in refused.json()["detail"]
     assert list(vault.store.names(PREFIX)) == []
 
-    raw = tina.post(f"/v1/cases/{case}/items", params=params, content=BODY, headers=headers)
+    raw = tina.post(
+        f"/v1/cases/{case}/items", content=BODY, headers={**headers, **to_headers(params)}
+    )
     assert raw.status_code == 201, raw.text
     multipart = tina.post(
         f"/v1/cases/{case}/items",

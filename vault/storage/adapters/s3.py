@@ -166,7 +166,11 @@ class S3ObjectStore:
         """
         try:
             if not self.client.bucket_exists(self.bucket):
-                raise StorageError(f"bucket {self.bucket!r} does not exist")
+                raise StorageError(
+                    f"bucket {self.bucket!r} does not exist; create it (with object lock: "
+                    f"mc mb --with-lock ALIAS/{self.bucket}) or set TVAULT_S3_BUCKET to an "
+                    "existing one"
+                )
             if not self.object_lock:
                 return
             config = self.client.get_object_lock_config(self.bucket)

@@ -1,0 +1,181 @@
+"""Nothing sealed travels in the URL; languages and account names come from fixed shapes.
+
+A reverse proxy logs request lines: a title, filename or note in the query string is refused
+with a problem that says where it goes (vault.headers). A language is stored in the clear, so
+it must be a known BCP 47 tag (ingest.languages); an account name matches its pattern whole.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+from starlette.exceptions import StarletteDeprecationWarning
+
+import keys
+from ingest.languages import canonical_language
+from vault.accounts import add_user
+from vault.api.app import create_app
+from vault.api.auth import issue_token
+from vault.compose import TOKEN_SIGNING, Vault
+from vault.db import Item
+from vault.deposit import parse_request
+from vault.errors import BadField
+from vault.headers import header_name, to_headers
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from starlette.testclient import TestClient
+
+TITLE = "Declaración de Rosa Quispe — Ayacucho"
+META = {"kind": "testimony", "consent": "therapy,legal"}
+
+
+@pytest.fixture
+def tina(vault: Vault) -> Iterator[TestClient]:
+    private = vault.keyring.secret(TOKEN_SIGNING).decode("ascii")
+    token = issue_token(
+        private,
+        keys.public_pem(private),
+        subject="tina",
+        role="therapist",
+        issuer=vault.settings.token_issuer,
+        audience=vault.settings.token_audience,
+        ttl=timedelta(hours=1),
+        now=vault.clock(),
+    )
+    with TestClient(
+        create_app(vault),
+        base_url="http://vault.test",
+        headers={"Authorization": f"Bearer {token}"},
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def case_id(tina: TestClient) -> str:
+    response = tina.post("/v1/cases", json={"name": "Case of the river"})
+    assert response.status_code == 201, response.text
+    made: str = response.json()["id"]
+    return made
+
+
+def _items(vault: Vault) -> int:
+    with vault.sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(Item)) or 0)
+
+
+@pytest.mark.parametrize("field", ["title", "filename", "notes"])
+@pytest.mark.parametrize("multipart", [False, True], ids=["raw", "multipart"])
+def test_a_sealed_field_in_the_query_string_is_refused_and_says_where_it_goes(
+    vault: Vault, tina: TestClient, case_id: str, field: str, multipart: bool
+) -> None:
+    query = {field: "Rosa Quispe"}
+    if multipart:
+        response = tina.post(
+            f"/v1/cases/{case_id}/items",
+            params=query,
+            data={**META, "title": "T"},
+            files={"file": ("f.txt", b"testimony", "text/plain")},
+        )
+    else:
+        headers = to_headers({**META, "title": "T"} if field != "title" else META)
+        response = tina.post(
+            f"/v1/cases/{case_id}/items", params=query, headers=headers, content=b"testimony"
+        )
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert response.headers["content-type"] == "application/problem+json"
+    assert header_name(field) in problem["detail"] and "query string" in problem["detail"]
+    assert "Rosa" not in response.text  # the value is never echoed
+    assert _items(vault) == 0
+
+
+def test_sealed_fields_travel_in_headers_percent_encoded(
+    vault: Vault, tina: TestClient, case_id: str
+) -> None:
+    fields = {**META, "title": TITLE, "filename": "declaración.txt", "notes": "llamar — María"}
+    response = tina.post(
+        f"/v1/cases/{case_id}/items", headers=to_headers(fields), content=b"testimony"
+    )
+    assert response.status_code == 201, response.text
+    item = tina.get(f"/v1/items/{response.json()['id']}").json()
+    assert (item["title"], item["filename"], item["notes"]) == (
+        TITLE,
+        "declaración.txt",
+        "llamar — María",
+    )
+    assert sorted(item["consent"]) == ["legal", "therapy"]
+
+
+def test_a_header_that_is_not_percent_encoded_utf8_is_refused(
+    vault: Vault, tina: TestClient, case_id: str
+) -> None:
+    headers = {**to_headers(META), "Tvault-Title": "%C3%28"}  # an invalid UTF-8 sequence
+    response = tina.post(f"/v1/cases/{case_id}/items", headers=headers, content=b"x")
+    assert response.status_code == 422, response.text
+    assert "Tvault-Title" in response.json()["detail"]
+    assert _items(vault) == 0
+
+
+def test_a_field_in_both_the_query_string_and_a_header_is_refused(
+    tina: TestClient, case_id: str
+) -> None:
+    headers = to_headers({**META, "title": "T"})
+    response = tina.post(
+        f"/v1/cases/{case_id}/items", params={"kind": "document"}, headers=headers, content=b"x"
+    )
+    assert response.status_code == 422, response.text
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "es-Rosa-Quispe",  # free text in subtags: it would be stored in the clear
+        "Rosa",
+        "es-",
+        "xx",
+        "es-ZZ",
+        "es-Qaaa",  # private-use script
+        "und",
+        "es-419-x",
+        "es\n",
+        "é",
+    ],
+)
+def test_a_language_off_the_known_list_is_refused(vault: Vault, given: str) -> None:
+    assert canonical_language(given) is None
+    with pytest.raises(BadField, match="language"):
+        parse_request({"case": "c", **META, "title": "T", "language": given}, ())
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("es", "es"),
+        ("ES-419", "es-419"),
+        ("en-gb", "en-GB"),
+        ("quc", "quc"),  # K'iche', no two-letter code
+        ("sr-latn-rs", "sr-Latn-RS"),
+        ("iw", "he"),  # deprecated; CLD2 still says it
+    ],
+)
+def test_a_known_language_is_stored_in_canonical_form(given: str, stored: str) -> None:
+    request = parse_request({"case": "c", **META, "title": "T", "language": given}, ())
+    assert request.language == stored
+
+
+def test_the_api_refuses_a_free_text_language(vault: Vault, tina: TestClient, case_id: str) -> None:
+    headers = to_headers({**META, "title": "T", "language": "es-Rosa-Quispe"})
+    response = tina.post(f"/v1/cases/{case_id}/items", headers=headers, content=b"x")
+    assert response.status_code == 422, response.text
+    assert _items(vault) == 0
+
+
+@pytest.mark.parametrize("name", ["boss\n", "boss\r\n", "\nboss", "bo ss", "Boss", "boss\x00"])
+def test_an_account_name_must_match_its_pattern_whole(vault: Vault, name: str) -> None:
+    with vault.sessions.begin() as session, pytest.raises(BadField, match="name"):
+        add_user(session, name, "lawyer", vault.clock())

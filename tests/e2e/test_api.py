@@ -162,11 +162,14 @@ def test_only_therapists_deposit(server: Server, case_id: str) -> None:
     assert _state(server) == before
 
 
-def _send_half_and_close(server: Server, path: str, body: bytes, content_type: str) -> None:
+def _send_half_and_close(
+    server: Server, path: str, body: bytes, content_type: str, fields: dict[str, str]
+) -> None:
     url = urlparse(server.url)
+    extra = "".join(f"{k}: {v}\r\n" for k, v in to_headers(fields).items())
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\n"
-        f"Authorization: Bearer {server.token('tina')}\r\n"
+        f"Authorization: Bearer {server.token('tina')}\r\n{extra}"
         f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode()
     assert url.hostname is not None and url.port is not None
@@ -196,13 +199,13 @@ def test_a_client_that_disconnects_mid_upload_leaves_nothing(
     server: Server, case_id: str, form: str
 ) -> None:
     before = _state(server)
+    path, fields = f"/v1/cases/{case_id}/items", {}
     if form == "raw":
-        path = f"/v1/cases/{case_id}/items?kind=testimony&title=T&consent=therapy"
+        fields = {"kind": "testimony", "title": "T", "consent": "therapy"}
         body, content_type = b"y" * (8 * 1024 * 1024), "application/octet-stream"
     else:
-        path = f"/v1/cases/{case_id}/items"
         body, content_type = _multipart(8 * 1024 * 1024)
-    _send_half_and_close(server, path, body, content_type)
+    _send_half_and_close(server, path, body, content_type, fields)
     deadline = time.monotonic() + 10
     while _state(server) != before and time.monotonic() < deadline:
         time.sleep(0.2)

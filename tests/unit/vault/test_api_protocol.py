@@ -10,15 +10,14 @@ import asyncio
 import hashlib
 import os
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from tests.loopback import served
 from vault.api.protocol import ZeroCopyBody
 
 
@@ -71,23 +70,8 @@ class _Recorder:
 @pytest.fixture
 def server() -> Iterator[tuple[int, _Recorder]]:
     app = _Recorder()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, http=ZeroCopyBody, loop="uvloop", log_level="warning"
-    )
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    for _ in range(500):
-        if running.started:
-            break
-        time.sleep(0.01)
-    assert running.started
-    port = running.servers[0].sockets[0].getsockname()[1]
-    try:
+    with served(app, ZeroCopyBody) as port:
         yield port, app
-    finally:
-        running.should_exit = True
-        thread.join(timeout=10)
 
 
 def _post(port: int, pieces: list[bytes], *, chunked: bool = False, gap: float = 0.0) -> str:

@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 from starlette.exceptions import StarletteDeprecationWarning
 
-import keys
 from ingest.languages import canonical_language
+from tests.unit.vault.tokens import token_for
 from vault.accounts import add_user
 from vault.api.app import create_app
-from vault.api.auth import issue_token
-from vault.compose import TOKEN_SIGNING, Vault
+from vault.compose import Vault
 from vault.db import Item
 from vault.deposit import parse_request
 from vault.errors import BadField
@@ -36,17 +34,7 @@ META = {"kind": "testimony", "consent": "therapy,legal"}
 
 @pytest.fixture
 def tina(vault: Vault) -> Iterator[TestClient]:
-    private = vault.keyring.secret(TOKEN_SIGNING).decode("ascii")
-    token = issue_token(
-        private,
-        keys.public_pem(private),
-        subject="tina",
-        role="therapist",
-        issuer=vault.settings.token_issuer,
-        audience=vault.settings.token_audience,
-        ttl=timedelta(hours=1),
-        now=vault.clock(),
-    )
+    token = token_for(vault, "tina", "therapist")
     with TestClient(
         create_app(vault),
         base_url="http://vault.test",

@@ -10,42 +10,24 @@ from __future__ import annotations
 import base64
 import json
 import socket
-import threading
-import time
 import warnings
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 import psutil
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from starlette.exceptions import StarletteDeprecationWarning
 
-import keys
+from tests.loopback import served
+from tests.unit.vault.tokens import token_for
 from vault.api.app import create_app
-from vault.api.auth import issue_token
 from vault.api.protocol import limited
-from vault.compose import TOKEN_SIGNING, Vault
+from vault.compose import Vault
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
     from starlette.testclient import TestClient
-
-
-def _token(vault: Vault, name: str, role: str) -> str:
-    private = vault.keyring.secret(TOKEN_SIGNING).decode("ascii")
-    return issue_token(
-        private,
-        keys.public_pem(private),
-        subject=name,
-        role=role,
-        issuer=vault.settings.token_issuer,
-        audience=vault.settings.token_audience,
-        ttl=timedelta(hours=1),
-        now=vault.clock(),
-    )
 
 
 def _forged(subject: str) -> str:
@@ -73,7 +55,7 @@ def test_a_valid_token_is_never_refused_because_others_failed(app: FastAPI, vaul
         answers = [anonymous.get("/v1/me").status_code for _ in range(burst + 5)]
     assert answers[:burst] == [401] * burst and set(answers[burst:]) == {429}
     # The same address, now with the custodian's valid token: heard at once.
-    with _client(app, "10.0.0.1", _token(vault, "admin", "custodian")) as admin:
+    with _client(app, "10.0.0.1", token_for(vault, "admin", "custodian")) as admin:
         me = admin.get("/v1/me")
     assert me.status_code == 200 and me.json()["name"] == "admin"
 
@@ -91,7 +73,7 @@ def test_refused_attempts_against_one_account_are_counted_from_any_address(
     with _client(app, "10.2.0.1", _forged("tina")) as other:
         assert other.get("/v1/me").status_code == 401
     # ... and lena's own valid token is heard.
-    with _client(app, "10.1.0.1", _token(vault, "lena", "lawyer")) as lena:
+    with _client(app, "10.1.0.1", token_for(vault, "lena", "lawyer")) as lena:
         assert lena.get("/v1/me").status_code == 200
 
 
@@ -113,27 +95,8 @@ LIMIT = 16 * 1024
 
 @pytest.fixture
 def port() -> Iterator[int]:
-    config = uvicorn.Config(
-        _Hello(),
-        host="127.0.0.1",
-        port=0,
-        http=limited(LIMIT, 30),
-        loop="uvloop",
-        log_level="warning",
-    )
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    for _ in range(500):
-        if running.started:
-            break
-        time.sleep(0.01)
-    assert running.started
-    try:
-        yield running.servers[0].sockets[0].getsockname()[1]
-    finally:
-        running.should_exit = True
-        thread.join(timeout=10)
+    with served(_Hello(), limited(LIMIT, 30)) as bound:
+        yield bound
 
 
 def _exchange(port: int, head: bytes, *, spread: int = 0) -> bytes:

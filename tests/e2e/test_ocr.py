@@ -16,6 +16,7 @@ import pytest
 
 from tests import scans
 from tests.e2e.conftest import start_server, tvault
+from vault.headers import to_headers
 
 pytestmark = pytest.mark.skipif(
     shutil.which("tesseract") is None, reason="needs Debian's tesseract-ocr (make tools)"
@@ -31,9 +32,11 @@ def _png(text: str) -> bytes:
 def _deposit(client: httpx.Client, case: str, data: bytes) -> str:
     response = client.post(
         f"/v1/cases/{case}/items",
-        params={"kind": "document", "title": "Escaneo", "consent": "legal,therapy"},
         content=data,
-        headers={"Content-Type": "image/png"},
+        headers={
+            "Content-Type": "image/png",
+            **to_headers({"kind": "document", "title": "Escaneo", "consent": "legal,therapy"}),
+        },
     )
     assert response.status_code == 201, response.text
     assert response.json()["sha256"] == hashlib.sha256(data).hexdigest()

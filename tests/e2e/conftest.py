@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -69,6 +70,16 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def settled(client: httpx.Client, item: str) -> dict[str, Any]:
+    """Return the item's view once its ingest is indexed or failed (or after two minutes)."""
+    deadline = time.monotonic() + 120
+    while True:
+        view: dict[str, Any] = client.get(f"/v1/items/{item}").json()
+        if view["state"] in ("indexed", "failed") or time.monotonic() > deadline:
+            return view
+        time.sleep(0.3)
 
 
 def start_server(home: Path, **settings: str) -> Server:

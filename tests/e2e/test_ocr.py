@@ -7,15 +7,13 @@ from __future__ import annotations
 import hashlib
 import io
 import shutil
-import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests import scans
-from tests.e2e.conftest import start_server, tvault
+from tests.e2e.conftest import settled, start_server, tvault
 from vault.headers import to_headers
 
 pytestmark = pytest.mark.skipif(
@@ -44,15 +42,6 @@ def _deposit(client: httpx.Client, case: str, data: bytes) -> str:
     return item
 
 
-def _settled(client: httpx.Client, item: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 120
-    while True:
-        view: dict[str, Any] = client.get(f"/v1/items/{item}").json()
-        if view["state"] in ("indexed", "failed") or time.monotonic() > deadline:
-            return view
-        time.sleep(0.3)
-
-
 def test_a_scan_is_recognised_found_and_shown(tmp_path: Path) -> None:
     server = start_server(tmp_path / "vault")
     try:
@@ -62,7 +51,7 @@ def test_a_scan_is_recognised_found_and_shown(tmp_path: Path) -> None:
             bomb = scans.bomb_png(tmp_path / "bomb.png").read_bytes()
             hostile = _deposit(tina, case, bomb)
 
-            view = _settled(tina, scan)
+            view = settled(tina, scan)
             assert view["state"] == "indexed", view
             assert view["ocr"]["engine"] == "tesseract"
             assert view["ocr"]["languages"] == "spa+eng" and view["ocr"]["pages"] == 1
@@ -83,7 +72,7 @@ def test_a_scan_is_recognised_found_and_shown(tmp_path: Path) -> None:
             assert [hit["item_id"] for hit in found["hits"]] == [scan], found
             assert "<mark>comisaría</mark>" in found["hits"][0]["snippet"]
 
-            failed = _settled(tina, hostile)
+            failed = settled(tina, hostile)
             assert failed["state"] == "failed"
             assert failed["state_reason"].startswith("OCR refused: an image")
             assert "50,000,000-pixel limit" in failed["state_reason"]

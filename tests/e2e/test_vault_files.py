@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import stat
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.e2e.conftest import Server, start_server, tvault
+from tests.e2e.conftest import Server, settled, start_server, tvault
 
 TITLE = "Declaración de Rosa Quispe"
 TEXT = "Declaración sobre la detención en la comisaría de Ayacucho. " * 40
@@ -43,15 +41,6 @@ def _deposit(server: Server, case: str, file: Path, *extra: str) -> str:
     )
     item: str = json.loads(done.stdout)["id"]
     return item
-
-
-def _wait_indexed(client: httpx.Client, item: str) -> dict[str, str]:
-    deadline = time.monotonic() + 120
-    while True:
-        shown: dict[str, str] = client.get(f"/v1/items/{item}").json()
-        if shown["state"] in ("indexed", "failed") or time.monotonic() > deadline:
-            return shown
-        time.sleep(0.3)
 
 
 def test_cli_deposits_carry_sealed_fields_outside_the_url(served: Server, tmp_path: Path) -> None:
@@ -98,7 +87,7 @@ def test_every_file_of_the_vault_is_private_after_deposit_and_index(
         file = tmp_path / "t.txt"
         file.write_text(TEXT, encoding="utf-8")
         item = _deposit(served, case, file, "--title", "T")
-        assert _wait_indexed(tina, item)["state"] == "indexed"
+        assert settled(tina, item)["state"] == "indexed"
     loose: list[str] = []
     seen = {"vault.db": False, "index": False, "keyring": False, "objects": False}
     for path in [served.home, *served.home.rglob("*")]:

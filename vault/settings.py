@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     extractor: Literal["tika-native", "tika-server"] = "tika-native"
     tika_url: str | None = None
     passphrase: SecretStr | None = None
+    # Secrets from files (Docker secrets), read once at start instead of the variable itself.
+    passphrase_file: Path | None = None
+    s3_secret_key_file: Path | None = None
     max_upload_bytes: int = Field(default=8 * 1024**3, ge=1)
     token_issuer: str = "urn:tvault:local"  # noqa: S105 (not a secret)
     token_audience: str = "tvault"  # noqa: S105 (not a secret)
@@ -148,6 +151,20 @@ class Settings(BaseSettings):
     # The two-person rule (docs/access.md "Two people"): how many custodians in all, the
     # requester included, must agree before shredding, lifting a hold or retiring a key runs.
     approval_quorum: int = Field(default=2, ge=2, le=16)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets_from_files(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for name in ("passphrase", "s3_secret_key"):
+            path = data.get(f"{name}_file")
+            if path is not None:
+                if data.get(name) is not None:
+                    raise ValueError(f"set {name} or {name}_file, not both")
+                data[name] = read_secret_file(f"{name}_file", Path(path))
+        return data
 
     @model_validator(mode="after")
     def _default_ttl_within_maximum(self) -> Settings:
@@ -208,6 +225,22 @@ class Settings(BaseSettings):
     def objects_path(self) -> Path:
         """Return the directory of the local object store."""
         return self.home / "objects"
+
+
+def read_secret_file(setting: str, path: Path) -> SecretStr:
+    """Return the secret in `path`, one trailing newline stripped (`echo` leaves one).
+
+    Raises `ValueError` naming `setting` and the file if it cannot be read or holds nothing.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ValueError(f"{setting}: cannot read {path}: {reason}") from None
+    value = text.removesuffix("\n")
+    if not value:
+        raise ValueError(f"{setting}: {path} is empty")
+    return SecretStr(value)
 
 
 def load_settings(home: Path | None = None, **overrides: Any) -> Settings:

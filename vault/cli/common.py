@@ -43,7 +43,7 @@ def settings_for(home: Path | None) -> Settings:
 
 
 def passphrase(settings: Settings, *, confirm: bool, dev: bool) -> str:
-    """Return the passphrase: `TVAULT_PASSPHRASE`, else a prompt, else (`dev`) the dev one.
+    """Return the passphrase: `TVAULT_PASSPHRASE` (or its file), else a prompt, else the dev one.
 
     Exits with a usage error when there is none and no terminal to ask on.
     """
@@ -52,7 +52,10 @@ def passphrase(settings: Settings, *, confirm: bool, dev: bool) -> str:
     if dev:
         return DEV_PASSPHRASE
     if not sys.stdin.isatty():
-        fail("no passphrase: set TVAULT_PASSPHRASE or run on a terminal", USAGE)
+        fail(
+            "no passphrase: set TVAULT_PASSPHRASE or TVAULT_PASSPHRASE_FILE, or run on a terminal",
+            USAGE,
+        )
     value: str = typer.prompt("Vault passphrase", hide_input=True, confirmation_prompt=confirm)
     return value
 

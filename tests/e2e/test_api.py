@@ -14,7 +14,7 @@ import pytest
 from tests.e2e.conftest import Server, start_server
 from vault.headers import to_headers
 
-PUBLIC = {"/healthz", "/openapi.json", "/docs", "/.well-known/jwks.json"}
+PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/docs", "/.well-known/jwks.json"}
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,14 @@ import dataclasses
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from vault import jobs, ocr
+from vault import jobs, ocr, readiness
 from vault.api.auth import jwks
 from vault.api.deps import CurrentPrincipal, VaultDep, get_principal
 from vault.api.jobs_routes import router as jobs_router
+from vault.api.problems import MEDIA_TYPE
 from vault.api.schemas import CaseIn, CaseOut, DepositOut, GrantIn, ItemOut, Me
 from vault.api.upload import deposit_multipart, deposit_raw, raw_fields
 from vault.cases import create_case, grant, list_cases
@@ -33,6 +34,18 @@ v1 = APIRouter(prefix="/v1", dependencies=[Depends(get_principal)])
 def healthz() -> dict[str, str]:
     """Liveness: the process answers."""
     return {"status": "ok"}
+
+
+@public.get("/readyz", responses={503: {"description": "a dependency is not reachable"}})
+async def readyz(vault: VaultDep) -> JSONResponse:
+    """Readiness: database, object store, index and extractor each answered within 2 s.
+
+    503 with an RFC 9457 problem naming each failing dependency otherwise (never why: an error
+    message may quote a password or a path; the server's log has the error's type).
+    """
+    status, body = readiness.answer(await run_in_threadpool(readiness.check, vault))
+    media_type = "application/json" if status == 200 else MEDIA_TYPE
+    return JSONResponse(body, status_code=status, media_type=media_type)
 
 
 @public.get("/.well-known/jwks.json")

@@ -30,6 +30,18 @@ def worker(
         list[str] | None,
         typer.Option("--kind", help="Run only these stages (extract, index) [default: all]."),
     ] = None,
+    health_port: Annotated[
+        int | None,
+        typer.Option(
+            "--health-port",
+            min=0,
+            max=65535,
+            help="Serve /healthz and /readyz on this port [default: off].",
+        ),
+    ] = None,
+    health_host: Annotated[
+        str, typer.Option("--health-host", help="Address of the health port.")
+    ] = "127.0.0.1",
 ) -> None:
     """Run extraction and indexing workers until SIGTERM or Ctrl-C (jobs in hand finish)."""
     from vault import allocator
@@ -51,10 +63,19 @@ def worker(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    health = None
     try:
         running = Worker(vault, concurrency=concurrency, stages=stages)
         if not running.kinds:
             fail("no stage is registered")
+        if health_port is not None:
+            from vault.health_server import HealthServer
+
+            health = HealthServer(vault, health_port, health_host)
+            try:
+                health.start()
+            except OSError as exc:
+                fail(f"--health-port: cannot listen on {health_host}:{health_port}: {exc.strerror}")
         running.start()
         try:
             while not stopping.wait(1.0):
@@ -62,6 +83,8 @@ def worker(
         finally:
             running.stop()
     finally:
+        if health is not None:
+            health.stop()
         vault.close()
 
 

@@ -72,8 +72,8 @@ RETRYABLE: Final = frozenset(
     {FailureKind.TIMEOUT, FailureKind.CRASHED, FailureKind.UNAVAILABLE, FailureKind.MEMORY}
 )
 _INSERT_TEXT = cast(Table, ItemText.__table__).insert()
-# A run stops taking documents of its batch after this long and gives the rest back, so a slow
-# document holds up no more than the one job behind it (other workers take the rest).
+# A run takes no more documents into its batch after this long, so a slow document holds up
+# the results of the few before it only (other workers take the jobs behind it).
 HOLD_SECONDS: Final = 1.0
 TEXT_SLICE: Final = 256 * 1024  # characters encoded and sealed at a time
 DIR_PREFIX: Final = "tvault-worker-"
@@ -202,9 +202,10 @@ class _Text:
 class ExtractStage:
     """The `extract` stage of a worker, around one extractor shared by its threads.
 
-    A run takes its job and up to `BATCH - 1` more due `extract` jobs (one claim, under the same
-    owner and lease; those not started after `HOLD_SECONDS` go back to the queue), extracts and
-    seals each, then records every result in ONE transaction:
+    A run takes its job and up to `BATCH - 1` more due `extract` jobs, each claimed (under the
+    same owner and lease) only when the run starts it and while the run is younger than
+    `HOLD_SECONDS`, so a crash charges an attempt to the jobs it interrupted and to no other;
+    it extracts and seals each, then records every result in ONE transaction:
     the database's work and its commit (an fsync) are shared by the batch instead of paid per
     document, which is what held a worker to ~100 documents/s (bench/RESULTS.md). A job that
     fails fails alone; a job whose lease passed to another worker is left to that worker.
@@ -235,24 +236,21 @@ class ExtractStage:
         be had, `jobs.LeaseLost` when another worker took `claim` over meanwhile; the batch's
         other jobs fail or are left alone in the same cases, without raising.
         """
-        claims = [claim, *self._more(claim)]
-        rows = self._rows([one.item_id for one in claims])
+        claims = [claim]
+        rows = self._rows([claim.item_id])
         texts: list[_Text] = []
         failures: list[tuple[jobs.Claim, BaseException]] = []
         started = renewed = time.monotonic()
-        for position, one in enumerate(claims):
-            if position and time.monotonic() - started > HOLD_SECONDS:
-                # A slow document in the batch: give the jobs not started yet back to the
-                # queue, so that other workers (or threads) take them now, not after it.
-                for later in claims[position:]:
-                    with contextlib.suppress(jobs.LeaseLost):
-                        jobs.release(self._vault.sessions, later, now=self._vault.clock())
-                claims = claims[:position]
-                break
+        while True:
+            one = claims[-1]
             try:
                 texts.append(self._prepare(one, rows.get(one.item_id)))
             except Exception as exc:
                 failures.append((one, exc))
+            if len(claims) >= self.BATCH or time.monotonic() - started > HOLD_SECONDS:
+                # A slow document in the batch: the jobs behind it stay queued for other
+                # workers (or threads) to take now, not after it.
+                break
             if len(claims) > 1 and time.monotonic() - renewed > self._lease.total_seconds() / 3:
                 # The worker's heartbeat renews the first job only; a batch of slow documents
                 # must not let the others' leases run out.
@@ -264,6 +262,11 @@ class ExtractStage:
                     now=self._vault.clock(),
                     lease=self._lease,
                 )
+            following = self._next(claim)
+            if following is None:
+                break
+            claims.append(following)
+            rows.update(self._rows([following.item_id]))
         try:
             recorded = self._record_all(texts)
         except Exception as exc:
@@ -299,25 +302,31 @@ class ExtractStage:
             raise own
         return True
 
-    def _more(self, claim: jobs.Claim) -> list[jobs.Claim]:
-        """Claim up to `BATCH - 1` more due extract jobs under `claim`'s owner and lease."""
+    def _next(self, claim: jobs.Claim) -> jobs.Claim | None:
+        """Claim the next due extract job under `claim`'s owner and lease, to start at once;
+        None when there is none.
+
+        One at a time, as the batch reaches it: a claim charges the job an attempt, so a worker
+        holds only the jobs it has started (a crash then charges only the jobs it interrupted,
+        docs/jobs.md). A job re-claimed too often is failed unrun, as the worker fails a first
+        job, and the next one is taken instead.
+        """
         vault = self._vault
-        more = jobs.claim_many(
-            vault.sessions,
-            claim.owner,
-            {jobs.EXTRACT},
-            now=vault.clock(),
-            lease=self._lease,
-            limit=self.BATCH - 1,
-        )
-        kept = []
-        for one in more:
-            reason = overrun(one)
+        while True:
+            more = jobs.claim_many(
+                vault.sessions,
+                claim.owner,
+                {jobs.EXTRACT},
+                now=vault.clock(),
+                lease=self._lease,
+                limit=1,
+            )
+            if not more:
+                return None
+            reason = overrun(more[0])
             if reason is None:
-                kept.append(one)
-            else:  # as the worker does with a first job re-claimed too often
-                fail_job(self._vault, one, StageFailed(reason, retry=False))
-        return kept
+                return more[0]
+            fail_job(self._vault, more[0], StageFailed(reason, retry=False))
 
     def _rows(self, item_ids: list[str]) -> dict[str, tuple[Item, bytes | None, bool]]:
         """Return (item, wrapped key or None, text already recorded) per item, in one query."""

@@ -189,14 +189,14 @@ _LEASE_EXPIRED = and_(_JOBS.c.state == RUNNING, _JOBS.c.lease_expires < bindpara
 _PROBE = select(_JOBS.c.id).where(_KINDS, or_(_QUEUED_DUE, _LEASE_EXPIRED)).limit(1)
 
 
-def _oldest(name: str, due: ColumnElement[bool]) -> CTE:
+def _oldest(name: str, due: ColumnElement[bool], since: ColumnElement[datetime]) -> CTE:
     # MATERIALIZED: the candidates are chosen once. Inlined into `IN (...)`, PostgreSQL may
     # run the subquery again for each row it updates, and with SKIP LOCKED each run skips the
     # rows just locked and yields the next: `LIMIT 1` then claimed every due job (measured).
     return (
-        select(_JOBS.c.id, _JOBS.c.run_after)
+        select(_JOBS.c.id, since.label("due_at"))
         .where(due, _KINDS)
-        .order_by(_JOBS.c.run_after, _JOBS.c.id)
+        .order_by(since, _JOBS.c.id)
         .limit(bindparam("limit"))
         .with_for_update(skip_locked=True)
         .cte(name)
@@ -212,16 +212,21 @@ def _oldest(name: str, due: ColumnElement[bool]) -> CTE:
 # lock, and PostgreSQL's FOR UPDATE re-tests a row's newest version before it locks it, so a
 # candidate is due and locked until the commit. Run again for each row, the outer subquery
 # would read the same materialised candidates and give the same ids.
-_QUEUED, _EXPIRED = _oldest("queued", _QUEUED_DUE), _oldest("expired", _LEASE_EXPIRED)
+# A job whose lease expired is due from that moment, not from its `run_after`: it waits behind
+# the jobs queued before its worker died, so a crash that interrupts the oldest jobs again and
+# again does not charge the same few each time (a job that kills its workers still fails after
+# `max_attempts` of them, docs/jobs.md). Running jobs are few: ordering them costs nothing.
+_QUEUED = _oldest("queued", _QUEUED_DUE, _JOBS.c.run_after)
+_EXPIRED = _oldest("expired", _LEASE_EXPIRED, _JOBS.c.lease_expires)
 _CANDIDATES = union_all(
-    select(_QUEUED.c.id, _QUEUED.c.run_after), select(_EXPIRED.c.id, _EXPIRED.c.run_after)
+    select(_QUEUED.c.id, _QUEUED.c.due_at), select(_EXPIRED.c.id, _EXPIRED.c.due_at)
 ).subquery("candidates")
 _CLAIM = (
     update(_JOBS)
     .where(
         _JOBS.c.id.in_(
             select(_CANDIDATES.c.id)
-            .order_by(_CANDIDATES.c.run_after, _CANDIDATES.c.id)
+            .order_by(_CANDIDATES.c.due_at, _CANDIDATES.c.id)
             .limit(bindparam("limit"))
         )
     )

@@ -163,10 +163,10 @@ def test_two_workers_do_every_job_exactly_once(vault: Vault, tmp_path: Path) -> 
         elif make is corpus.docx:
             paths.append(corpus.docx(folder, f"d{n}.docx", [sentence]))
         else:
-            # 60 pages: a few tenths of a second to parse. A worker's threads claim up to
-            # eight jobs a run, so one worker could hold all 24 small ones at once; it gives
-            # back what it has not started after `extraction.HOLD_SECONDS`, and these slower
-            # documents make sure that happens, so the other worker takes part.
+            # 60 pages: a few tenths of a second to parse. A worker's threads run up to eight
+            # jobs a batch, so one worker could take all 24 small ones; it takes no more into a
+            # batch after `extraction.HOLD_SECONDS`, and these slower documents make sure that
+            # happens, so the other worker takes part.
             paths.append(corpus.pdf(folder, f"d{n}.pdf", [sentence] * 60))
     workers = Workers(vault, tmp_path)
     try:

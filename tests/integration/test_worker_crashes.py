@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -22,33 +22,21 @@ import pytest
 from sqlalchemy import and_, or_, select
 
 from tests import corpus
-from tests.unit.vault.conftest import FAST_KDF, PASSPHRASE, database_url, pg_schema_url, principal
+from tests.unit.vault.conftest import PASSPHRASE, database_url, pg_schema_url, principal, vault
 from vault import jobs
-from vault.accounts import add_user
 from vault.cases import create_case
 from vault.compose import Vault
 from vault.db.jobs_tables import Job
 from vault.deposit import Deposit
-from vault.provision import create_vault
-from vault.settings import load_settings
 
-__all__ = ["database_url", "pg_schema_url"]  # fixtures: the vault on SQLite and PostgreSQL
+# Fixtures: the vault, on SQLite and on PostgreSQL.
+__all__ = ["database_url", "pg_schema_url", "vault"]
 
 pytestmark = pytest.mark.slow
 
 DOCUMENTS = 30
 KILLS = 10
 LEASE_SECONDS = 2
-
-
-@pytest.fixture
-def vault(tmp_path: Path, database_url: str | None, memory_scratch: Path) -> Iterator[Vault]:
-    settings = load_settings(tmp_path / "vault", database_url=database_url)
-    created = create_vault(settings, PASSPHRASE, "admin", kdf=FAST_KDF)
-    with created.sessions.begin() as session:
-        add_user(session, "tina", "therapist", created.clock())
-    yield created
-    created.close()
 
 
 def deposit(vault: Vault, folder: Path) -> list[str]:

@@ -12,6 +12,16 @@ from keys.age import (
     unseal,
     unseal_bytes,
 )
+from keys.item_keys import (
+    EPOCH_SECRET,
+    forget_epoch,
+    move_item,
+    new_epoch,
+    open_item,
+    rewrap_item,
+    seal_item,
+    wrapped_identity,
+)
 from keys.keyring import KdfParams, Keyring, KeyringError
 from keys.ports import KeyStore
 from keys.recovery import MAX_SHARES, RecoveryError, combine_shares, split_secret
@@ -28,6 +38,7 @@ from keys.signatures import (
 
 __all__ = [
     "CHUNK_SIZE",
+    "EPOCH_SECRET",
     "MAX_SHARES",
     "SSHSIG_NAMESPACE",
     "KdfParams",
@@ -41,19 +52,26 @@ __all__ = [
     "UnsealError",
     "canonical_json",
     "combine_shares",
+    "forget_epoch",
     "forget_identities",
     "generate_identity",
     "generate_signing_key",
     "generate_token_key",
     "key_id",
+    "move_item",
+    "new_epoch",
+    "open_item",
     "open_stream",
     "public_pem",
     "recipient_of",
+    "rewrap_item",
     "seal",
+    "seal_item",
     "sign",
     "split_secret",
     "unseal",
     "unseal_bytes",
     "verify_ed25519",
     "verify_signature",
+    "wrapped_identity",
 ]

@@ -512,11 +512,44 @@ class Keyring:
         return name in self._content.secrets
 
     def secret(self, name: str) -> bytes:
-        """Return the secret `name`. Raises `KeyringError` if there is none."""
+        """Return the secret `name`. Raises `KeyringError` if there is none.
+
+        A name this process has not seen is looked up again in the file: another process (a
+        shred, say) may have added it since this ring was opened.
+        """
+        if name not in self._content.secrets:
+            with _locked(self._path):
+                self._content = _File.read(self._path).content(self._keyring_key)
         try:
             return self._content.secrets[name]
         except KeyError:
             raise KeyringError(f"no secret named {name!r} in this keyring") from None
+
+    def add_secret(self, name: str, value: bytes) -> bytes:
+        """Keep `value` under `name` unless the file already holds a secret of that name; return
+        the secret kept. Under the file's lock, so two processes never both win."""
+        if not name:
+            raise ValueError("a secret needs a name")
+
+        def change(content: _Content) -> None:
+            content.secrets.setdefault(name, bytes(value))
+
+        self._mutate(change)
+        return self._content.secrets[name]
+
+    def delete_secret(self, name: str) -> bool:
+        """Remove the secret `name` from the file; return whether it was there.
+
+        **What it sealed is lost** to anyone without an older copy of the keyring file.
+        """
+        found = False
+
+        def change(content: _Content) -> None:
+            nonlocal found
+            found = content.secrets.pop(name, None) is not None
+
+        self._mutate(change)
+        return found
 
     def set_secret(self, name: str, value: bytes) -> None:
         """Keep `value` sealed in the ring under `name`, replacing any previous value."""

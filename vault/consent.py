@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 import keys
 from policies import Principal, actions
-from vault import ledger
+from vault import item_keys, ledger
 from vault.access import authorize, authorize_item, item_resource, refuse
 from vault.compose import Vault
 from vault.db import Item, ItemKey
@@ -67,7 +67,7 @@ def item_identity(vault: Vault, session: Session, item_id: str) -> str:
     key = session.get(ItemKey, item_id)
     if key is None:
         raise Conflict(f"item {item_id} is crypto-shredded")
-    return vault.keyring.unwrap(key.wrapped)
+    return item_keys.open_identity(vault.keyring, item_id, key.wrapped)
 
 
 def _scopes(raw: Collection[str], name: str) -> frozenset[str]:

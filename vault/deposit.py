@@ -20,10 +20,10 @@ from typing import Any, BinaryIO, cast
 import keys
 from ingest.languages import canonical_language
 from policies import Principal, Resource, actions, kinds
-from vault import jobs, keystate, ledger, signatures
+from vault import item_keys, jobs, ledger, signatures
 from vault.access import authorize_case
 from vault.compose import Vault
-from vault.db import Item, ItemKey
+from vault.db import Item
 from vault.domain import CONSENT_SCOPES, KINDS
 from vault.errors import BadField, TooLarge
 from vault.ids import new_id
@@ -424,9 +424,6 @@ class Deposit:
                 )
             )
             session.flush()
-            # After the flush: the wrap reads the current key version under the write lock.
-            wrapped = keystate.wrap(session, vault.keyring, identity)
-            session.add(ItemKey(item_id=result.item_id, wrapped=wrapped))
             ledger.append(
                 session,
                 actor=self._principal.subject,
@@ -442,6 +439,9 @@ class Deposit:
                     "consent": sorted(request.consent),
                 },
             )
+            # After the entry: it holds the writers' lock, so the KEK epoch read is the one
+            # current when this commits (vault.item_keys).
+            item_keys.store(vault, session, result.item_id, identity)
             signatures.record_ciphertext(
                 session, result.item_id, self._spool.digest.hexdigest(), self._spool.size
             )

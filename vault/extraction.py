@@ -49,7 +49,7 @@ from ingest import (
     parse_languages,
     plaintext_file,
 )
-from vault import jobs, ledger, ocr
+from vault import item_keys, jobs, ledger, ocr
 from vault.compose import Vault
 from vault.db import Item, ItemKey
 from vault.db.jobs_tables import ItemText
@@ -352,7 +352,7 @@ class ExtractStage:
             return _Text(claim, item, None)
         if wrapped is None:
             raise StageFailed("the item key was shredded; there is nothing to extract", retry=False)
-        identity = self._vault.keyring.unwrap(wrapped)
+        identity = item_keys.open_identity(self._vault.keyring, item.id, wrapped)
         extraction = self._extract(item, identity)
         name = text_object_name(item.id, claim.attempt)
         recipient = keys.recipient_of(identity)
@@ -525,7 +525,7 @@ def read_text(vault: Vault, item_id: str) -> str | None:
         key = session.get(ItemKey, item_id)
     if link is None or key is None:
         return None
-    identity = vault.keyring.unwrap(key.wrapped)
+    identity = item_keys.open_identity(vault.keyring, item_id, key.wrapped)
     with vault.store.open(link.object_name) as source:
         data = b"".join(keys.open_stream(source, identity))
     return data.decode("utf-8")
@@ -538,7 +538,7 @@ def read_text_metadata(vault: Vault, item_id: str) -> dict[str, object] | None:
         key = session.get(ItemKey, item_id)
     if link is None or key is None:
         return None
-    return open_json(link.sealed_meta, vault.keyring.unwrap(key.wrapped))
+    return open_json(link.sealed_meta, item_keys.open_identity(vault.keyring, item_id, key.wrapped))
 
 
 def _factory(vault: Vault, concurrency: int) -> ExtractStage:

@@ -36,7 +36,7 @@ import keys
 from ingest.language import detect_language
 from keys import Keyring
 from search import Index, IndexDocument, IndexFormatError, SealedVocabularyFile
-from vault import jobs, ledger
+from vault import item_keys, jobs, ledger
 from vault.compose import Vault, make_store
 from vault.db import Item, ItemKey
 from vault.db.access_tables import ItemIdentity
@@ -119,7 +119,7 @@ def index_of(vault: Vault, *, rebuild: bool = False) -> Index:
 def item_identity(vault: Vault, session: Session, item_id: str) -> str | None:
     """Return the item's age identity, or None once it is shredded."""
     key = session.get(ItemKey, item_id)
-    return None if key is None else vault.keyring.unwrap(key.wrapped)
+    return None if key is None else item_keys.open_identity(vault.keyring, item_id, key.wrapped)
 
 
 @dataclass(frozen=True)
@@ -488,7 +488,7 @@ def _prepare(vault: Vault, rows: Sequence[Item]) -> tuple[int, list[_Pending]]:
         key, row = wrapped.get(item.id), texts.get(item.id)
         if key is not None and row is not None:  # else shredded, or not extracted yet
             document = document_of(item, Text("", row.language))
-            identity = vault.keyring.unwrap(key)
+            identity = item_keys.open_identity(vault.keyring, item.id, key)
             pending.append(
                 _Pending(document, row.object_name, identity, item.language, fields.get(item.id))
             )

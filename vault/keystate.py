@@ -24,6 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+import keys
 from keys import Keyring, KeyringError
 from vault.db import ItemKey
 from vault.db.key_tables import MASTER, KeyState
@@ -94,4 +95,10 @@ def advance(session: Session, version: int) -> None:
 
 def versions_in_use(session: Session, keyring: Keyring) -> set[int]:
     """Return the master key versions some stored item key is wrapped under."""
-    return {keyring.version_of(bytes(w)) for w in session.scalars(select(ItemKey.wrapped))}
+    # The identity inside each key (`keys.item_keys`), whose context is the item id
+    # (`vault.item_keys`, which imports this module).
+    rows = session.execute(select(ItemKey.item_id, ItemKey.wrapped))
+    return {
+        keyring.version_of(keys.wrapped_identity(keyring, item_id.encode("ascii"), bytes(w)))
+        for item_id, w in rows
+    }

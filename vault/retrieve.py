@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 import keys
 from policies import Allow, Principal, Resource, actions, decide, kinds
-from vault import ledger
+from vault import item_keys, ledger
 from vault.access import authorize, authorize_case, authorize_item, item_resource
 from vault.compose import Vault
 from vault.db import Case, Item, ItemKey
@@ -53,7 +53,7 @@ def _identity(vault: Vault, session: Session, item_id: str) -> str:
     if key is None:
         # Crypto-shredded: the item is unreadable by design.
         raise NotFound(f"item {item_id} has no key (shredded)")
-    return vault.keyring.unwrap(key.wrapped)
+    return item_keys.open_identity(vault.keyring, item_id, key.wrapped)
 
 
 def _view(item: Item, identity: str | None) -> ItemView:

@@ -14,6 +14,9 @@ sealed, or a flipped byte there would pass unnoticed:
 - every redacted rendition opens and gives the SHA-256 and size recorded for it (`fast`:
   existence only).
 
+A retired KEK epoch whose key is still in the keyring (a shred interrupted after its commit) is
+a finding too: until it goes, database copies from before that shred still open.
+
 Items without a key (shredded) are skipped here: `vault.replay` checks that nothing of theirs
 is left.
 """
@@ -30,6 +33,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 import keys
+from vault import item_keys
 from vault.compose import METADATA_IDENTITY, Vault
 from vault.db import Case, Item, ItemKey
 from vault.db.access_tables import ConsentRecord, ItemIdentity, RedactedRendition
@@ -43,6 +47,7 @@ TEXT_UNREADABLE: Final = "extracted text does not open with its key"
 TEXT_DIGEST: Final = "extracted text digest differs"
 TEXT_UNRECORDED: Final = "extracted text without its ledger entry"
 RENDITION_MISMATCH: Final = "redacted rendition differs"
+EPOCH_LINGERS: Final = "retired key-encryption epoch still in the keyring"
 
 _ENTRIES = cast(Table, LedgerRow.__table__)
 _READ: Final = 1024 * 1024
@@ -54,7 +59,11 @@ def check(vault: Vault, session: Session, *, fast: bool) -> tuple[list[Finding],
     """Check texts, sealed fields and renditions; return (findings, notes). Never raises on a
     finding; raises only if the database or store cannot be reached."""
     identity = _identities(vault, session)
-    findings = _texts(vault, session, identity, fast)
+    findings: list[Finding] = [
+        (f"epoch {epoch}", EPOCH_LINGERS, "the next shred deletes it")
+        for epoch in item_keys.lingering(vault, session)
+    ]
+    findings += _texts(vault, session, identity, fast)
     findings += _renditions(vault, session, identity, fast)
     if fast:
         return findings, ["--fast: sealed fields not opened; texts by ciphertext digest"]
@@ -71,7 +80,7 @@ def _identities(vault: Vault, session: Session) -> Callable[[str], str | None]:
     def identity(item_id: str) -> str | None:
         if item_id not in cache:
             try:
-                cache[item_id] = vault.keyring.unwrap(wrapped[item_id])
+                cache[item_id] = item_keys.open_identity(vault.keyring, item_id, wrapped[item_id])
             except Exception:  # no key, or one that does not unwrap: reported elsewhere
                 cache[item_id] = None
         return cache[item_id]

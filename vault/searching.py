@@ -57,7 +57,7 @@ from search import (
     SearchError,
 )
 from search.highlight import Highlighter
-from vault import ledger
+from vault import item_keys, ledger
 from vault.compose import METADATA_IDENTITY, Vault
 from vault.db import Case, Item, ItemKey
 from vault.db.access_tables import ItemIdentity
@@ -157,7 +157,7 @@ class _Found:
     def identity(self) -> str:
         """The item identity, unwrapped on first use: the hits a search helper shows are
         unwrapped and sent first, the others while it works. Raises `keys.KeyringError`."""
-        return self.keyring.unwrap(self.wrapped)
+        return item_keys.open_identity(self.keyring, self.item.id, self.wrapped)
 
 
 # One query for the page, built once (it runs on every search): each joined table has at most

@@ -2,10 +2,14 @@
 
 DESIGN.md "Keys": crypto-shredding deletes the item's wrapped key, which is the only way to its
 age identity; the object, its extracted text, its sealed metadata, identity fields and consent
-forms (all sealed to that identity) become unreadable at once. The key deletion and a `deletion`
-ledger entry (the tombstone `tvault verify` reads) commit together. Then the ciphertext objects
-are deleted where the store allows; an object under S3 object lock remains, unreadable, until its
-retention ends. An item under legal hold (set by a custodian, a ledger entry) is never shredded.
+forms (all sealed to that identity) become unreadable at once, and their rows are deleted or
+blanked. The key deletion and a `deletion` ledger entry (the tombstone `tvault verify` reads)
+commit together, with every other item's KEK moved to a new epoch (`vault.item_keys`); then the
+old epoch's key leaves the keyring, so a database backup from before the shred opens nothing,
+and SQLite's write-ahead log is truncated, so no page image keeps the deleted key. Then the
+ciphertext objects are deleted where the store allows; an object under S3 object lock remains,
+unreadable, until its retention ends. An item under legal hold (set by a custodian, a ledger
+entry) is never shredded.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from sqlalchemy.orm import Session
 
 import keys
 from policies import Principal, actions
-from vault import ledger
+from vault import item_keys, ledger
 from vault.access import authorize_item
 from vault.compose import Vault
 from vault.db import Item, ItemKey
@@ -57,6 +61,8 @@ def shred(vault: Vault, principal: Principal, item_id: str) -> ShredResult:
     shredded (nothing changes then).
     """
     item, _ = authorize_item(vault.sessions, principal, actions.ITEM_SHRED, item_id)
+    item_keys.forget_retired(vault)  # finish an earlier shred a crash interrupted
+    epoch = item_keys.begin_epoch(vault)  # a keyring write: before the transaction
     with vault.sessions.begin() as session:
         if session.get(LegalHold, item_id) is not None:
             raise Conflict(f"item {item_id} is under legal hold and cannot be shredded")
@@ -75,6 +81,10 @@ def shred(vault: Vault, principal: Principal, item_id: str) -> ShredResult:
             details={"reason": "crypto-shredding", "objects": len(objects), "fields": fields},
             now=vault.clock(),
         )
+        # After the entry (the writers' lock): every other item's KEK moves to the new epoch,
+        # so the old epoch's key, deleted below, opens nothing any database copy still holds.
+        item_keys.move_to(vault, session, epoch)
+    item_keys.forget_retired(vault)
     purged = purge_freed_pages(vault.engine)
     if not purged:
         log.warning("shredded item's freed pages are still in the write-ahead log")

@@ -33,7 +33,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 import keys
-from vault import accountability, replay, sealed_fixity, signatures
+from vault import accountability, item_keys, replay, sealed_fixity, signatures
 from vault.compose import LEDGER_MAC, Vault
 from vault.db.models import Item, ItemKey
 from vault.db.signature_tables import ItemSignature
@@ -198,7 +198,7 @@ def _verify_items(
             report.fail(item.id, OBJECT_MISSING, item.object_name)
             continue
         try:
-            identity = vault.keyring.unwrap(wrapped[item.id])
+            identity = item_keys.open_identity(vault.keyring, item.id, wrapped[item.id])
         except Exception as exc:  # any keyring failure is the finding
             report.fail(item.id, KEY_UNWRAP, type(exc).__name__)
             continue

@@ -26,7 +26,7 @@ from sqlalchemy import select, update
 
 import keys
 from policies import Resource, actions, kinds
-from vault import credentials, keystate, ledger
+from vault import credentials, item_keys, keystate, ledger
 from vault.access import authorize
 from vault.accounts import find_user, principal_of
 from vault.approval_kinds import request_key_retirement
@@ -84,6 +84,8 @@ def rotate(vault: Vault, actor: str, *, batch: int = 500, retire: bool = False) 
         # One transaction per batch: a crash leaves some keys on the old version, which stays
         # in the ring and still unwraps them; running `rotate` again finishes the job.
         with vault.sessions.begin() as session:
+            # A shred moving every KEK to a new epoch must not interleave with this batch.
+            item_keys.lock_writers(session)
             target = keystate.current(session)  # a later rotation elsewhere wins
             rows = session.execute(
                 select(ItemKey.item_id, ItemKey.wrapped)
@@ -95,12 +97,13 @@ def rotate(vault: Vault, actor: str, *, batch: int = 500, retire: bool = False) 
                 break
             for item_id, wrapped in rows:
                 old = bytes(wrapped)
-                if keyring.version_of(old) != target:
+                inner = item_keys.master_wrapped(keyring, item_id, old)
+                if keyring.version_of(inner) != target:
                     # Compare and swap: a key shredded meanwhile by another process stays gone.
                     session.execute(
                         update(ItemKey)
                         .where(ItemKey.item_id == item_id, ItemKey.wrapped == old)
-                        .values(wrapped=keyring.rewrap(old, target))
+                        .values(wrapped=item_keys.rewrap(keyring, item_id, old, target))
                     )
                     rewrapped += 1
             last = rows[-1].item_id

@@ -16,7 +16,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 import keys
 from tests.unit.vault.test_search_support import give_text
 from tests.unit.vault.tokens import token_for
-from vault import ledger, verify
+from vault import item_keys, ledger, verify
 from vault.accounts import add_user
 from vault.api.app import create_app
 from vault.compose import Vault
@@ -261,7 +261,7 @@ def test_legal_hold_refuses_shredding_and_verify_reports_a_shredded_item(
     with vault.sessions() as session:
         wrapped = session.get(ItemKey, item)
         assert wrapped is not None
-        identity = vault.keyring.unwrap(wrapped.wrapped)
+        identity = item_keys.open_identity(vault.keyring, item, wrapped.wrapped)
     assert identity in keys.age._IDENTITIES
     # One custodian's request shreds nothing (DESIGN.md promise 10).
     asked = admin.post(f"/v1/items/{item}/shred", json={"reason": "other", "note": "asked"})

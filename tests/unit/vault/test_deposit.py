@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, select
 
 import keys
 from tests.unit.vault.conftest import principal
-from vault import ledger
+from vault import item_keys, ledger
 from vault.cases import create_case
 from vault.compose import Vault
 from vault.db import Case, CaseGrant, Item, ItemKey
@@ -87,7 +87,7 @@ def test_deposit_stores_ciphertext_and_commits_item_key_and_custody(
         "tina",
     )
     # The wrapped key opens the object: the stock format, the item's own identity.
-    identity = vault.keyring.unwrap(key.wrapped)
+    identity = item_keys.open_identity(vault.keyring, result.item_id, key.wrapped)
     out = io.BytesIO()
     keys.unseal(io.BytesIO(sealed), out, identity)
     assert out.getvalue() == BODY

@@ -14,6 +14,7 @@ import pytest
 import keys
 from tests.unit.vault.conftest import principal
 from tests.unit.vault.test_deposit import counts, fields, objects
+from vault import item_keys
 from vault.cases import create_case
 from vault.compose import Vault
 from vault.db import ItemKey
@@ -59,7 +60,7 @@ def test_a_large_deposit_seals_and_digests_every_byte_in_order(vault: Vault, cas
         key = session.get(ItemKey, result.item_id)
         recorded = session.get(ItemCiphertext, result.item_id)
         assert key is not None and recorded is not None
-        identity = vault.keyring.unwrap(key.wrapped)
+        identity = item_keys.open_identity(vault.keyring, result.item_id, key.wrapped)
         # `tvault verify --fast` compares against these: they must describe the stored object.
         assert (recorded.sha256, recorded.size) == (
             hashlib.sha256(sealed).hexdigest(),

@@ -7,18 +7,22 @@ shred, the database file, its WAL, and the object store are scanned byte by byte
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+import keys
 from tests import corpus
-from tests.unit.vault.conftest import principal
+from tests.unit.vault.conftest import PASSPHRASE, principal
 from tests.unit.vault.test_deposit import deposit, fields
-from vault import extraction, jobs, replay, verify
+from vault import extraction, item_keys, jobs, replay, sealed_fixity, verify
 from vault.cases import create_case
-from vault.compose import Vault
+from vault.compose import Vault, open_vault
 from vault.consent import change_consent
 from vault.db import Item, ItemKey
 from vault.db.access_tables import ConsentRecord, ItemIdentity
@@ -111,6 +115,62 @@ def test_nothing_of_a_shredded_item_stays_in_the_files(vault: Vault, item: str) 
     assert report.shredded == 1
 
 
+def backup_of(vault: Vault, to: Path) -> Path:
+    """A consistent copy of the SQLite database, as an operator's backup would take it."""
+    with (
+        closing(sqlite3.connect(vault.settings.sqlite_path)) as source,
+        closing(sqlite3.connect(to)) as copy,
+    ):
+        source.backup(copy)
+    return to
+
+
+def key_in(database: Path, item_id: str) -> bytes:
+    with closing(sqlite3.connect(database)) as db:
+        (wrapped,) = db.execute(
+            "SELECT wrapped FROM item_keys WHERE item_id = ?", (item_id,)
+        ).fetchone()
+    return bytes(wrapped)
+
+
+def test_an_old_database_backup_restored_cannot_open_the_item(
+    vault: Vault, item: str, tmp_path: Path
+) -> None:
+    case = create_case(vault, principal(vault, "tina"), "Other").id
+    kept = deposit(vault, "tina", b"another testimony", fields(case)).item_id
+    backup = backup_of(vault, tmp_path / "backup.db")
+    keyring_copy = tmp_path / "keyring-copy"
+    shutil.copyfile(vault.keyring.path, keyring_copy)
+    # Before the shred, the backup opens the item with the vault's keyring.
+    assert item_keys.open_identity(vault.keyring, item, key_in(backup, item))
+
+    shred(vault, principal(vault, "admin"), item)
+
+    tina = principal(vault, "tina")
+    assert b"".join(download(vault, tina, kept).chunks) == b"another testimony"
+    # The backup restored in place of the database, the vault opened with its passphrase:
+    # the shredded item's key is in it, and does not open.
+    settings = vault.settings
+    vault.close()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{settings.sqlite_path}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(backup, settings.sqlite_path)
+    restored = open_vault(settings, PASSPHRASE)
+    try:
+        with pytest.raises(keys.KeyringError):
+            download(restored, principal(restored, "tina"), item)
+        # Nor does any other key of that backup: back up again after every shred
+        # (docs/keys.md, "Shredding").
+        with pytest.raises(keys.KeyringError):
+            download(restored, principal(restored, "tina"), kept)
+    finally:
+        restored.close()
+    # The honest limit: a copy of the keyring from before the shred still holds the old epoch
+    # key, and with the old backup opens the item.
+    old_ring = keys.Keyring.open(keyring_copy, PASSPHRASE)
+    assert item_keys.open_identity(old_ring, item, key_in(backup, item))
+
+
 def test_a_shredded_key_put_back_from_a_backup_is_found(vault: Vault, item: str) -> None:
     wrapped = secrets_of(vault, item)["wrapped key"]
     shred(vault, principal(vault, "admin"), item)
@@ -118,3 +178,38 @@ def test_a_shredded_key_put_back_from_a_backup_is_found(vault: Vault, item: str)
         session.add(ItemKey(item_id=item, wrapped=wrapped))
     report = verify.verify(vault, fast=True)
     assert (item, replay.SHRED_UNDONE) in {(f.subject, f.kind) for f in report.failures}
+
+
+def test_a_process_opened_before_a_shred_keeps_reading_and_depositing(
+    vault: Vault, item: str
+) -> None:
+    # `tvault serve` holds its keyring in memory while the shred runs elsewhere (another
+    # process, its own keyring object): the new epoch's key is read from the file on first use.
+    case = create_case(vault, principal(vault, "tina"), "Other").id
+    kept = deposit(vault, "tina", b"kept testimony", fields(case)).item_id
+    server = open_vault(vault.settings, PASSPHRASE)
+    try:
+        shred(vault, principal(vault, "admin"), item)
+        tina = principal(server, "tina")
+        assert b"".join(download(server, tina, kept).chunks) == b"kept testimony"
+        new = deposit(server, "tina", b"deposited after", fields(case)).item_id
+        assert b"".join(download(vault, principal(vault, "tina"), new).chunks) == b"deposited after"
+        assert verify.verify(server).ok
+    finally:
+        server.close()
+
+
+def test_an_interrupted_shred_leaves_its_old_epoch_key_and_verify_says_so(
+    vault: Vault, item: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A crash between the commit and the keyring write: the old epoch key is still there.
+    monkeypatch.setattr(item_keys, "forget_retired", lambda vault: [])
+    shred(vault, principal(vault, "admin"), item)
+    monkeypatch.undo()
+    report = verify.verify(vault, fast=True)
+    assert [f.kind for f in report.failures] == [sealed_fixity.EPOCH_LINGERS]
+    # The next shred deletes it first.
+    case = create_case(vault, principal(vault, "tina"), "Other").id
+    other = deposit(vault, "tina", b"another testimony", fields(case)).item_id
+    shred(vault, principal(vault, "admin"), other)
+    assert verify.verify(vault, fast=True).ok

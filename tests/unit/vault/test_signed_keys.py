@@ -14,7 +14,7 @@ import keys
 from tests.services import tool
 from tests.unit.vault.conftest import PASSPHRASE, principal
 from tests.unit.vault.test_deposit import deposit, fields
-from vault import approvals, ledger, verify
+from vault import approvals, item_keys, ledger, verify
 from vault.accounts import add_user
 from vault.cases import create_case
 from vault.cli import app
@@ -36,7 +36,10 @@ def items(vault: Vault) -> list[str]:
 
 def versions(vault: Vault) -> set[int]:
     with vault.sessions() as session:
-        return {keys.Keyring.version_of(bytes(w)) for w in session.scalars(select(ItemKey.wrapped))}
+        rows = session.execute(select(ItemKey.item_id, ItemKey.wrapped))
+        return {
+            keys.Keyring.version_of(item_keys.master_wrapped(vault.keyring, i, w)) for i, w in rows
+        }
 
 
 def test_rotation_rewraps_every_item_key_in_batches_and_is_a_ledger_entry(

@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 import keys
 from tests.unit.vault.conftest import PASSPHRASE, principal
 from tests.unit.vault.test_search_support import deposit
+from vault import item_keys
 from vault.cases import create_case
 from vault.cli.keys import rotate
 from vault.compose import Vault, open_vault
@@ -32,7 +33,8 @@ def wrapped_version(vault: Vault, item_id: str) -> int:
     with vault.sessions() as session:
         wrapped = session.scalar(select(ItemKey.wrapped).where(ItemKey.item_id == item_id))
     assert wrapped is not None
-    return keys.Keyring.version_of(bytes(wrapped))
+    # The master-wrapped identity inside the item's KEK layer (vault.item_keys).
+    return keys.Keyring.version_of(item_keys.master_wrapped(vault.keyring, item_id, wrapped))
 
 
 def test_a_running_process_wraps_under_the_version_rotated_elsewhere(

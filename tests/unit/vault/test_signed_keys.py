@@ -155,5 +155,5 @@ def test_a_new_split_makes_every_earlier_share_set_useless(
     recovered = keys.Keyring.open(path, "a trustee's new passphrase")
     assert recovered.versions == (1, 2)
     with vault.sessions() as session:
-        for wrapped in session.scalars(select(ItemKey.wrapped)):
-            recovered.unwrap(bytes(wrapped))
+        for item_id, wrapped in session.execute(select(ItemKey.item_id, ItemKey.wrapped)):
+            item_keys.open_identity(recovered, item_id, wrapped)

@@ -10,11 +10,17 @@ from typing import Final
 
 @dataclass(frozen=True)
 class Principal:
-    """Who asks: `subject` (account id), account `roles`, and `grants` (case id -> roles on it)."""
+    """Who asks: `subject` (account id), account `roles`, and `grants` (case id -> roles on it).
+
+    `credential` names what proved the principal, for the record: `token:<jti>` for a vault
+    token, `oidc:<issuer>` for an OIDC issuer's token, `None` when nothing did (offline, jobs).
+    It is structural, never a secret; no decision depends on it.
+    """
 
     subject: str
     roles: frozenset[str] = frozenset()
     grants: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
+    credential: str | None = None
 
 
 @dataclass(frozen=True)

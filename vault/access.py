@@ -120,7 +120,7 @@ def refuse(
     with sessions.begin() as session:
         ledger.append(
             session,
-            actor=principal.subject,
+            actor=principal,
             action=ledger.actions.ACCESS_DENIED,
             item_id=resource.item_id,
             case_id=resource.case_id,

@@ -63,7 +63,7 @@ def add_user(
 
 
 def change_role(
-    session: Session, name: str, role: str, now: datetime, *, actor: str, via: str
+    session: Session, name: str, role: str, now: datetime, *, actor: ledger.Actor, via: str
 ) -> bool:
     """Give the account `name` the role `role`; return whether it changed.
 
@@ -89,7 +89,7 @@ def change_role(
 
 
 def set_disabled(
-    session: Session, name: str, disabled: bool, now: datetime, *, actor: str, via: str
+    session: Session, name: str, disabled: bool, now: datetime, *, actor: ledger.Actor, via: str
 ) -> bool:
     """Disable (or enable) the account `name`; return whether it changed.
 
@@ -118,7 +118,7 @@ def _record(
     session: Session,
     action: str,
     user: User,
-    actor: str,
+    actor: ledger.Actor,
     via: str,
     now: datetime,
     details: dict[str, object],

@@ -103,7 +103,7 @@ def _run_retire(vault: Vault, approver: Principal, record: ApprovalRecord) -> Ma
     with vault.sessions.begin() as session:
         ledger.append(
             session,
-            actor=approver.subject,
+            actor=approver,
             action=ledger.actions.KEY_RETIREMENT,
             details={"retired": retired, "kept": kept, "approval": record.id},
         )

@@ -190,7 +190,7 @@ def request(
         session.flush()
         ledger.append(
             session,
-            actor=principal.subject,
+            actor=principal,
             action=ledger.actions.APPROVAL_REQUEST,
             item_id=resource.item_id,
             case_id=resource.case_id,
@@ -293,7 +293,7 @@ def approve(vault: Vault, principal: Principal, approval_id: str) -> ApprovalRec
             _decide(session, row.id, APPROVED, now)
         ledger.append(
             session,
-            actor=principal.subject,
+            actor=principal,
             action=ledger.actions.APPROVAL,
             item_id=resource.item_id,
             case_id=row.case_id,
@@ -341,7 +341,7 @@ def _finish(
         details = {k: v for k, v in outcome.items() if k != "detail"}
         ledger.append(
             session,
-            actor=principal.subject,
+            actor=principal,
             action=ledger.actions.APPROVAL_OUTCOME,
             item_id=item_id,
             case_id=record.case_id,
@@ -365,7 +365,7 @@ def deny(vault: Vault, principal: Principal, approval_id: str, reason: str) -> A
         _decide(session, row.id, DENIED, now)
         ledger.append(
             session,
-            actor=principal.subject,
+            actor=principal,
             action=ledger.actions.APPROVAL_DENIAL,
             item_id=item_id,
             case_id=row.case_id,

@@ -66,7 +66,7 @@ def create_case(vault: Vault, principal: Principal, name: str) -> CaseView:
             granted = Principal(principal.subject, principal.roles, {case.id: frozenset({role})})
             deposit = Resource(kind=kinds.ITEM, case_id=case.id, consent=frozenset(CONSENT_SCOPES))
             if decide(granted, actions.ITEM_DEPOSIT, deposit):
-                _grant(session, case.id, principal.subject, role, principal.subject, now)
+                _grant(session, case.id, principal.subject, role, principal, now)
     return CaseView(case.id, name, case.created_at)
 
 
@@ -104,12 +104,14 @@ def grant(vault: Vault, principal: Principal, case_id: str, user: str, role: str
     with vault.sessions.begin() as session:
         if session.get(CaseGrant, (case_id, user, role)) is not None:
             raise Conflict(f"{user} already has {role} on case {case_id}")
-        _grant(session, case_id, user, role, principal.subject, vault.clock())
+        _grant(session, case_id, user, role, principal, vault.clock())
 
 
-def _grant(session: Session, case_id: str, user: str, role: str, by: str, now: datetime) -> None:
+def _grant(
+    session: Session, case_id: str, user: str, role: str, by: Principal, now: datetime
+) -> None:
     session.add(
-        CaseGrant(case_id=case_id, user_name=user, role=role, granted_by=by, granted_at=now)
+        CaseGrant(case_id=case_id, user_name=user, role=role, granted_by=by.subject, granted_at=now)
     )
     ledger.append(
         session,

@@ -206,7 +206,7 @@ def change_consent(
             sealed = seal_json({"note": note}, keys.recipient_of(identity))
         ledger.append(
             session,
-            actor=principal.subject,
+            actor=principal,
             action=ledger.actions.CONSENT_CHANGE,
             item_id=item_id,
             case_id=item.case_id,
@@ -245,7 +245,7 @@ def consent_form(vault: Vault, principal: Principal, item_id: str, version: int)
         form = _open_form(row.sealed_form, item_identity(vault, session, item_id))
         ledger.append(
             session,
-            actor=principal.subject,
+            actor=principal,
             action=ledger.actions.DECRYPTION,
             item_id=item_id,
             case_id=item.case_id,

@@ -95,7 +95,7 @@ def issue(
     name: str,
     *,
     ttl_seconds: int | None,
-    actor: str = OFFLINE_ACTOR,
+    actor: ledger.Actor = OFFLINE_ACTOR,
     via: str = OFFLINE,
 ) -> IssuedToken:
     """Issue a token for the enabled account `name`: register it and record its ledger entry.
@@ -120,7 +120,7 @@ def issue(
                 kid=key.kid,
                 issued_at=now,
                 expires_at=expires,
-                issued_by=actor,
+                issued_by=ledger.actor_name(actor),
                 via=via,
             )
         )
@@ -166,11 +166,11 @@ def issue_by(vault: Vault, principal: Principal, name: str, ttl_seconds: int | N
     issuer. Raises `Forbidden` and as `issue`.
     """
     _manage(vault, principal)
-    return issue(vault, name, ttl_seconds=ttl_seconds, actor=principal.subject, via=API)
+    return issue(vault, name, ttl_seconds=ttl_seconds, actor=principal, via=API)
 
 
 def revoke(
-    vault: Vault, token_id: str, *, actor: str = OFFLINE_ACTOR, via: str = OFFLINE
+    vault: Vault, token_id: str, *, actor: ledger.Actor = OFFLINE_ACTOR, via: str = OFFLINE
 ) -> tuple[TokenRecord, bool]:
     """Revoke the token `token_id`; return its record and whether it was live until now.
 
@@ -185,7 +185,7 @@ def revoke(
             raise NotFound(f"no token {token_id} issued by this vault")
         changed = row.revoked_at is None
         if changed:
-            row.revoked_at, row.revoked_by = now, actor
+            row.revoked_at, row.revoked_by = now, ledger.actor_name(actor)
             account = session.get(User, row.account_id)
             ledger.append(
                 session,
@@ -206,7 +206,7 @@ def revoke(
 def revoke_by(vault: Vault, principal: Principal, token_id: str) -> tuple[TokenRecord, bool]:
     """Revoke `token_id` through the API (`user.manage`). Raises `Forbidden`, `NotFound`."""
     _manage(vault, principal)
-    return revoke(vault, token_id, actor=principal.subject, via=API)
+    return revoke(vault, token_id, actor=principal, via=API)
 
 
 def tokens_of(vault: Vault, principal: Principal, name: str) -> list[TokenRecord]:
@@ -235,9 +235,7 @@ def set_disabled_by(vault: Vault, principal: Principal, name: str, disabled: boo
     """
     _manage(vault, principal)
     with vault.sessions.begin() as session:
-        return set_disabled(
-            session, name, disabled, vault.clock(), actor=principal.subject, via=API
-        )
+        return set_disabled(session, name, disabled, vault.clock(), actor=principal, via=API)
 
 
 def change_role_by(vault: Vault, principal: Principal, name: str, role: str) -> bool:
@@ -247,7 +245,7 @@ def change_role_by(vault: Vault, principal: Principal, name: str, role: str) -> 
     """
     _manage(vault, principal)
     with vault.sessions.begin() as session:
-        return change_role(session, name, role, vault.clock(), actor=principal.subject, via=API)
+        return change_role(session, name, role, vault.clock(), actor=principal, via=API)
 
 
 def record_first_use(vault: Vault, issuer: str, name: str, roles: frozenset[str]) -> bool:

@@ -426,7 +426,7 @@ class Deposit:
             session.flush()
             ledger.append(
                 session,
-                actor=self._principal.subject,
+                actor=self._principal,
                 action=ledger.actions.INGESTION,
                 item_id=result.item_id,
                 case_id=request.case_id,

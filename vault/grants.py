@@ -52,7 +52,7 @@ def revoke(
             session.delete(row)
             ledger.append(
                 session,
-                actor=principal.subject,
+                actor=principal,
                 action=ledger.actions.REVOCATION,
                 case_id=case_id,
                 details={"grantee": user, "role": row.role},

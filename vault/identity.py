@@ -90,7 +90,7 @@ def set_identity(
             row.sealed, row.recorded_by, row.recorded_at = sealed, principal.subject, now
         ledger.append(
             session,
-            actor=principal.subject,
+            actor=principal,
             action=ledger.actions.ENCRYPTION,
             item_id=item_id,
             case_id=item.case_id,
@@ -120,7 +120,7 @@ def show_identity(vault: Vault, principal: Principal, item_id: str) -> dict[str,
         fields = open_json(row.sealed, item_identity(vault, session, item_id))
         ledger.append(
             session,
-            actor=principal.subject,
+            actor=principal,
             action=ledger.actions.DECRYPTION,
             item_id=item_id,
             case_id=item.case_id,
@@ -212,7 +212,7 @@ class RenditionUpload:
                 )
                 ledger.append(
                     session,
-                    actor=self._principal.subject,
+                    actor=self._principal,
                     action=ledger.actions.INGESTION,
                     item_id=self._item_id,
                     case_id=item.case_id,

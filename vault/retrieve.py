@@ -106,7 +106,7 @@ def show_item(vault: Vault, principal: Principal, item_id: str) -> ItemView:
         view = _redact(_view(item, _identity(vault, session, item_id)), allowed)
         ledger.append(
             session,
-            actor=principal.subject,
+            actor=principal,
             action=ledger.actions.DECRYPTION,
             item_id=item.id,
             case_id=item.case_id,
@@ -138,7 +138,7 @@ def list_items(vault: Vault, principal: Principal, case_id: str) -> list[ItemVie
         if views:
             ledger.append(
                 session,
-                actor=principal.subject,
+                actor=principal,
                 action=ledger.actions.DECRYPTION,
                 case_id=case_id,
                 details={"purpose": "list", "items": len(views)},
@@ -164,7 +164,7 @@ def download(vault: Vault, principal: Principal, item_id: str) -> Download:
             view = _redact(_view(item, _identity(vault, session, item_id)), allowed)
             ledger.append(
                 session,
-                actor=principal.subject,
+                actor=principal,
                 action=ledger.actions.DECRYPTION,
                 item_id=item.id,
                 case_id=item.case_id,
@@ -177,7 +177,7 @@ def download(vault: Vault, principal: Principal, item_id: str) -> Download:
         view = _view(item, identity)
         ledger.append(
             session,
-            actor=principal.subject,
+            actor=principal,
             action=ledger.actions.DECRYPTION,
             item_id=item.id,
             case_id=item.case_id,

@@ -517,7 +517,7 @@ def _record(
     with vault.sessions.begin() as session:
         ledger.append(
             session,
-            actor=principal.subject,
+            actor=principal,
             action=ledger.actions.SEARCH,
             details={
                 "results": ids,

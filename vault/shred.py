@@ -74,7 +74,7 @@ def shred(vault: Vault, principal: Principal, item_id: str) -> ShredResult:
         session.delete(key)
         ledger.append(
             session,
-            actor=principal.subject,
+            actor=principal,
             action=ledger.actions.DELETION,
             item_id=item_id,
             case_id=item.case_id,
@@ -161,7 +161,7 @@ def set_hold(vault: Vault, principal: Principal, item_id: str, held: bool) -> bo
             session.delete(row)
         ledger.append(
             session,
-            actor=principal.subject,
+            actor=principal,
             action=ledger.actions.LEGAL_HOLD,
             item_id=item_id,
             case_id=item.case_id,

@@ -94,7 +94,12 @@ class Checked:
     fields: dict[str, Any]
     key_id: str
     public_key: str
-    signer: str
+    by: Principal  # the signer as authenticated: the ledger entry names their credential
+
+    @property
+    def signer(self) -> str:
+        """Return the account that signed (and deposits)."""
+        return self.by.subject
 
     @property
     def statement_sha256(self) -> str:
@@ -231,7 +236,7 @@ def _verify(vault: Vault, principal: Principal, presented: Presented) -> Checked
     except keys.SignatureError:
         # One answer for every failure (CONVENTIONS.md "Recipes over primitives").
         raise BadField("signature", "does not verify with the signer's registered key") from None
-    return Checked(presented, fields, key.key_id, key.public_key, principal.subject)
+    return Checked(presented, fields, key.key_id, key.public_key, principal)
 
 
 def check_deposit(
@@ -312,7 +317,7 @@ def record(
     session.flush()
     ledger.append(
         session,
-        actor=checked.signer,
+        actor=checked.by,
         action=ledger.actions.DIGITAL_SIGNATURE_VALIDATION,
         item_id=item.id,
         case_id=item.case_id,
@@ -383,7 +388,7 @@ def register_key(vault: Vault, principal: Principal, user: str, public_key: str)
         session.add(row)
         ledger.append(
             session,
-            actor=principal.subject,
+            actor=principal,
             action=ledger.actions.KEY_REGISTRATION,
             details={"key_id": key_id, "account": user},
             now=now,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -162,9 +163,11 @@ def _resolve(
     with vault.sessions() as session:
         try:
             if claims is not None:
-                return principal_for_token(
+                vault_principal = principal_for_token(
                     session, claims.subject, claims.token_id, claims.account_id, claims.generation
                 )
+                # Promise 9: what this token then does is recorded under its register id.
+                return replace(vault_principal, credential=f"token:{claims.token_id}")
             principal, account_id = account_principal(session, identity.subject)
         except NotFound as exc:
             # The reason is one of the fixed phrases of `vault.accounts`, never token text.
@@ -176,7 +179,11 @@ def _resolve(
         except NotFound as exc:
             raise TokenRefused("unknown or disabled account") from exc
         seen.add((identity.issuer, account_id))
-    return Principal(principal.subject, identity.roles, principal.grants)
+    # The issuer names the credential (its tokens have no register here); the `oidc first use`
+    # entry with this issuer and account tells how it came to be accepted.
+    return Principal(
+        principal.subject, identity.roles, principal.grants, credential=f"oidc:{identity.issuer}"
+    )
 
 
 def _record_refusal(vault: Vault, reason: str) -> None:

@@ -2,7 +2,7 @@
 
 from vault.ledger import actions
 from vault.ledger.checkpoints import Checkpointer, SignedCheckpoint
-from vault.ledger.custody import append, entries, entry, sealed_details, size
+from vault.ledger.custody import Actor, actor_name, append, entries, entry, sealed_details, size
 from vault.ledger.entry import LedgerEntry
 from vault.ledger.errors import LedgerError, ProofError
 from vault.ledger.note import NoteError, verifier_key
@@ -11,6 +11,7 @@ from vault.ledger.proofs import ConsistencyProof, InclusionProof, consistency, i
 from vault.ledger.service import CheckpointService, default_origin, make_checkpointer
 
 __all__ = [
+    "Actor",
     "CheckpointService",
     "CheckpointStore",
     "Checkpointer",
@@ -23,6 +24,7 @@ __all__ = [
     "ProofError",
     "SignedCheckpoint",
     "actions",
+    "actor_name",
     "append",
     "consistency",
     "default_origin",

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Final, TypeAlias, cast
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
+from policies.model import Principal
 from vault.ledger import actions, mac
 from vault.ledger.entry import (
     TOOL,
@@ -25,6 +26,16 @@ from vault.ledger.tables import HEAD, LedgerRow, LedgerState
 _ENTRIES = cast(Table, LedgerRow.__table__)
 _STATE = cast(Table, LedgerState.__table__)
 _BATCH = 1000
+CREDENTIAL: Final = "credential"  # the detail naming the credential a principal acted with
+
+# Who an entry is written for: a principal (whose credential the entry names) or a plain name.
+Actor: TypeAlias = str | Principal
+
+
+def actor_name(actor: Actor) -> str:
+    """Return the name `actor` is recorded under: a principal's subject, or the name itself."""
+    return actor.subject if isinstance(actor, Principal) else actor
+
 
 # Built once: compiling statements per call would cost more than the append itself.
 _ADVANCE_HEAD = (
@@ -44,7 +55,7 @@ _SET_HEAD = (
 def append(
     session: Session,
     *,
-    actor: str,
+    actor: Actor,
     action: str,
     item_id: str | None = None,
     case_id: str | None = None,
@@ -60,6 +71,11 @@ def append(
     as `sealed_details`, bytes the caller already sealed: the ledger stores them and chains their
     SHA-256 without reading them. `tool` is `(name, version)` when a tool other than the vault
     did the work (an extractor, say).
+
+    `actor` is the principal when one acts: the entry's actor is its subject, and the
+    credential that proved it goes in `details.credential` (DESIGN.md promise 9), so a call
+    site passes the principal whole and cannot forget it. A plain name is for actors no
+    credential proves (the offline keyholder, the vault's own jobs).
 
     Concurrent appends are serialised by updating the `head` row of `ledger_state` before reading
     it: on PostgreSQL the row lock waits for the other transaction (READ COMMITTED, the default,
@@ -77,6 +93,12 @@ def append(
     if not actor:
         raise LedgerError("a ledger entry needs an actor")
     details = dict(details or {})
+    if isinstance(actor, Principal):
+        if CREDENTIAL in details:
+            raise LedgerError(f"details.{CREDENTIAL} is the acting principal's; do not pass it")
+        if actor.credential is not None:
+            details[CREDENTIAL] = actor.credential
+        actor = actor.subject
     # Everything that can fail is checked before the head row moves, so a caller that catches
     # the error and commits anyway cannot leave a gap in the sequence.
     check_details(details, encodable=True)

@@ -115,10 +115,17 @@ def test_revocation_acts_on_the_next_request_whatever_the_token_says(
     # Same token as before: the grant is read from the database per request.
     assert lena.get(f"/v1/items/{item}").status_code == 404
     assert lena.get("/v1/cases").json() == []
-    assert [(e.actor, e.details) for e in entries(vault, ledger.actions.REVOCATION)] == [
-        ("admin", {"grantee": "lena", "role": "lawyer"})
+    # Each entry also names the token admin acted with (promise 9).
+    [issued] = [
+        e.details["token"]
+        for e in entries(vault, ledger.actions.TOKEN_ISSUANCE)
+        if e.details["account"] == "admin"
     ]
-    assert ("admin", {"grantee": "lena", "role": "lawyer"}) in [
+    by_admin = {"grantee": "lena", "role": "lawyer", "credential": f"token:{issued}"}
+    assert [(e.actor, e.details) for e in entries(vault, ledger.actions.REVOCATION)] == [
+        ("admin", by_admin)
+    ]
+    assert ("admin", by_admin) in [
         (e.actor, e.details) for e in entries(vault, ledger.actions.GRANT)
     ]
     # Nothing left to revoke; and only custodians revoke.

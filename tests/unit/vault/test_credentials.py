@@ -6,12 +6,14 @@ Two apps on one database stand for two server processes: each opens the vault on
 
 from __future__ import annotations
 
+import ast
 import base64
 import dataclasses
 import json
 import warnings
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,6 +22,7 @@ from sqlalchemy import delete, select
 from starlette.exceptions import StarletteDeprecationWarning
 from typer.testing import CliRunner
 
+import vault as vault_package
 from tests.unit.vault.conftest import PASSPHRASE
 from tests.unit.vault.tokens import token_for
 from vault import credentials, ledger
@@ -325,6 +328,25 @@ def test_an_oidc_principal_s_first_use_is_a_ledger_entry_once_per_account(
     other_app.state.gate = app.state.gate
     assert client(other_app, token).get("/v1/me").status_code == 200
     assert len(entries(vault, ledger.actions.OIDC_FIRST_USE)) == 1
+    # What the principal then does names the issuer as the credential that proved it.
+    assert client(app, token).post("/v1/search", json={"q": "Ayacucho"}).status_code == 200
+    search = entries(vault, ledger.actions.SEARCH)[-1]
+    assert search.actor == "lena"
+    assert search.details["credential"] == f"oidc:{first.details['issuer']}"
+
+
+def test_each_action_names_the_token_that_did_it_as_issued_in_the_ledger(vault: Vault) -> None:
+    # Promise 9: two tokens of one account are told apart in what they do.
+    app = create_app(vault)
+    first, second = (credentials.issue(vault, "lena", ttl_seconds=600) for _ in range(2))
+    for issued in (first, second, first):
+        assert client(app, issued.token).post("/v1/search", json={"q": "x"}).status_code == 200
+    issues = {str(e.details["token"]) for e in entries(vault, ledger.actions.TOKEN_ISSUANCE)}
+    searches = entries(vault, ledger.actions.SEARCH)[-3:]
+    assert [e.actor for e in searches] == ["lena"] * 3
+    named = [str(e.details["credential"]) for e in searches]
+    assert named == [f"token:{t.token_id}" for t in (first, second, first)]
+    assert {n.removeprefix("token:") for n in named} <= issues
 
 
 def test_a_keyring_restored_from_before_a_rotation_makes_its_key_current_again(
@@ -342,3 +364,19 @@ def test_a_keyring_restored_from_before_a_rotation_makes_its_key_current_again(
         assert client(app, token_for(restored, "lena", "lawyer")).get("/v1/me").status_code == 200
     finally:
         restored.close()
+
+
+def test_no_ledger_call_passes_a_principal_s_bare_subject_as_its_actor() -> None:
+    # The credential travels with the principal: a call site handing over `x.subject` alone
+    # would write an entry that cannot tell which token acted (promise 9).
+    root = Path(vault_package.__file__).parent
+    bare = [
+        f"{path.relative_to(root)}:{node.lineno}"
+        for path in sorted(root.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.keyword)
+        and node.arg == "actor"
+        and isinstance(node.value, ast.Attribute)
+        and node.value.attr in {"subject", "signer"}
+    ]
+    assert bare == []

@@ -97,6 +97,16 @@ def grant(as_: dict[str, TestClient], case_id: str, user: str, role: str) -> Non
     assert response.status_code == 204, response.text
 
 
+def token_of(vault: Vault, account: str) -> str:
+    """Return the credential an entry names for the one token issued to `account` (promise 9)."""
+    [issued] = [
+        e.details["token"]
+        for e in entries(vault, ledger.actions.TOKEN_ISSUANCE)
+        if e.details["account"] == account
+    ]
+    return f"token:{issued}"
+
+
 def entries(vault: Vault, action: str) -> list[ledger.LedgerEntry]:
     with vault.sessions() as session:
         return [e for e in ledger.entries(session) if e.action == action]
@@ -116,12 +126,7 @@ def test_revocation_acts_on_the_next_request_whatever_the_token_says(
     assert lena.get(f"/v1/items/{item}").status_code == 404
     assert lena.get("/v1/cases").json() == []
     # Each entry also names the token admin acted with (promise 9).
-    [issued] = [
-        e.details["token"]
-        for e in entries(vault, ledger.actions.TOKEN_ISSUANCE)
-        if e.details["account"] == "admin"
-    ]
-    by_admin = {"grantee": "lena", "role": "lawyer", "credential": f"token:{issued}"}
+    by_admin = {"grantee": "lena", "role": "lawyer", "credential": token_of(vault, "admin")}
     assert [(e.actor, e.details) for e in entries(vault, ledger.actions.REVOCATION)] == [
         ("admin", by_admin)
     ]
@@ -211,6 +216,7 @@ def test_consent_versions_withdrawal_and_the_form(
             "withdrawn": ["legal"],
             "basis": "consent_form",
             "form_sha256": hashlib.sha256(form).hexdigest(),
+            "credential": token_of(vault, "tina"),
         },
     )
     # Only those who speak for the survivor change consent; bad scopes are refused.
@@ -288,8 +294,8 @@ def test_legal_hold_refuses_shredding_and_verify_reports_a_shredded_item(
     assert [i["id"] for i in as_["tina"].get(f"/v1/cases/{case_id}/items").json()] == [kept]
     holds = entries(vault, ledger.actions.LEGAL_HOLD)
     assert [(e.actor, e.item_id, e.details) for e in holds] == [
-        ("admin", item, {"held": True}),
-        ("cleo", item, {"held": False}),
+        ("admin", item, {"held": True, "credential": token_of(vault, "admin")}),
+        ("cleo", item, {"held": False, "credential": token_of(vault, "cleo")}),
     ]
     [tombstone] = entries(vault, ledger.actions.DELETION)
     assert (tombstone.actor, tombstone.item_id) == ("cleo", item)

@@ -13,6 +13,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from policies import Principal
 from vault import ledger
 from vault.ledger import actions
 from vault.ledger.tables import GENESIS, LedgerRow
@@ -232,3 +233,24 @@ def test_a_refused_entry_leaves_no_gap_even_if_the_caller_commits(
         ledger.append(session, actor="a", action=actions.EXPORT, now=NOW)
     with sessions() as session:
         assert [e.seq for e in check_chain(session)] == [0]
+
+
+def test_a_principal_as_actor_names_its_credential_which_details_cannot_override(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions.begin() as session:
+        by_token = Principal("lena", credential="token:abc")
+        entry = ledger.append(session, actor=by_token, action=actions.SEARCH, now=NOW)
+        offline = ledger.append(session, actor=Principal("lena"), action=actions.SEARCH, now=NOW)
+        with pytest.raises(ledger.LedgerError, match="credential"):
+            ledger.append(
+                session,
+                actor=by_token,
+                action=actions.SEARCH,
+                details={"credential": "token:forged"},
+                now=NOW,
+            )
+    assert (entry.actor, dict(entry.details)) == ("lena", {"credential": "token:abc"})
+    assert (offline.actor, dict(offline.details)) == ("lena", {})
+    with sessions() as session:
+        assert [e.details.get("credential") for e in check_chain(session)] == ["token:abc", None]

@@ -18,6 +18,7 @@ from vault.cli import (
     search,
     verify,
 )
+from vault.cli.common import Commands
 
 app = typer.Typer(
     name="tvault",
@@ -25,6 +26,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=Commands,
 )
 app.command()(admin.init)
 app.command()(admin.serve)

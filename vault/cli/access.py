@@ -11,19 +11,29 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
 import typer
 
 from vault.cli.approvals import asked
 from vault.cli.client import TokenOption, UrlOption, _call, _client, cases
-from vault.cli.common import DEFAULT_URL, USAGE, JsonOption, emit, fail, scopes
+from vault.cli.common import (
+    DEFAULT_URL,
+    USAGE,
+    CaseArgument,
+    ItemArgument,
+    JsonOption,
+    emit,
+    fail,
+    scopes,
+)
 
 keys_app = typer.Typer(help="Key management.", no_args_is_help=True)
 
 
 @cases.command("revoke")
 def cases_revoke(
-    case: str,
+    case: CaseArgument,
     user: str,
     role: Annotated[
         str | None, typer.Option("--role", help="Only this role [default: every role].")
@@ -35,13 +45,18 @@ def cases_revoke(
     """Revoke USER's roles on CASE (custodians); effective on USER's next request."""
     params = {"role": role} if role else None
     with _client(url, token) as client:
-        done = _call(client, "DELETE", f"/v1/cases/{case}/grants/{user}", params=params)
+        done = _call(
+            client, "DELETE", f"/v1/cases/{case}/grants/{quote(user, safe='')}", params=params
+        )
     emit(done, as_json, f"revoked {', '.join(done['roles'])} on {case} from {user}")
 
 
 @cases.command("grants")
 def cases_grants(
-    case: str, url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False
+    case: CaseArgument,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """List the roles granted on CASE (custodians)."""
     with _client(url, token) as client:
@@ -50,7 +65,7 @@ def cases_grants(
 
 
 def consent(
-    item: str,
+    item: ItemArgument,
     grant: Annotated[
         list[str] | None,
         typer.Option("--grant", help="Scopes to grant; repeatable, or comma-separated."),
@@ -117,7 +132,7 @@ def consent(
 
 @keys_app.command("shred")
 def keys_shred(
-    item: str,
+    item: ItemArgument,
     reason: Annotated[
         str,
         typer.Option(
@@ -138,7 +153,7 @@ def keys_shred(
 
 
 def hold(
-    item: str,
+    item: ItemArgument,
     lift: Annotated[
         bool,
         typer.Option("--lift", help="Ask to lift the hold instead (another custodian approves)."),

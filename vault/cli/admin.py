@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from typing import Annotated
 
 import typer
@@ -96,7 +97,13 @@ def serve(
     secret = passphrase(settings, confirm=False, dev=dev)
     if secret == DEV_PASSPHRASE and not dev:
         fail("the vault uses the example dev passphrase; refusing to serve without --dev", USAGE)
-    vault = _open_with(settings, secret, checked=True)
+    # The port first: on a busy one, nothing has started yet (DESIGN.md exit codes: 1).
+    listener = _listen(host, port)
+    try:
+        vault = _open_with(settings, secret, checked=True)
+    except BaseException:
+        listener.close()
+        raise
     if settings.embedded_worker:
         from vault.worker import Worker
 
@@ -124,7 +131,7 @@ def serve(
         # throughput, bench/RESULTS.md). X-Forwarded-For is believed only from the configured
         # proxies: uvicorn's default trusts loopback, and a client there could then choose the
         # address the refused-token limiter counts against.
-        uvicorn.run(
+        config = uvicorn.Config(
             create_app(vault),
             host=host,
             port=port,
@@ -135,8 +142,33 @@ def serve(
             proxy_headers=bool(settings.trusted_proxies),
             forwarded_allow_ips=list(settings.trusted_proxies),
         )
+        server = uvicorn.Server(config)
+        logging.getLogger(__name__).info("serving on http://%s:%d", host, port)
+        try:
+            server.run(sockets=[listener])
+        except SystemExit:
+            # uvicorn exits 3 when the app's startup fails; the exit codes here are 0, 1, 2.
+            pass
+        except KeyboardInterrupt:
+            # uvicorn re-raises the Ctrl-C it handled once it has shut down: a normal stop.
+            pass
+        if not server.started:
+            fail("the API did not start (see the log above)")
     finally:
+        listener.close()
         vault.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Return a socket bound to `host`:`port` and listening. Exits 1 with one line if it is
+    taken or not an address of this machine."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        listener = socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {os.strerror(exc.errno) if exc.errno else exc}")
+    listener.set_inheritable(True)
+    return listener
 
 
 @users.command("add")

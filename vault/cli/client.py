@@ -12,10 +12,21 @@ from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from ingest.languages import canonical_language
-from vault.cli.common import DEFAULT_URL, USAGE, JsonOption, emit, fail, scopes
+from vault.cli.common import (
+    DEFAULT_URL,
+    USAGE,
+    CaseArgument,
+    CaseOption,
+    ItemArgument,
+    JsonOption,
+    emit,
+    fail,
+    scopes,
+)
 from vault.headers import to_headers
 
 cases = typer.Typer(help="Cases.", no_args_is_help=True)
@@ -58,12 +69,17 @@ def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
 
 
 def _progress() -> Progress:
+    # On stderr, and only on a terminal: stdout carries the result alone, so
+    # ITEM=$(tvault deposit ...) gets the id and nothing else.
+    console = Console(stderr=True)
     return Progress(
         "[progress.description]{task.description}",
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
+        console=console,
         transient=True,
+        disable=not console.is_terminal,
     )
 
 
@@ -89,7 +105,7 @@ def cases_list(
 
 @cases.command("grant")
 def cases_grant(
-    case: str,
+    case: CaseArgument,
     user: str,
     role: Annotated[str, typer.Option("--role", help="therapist, lawyer, advocate, commission")],
     url: UrlOption = DEFAULT_URL,
@@ -111,7 +127,7 @@ def _chunks(path: Path, progress: Progress) -> Iterator[bytes]:
 
 def deposit(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
-    case: Annotated[str, typer.Option("--case", help="Case id.")],
+    case: CaseOption,
     consent: Annotated[
         list[str],
         typer.Option("--consent", help="Consent scopes; repeatable, or comma-separated."),
@@ -212,7 +228,10 @@ class _Counted:
 
 
 def status(
-    item: str, url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False
+    item: ItemArgument,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Show an item's metadata and ingest state."""
     with _client(url, token) as client:
@@ -231,13 +250,15 @@ def status(
 
 
 def get(
-    item: str,
+    item: ItemArgument,
     output: Annotated[Path, typer.Option("-o", "--output", help="File to write.", dir_okay=False)],
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
 ) -> None:
     """Download ITEM to FILE; the SHA-256 is checked before FILE appears."""
     target = output.resolve()
+    if not target.parent.is_dir():
+        fail(f"-o: no directory {target.parent}", USAGE)
     with _client(url, token) as client, _progress() as progress:
         # Written beside the target and renamed only once the digest matches, so FILE is either
         # the verified original or absent.

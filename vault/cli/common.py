@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
 
+from vault.access import ID_SHAPE
 from vault.settings import Settings, load_settings
 
 # DESIGN.md "Public interface": 0 success, 1 a failure the command found, 2 a usage error.
@@ -25,6 +27,41 @@ VaultOption = Annotated[
     typer.Option("--vault", envvar="TVAULT_HOME", help="Vault directory [default: ./vault-data]"),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _id(kind: str) -> Any:
+    def check(value: Any) -> Any:
+        # Before any URL is built: a stray "/", "?" or "#" would send the request elsewhere.
+        values = value if isinstance(value, list) else [value]
+        for one in values:
+            if one is not None and not ID_SHAPE.fullmatch(one):
+                raise typer.BadParameter(f"{one!r} is not {kind} id (26 letters a-z and 2-7)")
+        return value
+
+    return check
+
+
+check_item_id = _id("an item")
+check_case_id = _id("a case")
+ItemArgument = Annotated[
+    str, typer.Argument(metavar="ITEM", help="Item id.", callback=check_item_id)
+]
+CaseArgument = Annotated[
+    str, typer.Argument(metavar="CASE", help="Case id.", callback=check_case_id)
+]
+CaseOption = Annotated[str, typer.Option("--case", help="Case id.", callback=check_case_id)]
+
+
+class Commands(TyperGroup):
+    """The `tvault` group: a file-system error a user caused is one line and exit 1."""
+
+    def invoke(self, ctx: Any) -> Any:
+        """Run the command; an `OSError` (no such file, permission denied) exits 1 with a line."""
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            fail(f"{exc.strerror or exc}{where}")
 
 
 def fail(message: str, code: int = FAILURE) -> NoReturn:

@@ -14,7 +14,15 @@ from rich.text import Text
 
 from vault.cli.admin import _open
 from vault.cli.client import TokenOption, UrlOption, _call, _client
-from vault.cli.common import DEFAULT_URL, FAILURE, JsonOption, VaultOption, emit, fail
+from vault.cli.common import (
+    DEFAULT_URL,
+    FAILURE,
+    JsonOption,
+    VaultOption,
+    check_case_id,
+    emit,
+    fail,
+)
 
 # Helper processes opening sealed texts while this process indexes: one per spare core (on 2
 # cores at light load one helper gave 2,365 vs 1,745 items/s; at load average 8 it was slower,
@@ -25,7 +33,10 @@ _MARK = re.compile(r"<mark>(.*?)</mark>", re.DOTALL)
 
 def search(
     query: Annotated[str, typer.Argument(help="Query (docs/search.md); '' lists everything.")],
-    case: Annotated[list[str] | None, typer.Option("--case", help="Case id; repeatable.")] = None,
+    case: Annotated[
+        list[str] | None,
+        typer.Option("--case", help="Case id; repeatable.", callback=check_case_id),
+    ] = None,
     kind: Annotated[list[str] | None, typer.Option("--kind", help="Item kind; repeatable.")] = None,
     language: Annotated[
         list[str] | None, typer.Option("--language", help="Language; repeatable.")

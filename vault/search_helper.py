@@ -24,6 +24,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -252,6 +253,10 @@ class SearchHelper:
 
 def _serve(conn: multiprocessing.connection.Connection, settings: dict[str, object]) -> None:
     """The helper process: show each page of hits it is sent until the pipe closes."""
+    # Ctrl-C on a terminal reaches the whole process group; the server stops its helper itself
+    # (`SearchHelper.stop`, or the pipe closing), so the helper ignores it rather than dying
+    # with a traceback in the server's terminal.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.pop("TVAULT_PASSPHRASE", None)  # inherited from the server; not needed here
     store = make_store(Settings.model_validate(settings))
     conn.send(_READY)

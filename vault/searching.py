@@ -58,6 +58,7 @@ from search import (
 )
 from search.highlight import Highlighter
 from vault import item_keys, ledger
+from vault.access import NO_SUCH_CASE, refuse
 from vault.compose import METADATA_IDENTITY, Vault
 from vault.db import Case, Item, ItemKey
 from vault.db.access_tables import ItemIdentity
@@ -243,11 +244,31 @@ def _query(request: SearchRequest, scope: tuple[AccessScope, ...]) -> Query:
         raise BadField("page", str(exc)) from exc
 
 
+def _refuse_cases_out_of_scope(
+    vault: Vault,
+    principal: Principal,
+    named: Collection[str],
+    held: Collection[str],
+    scope: tuple[AccessScope, ...],
+) -> None:
+    # A case the request names but the search cannot reach (unknown, or hidden from the
+    # caller) is an error, not "0 results" a person would take for an empty case; unknown and
+    # hidden get the same answer and one ledger entry each (vault.access.authorize_case).
+    reachable = frozenset().union(*(part.cases for part in scope))
+    for case_id in sorted(frozenset(named) - reachable):
+        reason = NO_SUCH_CASE if case_id not in held else "case outside the search scope"
+        stand_in = Resource(kind=kinds.CASE, case_id=case_id)
+        refuse(
+            vault.sessions, principal, actions.ITEM_SEARCH, stand_in, reason, f"no case {case_id}"
+        )
+
+
 def search(vault: Vault, principal: Principal, request: SearchRequest) -> SearchResults:
     """Run `request` for `principal` inside the scope the policy gives, and record it.
 
     Raises `BadField` on a query the index cannot run (the reason and position, never the
-    text) or a page out of range; `search.SearchError` if the index fails.
+    text) or a page out of range; `NotFound` for a named case the caller cannot search
+    (unknown or hidden alike); `search.SearchError` if the index fails.
     """
     with vault.sessions() as session:
         # Core execution (`connection().execute`) of column selects: the ORM's handling of a
@@ -256,7 +277,9 @@ def search(vault: Vault, principal: Principal, request: SearchRequest) -> Search
     # Rules without a case grant (advocates) reach only the cases named here: every case the
     # vault holds, or those the request names.
     cases = held & request.cases if request.cases else held
-    query = _query(request, _scope(principal, cases))
+    scope = _scope(principal, cases)
+    _refuse_cases_out_of_scope(vault, principal, request.cases, held, scope)
+    query = _query(request, scope)
     try:
         results = index_of(vault).search(query)
     except QueryError as exc:

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
+
+
+def _zoned(moment: datetime) -> datetime:
+    # SQLite hands back the stored UTC time without its zone: say which zone it is.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+Timestamp = Annotated[datetime, AfterValidator(_zoned)]
+"""A response time that always carries its time zone (naive database times are UTC)."""
 
 
 class CaseIn(BaseModel):
@@ -17,7 +26,7 @@ class CaseIn(BaseModel):
 class CaseOut(BaseModel):
     id: str
     name: str
-    created_at: datetime
+    created_at: Timestamp
 
 
 class GrantIn(BaseModel):
@@ -41,7 +50,7 @@ class ItemOut(BaseModel):
     size: int
     sha256: str
     depositor: str
-    created_at: datetime
+    created_at: Timestamp
     title: str | None
     filename: str | None
     notes: str | None

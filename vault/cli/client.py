@@ -236,7 +236,9 @@ def status(
     """Show an item's metadata and ingest state."""
     with _client(url, token) as client:
         data = _call(client, "GET", f"/v1/items/{item}")
-    lines = [f"{key}: {value}" for key, value in data.items() if key not in ("steps", "ocr")]
+    lines = [
+        f"{key}: {_shown(value)}" for key, value in data.items() if key not in ("steps", "ocr")
+    ]
     steps = data.get("steps") or []
     if steps:
         lines.append("steps: " + ", ".join(f"{s['step']} {s['state']}" for s in steps))
@@ -247,6 +249,13 @@ def status(
             f"mean confidence {report['confidence']}%, {report['pages']} page(s))"
         )
     emit(data, as_json, "\n".join(lines))
+
+
+def _shown(value: Any) -> str:
+    # For people: no Python `None` or list brackets; "-" where there is nothing.
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "-"
+    return "-" if value is None else str(value)
 
 
 def get(

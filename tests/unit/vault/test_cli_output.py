@@ -7,6 +7,7 @@ import json
 import re
 import socket
 import threading
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,33 @@ def test_serve_on_a_busy_port_exits_1_with_one_line_and_stops_its_services(
     assert "Traceback" not in done.output
     left = [t for t in set(threading.enumerate()) - before if t.is_alive()]
     assert not left, left
+
+
+def test_status_prints_no_python_none_and_zoned_times(run: Run, tmp_path: Path) -> None:
+    case = run("tina", "cases", "create", "Case of the river").stdout.strip()
+    source = tmp_path / "testimony.txt"
+    source.write_bytes(BODY)
+    item = run("tina", "deposit", str(source), "--case", case, "--consent", "therapy").stdout
+    shown = run("tina", "status", item.split()[0])
+    assert shown.exit_code == 0, shown.output
+    assert "None" not in shown.stdout, shown.stdout
+    fields = dict(line.split(": ", 1) for line in shown.stdout.splitlines())
+    assert datetime.fromisoformat(fields["created_at"]).utcoffset() is not None, fields
+    # The JSON form says the same.
+    data = json.loads(run("tina", "status", item.split()[0], "--json").stdout)
+    assert datetime.fromisoformat(data["created_at"]).utcoffset() is not None
+    cases = json.loads(run("tina", "cases", "list", "--json").stdout)
+    assert datetime.fromisoformat(cases[0]["created_at"]).utcoffset() is not None
+
+
+def test_search_in_an_unknown_case_is_an_error(run: Run, tmp_path: Path, vault: Vault) -> None:
+    case = run("tina", "cases", "create", "Case of the river").stdout.strip()
+    assert run("tina", "search", "", "--case", case).exit_code == 0
+    unknown = "a" * 26
+    done = run("tina", "search", "", "--case", unknown)
+    assert done.exit_code == 1, done.output
+    assert done.stderr == f"tvault: 404: no case {unknown}\n"
+    # A case that exists but is not the caller's gets the same answer.
+    other = run("theo", "cases", "create", "Case of the hill").stdout.strip()
+    hidden = run("tina", "search", "", "--case", other)
+    assert (hidden.exit_code, hidden.stderr) == (1, f"tvault: 404: no case {other}\n")

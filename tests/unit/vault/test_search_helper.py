@@ -244,3 +244,21 @@ def test_a_helper_that_cannot_start_leaves_searches_working(
     finally:
         vault.search_helper = None
         helper.stop()
+
+
+def test_ctrl_c_to_the_process_group_leaves_the_helper_quiet(
+    vault: Vault, capfd: pytest.CaptureFixture[str]
+) -> None:
+    started = SearchHelper(vault.settings, timeout=5.0)
+    started.start()
+    try:
+        _wait_alive(started)
+        # Ctrl-C on a terminal signals the whole process group: the helper too. The server
+        # stops it in its own time; the helper must not print a traceback meanwhile.
+        os.kill(started._process.pid, signal.SIGINT)
+        time.sleep(1.0)
+        assert started.alive
+    finally:
+        started.stop()
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err

@@ -18,6 +18,7 @@ from vault.accounts import add_user
 from vault.cases import create_case
 from vault.compose import Vault
 from vault.domain import CONSENT_SCOPES, ROLES
+from vault.errors import NotFound
 from vault.identity import set_identity
 from vault.indexing import index_item
 from vault.provision import create_vault
@@ -182,7 +183,6 @@ def test_naming_cases_narrows_and_never_widens(
     assert only_a.total == sum(
         1 for i in stored if i.case_id == cases["A"] and "legal" in i.consent
     )
-    # Naming a case not granted gives nothing, not that case's items.
-    other = search(vault, lawyer, SearchRequest(text="", cases=frozenset({cases["B"]})))
-    assert (other.total, other.hits) == (0, [])
-    assert all(not counts for counts in other.facets.values())
+    # Naming a case not granted gives nothing of it: it is refused as an unknown case is.
+    with pytest.raises(NotFound, match=f"^no case {cases['B']}$"):
+        search(vault, lawyer, SearchRequest(text="", cases=frozenset({cases["B"]})))

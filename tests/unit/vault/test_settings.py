@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,14 @@ def test_the_passphrase_is_never_printed(tmp_path: Path, monkeypatch: pytest.Mon
     assert settings.passphrase is not None
     assert "hunter2-secret" not in repr(settings)
     assert settings.passphrase.get_secret_value() == "hunter2-secret"
+
+
+def test_docs_ingest_names_exactly_the_extraction_settings_the_vault_reads() -> None:
+    from vault.settings import Settings
+
+    docs = (Path(__file__).parents[3] / "docs" / "ingest.md").read_text()
+    named = set(re.findall(r"TVAULT_(EXTRACT_[A-Z0-9_]+)", docs))
+    read = {name.upper() for name in Settings.model_fields if name.startswith("extract_")}
+    # A setting the page names must exist (a reader sets it and expects an effect), and each
+    # extraction setting the vault reads must be on the page.
+    assert named == read

@@ -174,7 +174,7 @@ class SearchHelper:
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe(duplex=True)
         process = context.Process(
-            target=_serve, args=(child, self._settings), name="tvault-search-helper", daemon=True
+            target=_main, args=(child, self._settings), name="tvault-search-helper", daemon=True
         )
         try:
             process.start()
@@ -251,12 +251,17 @@ class SearchHelper:
         self._ready = False
 
 
-def _serve(conn: multiprocessing.connection.Connection, settings: dict[str, object]) -> None:
-    """The helper process: show each page of hits it is sent until the pipe closes."""
+def _main(conn: multiprocessing.connection.Connection, settings: dict[str, object]) -> None:
+    """The helper process's entry point: `_serve`, deaf to Ctrl-C."""
     # Ctrl-C on a terminal reaches the whole process group; the server stops its helper itself
     # (`SearchHelper.stop`, or the pipe closing), so the helper ignores it rather than dying
     # with a traceback in the server's terminal.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _serve(conn, settings)
+
+
+def _serve(conn: multiprocessing.connection.Connection, settings: dict[str, object]) -> None:
+    """The helper process: show each page of hits it is sent until the pipe closes."""
     os.environ.pop("TVAULT_PASSPHRASE", None)  # inherited from the server; not needed here
     store = make_store(Settings.model_validate(settings))
     conn.send(_READY)

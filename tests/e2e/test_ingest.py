@@ -154,7 +154,7 @@ def test_usage_errors(tmp_path: Path) -> None:
         "ingest",
         str(tmp_path / "empty"),
         "--case",
-        "c",
+        "a" * 26,  # well-formed: a malformed id is refused before the directory is read
         "--consent",
         "therapy",
         env={**env, "TVAULT_TOKEN": "x"},

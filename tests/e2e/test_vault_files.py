@@ -71,7 +71,7 @@ def test_the_cli_refuses_an_unknown_language_before_sending(served: Server, tmp_
     file = tmp_path / "a.txt"
     file.write_text("a", encoding="utf-8")
     done = tvault(
-        *("deposit", str(file), "--case", "nosuchcase", "--consent", "therapy"),
+        *("deposit", str(file), "--case", "a" * 26, "--consent", "therapy"),
         *("--language", "es-Rosa-Quispe"),
         env=_env(served),
         check=False,

@@ -17,7 +17,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 
 from vault.cli.admin import _open
 from vault.cli.client import CHUNK, TokenOption, UrlOption, _call, _client, checked_language
-from vault.cli.common import DEFAULT_URL, FAILURE, USAGE, JsonOption, VaultOption, emit, fail
+from vault.cli.common import (
+    DEFAULT_URL,
+    FAILURE,
+    USAGE,
+    CaseOption,
+    JsonOption,
+    VaultOption,
+    emit,
+    fail,
+    scopes,
+)
 from vault.headers import to_headers
 
 
@@ -163,8 +173,11 @@ def ingest(
     directory: Annotated[
         Path, typer.Argument(exists=True, file_okay=False, dir_okay=True, readable=True)
     ],
-    case: Annotated[str, typer.Option("--case", help="Case id.")],
-    consent: Annotated[str, typer.Option("--consent", help="Consent scopes, comma-separated.")],
+    case: CaseOption,
+    consent: Annotated[
+        list[str],
+        typer.Option("--consent", help="Consent scopes; repeatable, or comma-separated."),
+    ],
     kind: Annotated[str, typer.Option("--kind")] = "document",
     language: Annotated[str | None, typer.Option("--language")] = None,
     tags: Annotated[str | None, typer.Option("--tags", help="Tags, comma-separated.")] = None,
@@ -176,7 +189,10 @@ def ingest(
     files = _files(directory)
     if not files:
         fail(f"no files in {directory}", USAGE)
-    params = {"kind": kind, "consent": consent}
+    granted = ",".join(scopes(consent))
+    if not granted:
+        fail("--consent: name at least one scope", USAGE)
+    params = {"kind": kind, "consent": granted}
     language = checked_language(language)
     params.update({k: v for k, v in {"language": language, "tags": tags}.items() if v})
     deposited: list[dict[str, str]] = []

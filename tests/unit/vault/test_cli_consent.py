@@ -97,3 +97,17 @@ def test_the_consent_history_shows_timezone_aware_dates(run: Run, tmp_path: Path
     for line in lines:
         recorded = datetime.fromisoformat(line.split("\t")[2])
         assert recorded.utcoffset() is not None, line
+
+
+def test_repeated_consent_options_at_ingest_accumulate(run: Run, tmp_path: Path) -> None:
+    case = run("tina", "cases", "create", "Case of the river").stdout.strip()
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    (folder / "one.txt").write_bytes(b"Testimony recorded at the clinic.\n" * 50)
+    done = run(
+        "tina", "ingest", str(folder), "--case", case, "--consent", "therapy",
+        "--consent", "legal", "--json",
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    [deposited] = json.loads(done.stdout)["deposited"]
+    assert _scopes(run, deposited["id"]) == ["legal", "therapy"]

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import keys
+from ingest import lifeline
 from search.highlight import Highlighter
 from vault.compose import make_store
 from vault.indexing import read_sealed_text
@@ -174,17 +175,35 @@ class SearchHelper:
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe(duplex=True)
         process = context.Process(
-            target=_main, args=(child, self._settings), name="tvault-search-helper", daemon=True
+            target=_main,
+            args=(child, self._settings, os.getpid()),
+            name="tvault-search-helper",
+            daemon=True,
         )
-        try:
-            process.start()
-        except OSError as exc:  # out of processes or memory: pages are shown without it
+        started = threading.Event()
+        failures: list[OSError] = []
+
+        def launcher() -> None:
+            # The helper dies with its parent (`ingest.lifeline`), which for the kernel is the
+            # thread that started it: this one, which lives as long as the helper does (a
+            # request's thread may end any time).
+            try:
+                process.start()
+            except OSError as exc:
+                failures.append(exc)
+                return
+            finally:
+                started.set()
+            multiprocessing.connection.wait([process.sentinel])
+
+        threading.Thread(target=launcher, name="tvault-search-helper-parent", daemon=True).start()
+        started.wait()
+        child.close()
+        if failures:  # out of processes or memory: pages are shown without it
             parent.close()
-            log.error("search helper: cannot start a process (%s); trying again later", exc)
+            log.error("search helper: cannot start a process (%s); trying again later", failures[0])
             self._restart_at = time.monotonic() + RESTART_SECONDS
             return
-        finally:
-            child.close()
         self._process, self._conn, self._ready = process, parent, False
 
     def _usable(self) -> bool:
@@ -251,8 +270,12 @@ class SearchHelper:
         self._ready = False
 
 
-def _main(conn: multiprocessing.connection.Connection, settings: dict[str, object]) -> None:
-    """The helper process's entry point: `_serve`, deaf to Ctrl-C."""
+def _main(
+    conn: multiprocessing.connection.Connection, settings: dict[str, object], parent: int
+) -> None:
+    """The helper process's entry point: `_serve`, deaf to Ctrl-C, dead with its parent
+    process `parent` (even one killed with SIGKILL, and in the middle of a page)."""
+    lifeline.die_with_parent(parent)
     # Ctrl-C on a terminal reaches the whole process group; the server stops its helper itself
     # (`SearchHelper.stop`, or the pipe closing), so the helper ignores it rather than dying
     # with a traceback in the server's terminal.

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from ingest import lifeline
 from ingest._tika import classify_failure, interpret, memory_error
 from ingest.adapters import _nospawn, _sandbox
 from ingest.ports import ExtractionError, FailureKind, OcrReport
@@ -259,6 +260,10 @@ def _start_ocr(argv: list[str]) -> None:
 def main(argv: list[str], handle: Handler = extract) -> int:
     """Run the parser process: `argv[1]` is the memory limit in bytes, `argv[2]` `sandbox`
     (namespaces where the kernel allows them) or `plain`."""
+    parent = os.environ.get(lifeline.PARENT_ENV)
+    if parent is not None:
+        # First: an orphan must not parse, and a parent killed with SIGKILL ends this too.
+        lifeline.die_with_parent(int(parent))
     memory_bytes = int(argv[1])
     wanted = len(argv) < 3 or argv[2] == "sandbox"
     # First, while this process is single-threaded (a condition of unshare(CLONE_NEWUSER)).

@@ -21,6 +21,7 @@ import threading
 import time
 from pathlib import Path
 
+from ingest import lifeline
 from ingest._tika import memory_error, shaped_language, shaped_mime, text_limit
 from ingest.containers import check_container
 from ingest.ocr import OcrOptions, report_from_header
@@ -57,6 +58,7 @@ class _Child:
         self.memory_bytes = memory_bytes
         self.jobs = 0
         env = {key: os.environ[key] for key in _CHILD_ENV if key in os.environ}
+        env[lifeline.PARENT_ENV] = str(os.getpid())  # it dies with this process (SIGKILL too)
         # The child imports the same `ingest` as this process, installed or not.
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and Path(p).is_dir())
         # The child's stderr: in memory, never a log or a file (a JVM fatal-error dump can hold

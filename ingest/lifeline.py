@@ -13,12 +13,16 @@ worker's own threads, or a launcher thread).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
-from typing import Final
+import subprocess
+import threading
+from collections.abc import Sequence
+from typing import Any, Final
 
-__all__ = ["PARENT_ENV", "die_with_parent"]
+__all__ = ["PARENT_ENV", "die_with_parent", "popen"]
 
 # linux/prctl.h
 _PR_SET_PDEATHSIG: Final = 1
@@ -36,3 +40,33 @@ def die_with_parent(parent_pid: int) -> None:
     # Checked after arming: a parent that dies from here on sends the signal.
     if os.getppid() != parent_pid:
         os._exit(1)
+
+
+def popen(argv: Sequence[str], **options: Any) -> subprocess.Popen[bytes]:
+    """Start `argv` as `subprocess.Popen(argv, **options)` does, from a thread of its own that
+    stays until the process ends (without reaping it), so that the process's parent-death
+    signal fires when this process dies, not when the calling thread ends. Raises what
+    `Popen` raises."""
+    started: list[subprocess.Popen[bytes] | BaseException] = []
+    ready = threading.Event()
+
+    def parent() -> None:
+        try:
+            started.append(subprocess.Popen(argv, **options))
+        except BaseException as exc:
+            started.append(exc)
+            return
+        finally:
+            ready.set()
+        process = started[0]
+        assert isinstance(process, subprocess.Popen)
+        with contextlib.suppress(OSError):  # ECHILD: its owner reaped it already
+            # WNOWAIT: wait for the end, leave the reaping to the process's owner.
+            os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
+
+    threading.Thread(target=parent, name="tvault-helper-parent", daemon=True).start()
+    ready.wait()
+    result = started[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result

@@ -67,7 +67,8 @@ class _Child:
         argv = [sys.executable, "-m", module, str(memory_bytes), "sandbox" if sandbox else "plain"]
         if ocr is not None:
             argv.append(f"ocr={ocr.argument()}")
-        self.proc = subprocess.Popen(
+        # From a thread of its own: the kernel counts the thread that started it as its parent.
+        self.proc = lifeline.popen(
             argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

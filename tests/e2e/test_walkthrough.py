@@ -77,17 +77,21 @@ def test_exit_codes(server: Server, tmp_path: Path) -> None:
     env = dict(server.env, TVAULT_URL=server.url, TVAULT_TOKEN=server.token("tina"))
     # 1: a failure the command found (the item does not exist); nothing is written.
     target = tmp_path / "missing.bin"
-    done = tvault("get", "nosuchitem", "-o", str(target), env=env, check=False)
+    unknown = "a" * 26  # well-formed, no such item
+    done = tvault("get", unknown, "-o", str(target), env=env, check=False)
     assert done.returncode == 1 and "404" in done.stderr and not target.exists()
-    assert tvault("status", "nosuchitem", env=env, check=False).returncode == 1
-    # 2: usage errors (an unknown option, a missing argument, no token).
+    assert tvault("status", unknown, env=env, check=False).returncode == 1
+    # 2: usage errors (an unknown option, a missing argument, no token, a malformed id).
+    assert tvault("status", "nosuchitem", env=env, check=False).returncode == 2
     assert tvault("deposit", "--bogus", env=env, check=False).returncode == 2
     assert tvault("get", "x", env=env, check=False).returncode == 2
     no_token = {k: v for k, v in env.items() if k != "TVAULT_TOKEN"}
     assert tvault("cases", "list", env=no_token, check=False).returncode == 2
     # 1: the server refuses (a therapist may not add grants).
     assert (
-        tvault("cases", "grant", "c", "tina", "--role", "lawyer", env=env, check=False).returncode
+        tvault(
+            "cases", "grant", unknown, "tina", "--role", "lawyer", env=env, check=False
+        ).returncode
         == 1
     )
 

@@ -14,11 +14,15 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import shutil
 from pathlib import Path
 from typing import Final
 
-__all__ = ["MEMORY_FILE_SYSTEMS", "ScratchError", "memory_dir"]
+__all__ = ["MEMORY_FILE_SYSTEMS", "PRIVATE_PREFIX", "ScratchError", "memory_dir", "sweep_dead"]
 
+# A process's private directory in the scratch: `<prefix><pid>-<random>`, so that a dead
+# process's can be told from a live one's.
+PRIVATE_PREFIX: Final = "tvault-worker-"
 # linux/magic.h
 MEMORY_FILE_SYSTEMS: Final = {0x01021994: "tmpfs", 0x858458F6: "ramfs"}
 # struct statfs starts with `__fsword_t f_type` (a long on 64-bit Linux, an int on 32-bit
@@ -57,3 +61,31 @@ def memory_dir(path: Path) -> Path:
             "not tmpfs or ramfs): decrypted originals would reach a disk"
         )
     return resolved
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_dead(base: Path) -> int:
+    """Remove the private directories (`PRIVATE_PREFIX<pid>-*`) of dead processes under
+    `base`; return how many. Never one of a live process, a symbolic link, or another user's.
+
+    A process killed with SIGKILL runs no `finally`: the plaintext it was parsing stays in its
+    0700 directory until the next process on the vault starts and calls this.
+    """
+    removed = 0
+    for path in Path(base).glob(f"{PRIVATE_PREFIX}*"):
+        pid = path.name.removeprefix(PRIVATE_PREFIX).split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)) or path.is_symlink():
+            continue
+        if path.is_dir() and path.stat().st_uid == os.getuid():
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed

@@ -6,6 +6,7 @@ The API reaches the `Vault` through `vault.api.deps.VaultDep`; the CLI through `
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 import policies
+from ingest.scratch import sweep_dead
 from keys import Keyring
 from vault import keystate, token_keys
 from vault.db import check_reachable, make_engine, make_sessions, migrate
@@ -153,6 +155,9 @@ def build(settings: Settings, keyring: Keyring) -> Vault:
     """
     load_policy(settings)
     check_settings(settings)
+    # A dead worker's plaintext copies go at the next start of any process on the vault.
+    with contextlib.suppress(OSError):
+        sweep_dead(settings.scratch_dir)
     engine = make_engine(settings.effective_database_url)
     check_reachable(engine)
     migrate(engine)

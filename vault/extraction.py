@@ -49,6 +49,7 @@ from ingest import (
     parse_languages,
     plaintext_file,
 )
+from ingest.scratch import PRIVATE_PREFIX, sweep_dead
 from vault import item_keys, jobs, ledger, ocr
 from vault.compose import Vault
 from vault.db import Item, ItemKey
@@ -76,7 +77,7 @@ _INSERT_TEXT = cast(Table, ItemText.__table__).insert()
 # the results of the few before it only (other workers take the jobs behind it).
 HOLD_SECONDS: Final = 1.0
 TEXT_SLICE: Final = 256 * 1024  # characters encoded and sealed at a time
-DIR_PREFIX: Final = "tvault-worker-"
+DIR_PREFIX: Final = PRIVATE_PREFIX
 
 
 def text_object_name(item_id: str, attempt: int) -> str:
@@ -116,32 +117,10 @@ def limits_of(settings: Settings) -> Limits:
     )
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep_private_dirs(base: Path) -> int:
-    """Remove the private directories of dead workers under `base`; return how many.
-
-    A worker killed with SIGKILL runs no `finally`: the plaintext it was parsing stays in its
-    0700 directory. The directory's name carries the worker's process id, so the next worker
-    to start removes what a dead one left, and never what a live one is using.
-    """
-    removed = 0
-    for path in base.glob(f"{DIR_PREFIX}*"):
-        pid = path.name.removeprefix(DIR_PREFIX).split("-", 1)[0]
-        if not pid.isdigit() or _alive(int(pid)) or path.is_symlink():
-            continue
-        if path.is_dir() and path.stat().st_uid == os.getuid():
-            shutil.rmtree(path, ignore_errors=True)
-            removed += 1
-    return removed
+    """Remove the private directories of dead workers under `base`; return how many
+    (`ingest.scratch.sweep_dead`; every process that opens the vault calls it too)."""
+    return sweep_dead(base)
 
 
 class _PrivateDirs:

@@ -1,4 +1,4 @@
-"""Remove item objects no item row references (a crash between upload and commit leaves them)."""
+"""Remove objects no row references (a crash between upload and commit leaves them)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from datetime import timedelta
 
 from vault.compose import Vault
 from vault.db import Item
+from vault.db.jobs_tables import ItemText
+from vault.extraction import PREFIX as TEXTS_PREFIX
 from vault.identity import sweep_renditions
 from vault.objects import PREFIX, orphans
 
@@ -18,8 +20,9 @@ def sweep(vault: Vault) -> int:
     """Delete unreferenced item objects older than `sweep_grace_seconds`; return how many.
 
     Younger ones may belong to a deposit still streaming (its row commits after the object) and
-    are left alone; only names under `vault.objects.PREFIX` are considered, so objects of other
-    parts (ledger checkpoints, extracted texts) are never touched.
+    are left alone. Item objects (`vault.objects.PREFIX`), redacted renditions and extracted
+    texts (`vault.extraction.PREFIX`, left by an attempt killed before its commit) are swept;
+    ledger checkpoints are never touched.
     """
     cutoff = vault.clock() - timedelta(seconds=vault.settings.sweep_grace_seconds)
     removed = 0
@@ -29,6 +32,11 @@ def sweep(vault: Vault) -> int:
         removed += 1
     # Redacted renditions live under their own prefix (vault.identity); same rule.
     removed += sweep_renditions(vault, cutoff)
+    # Extracted texts of attempts killed before their commit (vault.extraction); same rule.
+    texts = [info for info in vault.store.entries(TEXTS_PREFIX) if info.modified <= cutoff]
+    for info in orphans(vault.sessions, ItemText.object_name, texts):
+        vault.store.delete(info.name)
+        removed += 1
     if removed:
         log.info("sweep removed %d unreferenced objects", removed)
     return removed

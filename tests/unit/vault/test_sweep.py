@@ -9,7 +9,7 @@ import pytest
 
 from tests.unit.vault.conftest import principal
 from tests.unit.vault.test_deposit import BODY, deposit, fields
-from vault import objects
+from vault import extraction, objects
 from vault.cases import create_case
 from vault.compose import Vault
 from vault.objects import PREFIX, object_name
@@ -87,3 +87,15 @@ def test_an_interval_of_zero_schedules_nothing(vault: Vault) -> None:
     service.start()
     assert service._thread is None
     service.stop()
+
+
+def test_sweep_removes_an_old_text_of_an_attempt_killed_before_its_commit(vault: Vault) -> None:
+    name = extraction.text_object_name("itemthatwaskilled", 1)
+    with vault.store.writer(name) as writer:
+        writer.write(b"sealed text of an attempt that never committed")
+        writer.commit()
+    assert sweep(vault) == 0  # young: its attempt may still be recording it
+    later = vault.clock() + timedelta(seconds=vault.settings.sweep_grace_seconds + 60)
+    vault.clock = lambda: later
+    assert sweep(vault) == 1
+    assert list(vault.store.names(extraction.PREFIX)) == []

@@ -14,6 +14,8 @@ Checks, each failure named by what it concerns and its kind:
 - every stored checkpoint is signed by the log key, records what its note says, has its copy in
   the object store, and its root is the root of the tree rebuilt from the entries themselves;
 - every extracted text, sealed field and redacted rendition (`vault.sealed_fixity`);
+- no object under a prefix rows refer to is older than the sweep's grace period and named by
+  no row (`vault.unreferenced`: "unreferenced object");
 - the tables agree with the ledger's replay of grants, consent, holds and shreds
   (`vault.replay`; `fast` never skips it), and the accounts and token register with its
   replay of credential entries (`vault.accountability`);
@@ -33,7 +35,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 import keys
-from vault import accountability, item_keys, replay, sealed_fixity, signatures
+from vault import accountability, item_keys, replay, sealed_fixity, signatures, unreferenced
 from vault.compose import LEDGER_MAC, Vault
 from vault.db.models import Item, ItemKey
 from vault.db.signature_tables import ItemSignature
@@ -308,11 +310,12 @@ def _verify_state(vault: Vault, session: Session, report: Report, fast: bool) ->
     sealed, sealed_notes = sealed_fixity.check(vault, session, fast=fast)
     replayed, replay_notes = replay.check(session)
     credentials, credential_notes = accountability.check(session)
+    stray, stray_notes = unreferenced.check(vault)
     for subject, kind, detail in [f for f in sealed if f[0] not in bad_keys] + replayed:
         report.fail(subject, kind, detail)
-    for subject, kind, detail in credentials:
+    for subject, kind, detail in credentials + stray:
         report.fail(subject, kind, detail)
-    report.notes.extend(sealed_notes + replay_notes + credential_notes)
+    report.notes.extend(sealed_notes + replay_notes + credential_notes + stray_notes)
 
 
 # --- ledger -----------------------------------------------------------------------------------

@@ -9,11 +9,12 @@ import pytest
 
 from tests.unit.vault.conftest import principal
 from tests.unit.vault.test_deposit import BODY, deposit, fields
-from vault import extraction, objects
+from vault import extraction, objects, unreferenced
 from vault.cases import create_case
 from vault.compose import Vault
 from vault.objects import PREFIX, object_name
 from vault.sweep import SweepService, sweep
+from vault.verify import verify
 
 
 def _orphan(vault: Vault) -> str:
@@ -99,3 +100,23 @@ def test_sweep_removes_an_old_text_of_an_attempt_killed_before_its_commit(vault:
     vault.clock = lambda: later
     assert sweep(vault) == 1
     assert list(vault.store.names(extraction.PREFIX)) == []
+
+
+def test_verify_names_each_old_unreferenced_object_until_the_sweep_removes_it(
+    vault: Vault,
+) -> None:
+    item_object = _orphan(vault)
+    text = extraction.text_object_name("itemthatwaskilled", 2)
+    with vault.store.writer(text) as writer:
+        writer.write(b"sealed text of an attempt that never committed")
+        writer.commit()
+    young = verify(vault)
+    assert [f for f in young.failures if f.kind == unreferenced.UNREFERENCED] == []
+    assert "2 unreferenced objects younger" in " ".join(young.notes)
+    later = vault.clock() + timedelta(seconds=vault.settings.sweep_grace_seconds + 60)
+    vault.clock = lambda: later
+    found = verify(vault)
+    named = {f.subject for f in found.failures if f.kind == unreferenced.UNREFERENCED}
+    assert named == {item_object, text} and not found.ok
+    assert sweep(vault) == 2
+    assert verify(vault).ok

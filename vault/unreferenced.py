@@ -1,0 +1,50 @@
+"""Objects no row references: `tvault verify`'s finding "unreferenced object".
+
+A crash between an object's upload and the commit of its row (a deposit, a redacted rendition,
+an extraction attempt) leaves an object nothing refers to; the sweep (`vault.sweep`) removes
+it once it is older than `TVAULT_SWEEP_GRACE_SECONDS`. Verify names each such object that the
+sweep should already have removed; younger ones may belong to work still in progress and are
+only counted in a note.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Final
+
+from vault.compose import Vault
+from vault.db import Item
+from vault.db.access_tables import RedactedRendition
+from vault.db.jobs_tables import ItemText
+from vault.extraction import PREFIX as TEXTS_PREFIX
+from vault.identity import RENDITION_PREFIX
+from vault.objects import PREFIX as ITEMS_PREFIX
+from vault.objects import orphans
+
+UNREFERENCED: Final = "unreferenced object"
+
+# Each prefix of objects that rows refer to, and the column that names them.
+REFERENCED_BY: Final[tuple[tuple[str, Any], ...]] = (
+    (ITEMS_PREFIX, Item.object_name),
+    (RENDITION_PREFIX, RedactedRendition.object_name),
+    (TEXTS_PREFIX, ItemText.object_name),
+)
+
+
+def check(vault: Vault) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """Return the findings `(object name, UNREFERENCED, detail)` for every object under a
+    prefix of `REFERENCED_BY` that no row names and that is older than the sweep's grace
+    period, and notes (how many younger ones there are). Raises `StorageError` if the store
+    cannot be listed."""
+    cutoff = vault.clock() - timedelta(seconds=vault.settings.sweep_grace_seconds)
+    findings: list[tuple[str, str, str]] = []
+    young = 0
+    for prefix, column in REFERENCED_BY:
+        for info in orphans(vault.sessions, column, vault.store.entries(prefix)):
+            if info.modified <= cutoff:
+                detail = "no row refers to it; the sweep removes it (left by a crash)"
+                findings.append((info.name, UNREFERENCED, detail))
+            else:
+                young += 1
+    notes = [f"{young} unreferenced objects younger than the sweep's grace period"] if young else []
+    return findings, notes

@@ -27,7 +27,7 @@ SCOPED = {("POST", "/v1/search")}
 
 def test_no_route_succeeds_when_the_policy_allows_nothing(vault: Vault) -> None:
     with vault.sessions.begin() as session:
-        for name in ("ava", "nora", "audrey"):
+        for name in ("ava", "nora", "audrey", "cleo"):
             add_user(session, name, ROLES[name], vault.clock())
     app = create_app(vault)
     clients = {

@@ -58,7 +58,7 @@ from search import (
 )
 from search.highlight import Highlighter
 from vault import item_keys, ledger
-from vault.access import NO_SUCH_CASE, refuse
+from vault.access import NO_SUCH_CASE, item_resource, refuse
 from vault.compose import METADATA_IDENTITY, Vault
 from vault.db import Case, Item, ItemKey
 from vault.db.access_tables import ItemIdentity
@@ -202,16 +202,6 @@ def _item_of(row: Sequence[Any]) -> _Item:
     )
 
 
-def _resource(item: _Item) -> Resource:
-    return Resource(
-        kind=kinds.ITEM,
-        case_id=item.case_id,
-        item_id=item.id,
-        depositor=item.depositor,
-        consent=frozenset(item.consent),
-    )
-
-
 def _scope(principal: Principal, cases: Collection[str]) -> tuple[AccessScope, ...]:
     scope = search_scope(principal, actions.ITEM_SEARCH, cases)
     if scope.is_empty:
@@ -331,7 +321,7 @@ def _check_hits(
         wrapped = {row[0]: row[11] for row in rows if row[11] is not None}
         for hit in hits:
             item = items.get(hit.item_id)
-            decision = decide(principal, actions.ITEM_SEARCH, _resource(item)) if item else None
+            decision = decide(principal, actions.ITEM_SEARCH, item_resource(item)) if item else None
             if item is None or not isinstance(decision, Allow):
                 dropped.append((hit, item))
                 continue

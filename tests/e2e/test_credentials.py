@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,20 +15,6 @@ from sqlalchemy import create_engine, text
 from tests.e2e.conftest import Server, base_env, serve, tvault
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def pg_url(postgres_url: str) -> Iterator[str]:
-    schema = f"creds_{secrets.token_hex(6)}"
-    admin = create_engine(postgres_url)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{postgres_url}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def status(server: Server, token: str) -> int:
@@ -63,12 +47,12 @@ def kids(server: Server) -> set[str]:
 # About 15 CLI runs and two servers: well past the default limit on a loaded machine.
 @pytest.mark.timeout(900)
 def test_every_process_refuses_a_cut_off_credential_on_its_next_request(
-    tmp_path: Path, pg_url: str
+    tmp_path: Path, pg_schema_url: str
 ) -> None:
     home = tmp_path / "vault"
     env = base_env(
         home,
-        TVAULT_DATABASE_URL=pg_url,
+        TVAULT_DATABASE_URL=pg_schema_url,
         TVAULT_EMBEDDED_WORKER="false",
         TVAULT_SEARCH_HELPER="false",
         TVAULT_AUTH_FAILURE_BURST="1000",
@@ -98,7 +82,7 @@ def test_every_process_refuses_a_cut_off_credential_on_its_next_request(
         # An account deleted and re-created under its name with another role: old tokens stay
         # dead, whatever role the new account has.
         old = issue(first, admin, "lena")
-        engine = create_engine(pg_url)
+        engine = create_engine(pg_schema_url)
         with engine.begin() as connection:
             connection.execute(text("DELETE FROM users WHERE name = 'lena'"))
         engine.dispose()

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from tests.e2e.conftest import start_server
 from tests.s3server import S3Server, admin_client, moto_s3, s3_bucket
@@ -19,25 +17,11 @@ __all__ = ["moto_s3", "s3_bucket"]  # fixtures, registered by importing them
 pytestmark = [pytest.mark.postgres, pytest.mark.s3]
 
 
-@pytest.fixture
-def pg_url(postgres_url: str) -> Iterator[str]:
-    schema = f"e2e_{secrets.token_hex(6)}"
-    admin = create_engine(postgres_url)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{postgres_url}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 def test_deposit_and_get_on_postgres_and_s3(
-    tmp_path: Path, pg_url: str, moto_s3: S3Server, s3_bucket: str
+    tmp_path: Path, pg_schema_url: str, moto_s3: S3Server, s3_bucket: str
 ) -> None:
     settings = {
-        "TVAULT_DATABASE_URL": pg_url,
+        "TVAULT_DATABASE_URL": pg_schema_url,
         "TVAULT_OBJECT_STORE": "s3",
         "TVAULT_S3_ENDPOINT": moto_s3.endpoint,
         "TVAULT_S3_ACCESS_KEY": moto_s3.access_key,

@@ -11,11 +11,11 @@ import subprocess
 from pathlib import Path
 
 from ingest.scratch import PRIVATE_PREFIX
-from tests.unit.vault.conftest import PASSPHRASE, database_url, pg_schema_url, vault
+from tests.unit.vault.conftest import PASSPHRASE, database_url, vault
 from vault.compose import Vault, open_vault
 
 # Fixtures: the vault, on SQLite and on PostgreSQL.
-__all__ = ["database_url", "pg_schema_url", "vault"]
+__all__ = ["database_url", "vault"]
 
 
 def test_opening_the_vault_removes_a_dead_workers_directory(

@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import and_, or_, select
 
 from tests import corpus
-from tests.unit.vault.conftest import PASSPHRASE, database_url, pg_schema_url, principal, vault
+from tests.unit.vault.conftest import PASSPHRASE, database_url, principal, vault
 from vault import jobs
 from vault.cases import create_case
 from vault.compose import Vault
@@ -30,7 +30,7 @@ from vault.db.jobs_tables import Job
 from vault.deposit import Deposit
 
 # Fixtures: the vault, on SQLite and on PostgreSQL.
-__all__ = ["database_url", "pg_schema_url", "vault"]
+__all__ = ["database_url", "vault"]
 
 pytestmark = pytest.mark.slow
 

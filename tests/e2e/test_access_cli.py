@@ -68,7 +68,7 @@ def test_grant_revoke_consent_hold_and_shred_from_the_command_line(
     tvault("users", "add", "cleo", "--role", "custodian", env=env)
     cleo = {**env, "TVAULT_URL": server.url, "TVAULT_TOKEN": server.token("cleo")}
     assert "under legal hold" in tvault("hold", item, env=admin).stdout
-    held = tvault("keys", "shred", item, "--reason", "duplicate", env=admin, check=False)
+    held = tvault("keys", "shred", item, "--reason", "duplicate", "--yes", env=admin, check=False)
     assert held.returncode == 1 and "legal hold" in held.stderr
     # Lifting the hold and shredding each need a second custodian (DESIGN.md promise 10).
     lift = tvault("hold", item, "--lift", env=admin)
@@ -76,15 +76,15 @@ def test_grant_revoke_consent_hold_and_shred_from_the_command_line(
     mine = tvault("approvals", "approve", lift.stdout.strip(), env=admin, check=False)
     assert mine.returncode == 1 and "second person" in mine.stderr
     tvault("approvals", "approve", lift.stdout.strip(), env=cleo)
-    refused = tvault("keys", "shred", item, "--reason", "duplicate", env=tina, check=False)
+    refused = tvault("keys", "shred", item, "--reason", "duplicate", "--yes", env=tina, check=False)
     assert refused.returncode == 1
-    asked = tvault("keys", "shred", item, "--reason", "consent_withdrawn", env=admin)
+    asked = tvault("keys", "shred", item, "--reason", "consent_withdrawn", "--yes", env=admin)
     approval = asked.stdout.strip()
     pending = tvault("approvals", "list", "--state", "pending", env=cleo).stdout
     assert approval in pending and "shred" in pending
     with server.client("tina") as client:
         assert client.get(f"/v1/items/{item}/content").content == BODY  # not yet
-    assert "done" in tvault("approvals", "approve", approval, env=cleo).stdout
+    assert "done" in tvault("approvals", "approve", approval, "--yes", env=cleo).stdout
     with server.client("tina") as client:
         assert client.get(f"/v1/items/{item}/content").status_code == 404
     lena.close()

@@ -124,7 +124,9 @@ def test_rotation_and_retirement_while_serving_lose_no_testimony(
         approval = json.loads(rotated.stdout)["approval"]
         assert approval, rotated.stdout
         loop.wait_for(len(loop.done) + 1)
-        approved = json.loads(tvault("approvals", "approve", approval, "--json", env=cleo).stdout)
+        approved = json.loads(
+            tvault("approvals", "approve", approval, "--json", "--yes", env=cleo).stdout
+        )
         assert approved["state"] == "done" and approved["outcome"]["retired"] == [1, 2]
         loop.wait_for(len(loop.done) + 2)  # deposits after the retirement, by the same server
         loop.stop.set()

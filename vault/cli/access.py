@@ -23,6 +23,8 @@ from vault.cli.common import (
     CaseArgument,
     ItemArgument,
     JsonOption,
+    YesOption,
+    confirm,
     emit,
     fail,
     scopes,
@@ -143,9 +145,18 @@ def keys_shred(
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     as_json: JsonOption = False,
+    yes: YesOption = False,
 ) -> None:
     """Ask to crypto-shred ITEM (custodians); print the approval id. Another custodian approves
-    (`tvault approvals approve ID`); then its key is deleted and it can never be read again."""
+    (`tvault approvals approve ID`); then its key is deleted and it can never be read again.
+    Asks for ITEM to be typed again unless `--yes`; with no terminal and no `--yes` it exits 2
+    and asks nothing of the vault."""
+    confirm(
+        item,
+        f"once approved, item {item} is crypto-shredded: its key is deleted and it "
+        "can never be read again",
+        yes,
+    )
     body = {"reason": reason, "note": note}
     with _client(url, token) as client:
         done = _call(client, "POST", f"/v1/items/{item}/shred", json=body)

@@ -11,8 +11,9 @@ from typing import Annotated, Any
 
 import typer
 
+from vault.approval_kinds import RETIRE_KEYS, SHRED
 from vault.cli.client import TokenOption, UrlOption, _call, _client
-from vault.cli.common import DEFAULT_URL, JsonOption, emit
+from vault.cli.common import DEFAULT_URL, JsonOption, YesOption, confirm, emit
 
 app = typer.Typer(help="Two-person rule: approve or deny requests (custodians).")
 
@@ -68,12 +69,40 @@ def approvals_approve(
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     as_json: JsonOption = False,
+    yes: YesOption = False,
 ) -> None:
-    """Approve a request someone else made; the action runs once the quorum is reached."""
+    """Approve a request someone else made; the action runs once the quorum is reached.
+
+    A shred or a key retirement cannot be undone: it shows what will be lost and asks for the
+    item id (or the key versions) again, unless `--yes`; with no terminal and no `--yes` it
+    exits 2 and approves nothing.
+    """
     with _client(url, token) as client:
+        _confirm_loss(_call(client, "GET", f"/v1/approvals/{approval}"), yes)
         row = _call(client, "POST", f"/v1/approvals/{approval}/approve")
     done = f" ({row['outcome']})" if row["outcome"] else ""
     emit(row, as_json, f"{describe(row)}{done}")
+
+
+def _confirm_loss(row: dict[str, Any], yes: bool) -> None:
+    # Only what destroys data is asked about again; a lifted hold can be put back.
+    if row["kind"] == SHRED:
+        item = row["subject"]
+        reason = row["payload"].get("reason", "?")
+        confirm(
+            item,
+            f"approving {row['id']} crypto-shreds item {item} (reason: {reason}): its "
+            "key is deleted and it can never be read again",
+            yes,
+        )
+    elif row["kind"] == RETIRE_KEYS:
+        versions = ",".join(str(v) for v in row["payload"].get("versions", []))
+        confirm(
+            versions,
+            f"approving {row['id']} retires master key version(s) {versions}: "
+            "they are deleted from the keyring for good",
+            yes,
+        )
 
 
 @app.command("deny")

@@ -261,13 +261,17 @@ def _shown(value: Any) -> str:
 def get(
     item: ItemArgument,
     output: Annotated[Path, typer.Option("-o", "--output", help="File to write.", dir_okay=False)],
+    force: Annotated[bool, typer.Option("--force", help="Replace FILE if it exists.")] = False,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
 ) -> None:
-    """Download ITEM to FILE; the SHA-256 is checked before FILE appears."""
+    """Download ITEM to FILE; the SHA-256 is checked before FILE appears. An existing FILE is
+    left untouched (exit 2) unless `--force` is given."""
     target = output.resolve()
     if not target.parent.is_dir():
         fail(f"-o: no directory {target.parent}", USAGE)
+    if target.exists() and not force:
+        fail(f"-o: {target} exists; pass --force to replace it", USAGE)
     with _client(url, token) as client, _progress() as progress:
         # Written beside the target and renamed only once the digest matches, so FILE is either
         # the verified original or absent.

@@ -106,3 +106,30 @@ def scopes(values: list[str] | None) -> list[str]:
 def emit(data: Any, as_json: bool, text: str) -> None:
     """Print `data` as JSON, or `text` for people."""
     typer.echo(json.dumps(data, indent=2, default=str) if as_json else text)
+
+
+def _terminal() -> bool:
+    # Its own function so tests can stand in for a person at a terminal.
+    return sys.stdin.isatty()
+
+
+def confirm(subject: str, what_is_lost: str, yes: bool) -> None:
+    """Go on only once the user has confirmed an action that cannot be undone.
+
+    With `yes` (`--yes`, for scripts) it returns at once. Otherwise it prints `what_is_lost` to
+    stderr and asks for `subject` to be typed again. Exits with a usage error (2) when there is
+    no terminal on stdin to ask on, or when the answer is not exactly `subject`.
+    """
+    if yes:
+        return
+    if not _terminal():
+        fail(f"{what_is_lost}; this cannot be undone: pass --yes to confirm", USAGE)
+    typer.echo(f"{what_is_lost}. This cannot be undone.", err=True)
+    answer: str = typer.prompt(f"Type {subject} to confirm", default="", show_default=False)
+    if answer.strip() != subject:
+        fail(f"{answer.strip()!r} is not {subject}; nothing done", USAGE)
+
+
+YesOption = Annotated[
+    bool, typer.Option("--yes", help="Do not ask for confirmation (for scripts).")
+]

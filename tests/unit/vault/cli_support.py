@@ -23,13 +23,20 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 URL = "http://vault.test"
-ROLES = {"admin": "custodian", "tina": "therapist", "theo": "therapist", "lena": "lawyer"}
+ROLES = {
+    "admin": "custodian",
+    "cleo": "custodian",  # the second custodian of the two-person rule; tests add her
+    "tina": "therapist",
+    "theo": "therapist",
+    "lena": "lawyer",
+}
 
 Run = Callable[..., Result]
 
 
 def cli_runner(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> Run:
-    """Return `run(user, *args)`: `tvault ARGS` as `user`, its HTTP calls served in-process."""
+    """Return `run(user, *args, input=None)`: `tvault ARGS` as `user`, `input` on its stdin,
+    its HTTP calls served in-process."""
     app = create_app(vault)
 
     def connect(url: str, token: str) -> httpx.Client:
@@ -37,8 +44,8 @@ def cli_runner(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> Run:
 
     monkeypatch.setattr(client_module, "connect", connect)
 
-    def run(user: str, *args: str) -> Result:
+    def run(user: str, *args: str, input: str | None = None) -> Result:
         env = {"TVAULT_TOKEN": token_for(vault, user, ROLES[user]), "TVAULT_URL": URL}
-        return CliRunner().invoke(cli, list(args), env=env)
+        return CliRunner().invoke(cli, list(args), env=env, input=input)
 
     return run

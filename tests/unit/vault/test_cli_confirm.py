@@ -12,6 +12,7 @@ import pytest
 from tests.unit.vault.cli_support import Run, cli_runner
 from vault.accounts import add_user
 from vault.cli import common
+from vault.cli.keys import rotate
 from vault.compose import Vault
 
 BODY = b"Testimony recorded at the clinic.\n" * 50
@@ -115,3 +116,18 @@ def test_approving_what_can_be_undone_asks_nothing(run: Run, tmp_path: Path) -> 
     lift = run("admin", "hold", item, "--lift").stdout.strip()
     done = run("cleo", "approvals", "approve", lift)
     assert done.exit_code == 0, done.output
+
+
+def test_approving_a_key_retirement_asks_for_the_versions_again(
+    run: Run, vault: Vault, terminal: None
+) -> None:
+    approval = rotate(vault, "admin", retire=True).approval
+    assert approval is not None
+    wrong = run("cleo", "approvals", "approve", approval, input="2\n")
+    assert wrong.exit_code == 2
+    assert "retires master key version(s) 1" in wrong.stderr
+    assert _state(run, approval) == "pending"
+    assert 1 in vault.keyring.versions
+    right = run("cleo", "approvals", "approve", approval, input="1\n")
+    assert right.exit_code == 0, right.output
+    assert _state(run, approval) == "done"

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from keys import KdfParams
@@ -119,6 +121,14 @@ def mac_check_seconds(entries: int) -> Took:
     return min((timed(check) for _ in range(3)), key=lambda took: took.cpu)
 
 
+def append_many(vault: Vault, count: int, append: Callable[[Session, int], object]) -> None:
+    """Append `count` ledger entries, 5,000 to a transaction; `append(session, n)` adds the n-th."""
+    for start in range(0, count, 5000):
+        with vault.sessions.begin() as session:
+            for n in range(start, min(start + 5000, count)):
+                append(session, n)
+
+
 def replay_rate(root: Path, entries: int) -> Took:
     """Seconds `vault.replay.history` takes over a ledger of `entries` state-changing entries.
 
@@ -128,18 +138,17 @@ def replay_rate(root: Path, entries: int) -> Took:
     """
     vault = make_vault(root)
     try:
-        have = 0
-        while have < entries:
-            with vault.sessions.begin() as session:
-                for n in range(min(5000, entries - have)):
-                    ledger.append(
-                        session,
-                        actor="tina",
-                        action=ledger.actions.CONSENT_CHANGE,
-                        item_id=f"{have + n:032x}",
-                        details={"version": 2, "scopes": ["legal", "therapy"]},
-                    )
-                have += min(5000, entries - have)
+        append_many(
+            vault,
+            entries,
+            lambda session, n: ledger.append(
+                session,
+                actor="tina",
+                action=ledger.actions.CONSENT_CHANGE,
+                item_id=f"{n:032x}",
+                details={"version": 2, "scopes": ["legal", "therapy"]},
+            ),
+        )
 
         def replay() -> None:
             with vault.sessions() as session:
@@ -153,12 +162,15 @@ def replay_rate(root: Path, entries: int) -> Took:
 def ledger_rate(root: Path, entries: int) -> Took:
     vault = make_vault(root)
     try:
-        have = 0
-        while have < entries:
-            with vault.sessions.begin() as session:
-                for _ in range(min(5000, entries - have)):
-                    ledger.append(session, actor="tina", action=ledger.actions.DECRYPTION)
-                have = ledger.size(session)
+        with vault.sessions() as session:
+            missing = entries - ledger.size(session)
+        append_many(
+            vault,
+            missing,
+            lambda session, _: ledger.append(
+                session, actor="tina", action=ledger.actions.DECRYPTION
+            ),
+        )
         checkpointer_of(vault).checkpoint()
         took = timed(lambda: verify(vault))
         report = verify(vault, fast=True)

@@ -8,6 +8,7 @@ object (promise 7); a crash leaves an unreferenced object that `vault.sweep` rem
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections import deque
@@ -15,17 +16,20 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, Protocol, cast
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 import keys
 from ingest.languages import canonical_language
-from policies import Principal, Resource, actions, kinds
+from policies import Principal, Resource, actions, decide, kinds
 from vault import item_keys, jobs, ledger, signatures
-from vault.access import authorize_case
+from vault.access import authorize_case, item_resource
 from vault.compose import Vault
-from vault.db import Item
+from vault.db import Item, ItemKey
 from vault.domain import CONSENT_SCOPES, KINDS
-from vault.errors import BadField, TooLarge
+from vault.errors import BadField, TooLarge, VaultError
 from vault.ids import new_id
 from vault.objects import object_name
 from vault.sealing import seal_json
@@ -38,7 +42,12 @@ MAX_TEXT = {"title": 1000, "filename": 255, "notes": 20000}
 PARALLEL = 1024 * 1024  # deposits past this size use two more threads (see `_Spool`)
 SPOOL = 1024 * 1024  # ciphertext handed to the writing thread at a time
 SPOOLS = 4  # ciphertext buffers in flight: bounds memory to about SPOOLS x (2 x SPOOL)
-FIELDS = frozenset({"case", "kind", "title", "language", "consent", "tags", "filename", "notes"})
+FIELDS = frozenset(
+    {"case", "kind", "title", "language", "consent", "tags", "filename", "notes", "duplicates"}
+)
+# What to do with a deposit whose SHA-256 an item of the same case already has (docs/usage.md,
+# "Duplicates"): store it and name the earlier item (the default), or refuse it (409).
+DUPLICATES = ("store", "refuse")
 
 
 @dataclass(frozen=True)
@@ -53,15 +62,38 @@ class DepositRequest:
     tags: frozenset[str]
     filename: str | None
     notes: str | None
+    refuse_duplicates: bool = False
 
 
 @dataclass(frozen=True)
 class DepositResult:
-    """What the depositor gets back: the item id, the plaintext size and its SHA-256."""
+    """What the depositor gets back: the item id, the plaintext size and its SHA-256, and the
+    earliest item of the same case with the same SHA-256 that the depositor may see, if any."""
 
     item_id: str
     size: int
     sha256: str
+    duplicate_of: str | None = None
+
+
+class Duplicate(VaultError):
+    """The case already holds these bytes (item `item_id`) and the depositor asked to refuse."""
+
+    code = "duplicate"
+
+    def __init__(self, item_id: str) -> None:
+        super().__init__(f"item {item_id} of this case has the same SHA-256; nothing stored")
+        self.item_id = item_id
+
+
+class CommitGuard(Protocol):
+    """What a caller may check as a deposit commits (`vault.idempotency.Claim` is one)."""
+
+    def check(self, result: DepositResult) -> None:
+        """Once the digest is known, before anything is durable; raise to refuse."""
+
+    def record(self, session: Session, result: DepositResult) -> None:
+        """Inside the deposit's transaction, last; raise to roll it back."""
 
 
 def _words(raw: str | None) -> frozenset[str]:
@@ -107,6 +139,9 @@ def parse_request(fields: Mapping[str, str], vocabulary: tuple[str, ...]) -> Dep
         raise BadField("tags", f"from the vault's vocabulary: {', '.join(vocabulary)}")
     title = _text(fields, "title", required=True)
     assert title is not None
+    duplicates = fields.get("duplicates") or "store"
+    if duplicates not in DUPLICATES:
+        raise BadField("duplicates", f"one of {', '.join(DUPLICATES)}")
     return DepositRequest(
         case_id=case_id,
         kind=kind,
@@ -116,6 +151,7 @@ def parse_request(fields: Mapping[str, str], vocabulary: tuple[str, ...]) -> Dep
         tags=tags,
         filename=_text(fields, "filename"),
         notes=_text(fields, "notes"),
+        refuse_duplicates=duplicates == "refuse",
     )
 
 
@@ -351,10 +387,12 @@ class Deposit:
         """Give up: the object store removes every trace of the object."""
         self._stack.close()
 
-    def commit(self) -> DepositResult:
+    def commit(self, guard: CommitGuard | None = None) -> DepositResult:
         """Make the object durable, then commit item, wrapped key and custody entry together.
 
-        Raises whatever the store or the database raised; the object is removed then.
+        Raises `Duplicate` when the request refuses duplicates and the case has these bytes,
+        what `guard` raises, or whatever the store or the database raised; the object is
+        removed then.
         """
         if self._size == 0:
             self.abort()
@@ -365,6 +403,15 @@ class Deposit:
             if self._signed is not None:
                 # Promise 2: what the depositor signed is what is stored, or nothing is.
                 self._signed.check_content(self._hash.hexdigest(), self._size)
+            result = DepositResult(self.item_id, self._size, self._hash.hexdigest())
+            # The digest is known only now, with the object written but not yet durable: a
+            # retry or a refused duplicate is dropped here, and nothing of it stays.
+            if guard is not None:
+                guard.check(result)
+            earlier = self._earlier(result.sha256)
+            if earlier is not None and self._request.refuse_duplicates:
+                self._refuse_duplicate(result, earlier)
+            result = dataclasses.replace(result, duplicate_of=earlier)
         except BaseException:
             self.abort()
             raise
@@ -372,9 +419,8 @@ class Deposit:
             self._sealer.close()
             self._spool.drain()
             self._writer.commit()
-        result = DepositResult(self.item_id, self._size, self._hash.hexdigest())
         try:
-            self._record(result)
+            self._record(result, guard)
         except BaseException:
             self._remove_unless_recorded()
             raise
@@ -399,7 +445,43 @@ class Deposit:
             # Left for the start-up sweep (unreferenced objects); the original error matters more.
             log.error("could not remove the object of failed deposit %s: %s", self.item_id, exc)
 
-    def _record(self, result: DepositResult) -> None:
+    def _earlier(self, sha256: str) -> str | None:
+        """The earliest item of this case with `sha256` that the depositor may see, not shredded.
+
+        Items the depositor may not see are never named (nor refused for): that would tell them
+        what the case holds. Two deposits of the same bytes at the same moment may both miss
+        each other and both be stored.
+        """
+        query = (
+            select(Item)
+            .join(ItemKey, ItemKey.item_id == Item.id)
+            .where(Item.case_id == self._request.case_id, Item.sha256 == sha256)
+            .order_by(Item.created_at, Item.id)
+        )
+        with self._vault.sessions() as session:
+            for item in session.scalars(query):
+                if decide(self._principal, actions.ITEM_STATUS, item_resource(item)):
+                    return item.id
+        return None
+
+    def _refuse_duplicate(self, result: DepositResult, earlier: str) -> None:
+        # Every refusal is a ledger entry (docs/ledger.md); the digest is structural.
+        with self._vault.sessions.begin() as session:
+            ledger.append(
+                session,
+                actor=self._principal,
+                action=ledger.actions.ACCESS_DENIED,
+                case_id=self._request.case_id,
+                details={
+                    "attempted": actions.ITEM_DEPOSIT,
+                    "reason": Duplicate.code,
+                    "duplicate_of": earlier,
+                    "sha256": result.sha256,
+                },
+            )
+        raise Duplicate(earlier)
+
+    def _record(self, result: DepositResult, guard: CommitGuard | None = None) -> None:
         vault, request = self._vault, self._request
         identity = self._identity
         sealed = seal_json(
@@ -437,7 +519,9 @@ class Deposit:
                     "signed": self._signed is not None,
                     # The consent given at deposit: `tvault verify` replays it (vault.replay).
                     "consent": sorted(request.consent),
-                },
+                }
+                # Stored knowingly as a second copy: an auditor sees which item it repeats.
+                | ({"duplicate_of": result.duplicate_of} if result.duplicate_of else {}),
             )
             # After the entry: it holds the writers' lock, so the KEK epoch read is the one
             # current when this commits (vault.item_keys).
@@ -464,3 +548,5 @@ class Deposit:
                 now=vault.clock(),
                 max_attempts=vault.settings.jobs_max_attempts,
             )
+            if guard is not None:
+                guard.record(session, result)

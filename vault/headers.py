@@ -19,7 +19,7 @@ from urllib.parse import quote, unquote
 from vault.errors import BadField, MisplacedField
 
 SEALED: Final = ("title", "filename", "notes")
-STRUCTURAL: Final = ("kind", "consent", "language", "tags")
+STRUCTURAL: Final = ("kind", "consent", "language", "tags", "duplicates")
 
 
 def header_name(field: str) -> str:

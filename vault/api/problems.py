@@ -26,6 +26,9 @@ STATUS = {
     "conflict": 409,
     "too-many-requests": 429,
     "unavailable": 503,
+    "duplicate": 409,  # vault.deposit.Duplicate: the case has these bytes, refused on request
+    "idempotency-in-flight": 409,  # vault.idempotency: the draft's "request outstanding"
+    "idempotency-key-reused": 422,  # the draft's "key reused with a different payload"
 }
 
 

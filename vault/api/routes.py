@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from vault import jobs, ocr, readiness
+from vault import idempotency, jobs, ocr, readiness
 from vault.api.auth import jwks
 from vault.api.deps import CurrentPrincipal, VaultDep, get_principal
 from vault.api.jobs_routes import router as jobs_router
@@ -18,6 +18,7 @@ from vault.api.problems import MEDIA_TYPE
 from vault.api.schemas import CaseIn, CaseOut, DepositOut, GrantIn, ItemOut, Me
 from vault.api.upload import deposit_multipart, deposit_raw, raw_fields
 from vault.cases import create_case, grant, list_cases
+from vault.deposit import CommitGuard, DepositResult
 from vault.extraction import detected_languages
 from vault.headers import refuse_sealed_in_query
 from vault.retrieve import ItemView, download, list_items, show_item
@@ -111,10 +112,10 @@ def get_items(case_id: str, vault: VaultDep, principal: CurrentPrincipal) -> lis
     ]
 
 
-@v1.post("/cases/{case_id}/items", status_code=201)
+@v1.post("/cases/{case_id}/items", status_code=201, response_model=DepositOut)
 async def post_item(
     case_id: str, request: Request, vault: VaultDep, principal: CurrentPrincipal
-) -> DepositOut:
+) -> DepositOut | Response:
     """Deposit a file, streamed.
 
     Raw body (any content type but multipart): metadata in `Tvault-*` headers (`Tvault-Kind`,
@@ -122,13 +123,30 @@ async def post_item(
     lists comma-separated). `multipart/form-data`: the same names as fields, before one part
     named `file`. Title, filename and notes in the query string are refused (400): proxies log
     URLs (vault.headers).
+
+    Duplicates: the answer names in `duplicate_of` the earliest item of the case with the same
+    SHA-256 that the caller may see; `Tvault-Duplicates: refuse` refuses such a deposit instead
+    (409, nothing stored). `Idempotency-Key: "<random>"` makes a retry safe: the same key and
+    bytes get the first answer again (`Idempotent-Replayed: true`), other bytes 422, a key still
+    in flight 409; keys expire after 24 hours (vault.idempotency, docs/usage.md).
     """
     refuse_sealed_in_query(request.query_params)
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        result = await deposit_multipart(vault, principal, case_id, request)
-    else:
-        result = await deposit_raw(vault, principal, raw_fields(request, case_id), request)
-    return DepositOut(id=result.item_id, size=result.size, sha256=result.sha256)
+
+    async def deposit(guard: CommitGuard | None = None) -> DepositResult:
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            return await deposit_multipart(vault, principal, case_id, request, guard)
+        return await deposit_raw(vault, principal, raw_fields(request, case_id), request, guard)
+
+    key = idempotency.parse(request.headers.getlist(idempotency.HEADER))
+    if key is not None:
+        # vault.idempotency: a retry under the same key gets the first answer, byte for byte.
+        status, body, again = await idempotency.deposit(vault, principal, key, case_id, deposit)
+        headers = {idempotency.REPLAYED: "true"} if again else None
+        return Response(body, status, media_type="application/json", headers=headers)
+    result = await deposit()
+    return DepositOut(
+        id=result.item_id, size=result.size, sha256=result.sha256, duplicate_of=result.duplicate_of
+    )
 
 
 @v1.get("/items/{item_id}")

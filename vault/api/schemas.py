@@ -38,6 +38,8 @@ class DepositOut(BaseModel):
     id: str
     size: int
     sha256: str
+    # The earliest item of the same case with the same SHA-256 that the depositor may see.
+    duplicate_of: str | None = None
 
 
 class ItemOut(BaseModel):

@@ -18,7 +18,7 @@ from starlette.requests import Request
 
 from policies import Principal
 from vault.compose import Vault
-from vault.deposit import Deposit, DepositResult
+from vault.deposit import CommitGuard, Deposit, DepositResult
 from vault.errors import BadField, TooLarge
 from vault.headers import from_headers
 from vault.signatures import SIGNATURE_HEADER, STATEMENT_HEADER, Presented
@@ -112,7 +112,11 @@ def raw_fields(request: Request, case_id: str) -> dict[str, str]:
 
 
 async def deposit_raw(
-    vault: Vault, principal: Principal, fields: dict[str, str], request: Request
+    vault: Vault,
+    principal: Principal,
+    fields: dict[str, str],
+    request: Request,
+    guard: CommitGuard | None = None,
 ) -> DepositResult:
     """Deposit the raw request body with metadata `fields` (`raw_fields`).
 
@@ -125,7 +129,7 @@ async def deposit_raw(
     )
     try:
         await _pump(request, deposit.write)
-        return await to_thread.run_sync(deposit.commit)
+        return await to_thread.run_sync(deposit.commit, guard)
     except BaseException:
         await _cleanup(deposit.abort)
         raise
@@ -222,11 +226,11 @@ class _Multipart:
                 raise BadField(self._name, "not UTF-8") from exc
         self._in_file = False
 
-    def finish(self) -> DepositResult:
+    def finish(self, guard: CommitGuard | None = None) -> DepositResult:
         self.parser.finalize()
         if self.deposit is None:
             raise BadField("file", "a `file` part is required")
-        return self.deposit.commit()
+        return self.deposit.commit(guard)
 
     def abort(self) -> None:
         if self.deposit is not None:
@@ -234,7 +238,11 @@ class _Multipart:
 
 
 async def deposit_multipart(
-    vault: Vault, principal: Principal, case_id: str, request: Request
+    vault: Vault,
+    principal: Principal,
+    case_id: str,
+    request: Request,
+    guard: CommitGuard | None = None,
 ) -> DepositResult:
     """Deposit the `file` part of a multipart/form-data body; metadata in the parts before it.
 
@@ -250,7 +258,7 @@ async def deposit_multipart(
     parts = _Multipart(vault, principal, case_id, boundary, _statement(request))
     try:
         await _pump(request, parts.write)
-        return await to_thread.run_sync(parts.finish)
+        return await to_thread.run_sync(parts.finish, guard)
     except BaseException:
         await _cleanup(parts.abort)
         raise

@@ -11,7 +11,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, LargeBinary, String, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vault.db.base import Base
@@ -46,6 +56,8 @@ class Item(Base):
     """A deposited original: structural metadata in the clear, the rest sealed."""
 
     __tablename__ = "items"
+    # Finds an earlier item of the same bytes in a case (duplicates; revision 0013_idempotency).
+    __table_args__ = (Index("ix_items_case_sha256", "case_id", "sha256"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)

@@ -7,15 +7,18 @@ import os
 import typer
 
 from vault.cli import (
-    access,
     admin,
     approvals,
-    client,
-    credentials,
+    cases,
+    consent,
+    items,
     jobs,
     keys,
     ledger,
     search,
+    signing,
+    tokens,
+    users,
     verify,
 )
 from vault.cli.common import Commands
@@ -28,27 +31,27 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     cls=Commands,
 )
+# One module per command group; the order here is the order `tvault --help` lists them.
 app.command()(admin.init)
 app.command()(admin.serve)
-app.add_typer(admin.users, name="users")
-app.add_typer(credentials.token_app, name="token")
-app.add_typer(client.cases, name="cases")
-app.command()(client.deposit)
-app.command()(client.status)
-app.command()(client.get)
-app.command()(access.consent)
-app.command()(access.hold)
-app.add_typer(access.keys_app, name="keys")
+app.add_typer(users.app, name="users")
+app.add_typer(tokens.app, name="token")
+app.add_typer(cases.app, name="cases")
+app.command()(items.deposit)
+app.command()(items.status)
+app.command()(items.get)
+app.command()(consent.consent)
+app.command()(consent.hold)
+app.add_typer(keys.app, name="keys")
 app.add_typer(approvals.app, name="approvals")
 app.command()(jobs.worker)
 app.command("jobs")(jobs.jobs)
 app.command()(jobs.ingest)
-
 app.command()(search.search)
 app.command()(search.reindex)
 app.add_typer(ledger.app, name="ledger")
 app.command()(verify.verify)
-keys.register(keys_app=access.keys_app, users=admin.users, app=app)
+app.command()(signing.cosign)
 
 
 def main() -> None:

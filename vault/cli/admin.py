@@ -1,4 +1,4 @@
-"""Admin commands: they run where the vault lives and open it directly (`--vault`)."""
+"""`tvault init` and `tvault serve`: admin commands, run where the vault lives (`--vault`)."""
 
 from __future__ import annotations
 
@@ -9,51 +9,17 @@ from typing import Annotated
 
 import typer
 
-from keys import KeyringError
-from vault.accounts import add_user, list_users
 from vault.cli.common import (
     DEV_PASSPHRASE,
     USAGE,
-    JsonOption,
     VaultOption,
-    emit,
     fail,
+    open_local_with,
     passphrase,
     settings_for,
 )
-from vault.compose import Vault, open_vault, preflight
-from vault.domain import ROLES
 from vault.errors import VaultError
 from vault.provision import create_vault
-from vault.settings import Settings
-
-users = typer.Typer(help="Local accounts.", no_args_is_help=True)
-
-
-def _open_with(settings: Settings, secret: str, *, checked: bool = False) -> Vault:
-    """Open the vault; with `checked`, also `preflight` it (serve, worker). Exits 1 with one
-    line on a wrong passphrase, a missing setting, or a service that cannot be reached."""
-    try:
-        vault = open_vault(settings, secret)
-    except KeyringError as exc:
-        fail(
-            f"cannot open the keyring {settings.keyring_path}: {exc}; check TVAULT_PASSPHRASE "
-            "(or the passphrase typed at the prompt)"
-        )
-    except VaultError as exc:
-        fail(exc.detail)
-    if checked:
-        try:
-            preflight(vault)
-        except VaultError as exc:
-            vault.close()
-            fail(exc.detail)
-    return vault
-
-
-def _open(home: VaultOption, *, checked: bool = False) -> Vault:
-    settings = settings_for(home)
-    return _open_with(settings, passphrase(settings, confirm=False, dev=False), checked=checked)
 
 
 def init(
@@ -100,7 +66,7 @@ def serve(
     # The port first: on a busy one, nothing has started yet (DESIGN.md exit codes: 1).
     listener = _listen(host, port)
     try:
-        vault = _open_with(settings, secret, checked=True)
+        vault = open_local_with(settings, secret, checked=True)
     except BaseException:
         listener.close()
         raise
@@ -169,40 +135,3 @@ def _listen(host: str, port: int) -> socket.socket:
         fail(f"cannot listen on {host}:{port}: {os.strerror(exc.errno) if exc.errno else exc}")
     listener.set_inheritable(True)
     return listener
-
-
-@users.command("add")
-def users_add(
-    name: str,
-    role: Annotated[str, typer.Option("--role", help=f"One of {', '.join(ROLES)}.")],
-    vault_dir: VaultOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Add a local account (a ledger entry, made offline with the passphrase)."""
-    if role not in ROLES:
-        fail(f"--role must be one of {', '.join(ROLES)}", USAGE)
-    vault = _open(vault_dir)
-    try:
-        with vault.sessions.begin() as session:
-            user = add_user(session, name, role, vault.clock())
-    except VaultError as exc:
-        fail(exc.detail)
-    finally:
-        vault.close()
-    emit({"name": user.name, "role": user.role}, as_json, f"added {user.name} ({user.role})")
-
-
-@users.command("list")
-def users_list(vault_dir: VaultOption = None, as_json: JsonOption = False) -> None:
-    """List local accounts."""
-    vault = _open(vault_dir)
-    try:
-        with vault.sessions() as session:
-            rows = [
-                {"name": u.name, "role": u.role, "disabled": u.disabled}
-                for u in list_users(session)
-            ]
-    finally:
-        vault.close()
-    lines = [f"{r['name']}\t{r['role']}" + ("\tdisabled" if r["disabled"] else "") for r in rows]
-    emit(rows, as_json, "\n".join(lines))

@@ -12,8 +12,17 @@ from typing import Annotated, Any
 import typer
 
 from vault.approval_kinds import RETIRE_KEYS, SHRED
-from vault.cli.client import TokenOption, UrlOption, _call, _client
-from vault.cli.common import DEFAULT_URL, JsonOption, YesOption, confirm, emit
+from vault.cli.common import (
+    DEFAULT_URL,
+    JsonOption,
+    TokenOption,
+    UrlOption,
+    YesOption,
+    api_client,
+    call,
+    confirm,
+    emit,
+)
 
 app = typer.Typer(help="Two-person rule: approve or deny requests (custodians).")
 
@@ -38,8 +47,8 @@ def approvals_list(
 ) -> None:
     """List requests, newest first: id, state, kind, subject, requester, yes/quorum."""
     params = {"state": state} if state else None
-    with _client(url, token) as client:
-        rows = _call(client, "GET", "/v1/approvals", params=params)
+    with api_client(url, token) as client:
+        rows = call(client, "GET", "/v1/approvals", params=params)
     emit(rows, as_json, "\n".join(describe(r) for r in rows))
 
 
@@ -51,8 +60,8 @@ def approvals_show(
     as_json: JsonOption = False,
 ) -> None:
     """Show one request with its payload, note and outcome."""
-    with _client(url, token) as client:
-        row = _call(client, "GET", f"/v1/approvals/{approval}")
+    with api_client(url, token) as client:
+        row = call(client, "GET", f"/v1/approvals/{approval}")
     lines = [describe(row), f"payload: {row['payload']}"]
     if row["note"]:
         lines.append(f"note: {row['note']}")
@@ -77,9 +86,9 @@ def approvals_approve(
     item id (or the key versions) again, unless `--yes`; with no terminal and no `--yes` it
     exits 2 and approves nothing.
     """
-    with _client(url, token) as client:
-        _confirm_loss(_call(client, "GET", f"/v1/approvals/{approval}"), yes)
-        row = _call(client, "POST", f"/v1/approvals/{approval}/approve")
+    with api_client(url, token) as client:
+        _confirm_loss(call(client, "GET", f"/v1/approvals/{approval}"), yes)
+        row = call(client, "POST", f"/v1/approvals/{approval}/approve")
     done = f" ({row['outcome']})" if row["outcome"] else ""
     emit(row, as_json, f"{describe(row)}{done}")
 
@@ -114,17 +123,6 @@ def approvals_deny(
     as_json: JsonOption = False,
 ) -> None:
     """Refuse a request (or withdraw your own): it ends, and nothing runs."""
-    with _client(url, token) as client:
-        row = _call(client, "POST", f"/v1/approvals/{approval}/deny", json={"reason": reason})
+    with api_client(url, token) as client:
+        row = call(client, "POST", f"/v1/approvals/{approval}/deny", json={"reason": reason})
     emit(row, as_json, describe(row))
-
-
-def asked(row: dict[str, Any], what: str, as_json: bool) -> None:
-    """Print a new request: its id on stdout (for scripts), what it waits for on stderr."""
-    if not as_json:
-        missing = row["quorum"] - 1 - len(row["approvers"])
-        typer.echo(
-            f"{what} waits for {missing} more custodian(s): tvault approvals approve {row['id']}",
-            err=True,
-        )
-    emit(row, as_json, row["id"])

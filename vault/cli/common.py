@@ -1,17 +1,22 @@
-"""What the CLI commands share: options, the passphrase, output, exit codes (DESIGN.md)."""
+"""What the CLI commands share: options, the API client, opening the vault, output, exit codes."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
+import httpx
 import typer
 from typer.core import TyperGroup
 
+from ingest.languages import canonical_language
 from vault.access import ID_SHAPE
 from vault.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from vault.compose import Vault
 
 # DESIGN.md "Public interface": 0 success, 1 a failure the command found, 2 a usage error.
 FAILURE = 1
@@ -27,6 +32,12 @@ VaultOption = Annotated[
     typer.Option("--vault", envvar="TVAULT_HOME", help="Vault directory [default: ./vault-data]"),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+UrlOption = Annotated[str, typer.Option("--url", envvar="TVAULT_URL", help="API address.")]
+TokenOption = Annotated[
+    str | None, typer.Option("--token", envvar="TVAULT_TOKEN", help="Bearer token.")
+]
+CHUNK = 1024 * 1024
+TIMEOUT = httpx.Timeout(30.0, read=600.0)
 
 
 def _id(kind: str) -> Any:
@@ -133,3 +144,104 @@ def confirm(subject: str, what_is_lost: str, yes: bool) -> None:
 YesOption = Annotated[
     bool, typer.Option("--yes", help="Do not ask for confirmation (for scripts).")
 ]
+
+
+# --- client commands: the API over httpx ------------------------------------------------------
+
+
+def connect(url: str, token: str) -> httpx.Client:
+    """Return an HTTP client for the API at `url` that sends `token` (the transport seam; the
+    tests bind it to an in-process app)."""
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
+
+
+def api_client(url: str, token: str | None) -> httpx.Client:
+    """Return the client of a client command; exits with a usage error when there is no token."""
+    if not token:
+        fail("no token: pass --token or set TVAULT_TOKEN (`tvault token NAME` prints one)", USAGE)
+    return connect(url, token)
+
+
+def problem(response: httpx.Response) -> str:
+    """Return an error answer as one line: its status and the problem's `detail` (RFC 9457)."""
+    try:
+        detail = response.json().get("detail") or response.reason_phrase
+    except (ValueError, AttributeError):
+        detail = response.reason_phrase
+    return f"{response.status_code}: {detail}"
+
+
+def refused(response: httpx.Response) -> NoReturn:
+    """Exit 1 with the error `response` as one line."""
+    fail(problem(response))
+
+
+def call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
+    """Send one request; return its JSON body (None when empty). Exits 1 with one line when the
+    vault cannot be reached or answers with an error."""
+    try:
+        response = client.request(method, path, **kwargs)
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach the vault: {exc}")
+    if response.is_error:
+        refused(response)
+    return response.json() if response.content else None
+
+
+def asked(row: dict[str, Any], what: str, as_json: bool) -> None:
+    """Print a new approval request: its id on stdout (for scripts), what it waits for on
+    stderr."""
+    if not as_json:
+        missing = row["quorum"] - 1 - len(row["approvers"])
+        typer.echo(
+            f"{what} waits for {missing} more custodian(s): tvault approvals approve {row['id']}",
+            err=True,
+        )
+    emit(row, as_json, row["id"])
+
+
+def checked_language(language: str | None) -> str | None:
+    """Return `language` in canonical form, or exit with a usage error if it is not a known
+    BCP 47 tag (the list the server checks too: ingest.languages)."""
+    if language is None:
+        return None
+    canonical = canonical_language(language)
+    if canonical is None:
+        fail("--language: not a known BCP 47 tag (such as es, quc, es-419, sr-Latn)", USAGE)
+    return canonical
+
+
+# --- admin commands: the vault where it lives -------------------------------------------------
+
+
+def open_local_with(settings: Settings, secret: str, *, checked: bool = False) -> Vault:
+    """Open the vault; with `checked`, also `preflight` it (serve, worker). Exits 1 with one
+    line on a wrong passphrase, a missing setting, or a service that cannot be reached."""
+    from keys import KeyringError
+    from vault.compose import open_vault, preflight
+    from vault.errors import VaultError
+
+    try:
+        vault = open_vault(settings, secret)
+    except KeyringError as exc:
+        fail(
+            f"cannot open the keyring {settings.keyring_path}: {exc}; check TVAULT_PASSPHRASE "
+            "(or the passphrase typed at the prompt)"
+        )
+    except VaultError as exc:
+        fail(exc.detail)
+    if checked:
+        try:
+            preflight(vault)
+        except VaultError as exc:
+            vault.close()
+            fail(exc.detail)
+    return vault
+
+
+def open_local(home: Path | None, *, checked: bool = False) -> Vault:
+    """Open the vault in `home` with its passphrase (`passphrase`); see `open_local_with`."""
+    settings = settings_for(home)
+    return open_local_with(
+        settings, passphrase(settings, confirm=False, dev=False), checked=checked
+    )

@@ -15,17 +15,23 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-from vault.cli.admin import _open
-from vault.cli.client import CHUNK, TokenOption, UrlOption, _call, _client, checked_language
 from vault.cli.common import (
+    CHUNK,
     DEFAULT_URL,
     FAILURE,
     USAGE,
     CaseOption,
     JsonOption,
+    TokenOption,
+    UrlOption,
     VaultOption,
+    api_client,
+    call,
+    checked_language,
     emit,
     fail,
+    open_local,
+    problem,
     scopes,
 )
 from vault.headers import to_headers
@@ -64,7 +70,7 @@ def worker(
         fail(f"--kind: no stage {', '.join(unknown)} (known: {', '.join(sorted(stages))})", USAGE)
     if kind:
         stages = {k: stages[k] for k in kind}
-    vault = _open(vault_dir, checked=True)
+    vault = open_local(vault_dir, checked=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     stopping = threading.Event()
 
@@ -116,13 +122,13 @@ def jobs(
     as_json: JsonOption = False,
 ) -> None:
     """List extraction and indexing jobs, or retry a failed one (custodians)."""
-    with _client(url, token) as client:
+    with api_client(url, token) as client:
         if retry is not None:
-            job = _call(client, "POST", f"/v1/jobs/{retry}/retry")
+            job = call(client, "POST", f"/v1/jobs/{retry}/retry")
             emit(job, as_json, _job_line(job))
             return
         params = {"state": "failed"} if failed else {}
-        rows = _call(client, "GET", "/v1/jobs", params=params)
+        rows = call(client, "GET", "/v1/jobs", params=params)
     emit(rows, as_json, "\n".join(_job_line(j) for j in rows) or "no jobs")
 
 
@@ -135,14 +141,6 @@ def _chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as source:
         while chunk := source.read(CHUNK):
             yield chunk
-
-
-def _reason(response: httpx.Response) -> str:
-    try:
-        detail = response.json().get("detail") or response.reason_phrase
-    except ValueError:
-        detail = response.reason_phrase
-    return f"{response.status_code}: {detail}"
 
 
 def _deposit(client: httpx.Client, case: str, path: Path, params: dict[str, str]) -> str:
@@ -164,7 +162,7 @@ def _deposit(client: httpx.Client, case: str, path: Path, params: dict[str, str]
     except httpx.HTTPError as exc:
         raise RuntimeError(f"cannot reach the vault: {type(exc).__name__}") from None
     if response.is_error:
-        raise RuntimeError(_reason(response))
+        raise RuntimeError(problem(response))
     item_id: str = response.json()["id"]
     return item_id
 
@@ -206,7 +204,7 @@ def ingest(
         console=console,
         transient=True,
     )
-    with _client(url, token) as client, progress:
+    with api_client(url, token) as client, progress:
         task = progress.add_task("ingest", total=len(files))
         for path in files:
             name = str(path.relative_to(directory))

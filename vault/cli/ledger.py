@@ -14,11 +14,19 @@ import base64
 import json
 from typing import Annotated, Any
 
-import httpx
 import typer
 
 import keys
-from vault.cli.common import DEFAULT_URL, USAGE, JsonOption, fail
+from vault.cli.common import (
+    DEFAULT_URL,
+    USAGE,
+    JsonOption,
+    TokenOption,
+    UrlOption,
+    api_client,
+    call,
+    fail,
+)
 from vault.ledger import note
 from vault.ledger.entry import leaf_hash
 from vault.ledger.errors import LedgerError
@@ -29,32 +37,12 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-Url = Annotated[str, typer.Option("--url", envvar="TVAULT_URL", help="API address.")]
-Token = Annotated[str | None, typer.Option("--token", envvar="TVAULT_TOKEN", help="Bearer token.")]
-TIMEOUT = httpx.Timeout(30.0, read=600.0)
 
-
-def make_client(url: str, token: str) -> httpx.Client:
-    """Return the HTTP client of the commands (the tests bind one to an in-process app)."""
-    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
-
-
-def _call(url: str, token: str | None, method: str, path: str, **params: Any) -> Any:
-    if not token:
-        fail("no token: pass --token or set TVAULT_TOKEN (`tvault token NAME` prints one)", USAGE)
+def _ask(url: str, token: str | None, method: str, path: str, **params: Any) -> Any:
+    # Parameters left out (None) are not sent.
     query = {k: v for k, v in params.items() if v is not None}
-    try:
-        with make_client(url, token) as client:
-            response = client.request(method, path, params=query)
-    except httpx.HTTPError as exc:
-        fail(f"cannot reach the vault: {type(exc).__name__}")
-    if response.is_error:
-        try:
-            detail = response.json().get("detail", response.reason_phrase)
-        except ValueError:
-            detail = response.reason_phrase
-        fail(f"{response.status_code}: {detail}")
-    return response.json()
+    with api_client(url, token) as client:
+        return call(client, method, path, params=query)
 
 
 def _open_checkpoint(signed: str, vkey: str) -> note.Checkpoint:
@@ -62,16 +50,18 @@ def _open_checkpoint(signed: str, vkey: str) -> note.Checkpoint:
 
 
 @app.command()
-def key(url: Url = DEFAULT_URL, token: Token = None, as_json: JsonOption = False) -> None:
+def key(
+    url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False
+) -> None:
     """Print the log's public key in the C2SP verifier-key format."""
-    body = _call(url, token, "GET", "/v1/ledger/key")
+    body = _ask(url, token, "GET", "/v1/ledger/key")
     typer.echo(json.dumps(body, indent=2) if as_json else body["verifier_key"])
 
 
 @app.command()
 def checkpoint(
-    url: Url = DEFAULT_URL,
-    token: Token = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
     as_json: JsonOption = False,
     size: Annotated[int | None, typer.Option(help="The checkpoint of this tree size.")] = None,
     new: Annotated[bool, typer.Option("--new", help="Ask the vault to sign one now.")] = False,
@@ -80,17 +70,17 @@ def checkpoint(
     if new and size is not None:
         fail("--new and --size exclude each other", USAGE)
     if new:
-        body = _call(url, token, "POST", "/v1/ledger/checkpoints")
+        body = _ask(url, token, "POST", "/v1/ledger/checkpoints")
     else:
-        body = _call(url, token, "GET", "/v1/ledger/checkpoint", size=size)
+        body = _ask(url, token, "GET", "/v1/ledger/checkpoint", size=size)
     typer.echo(json.dumps(body, indent=2) if as_json else body["note"], nl=as_json)
 
 
 @app.command()
 def proof(
     seq: Annotated[int | None, typer.Argument(help="Entry to prove included.")] = None,
-    url: Url = DEFAULT_URL,
-    token: Token = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
     as_json: JsonOption = False,
     size: Annotated[int | None, typer.Option(help="Checkpoint size (default newest).")] = None,
     old: Annotated[
@@ -103,13 +93,13 @@ def proof(
     """Fetch and verify an inclusion proof for entry SEQ, or a consistency proof (--old)."""
     if (seq is None) == (old is None):
         fail("give either SEQ (inclusion) or --old SIZE (consistency)", USAGE)
-    vkey = trusted_key or _call(url, token, "GET", "/v1/ledger/key")["verifier_key"]
+    vkey = trusted_key or _ask(url, token, "GET", "/v1/ledger/key")["verifier_key"]
     try:
         if seq is not None:
-            body = _call(url, token, "GET", "/v1/ledger/proof/inclusion", seq=seq, size=size)
+            body = _ask(url, token, "GET", "/v1/ledger/proof/inclusion", seq=seq, size=size)
             summary = _check_inclusion(body, vkey, seq)
         else:
-            body = _call(url, token, "GET", "/v1/ledger/proof/consistency", old=old, new=size)
+            body = _ask(url, token, "GET", "/v1/ledger/proof/consistency", old=old, new=size)
             summary = _check_consistency(body, vkey)
     except (LedgerError, KeyError, ValueError, TypeError) as exc:
         fail(f"the proof does NOT verify: {exc}")

@@ -12,16 +12,19 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from vault.cli.admin import _open
-from vault.cli.client import TokenOption, UrlOption, _call, _client
 from vault.cli.common import (
     DEFAULT_URL,
     FAILURE,
     JsonOption,
+    TokenOption,
+    UrlOption,
     VaultOption,
+    api_client,
+    call,
     check_case_id,
     emit,
     fail,
+    open_local,
 )
 
 # Helper processes opening sealed texts while this process indexes: one per spare core (on 2
@@ -58,9 +61,9 @@ def search(
         "page": page,
         "page_size": page_size,
     }
-    with _client(url, token) as client:
+    with api_client(url, token) as client:
         # POST: the query stays out of URLs, which proxies log.
-        result = _call(client, "POST", "/v1/search", json=body)
+        result = call(client, "POST", "/v1/search", json=body)
     if as_json:
         emit(result, True, "")
         return
@@ -119,7 +122,7 @@ def reindex(
     from search import SearchError
     from vault.indexing import reindex as rebuild
 
-    vault = _open(vault_dir)
+    vault = open_local(vault_dir)
     try:
         console = Console(stderr=True)
         with Progress(

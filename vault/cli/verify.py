@@ -9,8 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
-from vault.cli.admin import _open
-from vault.cli.common import FAILURE, JsonOption, VaultOption, emit
+from vault.cli.common import FAILURE, JsonOption, VaultOption, emit, open_local
 from vault.verify import Report
 from vault.verify import verify as verify_vault
 
@@ -34,7 +33,7 @@ def verify(
 ) -> None:
     """Re-check every object, signed statement, the ledger (chain, MACs, tree) and checkpoint."""
     pinned = [path.read_text(encoding="utf-8", errors="replace") for path in trusted or []]
-    vault = _open(vault_dir)
+    vault = open_local(vault_dir)
     try:
         console = Console(stderr=True)
         with Progress(

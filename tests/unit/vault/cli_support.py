@@ -12,7 +12,7 @@ from typer.testing import CliRunner, Result
 from tests.unit.vault.tokens import token_for
 from vault.api.app import create_app
 from vault.cli import app as cli
-from vault.cli import client as client_module
+from vault.cli import common
 from vault.compose import Vault
 
 with warnings.catch_warnings():
@@ -42,7 +42,7 @@ def cli_runner(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> Run:
     def connect(url: str, token: str) -> httpx.Client:
         return TestClient(app, base_url=URL, headers={"Authorization": f"Bearer {token}"})
 
-    monkeypatch.setattr(client_module, "connect", connect)
+    monkeypatch.setattr(common, "connect", connect)
 
     def run(user: str, *args: str, input: str | None = None) -> Result:
         env = {"TVAULT_TOKEN": token_for(vault, user, ROLES[user]), "TVAULT_URL": URL}

@@ -12,12 +12,12 @@ from tests.unit.vault.test_search_support import deposit
 from vault import approval_kinds, approvals, ledger, shred
 from vault.accounts import add_user
 from vault.cases import create_case
-from vault.cli.keys import rotate
 from vault.compose import Vault
 from vault.db import ItemKey
 from vault.db.approval_tables import Approval, ApprovalVote
 from vault.errors import BadField, Conflict, Forbidden
 from vault.retrieve import download
+from vault.rotation import rotate
 
 NOTE = "Rosa Quispe asked for it in writing"
 BODY = b"the testimony"

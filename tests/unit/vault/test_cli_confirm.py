@@ -12,8 +12,8 @@ import pytest
 from tests.unit.vault.cli_support import Run, cli_runner
 from vault.accounts import add_user
 from vault.cli import common
-from vault.cli.keys import rotate
 from vault.compose import Vault
+from vault.rotation import rotate
 
 BODY = b"Testimony recorded at the clinic.\n" * 50
 

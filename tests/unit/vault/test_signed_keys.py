@@ -18,10 +18,11 @@ from vault import approvals, item_keys, ledger, verify
 from vault.accounts import add_user
 from vault.cases import create_case
 from vault.cli import app
-from vault.cli.keys import public_key_of, rotate, sign_with
+from vault.cli.signing import public_key_of, sign_with
 from vault.compose import Vault
 from vault.db import ItemKey
 from vault.errors import Forbidden
+from vault.rotation import rotate
 
 SHARE = re.compile(r"^share \d+: (.+)$", re.M)
 

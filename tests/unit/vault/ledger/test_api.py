@@ -21,6 +21,7 @@ from vault import ledger
 from vault.accounts import add_user
 from vault.api import ledger_routes
 from vault.api.app import create_app
+from vault.cli import common
 from vault.cli import ledger as ledger_cli
 from vault.compose import LOG_SIGNING, Vault
 from vault.ledger import actions
@@ -122,7 +123,7 @@ def cli(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     def bound(url: str, token: str) -> httpx.Client:
         return TestClient(app, base_url=url, headers={"Authorization": f"Bearer {token}"})
 
-    monkeypatch.setattr(ledger_cli, "make_client", bound)
+    monkeypatch.setattr(common, "connect", bound)
     return CliRunner()
 
 

@@ -1,4 +1,4 @@
-"""Client commands: they talk to the API (`--url`, `--token`) over httpx."""
+"""`tvault deposit`, `tvault status`, `tvault get`: an item in and out, over the API."""
 
 from __future__ import annotations
 
@@ -8,64 +8,32 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-from ingest.languages import canonical_language
+from vault.cli import signing
 from vault.cli.common import (
+    CHUNK,
     DEFAULT_URL,
     USAGE,
-    CaseArgument,
     CaseOption,
     ItemArgument,
     JsonOption,
+    TokenOption,
+    UrlOption,
+    api_client,
+    call,
+    checked_language,
     emit,
     fail,
+    refused,
     scopes,
 )
 from vault.headers import to_headers
-
-cases = typer.Typer(help="Cases.", no_args_is_help=True)
-
-UrlOption = Annotated[str, typer.Option("--url", envvar="TVAULT_URL", help="API address.")]
-TokenOption = Annotated[
-    str | None, typer.Option("--token", envvar="TVAULT_TOKEN", help="Bearer token.")
-]
-CHUNK = 1024 * 1024
-TIMEOUT = httpx.Timeout(30.0, read=600.0)
-
-
-def connect(url: str, token: str) -> httpx.Client:
-    """Return an HTTP client for the API at `url` that sends `token` (the transport seam)."""
-    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
-
-
-def _client(url: str, token: str | None) -> httpx.Client:
-    if not token:
-        fail("no token: pass --token or set TVAULT_TOKEN (`tvault token NAME` prints one)", USAGE)
-    return connect(url, token)
-
-
-def _refused(response: httpx.Response) -> NoReturn:
-    try:
-        detail = response.json().get("detail", response.reason_phrase)
-    except ValueError:
-        detail = response.reason_phrase
-    fail(f"{response.status_code}: {detail}")
-
-
-def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
-    try:
-        response = client.request(method, path, **kwargs)
-    except httpx.HTTPError as exc:
-        fail(f"cannot reach the vault: {exc}")
-    if response.is_error:
-        _refused(response)
-    return response.json() if response.content else None
 
 
 def _progress() -> Progress:
@@ -81,40 +49,6 @@ def _progress() -> Progress:
         transient=True,
         disable=not console.is_terminal,
     )
-
-
-@cases.command("create")
-def cases_create(
-    name: str, url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False
-) -> None:
-    """Create a case named NAME; print its id."""
-    with _client(url, token) as client:
-        case = _call(client, "POST", "/v1/cases", json={"name": name})
-    emit(case, as_json, case["id"])
-
-
-@cases.command("list")
-def cases_list(
-    url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False
-) -> None:
-    """List the cases you may see."""
-    with _client(url, token) as client:
-        rows = _call(client, "GET", "/v1/cases")
-    emit(rows, as_json, "\n".join(f"{c['id']}\t{c['name']}" for c in rows))
-
-
-@cases.command("grant")
-def cases_grant(
-    case: CaseArgument,
-    user: str,
-    role: Annotated[str, typer.Option("--role", help="therapist, lawyer, advocate, commission")],
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = None,
-) -> None:
-    """Grant USER a role on CASE (custodians)."""
-    with _client(url, token) as client:
-        _call(client, "POST", f"/v1/cases/{case}/grants", json={"user": user, "role": role})
-    typer.echo(f"granted {role} on {case} to {user}")
 
 
 def _chunks(path: Path, progress: Progress) -> Iterator[bytes]:
@@ -160,10 +94,8 @@ def deposit(
     sealed = {"title": title or file.name, "filename": file.name}
     size = file.stat().st_size
     headers = {"Content-Length": str(size)}
-    with _client(url, token) as client, _progress() as progress:
+    with api_client(url, token) as client, _progress() as progress:
         if sign_key is not None:
-            from vault.cli import keys as signing  # here: it imports this module
-
             # One pass for the statement's SHA-256 and size, then the upload (docs/signatures.md).
             sha256, size = signing.digest_of(file)
             headers["Content-Length"] = str(size)
@@ -192,19 +124,8 @@ def deposit(
                     "file": (file.name, _Counted(file, progress), "application/octet-stream")
                 },
             }
-        item = _call(client, "POST", f"/v1/cases/{case}/items", headers=headers, **body)
+        item = call(client, "POST", f"/v1/cases/{case}/items", headers=headers, **body)
     emit(item, as_json, f"{item['id']}  sha256:{item['sha256']}")
-
-
-def checked_language(language: str | None) -> str | None:
-    """Return `language` in canonical form, or exit with a usage error if it is not a known
-    BCP 47 tag (the list the server checks too: ingest.languages)."""
-    if language is None:
-        return None
-    canonical = canonical_language(language)
-    if canonical is None:
-        fail("--language: not a known BCP 47 tag (such as es, quc, es-419, sr-Latn)", USAGE)
-    return canonical
 
 
 class _Counted:
@@ -234,8 +155,8 @@ def status(
     as_json: JsonOption = False,
 ) -> None:
     """Show an item's metadata and ingest state."""
-    with _client(url, token) as client:
-        data = _call(client, "GET", f"/v1/items/{item}")
+    with api_client(url, token) as client:
+        data = call(client, "GET", f"/v1/items/{item}")
     lines = [
         f"{key}: {_shown(value)}" for key, value in data.items() if key not in ("steps", "ocr")
     ]
@@ -272,7 +193,7 @@ def get(
         fail(f"-o: no directory {target.parent}", USAGE)
     if target.exists() and not force:
         fail(f"-o: {target} exists; pass --force to replace it", USAGE)
-    with _client(url, token) as client, _progress() as progress:
+    with api_client(url, token) as client, _progress() as progress:
         # Written beside the target and renamed only once the digest matches, so FILE is either
         # the verified original or absent.
         fd, temp = tempfile.mkstemp(prefix=".tvault-", dir=target.parent)
@@ -296,7 +217,7 @@ def _download(client: httpx.Client, item: str, fd: int, progress: Progress) -> s
         ):
             if response.is_error:
                 response.read()
-                _refused(response)
+                refused(response)
             expected = _digest_header(response.headers.get("repr-digest", ""))
             task = progress.add_task("get", total=int(response.headers.get("content-length", 0)))
             for chunk in response.iter_bytes(CHUNK):

@@ -1,9 +1,7 @@
-"""Client commands of access and consent: `cases revoke`, `consent`, `keys shred`, `hold`.
+"""`tvault consent` and `tvault hold`: what may be done with an item, over the API.
 
-`keys shred` and `hold --lift` ask for an approval (the two-person rule) and print its id.
-
-They talk to the API like the other client commands, so every change is decided by the policy
-and recorded in the ledger under the caller's own account (a custodian's token for shredding).
+Every change is decided by the policy and recorded in the ledger under the caller's own account.
+`hold --lift` asks for an approval (the two-person rule) and prints its id.
 """
 
 from __future__ import annotations
@@ -11,59 +9,23 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import quote
 
 import typer
 
-from vault.cli.approvals import asked
-from vault.cli.client import TokenOption, UrlOption, _call, _client, cases
 from vault.cli.common import (
     DEFAULT_URL,
     USAGE,
-    CaseArgument,
     ItemArgument,
     JsonOption,
-    YesOption,
-    confirm,
+    TokenOption,
+    UrlOption,
+    api_client,
+    asked,
+    call,
     emit,
     fail,
     scopes,
 )
-
-keys_app = typer.Typer(help="Key management.", no_args_is_help=True)
-
-
-@cases.command("revoke")
-def cases_revoke(
-    case: CaseArgument,
-    user: str,
-    role: Annotated[
-        str | None, typer.Option("--role", help="Only this role [default: every role].")
-    ] = None,
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Revoke USER's roles on CASE (custodians); effective on USER's next request."""
-    params = {"role": role} if role else None
-    with _client(url, token) as client:
-        done = _call(
-            client, "DELETE", f"/v1/cases/{case}/grants/{quote(user, safe='')}", params=params
-        )
-    emit(done, as_json, f"revoked {', '.join(done['roles'])} on {case} from {user}")
-
-
-@cases.command("grants")
-def cases_grants(
-    case: CaseArgument,
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """List the roles granted on CASE (custodians)."""
-    with _client(url, token) as client:
-        rows = _call(client, "GET", f"/v1/cases/{case}/grants")
-    emit(rows, as_json, "\n".join(f"{r['user']}\t{r['role']}\t{r['granted_by']}" for r in rows))
 
 
 def consent(
@@ -110,9 +72,9 @@ def consent(
         fail("say what changes: --grant, --withdraw or --form", USAGE)
     if changing and (form is None) == (not depositor_confirms):
         fail("give the change's basis: --form FILE or --depositor-confirms (one)", USAGE)
-    with _client(url, token) as client:
+    with api_client(url, token) as client:
         if not changing:
-            rows = _call(client, "GET", f"/v1/items/{item}/consent")
+            rows = call(client, "GET", f"/v1/items/{item}/consent")
             lines = [
                 f"v{r['version']}\t{','.join(r['scopes']) or '-'}\t{r['recorded_at']}"
                 f"\t{r['recorded_by']}"
@@ -128,39 +90,8 @@ def consent(
             body["form_base64"] = base64.b64encode(form.read_bytes()).decode("ascii")
         if note is not None:
             body["note"] = note
-        done = _call(client, "POST", f"/v1/items/{item}/consent", json=body)
+        done = call(client, "POST", f"/v1/items/{item}/consent", json=body)
     emit(done, as_json, f"consent v{done['version']}: {','.join(done['scopes']) or 'none'}")
-
-
-@keys_app.command("shred")
-def keys_shred(
-    item: ItemArgument,
-    reason: Annotated[
-        str,
-        typer.Option(
-            "--reason", help="consent_withdrawn, court_order, duplicate, or other (with --note)."
-        ),
-    ],
-    note: Annotated[str | None, typer.Option("--note", help="Why, in words (sealed).")] = None,
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = None,
-    as_json: JsonOption = False,
-    yes: YesOption = False,
-) -> None:
-    """Ask to crypto-shred ITEM (custodians); print the approval id. Another custodian approves
-    (`tvault approvals approve ID`); then its key is deleted and it can never be read again.
-    Asks for ITEM to be typed again unless `--yes`; with no terminal and no `--yes` it exits 2
-    and asks nothing of the vault."""
-    confirm(
-        item,
-        f"once approved, item {item} is crypto-shredded: its key is deleted and it "
-        "can never be read again",
-        yes,
-    )
-    body = {"reason": reason, "note": note}
-    with _client(url, token) as client:
-        done = _call(client, "POST", f"/v1/items/{item}/shred", json=body)
-    asked(done, f"shredding {item}", as_json)
 
 
 def hold(
@@ -175,8 +106,8 @@ def hold(
 ) -> None:
     """Put ITEM under legal hold (it cannot be shredded), or ask to `--lift` it (custodians;
     prints the approval id)."""
-    with _client(url, token) as client:
-        done = _call(client, "DELETE" if lift else "PUT", f"/v1/items/{item}/hold")
+    with api_client(url, token) as client:
+        done = call(client, "DELETE" if lift else "PUT", f"/v1/items/{item}/hold")
     if done.get("approval"):
         asked(done["approval"], f"lifting the hold on {item}", as_json)
         return

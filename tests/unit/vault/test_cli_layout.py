@@ -1,0 +1,34 @@
+"""House rules of the CLI's layout (issue 21, point 7): one module per command group, and what
+modules share is public in `vault.cli.common`."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import typer
+from typer.core import TyperGroup
+
+import vault.cli
+from vault.cli import app
+
+CLI = Path(vault.cli.__file__).parent
+
+
+def test_each_command_group_lives_in_one_module() -> None:
+    root = typer.main.get_command(app)
+    assert isinstance(root, TyperGroup)
+    groups = {name: cmd for name, cmd in root.commands.items() if isinstance(cmd, TyperGroup)}
+    assert {"users", "token", "cases", "keys", "approvals", "ledger"} <= set(groups)
+    for name, group in groups.items():
+        modules = {sub.callback.__module__ for sub in group.commands.values() if sub.callback}
+        assert len(modules) == 1, f"tvault {name} is split across {sorted(modules)}"
+
+
+def test_no_private_name_is_imported_across_cli_modules() -> None:
+    crossing = []
+    for path in sorted(CLI.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("vault.cli"):
+                crossing += [f"{path.name}: {a.name}" for a in node.names if a.name[0] == "_"]
+    assert crossing == []

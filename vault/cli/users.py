@@ -1,0 +1,136 @@
+"""`tvault users ...`: local accounts and the signing keys registered to them.
+
+`add`, `list`, `disable`, `enable` and `role` are admin commands: they open the vault with the
+passphrase, and their ledger entries say so (actor `keyholder (offline)`, `via: offline`).
+`key-add` and `keys` talk to the API with a custodian's token, so the ledger names the custodian.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from vault.accounts import OFFLINE_ACTOR, add_user, change_role, list_users, set_disabled
+from vault.cli.common import (
+    DEFAULT_URL,
+    USAGE,
+    JsonOption,
+    TokenOption,
+    UrlOption,
+    VaultOption,
+    api_client,
+    call,
+    emit,
+    fail,
+    open_local,
+)
+from vault.domain import ROLES
+from vault.errors import VaultError
+
+app = typer.Typer(help="Local accounts.", no_args_is_help=True)
+
+
+@app.command("add")
+def users_add(
+    name: str,
+    role: Annotated[str, typer.Option("--role", help=f"One of {', '.join(ROLES)}.")],
+    vault_dir: VaultOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add a local account (a ledger entry, made offline with the passphrase)."""
+    if role not in ROLES:
+        fail(f"--role must be one of {', '.join(ROLES)}", USAGE)
+    vault = open_local(vault_dir)
+    try:
+        with vault.sessions.begin() as session:
+            user = add_user(session, name, role, vault.clock())
+    except VaultError as exc:
+        fail(exc.detail)
+    finally:
+        vault.close()
+    emit({"name": user.name, "role": user.role}, as_json, f"added {user.name} ({user.role})")
+
+
+@app.command("list")
+def users_list(vault_dir: VaultOption = None, as_json: JsonOption = False) -> None:
+    """List local accounts."""
+    vault = open_local(vault_dir)
+    try:
+        with vault.sessions() as session:
+            rows = [
+                {"name": u.name, "role": u.role, "disabled": u.disabled}
+                for u in list_users(session)
+            ]
+    finally:
+        vault.close()
+    lines = [f"{r['name']}\t{r['role']}" + ("\tdisabled" if r["disabled"] else "") for r in rows]
+    emit(rows, as_json, "\n".join(lines))
+
+
+def _account_change(vault_dir: VaultOption, name: str, change: str, value: Any) -> bool:
+    vault = open_local(vault_dir)
+    try:
+        with vault.sessions.begin() as session:
+            now = vault.clock()
+            if change == "role":
+                return change_role(session, name, value, now, actor=OFFLINE_ACTOR, via="offline")
+            return set_disabled(session, name, value, now, actor=OFFLINE_ACTOR, via="offline")
+    except VaultError as exc:
+        fail(exc.detail)
+    finally:
+        vault.close()
+
+
+@app.command("disable")
+def users_disable(name: str, vault_dir: VaultOption = None) -> None:
+    """Disable NAME: every token of it is refused from its next request on (a ledger entry)."""
+    changed = _account_change(vault_dir, name, "disabled", True)
+    typer.echo(f"disabled {name}" if changed else f"{name} was already disabled")
+
+
+@app.command("enable")
+def users_enable(name: str, vault_dir: VaultOption = None) -> None:
+    """Enable NAME again; tokens issued before it was disabled stay refused."""
+    changed = _account_change(vault_dir, name, "disabled", False)
+    typer.echo(f"enabled {name}" if changed else f"{name} was already enabled")
+
+
+@app.command("role")
+def users_role(
+    name: str,
+    role: Annotated[str, typer.Option("--role", help=f"One of {', '.join(ROLES)}.")],
+    vault_dir: VaultOption = None,
+) -> None:
+    """Give NAME another role; tokens issued before are refused from then on."""
+    if role not in ROLES:
+        fail(f"--role must be one of {', '.join(ROLES)}", USAGE)
+    changed = _account_change(vault_dir, name, "role", role)
+    typer.echo(f"{name} is now {role}" if changed else f"{name} already has the role {role}")
+
+
+@app.command("key-add")
+def users_key_add(
+    name: str,
+    key_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Register the public key in KEYFILE (ed25519:... or an OpenSSH .pub) to NAME (custodians)."""
+    with api_client(url, token) as client:
+        done = call(
+            client, "POST", f"/v1/users/{name}/keys", json={"public_key": key_file.read_text()}
+        )
+    emit(done, as_json, f"registered {done['key_id']} to {name}")
+
+
+@app.command("keys")
+def users_keys(
+    name: str, url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False
+) -> None:
+    """List the keys registered to NAME (custodians)."""
+    with api_client(url, token) as client:
+        rows = call(client, "GET", f"/v1/users/{name}/keys")
+    emit(rows, as_json, "\n".join(f"{r['key_id']}\t{r['added_by']}\t{r['added_at']}" for r in rows))

@@ -1,8 +1,9 @@
 """Sealed objects in the age v1 format (C2SP age spec), streamed in 64 KiB chunks.
 
-Only the X25519 recipient type is produced and understood; other stanzas in a header are
-skipped while looking for one that opens with the given identity. Files sealed here open with
-the stock `age` tool, and files it makes open here.
+The X25519 recipient type (`age1...`) and the `ssh-ed25519` type of the reference
+implementation (`keys.age_ssh`, for recipients known by an OpenSSH key) are produced and
+understood; other stanzas in a header are skipped while looking for one that opens with the
+given identity. Files sealed here open with the stock `age` tool, and files it makes open here.
 
 Streaming contract: plaintext is released chunk by chunk, each chunk only after its
 Poly1305 tag verified. A truncated file (a missing final chunk) is detected at its end, so the
@@ -24,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import BinaryIO
 
-from keys import _bech32
+from keys import _bech32, age_ssh
 from keys._primitives import (
     TAG_SIZE,
     Aead,
@@ -42,6 +43,7 @@ __all__ = [
     "Sealer",
     "UnsealError",
     "generate_identity",
+    "normalize_recipient",
     "open_stream",
     "recipient_of",
     "seal",
@@ -220,15 +222,46 @@ def _parse_recipient(recipient: str) -> bytes:
     text = recipient.strip()
     if not text.startswith("age1"):
         raise ValueError("not an age X25519 recipient (age1...)")
-    hrp, data = _bech32.decode(text)
+    try:
+        hrp, data = _bech32.decode(text)
+    except ValueError as exc:
+        raise ValueError(f"not an age X25519 recipient (age1...): {exc}") from None
     if hrp != _RECIPIENT_HRP or len(data) != 32:
         raise ValueError("not an age X25519 recipient (age1...)")
     return data
 
 
 def recipient_of(identity: str) -> str:
-    """Return the `age1...` recipient of `identity`. Raises `ValueError` on a malformed one."""
+    """Return the recipient of `identity`: `age1...`, or `ssh-ed25519 AAAA...` for an OpenSSH
+    Ed25519 key file. Raises `ValueError` on a malformed one."""
+    if age_ssh.is_identity(identity):
+        return age_ssh.parse_identity(identity).recipient()
     return _bech32.encode(_RECIPIENT_HRP, _identity_key(identity)[1].public)
+
+
+@functools.lru_cache(maxsize=1024)
+def _recipient(recipient: str) -> bytes | age_ssh.SshRecipient:
+    """Return the X25519 point of an `age1...` recipient, or the parsed `ssh-ed25519` key.
+    Raises `ValueError` naming the problem."""
+    text = recipient.strip()
+    if text.startswith("ssh-"):
+        if text.split()[0] != "ssh-ed25519":
+            raise ValueError("only ssh-ed25519 SSH keys can be age recipients (not RSA or ECDSA)")
+        return age_ssh.parse_recipient(text)
+    return _parse_recipient(text)
+
+
+def normalize_recipient(recipient: str) -> str:
+    """Return `recipient` in its one canonical spelling: `age1...` (lower case), or
+    `ssh-ed25519 AAAA...` without the comment.
+
+    Raises `ValueError` naming the problem if it is neither a valid age X25519 recipient nor
+    an OpenSSH Ed25519 public key.
+    """
+    parsed = _recipient(recipient.strip())
+    if isinstance(parsed, age_ssh.SshRecipient):
+        return parsed.line()
+    return _bech32.encode(_RECIPIENT_HRP, parsed)
 
 
 def _x25519_stanza(file_key: bytes, point: bytes) -> bytes:
@@ -247,8 +280,15 @@ def _x25519_stanza(file_key: bytes, point: bytes) -> bytes:
     return b"-> X25519 " + _b64encode(share) + b"\n" + b"".join(line + b"\n" for line in lines)
 
 
-def _header(file_key: bytes, points: Sequence[bytes]) -> bytes:
-    head = _INTRO + b"".join(_x25519_stanza(file_key, p) for p in points) + b"---"
+def _stanza(file_key: bytes, recipient: bytes | age_ssh.SshRecipient) -> bytes:
+    if isinstance(recipient, age_ssh.SshRecipient):
+        return recipient.stanza(file_key, random_bytes(32))
+    return _x25519_stanza(file_key, recipient)
+
+
+def _header(file_key: bytes, recipients: Sequence[bytes | age_ssh.SshRecipient]) -> bytes:
+    """`recipients`: X25519 points, or parsed `ssh-ed25519` keys."""
+    head = _INTRO + b"".join(_stanza(file_key, r) for r in recipients) + b"---"
     # age spec, "Header": the MAC covers everything up to and including "---", so no stanza
     # can be added, removed or altered without the file key.
     mac = hmac_sha256(hkdf_sha256(file_key, b"", b"header"), head)
@@ -268,6 +308,7 @@ class Sealer:
     exactly that size: the chunk is sealed into it, and `dst.write` then receives that very
     view object, so a destination that lent its own buffer has nothing to copy.
 
+    `recipients` are `age1...` X25519 recipients or `ssh-ed25519 AAAA...` OpenSSH public keys.
     Raises `ValueError` if `recipients` is empty or holds a malformed recipient.
     """
 
@@ -282,7 +323,7 @@ class Sealer:
             raise TypeError("recipients must be a sequence of strings, not one string")
         if not recipients:
             raise ValueError("at least one recipient is required")
-        points = [_parse_recipient(r) for r in recipients]
+        points = [_recipient(r) for r in recipients]
         file_key = random_bytes(_FILE_KEY_SIZE)
         nonce = random_bytes(_NONCE_SIZE)
         self._dst = dst
@@ -499,14 +540,33 @@ def _unwrap(stanzas: list[tuple[list[bytes], bytes]], secret: X25519Secret) -> b
     raise UnsealError("no identity matches this age file")
 
 
+def _unwrap_ssh(stanzas: list[tuple[list[bytes], bytes]], identity: age_ssh.SshIdentity) -> bytes:
+    """Return the file key from the first `ssh-ed25519` stanza that opens with `identity`."""
+    for args, body in stanzas:
+        try:
+            file_key = identity.unwrap(args, body)
+        except ValueError:
+            raise UnsealError("malformed age header") from None
+        if file_key is not None:
+            return file_key
+    raise UnsealError("no identity matches this age file")
+
+
 def _payload_aead(src: BinaryIO, identity: str) -> Aead:
-    """Read and authenticate the header; return the payload cipher, positioned at chunk 0."""
+    """Read and authenticate the header; return the payload cipher, positioned at chunk 0.
+
+    `identity` is an `AGE-SECRET-KEY-1...` string or the text of an unencrypted OpenSSH
+    Ed25519 private key file.
+    """
     try:
-        secret = _identity_key(identity)[1]
+        if age_ssh.is_identity(identity):
+            ssh: age_ssh.SshIdentity | None = age_ssh.parse_identity(identity)
+        else:
+            ssh, secret = None, _identity_key(identity)[1]
     except ValueError as exc:
         raise UnsealError(str(exc)) from None
     stanzas, raw, mac = _read_header(src)
-    file_key = _unwrap(stanzas, secret)
+    file_key = _unwrap_ssh(stanzas, ssh) if ssh is not None else _unwrap(stanzas, secret)
     # Checked before any payload byte is decrypted (age spec, "Header").
     if not equal(hmac_sha256(hkdf_sha256(file_key, b"", b"header"), raw), mac):
         raise UnsealError("age header MAC mismatch")

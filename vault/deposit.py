@@ -9,6 +9,7 @@ object (promise 7); a crash leaves an unreferenced object that `vault.sweep` rem
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 from collections import deque
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session
 import keys
 from ingest.languages import canonical_language
 from policies import Principal, Resource, actions, decide, kinds
-from vault import item_keys, jobs, ledger, signatures
+from vault import item_keys, jobs, ledger, signatures, storage_faults
 from vault.access import authorize_case, item_resource
 from vault.compose import Vault
 from vault.db import Item, ItemKey
@@ -317,7 +318,13 @@ class Deposit:
         self._size = 0
         self._limit = vault.settings.max_upload_bytes
         self._stack = ExitStack()
-        self._writer = self._stack.enter_context(vault.store.writer(self._object))
+        # A full, read-only or unreachable store (or a full database) refuses the deposit with
+        # 507 or 503 and a ledger entry, not a 500 (vault.storage_faults).
+        self._refusing = functools.partial(
+            storage_faults.refusing, vault, principal, request.case_id
+        )
+        with self._refusing():
+            self._writer = self._stack.enter_context(vault.store.writer(self._object))
         # The ciphertext's SHA-256, in the same pass, for `tvault verify --fast`.
         self._spool = _Spool(self._writer.write, self._hash)
         try:
@@ -381,7 +388,8 @@ class Deposit:
             spool.plaintext(data if type(data) is bytes else bytes(data))
         else:
             self._hash.update(data)
-        self._sealer.write(data)
+        with self._refusing():
+            self._sealer.write(data)
 
     def abort(self) -> None:
         """Give up: the object store removes every trace of the object."""
@@ -391,9 +399,14 @@ class Deposit:
         """Make the object durable, then commit item, wrapped key and custody entry together.
 
         Raises `Duplicate` when the request refuses duplicates and the case has these bytes,
-        what `guard` raises, or whatever the store or the database raised; the object is
-        removed then.
+        what `guard` raises, `StorageFull` / `StorageUnavailable` for a store or database that
+        cannot take it (recorded in the ledger), or whatever the store or the database raised;
+        the object is removed then.
         """
+        with self._refusing():
+            return self._commit(guard)
+
+    def _commit(self, guard: CommitGuard | None) -> DepositResult:
         if self._size == 0:
             self.abort()
             raise BadField("body", "an empty file cannot be deposited")

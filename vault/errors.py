@@ -67,6 +67,29 @@ class Unavailable(VaultError):
     code = "unavailable"
 
 
+class StorageFull(VaultError):
+    """The object store (or the metadata database) has no room: nothing was stored; an operator
+    must free space. `cause` names which, in words from a fixed list (`vault.storage_faults`)."""
+
+    code = "storage-full"
+
+    def __init__(self, detail: str, cause: str) -> None:
+        super().__init__(detail)
+        self.cause = cause
+
+
+class StorageUnavailable(Unavailable):
+    """The object store refuses writes for now (read-only, unwritable, unreachable); nothing was
+    stored; `retry_after` seconds is worth waiting. `cause` as for `StorageFull`."""
+
+    code = "storage-unavailable"
+
+    def __init__(self, detail: str, cause: str, retry_after: float) -> None:
+        super().__init__(detail)
+        self.cause = cause
+        self.retry_after = retry_after
+
+
 class TooManyRequests(VaultError):
     """The client spent its budget of refused attempts; `retry_after` seconds until the next."""
 

@@ -50,7 +50,7 @@ from ingest import (
     plaintext_file,
 )
 from ingest.scratch import PRIVATE_PREFIX, sweep_dead
-from vault import item_keys, jobs, ledger, ocr
+from vault import item_keys, jobs, ledger, ocr, storage_faults
 from vault.compose import Vault
 from vault.db import Item, ItemKey
 from vault.db.jobs_tables import ItemText
@@ -226,6 +226,8 @@ class ExtractStage:
                 texts.append(self._prepare(one, rows.get(one.item_id)))
             except Exception as exc:
                 failures.append((one, exc))
+                if storage_faults.store_fault(exc) is not None:
+                    break  # the store takes no text now: claim no more (the worker waits)
             if len(claims) >= self.BATCH or time.monotonic() - started > HOLD_SECONDS:
                 # A slow document in the batch: the jobs behind it stay queued for other
                 # workers (or threads) to take now, not after it.

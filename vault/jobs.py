@@ -422,6 +422,31 @@ def release(sessions: sessionmaker[Session], claim: Claim, *, now: datetime) -> 
         )
 
 
+def defer(
+    sessions: sessionmaker[Session], claim: Claim, reason: str, *, now: datetime, delay: float
+) -> None:
+    """Give `claim` back unrun for a fault of the vault, not of the job (the object store is
+    full, say): queued again after `delay` seconds with the attempt refunded, `reason` shown
+    meanwhile. Raises `LeaseLost` if the job is no longer this worker's."""
+    with sessions.begin() as session:
+        result = session.execute(
+            update(Job)
+            .where(_held(claim))
+            .values(
+                state=QUEUED,
+                attempts=Job.attempts - 1,
+                run_after=now + timedelta(seconds=delay),
+                lease_owner=None,
+                lease_expires=None,
+                last_error=_clip(reason),
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise LeaseLost(f"job {claim.id} is no longer held by {claim.owner}")
+
+
 def heartbeat(
     sessions: sessionmaker[Session],
     owner: str,

@@ -4,7 +4,9 @@
 Each dependency is probed in its own thread and must answer within `TIMEOUT_S`; a probe that
 hangs (a firewalled host) is abandoned, not waited for, so the answer always comes in time.
 The answer names failing dependencies only, never an error message: messages can quote a URL
-with its password or a path of the host, which an unauthenticated route must not reveal.
+with its password or a path of the host, which an unauthenticated route must not reveal. The
+object store says more, in a word from a fixed list (issue 23): `full` (a deposit gets 507),
+`read-only` or `unreachable` (503), so an operator sees at once why deposits are refused.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import httpx
 from sqlalchemy import text
 
 from ingest.scratch import memory_dir
+from vault.storage import StoreFull, StoreUnavailable
 
 if TYPE_CHECKING:
     from vault.compose import Vault
@@ -36,7 +39,15 @@ def _database(vault: Vault) -> None:
 
 def _store(vault: Vault) -> None:
     # Lists at most one object: the store answers and its root (directory, bucket) exists.
-    next(iter(vault.store.entries()), None)
+    entries = vault.store.entries()
+    try:
+        next(iter(entries), None)
+    finally:
+        close = getattr(entries, "close", None)
+        if close is not None:
+            close()  # a generator: its open directory handles go now
+    # Raises StoreFull or StoreUnavailable when a deposit would be refused (issue 23).
+    vault.store.check_writable()
 
 
 def _index(vault: Vault) -> None:
@@ -64,8 +75,21 @@ PROBES: Final[dict[str, Callable[[Vault], None]]] = {
 }
 
 
-def check(vault: Vault, timeout_s: float = TIMEOUT_S) -> dict[str, bool]:
-    """Return, for each dependency in `DEPENDENCIES`, whether it answered within `timeout_s`.
+OK: Final = "ok"
+FAILING: Final = "failing"
+
+
+def _status(error: BaseException) -> str:
+    if isinstance(error, StoreFull):
+        return "full"
+    if isinstance(error, StoreUnavailable):
+        return error.cause  # "read-only" or "unreachable"
+    return FAILING
+
+
+def check(vault: Vault, timeout_s: float = TIMEOUT_S) -> dict[str, str]:
+    """Return, for each dependency in `DEPENDENCIES`, "ok" if it answered within `timeout_s`,
+    else "failing" or, for the store, "full", "read-only" or "unreachable".
 
     Never raises for a failing dependency; the failure's type is logged, not its message.
     """
@@ -76,34 +100,35 @@ def check(vault: Vault, timeout_s: float = TIMEOUT_S) -> dict[str, bool]:
     finally:
         # A hung probe keeps its thread until it gives up by itself; the answer does not wait.
         pool.shutdown(wait=False, cancel_futures=True)
-    ready: dict[str, bool] = {}
+    ready: dict[str, str] = {}
     for name, future in futures.items():
         if future.cancelled() or not future.done():
             log.warning("readiness: %s did not answer within %.0f s", name, timeout_s)
-            ready[name] = False
+            ready[name] = FAILING
         elif (error := future.exception()) is not None:
             log.warning("readiness: %s failed: %s", name, type(error).__name__)
-            ready[name] = False
+            ready[name] = _status(error)
         else:
-            ready[name] = True
+            ready[name] = OK
     return ready
 
 
-def answer(ready: dict[str, bool]) -> tuple[int, dict[str, object]]:
+def answer(ready: dict[str, str]) -> tuple[int, dict[str, object]]:
     """Return the status and JSON body of `/readyz` for `ready` (as `check` returns it).
 
     200 with each dependency "ok" when all are; otherwise 503 with an RFC 9457 problem whose
-    `detail` and `failing` name each failing dependency.
+    `detail` and `failing` name each failing dependency (`detail` with its state unless it is
+    plain "failing": "not ready: store (full)").
     """
-    checks = {name: "ok" if ok else "failing" for name, ok in ready.items()}
-    failing = [name for name, ok in ready.items() if not ok]
+    failing = [name for name, status in ready.items() if status != OK]
     if not failing:
-        return 200, {"status": "ready", "checks": checks}
+        return 200, {"status": "ready", "checks": dict(ready)}
+    named = [name if ready[name] == FAILING else f"{name} ({ready[name]})" for name in failing]
     return 503, {
         "type": PROBLEM_TYPE,
         "title": "Service Unavailable",
         "status": 503,
-        "detail": "not ready: " + ", ".join(failing),
+        "detail": "not ready: " + ", ".join(named),
         "failing": failing,
-        "checks": checks,
+        "checks": dict(ready),
     }

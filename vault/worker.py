@@ -32,7 +32,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Final, Protocol
 
-from vault import jobs
+from vault import jobs, storage_faults
 from vault.compose import Vault
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,12 @@ def fail_job(vault: Vault, claim: jobs.Claim, failure: BaseException) -> None:
     worker."""
     if isinstance(failure, jobs.LeaseLost):
         return
+    cause = storage_faults.store_fault(failure)
+    if cause is not None:
+        defer_job(
+            vault, claim, cause, storage_faults.wait_seconds(1, vault.settings.jobs_backoff_seconds)
+        )
+        return
     if isinstance(failure, StageFailed):
         reason, retry = failure.reason, failure.retry
     else:
@@ -101,6 +107,20 @@ def fail_job(vault: Vault, claim: jobs.Claim, failure: BaseException) -> None:
             now=vault.clock(),
             retry=retry,
             backoff_seconds=vault.settings.jobs_backoff_seconds,
+        )
+
+
+def defer_job(vault: Vault, claim: jobs.Claim, cause: str, delay: float) -> None:
+    """Queue `claim` again after `delay` seconds with its attempt refunded, because the store
+    or the database cannot take data (`cause`, from `vault.storage_faults.CAUSES`): the job
+    is not at fault, and burning its attempts would fail it for good while the disk is full."""
+    with contextlib.suppress(jobs.LeaseLost):
+        jobs.defer(
+            vault.sessions,
+            claim,
+            f"waiting: {cause} (the attempt is not counted)",
+            now=vault.clock(),
+            delay=delay,
         )
 
 
@@ -148,6 +168,9 @@ class Worker:
         self._beat: threading.Thread | None = None
         self._held: dict[str, str] = {}  # job id -> owner, for the heartbeat
         self._lock = threading.Lock()
+        # Store faults in a row, and until when (time.monotonic()) no thread claims a job.
+        self._faults = 0
+        self._paused_until = 0.0
         self.owner = _owner()
         settings = vault.settings
         self._lease = timedelta(seconds=settings.jobs_lease_seconds)
@@ -239,6 +262,12 @@ class Worker:
 
     def _loop(self, owner: str) -> None:
         while not self._stop.is_set():
+            with self._lock:
+                pause = self._paused_until - time.monotonic()
+            if pause > 0:
+                # The store is full or read-only: claiming would only charge jobs (issue 23).
+                self._stop.wait(pause)
+                continue
             try:
                 busy = self.run_one(owner)
             except Exception as exc:  # the database went away, say: wait and try again
@@ -280,11 +309,17 @@ class Worker:
             log.warning("job %s: lease lost to another worker; result discarded", claim.id)
             return
         except Exception as exc:
+            cause = storage_faults.store_fault(exc)
+            if cause is not None:
+                self._pause(claim, cause)
+                return
             # Type name only: the message of, say, a UnicodeDecodeError quotes the bytes.
             self._fail(claim, f"internal error ({type(exc).__name__})", retry=True)
             return
         if not completed:
             self._complete_if_held(claim)
+        with self._lock:
+            self._faults = 0
         log.info(
             "job %s (%s, item %s) done by %s in %.2f s",
             claim.id,
@@ -292,6 +327,24 @@ class Worker:
             claim.item_id,
             claim.owner,
             time.monotonic() - started,
+        )
+
+    def _pause(self, claim: jobs.Claim, cause: str) -> None:
+        """Give `claim` back uncharged and stop claiming for a while: the store (or database)
+        cannot take data, which no job can mend. The wait doubles while the fault lasts; the
+        first job that completes afterwards resets it (`vault.storage_faults.wait_seconds`)."""
+        with self._lock:
+            now = time.monotonic()
+            if now >= self._paused_until:
+                # Threads that meet the fault during the same pause count it once.
+                self._faults += 1
+                wait = storage_faults.wait_seconds(self._faults, self._backoff)
+                self._paused_until = now + wait
+            else:
+                wait = self._paused_until - now
+        defer_job(self._vault, claim, cause, wait)
+        log.warning(
+            "worker %s: %s; job %s waits %.1f s, uncharged", self.owner, cause, claim.id, wait
         )
 
     def _complete_if_held(self, claim: jobs.Claim) -> None:

@@ -13,11 +13,20 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import urllib3
 from minio.commonconfig import GOVERNANCE
+from minio.error import S3Error, ServerError
 from minio.objectlockconfig import DAYS, ObjectLockConfig
 
 from tests.s3server import S3Server, admin_client
-from vault.storage import ObjectExists, ObjectLocked, ObjectNotFound, StorageError
+from vault.storage import (
+    ObjectExists,
+    ObjectLocked,
+    ObjectNotFound,
+    StorageError,
+    StoreFull,
+    StoreUnavailable,
+)
 from vault.storage.adapters.s3 import S3ObjectStore, S3ObjectWriter, _parse_time
 
 pytestmark = pytest.mark.s3
@@ -218,3 +227,37 @@ def test_check_bucket(moto_s3: S3Server, s3_bucket: str) -> None:
         _store(moto_s3, defaulted).check_bucket()
     with pytest.raises(StorageError, match="does not exist"):
         _store(moto_s3, f"missing-{uuid.uuid4().hex[:12]}").check_bucket()
+
+
+def _s3_error(code: str) -> S3Error:
+    response = urllib3.HTTPResponse(body=b"", status=507)
+    return S3Error(response, code, "refused", "/b/items/x", "req", "host")
+
+
+@pytest.mark.parametrize("code", ["XMinioStorageFull", "XMinioAdminBucketQuotaExceeded"])
+def test_a_full_server_is_store_full_until_an_upload_succeeds(
+    moto_s3: S3Server, s3_bucket: str, code: str
+) -> None:
+    # moto cannot fill up: the server's answer is made here, and what follows from it is real.
+    store = _store(moto_s3, s3_bucket)
+    store.check_writable()
+    assert isinstance(store._error("upload", "items/x", _s3_error(code)), StoreFull)
+    # S3 cannot be asked for free space: readiness repeats the last refusal for a while...
+    with pytest.raises(StoreFull):
+        store.check_writable()
+    # ...until an upload is taken again.
+    with store.writer("items/after") as out:
+        out.write(b"room again")
+        out.commit()
+    store.check_writable()
+    store.close()
+
+
+def test_a_server_that_cannot_serve_or_be_reached_is_store_unavailable() -> None:
+    store = S3ObjectStore("127.0.0.1:1", "a", "s", "b")
+    refused = urllib3.exceptions.MaxRetryError(None, "/b", reason=ConnectionRefusedError())  # type: ignore[arg-type]
+    for error in (refused, _s3_error("SlowDown"), ServerError("bad gateway", 503)):
+        mapped = store._error("upload", "items/x", error)
+        assert isinstance(mapped, StoreUnavailable) and mapped.cause == "unreachable", error
+    assert type(store._error("upload", "items/x", _s3_error("AccessDenied"))) is StorageError
+    store.close()

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from vault.errors import TooManyRequests, VaultError
+from vault.errors import StorageFull, StorageUnavailable, TooManyRequests, VaultError
 
 log = logging.getLogger(__name__)
 
@@ -29,17 +29,23 @@ STATUS = {
     "duplicate": 409,  # vault.deposit.Duplicate: the case has these bytes, refused on request
     "idempotency-in-flight": 409,  # vault.idempotency: the draft's "request outstanding"
     "idempotency-key-reused": 422,  # the draft's "key reused with a different payload"
+    # RFC 4918 11.5: 507 Insufficient Storage, the server cannot store what the request needs.
+    "storage-full": 507,
+    "storage-unavailable": 503,
 }
 
 
-def problem(status: int, detail: str, kind: str | None = None) -> JSONResponse:
-    """Return a problem response with `status` and `detail`."""
+def problem(
+    status: int, detail: str, kind: str | None = None, extra: dict[str, str] | None = None
+) -> JSONResponse:
+    """Return a problem response with `status` and `detail` (and `extra` members)."""
     title = HTTPStatus(status).phrase
-    body = {
+    body: dict[str, object] = {
         "type": f"urn:tvault:problem:{kind}" if kind else "about:blank",
         "title": title,
         "status": status,
         "detail": detail,
+        **(extra or {}),
     }
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
@@ -47,8 +53,10 @@ def problem(status: int, detail: str, kind: str | None = None) -> JSONResponse:
 
 async def _vault_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, VaultError)
-    response = problem(STATUS.get(exc.code, 400), exc.detail, exc.code)
-    if isinstance(exc, TooManyRequests):
+    # An RFC 9457 extension member: which store fails, and how (a word from a fixed list).
+    extra = {"cause": exc.cause} if isinstance(exc, StorageFull | StorageUnavailable) else None
+    response = problem(STATUS.get(exc.code, 400), exc.detail, exc.code, extra)
+    if isinstance(exc, TooManyRequests | StorageUnavailable):
         # RFC 9110 10.2.3: whole seconds, rounded up so a client that waits is let in.
         response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     return response

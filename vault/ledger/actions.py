@@ -19,6 +19,7 @@ so an archivist reading the ledger sees the words of their own standard. Which o
 | consent changed | `CONSENT_CHANGE` | `version`, `scopes`, `granted`, `withdrawn`, `basis`... |
 | legal hold set or lifted | `LEGAL_HOLD` | `held` |
 | refused attempt, unknown item id | `ACCESS_DENIED` | `attempted` (an action), `reason` |
+| deposit refused: store/database full, read-only | `DEPOSIT_REFUSED` | `attempted`, `cause` |
 | approval asked for | `APPROVAL_REQUEST` | `approval`, `kind`, `subject`, `quorum`, payload |
 | one approver says yes | `APPROVAL` | `approval`, `kind`, `approvals`, `quorum` |
 | someone says no (it ends) | `APPROVAL_DENIAL` | `approval`, `kind` (reason sealed) |
@@ -67,6 +68,7 @@ KEY_ROTATION: Final = "key rotation"
 KEY_REGISTRATION: Final = "key registration"
 KEY_RETIREMENT: Final = "key retirement"
 ACCESS_DENIED: Final = "access denied"
+DEPOSIT_REFUSED: Final = "deposit refused"
 ACCOUNT_CREATION: Final = "account creation"
 ROLE_CHANGE: Final = "role change"
 ACCOUNT_STATE: Final = "account state"
@@ -104,6 +106,7 @@ OWN: Final = frozenset(
         KEY_REGISTRATION,
         KEY_RETIREMENT,
         ACCESS_DENIED,
+        DEPOSIT_REFUSED,
         ACCOUNT_CREATION,
         ROLE_CHANGE,
         ACCOUNT_STATE,

@@ -15,6 +15,8 @@ from vault.storage.ports import (
     ObjectStore,
     ObjectWriter,
     StorageError,
+    StoreFull,
+    StoreUnavailable,
     check_name,
     check_prefix,
 )
@@ -31,6 +33,8 @@ __all__ = [
     "ObjectStore",
     "ObjectWriter",
     "StorageError",
+    "StoreFull",
+    "StoreUnavailable",
     "check_name",
     "check_prefix",
 ]

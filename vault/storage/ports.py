@@ -8,6 +8,7 @@ adapter could turn into a path outside its root. `check_name` enforces it for ev
 
 from __future__ import annotations
 
+import errno
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +28,37 @@ _PREFIX = re.compile(rf"(?:{_SEGMENT}/)*(?:[A-Za-z0-9][A-Za-z0-9._-]*)?")
 
 class StorageError(Exception):
     """The object store failed (I/O, network, server refused); the message says how."""
+
+
+class StoreFull(StorageError):
+    """The store has no room for more bytes or objects (ENOSPC, EDQUOT; an S3 server's "storage
+    full" or quota answer). Writing again may succeed once an operator frees space."""
+
+
+class StoreUnavailable(StorageError):
+    """The store refuses every write for now: mounted read-only (EROFS), not writable by this
+    process (EACCES, EPERM on its directory), or unreachable (an S3 server down or refusing)."""
+
+    def __init__(self, message: str, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause  # "read-only" or "unreachable", for the problem and the ledger
+
+
+# Errors that say the store, not the request, is at fault. EACCES and EPERM count: a store
+# directory that became unwritable (a remount, changed ownership) refuses every deposit alike.
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def os_error(message: str, exc: OSError) -> StorageError:
+    """Return the `StorageError` for `exc` of a local file system: `StoreFull` for a full disk
+    or quota, `StoreUnavailable` for a read-only or unwritable one, plain `StorageError` else."""
+    text = f"{message}: {exc}"
+    if exc.errno in _FULL_ERRNOS:
+        return StoreFull(text)
+    if exc.errno in _READ_ONLY_ERRNOS:
+        return StoreUnavailable(text, "read-only")
+    return StorageError(text)
 
 
 class InvalidObjectName(StorageError, ValueError):
@@ -147,6 +179,11 @@ class ObjectStore(Protocol):
     def put_locked(self, name: str, data: bytes) -> None:
         """Store a small write-once object and lock it at once (ledger checkpoints). Raises
         `ObjectExists` if the name is taken."""
+        ...
+
+    def check_writable(self) -> None:
+        """Raise `StoreFull` or `StoreUnavailable` if a write is sure to be refused now
+        (readiness: `vault.readiness`); return otherwise. Cheap: it writes nothing."""
         ...
 
     def close(self) -> None:

@@ -43,8 +43,11 @@ from vault.storage.ports import (
     ObjectLocked,
     ObjectNotFound,
     StorageError,
+    StoreFull,
+    StoreUnavailable,
     check_name,
     check_prefix,
+    os_error,
 )
 
 _TMP = ".tmp"
@@ -65,6 +68,9 @@ _DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", None)
 # recycled page-cache window.
 _BLOCK = 1024 * 1024
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
+# Below this much free space the store counts as full for readiness: not one block of a deposit
+# would fit (a smaller deposit might, but the operator must act either way).
+MIN_FREE = _BLOCK
 
 
 def _set_direct(fd: int, *, on: bool) -> None:
@@ -113,7 +119,7 @@ class LocalObjectStore:
             self._tmp.mkdir(mode=0o700, exist_ok=True)
             self._remove_orphans()
         except OSError as exc:
-            raise StorageError(f"cannot prepare object store at {self.root}: {exc}") from exc
+            raise os_error(f"cannot prepare object store at {self.root}", exc) from exc
 
     # -- paths and locks -------------------------------------------------------------------
 
@@ -182,7 +188,7 @@ class LocalObjectStore:
         try:
             fd, temp = self._new_temp()
         except OSError as exc:
-            raise StorageError(f"cannot create a temp file in {self._tmp}: {exc}") from exc
+            raise os_error(f"cannot create a temp file in {self._tmp}", exc) from exc
         return LocalObjectWriter(self, name, target, fd, temp)
 
     def open(self, name: str) -> BinaryIO:
@@ -195,7 +201,7 @@ class LocalObjectStore:
         except FileNotFoundError:
             raise ObjectNotFound(f"no such object: {name}") from None
         except OSError as exc:
-            raise StorageError(f"cannot open object {name}: {exc}") from exc
+            raise os_error(f"cannot open object {name}", exc) from exc
 
     def exists(self, name: str) -> bool:
         """Return whether `name` is a committed object."""
@@ -211,7 +217,7 @@ class LocalObjectStore:
         except FileNotFoundError:
             raise ObjectNotFound(f"no such object: {name}") from None
         except OSError as exc:
-            raise StorageError(f"cannot stat object {name}: {exc}") from exc
+            raise os_error(f"cannot stat object {name}", exc) from exc
 
     def delete(self, name: str) -> None:
         """Remove `name`. Raises `ObjectNotFound`, or `ObjectLocked` if it was locked."""
@@ -224,7 +230,7 @@ class LocalObjectStore:
         except FileNotFoundError:
             raise ObjectNotFound(f"no such object: {name}") from None
         except OSError as exc:
-            raise StorageError(f"cannot delete object {name}: {exc}") from exc
+            raise os_error(f"cannot delete object {name}", exc) from exc
 
     def lock(self, name: str) -> None:
         """Make `name` read-only, so `delete` refuses it. Raises `ObjectNotFound`."""
@@ -240,7 +246,7 @@ class LocalObjectStore:
         except FileNotFoundError:
             raise ObjectNotFound(f"no such object: {name}") from None
         except OSError as exc:
-            raise StorageError(f"cannot lock object {name}: {exc}") from exc
+            raise os_error(f"cannot lock object {name}", exc) from exc
 
     def names(self, prefix: str = "") -> Iterator[str]:
         """Yield the names of committed objects that start with `prefix`."""
@@ -250,21 +256,33 @@ class LocalObjectStore:
     def entries(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Yield name, size and modification time of objects whose name starts with `prefix`."""
         check_prefix(prefix)
+        # `with`: a caller that stops early (readiness reads one entry) closes the generator,
+        # and with it each directory handle, at once rather than when it is collected.
         try:
-            for first in os.scandir(self.root):
-                if not _is_fanout_dir(first):
-                    continue
-                for second in os.scandir(first.path):
-                    if not _is_fanout_dir(second):
+            with os.scandir(self.root) as firsts:
+                for first in firsts:
+                    if not _is_fanout_dir(first):
                         continue
-                    yield from self._entries_in(first.name, second.name, second.path, prefix)
+                    with os.scandir(first.path) as seconds:
+                        for second in seconds:
+                            if not _is_fanout_dir(second):
+                                continue
+                            yield from self._entries_in(
+                                first.name, second.name, second.path, prefix
+                            )
         except OSError as exc:
-            raise StorageError(f"cannot list objects in {self.root}: {exc}") from exc
+            raise os_error(f"cannot list objects in {self.root}", exc) from exc
 
     def _entries_in(
         self, first: str, second: str, directory: str, prefix: str
     ) -> Iterator[ObjectInfo]:
-        for entry in os.scandir(directory):
+        with os.scandir(directory) as found:
+            yield from self._objects_in(found, first, second, prefix)
+
+    def _objects_in(
+        self, found: Iterator[os.DirEntry[str]], first: str, second: str, prefix: str
+    ) -> Iterator[ObjectInfo]:
+        for entry in found:
             name = entry.name.replace("+", "/")
             if not name.startswith(prefix) or not entry.is_file(follow_symlinks=False):
                 continue
@@ -286,6 +304,21 @@ class LocalObjectStore:
             out.write(data)
             out.commit()
         self.lock(name)
+
+    def check_writable(self) -> None:
+        """Raise `StoreUnavailable` if the file system is mounted read-only or the store's
+        directory is not writable by this process, `StoreFull` if less than `MIN_FREE` bytes
+        (or no inode) are left to it."""
+        try:
+            st = os.statvfs(self._tmp)
+            writable = os.access(self._tmp, os.W_OK)
+        except OSError as exc:
+            raise os_error(f"cannot look at the file system of {self.root}", exc) from exc
+        if st.f_flag & os.ST_RDONLY or not writable:
+            raise StoreUnavailable(f"object store at {self.root} is read-only", "read-only")
+        # f_bavail and f_favail: what is left to a process without the superuser's reserve.
+        if st.f_bavail * st.f_frsize < MIN_FREE or (st.f_files and not st.f_favail):
+            raise StoreFull(f"object store at {self.root} is full")
 
     def close(self) -> None:
         """Nothing to release: every file and lock is held only while an upload runs."""
@@ -353,7 +386,7 @@ class LocalObjectWriter:
                 if self._fill == _BLOCK:
                     self._write_block(self._block)
         except OSError as exc:
-            raise StorageError(f"cannot write object {self._name}: {exc}") from exc
+            raise os_error(f"cannot write object {self._name}", exc) from exc
         return end
 
     def _write_direct(self, view: memoryview) -> int:
@@ -424,7 +457,7 @@ class LocalObjectWriter:
                 with contextlib.suppress(OSError):
                     self._target.unlink()
             self._discard()
-            raise StorageError(f"cannot commit object {self._name}: {exc}") from exc
+            raise os_error(f"cannot commit object {self._name}", exc) from exc
         self._committed = True
         self._discard()
 

@@ -30,6 +30,7 @@ import io
 import itertools
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,7 +41,7 @@ import certifi
 import urllib3
 from minio import Minio
 from minio.commonconfig import COMPLIANCE, GOVERNANCE
-from minio.error import MinioException, S3Error
+from minio.error import MinioException, S3Error, ServerError
 from minio.retention import Retention
 
 from vault.storage.ports import (
@@ -49,6 +50,8 @@ from vault.storage.ports import (
     ObjectLocked,
     ObjectNotFound,
     StorageError,
+    StoreFull,
+    StoreUnavailable,
     check_name,
     check_prefix,
 )
@@ -63,6 +66,19 @@ _NOT_FOUND = frozenset({"NoSuchKey", "NoSuchObject", "NoSuchVersion", "ResourceN
 # AWS and moto answer 403 AccessDenied for a version under retention; MinIO 400 InvalidRequest
 # ("Object is WORM protected"). Either is confirmed as a lock by reading the retention back.
 _MAYBE_LOCKED = frozenset({"AccessDenied", "InvalidRequest", "ObjectLocked"})
+# Out of room: MinIO's drives past their free-space threshold, or a bucket quota (MinIO, Ceph).
+_FULL = frozenset({"XMinioStorageFull", "XMinioAdminBucketQuotaExceeded", "QuotaExceeded"})
+# The server is there but cannot serve now (RFC 9110 503 answers, MinIO without quorum).
+_BUSY = frozenset(
+    {
+        "ServiceUnavailable",
+        "SlowDown",
+        "XMinioServerNotInitialized",
+        "XMinioStorageWriteQuorum",
+        "XMinioStorageReadQuorum",
+    }
+)
+_FULL_MEMORY_S = 60.0
 _TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
     MinioException,
     urllib3.exceptions.HTTPError,
@@ -136,6 +152,9 @@ class S3ObjectStore:
         self.retention_days = retention_days
         self.retention_mode = mode
         self.part_size = part_size
+        # When a write was last refused for want of room (time.monotonic()), for readiness: S3
+        # has no way to ask for free space, so the last answer stands for `_FULL_MEMORY_S`.
+        self._full_since: float | None = None
         # Our own pool (minio's defaults) so that `ca_file` can be trusted and `close` frees it.
         timeout = 300.0
         self._http = urllib3.PoolManager(
@@ -321,6 +340,18 @@ class S3ObjectStore:
                 self.delete(name)  # so that the caller can retry under the same name
             raise
 
+    def check_writable(self) -> None:
+        """Raise `StoreFull` if a write was refused as full less than `_FULL_MEMORY_S` ago (S3
+        cannot be asked for its free space), `StoreUnavailable` if the bucket cannot be
+        reached."""
+        full_since = self._full_since
+        if full_since is not None and time.monotonic() - full_since < _FULL_MEMORY_S:
+            raise StoreFull(f"bucket {self.bucket!r} refused a write as full")
+        try:
+            self.client.bucket_exists(self.bucket)
+        except _TRANSPORT_ERRORS as exc:
+            raise self._error("reach", self.bucket, exc) from exc
+
     def close(self) -> None:
         """Close the connection pool. Idempotent."""
         self._http.clear()
@@ -328,9 +359,17 @@ class S3ObjectStore:
     # -- helpers -------------------------------------------------------------------------
 
     def _error(self, action: str, name: str, exc: BaseException) -> StorageError:
-        if _code(exc) in _NOT_FOUND:
+        code = _code(exc)
+        if code in _NOT_FOUND:
             return ObjectNotFound(f"no such object: {name}")
-        return StorageError(f"cannot {action} {name!r} in bucket {self.bucket!r}: {exc}")
+        message = f"cannot {action} {name!r} in bucket {self.bucket!r}: {exc}"
+        if code in _FULL:
+            self._full_since = time.monotonic()
+            return StoreFull(message)
+        if code in _BUSY or isinstance(exc, ServerError | urllib3.exceptions.HTTPError | OSError):
+            # No S3 answer at all (refused, reset, timed out): the server is unreachable.
+            return StoreUnavailable(message, "unreachable")
+        return StorageError(message)
 
 
 class _ResponseReader(io.RawIOBase):
@@ -425,6 +464,7 @@ class S3ObjectWriter:
                 raise error
             raise self._store._error("upload", self._name, error) from error
         self._committed = True
+        self._store._full_since = None  # it took an object again
         self._finish()
 
     def _send(self, item: bytes | _Eof) -> None:

@@ -151,6 +151,12 @@ class Settings(BaseSettings):
     # The two-person rule (docs/access.md "Two people"): how many custodians in all, the
     # requester included, must agree before shredding, lifting a hold or retiring a key runs.
     approval_quorum: int = Field(default=2, ge=2, le=16)
+    # Exports to commissions (docs/exports.md): how long a built export is kept before the sweep
+    # removes it; how often the builder looks for approved exports; how long a builder holds
+    # one before another process may take it over (a build killed mid-way is redone).
+    export_ttl_days: int = Field(default=30, ge=1, le=3650)
+    export_poll_seconds: float = Field(default=5.0, gt=0)
+    export_lease_seconds: float = Field(default=900.0, ge=10)
 
     @model_validator(mode="before")
     @classmethod

@@ -9,6 +9,7 @@ from datetime import timedelta
 from vault.compose import Vault
 from vault.db import Item
 from vault.db.jobs_tables import ItemText
+from vault.exports import sweep_exports
 from vault.extraction import PREFIX as TEXTS_PREFIX
 from vault.identity import sweep_renditions
 from vault.objects import PREFIX, orphans
@@ -22,7 +23,9 @@ def sweep(vault: Vault) -> int:
     Younger ones may belong to a deposit still streaming (its row commits after the object) and
     are left alone. Item objects (`vault.objects.PREFIX`), redacted renditions and extracted
     texts (`vault.extraction.PREFIX`, left by an attempt killed before its commit) are swept;
-    ledger checkpoints are never touched.
+    ledger checkpoints are never touched. Built exports past their expiry
+    (`TVAULT_EXPORT_TTL_DAYS`) lose their object, as do bags of builds killed before their
+    commit (`vault.exports.sweep_exports`).
     """
     cutoff = vault.clock() - timedelta(seconds=vault.settings.sweep_grace_seconds)
     removed = 0
@@ -37,6 +40,8 @@ def sweep(vault: Vault) -> int:
     for info in orphans(vault.sessions, ItemText.object_name, texts):
         vault.store.delete(info.name)
         removed += 1
+    # Built exports past their expiry, and bags of builds killed before their commit.
+    removed += sweep_exports(vault, cutoff)
     if removed:
         log.info("sweep removed %d unreferenced objects", removed)
     return removed

@@ -1,10 +1,10 @@
 """Objects no row references: `tvault verify`'s finding "unreferenced object".
 
 A crash between an object's upload and the commit of its row (a deposit, a redacted rendition,
-an extraction attempt) leaves an object nothing refers to; the sweep (`vault.sweep`) removes
-it once it is older than `TVAULT_SWEEP_GRACE_SECONDS`. Verify names each such object that the
-sweep should already have removed; younger ones may belong to work still in progress and are
-only counted in a note.
+an extraction attempt, an export's build) leaves an object nothing refers to; the sweep
+(`vault.sweep`) removes it once it is older than `TVAULT_SWEEP_GRACE_SECONDS`. Verify names
+each such object that the sweep should already have removed; younger ones may belong to work
+still in progress and are only counted in a note.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from typing import Any, Final
 from vault.compose import Vault
 from vault.db import Item
 from vault.db.access_tables import RedactedRendition
+from vault.db.export_tables import Export
 from vault.db.jobs_tables import ItemText
+from vault.exports import PREFIX as EXPORTS_PREFIX
 from vault.extraction import PREFIX as TEXTS_PREFIX
 from vault.identity import RENDITION_PREFIX
 from vault.objects import PREFIX as ITEMS_PREFIX
@@ -28,6 +30,7 @@ REFERENCED_BY: Final[tuple[tuple[str, Any], ...]] = (
     (ITEMS_PREFIX, Item.object_name),
     (RENDITION_PREFIX, RedactedRendition.object_name),
     (TEXTS_PREFIX, ItemText.object_name),
+    (EXPORTS_PREFIX, Export.object_name),
 )
 
 

@@ -14,6 +14,7 @@ from vault.api import (
     access_routes,
     approval_routes,
     credential_routes,
+    export_routes,
     ledger_routes,
     problems,
     search_routes,
@@ -88,6 +89,7 @@ def create_app(vault: Vault) -> FastAPI:
     app.include_router(ledger_routes.router)
     app.include_router(signature_routes.router)
     app.include_router(credential_routes.router)
+    app.include_router(export_routes.router)
     app.add_middleware(AccessLog)
 
     return app

@@ -12,14 +12,19 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from vault import approval_kinds, approvals
+from vault import approval_kinds, approvals, exports
 from vault.api.deps import CurrentPrincipal, VaultDep, get_principal
 from vault.approvals import ApprovalDetail, ApprovalRecord
 
 router = APIRouter(prefix="/v1", tags=["approvals"], dependencies=[Depends(get_principal)])
 
 # The kinds this vault knows (imported for its registrations).
-KINDS = (approval_kinds.SHRED, approval_kinds.LIFT_HOLD, approval_kinds.RETIRE_KEYS)
+KINDS = (
+    approval_kinds.SHRED,
+    approval_kinds.LIFT_HOLD,
+    approval_kinds.RETIRE_KEYS,
+    exports.EXPORT,
+)
 
 
 class DenyIn(BaseModel):

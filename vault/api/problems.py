@@ -24,6 +24,8 @@ STATUS = {
     "unauthenticated": 401,
     "too-large": 413,
     "conflict": 409,
+    "gone": 410,
+    "range-not-satisfiable": 416,
     "too-many-requests": 429,
     "unavailable": 503,
     "duplicate": 409,  # vault.deposit.Duplicate: the case has these bytes, refused on request

@@ -11,6 +11,7 @@ from vault.cli import (
     approvals,
     cases,
     consent,
+    exports,
     items,
     jobs,
     keys,
@@ -44,6 +45,7 @@ app.command()(consent.consent)
 app.command()(consent.hold)
 app.add_typer(keys.app, name="keys")
 app.add_typer(approvals.app, name="approvals")
+app.add_typer(exports.app, name="export")
 app.command()(jobs.worker)
 app.command("jobs")(jobs.jobs)
 app.command()(jobs.ingest)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -9,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import httpx
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from typer.core import TyperGroup
 
 from ingest.languages import canonical_language
@@ -245,3 +249,37 @@ def open_local(home: Path | None, *, checked: bool = False) -> Vault:
     return open_local_with(
         settings, passphrase(settings, confirm=False, dev=False), checked=checked
     )
+
+
+def progress_bar() -> Progress:
+    """Return a transfer progress bar on stderr, shown only on a terminal: stdout carries the
+    result alone (ITEM=$(tvault deposit ...) gets the id and nothing else)."""
+    console = Console(stderr=True)
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+
+
+def repr_digest(value: str) -> str:
+    """Return the SHA-256 (hex) of an RFC 9530 `Repr-Digest` header (`sha-256=:<base64>:`).
+    Exits 1 when it names none."""
+    for member in value.split(","):
+        name, _, raw = member.strip().partition("=")
+        if name == "sha-256" and raw.startswith(":") and raw.endswith(":"):
+            return base64.b64decode(raw[1:-1]).hex()
+    fail("the server sent no SHA-256 (Repr-Digest)")
+
+
+def sha256_of(path: Path) -> str:
+    """Return the SHA-256 (hex) of the file at `path`, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while chunk := source.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -2,7 +2,8 @@
 
 `add`, `list`, `disable`, `enable` and `role` are admin commands: they open the vault with the
 passphrase, and their ledger entries say so (actor `keyholder (offline)`, `via: offline`).
-`key-add` and `keys` talk to the API with a custodian's token, so the ledger names the custodian.
+`key-add`, `keys` and `recipients add|list|remove` (a commission's age or ssh-ed25519 keys,
+docs/exports.md) talk to the API with a custodian's token, so the ledger names the custodian.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ from vault.domain import ROLES
 from vault.errors import VaultError
 
 app = typer.Typer(help="Local accounts.", no_args_is_help=True)
+recipients = typer.Typer(
+    help="Recipient keys of commission accounts: what their exports are encrypted to.",
+    no_args_is_help=True,
+)
+app.add_typer(recipients, name="recipients")
 
 
 @app.command("add")
@@ -134,3 +140,47 @@ def users_keys(
     with api_client(url, token) as client:
         rows = call(client, "GET", f"/v1/users/{name}/keys")
     emit(rows, as_json, "\n".join(f"{r['key_id']}\t{r['added_by']}\t{r['added_at']}" for r in rows))
+
+
+@recipients.command("add")
+def recipients_add(
+    name: str,
+    key: Annotated[str, typer.Argument(help="age1... or 'ssh-ed25519 AAAA...' (or @FILE).")],
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Register a recipient key to the commission account NAME (custodians)."""
+    text = Path(key[1:]).read_text(encoding="utf-8") if key.startswith("@") else key
+    with api_client(url, token) as client:
+        row = call(client, "POST", f"/v1/users/{name}/recipients", json={"key": text})
+    emit(row, as_json, f"registered {row['key_type']} recipient {row['key_id']} to {name}")
+
+
+@recipients.command("list")
+def recipients_list(
+    name: str, url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False
+) -> None:
+    """List the recipient keys of NAME."""
+    with api_client(url, token) as client:
+        rows = call(client, "GET", f"/v1/users/{name}/recipients")
+    emit(
+        rows,
+        as_json,
+        "\n".join(
+            f"{r['key_id']}\t{r['key_type']}\t{r['recipient']}\t{r['added_by']}" for r in rows
+        ),
+    )
+
+
+@recipients.command("remove")
+def recipients_remove(
+    name: str,
+    key_id: Annotated[str, typer.Argument(metavar="KEY_ID", help="As `list` shows it.")],
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Remove a recipient key of NAME (custodians); exports built before keep theirs."""
+    with api_client(url, token) as client:
+        call(client, "DELETE", f"/v1/users/{name}/recipients/{key_id}")
+    typer.echo(f"removed {key_id} from {name}")

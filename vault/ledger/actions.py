@@ -15,6 +15,9 @@ so an archivist reading the ledger sees the words of their own standard. Which o
 | keyring master key rotated | `KEY_ROTATION` | `version`, `previous`, `rewrapped` |
 | old master key versions retired (approved) | `KEY_RETIREMENT` | `retired`, `approval` |
 | depositor key registered | `KEY_REGISTRATION` | `key_id`, `account` |
+| recipient key of a commission registered | `KEY_REGISTRATION` | `key_id`, `account`, `use` |
+| commission recipient key removed | `KEY_REMOVAL` | `key_id`, `account`, `use` |
+| export requested, built, downloaded, revoked, expired | `EXPORT` | `export`, `step`, counts |
 | case grant given / revoked | `GRANT` / `REVOCATION` | `grantee`, `role` |
 | consent changed | `CONSENT_CHANGE` | `version`, `scopes`, `granted`, `withdrawn`, `basis`... |
 | legal hold set or lifted | `LEGAL_HOLD` | `held` |
@@ -67,6 +70,7 @@ CONSENT_CHANGE: Final = "consent change"
 KEY_ROTATION: Final = "key rotation"
 KEY_REGISTRATION: Final = "key registration"
 KEY_RETIREMENT: Final = "key retirement"
+KEY_REMOVAL: Final = "key removal"
 ACCESS_DENIED: Final = "access denied"
 DEPOSIT_REFUSED: Final = "deposit refused"
 ACCOUNT_CREATION: Final = "account creation"
@@ -105,6 +109,7 @@ OWN: Final = frozenset(
         KEY_ROTATION,
         KEY_REGISTRATION,
         KEY_RETIREMENT,
+        KEY_REMOVAL,
         ACCESS_DENIED,
         DEPOSIT_REFUSED,
         ACCOUNT_CREATION,

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011_exports"
-down_revision = "0010_item_kek"
+down_revision = "0013_idempotency"
 branch_labels = None
 depends_on = None
 

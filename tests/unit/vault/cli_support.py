@@ -29,6 +29,7 @@ ROLES = {
     "tina": "therapist",
     "theo": "therapist",
     "lena": "lawyer",
+    "truth": "commission",  # a truth commission (exports); tests add it
 }
 
 Run = Callable[..., Result]

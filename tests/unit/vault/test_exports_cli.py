@@ -1,0 +1,90 @@
+"""`tvault users recipients ...` and `tvault export request|status|list|approve|deny` against the
+real API app, in-process (issue 18): exit codes, one-line errors, nothing changed on bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+import keys
+from tests.unit.vault.cli_support import Run, cli_runner
+from tests.unit.vault.conftest import principal
+from tests.unit.vault.test_search_support import deposit
+from vault.accounts import add_user
+from vault.cases import create_case, grant
+from vault.compose import Vault
+from vault.db.export_tables import CommissionRecipient, Export
+
+
+@pytest.fixture
+def run(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> Run:
+    return cli_runner(vault, monkeypatch)
+
+
+@pytest.fixture
+def case(vault: Vault) -> str:
+    with vault.sessions.begin() as session:
+        add_user(session, "cleo", "custodian", vault.clock())
+        add_user(session, "truth", "commission", vault.clock())
+    case_id = create_case(vault, principal(vault, "tina"), "Case of the river").id
+    deposit(vault, principal(vault, "tina"), case_id, consent=["truth_commission"], body=b"t")
+    grant(vault, principal(vault, "admin"), case_id, "truth", "commission")
+    return case_id
+
+
+def rows(vault: Vault, table: type) -> int:
+    with vault.sessions() as session:
+        return session.scalar(select(func.count()).select_from(table)) or 0
+
+
+@pytest.fixture
+def database_url() -> None:
+    """The CLI is the same on either database; the domain tests run on both."""
+    return None
+
+
+def test_recipients_then_a_request_approved_by_another_custodian(
+    vault: Vault, case: str, run: Run, tmp_path: Path
+) -> None:
+    bad = run("admin", "users", "recipients", "add", "truth", "ssh-rsa AAAAB3NzaC1yc2E")
+    assert bad.exit_code == 1
+    assert "unsupported key type 'ssh-rsa'" in bad.stderr and "Traceback" not in bad.output
+    assert rows(vault, CommissionRecipient) == 0
+    # A request before any key is registered is refused, and nothing is stored.
+    early = run("truth", "export", "request", case, "--purpose", "p", "--legal-basis", "b")
+    assert early.exit_code == 1 and "no recipient keys" in early.stderr
+    assert rows(vault, Export) == 0
+    recipient = keys.generate_identity()[1]
+    added = run("admin", "users", "recipients", "add", "truth", recipient)
+    assert added.exit_code == 0, added.output
+    listed = run("truth", "users", "recipients", "list", "truth", "--json")
+    assert [r["recipient"] for r in json.loads(listed.stdout)] == [recipient]
+    asked = run(
+        "truth", "export", "request", case, "--purpose", "truth", "--legal-basis", "mandate"
+    )
+    assert asked.exit_code == 0, asked.output
+    export_id = asked.stdout.strip()
+    assert "would hold: 1 item(s)" in asked.stderr
+    assert "tvault export approve" in asked.stderr
+    status = run("admin", "export", "status", export_id)
+    assert "requested" in status.stdout and "purpose: truth" in status.stdout
+    refused = run("truth", "export", "approve", export_id)
+    assert refused.exit_code == 1 and "403" in refused.stderr
+    done = run("admin", "export", "approve", export_id, "--json")
+    assert done.exit_code == 0 and json.loads(done.stdout)["state"] == "queued"
+    listed = run("truth", "export", "list", "--json")
+    assert [r["id"] for r in json.loads(listed.stdout)] == [export_id]
+    # Not built yet: the download says so and writes nothing.
+    (tmp_path / "out").mkdir()
+    early_get = run("truth", "export", "download", export_id, "-o", str(tmp_path / "out" / "x.age"))
+    assert early_get.exit_code == 1 and "nothing to download yet" in early_get.stderr
+    assert list((tmp_path / "out").iterdir()) == []
+    usage = run("truth", "export", "status", "../items")
+    assert usage.exit_code == 2
+    bad_date = run(
+        "truth", "export", "request", case, "--purpose", "p", "--legal-basis", "b", "--from", "x"
+    )
+    assert bad_date.exit_code == 2 and "--from" in bad_date.stderr

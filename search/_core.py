@@ -19,12 +19,13 @@ _CACHE_LIMIT = 500_000
 class Analysed:
     """A document's text as the engines index it: digests only, in order.
 
-    `full` holds every word (the `content` field); `anonymised` holds the runs of words
-    between identity words (the `content_anonymised` field, one value per run, so a phrase
-    never joins the words on either side of a name).
+    `full` holds every word (the `content` field, one value for the text and one for each
+    metadata value); `anonymised` holds the runs of words between identity words (the
+    `content_anonymised` field, one value per run, so a phrase never joins the words on either
+    side of a name, nor the end of a title to the start of the text).
     """
 
-    full: str = field(repr=False)
+    full: tuple[str, ...] = field(repr=False)
     anonymised: tuple[str, ...] = field(repr=False)
 
 
@@ -57,6 +58,18 @@ class Core:
         # identity text are cached (a cached word is known to both vocabularies).
         self._caches: dict[str | None, dict[str, str]] = {}
 
+    def document(self, document: IndexDocument) -> Analysed:
+        """Return the text and metadata values of `document` as digests (see `content`), each
+        value apart: a title's words are analysed, and kept out of `anonymised` when they are
+        identity words, exactly as the text's are."""
+        full: list[str] = []
+        anonymised: list[str] = []
+        for value in (document.text, *document.metadata):
+            analysed = self.content(value, document.language, document.identity)
+            full.extend(analysed.full)
+            anonymised.extend(analysed.anonymised)
+        return Analysed(tuple(full), tuple(anonymised))
+
     def content(
         self, text: str, language: str | None, identity: frozenset[str] = frozenset()
     ) -> Analysed:
@@ -84,12 +97,14 @@ class Core:
                 self.anonymised.add(surface, analysed)
                 digest = cache[word] = self.digester.digest(analysed)
             out.append(digest)
+        if not out:
+            return Analysed((), ())
         full = " ".join(out)
         if start == 0:
-            return Analysed(full, (full,) if out else ())
+            return Analysed((full,), (full,))
         if len(out) > start:
             runs.append(" ".join(out[start:]))
-        return Analysed(full, tuple(runs))
+        return Analysed((full,), tuple(runs))
 
     def _identity_word(self, word: str, stem_language: str | None) -> str:
         surface = analysis.fold(word)

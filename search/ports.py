@@ -46,7 +46,8 @@ class AccessScope:
 
 @dataclass(frozen=True, slots=True)
 class IndexDocument:
-    """One item as the index sees it. `text` is analysed and digested, never stored."""
+    """One item as the index sees it. `text` and `metadata` are analysed and digested, never
+    stored."""
 
     item_id: str
     case_id: str
@@ -60,6 +61,10 @@ class IndexDocument:
     # words of `text` among them are indexed only in the identity-bearing field, which a
     # principal under the redaction obligation never searches.
     identity: frozenset[str] = field(default=frozenset(), repr=False)
+    # The item's own words beside its text (title, notes, tags as words): each indexed as a
+    # value of its own in the same fields as `text` (so a phrase never joins two of them), under
+    # the same identity rule, never stored. A media item, which has no text, is found by these.
+    metadata: tuple[str, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ import logging
 import multiprocessing
 import secrets
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -170,9 +170,22 @@ def identity_of(sealed: bytes | None, identity: str) -> frozenset[str]:
     return frozenset() if sealed is None else identity_words(open_json(sealed, identity))
 
 
-def document_of(item: Item, text: Text) -> IndexDocument:
-    """Return the index document of `item` with its extracted `text` and identity words
-    (see `with_text`)."""
+def metadata_of(sealed_meta: bytes, tags: Iterable[str], identity: str) -> tuple[str, ...]:
+    """Return the words of an item indexed beside its text: its title and notes (opened from its
+    `sealed_meta` with the item's `identity`) and its `tags`, `_` and `-` read as spaces so a
+    tag's words are found one by one. The filename is not among them: it is a name a machine
+    gave, not words of the testimony.
+
+    Raises `keys.UnsealError` if the metadata does not open with `identity`."""
+    meta = open_json(sealed_meta, identity) if sealed_meta else {}
+    values = [meta.get(name) for name in ("title", "notes")]
+    words = " ".join(tag.replace("_", " ").replace("-", " ") for tag in sorted(tags))
+    return tuple(v for v in (*values, words) if isinstance(v, str) and v.strip())
+
+
+def document_of(item: Item, text: Text, metadata: tuple[str, ...] = ()) -> IndexDocument:
+    """Return the index document of `item` with its extracted `text`, identity words and
+    `metadata` (`metadata_of`; see `with_text`)."""
     bare = IndexDocument(
         item_id=item.id,
         case_id=item.case_id,
@@ -181,6 +194,7 @@ def document_of(item: Item, text: Text) -> IndexDocument:
         created=utc(item.created_at),
         tags=frozenset(item.tags),
         consent=frozenset(item.consent),
+        metadata=metadata,
     )
     return with_text(bare, item.language, text)
 
@@ -240,7 +254,8 @@ def _prepare_item(vault: Vault, item_id: str) -> tuple[Indexed, Item, IndexDocum
     if text is None:
         return Indexed(item_id, "no-text"), item, None
     text = replace(text, identity=identity_of(sealed, identity))
-    return Indexed(item_id, "indexed", len(text.text)), item, document_of(item, text)
+    document = document_of(item, text, metadata_of(item.sealed_meta, item.tags, identity))
+    return Indexed(item_id, "indexed", len(text.text)), item, document
 
 
 def _change(index: Index, done: Indexed, document: IndexDocument | None) -> None:
@@ -463,6 +478,7 @@ class _Pending:
     identity: str = field(repr=False)
     language: str | None  # the depositor's
     fields: bytes | None = field(repr=False)  # the sealed identity fields, if recorded
+    sealed_meta: bytes = field(repr=False)  # title, notes: opened where the text is
 
 
 def _prepare(vault: Vault, rows: Sequence[Item]) -> tuple[int, list[_Pending]]:
@@ -487,10 +503,17 @@ def _prepare(vault: Vault, rows: Sequence[Item]) -> tuple[int, list[_Pending]]:
     for item in rows:
         key, row = wrapped.get(item.id), texts.get(item.id)
         if key is not None and row is not None:  # else shredded, or not extracted yet
-            document = document_of(item, Text("", row.language))
             identity = item_keys.open_identity(vault.keyring, item.id, key)
+            document = document_of(item, Text("", row.language))
             pending.append(
-                _Pending(document, row.object_name, identity, item.language, fields.get(item.id))
+                _Pending(
+                    document,
+                    row.object_name,
+                    identity,
+                    item.language,
+                    fields.get(item.id),
+                    item.sealed_meta,
+                )
             )
     return len(rows), pending
 
@@ -503,7 +526,9 @@ def _open_all(
     for one in pending:
         text = read_sealed_text(store, one.object_name, one.identity)
         words = identity_of(one.fields, one.identity)
-        documents.append(with_text(one.document, one.language, Text(text, None, words)))
+        metadata = metadata_of(one.sealed_meta, one.document.tags, one.identity)
+        document = replace(one.document, metadata=metadata)
+        documents.append(with_text(document, one.language, Text(text, None, words)))
     return count, documents
 
 

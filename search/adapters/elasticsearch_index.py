@@ -3,9 +3,10 @@
 The index template and mapping are versioned in `search/es_mapping.json`. The content fields
 hold only the digests `search.analysis` made, indexed with positions, excluded from `_source`
 and not stored, so nothing on the cluster (not even `_recovery_source`, which keeps excluded
-source for a while) holds readable text. `content_anonymised` (the text without its identity
-words) takes one value per run between identity words, with `position_increment_gap: 1` as
-tantivy leaves between values, so both engines find the same phrases.
+source for a while) holds readable text. `content` takes one value for the text and one for each
+metadata value (title, notes, tags); `content_anonymised` (the same without identity words)
+one value per run between identity words; both with `position_increment_gap: 1` as tantivy
+leaves between values, so both engines find the same phrases.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ class ElasticsearchIndex:
             self._uncommitted = True
             for doc in docs:
                 created = created_utc(doc)
-                analysed = self._core.content(doc.text, doc.language, doc.identity)
+                analysed = self._core.document(doc)
                 self._pending.append({"index": {"_index": self._name, "_id": doc.item_id}})
                 self._pending.append(
                     {
@@ -147,7 +148,7 @@ class ElasticsearchIndex:
                         p.CONSENT: sorted(doc.consent),
                         p.CREATED: created.isoformat(),
                         p.YEAR: created.year,
-                        p.CONTENT: analysed.full,
+                        p.CONTENT: list(analysed.full),
                         p.ANONYMISED: list(analysed.anonymised),
                     }
                 )

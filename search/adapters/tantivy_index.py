@@ -2,8 +2,9 @@
 
 The content fields are indexed with positions and never stored; the engine's whitespace
 tokenizer sees only the digest tokens `search.analysis` made, so no custom tokenizer has to be
-registered again after `Index.open` (the trap NOTES.md records). `content_anonymised` holds the
-text without its identity words, one value per run between them (tantivy leaves one position
+registered again after `Index.open` (the trap NOTES.md records). `content` holds the text and
+each metadata value (title, notes, tags) as values of their own; `content_anonymised` holds the
+same without their identity words, one value per run between them (tantivy leaves one position
 free between values, as Elasticsearch does with `position_increment_gap: 1`; field lengths count
 tokens only).
 """
@@ -34,9 +35,10 @@ from search.ports import (
     VocabularyStore,
 )
 
-# 2: `content_anonymised` (DESIGN.md promise 11). An index of another format is refused; `tvault
+# 2: `content_anonymised` (DESIGN.md promise 11). 3: titles, notes and tags indexed beside the
+# text (`IndexDocument.metadata`), one value each. An index of another format is refused; `tvault
 # reindex` opens it with `rebuild=True`, which removes it and builds this one.
-FORMAT = 2
+FORMAT = 3
 META_FILE = "tvault-index.json"
 FACET_SIZE = 1000
 
@@ -152,8 +154,9 @@ class TantivyIndex:
                     document.add_text(p.CONSENT, scope)
                 document.add_date(p.CREATED, created)
                 document.add_integer(p.YEAR, created.year)
-                analysed = self._core.content(doc.text, doc.language, doc.identity)
-                document.add_text(p.CONTENT, analysed.full)
+                analysed = self._core.document(doc)
+                for value in analysed.full:
+                    document.add_text(p.CONTENT, value)
                 for run in analysed.anonymised:
                     document.add_text(p.ANONYMISED, run)
                 writer.delete_documents_by_term(p.ITEM_ID, doc.item_id)

@@ -448,6 +448,9 @@ REDACTION_PROBES = (
     "Quorx~1",
     '"declaró Quorv"',
     '"declaró ante"~1',
+    "comisaría",
+    '"testimonio de"',
+    '"Quorv volvió"',
     "",
 )
 NAMED_PART = AccessScope(frozenset({"c1"}), frozenset({"advocacy_named"}))
@@ -473,6 +476,8 @@ def _world(name: str) -> list[IndexDocument]:
                 consent=frozenset(consent),
                 text=f"{survivor} Mamani declaró ante el juez sobre los golpes. {survivor}.",
                 identity=frozenset({survivor.lower(), "mamani"}),
+                # Titles and notes follow the identity rule of the text (promise 11).
+                metadata=(f"Testimonio de {survivor} Mamani", f"{survivor} volvió a la comisaría"),
             )
         )
     docs.append(
@@ -524,3 +529,49 @@ def test_a_redacted_part_learns_nothing_of_identity_words(worlds: tuple[Index, I
     legal = AccessScope(frozenset({"c1"}), frozenset({"legal"}))
     assert _ids(quorv.search(Query("Quorv", legal))) == {"r3"}
     assert _ids(zlatk.search(Query("Quorv", legal))) == set()
+
+
+def _titled(
+    item_id: str, text: str, *metadata: str, tags: frozenset[str] = frozenset()
+) -> IndexDocument:
+    return IndexDocument(
+        item_id=item_id,
+        case_id="c1",
+        kind="media" if not text else "testimony",
+        language="es",
+        created=datetime(2023, 4, 1, tzinfo=UTC),
+        consent=frozenset({"legal"}),
+        text=text,
+        metadata=metadata,
+    )
+
+
+@pytest.mark.parametrize("kind", ADAPTERS)
+def test_titles_notes_and_tags_are_searched_beside_the_text(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, kind: str
+) -> None:
+    adapter = _adapter(kind, tmp_path_factory)
+    request.addfinalizer(adapter.close)
+    if kind == "elasticsearch":
+        request.addfinalizer(adapter.drop)  # type: ignore[attr-defined]
+    adapter.index(
+        [
+            # A video: no text at all, found by its title and notes.
+            _titled("m1", "", "Entrevista en Cochabamba", "grabada por la comisión"),
+            _titled("t1", "El relato termina aquí", "Audiencia pública", "sin notas"),
+        ]
+    )
+    adapter.commit()
+    scope = AccessScope(frozenset({"c1"}), frozenset({"legal"}))
+
+    def found(text: str) -> frozenset[str]:
+        return _ids(adapter.search(Query(text, scope, page_size=50)))
+
+    assert found("Cochabamba") == {"m1"}
+    assert found("comision") == {"m1"}  # notes, accents folded
+    assert found('"entrevista en cochabamba"') == {"m1"}
+    assert found("audiencia AND relato") == {"t1"}
+    # Each value stands alone: no phrase joins the end of the text to the title.
+    assert found('"termina aquí audiencia"') == set()
+    assert found('"cochabamba grabada"') == set()
+    assert found("") == {"m1", "t1"}

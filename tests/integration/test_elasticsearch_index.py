@@ -90,12 +90,13 @@ def test_text_cannot_be_fetched_back(adapter: Any) -> None:
 
 def test_live_mapping_keeps_content_out_of_source(adapter: Any) -> None:
     mapping = adapter._client.indices.get_mapping(index=adapter._name)[adapter._name]["mappings"]
-    assert mapping["_source"]["excludes"] == ["content"]
+    assert mapping["_source"]["excludes"] == ["content", "content_anonymised"]
     content = mapping["properties"]["content"]
     assert content.get("store", False) is False
     assert content["analyzer"] == "whitespace"
     assert content["index_options"] == "positions"
-    assert mapping["_meta"]["tvault_mapping_version"] == 1
+    assert content["position_increment_gap"] == 1  # as tantivy, between title and text
+    assert mapping["_meta"]["tvault_mapping_version"] == 3
 
 
 def test_reopening_with_another_key_is_refused(adapter: Any, es_url: str) -> None:

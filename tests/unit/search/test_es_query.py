@@ -61,6 +61,7 @@ def test_mapping_keeps_content_unstored() -> None:
         assert mappings["properties"][name]["analyzer"] == "whitespace"
     # tantivy leaves one position between the values of a field: phrases agree across engines.
     assert mappings["properties"]["content_anonymised"]["position_increment_gap"] == 1
+    assert mappings["properties"]["content"]["position_increment_gap"] == 1  # title, text
     assert mappings["dynamic"] == "strict"
     assert isinstance(mapping["version"], int)
 

@@ -128,15 +128,17 @@ def test_another_key_or_a_foreign_directory_is_refused(tmp_path: Path) -> None:
         TantivyIndex(tmp_path / "other", KEY, MemoryVocabularyStore())
 
 
-def test_an_index_of_the_older_format_is_refused_then_rebuilt(tmp_path: Path) -> None:
+@pytest.mark.parametrize("older", [1, 2])
+def test_an_index_of_the_older_format_is_refused_then_rebuilt(tmp_path: Path, older: int) -> None:
     # Format 1 had no identity-free field: searching it would let names through redaction.
+    # Format 2 had no titles, notes nor tags: a media item would silently never be found.
     store = MemoryVocabularyStore()
     index = TantivyIndex(tmp_path, KEY, store)
     index.index([_doc()])
     index.commit()
     index.close()
     meta = tmp_path / "tvault-index.json"
-    meta.write_text(meta.read_text("utf-8").replace('"format": 2', '"format": 1'), "utf-8")
+    meta.write_text(meta.read_text("utf-8").replace('"format": 3', f'"format": {older}'), "utf-8")
     with pytest.raises(IndexFormatError, match="tvault reindex"):
         TantivyIndex(tmp_path, KEY, store)
     with pytest.raises(IndexKeyMismatchError):  # rebuilding never overrides another key

@@ -250,7 +250,7 @@ def test_an_index_of_the_older_format_is_refused_until_reindexed(
     vault.index = None
     directory = index_directory(vault.settings)
     meta = directory / "tantivy" / "tvault-index.json"
-    meta.write_text(meta.read_text("utf-8").replace('"format": 2', '"format": 1'), "utf-8")
+    meta.write_text(meta.read_text("utf-8").replace('"format": 3', '"format": 1'), "utf-8")
     identity = vault.keyring.secret(VOCABULARY_IDENTITY).decode("ascii")
     older = b"tvault-vocabulary-v1\n" + zlib.compress(b"quispe\tquisp")
     SealedVocabularyFile(directory / "vocabulary.age", identity).save(older)
@@ -259,6 +259,38 @@ def test_an_index_of_the_older_format_is_refused_until_reindexed(
     assert "tvault reindex" in caplog.text and "detencion" not in caplog.text
     assert reindex(vault) == 3
     assert _snapshot(vault, "lena") == before
+
+
+def test_titles_notes_and_tags_are_searched_and_a_media_item_is_found_by_its_title(
+    vault: Vault, world: dict[str, str]
+) -> None:
+    tina = principal(vault, "tina")
+    video = deposit(
+        vault,
+        tina,
+        world["first"],
+        consent={"legal"},
+        kind="media",
+        title="Entrevista en Cochabamba",
+        notes="Grabada junto al río Rocha",
+        tags={"enforced_disappearance"},
+    )
+    give_text(vault, video, "")  # what extraction records for audio and video
+    assert index_item(vault, video).outcome == "indexed"
+    for text in ("cochabamba", "rocha", '"entrevista en cochabamba"', "disappearance"):
+        found = ask(vault, "lena", text)
+        assert [h.item_id for h in found.hits] == [video], text
+        assert found.hits[0].title == "Entrevista en Cochabamba"
+    # Those who may not see the item do not find it by its title either.
+    assert ask(vault, "admin", "cochabamba").total == 0
+    # A tag is also a filter, as before; its words do not leak into other items.
+    assert [h.item_id for h in ask(vault, "lena", "torture").hits] == [world["legal_es"]]
+    # A reindex (texts and titles opened in a helper process) finds the same.
+    before = ask(vault, "lena", "cochabamba OR detencion")
+    reindex(vault, workers=1)
+    after = ask(vault, "lena", "cochabamba OR detencion")
+    assert [h.item_id for h in after.hits] == [h.item_id for h in before.hits]
+    assert after.total == 2
 
 
 def test_the_index_directory_holds_no_readable_text(vault: Vault, world: dict[str, str]) -> None:

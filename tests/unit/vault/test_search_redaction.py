@@ -81,6 +81,9 @@ def _fill(home: Path, name: str) -> World:
             language=language,
             kind=("testimony", "document")[number % 2],
             tags=[("torture", "arbitrary_detention")[number % 2]],
+            # Titles and notes are searched under the same rule as the text (issue 20).
+            title=f"Testimonio de {survivor} Mamani",
+            notes=f"{survivor} pidió hablar de la comisaría",
         )
         give_text(vault, item_id, text)
         set_identity(vault, tina, item_id, {"name": f"{survivor} Mamani", "aliases": ["La Flaca"]})

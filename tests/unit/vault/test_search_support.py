@@ -27,6 +27,7 @@ def deposit(
     tags: Iterable[str] = (),
     title: str = "Testimonio",
     body: bytes = b"original bytes",
+    notes: str | None = None,
 ) -> str:
     """Deposit an item through the vault's own use case; return its id."""
     fields = {
@@ -38,6 +39,8 @@ def deposit(
     }
     if language:
         fields["language"] = language
+    if notes:
+        fields["notes"] = notes
     started = Deposit.start(vault, principal, fields)
     started.write(body)
     return started.commit().item_id

@@ -62,6 +62,7 @@ class Material:
     identities: dict[str, str] = field(default_factory=dict)  # object name -> age identity
     signers: dict[str, tuple[str, str]] = field(default_factory=dict)  # item -> (secret, public)
     seqs: dict[str, list[int]] = field(default_factory=dict)
+    renditions: dict[str, bytes] = field(default_factory=dict)
 
     def put(self, name: str, data: bytes) -> None:
         """Seal `data` to a fresh identity and store it under `name`, as a deposit does."""
@@ -139,31 +140,61 @@ def deposit(
     stuff.sources.append(Source(item_id, data, text, filename))
 
 
+def redact(stuff: Material, item_id: str, rendition: bytes) -> None:
+    """Store a redacted rendition of `item_id` and record it as the vault does."""
+    stuff.put(f"renditions/{item_id}", rendition)
+    with stuff.sessions.begin() as session:
+        entry = ledger.append(
+            session,
+            actor="custodian",
+            action=actions.INGESTION,
+            item_id=item_id,
+            case_id=CASE,
+            details={
+                "rendition": "redacted",
+                "sha256": hashlib.sha256(rendition).hexdigest(),
+                "size": len(rendition),
+            },
+        )
+    stuff.seqs[item_id].append(entry.seq)
+    source = next(s for s in stuff.sources if s.item_id == item_id)
+    source.redacted = True
+    stuff.renditions[item_id] = rendition
+
+
+def statement_of(source: Source, public: str) -> bytes:
+    """The deposit statement a depositor signs for `source` with key `public`."""
+    return build_statement(
+        origin=ORIGIN,
+        case=CASE,
+        sha256=hashlib.sha256(source.data).hexdigest(),
+        size=len(source.data),
+        filename=source.filename,
+        kind="testimony",
+        consent=["truth_commission"],
+        key_id=keys.key_id(public),
+        signed_at="2026-12-01T10:00:00Z",
+    )
+
+
 def bag_item(stuff: Material, source: Source, **changes: Any) -> BagItem:
     """The `BagItem` of a deposited source, reading its stored objects."""
-    digest = hashlib.sha256(source.data).hexdigest()
     statement = signature = public = None
     if source.item_id in stuff.signers:
         secret, public = stuff.signers[source.item_id]
-        statement = build_statement(
-            origin=ORIGIN,
-            case=CASE,
-            sha256=digest,
-            size=len(source.data),
-            filename=source.filename,
-            kind="testimony",
-            consent=["truth_commission"],
-            key_id=keys.key_id(public),
-            signed_at="2026-12-01T10:00:00Z",
-        )
+        statement = statement_of(source, public)
         signature = keys.sign(statement, secret)
+    data, name = source.data, f"items/{source.item_id}"
+    if source.redacted:
+        data, name = stuff.renditions[source.item_id], f"renditions/{source.item_id}"
     fields: dict[str, Any] = {
         "item_id": source.item_id,
         "kind": "testimony",
         "filename": source.filename,
-        "size": len(source.data),
-        "sha256": digest,
-        "open_original": stuff.stream(f"items/{source.item_id}"),
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "redacted": source.redacted,
+        "open_original": stuff.stream(name),
         "metadata": {
             "case_id": CASE,
             "title": f"Testimonio {source.item_id[:4]}",

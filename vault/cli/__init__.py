@@ -21,6 +21,7 @@ from vault.cli import (
     tokens,
     users,
     verify,
+    verify_export,
 )
 from vault.cli.common import Commands
 
@@ -53,6 +54,7 @@ app.command()(search.search)
 app.command()(search.reindex)
 app.add_typer(ledger.app, name="ledger")
 app.command()(verify.verify)
+app.command("verify-export")(verify_export.verify_export)
 app.command()(signing.cosign)
 
 

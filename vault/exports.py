@@ -589,7 +589,7 @@ def _view(vault: Vault, row: Export, *, preview: bool) -> ExportView:
                 kinds_=row.kinds,
                 date_from=row.date_from,
                 date_to=row.date_to,
-                query=_open_request(vault, row).get("query"),
+                query=open_request(vault, row).get("query"),
             ).preview
     return ExportView(
         id=row.id,
@@ -616,7 +616,8 @@ def _view(vault: Vault, row: Export, *, preview: bool) -> ExportView:
     )
 
 
-def _open_request(vault: Vault, row: Export) -> dict[str, Any]:
+def open_request(vault: Vault, row: Export) -> dict[str, Any]:
+    """Return the sealed words of `row`'s request: purpose, legal basis, query (or None)."""
     identity = vault.keyring.secret(METADATA_IDENTITY).decode("ascii")
     return open_json(row.sealed_request, identity)
 
@@ -633,7 +634,7 @@ def detail(vault: Vault, principal: Principal, export_id: str) -> ExportDetail:
     """Return export `export_id` with its purpose, legal basis and query opened. Raises
     `NotFound`."""
     view = show(vault, principal, export_id)
-    words = _open_request(vault, _load(vault, export_id))
+    words = open_request(vault, _load(vault, export_id))
     query = words.get("query")
     return ExportDetail(
         **{f: getattr(view, f) for f in ExportView.__dataclass_fields__},
@@ -778,7 +779,7 @@ def download(
     row = check_revocation(vault, row)
     state = _state_of(vault, row)
     now = vault.clock()
-    if state == READY and row.expires_at is not None and _aware(row.expires_at) <= now:
+    if state == READY and row.expires_at is not None and aware(row.expires_at) <= now:
         expire(vault, row)
         state = EXPIRED
     if state == REVOKED:
@@ -816,7 +817,8 @@ def download(
     )
 
 
-def _aware(moment: datetime) -> datetime:
+def aware(moment: datetime) -> datetime:
+    """Return `moment` with its time zone (UTC)."""
     # SQLite gives back naive datetimes; every one we store is UTC.
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
@@ -876,7 +878,7 @@ def sweep_exports(vault: Vault, cutoff: datetime) -> int:
         )
     removed = 0
     for row in ready:
-        if row.expires_at is not None and _aware(row.expires_at) <= now and expire(vault, row):
+        if row.expires_at is not None and aware(row.expires_at) <= now and expire(vault, row):
             removed += 1
     live = {name for name in referenced if name is not None}
     with vault.sessions() as session:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import io
 import struct
 from dataclasses import dataclass
 from datetime import datetime
@@ -56,21 +55,24 @@ def parse(text: str) -> tuple[str, str]:
     if not line or len(line) > MAX_KEY or "\n" in line or "\r" in line:
         raise BadField("key", "one public key line (age1... or ssh-ed25519 AAAA...)")
     if line.startswith("age1"):
-        try:
-            # Sealing nothing parses the recipient as `age` itself would (Bech32, checksum).
-            keys.seal(io.BytesIO(b""), io.BytesIO(), [line])
-        except ValueError:
-            raise BadField("key", "a malformed age recipient (bad age1... encoding)") from None
-        return AGE, line
-    fields = line.split()
-    if fields[0] != SSH_ED25519:
-        kind = fields[0][:32]
-        raise BadField(
-            "key", f"unsupported key type {kind!r}: use an age1... or ssh-ed25519 public key"
-        )
-    if len(fields) < 2:
-        raise BadField("key", "an ssh-ed25519 line needs its base64 key")
-    return SSH_ED25519, f"{SSH_ED25519} {_ssh_blob(fields[1])}"
+        key_type = AGE
+    else:
+        fields = line.split()
+        if fields[0] != SSH_ED25519:
+            kind = fields[0][:32]
+            raise BadField(
+                "key", f"unsupported key type {kind!r}: use an age1... or ssh-ed25519 public key"
+            )
+        if len(fields) < 2:
+            raise BadField("key", "an ssh-ed25519 line needs its base64 key")
+        _ssh_blob(fields[1])
+        key_type = SSH_ED25519
+    try:
+        # What the bag's sealer will use (`keys.normalize_recipient`): the Bech32 checksum, a
+        # usable curve point, the comment dropped.
+        return key_type, keys.normalize_recipient(line)
+    except ValueError as exc:
+        raise BadField("key", f"a malformed {key_type} recipient ({exc})") from None
 
 
 def _ssh_blob(encoded: str) -> str:

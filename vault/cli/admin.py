@@ -89,6 +89,10 @@ def serve(
     vault.services.append(ledger.CheckpointService(checkpointer_of(vault)))
     # Removes abandoned deposit objects every TVAULT_SWEEP_INTERVAL_SECONDS (DESIGN.md "Deposit").
     vault.services.append(SweepService(vault))
+    from vault.export_build import ExportBuilder
+
+    # Builds approved exports to commissions, one at a time, beside the API (docs/exports.md).
+    vault.services.append(ExportBuilder(vault))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         # uvicorn's access log is off: it would print query strings (vault.api.app logs instead).

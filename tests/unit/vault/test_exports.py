@@ -22,8 +22,10 @@ from vault.errors import BadField, Conflict, Forbidden, NotFound
 
 PURPOSE = "Esclarecer la desaparición de Rosa Quispe"
 BASIS = "Ley 1448 de 2011, artículo 147"
+# A real Ed25519 public key (keys.generate_signing_key) in the OpenSSH wire format.
 SSH_KEY = "ssh-ed25519 " + base64.b64encode(
-    b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + bytes(range(32))
+    b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20"
+    + base64.b64decode("hHsd7eb5nXDdzB3kxsoPgiI/qdB9SIP8S16SvLMKBMA=")
 ).decode("ascii")
 
 
@@ -97,6 +99,14 @@ def test_recipient_keys_are_checked_and_each_registration_is_in_the_ledger(
     bad_checksum = good[:-1] + ("q" if good[-1] != "q" else "p")
     for key, why in (
         (bad_checksum, "malformed age recipient"),
+        # 32 bytes, but not a point on the curve: the sealer could not use it.
+        (
+            "ssh-ed25519 "
+            + base64.b64encode(
+                b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + b"\x02" * 32
+            ).decode(),
+            "malformed ssh-ed25519 recipient",
+        ),
         ("ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ", "unsupported key type 'ssh-rsa'"),
         ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA==", "truncated|not a 32-byte"),
         ("ssh-ed25519 !!!", "bad base64"),

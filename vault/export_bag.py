@@ -25,7 +25,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from importlib import resources
-from typing import IO, Any, BinaryIO, Final
+from typing import IO, Any, BinaryIO, Final, cast
 
 import keys
 from vault.bag_names import safe_filename
@@ -180,7 +180,7 @@ def kit_file(name: str) -> bytes:
 class _Counter:
     """Counts the bytes written to the destination (the sealed size)."""
 
-    def __init__(self, dst: BinaryIO) -> None:
+    def __init__(self, dst: BinaryIO | IO[bytes]) -> None:
         self._dst = dst
         self.count = 0
 
@@ -579,8 +579,9 @@ def write_bag(
     if not normalized:
         raise BagError("an export needs at least one recipient")
     pending = _peek(items)  # raises BagError before the sealer writes a byte
-    counter = _Counter(dst)  # type: ignore[arg-type]
-    sealer = keys.Sealer(counter, normalized)  # type: ignore[arg-type]
+    counter = _Counter(dst)
+    # The sealer needs only `write`, which the counter forwards.
+    sealer = keys.Sealer(cast(BinaryIO, counter), normalized)
     with sealer:
         tar = _Tar(sealer, int(moment.timestamp()), name)
         tick = _Progress(progress)

@@ -7,7 +7,13 @@ from vault.ledger.entry import LedgerEntry
 from vault.ledger.errors import LedgerError, ProofError
 from vault.ledger.note import NoteError, verifier_key
 from vault.ledger.ports import CheckpointStore, LogSigner
-from vault.ledger.proofs import ConsistencyProof, InclusionProof, consistency, inclusion
+from vault.ledger.proofs import (
+    ConsistencyProof,
+    InclusionProof,
+    consistency,
+    inclusion,
+    inclusions,
+)
 from vault.ledger.service import CheckpointService, default_origin, make_checkpointer
 
 __all__ = [
@@ -31,6 +37,7 @@ __all__ = [
     "entries",
     "entry",
     "inclusion",
+    "inclusions",
     "make_checkpointer",
     "sealed_details",
     "size",

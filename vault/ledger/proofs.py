@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,6 +97,32 @@ def inclusion(session: Session, seq: int, size: int | None = None) -> InclusionP
         hashes=tree.inclusion_proof(seq, signed.size),
         checkpoint=signed.note,
     )
+
+
+def inclusions(
+    session: Session, seqs: Iterable[int], size: int | None = None
+) -> Iterator[InclusionProof]:
+    """Prove each entry of `seqs` is in the checkpoint of `size` (default: the newest), in
+    the order given, loading the tree once (for an export's many entries; `inclusion` loads it
+    per call). A generator: keep `session` open while it is read (`CustodyRecord.proofs` may
+    be one).
+
+    Raises as `inclusion` does, at the first entry that cannot be proven.
+    """
+    signed = _checkpoint(session, size)
+    tree = checkpoints.load_tree(session, signed.size)
+    if tree.root() != signed.root:
+        raise LedgerError(f"the stored ledger no longer matches checkpoint {signed.size}")
+    for seq in seqs:
+        if not 0 <= seq < signed.size:
+            raise ProofError(f"entry {seq} is not in the checkpoint of size {signed.size}")
+        yield InclusionProof(
+            seq=seq,
+            size=signed.size,
+            entry=load_entry(session, seq).canonical,
+            hashes=tree.inclusion_proof(seq, signed.size),
+            checkpoint=signed.note,
+        )
 
 
 def consistency(session: Session, old_size: int, new_size: int | None = None) -> ConsistencyProof:

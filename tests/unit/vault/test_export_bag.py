@@ -139,6 +139,17 @@ def test_custody_files_are_the_entries_and_their_proofs(stuff: support.Material)
     assert "data/custody/consistency.json" not in files
 
 
+def test_batched_inclusions_are_the_single_ones(stuff: support.Material) -> None:
+    signed = stuff.checkpointer.checkpoint()
+    seqs = [3, 0, 2]
+    with stuff.sessions() as session:
+        batched = list(support.ledger.inclusions(session, seqs, signed.size))
+        single = [support.ledger.inclusion(session, seq, signed.size) for seq in seqs]
+        assert batched == single
+        with pytest.raises(support.ledger.ProofError):
+            list(support.ledger.inclusions(session, [signed.size]))
+
+
 def test_consistency_proof_from_a_previous_checkpoint(stuff: support.Material) -> None:
     earlier = stuff.checkpointer.checkpoint().note
     support.deposit(stuff, "c" * 26, b"later deposit")

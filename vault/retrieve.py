@@ -17,6 +17,7 @@ from vault.access import authorize, authorize_case, authorize_item, item_resourc
 from vault.compose import Vault
 from vault.db import Case, Item, ItemKey
 from vault.errors import NotFound
+from vault.extraction import read_text as extracted
 from vault.identity import REDACTED, redacted_rendition, redacts
 from vault.sealing import open_json
 
@@ -189,3 +190,35 @@ def download(vault: Vault, principal: Principal, item_id: str) -> Download:
 def _plaintext(vault: Vault, name: str, identity: str) -> Iterator[bytes]:
     with vault.store.open(name) as source:
         yield from keys.open_stream(source, identity)
+
+
+@dataclass(frozen=True)
+class TextView:
+    """An item's extracted text as its reader may see it: `text` None when there is none yet,
+    or when it is `withheld` (the reader is under the redaction obligation, which a free text
+    cannot be trusted to honour: fail closed)."""
+
+    text: str | None = dataclasses.field(repr=False)
+    withheld: bool
+
+
+def read_text(vault: Vault, principal: Principal, item_id: str) -> TextView:
+    """Return the extracted text of `item_id` for `principal`, and record the read.
+
+    Raises `NotFound` or `Forbidden`; `keys.UnsealError` if the sealed text was altered.
+    """
+    item, allowed = authorize_item(vault.sessions, principal, actions.ITEM_READ, item_id)
+    if redacts(allowed):
+        return TextView(None, withheld=True)
+    text = extracted(vault, item_id)
+    if text is not None:
+        with vault.sessions.begin() as session:
+            ledger.append(
+                session,
+                actor=principal,
+                action=ledger.actions.DECRYPTION,
+                item_id=item.id,
+                case_id=item.case_id,
+                details={"purpose": "read text"},
+            )
+    return TextView(text, withheld=False)

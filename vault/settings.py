@@ -157,6 +157,15 @@ class Settings(BaseSettings):
     export_ttl_days: int = Field(default=30, ge=1, le=3650)
     export_poll_seconds: float = Field(default=5.0, gt=0)
     export_lease_seconds: float = Field(default=900.0, ge=10)
+    # The web interface (docs/web.md): a signed-in browser's session ends after this long
+    # without a request, and after `web_session_max_seconds` whatever happens; `custodian`
+    # makes a second factor (TOTP) required for custodians; the neutral page quick exit leaves
+    # for; the lifetime of a one-time set-password link.
+    web_session_idle_seconds: int = Field(default=30 * 60, ge=60)
+    web_session_max_seconds: int = Field(default=12 * 3600, ge=60)
+    require_2fa: Literal["", "custodian"] = ""
+    web_exit_url: str = Field(default="https://www.google.com/", pattern=r"^https?://\S+$")
+    password_link_ttl_seconds: int = Field(default=72 * 3600, ge=60)
 
     @model_validator(mode="before")
     @classmethod

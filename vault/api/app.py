@@ -24,6 +24,7 @@ from vault.api.deps import gate_of, limiter_of, token_keys_of
 from vault.api.routes import public, v1
 from vault.compose import Vault
 from vault.sweep import sweep
+from vault.web.site import install as install_web
 
 access_log = logging.getLogger("vault.access")
 
@@ -90,6 +91,8 @@ def create_app(vault: Vault) -> FastAPI:
     app.include_router(signature_routes.router)
     app.include_router(credential_routes.router)
     app.include_router(export_routes.router)
+    # The web pages at `/` (docs/web.md): the same use cases, the same ledger.
+    install_web(app)
     app.add_middleware(AccessLog)
 
     return app

@@ -82,6 +82,15 @@ async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     return problem(500, "internal error")
 
 
+# The handlers by error type, for `vault.web` to fall back on outside its pages.
+HANDLERS = {
+    VaultError: _vault_error,
+    HTTPException: _http_error,
+    RequestValidationError: _validation_error,
+    Exception: _unexpected,
+}
+
+
 def install(app: FastAPI) -> None:
     """Make every error of `app` a problem document."""
     app.add_exception_handler(VaultError, _vault_error)

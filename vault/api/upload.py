@@ -9,6 +9,7 @@ processed in a worker thread and the event loop stays free for other requests.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -135,6 +136,16 @@ async def deposit_raw(
         raise
 
 
+@dataclass(frozen=True)
+class FormRules:
+    """What a web form adds to a multipart deposit: fields that may repeat (checkboxes), and a
+    check of the metadata fields (CSRF token, form id) run before the first byte of the file,
+    which removes the fields that are not deposit metadata."""
+
+    repeatable: frozenset[str] = frozenset()
+    before_file: Callable[[dict[str, str]], None] | None = None
+
+
 class _Multipart:
     """Callbacks of the streaming parser: metadata parts collected, the file part deposited."""
 
@@ -142,13 +153,16 @@ class _Multipart:
         self,
         vault: Vault,
         principal: Principal,
-        case_id: str,
+        case_id: str | None,
         boundary: bytes,
         statement: Presented | None = None,
+        form: FormRules | None = None,
     ) -> None:
         self.vault, self.principal = vault, principal
         self.statement = statement
-        self.fields: dict[str, str] = {"case": case_id}
+        self.form = form or FormRules()
+        # The API names the case in the URL; a web form sends it as a field.
+        self.fields: dict[str, str] = {} if case_id is None else {"case": case_id}
         self.deposit: Deposit | None = None
         self._headers: dict[bytes, bytes] = {}
         self._field, self._value = b"", b""
@@ -201,6 +215,8 @@ class _Multipart:
         filename = options.get(b"filename")
         if filename and "filename" not in self.fields:
             self.fields["filename"] = filename.decode("utf-8", "replace")
+        if self.form.before_file is not None:
+            self.form.before_file(self.fields)
         # Metadata parts come before the file part (docs/usage.md), so they are checked here,
         # before a byte of the file is stored.
         self.deposit = Deposit.start(
@@ -218,12 +234,16 @@ class _Multipart:
 
     def _part_end(self) -> None:
         if not self._in_file and self._name is not None:
-            if self._name in self.fields:
-                raise BadField(self._name, "given twice")
             try:
-                self.fields[self._name] = self._buffer.decode("utf-8")
+                value = self._buffer.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise BadField(self._name, "not UTF-8") from exc
+            if self._name in self.fields:
+                if self._name not in self.form.repeatable:
+                    raise BadField(self._name, "given twice")
+                # A group of checkboxes: one part per ticked box, joined as a list field.
+                value = self.fields[self._name] + "," + value
+            self.fields[self._name] = value
         self._in_file = False
 
     def finish(self, guard: CommitGuard | None = None) -> DepositResult:
@@ -240,13 +260,15 @@ class _Multipart:
 async def deposit_multipart(
     vault: Vault,
     principal: Principal,
-    case_id: str,
+    case_id: str | None,
     request: Request,
     guard: CommitGuard | None = None,
+    form: FormRules | None = None,
 ) -> DepositResult:
     """Deposit the `file` part of a multipart/form-data body; metadata in the parts before it.
 
-    Raises as `deposit_raw` does.
+    `case_id` None: the case comes as a field (the web form). `form` adds a web form's rules.
+    Raises as `deposit_raw` does, and whatever `form.before_file` raises.
     """
     _, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
@@ -255,7 +277,7 @@ async def deposit_multipart(
     declared = _declared_size(request)
     if declared is not None and declared > vault.settings.max_upload_bytes + MAX_FIELD * 10:
         raise TooLarge(f"the limit is {vault.settings.max_upload_bytes} bytes")
-    parts = _Multipart(vault, principal, case_id, boundary, _statement(request))
+    parts = _Multipart(vault, principal, case_id, boundary, _statement(request), form)
     try:
         await _pump(request, parts.write)
         return await to_thread.run_sync(parts.finish, guard)

@@ -1,6 +1,7 @@
 """`tvault users ...`: local accounts and the signing keys registered to them.
 
-`add`, `list`, `disable`, `enable` and `role` are admin commands: they open the vault with the
+`add`, `list`, `disable`, `enable`, `role`, `passwd` and `link` (web sign-in, docs/web.md)
+are admin commands: they open the vault with the
 passphrase, and their ledger entries say so (actor `keyholder (offline)`, `via: offline`).
 `key-add`, `keys` and `recipients add|list|remove` (a commission's age or ssh-ed25519 keys,
 docs/exports.md) talk to the API with a custodian's token, so the ledger names the custodian.
@@ -8,12 +9,15 @@ docs/exports.md) talk to the API with a custodian's token, so the ledger names t
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from vault.accounts import OFFLINE_ACTOR, add_user, change_role, list_users, set_disabled
+from vault import passwords
+from vault.accounts import OFFLINE, OFFLINE_ACTOR, add_user, change_role, list_users, set_disabled
+from vault.cli import common
 from vault.cli.common import (
     DEFAULT_URL,
     USAGE,
@@ -114,6 +118,62 @@ def users_role(
         fail(f"--role must be one of {', '.join(ROLES)}", USAGE)
     changed = _account_change(vault_dir, name, "role", role)
     typer.echo(f"{name} is now {role}" if changed else f"{name} already has the role {role}")
+
+
+def _new_password() -> str:
+    # Asked twice on a terminal; one line from stdin otherwise (scripts: `echo ... | tvault ...`).
+    if common._terminal():
+        value: str = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+        return value
+    line = sys.stdin.readline()
+    if not line:
+        fail("no password: type it on a terminal, or give one line on standard input", USAGE)
+    return line.rstrip("\r\n")
+
+
+@app.command("passwd")
+def users_passwd(name: str, vault_dir: VaultOption = None) -> None:
+    """Set NAME's web sign-in password (Argon2id; a ledger entry, made offline).
+
+    Asks twice on a terminal; reads one line from standard input otherwise.
+    """
+    password = _new_password()
+    try:
+        passwords.check_new_password(password)
+    except VaultError as exc:
+        fail(exc.detail, USAGE)
+    vault = open_local(vault_dir)
+    try:
+        passwords.set_password(vault, name, password, actor=OFFLINE_ACTOR, via=OFFLINE)
+    except VaultError as exc:
+        fail(exc.detail)
+    finally:
+        vault.close()
+    typer.echo(f"password set for {name}")
+
+
+@app.command("link")
+def users_link(
+    name: str,
+    url: Annotated[
+        str, typer.Option("--url", envvar="TVAULT_URL", help="The vault's address in a browser.")
+    ] = DEFAULT_URL,
+    vault_dir: VaultOption = None,
+) -> None:
+    """Print a one-time link for NAME to choose a password (**whoever holds it can**).
+
+    Earlier unused links of NAME stop working; the link expires after
+    TVAULT_PASSWORD_LINK_TTL_SECONDS. A ledger entry, made offline.
+    """
+    vault = open_local(vault_dir)
+    try:
+        _, secret, expires = passwords.issue_link(vault, name, actor=OFFLINE_ACTOR, via=OFFLINE)
+    except VaultError as exc:
+        fail(exc.detail)
+    finally:
+        vault.close()
+    typer.echo(f"{url.rstrip('/')}/set-password/{secret}")
+    typer.echo(f"valid once, until {expires.isoformat(timespec='minutes')}", err=True)
 
 
 @app.command("key-add")

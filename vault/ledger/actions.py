@@ -33,6 +33,11 @@ so an archivist reading the ledger sees the words of their own standard. Which o
 | vault token issued | `TOKEN_ISSUANCE` | account+, `token` (its `jti`), `kid`, `expires` |
 | vault token revoked | `TOKEN_REVOCATION` | `account`, `account_id`, `token`, `expires`, `via` |
 | an OIDC principal's first use | `OIDC_FIRST_USE` | `account`, `account_id`, `issuer`, `roles` |
+| password set or changed | `PASSWORD_CHANGE` | account+, `link` (when set through a link) |
+| TOTP second factor on or off | `SECOND_FACTOR_CHANGE` | account+, `enabled` |
+| one-time set-password link issued | `PASSWORD_LINK_ISSUANCE` | account+, `link`, `expires` |
+| web session opened (signed in) | `SIGN_IN` | account+, `session`, `second_factor` |
+| web session closed | `SIGN_OUT` | `account`, `account_id`, `session`, `reason` |
 
 account+: `account` (name), `account_id` (immutable), `generation`, and `via`, which says how:
 `offline` (with the passphrase; actor `keyholder (offline)`) or `api` (actor: the account whose
@@ -79,6 +84,11 @@ ACCOUNT_STATE: Final = "account state"
 TOKEN_ISSUANCE: Final = "token issuance"  # noqa: S105 (an action's name)
 TOKEN_REVOCATION: Final = "token revocation"  # noqa: S105 (an action's name)
 OIDC_FIRST_USE: Final = "oidc first use"
+PASSWORD_CHANGE: Final = "password change"  # noqa: S105 (an action's name)
+SECOND_FACTOR_CHANGE: Final = "second factor change"
+PASSWORD_LINK_ISSUANCE: Final = "password link issuance"  # noqa: S105 (an action's name)
+SIGN_IN: Final = "sign in"
+SIGN_OUT: Final = "sign out"
 APPROVAL_REQUEST: Final = "approval request"
 APPROVAL: Final = "approval"
 APPROVAL_DENIAL: Final = "approval denial"
@@ -122,6 +132,11 @@ OWN: Final = frozenset(
         APPROVAL,
         APPROVAL_DENIAL,
         APPROVAL_OUTCOME,
+        PASSWORD_CHANGE,
+        SECOND_FACTOR_CHANGE,
+        PASSWORD_LINK_ISSUANCE,
+        SIGN_IN,
+        SIGN_OUT,
     }
 )
 ALL: Final = PREMIS | OWN

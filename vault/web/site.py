@@ -1,0 +1,28 @@
+"""Install the web interface on the API's FastAPI app: routers, static files, headers, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from vault.web import account_pages, deposit_pages, errors, public_pages, reading_pages
+from vault.web.headers import SecurityHeaders
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def install(app: FastAPI) -> None:
+    """Serve the web pages, their static files, security headers and error pages on `app`."""
+    errors.install(app)
+    app.include_router(public_pages.public)
+    app.include_router(account_pages.pages)
+    app.include_router(account_pages.halfway)
+    app.include_router(deposit_pages.pages)
+    app.include_router(reading_pages.pages)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(SecurityHeaders)
+
+
+__all__ = ["install"]

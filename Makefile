@@ -15,6 +15,8 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 
+# Playwright's Python package only; its own browser builds are never fetched (tests/e2e/browser.py).
+install-test: export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 install-test: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 
@@ -24,13 +26,15 @@ run: install
 	$(BIN)/tvault serve
 
 ## tools: the Debian tools the tests use (the stock `age` tool, ssh-keygen; Tesseract with its
-## Spanish, English and orientation models, and the DejaVu fonts the OCR tests render pages in)
+## Spanish, English and orientation models, and the DejaVu fonts the OCR tests render pages in;
+## Chromium, which the browser tests drive through Playwright: never a browser download)
 OCR_PACKAGES := tesseract-ocr tesseract-ocr-spa tesseract-ocr-eng tesseract-ocr-osd fonts-dejavu-core
 tools:
 	@if ! command -v age >/dev/null || ! command -v age-keygen >/dev/null || ! command -v ssh-keygen >/dev/null \
-		|| ! command -v tesseract >/dev/null || ! dpkg -s $(OCR_PACKAGES) >/dev/null 2>&1; then \
+		|| ! command -v tesseract >/dev/null || ! dpkg -s $(OCR_PACKAGES) >/dev/null 2>&1 \
+		|| ! command -v chromium >/dev/null; then \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq age openssh-client $(OCR_PACKAGES) >/dev/null; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq age openssh-client chromium $(OCR_PACKAGES) >/dev/null; \
 	fi
 
 ## lint: ruff, mypy --strict, import-linter (the layer contract)
@@ -41,6 +45,7 @@ lint: install-test
 	$(BIN)/lint-imports
 
 ## test: install everything the tests need, then run lint and the whole suite
+test: export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 test: tools install-test lint
 	$(BIN)/pytest
 

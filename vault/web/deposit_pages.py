@@ -85,7 +85,7 @@ def _form(
         kinds=[(kind, translate(request, KIND_NAMES[kind])) for kind in KINDS],
         scopes=[(scope, translate(request, CONSENT_WORDS[scope])) for scope in CONSENT_SCOPES],
         tags=vault.settings.tags,
-        languages=languages,
+        testimony_languages=languages,
         form_id=secrets.token_urlsafe(24),
         **extra,
     )

@@ -68,7 +68,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
             gettext=catalog.gettext,
             ngettext=catalog.ngettext,
             lang=language,
-            languages=i18n.NAMES,
+            languages=i18n.NAMES,  # the switch on every page
             user=current if getattr(current, "state", None) == "active" else None,
             csrf=csrf,
             path=request.url.path,

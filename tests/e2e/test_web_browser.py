@@ -1,0 +1,164 @@
+"""The web interface in a real browser (issue 19 points 1-4, 7, 10, 11), JavaScript on and off:
+sign in, deposit through the form, the item with its digest and download, search by POST, the
+text behind its notice, the language switch, sign out and quick exit."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from tests.e2e.browser import chromium, screenshot
+from tests.e2e.conftest import Server, settled, start_server, tvault
+
+__all__ = ["chromium"]  # the fixture, used by name
+
+PASSWORD = "therapist's long password"
+EXIT = "https://exit.invalid/"
+WORD = "Quebradahonda"
+TEXT = f"Testimonio de prueba. La detención ocurrió en {WORD}, en marzo.\n"
+LIMIT = 2 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str, httpx.Client]]:
+    """One vault for the module: therapist `tina` with a password, a case, and her API client
+    (one token: each `tvault token` opens the keyring, seconds of key derivation)."""
+    home = tmp_path_factory.mktemp("web") / "vault"
+    server = start_server(
+        home,
+        TVAULT_WEB_EXIT_URL=EXIT,
+        TVAULT_MAX_UPLOAD_BYTES=str(LIMIT),
+        TVAULT_AUTH_FAILURE_BURST="50",
+    )
+    try:
+        tvault("users", "passwd", "tina", env=server.env, stdin=PASSWORD + "\n")
+        with server.client("tina") as client:
+            case = client.post("/v1/cases", json={"name": "Caso Quebradahonda"}).json()
+            yield server, case["id"], client
+    finally:
+        server.stop()
+
+
+def _context(browser: Browser, js: bool) -> BrowserContext:
+    context = browser.new_context(java_script_enabled=js, locale="en-US")
+    # The neutral page of quick exit, served here: the test browser reaches no other site.
+    context.route(
+        f"{EXIT}**",
+        lambda route: route.fulfill(status=200, content_type="text/html", body="<h1>Weather</h1>"),
+    )
+    return context
+
+
+def _sign_in(page: Page, url: str, password: str = PASSWORD) -> None:
+    page.goto(f"{url}/")
+    page.get_by_label("Account name").fill("tina")
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+@pytest.mark.parametrize("js", [True, False], ids=["js", "nojs"])
+def test_a_therapist_deposits_finds_and_reads_a_testimony(
+    chromium: Any, served: tuple[Server, str, httpx.Client], tmp_path: Path, js: bool
+) -> None:
+    server, _case, api = served
+    mode = "js" if js else "nojs"
+    context = _context(chromium, js)
+    page = context.new_page()
+    _sign_in(page, server.url, "not the password")
+    expect(page.get_by_role("alert")).to_contain_text("Wrong account name or password")
+    _sign_in(page, server.url)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Welcome")
+
+    page.get_by_role("link", name="Deposit", exact=True).click()
+    source = tmp_path / "testimonio.txt"
+    source.write_text(TEXT, encoding="utf-8")
+    page.get_by_label("Kind of document").select_option("testimony")
+    page.get_by_label("Title", exact=True).fill(f"Testimonio {mode}")
+    page.get_by_label("Language of the testimony").select_option("es")
+    page.get_by_label("Read by lawyers working on legal cases.").check()
+    page.get_by_label("Used in the survivor's own therapy.").check()
+    page.get_by_label("File").set_input_files(str(source))
+    screenshot(page, f"deposit-form-{mode}")
+    page.get_by_role("button", name="Deposit", exact=True).click()
+
+    digest = hashlib.sha256(TEXT.encode()).hexdigest()
+    expect(page.locator("#digest")).to_have_text(digest)
+    item_id = page.url.rsplit("/", 1)[1]
+    assert page.url == f"{server.url}/items/{item_id}"
+    assert "Testimonio" not in page.title()  # titles carry ids only
+    screenshot(page, f"item-{mode}")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download the original").click()
+    fetched = Path(download.value.path())
+    assert hashlib.sha256(fetched.read_bytes()).hexdigest() == digest
+
+    assert settled(api, item_id)["state"] == "indexed"
+    page.get_by_role("link", name="Search", exact=True).click()
+    page.get_by_label("Words to search for").fill(WORD)
+    page.get_by_role("button", name="Search", exact=True).click()
+    assert page.url == f"{server.url}/search"  # a POST: the words are in no address
+    hit = page.locator(".hits li").filter(has_text=f"Testimonio {mode}")
+    expect(hit.locator("mark")).to_have_text(WORD)
+    screenshot(page, f"search-{mode}")
+    hit.get_by_role("link").click()
+    expect(page.get_by_role("heading", name="Content notice")).to_be_visible()
+    page.get_by_role("link", name="Show the text").click()
+    expect(page.locator("#extracted")).to_contain_text(f"ocurrió en {WORD}")
+
+    page.get_by_role("button", name="Español").click()
+    expect(page.get_by_role("link", name="Volver al elemento")).to_be_visible()
+    page.get_by_role("button", name="English").click()
+    expect(page.get_by_role("link", name="Back to the item")).to_be_visible()
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.goto(f"{server.url}/items/{item_id}")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    context.close()
+
+
+@pytest.mark.parametrize("js", [True, False], ids=["js", "nojs"])
+def test_quick_exit_leaves_and_back_shows_no_case_data(
+    chromium: Any, served: tuple[Server, str, httpx.Client], js: bool
+) -> None:
+    server, _case, _api = served
+    context = _context(chromium, js)
+    page = context.new_page()
+    _sign_in(page, server.url)
+    page.get_by_role("link", name="My deposits", exact=True).click()
+    quick = page.get_by_role("link", name="Quick exit")
+    expect(quick).to_be_visible()
+    quick.click()
+    page.wait_for_url(EXIT)
+    expect(page.get_by_role("heading")).to_have_text("Weather")
+    page.go_back()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert "Caso Quebradahonda" not in page.content()
+    context.close()
+
+
+def test_an_oversized_file_gets_a_clear_message_and_nothing_is_stored(
+    chromium: Any, served: tuple[Server, str, httpx.Client], tmp_path: Path
+) -> None:
+    server, case, api = served
+    before = api.get(f"/v1/cases/{case}/items").json()
+    context = _context(chromium, False)
+    page = context.new_page()
+    _sign_in(page, server.url)
+    page.goto(f"{server.url}/deposit")
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"\0" * (LIMIT + 1024 * 1024))
+    page.get_by_label("Title", exact=True).fill("Demasiado grande")
+    page.get_by_label("Kept in this archive for the long term.").check()
+    page.get_by_label("File").set_input_files(str(big))
+    page.get_by_role("button", name="Deposit", exact=True).click()
+    expect(page.get_by_role("alert")).to_contain_text("larger than this vault accepts")
+    screenshot(page, "deposit-too-large")
+    assert api.get(f"/v1/cases/{case}/items").json() == before
+    context.close()

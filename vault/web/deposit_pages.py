@@ -116,7 +116,7 @@ async def deposit(request: Request, vault: VaultDep, current: Signed) -> Respons
 
     rules = FormRules(repeatable=frozenset({"consent", "tags"}), before_file=before_file)
     try:
-        result = await deposit_multipart(vault, current.principal, None, request, rules)
+        result = await deposit_multipart(vault, current.principal, None, request, form=rules)
     except AlreadySent:
         message = N_("This form was sent already; it was not stored a second time.")
         return await run_in_threadpool(

@@ -228,11 +228,14 @@ class _Tar:
         size: int,
         chunks: Iterable[bytes],
         tick: Callable[[int], None],
+        what: str,
         check: Callable[[bytes], None] | None = None,
     ) -> str:
         """Add a file of `size` bytes from `chunks`; return its SHA-256 (hex).
 
-        Raises `BagError` if the chunks are not exactly `size` bytes.
+        Raises `BagError` naming `what` (never `path`: it holds the original's file name,
+        which promise 1 keeps out of ledgers and logs) if the chunks are not exactly `size`
+        bytes.
         """
         self._header(path, size)
         sha256, sha512 = hashlib.sha256(), hashlib.sha512()
@@ -241,7 +244,7 @@ class _Tar:
         for chunk in chunks:
             done += len(chunk)
             if done > size:
-                raise BagError(f"{path}: more than the {size} bytes announced")
+                raise BagError(f"{what}: more than the {size} bytes announced")
             if check is not None:
                 check(chunk)
             sha256.update(chunk)
@@ -249,7 +252,7 @@ class _Tar:
             write(chunk)
             tick(len(chunk))
         if done != size:
-            raise BagError(f"{path}: {done} bytes instead of the {size} announced")
+            raise BagError(f"{what}: {done} bytes instead of the {size} announced")
         self._pad(size)
         digest = sha256.hexdigest()
         self.digests.append((path, digest, sha512.hexdigest(), size))
@@ -397,7 +400,9 @@ def _write_item(tar: _Tar, item: BagItem, tick: Callable[[int], None]) -> dict[s
     """Add one item's files; return its row for the Uwazi CSV."""
     paths = item_paths(item.item_id, item.filename)
     with item.open_original() as chunks:
-        digest = tar.add_stream(paths["original"], item.size, chunks, tick)
+        digest = tar.add_stream(
+            paths["original"], item.size, chunks, tick, f"item {item.item_id}: the original"
+        )
     if digest != item.sha256:
         raise BagError(f"item {item.item_id}: its stored object no longer has its SHA-256")
     document: dict[str, Any] = {
@@ -423,7 +428,8 @@ def _write_item(tar: _Tar, item: BagItem, tick: Callable[[int], None]) -> dict[s
                 tar.add_bytes(paths["text"], text)
                 text_size = len(text)
             else:
-                tar.add_stream(paths["text"], item.text_size, chunks, tick, checker)
+                what = f"item {item.item_id}: the extracted text"
+                tar.add_stream(paths["text"], item.text_size, chunks, tick, what, checker)
                 checker.finish()
                 text_size = item.text_size
         document["text"] = {"path": paths["text"], "size": text_size}

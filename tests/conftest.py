@@ -16,6 +16,14 @@ from tests.services import unavailable
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
+@pytest.fixture(autouse=True)
+def _private_state(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tvault ingest` keeps resume records under $XDG_STATE_HOME: never the developer's own."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """The URL of a reachable PostgreSQL (`TVAULT_TEST_DATABASE_URL`, default the local one)."""

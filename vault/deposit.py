@@ -86,6 +86,10 @@ class Duplicate(VaultError):
         super().__init__(f"item {item_id} of this case has the same SHA-256; nothing stored")
         self.item_id = item_id
 
+    def members(self) -> dict[str, object]:
+        """The earlier item, for clients (`tvault ingest` skips the file)."""
+        return {"duplicate_of": self.item_id}
+
 
 class CommitGuard(Protocol):
     """What a caller may check as a deposit commits (`vault.idempotency.Claim` is one)."""

@@ -12,6 +12,10 @@ class VaultError(Exception):
         super().__init__(detail)
         self.detail = detail
 
+    def members(self) -> dict[str, object]:
+        """Extension members of its problem document (RFC 9457 3.2): structural data only."""
+        return {}
+
 
 class BadField(VaultError):
     """A request field is missing or malformed."""

@@ -29,6 +29,8 @@ def free_port() -> int:
 def base_env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TVAULT_")}
     env.update({"TVAULT_HOME": str(home), "TVAULT_PASSPHRASE": PASSPHRASE, "COLUMNS": "200"})
+    # `tvault ingest` keeps resume records there (vault.cli.resume): beside the vault, not ~.
+    env["XDG_STATE_HOME"] = str(home.parent / "state")
     env.update(extra)
     return env
 

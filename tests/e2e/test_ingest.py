@@ -91,7 +91,12 @@ def test_a_folder_is_ingested_extracted_and_its_failures_explained(
         "testimonio.docx",
     ]
     assert summary["failed"] == [{"file": "vacio.pdf", "reason": "empty file"}]
-    human = tvault("ingest", str(folder / "sub"), "--case", case, "--consent", "therapy", env=env)
+    again = ("ingest", str(folder / "sub"), "--case", case, "--consent", "therapy")
+    human = tvault(*again, env=env)
+    assert "deposited 0 of 1 files; 0 failed; 1 skipped as duplicates" in human.stdout
+    first = {d["file"]: d["id"] for d in summary["deposited"]}["sub/testimonio.pdf"]
+    assert f"skipped: testimonio.pdf: same SHA-256 as item {first}" in human.stdout
+    human = tvault(*again, "--allow-duplicates", env=env)
     assert "deposited 1 of 1 files; 0 failed" in human.stdout
 
     ids = {d["file"]: d["id"] for d in summary["deposited"]}

@@ -38,7 +38,7 @@ STATUS = {
 
 
 def problem(
-    status: int, detail: str, kind: str | None = None, extra: dict[str, str] | None = None
+    status: int, detail: str, kind: str | None = None, extra: dict[str, object] | None = None
 ) -> JSONResponse:
     """Return a problem response with `status` and `detail` (and `extra` members)."""
     title = HTTPStatus(status).phrase
@@ -55,9 +55,12 @@ def problem(
 
 async def _vault_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, VaultError)
-    # An RFC 9457 extension member: which store fails, and how (a word from a fixed list).
-    extra = {"cause": exc.cause} if isinstance(exc, StorageFull | StorageUnavailable) else None
-    response = problem(STATUS.get(exc.code, 400), exc.detail, exc.code, extra)
+    # RFC 9457 extension members: which store fails, and how (a word from a fixed list); the
+    # error's own structural members (`VaultError.members`).
+    extra = exc.members()
+    if isinstance(exc, StorageFull | StorageUnavailable):
+        extra["cause"] = exc.cause
+    response = problem(STATUS.get(exc.code, 400), exc.detail, exc.code, extra or None)
     if isinstance(exc, TooManyRequests | StorageUnavailable):
         # RFC 9110 10.2.3: whole seconds, rounded up so a client that waits is let in.
         response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))

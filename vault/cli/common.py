@@ -6,6 +6,9 @@ import base64
 import hashlib
 import json
 import sys
+import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -202,6 +205,60 @@ def asked(row: dict[str, Any], what: str, as_json: bool) -> None:
             err=True,
         )
     emit(row, as_json, row["id"])
+
+
+# A deposit is retried by itself after a connection error, under the same Idempotency-Key, so a
+# retry of a deposit that did commit gets the first answer (vault.idempotency): RETRIES more
+# attempts, waiting BACKOFF_S, then twice as long each time (0.5 + 1 + 2 + 4 + 8 = 15.5 s).
+RETRIES = 5
+BACKOFF_S = 0.5
+
+
+def idempotency_key() -> str:
+    """Return a fresh `Idempotency-Key` value: a random UUID as an RFC 8941 string."""
+    return f'"{uuid.uuid4()}"'
+
+
+def _in_flight(response: httpx.Response) -> bool:
+    if response.status_code != 409:
+        return False
+    try:
+        kind = response.json().get("type")
+    except ValueError:
+        return False
+    return bool(kind == "urn:tvault:problem:idempotency-in-flight")
+
+
+def send_deposit(
+    client: httpx.Client, case: str, request: Callable[[], dict[str, Any]], key: str
+) -> httpx.Response:
+    """POST a deposit into `case` under the idempotency `key`; return the answer.
+
+    `request()` gives the keyword arguments of `httpx.Client.post` (a fresh body each time).
+    A connection error, or a 409 saying the first attempt is still being processed, is retried
+    up to `RETRIES` times with a growing pause, each said on stderr. Raises
+    `httpx.TransportError` when the last attempt could not connect either.
+    """
+    delay = BACKOFF_S
+    for attempt in range(1, RETRIES + 2):
+        arguments = request()
+        headers = {**arguments.pop("headers", {}), "Idempotency-Key": key}
+        try:
+            response = client.post(f"/v1/cases/{case}/items", headers=headers, **arguments)
+        except httpx.TransportError as exc:
+            if attempt > RETRIES:
+                raise
+            reason = f"connection lost ({type(exc).__name__})"
+        else:
+            if attempt > RETRIES or not _in_flight(response):
+                return response
+            reason = "the vault is still storing the first attempt"
+        typer.echo(
+            f"tvault: {reason}; retrying in {delay:g} s (retry {attempt} of {RETRIES})", err=True
+        )
+        time.sleep(delay)
+        delay *= 2
+    raise AssertionError("unreachable")
 
 
 def checked_language(language: str | None) -> str | None:

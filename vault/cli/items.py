@@ -30,8 +30,10 @@ from vault.cli.common import (
     checked_language,
     emit,
     fail,
+    idempotency_key,
     refused,
     scopes,
+    send_deposit,
 )
 from vault.headers import to_headers
 
@@ -80,17 +82,35 @@ def deposit(
             help="Sign a statement of the deposit with this key (raw Ed25519 or OpenSSH).",
         ),
     ] = None,
+    refuse_duplicates: Annotated[
+        bool,
+        typer.Option(
+            "--refuse-duplicates",
+            help="Store nothing if an item of the case has the same SHA-256 (exit 1).",
+        ),
+    ] = False,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Deposit FILE into a case, streamed; print the item id and SHA-256."""
+    """Deposit FILE into a case, streamed; print the item id and SHA-256.
+
+    A lost connection is retried by itself under the same idempotency key, so the file is
+    stored once. If an item of the case you may see has the same SHA-256, the file is stored
+    all the same and stderr names that item (unless `--refuse-duplicates`).
+    """
     granted = ",".join(scopes(consent))
     if not granted:
         fail("--consent: name at least one scope", USAGE)
     language = checked_language(language)
     # Metadata in Tvault-* headers, never the query string (proxies log URLs; vault.headers).
-    structural = {"kind": kind, "consent": granted, "language": language, "tags": tags}
+    structural = {
+        "kind": kind,
+        "consent": granted,
+        "language": language,
+        "tags": tags,
+        "duplicates": "refuse" if refuse_duplicates else None,
+    }
     sealed = {"title": title or file.name, "filename": file.name}
     size = file.stat().st_size
     headers = {"Content-Length": str(size)}
@@ -109,23 +129,33 @@ def deposit(
                 sha256=sha256,
                 size=size,
             )
-        if notes is None:
-            body: dict[str, Any] = {"content": _chunks(file, progress)}
-            headers |= {"Content-Type": "application/octet-stream"}
-            headers |= to_headers({**structural, **sealed})
-        else:
+        fields = {**structural, **sealed}
+
+        def request() -> dict[str, Any]:
+            if notes is None:
+                raw = headers | {"Content-Type": "application/octet-stream"}
+                return {"content": _chunks(file, progress), "headers": raw | to_headers(fields)}
             # Notes may be long (20,000 characters): a form field of a multipart body rather
             # than a header that proxies and the server's header limit would refuse.
-            del headers["Content-Length"]
-            fields = {**structural, **sealed, "notes": notes}
-            body = {
-                "data": {k: v for k, v in fields.items() if v is not None},
-                "files": {
-                    "file": (file.name, _Counted(file, progress), "application/octet-stream")
-                },
-            }
-        item = call(client, "POST", f"/v1/cases/{case}/items", headers=headers, **body)
+            form = {k: v for k, v in {**fields, "notes": notes}.items() if v is not None}
+            upload = (file.name, _Counted(file, progress), "application/octet-stream")
+            signed = {k: v for k, v in headers.items() if k != "Content-Length"}
+            return {"data": form, "files": {"file": upload}, "headers": signed}
+
+        try:
+            response = send_deposit(client, case, request, idempotency_key())
+        except httpx.TransportError as exc:
+            fail(f"cannot reach the vault: {exc}")
+        if response.is_error:
+            refused(response)
+        item = response.json()
     emit(item, as_json, f"{item['id']}  sha256:{item['sha256']}")
+    if item.get("duplicate_of"):
+        typer.echo(
+            f"tvault: note: item {item['duplicate_of']} of this case has the same SHA-256; "
+            "this deposit is a second copy (its consent is managed on its own)",
+            err=True,
+        )
 
 
 class _Counted:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import signal
 import threading
@@ -30,10 +31,13 @@ from vault.cli.common import (
     checked_language,
     emit,
     fail,
+    idempotency_key,
     open_local,
     problem,
     scopes,
+    send_deposit,
 )
+from vault.cli.resume import Record
 from vault.headers import to_headers
 
 
@@ -143,28 +147,42 @@ def _chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
-def _deposit(client: httpx.Client, case: str, path: Path, params: dict[str, str]) -> str:
-    """Deposit one file; return the item id. Raises `RuntimeError` with the reason."""
-    if path.stat().st_size == 0:
-        raise RuntimeError("empty file")
+def _digest(path: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    for chunk in _chunks(path):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _deposit(
+    client: httpx.Client, case: str, path: Path, params: dict[str, str], key: str
+) -> dict[str, Any]:
+    """Deposit one file under the idempotency `key`; return the vault's answer: the item
+    (`id`, `duplicate_of`), or `{"duplicate_of": ID}` when the vault refused it as a duplicate
+    (`params` asked for that). Raises `RuntimeError` with the reason."""
+    size = path.stat().st_size
     # Metadata in Tvault-* headers, never the query string (proxies log URLs; vault.headers).
     fields = {**params, "title": path.name, "filename": path.name}
+    headers = {
+        "Content-Type": "application/octet-stream",
+        "Content-Length": str(size),
+        **to_headers(fields),
+    }
     try:
-        response = client.post(
-            f"/v1/cases/{case}/items",
-            content=_chunks(path),
-            headers={
-                "Content-Type": "application/octet-stream",
-                "Content-Length": str(path.stat().st_size),
-                **to_headers(fields),
-            },
+        response = send_deposit(
+            client, case, lambda: {"content": _chunks(path), "headers": headers}, key
         )
-    except httpx.HTTPError as exc:
+    except httpx.TransportError as exc:
         raise RuntimeError(f"cannot reach the vault: {type(exc).__name__}") from None
+    if response.status_code == 409:
+        refusal = response.json()
+        if refusal.get("type") == "urn:tvault:problem:duplicate":
+            return {"duplicate_of": refusal["duplicate_of"]}
     if response.is_error:
         raise RuntimeError(problem(response))
-    item_id: str = response.json()["id"]
-    return item_id
+    answer: dict[str, Any] = response.json()
+    return answer
 
 
 def ingest(
@@ -179,11 +197,23 @@ def ingest(
     kind: Annotated[str, typer.Option("--kind")] = "document",
     language: Annotated[str | None, typer.Option("--language")] = None,
     tags: Annotated[str | None, typer.Option("--tags", help="Tags, comma-separated.")] = None,
+    allow_duplicates: Annotated[
+        bool,
+        typer.Option(
+            "--allow-duplicates",
+            help="Deposit files whose SHA-256 an item of the case already has [default: skip].",
+        ),
+    ] = False,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Deposit every file under DIRECTORY into CASE; print what failed and why (exit 1 if any)."""
+    """Deposit every file under DIRECTORY into CASE; print what failed and why (exit 1 if any).
+
+    A file whose SHA-256 an item of the case already has is skipped (the item is named) unless
+    `--allow-duplicates`. Run the same command again after an interruption: it resumes, and no
+    file is deposited twice (docs/usage.md, "Ingesting a folder").
+    """
     files = _files(directory)
     if not files:
         fail(f"no files in {directory}", USAGE)
@@ -193,8 +223,13 @@ def ingest(
     params = {"kind": kind, "consent": granted}
     language = checked_language(language)
     params.update({k: v for k, v in {"language": language, "tags": tags}.items() if v})
-    deposited: list[dict[str, str]] = []
+    if not allow_duplicates:
+        params["duplicates"] = "refuse"
+    record = Record.open(case, directory)
+    deposited: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
     failed: list[dict[str, str]] = []
+    earlier = 0
     console = Console(stderr=True)
     progress = Progress(
         "[progress.description]{task.description}",
@@ -204,17 +239,54 @@ def ingest(
         console=console,
         transient=True,
     )
+    seen: dict[str, int] = {}
     with api_client(url, token) as client, progress:
         task = progress.add_task("ingest", total=len(files))
         for path in files:
             name = str(path.relative_to(directory))
-            try:
-                deposited.append({"file": name, "id": _deposit(client, case, path, params)})
-            except RuntimeError as exc:
-                failed.append({"file": name, "reason": str(exc)})
             progress.advance(task)
-    lines = [f"deposited {len(deposited)} of {len(files)} files; {len(failed)} failed"]
+            try:
+                digest, size = _digest(path)
+            except OSError as exc:
+                failed.append({"file": name, "reason": exc.strerror or type(exc).__name__})
+                continue
+            if size == 0:
+                failed.append({"file": name, "reason": "empty file"})
+                continue
+            # The n-th file of the folder with these bytes (vault.cli.resume).
+            rank = seen[digest] = seen.get(digest, -1) + 1
+            slot = f"{digest}:{rank}"
+            stored = record.item(slot)
+            if stored is not None:  # an earlier run of this command stored it
+                deposited.append({"file": name, "id": stored, "earlier_run": True})
+                earlier += 1
+                continue
+            first = record.item(f"{digest}:0") if rank else None
+            if first is not None and not allow_duplicates:
+                skipped.append({"file": name, "duplicate_of": first})
+                continue
+            try:
+                answer = _deposit(client, case, path, params, record.key(slot, idempotency_key()))
+            except RuntimeError as exc:
+                record.forget(slot)
+                failed.append({"file": name, "reason": str(exc)})
+                continue
+            if "id" not in answer:
+                record.forget(slot)
+                skipped.append({"file": name, "duplicate_of": answer["duplicate_of"]})
+                continue
+            record.stored(slot, answer["id"])
+            deposited.append({"file": name, **answer})
+    if not failed:
+        record.remove()  # complete: a later run starts afresh
+    lines = [
+        f"deposited {len(deposited)} of {len(files)} files; {len(failed)} failed"
+        + (f"; {len(skipped)} skipped as duplicates" if skipped else "")
+        + (f"; {earlier} of the deposited by an earlier run" if earlier else "")
+    ]
+    lines += [f"  skipped: {s['file']}: same SHA-256 as item {s['duplicate_of']}" for s in skipped]
     lines += [f"  failed: {f['file']}: {f['reason']}" for f in failed]
-    emit({"deposited": deposited, "failed": failed}, as_json, "\n".join(lines))
+    result = {"deposited": deposited, "skipped": skipped, "failed": failed}
+    emit(result, as_json, "\n".join(lines))
     if failed:
         raise typer.Exit(FAILURE)

@@ -156,6 +156,7 @@ def test_a_duplicate_is_refused_on_request_and_nothing_is_stored(
     assert refused.status_code == 409
     assert refused.json()["type"] == "urn:tvault:problem:duplicate"
     assert first in refused.json()["detail"]
+    assert refused.json()["duplicate_of"] == first
     assert _items(vault, case) == [first]
     assert _objects(vault) == 1
     [entry] = _entries(vault, case, "access denied")

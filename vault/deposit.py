@@ -487,11 +487,11 @@ class Deposit:
             ledger.append(
                 session,
                 actor=self._principal,
-                action=ledger.actions.ACCESS_DENIED,
+                action=ledger.actions.DEPOSIT_REFUSED,
                 case_id=self._request.case_id,
                 details={
                     "attempted": actions.ITEM_DEPOSIT,
-                    "reason": Duplicate.code,
+                    "cause": Duplicate.code,
                     "duplicate_of": earlier,
                     "sha256": result.sha256,
                 },

@@ -45,6 +45,7 @@ from sqlalchemy.orm import Session
 
 from policies import Principal, actions
 from vault import ledger
+from vault.access import ID_SHAPE
 from vault.compose import Vault
 from vault.db.idempotency_tables import DONE, PENDING, IdempotencyKey
 from vault.deposit import DepositResult
@@ -135,14 +136,15 @@ def _fingerprint(case_id: str, sha256: str, size: int) -> str:
 
 
 def _refuse(vault: Vault, principal: Principal, case_id: str, error: VaultError) -> NoReturn:
-    # Every refusal is a ledger entry (docs/ledger.md), in its own transaction.
+    # Every refusal is a ledger entry (docs/ledger.md), in its own transaction. The case id
+    # comes from the URL, unchecked yet: only an id's shape is written, never free text.
     with vault.sessions.begin() as session:
         ledger.append(
             session,
             actor=principal,
-            action=ledger.actions.ACCESS_DENIED,
-            case_id=case_id,
-            details={"attempted": actions.ITEM_DEPOSIT, "reason": error.code},
+            action=ledger.actions.DEPOSIT_REFUSED,
+            case_id=case_id if ID_SHAPE.fullmatch(case_id) else None,
+            details={"attempted": actions.ITEM_DEPOSIT, "cause": error.code},
         )
     raise error
 

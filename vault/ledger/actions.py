@@ -5,7 +5,7 @@ so an archivist reading the ledger sees the words of their own standard. Which o
 
 | change | action | details (structural only) |
 | --- | --- | --- |
-| deposit committed | `INGESTION` | `sha256`, `size`, `kind`, `signed` |
+| deposit committed | `INGESTION` | `sha256`, `size`, `kind`, `signed`, `duplicate_of`? |
 | text extracted | `METADATA_EXTRACTION` | `language`, `chars`, `tool`, `source`, `ocr` |
 | item put into the search index | `INDEXING` | `chars`, `engine` |
 | object read or downloaded | `DECRYPTION` | `purpose` (`read`, `download`) |
@@ -22,7 +22,7 @@ so an archivist reading the ledger sees the words of their own standard. Which o
 | consent changed | `CONSENT_CHANGE` | `version`, `scopes`, `granted`, `withdrawn`, `basis`... |
 | legal hold set or lifted | `LEGAL_HOLD` | `held` |
 | refused attempt, unknown item id | `ACCESS_DENIED` | `attempted` (an action), `reason` |
-| deposit refused: store/database full, read-only | `DEPOSIT_REFUSED` | `attempted`, `cause` |
+| deposit refused (store full, duplicate, key, ...) | `DEPOSIT_REFUSED` | `attempted`, `cause` |
 | approval asked for | `APPROVAL_REQUEST` | `approval`, `kind`, `subject`, `quorum`, payload |
 | one approver says yes | `APPROVAL` | `approval`, `kind`, `approvals`, `quorum` |
 | someone says no (it ends) | `APPROVAL_DENIAL` | `approval`, `kind` (reason sealed) |
@@ -38,6 +38,10 @@ so an archivist reading the ledger sees the words of their own standard. Which o
 | one-time set-password link issued | `PASSWORD_LINK_ISSUANCE` | account+, `link`, `expires` |
 | web session opened (signed in) | `SIGN_IN` | account+, `session`, `second_factor` |
 | web session closed | `SIGN_OUT` | `account`, `account_id`, `session`, `reason` |
+
+`duplicate_of`?: a deposit stored knowingly as a second copy of that item of the case; a
+deposit refused as a duplicate (`cause` `duplicate`) also names it and the `sha256`.
+Idempotency refusals have `cause` `idempotency-in-flight` or `idempotency-key-reused`.
 
 account+: `account` (name), `account_id` (immutable), `generation`, and `via`, which says how:
 `offline` (with the passphrase; actor `keyholder (offline)`) or `api` (actor: the account whose

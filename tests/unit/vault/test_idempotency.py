@@ -123,8 +123,8 @@ def test_the_same_key_with_other_bytes_is_422_and_stores_nothing(
     assert other.json()["type"] == "urn:tvault:problem:idempotency-key-reused"
     assert _items(vault, case) == [first.json()["id"]]
     assert _objects(vault) == 1
-    [refused] = _entries(vault, case, "access denied")
-    assert refused["details"]["reason"] == "idempotency-key-reused"
+    [refused] = _entries(vault, case, "deposit refused")
+    assert refused["details"]["cause"] == "idempotency-key-reused"
     # The same bytes into another case are other bytes for the key too.
     elsewhere = _deposit(tina, _case(tina), BYTES, **key)
     assert elsewhere.status_code == 422
@@ -159,8 +159,9 @@ def test_a_duplicate_is_refused_on_request_and_nothing_is_stored(
     assert refused.json()["duplicate_of"] == first
     assert _items(vault, case) == [first]
     assert _objects(vault) == 1
-    [entry] = _entries(vault, case, "access denied")
+    [entry] = _entries(vault, case, "deposit refused")
     assert entry["details"]["duplicate_of"] == first
+    assert entry["details"]["cause"] == "duplicate"
     # New bytes under `refuse` are stored as usual.
     assert _deposit(tina, case, b"new", **{"Tvault-Duplicates": "refuse"}).status_code == 201
     assert _deposit(tina, case, b"x", **{"Tvault-Duplicates": "maybe"}).status_code == 422
@@ -175,6 +176,13 @@ def test_a_key_in_flight_is_409_until_released_or_its_lease_runs_out(
     assert refused.status_code == 409
     assert refused.json()["type"] == "urn:tvault:problem:idempotency-in-flight"
     assert _items(vault, case) == []
+    [entry] = _entries(vault, case, "deposit refused")
+    assert entry["details"]["cause"] == "idempotency-in-flight"
+    # A path that is no case id never reaches the ledger as one (it could be any text).
+    assert _deposit(tina, "Rosa Quispe", BYTES, **{"Idempotency-Key": "busy"}).status_code == 409
+    with vault.sessions() as session:
+        cases = set(session.scalars(select(LedgerRow.case_id)))
+    assert "Rosa Quispe" not in cases
     held.release()
     assert _deposit(tina, case, BYTES, **{"Idempotency-Key": "busy"}).status_code == 201
 

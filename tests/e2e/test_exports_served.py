@@ -73,8 +73,8 @@ def test_export_requested_approved_built_downloaded_resumed_verified_then_revoke
         added = admin.post("/v1/users/truth/recipients", json={"key": recipient})
         assert added.status_code == 201, added.text
 
-        body = {"case_id": case, "purpose": "Mandato", "legal_basis": "Ley 1448"}
-        asked = truth.post("/v1/exports", json=body)
+        wanted = {"case_id": case, "purpose": "Mandato", "legal_basis": "Ley 1448"}
+        asked = truth.post("/v1/exports", json=wanted)
         assert asked.status_code == 201, asked.text
         export_id = asked.json()["id"]
         preview = truth.get(f"/v1/exports/{export_id}").json()["preview"]

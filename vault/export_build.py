@@ -44,8 +44,6 @@ from vault.extraction import read_text
 from vault.identity import REDACTED, redacted_rendition
 from vault.ids import new_id
 from vault.ledger import checkpoints
-from vault.ledger.custody import entry as load_entry
-from vault.ledger.proofs import ConsistencyProof, InclusionProof
 from vault.ledger.tables import LedgerRow
 from vault.ledger.wiring import checkpointer_of
 from vault.sealing import open_json
@@ -219,27 +217,17 @@ def _custody(
     """The ledger entries of `ids` under `signed`, with proofs; and a consistency proof from
     this commission's previous export (the newest it downloaded) when there is one."""
     with vault.sessions() as session:
-        tree = checkpoints.load_tree(session, signed.size)
-        if tree.root() != signed.root:
-            raise VaultError("the stored ledger no longer matches its newest checkpoint")
         found = session.execute(
             select(LedgerRow.seq, LedgerRow.item_id)
             .where(LedgerRow.item_id.in_(list(ids)), LedgerRow.seq < signed.size)
             .order_by(LedgerRow.seq)
         ).all()
         seqs: dict[str, list[int]] = {}
-        proofs = []
         for seq, item_id in found:
             seqs.setdefault(str(item_id), []).append(int(seq))
-            proofs.append(
-                InclusionProof(
-                    seq=int(seq),
-                    size=signed.size,
-                    entry=load_entry(session, int(seq)).canonical,
-                    hashes=tree.inclusion_proof(int(seq), signed.size),
-                    checkpoint=signed.note,
-                )
-            )
+        # Every entry about an exported item (its ingestion first: verify-export binds each
+        # file's digest to it), each proven against the one checkpoint.
+        proofs = list(ledger.inclusions(session, [int(seq) for seq, _ in found], signed.size))
         earlier = session.scalar(
             select(Export.checkpoint_size)
             .where(
@@ -254,15 +242,8 @@ def _custody(
         )
         previous = consistency = None
         if earlier is not None:
-            old = checkpoints.get(session, int(earlier))
-            previous = old.note
-            consistency = ConsistencyProof(
-                old_size=old.size,
-                new_size=signed.size,
-                hashes=tree.consistency_proof(old.size, signed.size),
-                old_checkpoint=old.note,
-                new_checkpoint=signed.note,
-            )
+            consistency = ledger.consistency(session, int(earlier), signed.size)
+            previous = consistency.old_checkpoint
     record = CustodyRecord(
         proofs=proofs,
         checkpoint=signed.note,

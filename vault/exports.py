@@ -773,8 +773,18 @@ def download(
         )
     decision = decide(principal, actions.EXPORT_DOWNLOAD, resource)
     if not isinstance(decision, Allow):
-        # A revoked grant: the export is revoked too, and the refusal says so.
-        check_revocation(vault, row)
+        # A revoked grant revokes the export too: the refusal is recorded, and says why.
+        row = check_revocation(vault, row)
+        if row.state == REVOKED:
+            with vault.sessions.begin() as session:
+                ledger.append(
+                    session,
+                    actor=principal,
+                    action=ledger.actions.ACCESS_DENIED,
+                    case_id=row.case_id,
+                    details={"attempted": actions.EXPORT_DOWNLOAD, "reason": decision.reason},
+                )
+            raise Gone(f"export {export_id} was revoked: {row.reason}")
         refuse(vault.sessions, principal, actions.EXPORT_DOWNLOAD, resource, decision.reason)
     row = check_revocation(vault, row)
     state = _state_of(vault, row)

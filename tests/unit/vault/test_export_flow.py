@@ -24,7 +24,7 @@ from vault.cases import create_case, grant
 from vault.compose import Vault
 from vault.consent import change_consent
 from vault.deposit import Deposit
-from vault.errors import Forbidden, NotFound
+from vault.errors import NotFound
 from vault.export_build import build_pending, claim
 from vault.grants import revoke
 from vault.identity import RenditionUpload, set_identity
@@ -195,8 +195,11 @@ def test_a_revoked_grant_revokes_the_export_and_the_download_says_why(
     export_id = approved(vault, setup.case)
     build_pending(vault)
     revoke(vault, principal(vault, "admin"), setup.case, "truth")
-    with pytest.raises(Forbidden):
+    with pytest.raises(exports.Gone, match=f"revoked: the grant of truth on case {setup.case}"):
         fetch(vault, export_id)
+    with vault.sessions() as session:
+        refused = list(ledger.entries(session))[-1]
+    assert (refused.action, refused.actor) == (ledger.actions.ACCESS_DENIED, "truth")
     shown = exports.show(vault, principal(vault, "admin"), export_id)
     assert shown.state == exports.REVOKED
     assert shown.reason == f"the grant of truth on case {setup.case} was revoked"

@@ -61,6 +61,19 @@ class OidcIssuer(BaseModel):
     jwks_timeout_seconds: float = Field(default=5.0, gt=0)
     jwks_cache_seconds: float = Field(default=3600.0, ge=0)
     jwks_min_refetch_seconds: float = Field(default=30.0, ge=0)
+    # Web sign-in through this issuer (docs/web.md "OIDC"): the authorization code flow with
+    # PKCE, offered on the sign-in page when all three are set. `client_secret` for a
+    # confidential client; a public client (PKCE alone) has none.
+    authorization_url: str | None = None
+    token_url: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    name: str | None = None  # shown on the sign-in button; the issuer's address otherwise
+
+    @property
+    def web_sign_in(self) -> bool:
+        """Whether the web sign-in page offers this issuer."""
+        return bool(self.authorization_url and self.token_url and self.client_id)
 
     @field_validator("role_map")
     @classmethod

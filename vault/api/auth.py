@@ -13,6 +13,7 @@ critical extensions (`crit`).
 from __future__ import annotations
 
 import functools
+import hmac
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -173,8 +174,14 @@ class TokenGate:
     issuers: Mapping[str, JwksClient]
     max_token_bytes: int
 
-    def authenticate(self, token: str) -> Identity:
-        """Return the identity `token` proves. Raises `TokenRefused` (with its reason)."""
+    def authenticate(
+        self, token: str, *, audience: str | None = None, nonce: str | None = None
+    ) -> Identity:
+        """Return the identity `token` proves. Raises `TokenRefused` (with its reason).
+
+        For an OIDC ID token of the web sign-in, `audience` (the client id) replaces the
+        issuer's configured audience and the token must carry `nonce` (OIDC Core 3.1.3.7).
+        """
         if len(token) > self.max_token_bytes:
             raise TokenRefused("oversized token")
         parts = token.split(".")
@@ -205,7 +212,7 @@ class TokenGate:
             raise TokenRefused("unknown kid")
         if key.get("alg") not in (None, alg) or key.get("kty") != KEY_TYPES[str(alg)[:2]]:
             raise TokenRefused("key not meant for the token's algorithm")
-        return _oidc(token, client, dict(key), str(alg))
+        return _oidc(token, client, dict(key), str(alg), audience, nonce)
 
     def _local(self, token: str, kid: str) -> Identity:
         public_pem = self.local_keys(kid)
@@ -220,7 +227,14 @@ class TokenGate:
         return Identity(claims.subject, frozenset({claims.role}), self.local_issuer, True, claims)
 
 
-def _oidc(token: str, client: JwksClient, key: dict[str, Any], alg: str) -> Identity:
+def _oidc(
+    token: str,
+    client: JwksClient,
+    key: dict[str, Any],
+    alg: str,
+    audience: str | None = None,
+    nonce: str | None = None,
+) -> Identity:
     config = client.issuer
     options: dict[str, Any] = {f"require_{claim}": True for claim in OIDC_REQUIRED}
     options["leeway"] = LEEWAY_SECONDS
@@ -229,13 +243,16 @@ def _oidc(token: str, client: JwksClient, key: dict[str, Any], alg: str) -> Iden
             token,
             key,
             algorithms=[alg],
-            audience=config.audience,
+            audience=audience or config.audience,
             issuer=config.issuer,
             options=options,
         )
     except (JOSEError, ValueError, TypeError) as exc:
         # JOSEError, not only JWTError: a key that does not fit raises JWKError (python-jose).
         raise TokenRefused("signature or claims invalid") from exc
+    given = claims.get("nonce")
+    if nonce is not None and not (isinstance(given, str) and hmac.compare_digest(given, nonce)):
+        raise TokenRefused("nonce does not match the sign-in")
     subject = _claim(claims, config.subject_claim)
     if not isinstance(subject, str) or not subject:
         raise TokenRefused("no subject claim")

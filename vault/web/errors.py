@@ -75,7 +75,13 @@ def sign_in_page(request: Request, message: str | None, status: int = 401) -> Re
     """Return the sign-in page, saying `message` (already translated)."""
     csrf = forms.anon_csrf(request)
     request.state.web_session = None
-    response = render(request, "sign_in.html", status=status, message=message, form_csrf=csrf)
+    vault = request.app.state.vault
+    providers = [
+        issuer.name or issuer.issuer for issuer in vault.settings.oidc_issuers if issuer.web_sign_in
+    ]
+    response = render(
+        request, "sign_in.html", status=status, message=message, form_csrf=csrf, providers=providers
+    )
     forms.clear_cookie(request, response, forms.SESSION_COOKIE)
     return response
 

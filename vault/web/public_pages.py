@@ -1,4 +1,5 @@
-"""Pages a signed-out browser may open, listed here and nowhere else (promise 4): sign-in and its
+"""Pages a signed-out browser may open, listed here and in `vault.web.oidc_pages` only (promise
+4): sign-in and its
 second step, a set-password link, quick exit, the language switch and the static files."""
 
 from __future__ import annotations
@@ -176,7 +177,12 @@ async def language(request: Request, vault: VaultDep) -> Response:
     except sessions.Ended:
         current = None
     if current is not None:
-        forms.check_token(current.csrf, form.get(forms.CSRF_FIELD))
+        try:
+            forms.check_token(current.csrf, form.get(forms.CSRF_FIELD))
+        except forms.FormRefused:
+            reason = "missing or wrong CSRF token"
+            await run_in_threadpool(record_refused_form, vault, current.name, reason)
+            raise
         await run_in_threadpool(passwords.set_language, vault, current.account_id, chosen)
     forms.set_cookie(request, response, forms.LANGUAGE_COOKIE, chosen)
     return response

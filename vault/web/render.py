@@ -9,7 +9,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from vault.web import i18n
+from vault.web import forms, i18n
 
 
 def N_(message: str) -> str:
@@ -78,7 +78,5 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     response = HTMLResponse(page, status_code=status)
     anon = getattr(request.state, "set_anon_csrf", None)
     if anon:
-        from vault.web.forms import set_anon_cookie
-
-        set_anon_cookie(request, response, anon)
+        forms.set_anon_cookie(request, response, anon)
     return response

@@ -77,7 +77,13 @@ def _utc(moment: datetime) -> datetime:
 
 
 def open_session(
-    vault: Vault, account_id: str, generation: int, state: str, *, second_factor: bool
+    vault: Vault,
+    account_id: str,
+    generation: int,
+    state: str,
+    *,
+    second_factor: bool,
+    via: str = "web",
 ) -> Opened:
     """Open a session for the account in `state`; an `active` one is a `sign in` entry.
 
@@ -102,12 +108,17 @@ def open_session(
             )
         )
         if state == ACTIVE:
-            _sign_in_entry(session, user, opened.id, second_factor, now)
+            _sign_in_entry(session, user, opened.id, second_factor, now, via)
     return opened
 
 
 def _sign_in_entry(
-    session: Session, user: User, session_id: str, second_factor: bool, now: datetime
+    session: Session,
+    user: User,
+    session_id: str,
+    second_factor: bool,
+    now: datetime,
+    via: str = "web",
 ) -> None:
     ledger.append(
         session,
@@ -117,7 +128,7 @@ def _sign_in_entry(
             "account": user.name,
             "account_id": user.id,
             "generation": user.generation,
-            "via": "web",
+            "via": via,
             "session": session_id,
             "second_factor": second_factor,
         },

@@ -7,7 +7,14 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from vault.web import account_pages, deposit_pages, errors, public_pages, reading_pages
+from vault.web import (
+    account_pages,
+    deposit_pages,
+    errors,
+    oidc_pages,
+    public_pages,
+    reading_pages,
+)
 from vault.web.headers import SecurityHeaders
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -17,6 +24,7 @@ def install(app: FastAPI) -> None:
     """Serve the web pages, their static files, security headers and error pages on `app`."""
     errors.install(app)
     app.include_router(public_pages.public)
+    app.include_router(oidc_pages.pages)
     app.include_router(account_pages.pages)
     app.include_router(account_pages.halfway)
     app.include_router(deposit_pages.pages)

@@ -5,7 +5,9 @@ An account row or a token row written in SQL, without its ledger entry, would be
 nobody can account for: this check finds it. Replayed, in ledger order, from each entry's own
 canonical JSON: `account creation`, `role change` and `account state` give each account's name,
 role, disabled flag and generation (by immutable id); `token issuance` and `token revocation`
-give each registered token's account, generation and revocation.
+give each registered token's account, generation and revocation. Web sign-in credentials too:
+a password needs a `password change` entry for its account, a second factor that is on a
+`second factor change` entry that turned it on last, a signed-in web session its `sign in`.
 
 Accounts made before accounts were recorded (revision 0007) have no creation entry: such an
 account is named in a note, never failed, when it is older than the ledger's first `account
@@ -23,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from vault.db import User
 from vault.db.credential_tables import AccessToken
+from vault.db.web_tables import AccountSecret, WebSession
 from vault.ledger import actions
 from vault.ledger.entry import parse_time
 from vault.ledger.errors import LedgerError
@@ -34,6 +37,12 @@ ACCOUNT_MISSING: Final = "account in the ledger missing from the table"
 CREDENTIAL_UNRECORDED: Final = "token without its ledger entry"
 CREDENTIAL_DIFFERS: Final = "token differs from the ledger"
 CREDENTIAL_MISSING: Final = "token in the ledger missing from the register"
+PASSWORD_UNRECORDED: Final = "password without its ledger entry"  # noqa: S105 (a finding)
+SECOND_FACTOR_UNRECORDED: Final = "second factor without its ledger entry"
+SESSION_UNRECORDED: Final = "web session without its sign-in entry"
+WEB_REPLAYED: Final = frozenset(
+    {actions.PASSWORD_CHANGE, actions.SECOND_FACTOR_CHANGE, actions.SIGN_IN}
+)
 
 REPLAYED: Final = frozenset(
     {
@@ -121,6 +130,7 @@ def check(session: Session) -> tuple[list[Finding], list[str]]:
     for account_id in sorted(set(state.accounts) - seen):
         findings.append((f"account {state.accounts[account_id][0]}", ACCOUNT_MISSING, account_id))
     findings += _tokens(session, state)
+    findings += _web(session)
     notes = [f"replayed {len(state.accounts)} account(s), {len(state.tokens)} token(s)"]
     if unrecorded:
         notes.append(
@@ -149,6 +159,33 @@ def _tokens(session: Session, state: Credentials) -> list[Finding]:
             findings.append((f"token {row.jti}", CREDENTIAL_DIFFERS, detail))
     for jti in sorted(set(state.tokens) - registered):
         findings.append((f"token {jti}", CREDENTIAL_MISSING, f"account {state.tokens[jti][0]}"))
+    return findings
+
+
+def _web(session: Session) -> list[Finding]:
+    """Web sign-in credentials (docs/web.md): a password, a second factor or a signed-in
+    session in the tables without the entry that made it."""
+    passwords: set[str] = set()
+    second_factor: dict[str, bool] = {}  # account id -> on, after its last change
+    signed_in: set[str] = set()
+    for entry in state_entries(session, WEB_REPLAYED):
+        details = entry["details"]
+        if entry["action"] == actions.SIGN_IN:
+            signed_in.add(str(details.get("session")))
+        elif entry["action"] == actions.PASSWORD_CHANGE:
+            passwords.add(str(details.get("account_id")))
+        else:
+            second_factor[str(details.get("account_id"))] = details.get("enabled") is True
+    findings: list[Finding] = []
+    for secret in session.scalars(select(AccountSecret).order_by(AccountSecret.account_id)):
+        subject = f"account {secret.account_id}"
+        if secret.password_hash is not None and secret.account_id not in passwords:
+            findings.append((subject, PASSWORD_UNRECORDED, secret.account_id))
+        if secret.totp_sealed is not None and not second_factor.get(secret.account_id, False):
+            findings.append((subject, SECOND_FACTOR_UNRECORDED, secret.account_id))
+    for web in session.scalars(select(WebSession).where(WebSession.state == "active")):
+        if web.id not in signed_in:
+            findings.append((f"session {web.id}", SESSION_UNRECORDED, f"account {web.account_id}"))
     return findings
 
 

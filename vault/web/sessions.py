@@ -95,6 +95,10 @@ def open_session(
         user = session.get(User, account_id)
         if user is None or user.disabled or user.generation != generation:
             raise NotFound("no such account")
+        # Sessions of this account that timed out unseen end now (their cookie never came back).
+        for stale in session.scalars(select(WebSession).where(WebSession.account_id == account_id)):
+            if _timed_out(vault, stale, now):
+                _end(session, stale, user, "expired", now)
         session.add(
             WebSession(
                 id=opened.id,
@@ -159,26 +163,31 @@ def resolve(vault: Vault, secret: str | None) -> Current:
     """
     if not secret or len(secret) > 128:
         raise Ended(expired=False)
-    settings = vault.settings
     now = vault.clock()
     with vault.sessions.begin() as session:
         row = session.scalar(select(WebSession).where(WebSession.secret_sha256 == _sha256(secret)))
         if row is None:
             raise Ended(expired=False)
-        idle = now - _utc(row.seen_at) > timedelta(seconds=settings.web_session_idle_seconds)
-        old = now - _utc(row.created_at) > timedelta(seconds=settings.web_session_max_seconds)
+        timed_out = _timed_out(vault, row, now)
         user = session.get(User, row.account_id)
-        ended = idle or old or user is None or user.disabled or user.generation != row.generation
+        ended = timed_out or user is None or user.disabled or user.generation != row.generation
         if ended:
             # Ended here and committed with its `sign out` entry, before `Ended` is raised
             # (raising inside the transaction would roll the ending back).
-            _end(session, row, user, "expired" if idle or old else "account changed", now)
+            _end(session, row, user, "expired" if timed_out else "account changed", now)
         else:
             row.seen_at = now
             current = _current(session, row, user)
     if ended:
-        raise Ended(expired=idle or old)
+        raise Ended(expired=timed_out)
     return current
+
+
+def _timed_out(vault: Vault, row: WebSession, now: datetime) -> bool:
+    settings = vault.settings
+    idle = now - _utc(row.seen_at) > timedelta(seconds=settings.web_session_idle_seconds)
+    old = now - _utc(row.created_at) > timedelta(seconds=settings.web_session_max_seconds)
+    return idle or old
 
 
 def _current(session: Session, row: WebSession, user: User | None) -> Current:

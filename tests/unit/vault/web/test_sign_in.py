@@ -132,6 +132,14 @@ def test_an_idle_session_ends_on_the_server_and_the_page_says_why(vault: Vault) 
     assert ended.details["reason"] == "expired"
 
 
+def test_a_session_left_to_time_out_ends_at_the_account_s_next_sign_in(vault: Vault) -> None:
+    signed_in(vault, "tina")  # a browser that never comes back
+    later(vault, 13 * 3600)  # past the idle timeout and the 12-hour maximum
+    sign_in(browser(create_app(vault)), "tina")
+    assert sessions_in(vault) == 1
+    assert [e.details["reason"] for e in entries(vault, ledger.actions.SIGN_OUT)] == ["expired"]
+
+
 def test_sign_out_kills_the_session_so_its_cookie_no_longer_opens_anything(vault: Vault) -> None:
     client = signed_in(vault, "tina")
     stolen = dict(client.cookies)

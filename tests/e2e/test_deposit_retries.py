@@ -99,17 +99,6 @@ def test_a_deposit_whose_answer_is_lost_is_retried_and_stored_once(
     answer = json.loads(done.stdout)
     assert _items(served, case) == {answer["id"]: answer["sha256"]}  # the first item, once
 
-    # Deposited again knowingly: stored, and the earlier item is named on stderr.
-    again = tvault("deposit", str(testimony), "--case", case, "--consent", "therapy",
-                   env=_env(served))  # fmt: skip
-    assert f"item {answer['id']} of this case has the same SHA-256" in again.stderr
-    assert len(_items(served, case)) == 2
-    refused = tvault("deposit", str(testimony), "--case", case, "--consent", "therapy",
-                     "--refuse-duplicates", env=_env(served), check=False)  # fmt: skip
-    assert refused.returncode == 1
-    assert answer["id"] in refused.stderr and refused.stdout == ""
-    assert len(_items(served, case)) == 2
-
 
 def _folder(root: Path, known: bytes) -> Path:
     """Six files, in this order: a copy of `known`, b, c, d, e (a copy of b), f."""

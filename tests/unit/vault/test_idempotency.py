@@ -8,6 +8,7 @@ deposit of bytes the case already holds names the earlier item, or is refused on
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from collections.abc import Iterator
 from datetime import timedelta
@@ -226,3 +227,21 @@ def test_parse_takes_a_string_or_a_token() -> None:
     assert idempotency.parse(["f3a1-token"]) == "f3a1-token"
     with pytest.raises(BadField):
         idempotency.parse(['"a"', '"b"'])
+
+
+def test_a_long_deposit_keeps_its_key_by_renewing_the_lease(
+    vault: Vault, tina: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case = _case(tina)
+    monkeypatch.setattr(idempotency, "HEARTBEAT_S", 0.05)
+    start = vault.clock()
+    now = [start]
+    vault.clock = lambda: now[0]
+    held = idempotency.claim(vault, principal(vault, "tina"), "long", case)
+    try:
+        now[0] = start + idempotency.LEASE + timedelta(seconds=1)  # past the first lease
+        time.sleep(0.5)  # the holder, still streaming, renewed it meanwhile
+        refused = _deposit(tina, case, BYTES, **{"Idempotency-Key": "long"})
+        assert refused.status_code == 409
+    finally:
+        held.release()

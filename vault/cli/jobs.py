@@ -201,7 +201,7 @@ def ingest(
         bool,
         typer.Option(
             "--allow-duplicates",
-            help="Deposit files whose SHA-256 an item of the case already has [default: skip].",
+            help="Deposit files whose SHA-256 the case already has (else skipped).",
         ),
     ] = False,
     url: UrlOption = DEFAULT_URL,

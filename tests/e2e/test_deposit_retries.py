@@ -4,7 +4,8 @@ A real `tvault serve` (SQLite, and PostgreSQL) sits behind a loopback proxy that
 responses after the server has committed (tests/proxy.py). `tvault deposit` must retry by itself
 and print the item the first attempt stored; `tvault ingest`, killed while a deposit's answer is
 lost, must resume when run again without storing any file twice, skipping duplicates unless
-`--allow-duplicates` (issue 20 point 6, issue 23 point 4).
+`--allow-duplicates` (issue 20 point 6, issue 23 point 4). A key whose upload is still streaming
+is refused with 409 over real HTTP, then answered with the first item once it committed.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import hashlib
 import json
 import secrets
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -195,3 +198,49 @@ def test_an_interrupted_ingest_with_duplicates_allowed_stores_each_file_once(
     assert summary["skipped"] == []
     assert len(_items(served, case)) == 1 + 6  # the earlier item and each file once
     assert not record.exists()
+
+
+def test_a_key_in_flight_is_refused_with_409_until_its_deposit_commits(served: Server) -> None:
+    case = _case(served)
+    key = {"Idempotency-Key": '"in-flight-key"', "Tvault-Kind": "document"}
+    headers = {**key, "Tvault-Consent": "therapy", "Tvault-Title": "x"}
+    go_on, started = threading.Event(), threading.Event()
+    answers: list[httpx.Response] = []
+
+    def body() -> Iterator[bytes]:
+        yield b"first half of a long upload; "
+        started.set()
+        go_on.wait(60)
+        yield b"second half"
+
+    def upload() -> None:
+        with _client(served) as client:
+            answers.append(client.post(f"/v1/cases/{case}/items", content=body(), headers=headers))
+
+    first = threading.Thread(target=upload)
+    first.start()
+    try:
+        assert started.wait(60)
+        with _client(served) as client:
+            # An empty body: should it come before the upload's claim, it is refused (empty
+            # file) and frees the key again; once the upload holds the key, it gets 409.
+            for _ in range(100):
+                probe = client.post(f"/v1/cases/{case}/items", content=b"", headers=headers)
+                if probe.status_code == 409:
+                    break
+                time.sleep(0.1)
+        assert probe.status_code == 409
+        assert probe.json()["type"] == "urn:tvault:problem:idempotency-in-flight"
+    finally:
+        go_on.set()
+        first.join(60)
+    [answer] = answers
+    assert answer.status_code == 201
+    with _client(served) as client:
+        again = client.post(
+            f"/v1/cases/{case}/items",
+            content=b"first half of a long upload; second half",
+            headers=headers,
+        )
+    assert again.status_code == 201 and again.content == answer.content
+    assert list(_items(served, case)) == [answer.json()["id"]]

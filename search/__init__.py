@@ -20,9 +20,9 @@ from search.ports import (
     IndexDocument,
     Query,
     Results,
+    VocabularyLog,
     VocabularyStore,
 )
-from search.sealed_vocabulary import SealedVocabularyFile
 from search.vocabulary import MemoryVocabularyStore
 
 __all__ = [
@@ -42,8 +42,8 @@ __all__ = [
     "QueryTooBroadError",
     "Results",
     "ScopeRequiredError",
-    "SealedVocabularyFile",
     "SearchError",
+    "VocabularyLog",
     "VocabularyStore",
     "highlight",
 ]

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from search import analysis
-from search._plan import ANONYMISED, CONTENT, UNDETERMINED, Planner
+from search._plan import ANONYMISED, CONTENT, UNDETERMINED, Plan, Planner
 from search.errors import ScopeRequiredError
 from search.ports import IndexDocument, Query, VocabularyStore, valid_scope
 from search.vocabulary import OutdatedVocabularyError, Vocabulary, pack, unpack
 
 _CACHE_LIMIT = 500_000
+# Changes read since the last snapshot after which a commit saves a snapshot instead: keeps the
+# store's log, and a new process's first read, short.
+COMPACT_AFTER = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +34,13 @@ class Analysed:
 
 
 class Core:
-    """Analysis state for one index: its key, its vocabularies and where they are kept.
+    """Analysis state for one index: its key, its vocabularies and the store they are shared in.
+
+    The vocabularies in memory hold every word this process read from the store plus the
+    words it indexed itself; the words it indexed and has not yet read back from the store are
+    kept apart (`_unsaved`) and appended by `save_vocabulary`. A word leaves `_unsaved` only
+    once it is read back, so a change lost with a rolled-back transaction is sent again with
+    the next commit: words can be saved twice, never lost.
 
     Raises `IndexFormatError` if the saved vocabulary cannot be read, and
     `OutdatedVocabularyError` if an older version made it, unless `rebuild` (the index is about
@@ -42,21 +52,55 @@ class Core:
             raise TypeError("vocabulary must be a VocabularyStore")
         self.digester = analysis.Digester(key)
         self.store = store
-        saved = store.load()
-        try:
-            full, anonymised = unpack(saved) if saved else (Vocabulary(), Vocabulary())
-        except OutdatedVocabularyError:
-            if not rebuild:
-                raise
-            full, anonymised = Vocabulary(), Vocabulary()
-            full.dirty = True  # the outdated file is replaced on the next commit
-        self.vocabulary = full
-        self.anonymised = anonymised
-        self.planner = Planner(self.digester, full, anonymised)
+        self.vocabulary = Vocabulary()
+        self.anonymised = Vocabulary()
+        self._unsaved = (Vocabulary(), Vocabulary())
+        self.position = 0
+        self._changes = 0  # changes applied since the last snapshot: when to compact
+        self._lock = threading.RLock()
+        self.planner = Planner(self.digester, self.vocabulary, self.anonymised)
         # lowercased word -> digest, per stemming language: most words of a new document were
         # seen before, so the hot path is one dict lookup per token. Only words met outside
         # identity text are cached (a cached word is known to both vocabularies).
         self._caches: dict[str | None, dict[str, str]] = {}
+        try:
+            self.sync()
+        except OutdatedVocabularyError:
+            if not rebuild:
+                raise
+            # The rebuild's `clear()` replaces the outdated vocabulary with an empty one.
+            self.position = store.read(0).position
+
+    def sync(self) -> None:
+        """Read the changes other processes (and this one) saved since the last read.
+
+        Raises `IndexFormatError` if a change cannot be read."""
+        with self._lock:
+            log = self.store.read(self.position)
+            changes = [unpack(change) for change in log.changes]
+            if log.reset:
+                self.vocabulary.clear()
+                self.anonymised.clear()
+                self._caches.clear()  # a cached word may be one the snapshot dropped
+                self._changes = 0
+            for full, anonymised in changes:
+                self.vocabulary.merge(full)
+                self.anonymised.merge(anonymised)
+                self._unsaved[0].discard(full)
+                self._unsaved[1].discard(anonymised)
+            self._changes += len(changes)
+            if log.reset:  # words indexed here and not yet saved stay known
+                self.vocabulary.merge(self._unsaved[0])
+                self.anonymised.merge(self._unsaved[1])
+            self.position = log.position
+
+    def plan(self, query: Query) -> Plan:
+        """Return the engine plan of `query`; a query with a prefix or fuzzy term first reads
+        the words other processes indexed since the last read (one small read of the store).
+        Raises as `Planner.plan` does."""
+        if "*" in query.text or "~" in query.text:
+            self.sync()
+        return self.planner.plan(query)
 
     def document(self, document: IndexDocument) -> Analysed:
         """Return the text and metadata values of `document` as digests (see `content`), each
@@ -76,29 +120,32 @@ class Core:
         """Return `text` as digests, recording new words in the vocabularies. Words whose folded
         form is in `identity` go into `full` only, and into the full vocabulary only."""
         stem_language = analysis.stemming_language(language)
-        cache = self._caches.get(stem_language)
-        if cache is None or len(cache) > _CACHE_LIMIT:
-            cache = self._caches[stem_language] = {}
-        out: list[str] = []
-        runs: list[str] = []
-        start = 0
-        for word in analysis.words(text):
-            if identity and analysis.fold(word) in identity:
-                if len(out) > start:
-                    runs.append(" ".join(out[start:]))
-                out.append(self._identity_word(word, stem_language))
-                start = len(out)
-                continue
-            digest = cache.get(word)
-            if digest is None:
-                surface = analysis.fold(word)
-                analysed = analysis.term(surface, stem_language)
-                self.vocabulary.add(surface, analysed)
-                self.anonymised.add(surface, analysed)
-                digest = cache[word] = self.digester.digest(analysed)
-            out.append(digest)
-        if not out:
-            return Analysed((), ())
+        with self._lock:
+            cache = self._caches.get(stem_language)
+            if cache is None or len(cache) > _CACHE_LIMIT:
+                cache = self._caches[stem_language] = {}
+            out: list[str] = []
+            runs: list[str] = []
+            start = 0
+            for word in analysis.words(text):
+                if identity and analysis.fold(word) in identity:
+                    if len(out) > start:
+                        runs.append(" ".join(out[start:]))
+                    out.append(self._identity_word(word, stem_language))
+                    start = len(out)
+                    continue
+                digest = cache.get(word)
+                if digest is None:
+                    surface = analysis.fold(word)
+                    analysed = analysis.term(surface, stem_language)
+                    if self.vocabulary.add(surface, analysed):
+                        self._unsaved[0].add(surface, analysed)
+                    if self.anonymised.add(surface, analysed):
+                        self._unsaved[1].add(surface, analysed)
+                    digest = cache[word] = self.digester.digest(analysed)
+                out.append(digest)
+            if not out:
+                return Analysed((), ())
         full = " ".join(out)
         if start == 0:
             return Analysed((full,), (full,))
@@ -109,36 +156,59 @@ class Core:
     def _identity_word(self, word: str, stem_language: str | None) -> str:
         surface = analysis.fold(word)
         analysed = analysis.term(surface, stem_language)
-        self.vocabulary.add(surface, analysed)
+        if self.vocabulary.add(surface, analysed):
+            self._unsaved[0].add(surface, analysed)
         return self.digester.digest(analysed)
 
     def save_vocabulary(self) -> None:
-        """Hand the vocabularies to their store if they changed (before the engine commits, so
-        a crash in between leaves extra words, never missing ones)."""
-        if self.vocabulary.dirty or self.anonymised.dirty:
-            self.store.save(pack(self.vocabulary, self.anonymised))
-            self.vocabulary.dirty = self.anonymised.dirty = False
+        """Append the words indexed here that the store does not hold yet, as one change
+        (before the engine commits, so a crash in between leaves extra words, never missing
+        ones); after `COMPACT_AFTER` changes, save the whole vocabulary as a snapshot instead.
+        """
+        self.sync()  # reads back this process's earlier changes, so none is sent twice
+        with self._lock:
+            if self._changes >= COMPACT_AFTER:
+                self._snapshot()
+                return
+            if not len(self._unsaved[0]) and not len(self._unsaved[1]):
+                return
+            change = pack(*self._unsaved)
+        self.store.append(change)
+
+    def _snapshot(self) -> None:
+        # Every word in memory, the unsaved ones included: they are then saved with it.
+        self.store.replace(pack(self.vocabulary, self.anonymised), self.position)
+        self._unsaved[0].clear()
+        self._unsaved[1].clear()
+        self._changes = 0
 
     def prune_vocabulary(self, live: Callable[[str, list[str]], Iterable[str]]) -> int:
         """Drop words no committed document holds any more; `live(field, digests)` returns which
-        of `digests` still occur in `field`. Returns how many words were forgotten entirely
-        (words that remain only in identity text leave the anonymised vocabulary too)."""
-        dropped = 0
-        for name, vocabulary in ((CONTENT, self.vocabulary), (ANONYMISED, self.anonymised)):
-            by_digest = {self.digester.digest(t): t for t in vocabulary.analysed_terms()}
-            alive = set(live(name, sorted(by_digest)))
-            gone = vocabulary.retain({t for d, t in by_digest.items() if d in alive})
-            dropped += gone if vocabulary is self.vocabulary else 0
-        self._caches.clear()  # cached words may map to dropped terms; they are re-added on use
-        self.save_vocabulary()
+        of `digests` still occur in `field`. Saves the result as a snapshot. Returns how many
+        words were forgotten entirely (words that remain only in identity text leave the
+        anonymised vocabulary too)."""
+        self.sync()
+        with self._lock:
+            dropped = 0
+            for name, vocabulary in ((CONTENT, self.vocabulary), (ANONYMISED, self.anonymised)):
+                by_digest = {self.digester.digest(t): t for t in vocabulary.analysed_terms()}
+                alive = set(live(name, sorted(by_digest)))
+                gone = vocabulary.retain({t for d, t in by_digest.items() if d in alive})
+                dropped += gone if vocabulary is self.vocabulary else 0
+            self._caches.clear()  # cached words may map to dropped terms; re-added on use
+            self._snapshot()
         return dropped
 
     def clear_vocabulary(self) -> None:
-        """Forget every word and save the empty vocabularies."""
-        self.vocabulary.clear()
-        self.anonymised.clear()
-        self._caches.clear()
-        self.save_vocabulary()
+        """Forget every word, here and in the store."""
+        with self._lock:
+            self.vocabulary.clear()
+            self.anonymised.clear()
+            self._unsaved[0].clear()
+            self._unsaved[1].clear()
+            self._caches.clear()
+            self.store.replace(pack(self.vocabulary, self.anonymised), None)
+            self._changes = 0
 
 
 def check_query(query: object) -> Query:

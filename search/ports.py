@@ -153,20 +153,43 @@ class Results:
         return cls(0, [], facets, query.page, query.page_size)
 
 
-@runtime_checkable
-class VocabularyStore(Protocol):
-    """Where an index keeps its vocabulary of analysed terms between runs.
+@dataclass(frozen=True, slots=True)
+class VocabularyLog:
+    """What a `VocabularyStore` holds after a position.
 
-    **The bytes hold survivors' words in plaintext**: the vault seals them with `keys` before
-    they touch a disk; never write them into the index directory as they are.
+    `changes` are packed vocabularies (`search.vocabulary.pack`), to be added in order; with
+    `reset`, the first of them is a snapshot that replaces every word known so far (start from
+    empty). `position` is where the next `read` starts.
     """
 
-    def load(self) -> bytes | None:
-        """Return the last saved bytes, or None if nothing was saved."""
+    position: int
+    changes: tuple[bytes, ...] = field(default=(), repr=False)
+    reset: bool = False
+
+
+@runtime_checkable
+class VocabularyStore(Protocol):
+    """Where an index keeps its vocabulary of words, shared by every process that uses the
+    index: a log of changes (each the words one commit added), now and then compacted into a
+    snapshot.
+
+    **The bytes hold survivors' words in plaintext**: the vault seals each change with `keys`
+    before it is stored (in the metadata database, `vault.vocabulary`); never write them into
+    the index directory as they are.
+    """
+
+    def read(self, after: int) -> VocabularyLog:
+        """Return the changes saved after position `after` (0: everything)."""
         ...
 
-    def save(self, data: bytes) -> None:
-        """Replace the saved bytes with `data`, durably."""
+    def append(self, change: bytes) -> None:
+        """Save `change` after every change saved before it (durably, or in the transaction
+        the store was told to join: then it is saved when that transaction commits)."""
+        ...
+
+    def replace(self, snapshot: bytes, based_on: int | None) -> None:
+        """Save `snapshot` as the whole vocabulary as of position `based_on`: changes up to it
+        are dropped, later ones are kept and apply after it (None: every change is dropped)."""
         ...
 
 

@@ -2,8 +2,8 @@
 
 The engines hold only digests, so `tort*` and `Mamani~1` are expanded here: every folded
 surface form ever indexed maps to the analysed terms it produced. **It holds survivors' words in
-plaintext**: it lives in memory and is persisted only through a `VocabularyStore`, which the
-vault seals with `keys`.
+plaintext**: it lives in memory and is shared and persisted only through a `VocabularyStore`
+(a log of packed changes), which the vault seals with `keys`.
 
 An index keeps two: every word (`full`), and the words met outside identity text
 (`anonymised`). A principal under the redaction obligation expands only against the second, so
@@ -21,6 +21,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from search.errors import IndexFormatError
+from search.ports import VocabularyLog
 
 _MAGIC = b"tvault-vocabulary-v1\n"
 # v2: both vocabularies, one line per surface: surface TAB full terms TAB anonymised terms.
@@ -42,8 +43,8 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self._terms)
 
-    def add(self, surface: str, analysed: str) -> None:
-        """Record that `surface` was indexed as `analysed`."""
+    def add(self, surface: str, analysed: str) -> bool:
+        """Record that `surface` was indexed as `analysed`; True if that was new."""
         with self._lock:
             known = self._terms.get(surface)
             if known is None:
@@ -52,9 +53,37 @@ class Vocabulary:
                 if self._by_length is not None:
                     self._by_length.setdefault(len(surface), []).append(surface)
                 self.dirty = True
-            elif analysed not in known:
+                return True
+            if analysed not in known:
                 known.add(analysed)
                 self.dirty = True
+                return True
+            return False
+
+    def merge(self, other: Vocabulary) -> None:
+        """Add every word of `other`."""
+        with self._lock, other._lock:
+            if not self._terms:  # a load into an empty vocabulary: no per-word bookkeeping
+                self._terms = {surface: set(terms) for surface, terms in other._terms.items()}
+                self._sorted = self._by_length = None
+                self._pending = []
+                return
+            for surface, terms in other._terms.items():
+                for analysed in terms:
+                    self.add(surface, analysed)
+
+    def discard(self, other: Vocabulary) -> None:
+        """Forget the (surface, term) pairs `other` holds (for bookkeeping of unsaved words:
+        it never needs the sorted views)."""
+        with self._lock, other._lock:
+            for surface, terms in other._terms.items():
+                known = self._terms.get(surface)
+                if known is not None:
+                    known -= terms
+                    if not known:
+                        del self._terms[surface]
+            self._sorted = self._by_length = None
+            self._pending = []
 
     def analysed_terms(self) -> set[str]:
         """Return every analysed term in the vocabulary."""
@@ -191,17 +220,43 @@ class OutdatedVocabularyError(IndexFormatError):
 
 
 class MemoryVocabularyStore:
-    """A `VocabularyStore` that keeps the bytes in memory: for tests and throw-away indexes."""
+    """A `VocabularyStore` that keeps the log in memory: for tests and throw-away indexes."""
 
     def __init__(self) -> None:
-        self.data: bytes | None = None
+        self.log: list[tuple[int, bytes, bool]] = []  # (position, data, is a snapshot)
+        self.position = 0
         self.saves = 0
 
-    def load(self) -> bytes | None:
-        """Return the last saved bytes."""
-        return self.data
+    def read(self, after: int) -> VocabularyLog:
+        """Return the changes after `after` (from the last snapshot if one is among them)."""
+        later = [entry for entry in self.log if entry[0] > after]
+        snapshots = [n for n, entry in enumerate(self.log) if entry[2]]
+        if any(entry[2] for entry in later):
+            later = self.log[snapshots[-1] :]
+            return VocabularyLog(self.position, tuple(data for _, data, _ in later), reset=True)
+        return VocabularyLog(self.position, tuple(data for _, data, _ in later))
 
-    def save(self, data: bytes) -> None:
-        """Keep `data`."""
-        self.data = data
+    def append(self, change: bytes) -> None:
+        """Keep `change` after the others."""
+        self.position += 1
+        self.log.append((self.position, change, False))
         self.saves += 1
+
+    def replace(self, snapshot: bytes, based_on: int | None) -> None:
+        """Keep `snapshot` in place of every change up to `based_on`."""
+        self.position += 1
+        kept = [e for e in self.log if based_on is not None and e[0] > based_on and not e[2]]
+        self.log = [(self.position, snapshot, True), *kept]
+        self.saves += 1
+
+    @property
+    def data(self) -> bytes | None:
+        """The whole vocabulary as one packed blob (None if nothing was saved), for tests."""
+        if not self.log:
+            return None
+        full, anonymised = Vocabulary(), Vocabulary()
+        for _position, change, _snapshot in self.log:
+            more_full, more_anonymised = unpack(change)
+            full.merge(more_full)
+            anonymised.merge(more_anonymised)
+        return pack(full, anonymised)

@@ -4,6 +4,9 @@ The index holds keyed digests and structural metadata only (docs/search.md); the
 from the item's sealed extracted-text object, opened with the item's own key, so a shredded item
 can never be indexed again. The engine is chosen in `vault.compose` from `TVAULT_INDEX`; the
 index key and the vocabulary's age identity are named secrets in the keyring (`ensure_secrets`).
+The vocabulary prefix and fuzzy queries expand against lives in the metadata database
+(`vault.vocabulary`), shared by every process; the words a batch of jobs added are saved in the
+transaction that records and completes its first job.
 
 What goes into which field (promise 11): the words of the item's identity fields are given to
 the index as `IndexDocument.identity` (`vault.search_redaction.identity_words`), so the engine
@@ -12,9 +15,11 @@ item with identity fields and no depositor-given language has its language detec
 text without those words, so the language facet does not depend on them either. Changing the
 identity fields re-indexes the item (`after_identity_change`).
 
-Order of commits (promise 7): the engine commits first, then the database records the state
-and the custody entry. A crash between the two leaves an indexed item whose state still says
-`extracted`; the job runs again and, being idempotent, replaces the same document.
+Order of commits (promise 7): the engine commits inside the database transaction that saves
+the new words and records the custody entry and the job's completion, and before it commits. A
+crash between the two leaves an indexed item whose state still says `extracted` and whose new
+words are not saved; the job runs again and, being idempotent, replaces the same document and
+saves its words (a new process has not read them, so they are new to it).
 """
 
 from __future__ import annotations
@@ -30,13 +35,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 import keys
 from ingest.language import detect_language
 from keys import Keyring
-from search import Index, IndexDocument, IndexFormatError, SealedVocabularyFile
-from vault import item_keys, jobs, ledger
+from search import Index, IndexDocument, IndexFormatError
+from vault import item_keys, jobs, ledger, vocabulary
 from vault.compose import Vault, make_store
 from vault.db import Item, ItemKey
 from vault.db.access_tables import ItemIdentity
@@ -50,7 +55,7 @@ from vault.worker import fail_job, register
 
 # Names of the keyring secrets the index needs (DESIGN.md "Keys": one key per purpose).
 INDEX_KEY = "search-index"  # 32 random bytes: the HMAC key of the index's term digests
-VOCABULARY_IDENTITY = "search-vocabulary"  # age identity sealing the vocabulary file
+VOCABULARY_IDENTITY = "search-vocabulary"  # age identity sealing the vocabulary's changes
 REINDEX_BATCH = 500
 INDEXER = "tvault-indexer"  # the ledger actor of background indexing
 REINDEXER = "tvault-reindex"
@@ -71,14 +76,21 @@ def ensure_secrets(keyring: Keyring) -> None:
 
 
 def index_directory(settings: Settings) -> Path:
-    """Return the directory of the embedded index: the engine's files and the sealed vocabulary.
+    """Return the directory of the embedded index (the engine's files).
 
     Deleting it and running `tvault reindex` rebuilds the same index from the vault."""
     return settings.home / "index"
 
 
-def make_index(settings: Settings, keyring: Keyring, *, rebuild: bool = False) -> Index:
-    """Build the index adapter `settings.index` names.
+def make_index(
+    settings: Settings,
+    keyring: Keyring,
+    sessions: sessionmaker[Session],
+    *,
+    rebuild: bool = False,
+) -> Index:
+    """Build the index adapter `settings.index` names, with the vocabulary in the database of
+    `sessions` (a vault's older vocabulary file is moved there first).
 
     Raises `ValueError` if `TVAULT_INDEX=elasticsearch` comes without `TVAULT_ES_URL`, and
     `search.SearchError` if the index was built with another key or format (with `rebuild`,
@@ -88,17 +100,18 @@ def make_index(settings: Settings, keyring: Keyring, *, rebuild: bool = False) -
     key = keyring.secret(INDEX_KEY)
     identity = keyring.secret(VOCABULARY_IDENTITY).decode("ascii")
     directory = index_directory(settings)
-    vocabulary = SealedVocabularyFile(directory / "vocabulary.age", identity)
+    shared = vocabulary.DatabaseVocabulary(sessions, identity)
+    vocabulary.import_file(directory / "vocabulary.age", shared)
     if settings.index == "elasticsearch":
         if not settings.es_url:
             raise ValueError("TVAULT_INDEX=elasticsearch needs TVAULT_ES_URL")
         from search.adapters.elasticsearch_index import ElasticsearchIndex
 
-        return ElasticsearchIndex(settings.es_url, key, vocabulary, rebuild=rebuild)
+        return ElasticsearchIndex(settings.es_url, key, shared, rebuild=rebuild)
     from search.adapters.tantivy_index import TantivyIndex
 
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return TantivyIndex(directory / "tantivy", key, vocabulary, rebuild=rebuild)
+    return TantivyIndex(directory / "tantivy", key, shared, rebuild=rebuild)
 
 
 def index_of(vault: Vault, *, rebuild: bool = False) -> Index:
@@ -108,11 +121,13 @@ def index_of(vault: Vault, *, rebuild: bool = False) -> Index:
     with _open_lock:
         if vault.index is None:
             try:
-                vault.index = make_index(vault.settings, vault.keyring)
+                vault.index = make_index(vault.settings, vault.keyring, vault.sessions)
             except IndexFormatError:
                 if not rebuild:
                     raise
-                vault.index = make_index(vault.settings, vault.keyring, rebuild=True)
+                vault.index = make_index(
+                    vault.settings, vault.keyring, vault.sessions, rebuild=True
+                )
         return vault.index
 
 
@@ -221,8 +236,9 @@ class Indexed:
 
 
 # The engine is shared by the server's threads; an index() and its commit() go together so a
-# rollback after one item's failure cannot drop another thread's pending document.
-_write_lock = threading.Lock()
+# rollback after one item's failure cannot drop another thread's pending document. Reentrant:
+# `_recorded` takes it again to save the words of a failed transaction.
+_write_lock = threading.RLock()
 
 
 def _apply(index: Index, change: Callable[[], object]) -> None:
@@ -265,20 +281,18 @@ def _change(index: Index, done: Indexed, document: IndexDocument | None) -> None
         index.index([document])
 
 
-def put_item(vault: Vault, item_id: str) -> tuple[Indexed, Item]:
-    """Put item `item_id` into the index from its sealed extracted text and commit the engine
-    (no custody entry: `index_item` and the `index` stage record it).
-
-    Idempotent: the document replaces any earlier one of the same item. A shredded item is
-    removed from the index instead. Raises `NotFound` for an unknown item, `keys.UnsealError`
-    if its text does not open, `search.SearchError` if the engine fails (its pending change is
-    rolled back).
-    """
-    index = index_of(vault)
-    done, item, document = _prepare_item(vault, item_id)
-    if done.outcome != "no-text":
-        _apply(index, lambda: _change(index, done, document))
-    return done, item
+@contextlib.contextmanager
+def _recorded(vault: Vault, index: Index) -> Iterator[Session]:
+    """Open the transaction in which the index's new words are saved (`vocabulary.joined`)
+    with what the caller records in it. If it fails after the engine committed, the words are
+    saved on their own at once, so other processes can still expand to them."""
+    try:
+        with vault.sessions.begin() as session, vocabulary.joined(session):
+            yield session
+    except BaseException:
+        with contextlib.suppress(Exception), _write_lock:
+            index.commit()  # nothing pending in the engine: saves the words only
+        raise
 
 
 def _record(session: Session, vault: Vault, actor: str, done: Indexed, item: Item) -> None:
@@ -293,12 +307,21 @@ def _record(session: Session, vault: Vault, actor: str, done: Indexed, item: Ite
 
 
 def index_item(vault: Vault, item_id: str, *, actor: str = INDEXER) -> Indexed:
-    """Index `item_id` (see `put_item`) and record it in the custody ledger.
+    """Put item `item_id` into the index from its sealed extracted text, commit the engine and
+    record it in the custody ledger, with the item's new words, in one transaction.
 
-    Raises as `put_item` does."""
-    done, item = put_item(vault, item_id)
-    if done.outcome == "indexed":
-        with vault.sessions.begin() as session:
+    Idempotent: the document replaces any earlier one of the same item. A shredded item is
+    removed from the index instead. Raises `NotFound` for an unknown item, `keys.UnsealError`
+    if its text does not open, `search.SearchError` if the engine fails (its pending change is
+    rolled back).
+    """
+    index = index_of(vault)
+    done, item, document = _prepare_item(vault, item_id)
+    if done.outcome == "no-text":
+        return done
+    with _recorded(vault, index) as session:
+        _apply(index, lambda: _change(index, done, document))
+        if done.outcome == "indexed":
             _record(session, vault, actor, done, item)
     return done
 
@@ -307,7 +330,7 @@ def refresh_item(vault: Vault, item_id: str) -> Indexed:
     """Bring the index's copy of `item_id` up to date (consent, tags), or remove it once
     shredded. Call after a consent change, so that withdrawal takes effect in the next search's
     totals and facets too (promise 5; each hit is checked against the database anyway).
-    Raises as `put_item` does."""
+    Raises as `index_item` does."""
     return index_item(vault, item_id)
 
 
@@ -365,10 +388,11 @@ def after_shredding(vault: Vault, item_id: str) -> None:
 class IndexStage:
     """The worker's `index` stage (`vault.worker.Stage`): runs after extraction.
 
-    An engine commit costs far more than indexing one item (it also seals and saves the whole
-    vocabulary), so a run takes up to `BATCH` index jobs that are due (claimed under the same
-    owner and lease as the first), indexes them, commits once, then records and completes each
-    job in its own transaction. A job whose lease passed to another worker meanwhile is left to
+    An engine commit costs far more than indexing one item, so a run takes up to `BATCH` index
+    jobs that are due (claimed under the same owner and lease as the first), indexes them and
+    commits the engine once, inside the transaction that saves the batch's new words and
+    records and completes the first job; each other job is recorded and completed in its own
+    transaction. A job whose lease passed to another worker meanwhile is left to
     that worker (indexing twice is harmless).
     """
 
@@ -416,21 +440,34 @@ class IndexStage:
             for _one, done, _item, document in prepared:
                 _change(index, done, document)
 
-        try:
-            _apply(index, change)
-        except Exception:
-            for one in claims[1:]:
-                fail_job(vault, one, StageFailed("the index refused the batch", retry=True))
-            raise
-        for one, done, item, _document in prepared:
+        def record(session: Session, one: jobs.Claim, done: Indexed, item: Item) -> None:
+            if done.outcome == "indexed":
+                _record(session, vault, INDEXER, done, item)
+            jobs.complete(session, one, now=vault.clock())
+
+        # The batch's new words are saved in the transaction of its first job (`_recorded`);
+        # the others record and complete in their own, so a lease lost on one leaves the rest.
+        for position, (one, done, item, _document) in enumerate(prepared):
+            engine_failed = False
             try:
-                with vault.sessions.begin() as session:
-                    if done.outcome == "indexed":
-                        _record(session, vault, INDEXER, done, item)
-                    jobs.complete(session, one, now=vault.clock())
+                with _recorded(vault, index) as session:
+                    if position == 0:
+                        try:
+                            _apply(index, change)
+                        except Exception:
+                            engine_failed = True
+                            raise
+                    record(session, one, done, item)
             except jobs.LeaseLost:
                 if one is claim:
                     raise
+            except Exception:
+                if engine_failed:
+                    for other in claims[1:]:
+                        fail_job(
+                            vault, other, StageFailed("the index refused the batch", retry=True)
+                        )
+                raise
         for one, failure in failures:
             if one is claim:
                 raise failure
@@ -587,17 +624,18 @@ def reindex(
                     done += count
                     if progress is not None:
                         progress(done, total)
-                index.commit()
+                # The engine commits inside the transaction of the words and the entry.
+                with _recorded(vault, index) as session:
+                    index.commit()
+                    ledger.append(
+                        session,
+                        actor=actor,
+                        action=ledger.actions.INDEXING,
+                        details={"reindex": True, "items": indexed, "engine": vault.settings.index},
+                    )
             except BaseException:
                 index.rollback()
                 raise
-    with vault.sessions.begin() as session:
-        ledger.append(
-            session,
-            actor=actor,
-            action=ledger.actions.INDEXING,
-            details={"reindex": True, "items": indexed, "engine": vault.settings.index},
-        )
     return indexed
 
 

@@ -85,6 +85,9 @@ def shred(vault: Vault, principal: Principal, item_id: str) -> ShredResult:
         # so the old epoch's key, deleted below, opens nothing any database copy still holds.
         item_keys.move_to(vault, session, epoch)
     item_keys.forget_retired(vault)
+    # Its words and digests leave the index, and the vocabulary's old rows the database, before
+    # the freed pages are purged.
+    after_shredding(vault, item_id)
     purged = purge_freed_pages(vault.engine)
     if not purged:
         log.warning("shredded item's freed pages are still in the write-ahead log")
@@ -102,7 +105,6 @@ def shred(vault: Vault, principal: Principal, item_id: str) -> ShredResult:
             log.warning("shredded item's object not deleted: %s", type(exc).__name__)
             locked.append(name)
     keys.forget_identities()  # no parsed copy of the destroyed key stays in this process
-    after_shredding(vault, item_id)  # its words and digests leave the index
     return ShredResult(
         item_id, tuple(deleted), tuple(locked), tuple(objects), tuple(fields), purged
     )

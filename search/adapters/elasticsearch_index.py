@@ -257,7 +257,7 @@ class ElasticsearchIndex:
         query = check_query(query)
         if not query.parts:
             return Results.empty(query)
-        body = compile_plan(self._core.planner.plan(query))
+        body = compile_plan(self._core.plan(query))
         kwargs: dict[str, Any] = {
             "index": self._name,
             "query": body,

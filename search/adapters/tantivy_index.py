@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -79,6 +80,7 @@ class TantivyIndex:
         writer_heap: int = 64_000_000,
         writer_threads: int = 1,
         rebuild: bool = False,
+        lock_timeout: float = 60.0,
     ) -> None:
         self._core = Core(key, vocabulary, rebuild=rebuild)
         self._path = Path(path)
@@ -88,6 +90,7 @@ class TantivyIndex:
         self._index = tantivy.Index(self._schema, path=str(self._path), reuse=True)
         self._writer_heap = writer_heap
         self._writer_threads = writer_threads
+        self._lock_timeout = lock_timeout
         self._writer: tantivy.IndexWriter | None = None
         self._lock = threading.Lock()
         self._uncommitted = False
@@ -125,14 +128,27 @@ class TantivyIndex:
         tmp.replace(meta_path)
 
     def _write(self) -> tantivy.IndexWriter:
+        # The directory's writer lock is taken for one batch of changes and let go at its
+        # commit or rollback, so several processes on one host (a server and its workers) can
+        # all index: each waits its turn, up to `lock_timeout` seconds.
         if self._writer is None:
-            try:
-                self._writer = self._index.writer(self._writer_heap, self._writer_threads)
-            except ValueError as exc:  # e.g. another process holds the directory's writer lock
-                raise IndexBackendError(
-                    f"cannot write to the index at {self._path}: {exc}"
-                ) from exc
+            deadline = time.monotonic() + self._lock_timeout
+            while True:
+                try:
+                    self._writer = self._index.writer(self._writer_heap, self._writer_threads)
+                    break
+                except ValueError as exc:  # another process holds the writer lock
+                    if "LockBusy" not in str(exc) or time.monotonic() > deadline:
+                        raise IndexBackendError(
+                            f"cannot write to the index at {self._path}: {exc}"
+                        ) from exc
+                    time.sleep(0.02)
         return self._writer
+
+    def _release(self) -> None:
+        if self._writer is not None:
+            self._writer.wait_merging_threads()  # and lets go of the directory's lock
+            self._writer = None
 
     def index(self, docs: Iterable[IndexDocument]) -> int:
         """Add or replace `docs`; visible after `commit`. Raises `ValueError` on a naive date
@@ -176,6 +192,7 @@ class TantivyIndex:
             self._core.save_vocabulary()
             if self._writer is not None:
                 self._writer.commit()
+                self._release()
             self._uncommitted = False
             self._index.reload()
 
@@ -184,6 +201,7 @@ class TantivyIndex:
         with self._lock:
             if self._writer is not None:
                 self._writer.rollback()
+                self._release()
             self._uncommitted = False
 
     def clear(self) -> None:
@@ -193,6 +211,7 @@ class TantivyIndex:
             writer.delete_all_documents()
             self._core.clear_vocabulary()
             writer.commit()
+            self._release()
             self._uncommitted = False
             self._index.reload()
 
@@ -224,9 +243,7 @@ class TantivyIndex:
     def close(self) -> None:
         """Release the writer (and its lock on the directory) and the facet thread."""
         with self._lock:
-            if self._writer is not None:
-                self._writer.wait_merging_threads()
-                self._writer = None
+            self._release()
             if self._facet_pool is not None:
                 self._facet_pool.shutdown(wait=True)
                 self._facet_pool = None
@@ -242,7 +259,7 @@ class TantivyIndex:
         query = check_query(query)
         if not query.parts:
             return Results.empty(query)
-        compiled = self._compile(self._core.planner.plan(query))
+        compiled = self._compile(self._core.plan(query))
         # Reload (~12 us) so commits by another process (a reindex) are seen at once.
         self._index.reload()
         searcher = self._index.searcher()

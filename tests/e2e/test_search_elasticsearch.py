@@ -35,8 +35,8 @@ def es_url() -> str:
 
 @pytest.fixture
 def vault(tmp_path: Path, es_url: str) -> Iterator[Vault]:
-    from search import SealedVocabularyFile
     from search.adapters.elasticsearch_index import ElasticsearchIndex
+    from vault.vocabulary import DatabaseVocabulary
 
     settings = load_settings(tmp_path / "vault", index="elasticsearch", es_url=es_url)
     made = create_vault(settings, PASSPHRASE, "admin", kdf=FAST_KDF)
@@ -46,7 +46,7 @@ def vault(tmp_path: Path, es_url: str) -> Iterator[Vault]:
         made.index = ElasticsearchIndex(
             es_url,
             made.keyring.secret(INDEX_KEY),
-            SealedVocabularyFile(tmp_path / "vocabulary.age", identity),
+            DatabaseVocabulary(made.sessions, identity),
             index_name=name,
         )
     except Exception as exc:

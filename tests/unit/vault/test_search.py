@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import shutil
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, select, update
 
 import keys
 from policies import Principal
-from search import SealedVocabularyFile, SearchError
+from search import SearchError
+from search.vocabulary import Vocabulary, pack
 from vault import ledger
 from vault.cases import create_case, grant
 from vault.compose import METADATA_IDENTITY, Vault
 from vault.db import Item, ItemKey
+from vault.db.search_tables import VocabularyChange
 from vault.errors import BadField, NotFound
 from vault.indexing import (
     INDEX_KEY,
@@ -251,9 +255,6 @@ def test_an_index_of_the_older_format_is_refused_until_reindexed(
     directory = index_directory(vault.settings)
     meta = directory / "tantivy" / "tvault-index.json"
     meta.write_text(meta.read_text("utf-8").replace('"format": 3', '"format": 1'), "utf-8")
-    identity = vault.keyring.secret(VOCABULARY_IDENTITY).decode("ascii")
-    older = b"tvault-vocabulary-v1\n" + zlib.compress(b"quispe\tquisp")
-    SealedVocabularyFile(directory / "vocabulary.age", identity).save(older)
     with caplog.at_level(logging.ERROR), pytest.raises(SearchError, match="tvault reindex"):
         ask(vault, "lena", "detencion")
     assert "tvault reindex" in caplog.text and "detencion" not in caplog.text
@@ -293,6 +294,58 @@ def test_titles_notes_and_tags_are_searched_and_a_media_item_is_found_by_its_tit
     assert after.total == 2
 
 
+def _older_vault(vault: Vault, vocabulary: bytes) -> Path:
+    """Make `vault` look made before the shared vocabulary: no rows, a sealed file instead."""
+    index_of(vault).close()
+    vault.index = None
+    with vault.sessions.begin() as session:
+        session.execute(delete(VocabularyChange))
+    identity = vault.keyring.secret(VOCABULARY_IDENTITY).decode("ascii")
+    path = index_directory(vault.settings) / "vocabulary.age"
+    with open(path, "wb") as out:
+        keys.seal(io.BytesIO(vocabulary), out, [keys.recipient_of(identity)])
+    return path
+
+
+def test_an_older_vaults_vocabulary_file_moves_into_the_database(
+    vault: Vault, world: dict[str, str]
+) -> None:
+    words = Vocabulary()
+    words.add("quispe", "quisp")
+    path = _older_vault(vault, pack(words, words))
+    index = index_of(vault)
+    assert not path.exists()
+    core = index._core  # type: ignore[attr-defined]
+    assert core.vocabulary.prefix("quis", 10) == {"quisp"}
+    with vault.sessions() as session:
+        rows = session.scalars(select(VocabularyChange)).all()
+    assert [row.snapshot for row in rows] == [True] and b"quisp" not in rows[0].sealed
+
+
+def test_an_older_vocabulary_file_of_format_1_asks_for_a_reindex(
+    vault: Vault, world: dict[str, str]
+) -> None:
+    before = _snapshot(vault, "lena")
+    _older_vault(vault, b"tvault-vocabulary-v1\n" + zlib.compress(b"quispe\tquisp"))
+    with pytest.raises(SearchError, match="tvault reindex"):
+        index_of(vault)
+    assert reindex(vault) == 3
+    assert _snapshot(vault, "lena") == before
+
+
+def test_the_vocabulary_is_kept_sealed_in_the_database_only(
+    vault: Vault, world: dict[str, str]
+) -> None:
+    index_of(vault).close()
+    assert not list(vault.settings.home.rglob("*vocabulary*"))  # no local vocabulary file
+    with vault.sessions() as session:
+        rows = session.scalars(select(VocabularyChange)).all()
+    assert rows
+    for row in rows:
+        for word in (SECRET_NAME, "mamani", "policia", "detencion", "tortur"):
+            assert word.encode() not in row.sealed
+
+
 def test_the_index_directory_holds_no_readable_text(vault: Vault, world: dict[str, str]) -> None:
     index_of(vault).close()
     for path in index_directory(vault.settings).rglob("*"):
@@ -318,7 +371,7 @@ def test_index_secrets_are_made_once(tmp_path: object) -> None:
 def test_elasticsearch_needs_its_url(vault: Vault) -> None:
     settings = vault.settings.model_copy(update={"index": "elasticsearch", "es_url": None})
     with pytest.raises(ValueError, match="TVAULT_ES_URL"):
-        make_index(settings, vault.keyring)
+        make_index(settings, vault.keyring, vault.sessions)
 
 
 def test_consent_change_and_shredding_reach_the_index(vault: Vault, world: dict[str, str]) -> None:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_vocabulary"
-down_revision = "0010_item_kek"
+down_revision = "0011_exports"
 branch_labels = None
 depends_on = None
 

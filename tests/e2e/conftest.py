@@ -15,6 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
+from vault.compose import Vault
+
 PASSPHRASE = "e2e passphrase, not a real one"
 TVAULT = [sys.executable, "-m", "vault.cli"]
 
@@ -92,6 +94,23 @@ def start_server(home: Path, **settings: str) -> Server:
     return serve(home, env)
 
 
+def provision(home: Path, **settings: str) -> tuple[dict[str, str], Vault]:
+    """Create a vault in `home` from this process, with the fast key derivation of the unit
+    tests (every process that opens it later derives quickly too): custodian `admin`, therapist
+    `tina`. Return the environment to serve it with and the vault, open (close it)."""
+    from tests.unit.vault.conftest import FAST_KDF
+    from vault.accounts import add_user
+    from vault.provision import create_vault
+    from vault.settings import load_settings
+
+    env = base_env(home, **settings)
+    overrides = {name[7:].lower(): value for name, value in settings.items()}
+    vault = create_vault(load_settings(home, **overrides), PASSPHRASE, "admin", kdf=FAST_KDF)
+    with vault.sessions.begin() as session:
+        add_user(session, "tina", "therapist", vault.clock())
+    return env, vault
+
+
 def serve(home: Path, env: dict[str, str], name: str = "server") -> Server:
     """Start `tvault serve` on the existing vault in `home` (one more process); wait for it."""
     port = free_port()
@@ -112,6 +131,31 @@ def serve(home: Path, env: dict[str, str], name: str = "server") -> Server:
             time.sleep(0.1)
     server.stop()
     raise AssertionError("server did not start: " + log.read_text(errors="replace"))
+
+
+def start_worker(home: Path, env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
+    """Start `tvault worker` on the vault in `home`; wait until it polls for jobs."""
+    log = home.parent / f"{home.name}-{name}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([*TVAULT, "worker"], env=env, stdout=out, stderr=out)
+    deadline = time.monotonic() + 120
+    while " started: " not in log.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_process(process)
+            raise AssertionError("worker did not start: " + log.read_text(errors="replace"))
+        time.sleep(0.1)
+    return process
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> int:
+    """Stop `process` (SIGTERM, then SIGKILL after 30 s); return its exit code."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            return process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return process.wait()
 
 
 @pytest.fixture(scope="module")

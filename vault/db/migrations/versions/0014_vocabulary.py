@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_vocabulary"
-down_revision = "0011_exports"
+down_revision = "0012_web_auth"
 branch_labels = None
 depends_on = None
 

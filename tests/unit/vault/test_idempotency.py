@@ -245,3 +245,26 @@ def test_a_long_deposit_keeps_its_key_by_renewing_the_lease(
         assert refused.status_code == 409
     finally:
         held.release()
+
+
+def test_an_item_the_depositor_may_not_see_is_never_named_nor_refused_for(
+    vault: Vault, tina: TestClient
+) -> None:
+    case = _case(tina)
+    legal_only = to_headers({"kind": "testimony", "consent": "legal", "title": "Solo legal"})
+    hidden = tina.post(f"/v1/cases/{case}/items", content=BYTES, headers=legal_only)
+    assert hidden.status_code == 201
+    admin_token = token_for(vault, "admin", "custodian")
+    granted = tina.post(
+        f"/v1/cases/{case}/grants",
+        json={"user": "theo", "role": "therapist"},
+        headers={"Authorization": f"Bearer {admin_token}"},
+    )
+    assert granted.status_code == 204, granted.text
+    with _client(vault, "theo") as theo:
+        # Theo may not see a legal-only item of tina's: the answer tells him nothing of it.
+        mine = _deposit(theo, case, BYTES, **{"Tvault-Duplicates": "refuse"})
+        assert mine.status_code == 201, mine.text
+        assert mine.json()["duplicate_of"] is None
+    # Tina sees both; the earliest is named.
+    assert _deposit(tina, case, BYTES).json()["duplicate_of"] == hidden.json()["id"]

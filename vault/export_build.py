@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 BUILDER = "vault (export builder)"  # the ledger actor of build steps: no credential does them
 MAX_ATTEMPTS = 3
 _EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,8}")
+_ID_BATCH = 500
 
 
 class LeaseLost(Exception):
@@ -217,17 +218,22 @@ def _custody(
     """The ledger entries of `ids` under `signed`, with proofs; and a consistency proof from
     this commission's previous export (the newest it downloaded) when there is one."""
     with vault.sessions() as session:
-        found = session.execute(
-            select(LedgerRow.seq, LedgerRow.item_id)
-            .where(LedgerRow.item_id.in_(list(ids)), LedgerRow.seq < signed.size)
-            .order_by(LedgerRow.seq)
-        ).all()
+        found = sorted(
+            (int(seq), str(item_id))
+            for start in range(0, len(ids), _ID_BATCH)  # bound the query's parameters
+            for seq, item_id in session.execute(
+                select(LedgerRow.seq, LedgerRow.item_id).where(
+                    LedgerRow.item_id.in_(list(ids[start : start + _ID_BATCH])),
+                    LedgerRow.seq < signed.size,
+                )
+            )
+        )
         seqs: dict[str, list[int]] = {}
         for seq, item_id in found:
-            seqs.setdefault(str(item_id), []).append(int(seq))
+            seqs.setdefault(item_id, []).append(seq)
         # Every entry about an exported item (its ingestion first: verify-export binds each
         # file's digest to it), each proven against the one checkpoint.
-        proofs = list(ledger.inclusions(session, [int(seq) for seq, _ in found], signed.size))
+        proofs = list(ledger.inclusions(session, [seq for seq, _ in found], signed.size))
         earlier = session.scalar(
             select(Export.checkpoint_size)
             .where(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import NoReturn, Protocol
 
 from sqlalchemy import select
@@ -12,10 +11,10 @@ from policies import Allow, Principal, Resource, actions, decide, kinds
 from vault import ledger
 from vault.db import Case, Item
 from vault.errors import Forbidden, NotFound
+from vault.ids import ID_SHAPE
 
-# What `vault.ids.new_id` makes: an id of any other shape names no item or case, so it is not
-# looked up.
-ID_SHAPE = re.compile(r"[a-z2-7]{26}")
+# ID_SHAPE is what `vault.ids.new_id` makes: an id of any other shape names no item or case, so
+# it is not looked up.
 NO_SUCH_ITEM = "no such item"
 NO_SUCH_CASE = "no such case"
 _DECIDING = select(Item.id, Item.case_id, Item.depositor, Item.consent)

@@ -19,11 +19,11 @@ from vault.access import authorize, authorize_item, item_resource
 from vault.approvals import ApprovalRecord, Kind
 from vault.compose import Vault
 from vault.db import ItemKey
+from vault.domain import LIFT_HOLD as LIFT_HOLD  # re-exported: the kinds live in domain
+from vault.domain import RETIRE_KEYS as RETIRE_KEYS
+from vault.domain import SHRED as SHRED
 from vault.errors import BadField, Conflict
 
-SHRED: Final = "shred"
-LIFT_HOLD: Final = "lift_hold"
-RETIRE_KEYS: Final = "retire_keys"
 MASTER_KEY: Final = "master-key"  # the subject of a key retirement
 
 SHRED_REASONS: Final = ("consent_withdrawn", "court_order", "duplicate", "other")

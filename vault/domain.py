@@ -17,4 +17,9 @@ CONSENT_SCOPES: Final = (
     "research",
 )
 
+# The kinds of request the two-person rule decides (vault.approval_kinds runs them).
+SHRED: Final = "shred"
+LIFT_HOLD: Final = "lift_hold"
+RETIRE_KEYS: Final = "retire_keys"
+
 ROLES: Final = ("custodian", "therapist", "lawyer", "advocate", "commission", "auditor")

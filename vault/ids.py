@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import base64
+import re
 import secrets
+
+# What new_id makes: every id a URL or a command takes is checked against it before use.
+ID_SHAPE = re.compile(r"[a-z2-7]{26}")
 
 
 def new_id() -> str:

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+import sys
 
-import typer
+# httpx imports its own command line (click, pygments, rich: a third of tvault's start-up) when
+# it is imported; the vault never runs it. None in sys.modules makes that import fail at once,
+# and httpx falls back to a stub `main` (httpx/__init__.py catches the ImportError).
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
-from vault.cli import (
+import typer  # noqa: E402 (after the line above)
+
+from vault.cli import (  # noqa: E402
     admin,
     approvals,
     cases,
@@ -23,7 +29,7 @@ from vault.cli import (
     verify,
     verify_export,
 )
-from vault.cli.common import Commands
+from vault.cli.common import Commands  # noqa: E402
 
 app = typer.Typer(
     name="tvault",
@@ -31,6 +37,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: see vault.cli.common.group
     cls=Commands,
 )
 # One module per command group; the order here is the order `tvault --help` lists them.

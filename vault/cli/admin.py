@@ -18,8 +18,6 @@ from vault.cli.common import (
     passphrase,
     settings_for,
 )
-from vault.errors import VaultError
-from vault.provision import create_vault
 
 
 def init(
@@ -30,6 +28,9 @@ def init(
     ] = False,
 ) -> None:
     """Create a vault (passphrase from TVAULT_PASSPHRASE or a prompt) and a first custodian."""
+    from vault.errors import VaultError
+    from vault.provision import create_vault
+
     settings = settings_for(vault_dir)
     try:
         vault = create_vault(settings, passphrase(settings, confirm=True, dev=dev), admin)

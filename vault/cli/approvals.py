@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 import typer
 
-from vault.approval_kinds import RETIRE_KEYS, SHRED
 from vault.cli.common import (
     DEFAULT_URL,
     JsonOption,
@@ -22,9 +21,11 @@ from vault.cli.common import (
     call,
     confirm,
     emit,
+    group,
 )
+from vault.domain import RETIRE_KEYS, SHRED
 
-app = typer.Typer(help="Two-person rule: approve or deny requests (custodians).")
+app = group("Two-person rule: approve or deny requests (custodians).", no_args_is_help=False)
 
 
 def describe(row: dict[str, Any]) -> str:

@@ -16,9 +16,10 @@ from vault.cli.common import (
     api_client,
     call,
     emit,
+    group,
 )
 
-app = typer.Typer(help="Cases.", no_args_is_help=True)
+app = group("Cases.")
 
 
 @app.command("create")

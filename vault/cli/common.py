@@ -5,25 +5,26 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import ssl
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, Protocol
 
-import httpx
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from typer.core import TyperGroup
 
 from ingest.languages import canonical_language
-from vault.access import ID_SHAPE
-from vault.settings import Settings, load_settings
+from vault.ids import ID_SHAPE
 
 if TYPE_CHECKING:
+    import httpx
+
     from vault.compose import Vault
+    from vault.settings import Settings
 
 # DESIGN.md "Public interface": 0 success, 1 a failure the command found, 2 a usage error.
 FAILURE = 1
@@ -44,7 +45,8 @@ TokenOption = Annotated[
     str | None, typer.Option("--token", envvar="TVAULT_TOKEN", help="Bearer token.")
 ]
 CHUNK = 1024 * 1024
-TIMEOUT = httpx.Timeout(30.0, read=600.0)
+TIMEOUT_SECONDS = 30.0
+READ_TIMEOUT_SECONDS = 600.0  # a large download may pause while the server reads the store
 
 
 def _id(kind: str) -> Any:
@@ -70,6 +72,16 @@ CaseArgument = Annotated[
 CaseOption = Annotated[str, typer.Option("--case", help="Case id.", callback=check_case_id)]
 
 
+def group(help: str, *, no_args_is_help: bool = True, **options: Any) -> typer.Typer:
+    """Return a command group (`tvault NAME ...`) with the house defaults.
+
+    Its help is plain text, as click prints it: rich's help panels import rich and markdown-it,
+    which doubled the start-up of `tvault --help` (bench/startup.py), and plain text reads the
+    same on a screen reader, in a pipe and on a terminal.
+    """
+    return typer.Typer(help=help, no_args_is_help=no_args_is_help, rich_markup_mode=None, **options)
+
+
 class Commands(TyperGroup):
     """The `tvault` group: a file-system error a user caused is one line and exit 1."""
 
@@ -91,6 +103,9 @@ def fail(message: str, code: int = FAILURE) -> NoReturn:
 
 def settings_for(home: Path | None) -> Settings:
     """Load the settings of the vault in `home`; a malformed setting is a usage error."""
+    # Here, not above: client commands never read the vault's settings (start-up time).
+    from vault.settings import load_settings
+
     try:
         return load_settings(home)
     except ValueError as exc:
@@ -126,8 +141,8 @@ def emit(data: Any, as_json: bool, text: str) -> None:
     typer.echo(json.dumps(data, indent=2, default=str) if as_json else text)
 
 
-def _terminal() -> bool:
-    # Its own function so tests can stand in for a person at a terminal.
+def terminal() -> bool:
+    """Say whether a person may be asked: stdin is a terminal (tests stand in for one)."""
     return sys.stdin.isatty()
 
 
@@ -140,7 +155,7 @@ def confirm(subject: str, what_is_lost: str, yes: bool) -> None:
     """
     if yes:
         return
-    if not _terminal():
+    if not terminal():
         fail(f"{what_is_lost}; this cannot be undone: pass --yes to confirm", USAGE)
     typer.echo(f"{what_is_lost}. This cannot be undone.", err=True)
     answer: str = typer.prompt(f"Type {subject} to confirm", default="", show_default=False)
@@ -159,7 +174,22 @@ YesOption = Annotated[
 def connect(url: str, token: str) -> httpx.Client:
     """Return an HTTP client for the API at `url` that sends `token` (the transport seam; the
     tests bind it to an in-process app)."""
-    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
+    # Imported here: `tvault --help` and the admin commands never load httpx (start-up time).
+    import httpx
+
+    timeout = httpx.Timeout(TIMEOUT_SECONDS, read=READ_TIMEOUT_SECONDS)
+    # A plain-http address needs no certificate store, and loading one was a fifth of a client
+    # command's start-up. This context trusts no certificate, so should TLS be asked for all
+    # the same (a proxy), it fails closed; an https address gets the usual verification.
+    verify: ssl.SSLContext | bool = (
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT) if url.startswith("http://") else True
+    )
+    return httpx.Client(
+        base_url=url,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=timeout,
+        verify=verify,
+    )
 
 
 def api_client(url: str, token: str | None) -> httpx.Client:
@@ -186,6 +216,8 @@ def refused(response: httpx.Response) -> NoReturn:
 def call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
     """Send one request; return its JSON body (None when empty). Exits 1 with one line when the
     vault cannot be reached or answers with an error."""
+    import httpx
+
     try:
         response = client.request(method, path, **kwargs)
     except httpx.HTTPError as exc:
@@ -239,6 +271,8 @@ def send_deposit(
     up to `RETRIES` times with a growing pause, each said on stderr. Raises
     `httpx.TransportError` when the last attempt could not connect either.
     """
+    import httpx
+
     delay = BACKOFF_S
     for attempt in range(1, RETRIES + 2):
         arguments = request()
@@ -270,6 +304,61 @@ def checked_language(language: str | None) -> str | None:
     if canonical is None:
         fail("--language: not a known BCP 47 tag (such as es, quc, es-419, sr-Latn)", USAGE)
     return canonical
+
+
+class Ticker(Protocol):
+    """What a command tells its progress bar: a task and how far it got."""
+
+    def add_task(self, description: str, *, total: float | None, completed: int = 0) -> Any:
+        """Start a task of `total` steps, `completed` of them done; return its id."""
+
+    def advance(self, task_id: Any, advance: float) -> None:
+        """Move the task `task_id` on by `advance` steps."""
+
+
+class _Silent:
+    def add_task(self, description: str, *, total: float | None, completed: int = 0) -> Any:
+        return 0
+
+    def advance(self, task_id: Any, advance: float) -> None:
+        return None
+
+
+@contextmanager
+def progress(unit: Literal["bytes", "files"]) -> Iterator[Ticker]:
+    """Show a transient progress bar counting `unit` on stderr, only on a terminal.
+
+    stdout carries the result alone, so `ITEM=$(tvault deposit ...)` gets the id and nothing
+    else. Off a terminal, rich is not even imported (start-up time, bench/startup.py).
+    """
+    if not sys.stderr.isatty():
+        yield _Silent()
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        TimeElapsedColumn,
+        TransferSpeedColumn,
+    )
+
+    console = Console(stderr=True)
+    columns = (
+        (DownloadColumn(), TransferSpeedColumn())
+        if unit == "bytes"
+        else (MofNCompleteColumn(), TimeElapsedColumn())
+    )
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        *columns,
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as bar:
+        yield bar
 
 
 # --- admin commands: the vault where it lives -------------------------------------------------
@@ -305,21 +394,6 @@ def open_local(home: Path | None, *, checked: bool = False) -> Vault:
     settings = settings_for(home)
     return open_local_with(
         settings, passphrase(settings, confirm=False, dev=False), checked=checked
-    )
-
-
-def progress_bar() -> Progress:
-    """Return a transfer progress bar on stderr, shown only on a terminal: stdout carries the
-    result alone (ITEM=$(tvault deposit ...) gets the id and nothing else)."""
-    console = Console(stderr=True)
-    return Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
     )
 
 

@@ -12,12 +12,10 @@ from __future__ import annotations
 import os
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
 
-from vault.access import ID_SHAPE
 from vault.cli.common import (
     CHUNK,
     DEFAULT_URL,
@@ -30,14 +28,19 @@ from vault.cli.common import (
     check_case_id,
     emit,
     fail,
-    progress_bar,
+    group,
+    progress,
     refused,
     repr_digest,
     scopes,
     sha256_of,
 )
+from vault.ids import ID_SHAPE
 
-app = typer.Typer(help="Exports to truth commissions.", no_args_is_help=True)
+if TYPE_CHECKING:
+    import httpx
+
+app = group("Exports to truth commissions.")
 
 
 def _check_export_id(value: str) -> str:
@@ -233,6 +236,8 @@ def export_download(
 
 
 def _fetch(client: httpx.Client, export: str, part: Path) -> str:
+    import httpx
+
     have = part.stat().st_size if part.exists() else 0
     headers = {"Range": f"bytes={have}-"} if have else {}
     try:
@@ -248,11 +253,11 @@ def _fetch(client: httpx.Client, export: str, part: Path) -> str:
             expected = repr_digest(response.headers.get("repr-digest", ""))
             resumed = response.status_code == 206
             total = int(response.headers.get("content-length", 0)) + (have if resumed else 0)
-            with part.open("ab" if resumed else "wb") as out, progress_bar() as progress:
-                task = progress.add_task("export", total=total, completed=have if resumed else 0)
+            with part.open("ab" if resumed else "wb") as out, progress("bytes") as bar:
+                task = bar.add_task("export", total=total, completed=have if resumed else 0)
                 for chunk in response.iter_bytes(CHUNK):
                     out.write(chunk)
-                    progress.advance(task, len(chunk))
+                    bar.advance(task, len(chunk))
                 out.flush()
                 os.fsync(out.fileno())
     except httpx.HTTPError as exc:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from vault.cli import signing
 from vault.cli.common import (
@@ -23,6 +18,7 @@ from vault.cli.common import (
     CaseOption,
     ItemArgument,
     JsonOption,
+    Ticker,
     TokenOption,
     UrlOption,
     api_client,
@@ -31,33 +27,24 @@ from vault.cli.common import (
     emit,
     fail,
     idempotency_key,
+    progress,
     refused,
+    repr_digest,
     scopes,
     send_deposit,
+    sha256_of,
 )
 from vault.headers import to_headers
 
-
-def _progress() -> Progress:
-    # On stderr, and only on a terminal: stdout carries the result alone, so
-    # ITEM=$(tvault deposit ...) gets the id and nothing else.
-    console = Console(stderr=True)
-    return Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    )
+if TYPE_CHECKING:
+    import httpx
 
 
-def _chunks(path: Path, progress: Progress) -> Iterator[bytes]:
-    task = progress.add_task("deposit", total=path.stat().st_size)
+def _chunks(path: Path, bar: Ticker) -> Iterator[bytes]:
+    task = bar.add_task("deposit", total=path.stat().st_size)
     with path.open("rb") as source:
         while chunk := source.read(CHUNK):
-            progress.advance(task, len(chunk))
+            bar.advance(task, len(chunk))
             yield chunk
 
 
@@ -114,7 +101,7 @@ def deposit(
     sealed = {"title": title or file.name, "filename": file.name}
     size = file.stat().st_size
     headers = {"Content-Length": str(size)}
-    with api_client(url, token) as client, _progress() as progress:
+    with api_client(url, token) as client, progress("bytes") as bar:
         if sign_key is not None:
             # One pass for the statement's SHA-256 and size, then the upload (docs/signatures.md).
             sha256, size = signing.digest_of(file)
@@ -134,13 +121,15 @@ def deposit(
         def request() -> dict[str, Any]:
             if notes is None:
                 raw = headers | {"Content-Type": "application/octet-stream"}
-                return {"content": _chunks(file, progress), "headers": raw | to_headers(fields)}
+                return {"content": _chunks(file, bar), "headers": raw | to_headers(fields)}
             # Notes may be long (20,000 characters): a form field of a multipart body rather
             # than a header that proxies and the server's header limit would refuse.
             form = {k: v for k, v in {**fields, "notes": notes}.items() if v is not None}
-            upload = (file.name, _Counted(file, progress), "application/octet-stream")
+            upload = (file.name, _Counted(file, bar), "application/octet-stream")
             signed = {k: v for k, v in headers.items() if k != "Content-Length"}
             return {"data": form, "files": {"file": upload}, "headers": signed}
+
+        import httpx
 
         try:
             response = send_deposit(client, case, request, idempotency_key())
@@ -161,14 +150,14 @@ def deposit(
 class _Counted:
     """A file read for a multipart body, advancing the progress bar as it goes."""
 
-    def __init__(self, path: Path, progress: Progress) -> None:
+    def __init__(self, path: Path, bar: Ticker) -> None:
         self._file = path.open("rb")
-        self._progress = progress
-        self._task = progress.add_task("deposit", total=path.stat().st_size)
+        self._bar = bar
+        self._task = bar.add_task("deposit", total=path.stat().st_size)
 
     def read(self, size: int = -1) -> bytes:
         chunk = self._file.read(size)
-        self._progress.advance(self._task, len(chunk))
+        self._bar.advance(self._task, len(chunk))
         if not chunk:
             self._file.close()
         return chunk
@@ -223,13 +212,13 @@ def get(
         fail(f"-o: no directory {target.parent}", USAGE)
     if target.exists() and not force:
         fail(f"-o: {target} exists; pass --force to replace it", USAGE)
-    with api_client(url, token) as client, _progress() as progress:
+    with api_client(url, token) as client, progress("bytes") as bar:
         # Written beside the target and renamed only once the digest matches, so FILE is either
         # the verified original or absent.
         fd, temp = tempfile.mkstemp(prefix=".tvault-", dir=target.parent)
         try:
-            expected = _download(client, item, fd, progress)
-            actual = _sha256(Path(temp))
+            expected = _download(client, item, fd, bar)
+            actual = sha256_of(Path(temp))
             if actual != expected:
                 fail(f"SHA-256 mismatch: expected {expected}, got {actual}; nothing written")
             os.replace(temp, target)
@@ -239,7 +228,9 @@ def get(
     typer.echo(f"{target}  sha256:{expected}")
 
 
-def _download(client: httpx.Client, item: str, fd: int, progress: Progress) -> str:
+def _download(client: httpx.Client, item: str, fd: int, bar: Ticker) -> str:
+    import httpx
+
     try:
         with (
             client.stream("GET", f"/v1/items/{item}/content") as response,
@@ -248,30 +239,13 @@ def _download(client: httpx.Client, item: str, fd: int, progress: Progress) -> s
             if response.is_error:
                 response.read()
                 refused(response)
-            expected = _digest_header(response.headers.get("repr-digest", ""))
-            task = progress.add_task("get", total=int(response.headers.get("content-length", 0)))
+            expected = repr_digest(response.headers.get("repr-digest", ""))
+            task = bar.add_task("get", total=int(response.headers.get("content-length", 0)))
             for chunk in response.iter_bytes(CHUNK):
                 out.write(chunk)
-                progress.advance(task, len(chunk))
+                bar.advance(task, len(chunk))
             out.flush()
             os.fsync(out.fileno())
     except httpx.HTTPError as exc:
         fail(f"download failed: {exc}")
     return expected
-
-
-def _digest_header(value: str) -> str:
-    # RFC 9530 Repr-Digest: sha-256=:<base64>:
-    for member in value.split(","):
-        name, _, raw = member.strip().partition("=")
-        if name == "sha-256" and raw.startswith(":") and raw.endswith(":"):
-            return base64.b64decode(raw[1:-1]).hex()
-    fail("the server sent no SHA-256 (Repr-Digest)")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        while chunk := source.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -9,12 +9,9 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from vault.cli.common import (
     CHUNK,
@@ -34,11 +31,15 @@ from vault.cli.common import (
     idempotency_key,
     open_local,
     problem,
+    progress,
     scopes,
     send_deposit,
 )
 from vault.cli.resume import Record
 from vault.headers import to_headers
+
+if TYPE_CHECKING:
+    import httpx
 
 
 def worker(
@@ -161,6 +162,8 @@ def _deposit(
     """Deposit one file under the idempotency `key`; return the vault's answer: the item
     (`id`, `duplicate_of`), or `{"duplicate_of": ID}` when the vault refused it as a duplicate
     (`params` asked for that). Raises `RuntimeError` with the reason."""
+    import httpx
+
     size = path.stat().st_size
     # Metadata in Tvault-* headers, never the query string (proxies log URLs; vault.headers).
     fields = {**params, "title": path.name, "filename": path.name}
@@ -230,21 +233,12 @@ def ingest(
     skipped: list[dict[str, str]] = []
     failed: list[dict[str, str]] = []
     earlier = 0
-    console = Console(stderr=True)
-    progress = Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
     seen: dict[str, int] = {}
-    with api_client(url, token) as client, progress:
-        task = progress.add_task("ingest", total=len(files))
+    with api_client(url, token) as client, progress("files") as bar:
+        task = bar.add_task("ingest", total=len(files))
         for path in files:
             name = str(path.relative_to(directory))
-            progress.advance(task)
+            bar.advance(task, 1)
             try:
                 digest, size = _digest(path)
             except OSError as exc:

@@ -14,8 +14,6 @@ from typing import Annotated
 
 import typer
 
-import keys
-from vault import credentials
 from vault.cli.common import (
     DEFAULT_URL,
     USAGE,
@@ -31,14 +29,13 @@ from vault.cli.common import (
     confirm,
     emit,
     fail,
+    group,
     open_local,
     passphrase,
     settings_for,
 )
-from vault.errors import VaultError
-from vault.rotation import rotate
 
-app = typer.Typer(help="Key management.", no_args_is_help=True)
+app = group("Key management.")
 
 
 @app.command("rotate")
@@ -69,6 +66,10 @@ def keys_rotate(
 
     With `--tokens`, rotate the token-signing key instead (safe while servers run).
     """
+    import keys
+    from vault.errors import VaultError
+    from vault.rotation import rotate
+
     if tokens:
         _rotate_tokens(vault_dir, actor, as_json)
         return
@@ -96,6 +97,10 @@ def keys_rotate(
 
 
 def _rotate_tokens(vault_dir: VaultOption, actor: str, as_json: bool) -> None:
+    import keys
+    from vault import credentials
+    from vault.errors import VaultError
+
     vault = open_local(vault_dir)
     try:
         done = credentials.rotate_token_key(vault, actor)
@@ -123,6 +128,8 @@ def keys_split(
     this machine; copies of the keyring file made before this still open with the old shares,
     so replace them.**
     """
+    import keys
+
     if not (2 <= threshold <= shares <= keys.MAX_SHARES):
         fail(f"need 2 <= threshold <= shares <= {keys.MAX_SHARES}", USAGE)
     vault = open_local(vault_dir)
@@ -154,6 +161,8 @@ def keys_recover(
 
     The new passphrase comes from TVAULT_PASSPHRASE or a prompt (asked twice).
     """
+    import keys
+
     settings = settings_for(vault_dir)
     given = list(share or [])
     if not given:
@@ -177,6 +186,8 @@ def keys_generate(
     file: Annotated[Path, typer.Argument(dir_okay=False, help="Private key file to create.")],
 ) -> None:
     """Create a raw Ed25519 signing key: FILE (private, mode 0600) and FILE.pub (to register)."""
+    import keys
+
     public_file = file.with_name(file.name + ".pub")
     private, public = keys.generate_signing_key()
     try:

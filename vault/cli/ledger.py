@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-import keys
 from vault.cli.common import (
     DEFAULT_URL,
     USAGE,
@@ -26,16 +25,13 @@ from vault.cli.common import (
     api_client,
     call,
     fail,
+    group,
 )
-from vault.ledger import note
-from vault.ledger.entry import leaf_hash
-from vault.ledger.errors import LedgerError
-from vault.ledger.tree import verify_consistency, verify_inclusion
 
-app = typer.Typer(
-    help="Custody ledger: signed checkpoints, proofs, the log's public key.",
-    no_args_is_help=True,
-)
+if TYPE_CHECKING:
+    from vault.ledger.note import Checkpoint
+
+app = group("Custody ledger: signed checkpoints, proofs, the log's public key.")
 
 
 def _ask(url: str, token: str | None, method: str, path: str, **params: Any) -> Any:
@@ -45,7 +41,10 @@ def _ask(url: str, token: str | None, method: str, path: str, **params: Any) -> 
         return call(client, method, path, params=query)
 
 
-def _open_checkpoint(signed: str, vkey: str) -> note.Checkpoint:
+def _open_checkpoint(signed: str, vkey: str) -> Checkpoint:
+    import keys
+    from vault.ledger import note
+
     return note.parse_checkpoint(note.open_note(signed, vkey, keys.verify_ed25519))
 
 
@@ -93,6 +92,8 @@ def proof(
     """Fetch and verify an inclusion proof for entry SEQ, or a consistency proof (--old)."""
     if (seq is None) == (old is None):
         fail("give either SEQ (inclusion) or --old SIZE (consistency)", USAGE)
+    from vault.ledger.errors import LedgerError
+
     vkey = trusted_key or _ask(url, token, "GET", "/v1/ledger/key")["verifier_key"]
     try:
         if seq is not None:
@@ -111,6 +112,9 @@ def _hashes(body: dict[str, Any]) -> list[bytes]:
 
 
 def _check_inclusion(body: dict[str, Any], vkey: str, seq: int) -> str:
+    from vault.ledger.entry import leaf_hash
+    from vault.ledger.tree import verify_inclusion
+
     signed = _open_checkpoint(body["checkpoint"], vkey)
     leaf = base64.b64decode(body["leaf_hash"], validate=True)
     text = body["entry"]
@@ -134,6 +138,8 @@ def _check_inclusion(body: dict[str, Any], vkey: str, seq: int) -> str:
 
 
 def _check_consistency(body: dict[str, Any], vkey: str) -> str:
+    from vault.ledger.tree import verify_consistency
+
     first = _open_checkpoint(body["old_checkpoint"], vkey)
     second = _open_checkpoint(body["new_checkpoint"], vkey)
     if first.origin != second.origin or (first.size, second.size) != (

@@ -5,12 +5,9 @@ from __future__ import annotations
 import html
 import os
 import re
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.text import Text
 
 from vault.cli.common import (
     DEFAULT_URL,
@@ -26,6 +23,9 @@ from vault.cli.common import (
     fail,
     open_local,
 )
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 # Helper processes opening sealed texts while this process indexes: one per spare core (on 2
 # cores at light load one helper gave 2,365 vs 1,745 items/s; at load average 8 it was slower,
@@ -71,6 +71,9 @@ def search(
 
 
 def _print(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
     console = Console(highlight=False, soft_wrap=True)
     total, hits = result["total"], result["hits"]
     first = (result["page"] - 1) * result["page_size"] + 1
@@ -100,6 +103,8 @@ def _print(result: dict[str, Any]) -> None:
 
 def snippet_text(snippet: str) -> Text:
     """Return a snippet's HTML as terminal text, the marked words in bold reverse."""
+    from rich.text import Text
+
     out = Text()
     position = 0
     for match in _MARK.finditer(snippet):
@@ -119,6 +124,15 @@ def reindex(
     as_json: JsonOption = False,
 ) -> None:
     """Rebuild the search index from the vault's sealed texts (stop `tvault serve` first)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     from search import SearchError
     from vault.indexing import reindex as rebuild
 

@@ -13,12 +13,10 @@ import shutil
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
 
-import keys
 from vault.cli.common import (
     DEFAULT_URL,
     USAGE,
@@ -31,7 +29,9 @@ from vault.cli.common import (
     emit,
     fail,
 )
-from vault.signatures import SIGNATURE_HEADER, STATEMENT_HEADER, build_statement
+
+if TYPE_CHECKING:
+    import httpx
 
 RAW_PRIVATE = "ed25519-secret:"
 RAW_PUBLIC = "ed25519:"
@@ -73,6 +73,8 @@ def sign_with(key_file: Path, statement: bytes) -> str:
 
     Raises `ValueError` if the key cannot sign.
     """
+    import keys
+
     text = key_file.read_text()
     first = text.strip().splitlines()[0] if text.strip() else ""
     if first.startswith(RAW_PRIVATE):
@@ -115,6 +117,9 @@ def signed_headers(
     size: int,
 ) -> dict[str, str]:
     """Build and sign a deposit statement; return the headers that carry it (base64)."""
+    import keys
+    from vault.signatures import SIGNATURE_HEADER, STATEMENT_HEADER, build_statement
+
     origin = call(client, "GET", "/v1/signatures/origin")["origin"]
     try:
         public = public_key_of(key_file)
@@ -148,6 +153,8 @@ def cosign(
     as_json: JsonOption = False,
 ) -> None:
     """Add your signature to ITEM (co-signing therapist, witness): a signed statement of it."""
+    from vault.signatures import SIGNATURE_HEADER, STATEMENT_HEADER
+
     with api_client(url, token) as client:
         data: dict[str, Any] = call(client, "GET", f"/v1/items/{item}")
         headers = signed_headers(

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from vault import credentials
 from vault.cli.common import (
     DEFAULT_URL,
     USAGE,
@@ -24,9 +23,9 @@ from vault.cli.common import (
     call,
     emit,
     fail,
+    group,
     open_local,
 )
-from vault.errors import BadField, VaultError
 
 
 class _IssueByDefault(TyperGroup):
@@ -39,10 +38,9 @@ class _IssueByDefault(TyperGroup):
         return super().parse_args(ctx, args)
 
 
-app = typer.Typer(
+app = group(
+    "Tokens: `tvault token NAME` issues one (offline); `revoke`, `list` use the API.",
     cls=_IssueByDefault,
-    help="Tokens: `tvault token NAME` issues one (offline); `revoke`, `list` use the API.",
-    no_args_is_help=True,
 )
 
 
@@ -60,6 +58,9 @@ def token_issue(
     vault_dir: VaultOption = None,
 ) -> None:
     """Print a token for the local account NAME (a ledger entry: who, for whom, id, expiry)."""
+    from vault import credentials
+    from vault.errors import BadField, VaultError
+
     vault = open_local(vault_dir)
     try:
         issued = credentials.issue(vault, name, ttl_seconds=ttl)

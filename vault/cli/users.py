@@ -15,8 +15,6 @@ from typing import Annotated, Any
 
 import typer
 
-from vault import passwords
-from vault.accounts import OFFLINE, OFFLINE_ACTOR, add_user, change_role, list_users, set_disabled
 from vault.cli import common
 from vault.cli.common import (
     DEFAULT_URL,
@@ -29,16 +27,13 @@ from vault.cli.common import (
     call,
     emit,
     fail,
+    group,
     open_local,
 )
 from vault.domain import ROLES
-from vault.errors import VaultError
 
-app = typer.Typer(help="Local accounts.", no_args_is_help=True)
-recipients = typer.Typer(
-    help="Recipient keys of commission accounts: what their exports are encrypted to.",
-    no_args_is_help=True,
-)
+app = group("Local accounts.")
+recipients = group("Recipient keys of commission accounts: what their exports are encrypted to.")
 app.add_typer(recipients, name="recipients")
 
 
@@ -50,6 +45,9 @@ def users_add(
     as_json: JsonOption = False,
 ) -> None:
     """Add a local account (a ledger entry, made offline with the passphrase)."""
+    from vault.accounts import add_user
+    from vault.errors import VaultError
+
     if role not in ROLES:
         fail(f"--role must be one of {', '.join(ROLES)}", USAGE)
     vault = open_local(vault_dir)
@@ -66,6 +64,8 @@ def users_add(
 @app.command("list")
 def users_list(vault_dir: VaultOption = None, as_json: JsonOption = False) -> None:
     """List local accounts."""
+    from vault.accounts import list_users
+
     vault = open_local(vault_dir)
     try:
         with vault.sessions() as session:
@@ -80,6 +80,9 @@ def users_list(vault_dir: VaultOption = None, as_json: JsonOption = False) -> No
 
 
 def _account_change(vault_dir: VaultOption, name: str, change: str, value: Any) -> bool:
+    from vault.accounts import OFFLINE_ACTOR, change_role, set_disabled
+    from vault.errors import VaultError
+
     vault = open_local(vault_dir)
     try:
         with vault.sessions.begin() as session:
@@ -122,7 +125,7 @@ def users_role(
 
 def _new_password() -> str:
     # Asked twice on a terminal; one line from stdin otherwise (scripts: `echo ... | tvault ...`).
-    if common._terminal():
+    if common.terminal():
         value: str = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
         return value
     line = sys.stdin.readline()
@@ -137,6 +140,10 @@ def users_passwd(name: str, vault_dir: VaultOption = None) -> None:
 
     Asks twice on a terminal; reads one line from standard input otherwise.
     """
+    from vault import passwords
+    from vault.accounts import OFFLINE, OFFLINE_ACTOR
+    from vault.errors import VaultError
+
     password = _new_password()
     try:
         passwords.check_new_password(password)
@@ -165,6 +172,10 @@ def users_link(
     Earlier unused links of NAME stop working; the link expires after
     TVAULT_PASSWORD_LINK_TTL_SECONDS. A ledger entry, made offline.
     """
+    from vault import passwords
+    from vault.accounts import OFFLINE, OFFLINE_ACTOR
+    from vault.errors import VaultError
+
     vault = open_local(vault_dir)
     try:
         _, secret, expires = passwords.issue_link(vault, name, actor=OFFLINE_ACTOR, via=OFFLINE)

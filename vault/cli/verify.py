@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 from vault.cli.common import FAILURE, JsonOption, VaultOption, emit, open_local
-from vault.verify import Report
-from vault.verify import verify as verify_vault
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+    from vault.verify import Report
 
 
 def verify(
@@ -32,6 +33,11 @@ def verify(
     as_json: JsonOption = False,
 ) -> None:
     """Re-check every object, signed statement, the ledger (chain, MACs, tree) and checkpoint."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from vault.verify import verify as verify_vault
+
     pinned = [path.read_text(encoding="utf-8", errors="replace") for path in trusted or []]
     vault = open_local(vault_dir)
     try:

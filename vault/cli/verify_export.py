@@ -6,13 +6,14 @@ Needs no vault directory and no network (DESIGN.md "Public interface": offline).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from vault.cli.common import FAILURE, USAGE, JsonOption, emit, fail
-from vault.export_verify import Report
-from vault.export_verify import verify_export as check
+
+if TYPE_CHECKING:
+    from vault.export_verify import Report
 
 _MAX_KEY_FILE = 64 * 1024  # an identity or key file is a few hundred bytes
 
@@ -82,6 +83,8 @@ def verify_export(
         if extract.exists() and any(extract.iterdir()):
             fail(f"--extract {extract}: the directory is not empty", USAGE)
         extract.mkdir(parents=True, exist_ok=True)
+    from vault.export_verify import verify_export as check
+
     with file.open("rb") as src:
         try:
             report = check(

@@ -28,7 +28,7 @@ def run(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> Run:
 @pytest.fixture
 def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     # A person at a terminal: the CLI test runner's stdin is never a tty.
-    monkeypatch.setattr(common, "_terminal", lambda: True)
+    monkeypatch.setattr(common, "terminal", lambda: True)
 
 
 def _deposit(run: Run, tmp_path: Path) -> str:

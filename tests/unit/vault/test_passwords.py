@@ -56,7 +56,7 @@ def test_passwd_reads_one_line_from_stdin_and_stores_an_argon2id_hash(vault: Vau
 
 
 def test_passwd_asks_twice_on_a_terminal(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(common, "_terminal", lambda: True)
+    monkeypatch.setattr(common, "terminal", lambda: True)
     done = CliRunner().invoke(
         cli,
         ["users", "passwd", "tina"],

@@ -11,6 +11,7 @@ import json
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,7 +55,7 @@ COMMANDS = [
     ["keys", "shred", ITEM, "--reason", "duplicate", "--yes"],
     ["approvals", "approve", ITEM, "--yes"],
     ["jobs"],
-    ["ingest", "tests/integration", "--case", ITEM, "--consent", "therapy"],
+    ["ingest", "{one_file_dir}", "--case", ITEM, "--consent", "therapy"],
     ["token", "list", "tina"],
     ["users", "keys", "tina"],
     ["users", "recipients", "list", "cleo"],
@@ -83,7 +84,11 @@ def _free_port() -> int:
     return port
 
 
-def test_client_commands_import_no_server_library() -> None:
+def test_client_commands_import_no_server_library(tmp_path: Path) -> None:
+    (tmp_path / "one.txt").write_text("A testimony.\n")
+    # deposit and ingest retry a lost connection for ~15 s (vault.cli.common.send_deposit); the
+    # commands run side by side, so that is the test's wall time.
+    commands = [[a.format(one_file_dir=tmp_path) for a in args] for args in COMMANDS]
     # Nothing listens on the port: each command gets as far as its request, and is refused.
     env = {"TVAULT_URL": f"http://127.0.0.1:{_free_port()}", "TVAULT_TOKEN": "t", "PATH": ""}
     children = [
@@ -94,11 +99,11 @@ def test_client_commands_import_no_server_library() -> None:
             stderr=subprocess.PIPE,
             text=True,
         )
-        for args in COMMANDS
+        for args in commands
     ]
     results = [child.communicate(timeout=120) for child in children]
     found = {}
-    for args, (out, err) in zip(COMMANDS, results, strict=True):
+    for args, (out, err) in zip(commands, results, strict=True):
         assert "Traceback" not in err, err
         # The help printed, or the command got as far as its request and was refused: it ran.
         assert "Usage:" in out or "cannot reach the vault" in out + err or "refused" in err, (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
+import pytest
 from sqlalchemy import func, select
 
 from tests.unit.vault.conftest import principal
@@ -54,6 +55,7 @@ def _post(client, fields: list[tuple[str, str]], body: bytes = BODY):  # type: i
     )
 
 
+@pytest.mark.both_databases
 def test_a_deposit_through_the_form_shows_the_item_with_its_digest_once(vault: Vault) -> None:
     case = create_case(vault, principal(vault, "tina"), "Caso A")
     client = signed_in(vault, "tina")

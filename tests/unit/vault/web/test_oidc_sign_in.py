@@ -91,6 +91,7 @@ def _app(vault: Vault, idp: Idp):  # type: ignore[no-untyped-def]
     return app
 
 
+@pytest.mark.both_databases
 def test_sign_in_through_the_issuer_with_pkce_opens_a_recorded_session(vault: Vault) -> None:
     idp = Idp(vault)
     client = browser(_app(vault, idp))

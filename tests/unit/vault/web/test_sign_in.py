@@ -43,6 +43,7 @@ def test_every_page_carries_the_security_headers_and_the_api_keeps_its_own(vault
     assert api.headers["content-type"].startswith("application/problem+json")
 
 
+@pytest.mark.both_databases
 def test_a_right_password_opens_a_server_side_session_in_a_strict_cookie(vault: Vault) -> None:
     with_password(vault, "tina")
     client = browser(create_app(vault))
@@ -62,6 +63,7 @@ def test_a_right_password_opens_a_server_side_session_in_a_strict_cookie(vault: 
     assert reads and sessions_in(vault) == 1
 
 
+@pytest.mark.both_databases
 def test_a_wrong_password_says_so_is_recorded_and_opens_nothing(vault: Vault) -> None:
     with_password(vault, "tina")
     client = browser(create_app(vault), language="es")
@@ -121,6 +123,7 @@ def test_a_form_without_its_csrf_token_is_refused_recorded_and_changes_nothing(
     assert reasons.count("missing or wrong CSRF token") == 2
 
 
+@pytest.mark.both_databases
 def test_an_idle_session_ends_on_the_server_and_the_page_says_why(vault: Vault) -> None:
     client = signed_in(vault, "tina")
     assert client.get("/").status_code == 200
@@ -140,6 +143,7 @@ def test_a_session_left_to_time_out_ends_at_the_account_s_next_sign_in(vault: Va
     assert [e.details["reason"] for e in entries(vault, ledger.actions.SIGN_OUT)] == ["expired"]
 
 
+@pytest.mark.both_databases
 def test_sign_out_kills_the_session_so_its_cookie_no_longer_opens_anything(vault: Vault) -> None:
     client = signed_in(vault, "tina")
     stolen = dict(client.cookies)
@@ -189,6 +193,7 @@ def test_language_comes_from_the_account_then_accept_language(vault: Vault) -> N
     assert bad.headers["location"] == "/"
 
 
+@pytest.mark.both_databases
 def test_a_second_factor_is_set_up_then_asked_for_and_each_code_works_once(vault: Vault) -> None:
     client = signed_in(vault, "tina")
     setup = client.get("/account/second-factor")
@@ -271,6 +276,7 @@ def test_a_password_change_needs_the_current_one_and_is_a_ledger_entry(vault: Va
     assert sign_in(browser(create_app(vault)), "tina", new).status_code == 303
 
 
+@pytest.mark.both_databases
 @pytest.mark.parametrize("mismatch", [True, False])
 def test_a_set_password_link_works_once(vault: Vault, mismatch: bool) -> None:
     from vault import passwords

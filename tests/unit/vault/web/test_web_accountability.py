@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import insert, select
 
 from tests.unit.vault.web.web_support import signed_in
@@ -18,6 +19,7 @@ def failures(vault: Vault) -> list[str]:
     return [f"{f.subject}: {f.kind}" for f in verify.verify(vault, fast=True).failures]
 
 
+@pytest.mark.both_databases
 def test_web_credentials_made_by_the_vault_verify_and_planted_ones_fail(vault: Vault) -> None:
     signed_in(vault, "tina")  # a password (offline entry) and a session (sign-in entry)
     assert failures(vault) == []

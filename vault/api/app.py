@@ -29,6 +29,19 @@ from vault.web.site import install as install_web
 access_log = logging.getLogger("vault.access")
 
 
+# Paths whose last segment is a secret (a one-time set-password link, docs/web.md): the log
+# names the route, never the secret.
+SECRET_PATHS = ("/set-password/",)
+
+
+def logged_path(path: str) -> str:
+    """Return `path` as the access log shows it: a secret path segment replaced by `…`."""
+    for prefix in SECRET_PATHS:
+        if path.startswith(prefix):
+            return prefix + "…"
+    return path
+
+
 class AccessLog:
     """Our own access log, replacing uvicorn's: method, path and status, never the query string.
 
@@ -56,7 +69,7 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            access_log.info("%s %s %d", scope["method"], scope["path"], status)
+            access_log.info("%s %s %d", scope["method"], logged_path(scope["path"]), status)
 
 
 def create_app(vault: Vault) -> FastAPI:

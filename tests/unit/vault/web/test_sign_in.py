@@ -301,3 +301,17 @@ def test_a_set_password_link_works_once(vault: Vault, mismatch: bool) -> None:
     assert change.details["link"] == link_id
     assert client.get(f"/set-password/{secret}").status_code == 404
     assert sign_in(browser(create_app(vault)), "tina", new).status_code == 303
+
+
+def test_the_access_log_never_shows_a_set_password_link_s_secret(
+    vault: Vault, caplog: pytest.LogCaptureFixture
+) -> None:
+    from vault import passwords
+    from vault.accounts import OFFLINE, OFFLINE_ACTOR
+
+    _, secret, _ = passwords.issue_link(vault, "tina", actor=OFFLINE_ACTOR, via=OFFLINE)
+    with caplog.at_level("INFO", logger="vault.access"):
+        assert browser(create_app(vault)).get(f"/set-password/{secret}").status_code == 200
+    lines = [r.getMessage() for r in caplog.records if r.name == "vault.access"]
+    assert lines == ["GET /set-password/… 200"]
+    assert secret not in caplog.text

@@ -1,4 +1,8 @@
-"""age `ssh-ed25519` recipients and OpenSSH identities, both ways with the stock `age` tool."""
+"""age `ssh-ed25519` recipients and OpenSSH identities, both ways with the stock `age` tool.
+
+The shared age vectors (../shared/vectors/cctv-age, C2SP CCTV) hold no ssh-ed25519 file, so
+the stock tool and keys made by `ssh-keygen` are the reference here.
+"""
 
 from __future__ import annotations
 

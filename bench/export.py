@@ -344,12 +344,12 @@ def report(
         ratios = [raw["seconds"] / bag["seconds"] for raw, bag in got]
         cpu_ratios = [raw["cpu"] / bag["cpu"] for raw, bag in got]
         summary.append(
-            f"{label}: median ratio {statistics.median(ratios):.2f} by wall clock "
+            f"- {label}: median ratio {statistics.median(ratios):.2f} by wall clock "
             f"({min(ratios):.2f}-{max(ratios):.2f}), {statistics.median(cpu_ratios):.2f} by CPU "
             f"time; export peak RSS growth {max(b['rss'] for _, b in got) / MIB:.1f} MiB (raw "
             f"{max(r['rss'] for r, _ in got) / MIB:.1f} MiB)."
         )
-    lines += ["", *summary, "Target: >= 0.5, RSS growth < 100 MiB.", ""]
+    lines += ["", *summary, "- Target: >= 0.5, RSS growth < 100 MiB.", ""]
     text = "\n".join(lines)
     print(text)
     if args.append_results:

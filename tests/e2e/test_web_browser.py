@@ -70,6 +70,10 @@ def test_a_therapist_deposits_finds_and_reads_a_testimony(
     mode = "js" if js else "nojs"
     context = _context(chromium, js)
     page = context.new_page()
+    errors: list[str] = []  # the console: a CSP violation (an inline script, say) shows here
+    page.on(
+        "console", lambda message: errors.append(message.text) if message.type == "error" else None
+    )
     _sign_in(page, server.url, "not the password")
     expect(page.get_by_role("alert")).to_contain_text("Wrong account name or password")
     _sign_in(page, server.url)
@@ -120,6 +124,7 @@ def test_a_therapist_deposits_finds_and_reads_a_testimony(
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     page.goto(f"{server.url}/items/{item_id}")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert not [e for e in errors if "Content Security Policy" in e], errors
     context.close()
 
 

@@ -686,13 +686,17 @@ def revocation_reason(vault: Vault, row: Export) -> str | None:
 
 
 def check_revocation(vault: Vault, row: Export) -> Export:
-    """Revoke `row` if it is ready but may no longer be delivered; return the row as it is now.
+    """Revoke `row` if it is ready but may no longer be delivered (or expire it, past its
+    expiry); return the row as it is now.
 
     Revoking removes the object and is a ledger entry, in one step; a second caller finds it
     revoked already.
     """
     if row.state != READY:
         return row
+    if row.expires_at is not None and aware(row.expires_at) <= vault.clock():
+        expire(vault, row)  # shown as it is, before the sweep comes by
+        return _load(vault, row.id)
     reason = revocation_reason(vault, row)
     if reason is None:
         return row

@@ -114,3 +114,6 @@ def test_export_requested_approved_built_downloaded_resumed_verified_then_revoke
         assert problem["type"] == "urn:tvault:problem:gone"
         assert f"consent for item {items[0]}" in problem["detail"]
         assert truth.get(f"/v1/exports/{export_id}").json()["state"] == "revoked"
+    # Purpose and legal basis are sealed: the server's log never carries them.
+    log = served.log.read_text(errors="replace")
+    assert "Mandato" not in log and "Ley 1448" not in log

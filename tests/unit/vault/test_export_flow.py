@@ -223,6 +223,7 @@ def test_an_export_expires_and_the_sweep_removes_it(vault: Vault, setup: Setup) 
     later = exports.aware(built.expires_at) + timedelta(seconds=1)
     vault.clock = lambda: later
     assert sweep(vault) == 1
+    assert exports.show(vault, principal(vault, "truth"), export_id).state == exports.EXPIRED
     assert list(vault.store.names(exports.PREFIX)) == []
     with pytest.raises(exports.Gone, match="expired"):
         fetch(vault, export_id)
@@ -298,4 +299,15 @@ def test_the_sweep_removes_a_bag_whose_build_died_before_its_row(vault: Vault) -
     start = vault.clock()
     vault.clock = lambda: start + timedelta(seconds=vault.settings.sweep_grace_seconds + 60)
     assert sweep(vault) == 1
+    assert list(vault.store.names(exports.PREFIX)) == []
+
+
+def test_status_shows_an_export_expired_before_the_sweep_comes(vault: Vault, setup: Setup) -> None:
+    export_id = approved(vault, setup.case)
+    build_pending(vault)
+    built = exports.show(vault, principal(vault, "truth"), export_id)
+    assert built.expires_at is not None
+    later = exports.aware(built.expires_at) + timedelta(seconds=1)
+    vault.clock = lambda: later
+    assert exports.show(vault, principal(vault, "truth"), export_id).state == exports.EXPIRED
     assert list(vault.store.names(exports.PREFIX)) == []

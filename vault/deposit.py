@@ -142,8 +142,10 @@ def parse_request(fields: Mapping[str, str], vocabulary: tuple[str, ...]) -> Dep
     tags = _words(fields.get("tags"))
     if not tags <= set(vocabulary):
         raise BadField("tags", f"from the vault's vocabulary: {', '.join(vocabulary)}")
-    title = _text(fields, "title", required=True)
-    assert title is not None
+    # Without a title, the file name is the title, as `tvault deposit` does (issue 20 point 7).
+    title = _text(fields, "title") or _text(fields, "filename")
+    if title is None:
+        raise BadField("title", "required (or a filename to take it from)")
     duplicates = fields.get("duplicates") or "store"
     if duplicates not in DUPLICATES:
         raise BadField("duplicates", f"one of {', '.join(DUPLICATES)}")

@@ -47,6 +47,8 @@ class Download:
 
     item: ItemView
     chunks: Iterator[bytes]
+    # The redacted rendition under `redact_identities`: `item`'s sealed fields read "[redacted]".
+    redacted: bool = False
 
 
 def _identity(vault: Vault, session: Session, item_id: str) -> str:
@@ -172,7 +174,7 @@ def download(vault: Vault, principal: Principal, item_id: str) -> Download:
                 details={"purpose": "download", "rendition": "redacted"},
             )
         view = dataclasses.replace(view, size=rendition.size, sha256=rendition.sha256)
-        return Download(view, chunks)
+        return Download(view, chunks, redacted=True)
     with vault.sessions.begin() as session:
         identity = _identity(vault, session, item_id)
         view = _view(item, identity)

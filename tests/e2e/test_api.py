@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
 import socket
+import subprocess
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -14,7 +17,7 @@ import pytest
 from tests.e2e.conftest import Server, start_server
 from vault.headers import to_headers
 
-PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/docs", "/.well-known/jwks.json"}
+PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/docs", "/redoc", "/.well-known/jwks.json"}
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +54,8 @@ def _state(server: Server) -> tuple[set[str], int]:
 
 def test_public_routes_answer_without_a_token(server: Server) -> None:
     for path in PUBLIC:
-        assert httpx.get(server.url + path).status_code == 200, path
+        # A generous timeout: /readyz waits up to 2 s per dependency on a loaded machine.
+        assert httpx.get(server.url + path, timeout=60).status_code == 200, path
     keys = httpx.get(server.url + "/.well-known/jwks.json").json()["keys"]
     assert keys[0]["alg"] == "ES256" and "d" not in keys[0]
 
@@ -279,3 +283,33 @@ def test_fifty_concurrent_deposits_all_arrive(server: Server, case_id: str) -> N
     with server.client("tina") as client:
         listed = {i["id"] for i in client.get(f"/v1/cases/{case_id}/items").json()}
     assert {r["id"] for r in results} <= listed
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_deposits_as_the_docs_show_and_downloads_with_a_safe_name(
+    server: Server, case_id: str, tmp_path: Path
+) -> None:
+    # docs/usage.md: `curl -T FILE -X POST` streams the file; a bare `-T` (PUT) is refused
+    # with 405 and stores nothing. No title: the file name is the title.
+    source = tmp_path / "declaración.txt"
+    source.write_bytes(b"what the curl user deposited\n")
+    token = server.token("tina")
+    url = f"{server.url}/v1/cases/{case_id}/items"
+    base = ["curl", "-sS", "-T", str(source), "-H", f"Authorization: Bearer {token}"]
+    meta = ["-H", "Tvault-Kind: document", "-H", "Tvault-Consent: therapy",
+            "-H", "Tvault-Filename: ../declaraci%C3%B3n.txt"]  # fmt: skip
+    before = _state(server)
+    put = subprocess.run([*base, *meta, "-w", "%{http_code}", "-o", "/dev/null", url],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    assert put.stdout == "405"
+    assert _state(server)[1] == before[1]
+    posted = subprocess.run([*base, "-X", "POST", *meta, url],
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    item = json.loads(posted.stdout)["id"]
+    with server.client("tina") as client:
+        assert client.get(f"/v1/items/{item}").json()["title"] == "../declaración.txt"
+        got = client.get(f"/v1/items/{item}/content")
+    assert got.content == source.read_bytes()
+    assert got.headers["content-disposition"] == (
+        "attachment; filename=\"declaraci_n.txt\"; filename*=UTF-8''declaraci%C3%B3n.txt"
+    )

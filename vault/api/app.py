@@ -86,7 +86,14 @@ def create_app(vault: Vault) -> FastAPI:
             for service in reversed(vault.services):
                 service.stop()
 
-    app = FastAPI(title="testimony-vault", version="0.1.0", lifespan=lifespan)
+    # FastAPI's own /docs and /redoc load scripts from a CDN: vault.api.docs_pages serves both.
+    app = FastAPI(
+        title="testimony-vault",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.vault = vault
     # Token verification (key and JWKS caches), the refused-token budget and the OIDC
     # principals known to be recorded live as long as the app.

@@ -7,15 +7,19 @@ import dataclasses
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from vault import idempotency, jobs, ocr, readiness
+from vault.api import docs_pages
 from vault.api.auth import jwks
+from vault.api.deposit_doc import deposit_openapi
 from vault.api.deps import CurrentPrincipal, VaultDep, get_principal
+from vault.api.disposition import attachment
 from vault.api.jobs_routes import router as jobs_router
 from vault.api.problems import MEDIA_TYPE
 from vault.api.schemas import CaseIn, CaseOut, DepositOut, GrantIn, ItemOut, Me
+from vault.api.streaming import ReadAheadResponse
 from vault.api.upload import deposit_multipart, deposit_raw, raw_fields
 from vault.cases import create_case, grant, list_cases
 from vault.deposit import CommitGuard, DepositResult
@@ -25,8 +29,10 @@ from vault.retrieve import ItemView, download, list_items, show_item
 from vault.token_keys import TokenKeys
 
 # DESIGN.md promise 4: the only routes without a token, listed in one place. (FastAPI serves
-# /openapi.json and /docs itself; `vault.api.app` keeps them and nothing else.)
+# /openapi.json itself; `vault.api.app` keeps it and nothing else.) `/docs`, `/redoc` and their
+# vendored assets come from `vault.api.docs_pages`, served offline from the vault itself.
 public = APIRouter()
+public.include_router(docs_pages.router)
 # Every other route is mounted under the auth dependency.
 v1 = APIRouter(prefix="/v1", dependencies=[Depends(get_principal)])
 
@@ -112,7 +118,12 @@ def get_items(case_id: str, vault: VaultDep, principal: CurrentPrincipal) -> lis
     ]
 
 
-@v1.post("/cases/{case_id}/items", status_code=201, response_model=DepositOut)
+@v1.post(
+    "/cases/{case_id}/items",
+    status_code=201,
+    response_model=DepositOut,
+    openapi_extra=deposit_openapi(),
+)
 async def post_item(
     case_id: str, request: Request, vault: VaultDep, principal: CurrentPrincipal
 ) -> DepositOut | Response:
@@ -169,7 +180,7 @@ def get_item(item_id: str, vault: VaultDep, principal: CurrentPrincipal) -> Item
 
 
 @v1.get("/items/{item_id}/content")
-def get_content(item_id: str, vault: VaultDep, principal: CurrentPrincipal) -> StreamingResponse:
+def get_content(item_id: str, vault: VaultDep, principal: CurrentPrincipal) -> ReadAheadResponse:
     """The original, decrypted as it streams; the download is in the custody ledger."""
     result = download(vault, principal, item_id)
     digest = base64.b64encode(bytes.fromhex(result.item.sha256)).decode("ascii")
@@ -177,10 +188,13 @@ def get_content(item_id: str, vault: VaultDep, principal: CurrentPrincipal) -> S
         "Content-Length": str(result.item.size),
         # RFC 9530: the digest of the whole representation, for the client to check.
         "Repr-Digest": f"sha-256=:{digest}:",
-        "Content-Disposition": "attachment",
+        # The original file name only for those who may read it (docs/usage.md), else the id.
+        "Content-Disposition": attachment(
+            None if result.redacted else result.item.filename, result.item.id
+        ),
         "Cache-Control": "no-store",
     }
-    return StreamingResponse(result.chunks, media_type="application/octet-stream", headers=headers)
+    return ReadAheadResponse(result.chunks, headers=headers)
 
 
 # The job queue's routes (vault.api.jobs_routes), under the same authenticated prefix.

@@ -388,13 +388,21 @@ def test_identities_never_reach_an_anonymised_advocate(
     assert attached.status_code == 201, attached.text
     download = ava.get(f"/v1/items/{item}/content")
     assert download.content == REDACTED_BODY
+    # The original file name ("rosa-quispe.pdf") is sealed data: the item id instead.
+    assert download.headers["content-disposition"] == (
+        f"attachment; filename=\"{item}\"; filename*=UTF-8''{item}"
+    )
     responses.append(download)
     for response in responses:
         for secret in (NAME.encode(), b"Rosa", b"Quispe", b"1961", b"La Rosa"):
             assert secret not in response.content, (response.request.url, secret)
     # The depositor still gets everything.
     assert as_["tina"].get(f"/v1/items/{item}/identity").json()["name"] == NAME
-    assert as_["tina"].get(f"/v1/items/{item}/content").content == BODY
+    original = as_["tina"].get(f"/v1/items/{item}/content")
+    assert original.content == BODY
+    assert original.headers["content-disposition"] == (
+        "attachment; filename=\"rosa-quispe.pdf\"; filename*=UTF-8''rosa-quispe.pdf"
+    )
 
 
 def test_named_consent_shows_identities_to_a_granted_advocate(

@@ -131,3 +131,22 @@ def test_approving_a_key_retirement_asks_for_the_versions_again(
     right = run("cleo", "approvals", "approve", approval, input="1\n")
     assert right.exit_code == 0, right.output
     assert _state(run, approval) == "done"
+
+
+def test_get_checks_the_bytes_it_received_against_the_announced_digest(
+    run: Run, vault: Vault, tmp_path: Path
+) -> None:
+    # `tvault get` hashes the bytes as they arrive (one pass); a mismatch leaves no file.
+    from sqlalchemy import update
+
+    from vault.db import Item
+
+    item = _deposit(run, tmp_path)
+    with vault.sessions.begin() as session:
+        session.execute(update(Item).where(Item.id == item).values(sha256="0" * 64))
+    target = tmp_path / "got.txt"
+    refused = run("tina", "get", item, "-o", str(target))
+    assert refused.exit_code == 1
+    assert "SHA-256 mismatch" in refused.stderr and "nothing written" in refused.stderr
+    assert not target.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tvault-")] == []

@@ -99,6 +99,24 @@ def test_sealed_fields_travel_in_headers_percent_encoded(
     assert sorted(item["consent"]) == ["legal", "therapy"]
 
 
+def test_without_a_title_the_file_name_is_the_title_as_the_cli_does(
+    vault: Vault, tina: TestClient, case_id: str
+) -> None:
+    url = f"/v1/cases/{case_id}/items"
+    raw = tina.post(url, headers=to_headers({**META, "filename": "declaración.txt"}), content=b"x")
+    assert raw.status_code == 201, raw.text
+    form = tina.post(url, data=META, files={"file": ("entrevista.ogg", b"y")})
+    assert form.status_code == 201, form.text
+    for response, name in ((raw, "declaración.txt"), (form, "entrevista.ogg")):
+        item = tina.get(f"/v1/items/{response.json()['id']}").json()
+        assert (item["title"], item["filename"]) == (name, name)
+    # Neither: refused, nothing stored.
+    before = _items(vault)
+    refused = tina.post(url, headers=to_headers(META), content=b"z")
+    assert refused.status_code == 422 and "title" in refused.text
+    assert _items(vault) == before
+
+
 def test_a_header_that_is_not_percent_encoded_utf8_is_refused(
     vault: Vault, tina: TestClient, case_id: str
 ) -> None:

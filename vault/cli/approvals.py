@@ -13,6 +13,7 @@ import typer
 
 from vault.cli.common import (
     DEFAULT_URL,
+    ApprovalArgument,
     JsonOption,
     TokenOption,
     UrlOption,
@@ -55,7 +56,7 @@ def approvals_list(
 
 @app.command("show")
 def approvals_show(
-    approval: str,
+    approval: ApprovalArgument,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     as_json: JsonOption = False,
@@ -75,7 +76,7 @@ def approvals_show(
 
 @app.command("approve")
 def approvals_approve(
-    approval: str,
+    approval: ApprovalArgument,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     as_json: JsonOption = False,
@@ -117,7 +118,7 @@ def _confirm_loss(row: dict[str, Any], yes: bool) -> None:
 
 @app.command("deny")
 def approvals_deny(
-    approval: str,
+    approval: ApprovalArgument,
     reason: Annotated[str, typer.Option("--reason", help="Why (sealed at rest).")],
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,

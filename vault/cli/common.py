@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import ssl
 import sys
 import time
@@ -49,20 +50,32 @@ TIMEOUT_SECONDS = 30.0
 READ_TIMEOUT_SECONDS = 600.0  # a large download may pause while the server reads the store
 
 
-def _id(kind: str) -> Any:
+def _shaped(shape: re.Pattern[str], what: str) -> Any:
     def check(value: Any) -> Any:
         # Before any URL is built: a stray "/", "?" or "#" would send the request elsewhere.
         values = value if isinstance(value, list) else [value]
         for one in values:
-            if one is not None and not ID_SHAPE.fullmatch(one):
-                raise typer.BadParameter(f"{one!r} is not {kind} id (26 letters a-z and 2-7)")
+            if one is not None and not shape.fullmatch(one):
+                raise typer.BadParameter(f"{one!r} is not {what}")
         return value
 
     return check
 
 
+def _id(kind: str) -> Any:
+    return _shaped(ID_SHAPE, f"{kind} id (26 letters a-z and 2-7)")
+
+
+# secrets.token_urlsafe(16), as vault.credentials.new_token_id makes them: URL-safe base64.
+TOKEN_ID_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 check_item_id = _id("an item")
 check_case_id = _id("a case")
+check_approval_id = _id("an approval")
+check_job_id = _id("a job")
+check_token_id = _shaped(TOKEN_ID_SHAPE, "a token id (letters, digits, - and _)")
+ApprovalArgument = Annotated[
+    str, typer.Argument(metavar="APPROVAL", help="Approval id.", callback=check_approval_id)
+]
 ItemArgument = Annotated[
     str, typer.Argument(metavar="ITEM", help="Item id.", callback=check_item_id)
 ]

@@ -25,6 +25,7 @@ from vault.cli.common import (
     VaultOption,
     api_client,
     call,
+    check_job_id,
     checked_language,
     emit,
     fail,
@@ -120,7 +121,10 @@ def _job_line(job: dict[str, Any]) -> str:
 def jobs(
     failed: Annotated[bool, typer.Option("--failed", help="Only failed jobs.")] = False,
     retry: Annotated[
-        str | None, typer.Option("--retry", metavar="JOB", help="Queue failed JOB again.")
+        str | None,
+        typer.Option(
+            "--retry", metavar="JOB", help="Queue failed JOB again.", callback=check_job_id
+        ),
     ] = None,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,

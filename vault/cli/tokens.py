@@ -8,6 +8,7 @@ and `token list` talk to the API with a custodian's token, so the ledger names t
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 from typer.core import TyperGroup
@@ -21,6 +22,7 @@ from vault.cli.common import (
     VaultOption,
     api_client,
     call,
+    check_token_id,
     emit,
     fail,
     group,
@@ -75,7 +77,10 @@ def token_issue(
 
 @app.command("revoke")
 def token_revoke(
-    token_id: Annotated[str, typer.Argument(metavar="JTI", help="The token's id (`jti`).")],
+    token_id: Annotated[
+        str,
+        typer.Argument(metavar="JTI", help="The token's id (`jti`).", callback=check_token_id),
+    ],
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     as_json: JsonOption = False,
@@ -93,7 +98,7 @@ def token_list(
 ) -> None:
     """List the unexpired tokens of NAME: id, expiry, issuer, revoked (custodians)."""
     with api_client(url, token) as client:
-        rows = call(client, "GET", f"/v1/users/{name}/tokens")
+        rows = call(client, "GET", f"/v1/users/{quote(name, safe='')}/tokens")
     lines = [
         f"{r['token_id']}\t{r['expires_at']}\t{r['issued_by']} ({r['via']})"
         + ("\trevoked" if r["revoked_at"] else "")

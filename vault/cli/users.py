@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 
@@ -198,7 +199,10 @@ def users_key_add(
     """Register the public key in KEYFILE (ed25519:... or an OpenSSH .pub) to NAME (custodians)."""
     with api_client(url, token) as client:
         done = call(
-            client, "POST", f"/v1/users/{name}/keys", json={"public_key": key_file.read_text()}
+            client,
+            "POST",
+            f"/v1/users/{quote(name, safe='')}/keys",
+            json={"public_key": key_file.read_text()},
         )
     emit(done, as_json, f"registered {done['key_id']} to {name}")
 
@@ -209,7 +213,7 @@ def users_keys(
 ) -> None:
     """List the keys registered to NAME (custodians)."""
     with api_client(url, token) as client:
-        rows = call(client, "GET", f"/v1/users/{name}/keys")
+        rows = call(client, "GET", f"/v1/users/{quote(name, safe='')}/keys")
     emit(rows, as_json, "\n".join(f"{r['key_id']}\t{r['added_by']}\t{r['added_at']}" for r in rows))
 
 
@@ -224,7 +228,9 @@ def recipients_add(
     """Register a recipient key to the commission account NAME (custodians)."""
     text = Path(key[1:]).read_text(encoding="utf-8") if key.startswith("@") else key
     with api_client(url, token) as client:
-        row = call(client, "POST", f"/v1/users/{name}/recipients", json={"key": text})
+        row = call(
+            client, "POST", f"/v1/users/{quote(name, safe='')}/recipients", json={"key": text}
+        )
     emit(row, as_json, f"registered {row['key_type']} recipient {row['key_id']} to {name}")
 
 
@@ -234,7 +240,7 @@ def recipients_list(
 ) -> None:
     """List the recipient keys of NAME."""
     with api_client(url, token) as client:
-        rows = call(client, "GET", f"/v1/users/{name}/recipients")
+        rows = call(client, "GET", f"/v1/users/{quote(name, safe='')}/recipients")
     emit(
         rows,
         as_json,
@@ -253,5 +259,9 @@ def recipients_remove(
 ) -> None:
     """Remove a recipient key of NAME (custodians); exports built before keep theirs."""
     with api_client(url, token) as client:
-        call(client, "DELETE", f"/v1/users/{name}/recipients/{key_id}")
+        call(
+            client,
+            "DELETE",
+            f"/v1/users/{quote(name, safe='')}/recipients/{quote(key_id, safe='')}",
+        )
     typer.echo(f"removed {key_id} from {name}")

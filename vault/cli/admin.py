@@ -26,21 +26,48 @@ def init(
     dev: Annotated[
         bool, typer.Option("--dev", help="Dev only: use a well-known passphrase.")
     ] = False,
+    allow_weak: Annotated[
+        bool,
+        typer.Option(
+            "--allow-weak-passphrase",
+            help="Accept a passphrase weaker than the rule (docs/keys.md); not for real vaults.",
+        ),
+    ] = False,
 ) -> None:
-    """Create a vault (passphrase from TVAULT_PASSPHRASE or a prompt) and a first custodian."""
+    """Create a vault (passphrase from TVAULT_PASSPHRASE or a prompt) and a first custodian.
+
+    The passphrase must meet the rule of docs/keys.md (length, and zxcvbn's estimate of the
+    guesses it resists) unless `--allow-weak-passphrase`; a weak one is refused (exit 2) and
+    nothing is created.
+    """
+    from vault import passphrases
     from vault.errors import VaultError
     from vault.provision import create_vault
 
     settings = settings_for(vault_dir)
+    secret = passphrase(settings, confirm=True, dev=dev)
+    if not dev and not allow_weak:
+        why = passphrases.weakness(secret, (admin, settings.home.name, "tvault", "vault"))
+        if why is not None:
+            fail(
+                f"the passphrase is too weak: {why}. It must be {passphrases.RULE}; "
+                "--allow-weak-passphrase accepts it anyway (not for real testimonies)",
+                USAGE,
+            )
     try:
-        vault = create_vault(settings, passphrase(settings, confirm=True, dev=dev), admin)
+        vault = create_vault(settings, secret, admin)
     except VaultError as exc:
         fail(exc.detail)
     vault.close()
-    typer.echo(f"Created a vault in {settings.home} with the custodian {admin!r}.")
-    typer.echo(f"Start it:      tvault serve --vault {settings.home}")
+    home = settings.home
+    typer.echo(f"Created a vault in {home} with the custodian {admin!r}.")
+    typer.echo(f"Start it:      tvault serve --vault {home}")
+    typer.echo(f"Get a token:   export TVAULT_TOKEN=$(tvault token {admin} --vault {home})")
     typer.echo(
-        f"Get a token:   export TVAULT_TOKEN=$(tvault token {admin} --vault {settings.home})"
+        f"Now make recovery shares:  tvault keys split --shares 5 --threshold 3 --vault {home}\n"
+        "  The passphrase alone opens the keyring. If it is forgotten, or the person who holds\n"
+        "  it cannot act, every testimony in this vault is lost for good. Give each share to a\n"
+        "  different trustee: any 3 of them together can recover the keyring (docs/keys.md)."
     )
 
 

@@ -7,23 +7,32 @@ the transaction (item row, wrapped key, ledger entry, extraction job). `--client
 send 100 KB deposits (random bytes, so nothing compresses) to the servers in turn, for
 `--deposits` deposits per phase; the ratio of the two rates is taken in the same run.
 
-The CPU seconds each process group spent per deposit are reported with each phase (servers,
-this client, and PostgreSQL's backends: those include other work on a shared machine), and
-with `--profile` the one-server phase runs under cProfile and the functions taking the most
-time are printed.
+Both servers run throughout; `--rounds` rounds each measure one phase through the first server
+only and one through both, in turn, and the ratio is the median of the rounds' ratios (on a
+shared machine one phase alone says little). The CPU seconds each process group spent per
+deposit are reported (servers, this client, and PostgreSQL's backends: those include other
+work on a shared machine), and where a server's CPU goes: its event-loop thread (HTTP parsing,
+receiving the body) against its other threads (hashing, sealing, writing, the transaction).
 
-    .venv/bin/python bench/multi_api.py [--deposits 200] [--clients 8] [--profile]
+With `--spy` (needs `py-spy` on PATH or in the venv, and ptrace rights) the first round's
+one-server phase is sampled by py-spy, and the functions the server's samples spend most time in
+(by themselves, and including what they call, for the vault's own functions) are printed.
+
+    .venv/bin/python bench/multi_api.py [--deposits 100] [--clients 8] [--rounds 3] [--spy]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import os
 import platform
-import pstats
 import secrets
+import shutil
+import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -59,13 +68,10 @@ def _free_port() -> int:
 class Server:
     """One `tvault serve` process on the bench vault."""
 
-    def __init__(self, env: dict[str, str], log: Path, profile: Path | None = None) -> None:
+    def __init__(self, env: dict[str, str], log: Path) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        run = [sys.executable]
-        if profile is not None:
-            run += ["-m", "cProfile", "-o", str(profile)]
-        run += ["-m", "vault.cli", "serve", "--port", str(self.port)]
+        run = [sys.executable, "-m", "vault.cli", "serve", "--port", str(self.port)]
         with log.open("ab") as out:
             self.process = subprocess.Popen(run, env=env, stdout=out, stderr=out)
         deadline = time.monotonic() + 120
@@ -83,6 +89,13 @@ class Server:
     def cpu(self) -> float:
         times = self.ps.cpu_times()
         return float(times.user + times.system)
+
+    def loop_cpu(self) -> float:
+        """CPU seconds of the main thread (uvicorn's event loop)."""
+        for thread in self.ps.threads():
+            if thread.id == self.ps.pid:
+                return float(thread.user_time + thread.system_time)
+        return 0.0
 
     def stop(self) -> None:
         self.process.terminate()
@@ -154,28 +167,75 @@ def _schema() -> Iterator[str]:
         admin.dispose()
 
 
+def _spy(server: Server, out: Path) -> subprocess.Popen[bytes]:
+    tool = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    command = [tool, "record", "--pid", str(server.process.pid), "--rate", "250"]
+    command += ["--format", "raw", "--output", str(out), "--nonblocking", "--threads"]
+    spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # attached before the phase starts
+    return spy
+
+
+def _report_spy(path: Path) -> None:
+    """Print where the sampled server spent its time, from py-spy's collapsed stacks."""
+    if not path.exists():
+        print("py-spy wrote nothing (no ptrace rights?)")
+        return
+    leaves: collections.Counter[str] = collections.Counter()
+    ours: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = [f for f in stack.split(";") if not f.startswith("thread ")]
+        if not frames or not count.isdigit():
+            continue
+        n = int(count)
+        if any(
+            f.startswith(("_worker (concurrent", "wait (threading", "select ("))
+            for f in frames[-1:]
+        ):
+            continue  # idle threads waiting for work
+        total += n
+        leaves[frames[-1]] += n
+        for frame in {f for f in frames if "vault/" in f or "keys/" in f or "policies/" in f}:
+            ours[frame] += n
+    print(f"py-spy: {total} busy samples")
+    print("by themselves:")
+    for frame, n in leaves.most_common(15):
+        print(f"  {100 * n / total:5.1f}%  {frame}")
+    print("including what they call (vault, keys, policies):")
+    for frame, n in ours.most_common(20):
+        print(f"  {100 * n / total:5.1f}%  {frame}")
+
+
 def _phase(
-    label: str, servers: list[Server], token: str, case: str, args: argparse.Namespace
-) -> tuple[float, str]:
+    servers: list[Server], token: str, case: str, args: argparse.Namespace
+) -> tuple[float, list[float]]:
+    """Return the deposit rate and the CPU ms per deposit of: servers, their event loops,
+    this client, PostgreSQL."""
     me = psutil.Process()
-    before = ([s.cpu() for s in servers], sum(me.cpu_times()[:2]), _postgres_cpu())
+
+    def sample() -> list[float]:
+        return [
+            sum(s.cpu() for s in servers),
+            sum(s.loop_cpu() for s in servers),
+            sum(me.cpu_times()[:2]),
+            _postgres_cpu(),
+        ]
+
+    before = sample()
     elapsed = _deposits(servers, token, case, args.deposits, args.clients)
-    after = ([s.cpu() for s in servers], sum(me.cpu_times()[:2]), _postgres_cpu())
-    rate = args.deposits / elapsed
+    after = sample()
     per = 1000 / args.deposits
-    server_ms = sum(a - b for a, b in zip(after[0], before[0], strict=True)) * per
-    row = (
-        f"| {label} | {args.deposits} | {elapsed:.1f} | {rate:.1f} | {server_ms:.1f} "
-        f"| {(after[1] - before[1]) * per:.1f} | {(after[2] - before[2]) * per:.1f} |"
-    )
-    return rate, row
+    return args.deposits / elapsed, [(a - b) * per for a, b in zip(after, before, strict=True)]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--deposits", type=int, default=200)
+    parser.add_argument("--deposits", type=int, default=100)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--spy", action="store_true")
     args = parser.parse_args()
     print(f"{platform.node()}: {os.cpu_count()} cpus, load {os.getloadavg()}")
     with tempfile.TemporaryDirectory() as tmp, _schema() as url:
@@ -203,40 +263,45 @@ def main() -> None:
             text=True,
             check=True,
         ).stdout.strip()
-        profile = Path(tmp) / "server.prof" if args.profile else None
         log = Path(tmp) / "servers.log"
-        first = Server(env, log, profile)
-        servers = [first]
+        servers = [Server(env, log), Server(env, log)]
+        rows: list[str] = []
+        ratios: list[float] = []
         try:
             made = httpx.post(
-                f"{first.url}/v1/cases",
+                f"{servers[0].url}/v1/cases",
                 json={"name": "bench"},
                 headers={"Authorization": f"Bearer {token}"},
             )
             case = made.json()["id"]
-            _deposits(servers, token, case, 16, args.clients)  # warm up
-            one, row_one = _phase("1 API process", servers, token, case, args)
-            if profile is not None:  # the profile covers the one-server phase only
-                first.stop()
-                first = Server(env, log)
-                servers = [first]
-            servers.append(Server(env, log))
-            _deposits(servers, token, case, 16, args.clients)  # warm up the second
-            two, row_two = _phase("2 API processes", servers, token, case, args)
+            _deposits(servers, token, case, 16, args.clients)  # warm up both
+            for n in range(args.rounds):
+                spy = _spy(servers[0], Path(tmp) / "spy.txt") if args.spy and n == 0 else None
+                one, cpu_one = _phase(servers[:1], token, case, args)
+                if spy is not None:
+                    spy.send_signal(signal.SIGINT)
+                    spy.wait(timeout=60)
+                two, cpu_two = _phase(servers, token, case, args)
+                ratios.append(two / one)
+                for label, rate, cpu in (("1", one, cpu_one), ("2", two, cpu_two)):
+                    rows.append(
+                        f"| {n + 1} | {label} | {rate:.1f} | "
+                        + " | ".join(f"{c:.1f}" for c in cpu)
+                        + " |"
+                    )
         finally:
             for server in servers:
                 server.stop()
         print(
-            "| servers | deposits | seconds | deposits/s | server CPU ms/deposit "
+            "| round | API processes | deposits/s | server CPU ms/deposit | of which event loop "
             "| client CPU ms/deposit | PostgreSQL CPU ms/deposit |"
         )
         print("| --- | --- | --- | --- | --- | --- | --- |")
-        print(row_one)
-        print(row_two)
-        print(f"ratio two/one: {two / one:.2f}")
-        if profile is not None and profile.exists():
-            stats = pstats.Stats(str(profile))
-            stats.sort_stats("tottime").print_stats(25)
+        print("\n".join(rows))
+        print(f"ratio two/one per round: {', '.join(f'{r:.2f}' for r in ratios)}")
+        print(f"median ratio two/one: {statistics.median(ratios):.2f}")
+        if args.spy:
+            _report_spy(Path(tmp) / "spy.txt")
     print(f"load after: {os.getloadavg()}")
 
 

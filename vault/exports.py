@@ -646,11 +646,18 @@ def detail(vault: Vault, principal: Principal, export_id: str) -> ExportDetail:
 
 def list_exports(vault: Vault, principal: Principal, state: str | None = None) -> list[ExportView]:
     """Return the exports `principal` may see, newest first (at most 500): custodians see all,
-    anyone else those they asked for or that are for them. Raises `BadField` (state)."""
+    a commission those they asked for or that are for them. Raises `BadField` (state), and
+    `Forbidden` for anyone else."""
     if state is not None and state not in STATES:
         raise BadField("state", f"one of {', '.join(STATES)}")
     statement = select(Export).order_by(Export.requested_at.desc(), Export.id).limit(LIST_LIMIT)
     if not decide(principal, actions.APPROVAL_LIST, Resource(kind=kinds.APPROVAL)):
+        if not recipients.receives_exports(principal):
+            # Neither a custodian nor a party to exports: refused (and recorded), not an
+            # empty list, so that every route answers to the policy.
+            authorize(
+                vault.sessions, principal, actions.EXPORT_DOWNLOAD, Resource(kind=kinds.EXPORT)
+            )
         statement = statement.where(
             (Export.commission == principal.subject) | (Export.requested_by == principal.subject)
         )

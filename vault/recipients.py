@@ -20,7 +20,7 @@ from typing import Final
 from sqlalchemy import select
 
 import keys
-from policies import Principal, Resource, actions, kinds, roles
+from policies import Principal, Resource, actions, decide, kinds, roles
 from vault import ledger
 from vault.access import authorize
 from vault.compose import Vault
@@ -171,7 +171,8 @@ def list_recipients(vault: Vault, principal: Principal, user: str) -> list[Recip
 
     Raises `Forbidden`.
     """
-    if principal.subject != user:  # a commission sees its own public keys
+    if principal.subject != user or not receives_exports(principal):
+        # Custodians; and a commission its own public keys, while it may receive exports.
         authorize(vault.sessions, principal, actions.USER_MANAGE, Resource(kind=kinds.USER))
     with vault.sessions() as session:
         rows = session.scalars(
@@ -180,6 +181,16 @@ def list_recipients(vault: Vault, principal: Principal, user: str) -> list[Recip
             .order_by(CommissionRecipient.added_at, CommissionRecipient.key_id)
         ).all()
     return [_view(r) for r in rows]
+
+
+def receives_exports(principal: Principal) -> bool:
+    """Return whether the policy lets `principal` ask for or download an export in a case it is
+    granted on (a commission's part in exports; no decision, no part)."""
+    return any(
+        decide(principal, actions.EXPORT_REQUEST, Resource(kind=kinds.CASE, case_id=case_id))
+        or decide(principal, actions.EXPORT_DOWNLOAD, Resource(kind=kinds.EXPORT, case_id=case_id))
+        for case_id in principal.grants
+    )
 
 
 def recipients_of(vault: Vault, user: str) -> list[str]:

@@ -127,12 +127,15 @@ def deposit(
             case_id=CASE,
             details={"sha256": digest, "size": len(data), "kind": "testimony", "signed": signed},
         )
+        # As the extraction stage records it: the SHA-256 of the text's UTF-8 bytes.
+        extracted = {} if text is None else {"text_sha256": hashlib.sha256(text).hexdigest()}
         other = ledger.append(
             session,
             actor="worker",
             action=actions.METADATA_EXTRACTION,
             item_id=item_id,
             case_id=CASE,
+            details=extracted,
         )
     stuff.seqs[item_id] = [entry.seq, other.seq]
     if signed:

@@ -316,33 +316,83 @@ def _check_consistency(
 def _check_items(
     seen: dict[str, _Seen], report: Report, by_item: dict[str, list[dict[str, Any]]]
 ) -> None:
-    """Per item: its file against metadata and ledger, its signature and statement."""
-    count = signed = 0
-    for path in sorted(p for p in seen if p.startswith("data/items/")):
-        if not path.endswith("/metadata.json") or path.count("/") != 3:
-            continue
+    """Per item: its files against metadata and ledger, its signature and statement. Every
+    file under data/items/ must be one its item's metadata.json describes, so nothing rides
+    along unchecked."""
+    count = bound = signed = texts = 0
+    described: set[str] = set()
+    items = {p.split("/")[2] for p in seen if p.startswith("data/items/") and p.count("/") >= 3}
+    for item_dir in sorted(items):
+        path = f"data/items/{item_dir}/metadata.json"
+        described.add(path)
         count += 1
         try:
             document = json.loads(_text(seen, path) or "")
             item_id, file = document["item_id"], document["file"]
+            described.add(file["path"])
+            if item_id != item_dir:
+                raise ValueError("item_id is not its directory's")
             actual = seen.get(file["path"])
         except (ValueError, KeyError, TypeError) as exc:
-            report.fail(path, f"malformed metadata ({exc})")
+            report.fail(path, f"missing or malformed metadata ({exc})")
             continue
         if actual is None or actual.sha256 != file["sha256"] or actual.size != file["size"]:
             report.fail(file["path"], "missing, or not the size and SHA-256 metadata.json says")
             continue
-        entries = [e for e in by_item.get(item_id, []) if e.get("action") == "ingestion"]
+        proven = by_item.get(item_id, [])
+        entries = [e for e in proven if e.get("action") == "ingestion"]
         originals = [e for e in entries if e.get("details", {}).get("rendition") is None]
         renditions = [e for e in entries if e.get("details", {}).get("rendition") == "redacted"]
-        bound = renditions if file["redacted"] else originals
-        if not any(e["details"].get("sha256") == actual.sha256 for e in bound):
+        candidates = renditions if file["redacted"] else originals
+        if any(e["details"].get("sha256") == actual.sha256 for e in candidates):
+            bound += 1
+        else:
             report.fail(file["path"], "no proven ingestion entry records this file's SHA-256")
+        texts += _check_text(seen, report, document, proven, described)
         signature = document.get("signature")
         if signature:
             signed += 1
+            described.update(
+                str(signature.get(k)) for k in ("statement", "signature", "public_key")
+            )
             _check_statement(seen, report, signature, file, originals)
-    report.checks.append(f"{count} items bound to their ledger entries, {signed} signatures")
+    for path in sorted(p for p in seen if p.startswith("data/items/") and p not in described):
+        report.fail(path, "not described by its item's metadata.json")
+    report.checks.append(
+        f"{bound} of {count} item files bound to proven ledger entries, {texts} texts, "
+        f"{signed} signatures"
+    )
+
+
+def _check_text(
+    seen: dict[str, _Seen],
+    report: Report,
+    document: dict[str, Any],
+    proven: list[dict[str, Any]],
+    described: set[str],
+) -> int:
+    """Bind the extracted text to a proven `metadata extraction` entry's `text_sha256` when
+    one records it; a redacted text (identity words blanked) cannot be. Returns 1 if bound."""
+    text = document.get("text")
+    if not isinstance(text, dict):
+        return 0
+    path = str(text.get("path"))
+    described.add(path)
+    actual = seen.get(path)
+    if actual is None or actual.size != text.get("size"):
+        report.fail(path, "missing, or not the size metadata.json says")
+        return 0
+    recorded = {
+        e["details"]["text_sha256"]
+        for e in proven
+        if e.get("action") == "metadata extraction" and "text_sha256" in e.get("details", {})
+    }
+    if document["file"].get("redacted") or not recorded:
+        return 0
+    if actual.sha256 not in recorded:
+        report.fail(path, "no proven extraction entry records this text's SHA-256")
+        return 0
+    return 1
 
 
 def _check_statement(

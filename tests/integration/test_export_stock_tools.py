@@ -243,6 +243,7 @@ def test_a_forged_bag_with_consistent_manifests_is_caught(export: Export, tmp_pa
     document = json.loads(meta.read_text())
     document["file"].update(size=len(forgery), sha256=hashlib.sha256(forgery).hexdigest())
     meta.write_text(json.dumps(document))
+    (original.parent / "extra.bin").write_bytes(b"rides along, in no metadata")
     bagit.Bag(str(bag)).save(manifests=True)
     run(bagit_tool(), "--validate", bag)
     forged = tmp_path / "forged.age"
@@ -261,6 +262,8 @@ def test_a_forged_bag_with_consistent_manifests_is_caught(export: Export, tmp_pa
     )
     assert script.returncode == 1
     assert "testimonio.pdf: no proven ingestion entry" in script.stdout
+    for output in (result.output, script.stdout):
+        assert f"data/items/{'c' * 26}/original/extra.bin: not described" in output
 
 
 def test_a_changed_file_without_new_manifests_is_named(export: Export, tmp_path: Path) -> None:

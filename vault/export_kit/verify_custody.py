@@ -217,13 +217,19 @@ def check_items(bag: Path, by_item: dict[str, list[dict[str, Any]]], report: Rep
         digest, _, path = line.partition("  ")
         manifest[path] = digest
     checked = 0
-    for meta in sorted((bag / "data" / "items").glob("*/metadata.json")):
+    described: set[str] = set()
+    for folder in sorted(p for p in (bag / "data" / "items").glob("*") if p.is_dir()):
+        meta = folder / "metadata.json"
         where = str(meta.relative_to(bag))
+        described.add(where)
         try:
             document = json.loads(meta.read_text(encoding="utf-8"))
             item, file = document["item_id"], document["file"]
-        except (ValueError, KeyError, TypeError) as exc:
-            report.fail(where, f"malformed ({exc})")
+            described.add(file["path"])
+            for part in (document.get("text") or {}, document.get("signature") or {}):
+                described.update(str(v) for k, v in part.items() if k != "size" and k != "key_id")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            report.fail(where, f"missing or malformed ({exc})")
             continue
         digest = manifest.get(file["path"], "")
         if digest != file["sha256"]:
@@ -240,6 +246,10 @@ def check_items(bag: Path, by_item: dict[str, list[dict[str, Any]]], report: Rep
             report.fail(file["path"], "no proven ingestion entry records this file's SHA-256")
             continue
         checked += 1
+    for found in sorted((bag / "data" / "items").rglob("*")):
+        name = str(found.relative_to(bag))
+        if found.is_file() and name not in described:
+            report.fail(name, "not described by its item's metadata.json")
     report.ok(f"{checked} item files match the digests their ingestion entries recorded")
 
 

@@ -83,7 +83,9 @@ def test_a_sound_bag_passes_and_says_what_it_checked(
     assert report.ok, report.failures
     assert report.bag == ROOT
     assert report.log_key_source == "the key given with --log-key"
-    assert "2 items bound to their ledger entries, 1 signatures" in report.checks
+    assert "2 of 2 item files bound to proven ledger entries, 1 texts, 1 signatures" in (
+        report.checks
+    )
 
 
 def _seq(stuff: support.Material) -> str:
@@ -120,6 +122,17 @@ def _drop_proof(files: Files, stuff: support.Material) -> None:
     _remanifest(files)
 
 
+def _smuggle_file(files: Files, _: support.Material) -> None:
+    files[f"data/items/{'a' * 26}/original/extra.pdf"] = b"rides along"
+    _remanifest(files)
+
+
+def _alter_text(files: Files, _: support.Material) -> None:
+    name = f"data/items/{'a' * 26}/text.txt"
+    files[name] = files[name].upper()  # the same size: only the ledger can tell
+    _remanifest(files)
+
+
 def _alter_oxum(files: Files, _: support.Material) -> None:
     files["bag-info.txt"] = files["bag-info.txt"].replace(b"Payload-Oxum: ", b"Payload-Oxum: 1")
     _remanifest(files)
@@ -134,6 +147,8 @@ def _alter_oxum(files: Files, _: support.Material) -> None:
         (_alter_proof, "data/custody/entries/{seq}.json", "inclusion proof"),
         (_drop_proof, "data/custody/*/{seq}.json", "without its proof"),
         (_alter_oxum, "bag-info.txt", "Payload-Oxum"),
+        (_smuggle_file, "data/items/{a}/original/extra.pdf", "not described"),
+        (_alter_text, "data/items/{a}/text.txt", "no proven extraction entry"),
     ],
     ids=lambda v: getattr(v, "__name__", None),
 )

@@ -74,7 +74,9 @@ def test_the_use_case_bag_verifies_offline(vault: Vault) -> None:
     first = _export(vault, case)
     report = verify_export(io.BytesIO(first), identity, name="first.age", log_key=log_key)
     assert report.ok, report.failures
-    assert "1 items bound to their ledger entries, 1 signatures" in report.checks
+    assert "1 of 1 item files bound to proven ledger entries, 0 texts, 1 signatures" in (
+        report.checks
+    )
 
     # The second export to the same commission proves the log extends the first one's.
     second = _export(vault, case)

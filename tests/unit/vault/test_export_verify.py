@@ -207,3 +207,28 @@ def test_a_truncated_file_fails_decryption(
     report = _check(data[:-100], identity)
     assert [f.where for f in report.failures] == ["export.age"]
     assert "decryption failed" in report.failures[0].what
+
+
+def test_hostile_members_are_refused_and_never_extracted_outside(
+    sealed: tuple[bytes, str, str, support.Material], tmp_path: Path
+) -> None:
+    _, identity, recipient, _ = sealed
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in ((f"{ROOT}/bagit.txt", b"x"), ("../escape.txt", b"out")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo(f"{ROOT}/data/link")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(link)
+    out = io.BytesIO()
+    keys.seal(io.BytesIO(buffer.getvalue()), out, [recipient])
+    target = tmp_path / "extract"
+    target.mkdir()
+    report = verify_export(io.BytesIO(out.getvalue()), identity, name="x.age", extract_to=target)
+    places = {f.where: f.what for f in report.failures}
+    assert "outside" in places["../escape.txt"]
+    assert "not a regular file" in places[f"{ROOT}/data/link"]
+    assert not (tmp_path / "escape.txt").exists()
+    assert sorted(p.name for p in target.rglob("*")) == sorted([ROOT, "bagit.txt"])

@@ -20,7 +20,7 @@ from click.testing import Result
 import keys
 from tests.unit.vault.conftest import principal
 from tests.unit.vault.test_search_support import deposit, give_text
-from vault import exports, ledger, recipients
+from vault import approval_kinds, approvals, exports, ledger, recipients
 from vault.accounts import add_user
 from vault.cases import create_case, grant
 from vault.compose import Vault
@@ -311,3 +311,14 @@ def test_status_shows_an_export_expired_before_the_sweep_comes(vault: Vault, set
     vault.clock = lambda: later
     assert exports.show(vault, principal(vault, "truth"), export_id).state == exports.EXPIRED
     assert list(vault.store.names(exports.PREFIX)) == []
+
+
+def test_a_shredded_item_revokes_the_export(vault: Vault, setup: Setup) -> None:
+    export_id = approved(vault, setup.case)
+    build_pending(vault)
+    asked = approval_kinds.request_shred(
+        vault, principal(vault, "admin"), setup.plain, "other", "x"
+    )
+    approvals.approve(vault, principal(vault, "cleo"), asked.id)
+    with pytest.raises(exports.Gone, match=f"item {setup.plain} was crypto-shredded"):
+        fetch(vault, export_id)

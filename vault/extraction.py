@@ -58,7 +58,7 @@ from vault.sealing import open_json, seal_json
 from vault.settings import Settings
 from vault.signatures import CiphertextDigest
 from vault.storage import ObjectNotFound, StorageError
-from vault.worker import StageFailed, fail_job, overrun, register
+from vault.worker import StageFailed, fail_job, leases_kept, overrun, register
 
 log = logging.getLogger(__name__)
 
@@ -216,10 +216,15 @@ class ExtractStage:
         other jobs fail or are left alone in the same cases, without raising.
         """
         claims = [claim]
+        # The worker's heartbeat renews `claim` only; the batch's others, as they join, here.
+        with leases_kept(self._vault, claims):
+            return self._run(claim, claims)
+
+    def _run(self, claim: jobs.Claim, claims: list[jobs.Claim]) -> bool:
         rows = self._rows([claim.item_id])
         texts: list[_Text] = []
         failures: list[tuple[jobs.Claim, BaseException]] = []
-        started = renewed = time.monotonic()
+        started = time.monotonic()
         while True:
             one = claims[-1]
             try:
@@ -232,17 +237,6 @@ class ExtractStage:
                 # A slow document in the batch: the jobs behind it stay queued for other
                 # workers (or threads) to take now, not after it.
                 break
-            if len(claims) > 1 and time.monotonic() - renewed > self._lease.total_seconds() / 3:
-                # The worker's heartbeat renews the first job only; a batch of slow documents
-                # must not let the others' leases run out.
-                renewed = time.monotonic()
-                jobs.heartbeat(
-                    self._vault.sessions,
-                    claim.owner,
-                    [one.id for one in claims[1:]],
-                    now=self._vault.clock(),
-                    lease=self._lease,
-                )
             following = self._next(claim)
             if following is None:
                 break

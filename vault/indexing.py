@@ -51,7 +51,7 @@ from vault.sealing import open_json
 from vault.search_redaction import identity_words, redact
 from vault.settings import Settings
 from vault.storage import ObjectStore
-from vault.worker import fail_job, register
+from vault.worker import fail_job, leases_kept, register
 
 # Names of the keyring secrets the index needs (DESIGN.md "Keys": one key per purpose).
 INDEX_KEY = "search-index"  # 32 random bytes: the HMAC key of the index's term digests
@@ -409,10 +409,15 @@ class IndexStage:
         Raises `StageFailed` (no retry) when the first item has no text or its text does not
         open; the other jobs of the batch fail on their own with the same reasons.
         """
+        claims = [claim, *self._more(claim)]
+        # The worker's heartbeat renews `claim` only; the batch's others are renewed here.
+        with leases_kept(self._vault, claims):
+            return self._run(claim, claims)
+
+    def _run(self, claim: jobs.Claim, claims: list[jobs.Claim]) -> bool:
         from vault.worker import StageFailed
 
         vault = self._vault
-        claims = [claim, *self._more(claim)]
         prepared: list[tuple[jobs.Claim, Indexed, Item, IndexDocument | None]] = []
         failures: list[tuple[jobs.Claim, StageFailed]] = []
         for one in claims:

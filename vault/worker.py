@@ -28,7 +28,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from typing import Final, Protocol
 
@@ -122,6 +122,41 @@ def defer_job(vault: Vault, claim: jobs.Claim, cause: str, delay: float) -> None
             now=vault.clock(),
             delay=delay,
         )
+
+
+@contextlib.contextmanager
+def leases_kept(vault: Vault, claims: Sequence[jobs.Claim]) -> Iterator[None]:
+    """Renew the leases of `claims` (one owner's; a list may grow meanwhile) every third of the
+    lease while the block runs.
+
+    For the other jobs of a stage's batch: the worker's heartbeat renews only the job it
+    handed to the stage. Without this, a batch that outlasts the lease (a slow index commit on
+    a busy machine) lets its jobs' leases expire; other threads re-claim them, each claim
+    charging an attempt, until jobs no worker ever stopped on fail as "the worker stopped
+    during this job" (seen by tests/integration/test_crashes.py on PostgreSQL).
+    """
+    lease = timedelta(seconds=vault.settings.jobs_lease_seconds)
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(lease.total_seconds() / 3):
+            # Read each time: a batch may grow while it runs (the extract stage's does).
+            held = list(claims)
+            if not held:
+                continue
+            owner, ids = held[0].owner, [claim.id for claim in held]
+            try:
+                jobs.heartbeat(vault.sessions, owner, ids, now=vault.clock(), lease=lease)
+            except Exception as exc:
+                log.warning("worker %s: batch heartbeat failed: %s", owner, type(exc).__name__)
+
+    thread = threading.Thread(target=renew, name="tvault-batch-leases", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def register(kind: str, factory: StageFactory) -> None:

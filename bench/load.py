@@ -103,21 +103,49 @@ def _serve(home: Path, env: dict[str, str], port: int) -> subprocess.Popen[bytes
 
 
 class _Rss(threading.Thread):
-    """Samples the server's RSS (with its helper processes) until stopped; keeps the peak."""
+    """Samples the server's RSS (with its helper processes) until stopped and keeps the peak;
+    also the CPU seconds of the server and of each kind of helper process it started."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.process = psutil.Process(pid)
         self.peak = 0
         self.stopping = threading.Event()
+        self._start: dict[int, tuple[str, float]] = {}
+        self._seen: dict[int, tuple[str, float]] = {}
+
+    def _kind(self, process: psutil.Process) -> str:
+        if process.pid == self.process.pid:
+            return "server"
+        line = " ".join(process.cmdline())
+        return "parser" if "tika" in line else "search helper" if "spawn" in line else "other"
+
+    def _sample(self) -> int:
+        total = 0
+        for process in [self.process, *self.process.children(True)]:
+            try:
+                total += process.memory_info().rss
+                times = process.cpu_times()
+                self._seen[process.pid] = (self._kind(process), times.user + times.system)
+            except psutil.Error:
+                continue
+        return total
+
+    def start_cpu(self) -> None:
+        self._sample()
+        self._start = dict(self._seen)
+
+    def cpu_spent(self) -> dict[str, float]:
+        self._sample()
+        spent: dict[str, float] = {}
+        for pid, (kind, seconds) in self._seen.items():
+            before = self._start.get(pid, (kind, 0.0))[1]
+            spent[kind] = spent.get(kind, 0.0) + seconds - before
+        return spent
 
     def run(self) -> None:
         while not self.stopping.wait(0.5):
-            try:
-                rss = sum(p.memory_info().rss for p in [self.process, *self.process.children(True)])
-            except psutil.Error:
-                continue
-            self.peak = max(self.peak, rss)
+            self.peak = max(self.peak, self._sample())
 
 
 async def _client(
@@ -205,6 +233,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--port", type=int, default=8781)
     parser.add_argument("--label", default="", help="a word for the RESULTS.md section")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="TVAULT_NAME=VALUE",
+        help="a setting for the server (repeatable), e.g. TVAULT_SEARCH_CONCURRENCY=64",
+    )
     parser.add_argument("--append", action="store_true", help="append to bench/RESULTS.md")
     parser.add_argument(
         "--keep", type=Path, help="build the vault here once and reuse it (delete it after)"
@@ -221,6 +256,7 @@ def main() -> None:
         env.update(
             {"TVAULT_HOME": str(home), "TVAULT_PASSPHRASE": PASSPHRASE, "PYTHONPATH": str(ROOT)}
         )
+        env.update(dict(item.split("=", 1) for item in args.set))
         tokens = {
             name: subprocess.run(
                 [sys.executable, "-m", "vault.cli", "token", name],

@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     # `tvault serve` shows half of each page of search hits in a helper process (on a machine
     # with more than one core; vault/search_helper.py).
     search_helper: bool = True
+    # Searches one server process runs at once; the others wait their turn, first come first
+    # served (vault/api/search_routes.py: fewer threads fighting for the GIL, issue 23).
+    search_concurrency: int = Field(default=2, ge=1)
     es_url: str | None = None
     extractor: Literal["tika-native", "tika-server"] = "tika-native"
     tika_url: str | None = None

@@ -101,6 +101,7 @@ def create_app(vault: Vault) -> FastAPI:
     app.state.gate = gate_of(vault, app.state.token_keys)
     app.state.limiter = limiter_of(vault)
     app.state.oidc_seen = set()
+    app.state.search_gate = search_routes.gate_of(vault.settings.search_concurrency)
     problems.install(app)
     app.include_router(public)
     app.include_router(v1)

@@ -423,21 +423,39 @@ def _verify_checkpoints(
             copy = None
         if copy != row.note.encode():
             report.fail(subject, CHECKPOINT_COPY, row.object_name)
-    # A signed copy in the store whose database record is gone was deleted from the table.
+    # A signed copy in the store without its database record: its row was deleted from the
+    # table, or a process stopped between storing the copy and committing the row (the copy
+    # goes first, `ledger.checkpoints.create`; the crash suite met it). Told apart below.
+    unrecorded: list[str] = []
     for name in sorted(vault.store.names(CHECKPOINT_PREFIX)):
         if name in recorded:
             continue
         report.checkpoints += 1
         with vault.store.open(name) as stored:
             text = stored.read().decode("utf-8", "replace")
+        before = len(report.failures)
         _check_note(text, vkey, tree, name, report)
-        report.fail(name, CHECKPOINT_UNRECORDED, "its row in ledger_checkpoints is missing")
+        if len(report.failures) > before:
+            report.fail(name, CHECKPOINT_UNRECORDED, "its row in ledger_checkpoints is missing")
+        else:
+            unrecorded.append(name)
+    before = len(report.failures)
     state = session.execute(select(_STATE).where(_STATE.c.name == CHECKPOINT)).one()
     latest = rows[-1] if rows else None
     if latest is not None and (state.size, bytes(state.hash)) != (latest.size, bytes(latest.root)):
         report.fail("checkpoint state", CHECKPOINT_RECORD, "differs from the newest checkpoint")
     records = {int(row.size): bytes(row.root) for row in rows}
     integrity.check_state(key, state.size, bytes(state.hash), state.mac, records, report.fail)
+    for name in unrecorded:
+        if len(report.failures) > before:
+            report.fail(name, CHECKPOINT_UNRECORDED, "its row in ledger_checkpoints is missing")
+        else:
+            # The state's MAC counts every recorded checkpoint, so a deleted row cannot pass;
+            # this copy is a true signed checkpoint of this very ledger that never committed.
+            report.notes.append(
+                f"{name}: a signed checkpoint of this ledger whose record never committed "
+                "(a process stopped between storing it and recording it); kept, harmless"
+            )
     return int(latest.size) if latest is not None else 0
 
 

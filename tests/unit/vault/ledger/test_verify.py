@@ -307,3 +307,20 @@ def test_cli_exit_codes_and_report(
     ]
     text_report = run_verify()
     assert f"{items[1]}: {verify.OBJECT_MISSING}" in text_report.output  # type: ignore[attr-defined]
+
+
+def test_a_checkpoint_stored_but_never_recorded_is_a_note(
+    vault: Vault, items: tuple[str, str]
+) -> None:
+    # A process killed between storing the copy and committing its row (the crash suite, issue
+    # 23): the copy is a true checkpoint of this ledger; only a deleted row is a failure.
+    log = checkpointer_of(vault)
+    with vault.sessions() as session:
+        made = ledger.checkpoints.create(
+            session, signer=log._signer, store=vault.store, origin=log.origin
+        )
+        session.rollback()  # the copy is stored; the row never commits
+    assert vault.store.exists(made.object_name)
+    report = verify.verify(vault)
+    assert report.ok, report.failures
+    assert any(made.object_name in text and "never committed" in text for text in report.notes)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vault.db.base import Base
+from vault.db.types import UtcDateTime
 
 
 class ConsentRecord(Base):
@@ -29,7 +30,7 @@ class ConsentRecord(Base):
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
     scopes: Mapped[list[str]] = mapped_column(JSON)
     recorded_by: Mapped[str] = mapped_column(String(128))
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
     # The signed consent form, sealed to the item identity (None: no form, or shredded).
     sealed_form: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
@@ -41,7 +42,7 @@ class LegalHold(Base):
 
     item_id: Mapped[str] = mapped_column(ForeignKey("items.id"), primary_key=True)
     set_by: Mapped[str] = mapped_column(String(128))
-    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    set_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class ItemIdentity(Base):
@@ -52,7 +53,7 @@ class ItemIdentity(Base):
     item_id: Mapped[str] = mapped_column(ForeignKey("items.id"), primary_key=True)
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
     recorded_by: Mapped[str] = mapped_column(String(128))
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class RedactedRendition(Base):
@@ -68,4 +69,4 @@ class RedactedRendition(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     recorded_by: Mapped[str] = mapped_column(String(128))
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())

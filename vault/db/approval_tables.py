@@ -11,10 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vault.db.base import Base
+from vault.db.types import UtcDateTime
 
 
 class Approval(Base):
@@ -37,8 +38,8 @@ class Approval(Base):
     state: Mapped[str] = mapped_column(String(16))
     quorum: Mapped[int] = mapped_column(Integer)
     requested_by: Mapped[str] = mapped_column(String(128))
-    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
@@ -50,5 +51,5 @@ class ApprovalVote(Base):
     approval_id: Mapped[str] = mapped_column(ForeignKey("approvals.id"), primary_key=True)
     actor: Mapped[str] = mapped_column(String(128), primary_key=True)
     vote: Mapped[str] = mapped_column(String(16))
-    voted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    voted_at: Mapped[datetime] = mapped_column(UtcDateTime())
     sealed_reason: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy import Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vault.db.base import Base
+from vault.db.types import UtcDateTime
 
 
 class AccessToken(Base):
@@ -27,11 +28,11 @@ class AccessToken(Base):
     account_id: Mapped[str] = mapped_column(String(32), index=True)
     generation: Mapped[int] = mapped_column(Integer)
     kid: Mapped[str] = mapped_column(String(32))
-    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
     issued_by: Mapped[str] = mapped_column(String(128))
     via: Mapped[str] = mapped_column(String(16))  # "offline" (the passphrase) or "api"
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     revoked_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
@@ -46,9 +47,9 @@ class TokenKey(Base):
 
     kid: Mapped[str] = mapped_column(String(32), primary_key=True)
     public_pem: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    drops_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    retired_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    drops_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class OidcPrincipal(Base):
@@ -58,4 +59,4 @@ class OidcPrincipal(Base):
 
     issuer: Mapped[str] = mapped_column(String(512), primary_key=True)
     account_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    first_used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    first_used_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -16,7 +16,6 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Date,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -27,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vault.db.base import Base
+from vault.db.types import UtcDateTime
 
 
 class CommissionRecipient(Base):
@@ -39,7 +39,7 @@ class CommissionRecipient(Base):
     key_type: Mapped[str] = mapped_column(String(16))  # "age" or "ssh-ed25519"
     recipient: Mapped[str] = mapped_column(Text)  # the key itself, without an OpenSSH comment
     added_by: Mapped[str] = mapped_column(String(128))
-    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class Export(Base):
@@ -58,7 +58,7 @@ class Export(Base):
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
     commission: Mapped[str] = mapped_column(ForeignKey("users.name"), index=True)
     requested_by: Mapped[str] = mapped_column(String(128))
-    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime())
     kinds: Mapped[list[str]] = mapped_column(JSON)
     date_from: Mapped[date | None] = mapped_column(Date, nullable=True)
     date_to: Mapped[date | None] = mapped_column(Date, nullable=True)
@@ -68,7 +68,7 @@ class Export(Base):
     state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # structural, no survivor text
     lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     items: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # what went in
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
@@ -76,6 +76,6 @@ class Export(Base):
     size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # of the age file
     sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)  # of the age file
     checkpoint_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    built_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    built_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     downloads: Mapped[int] = mapped_column(Integer, default=0)

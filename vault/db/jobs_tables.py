@@ -13,7 +13,6 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -24,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vault.db.base import Base
+from vault.db.types import UtcDateTime
 
 
 class Job(Base):
@@ -42,13 +42,13 @@ class Job(Base):
     state: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer)
-    run_after: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    run_after: Mapped[datetime] = mapped_column(UtcDateTime())
     lease_owner: Mapped[str | None] = mapped_column(String(128))
-    lease_expires: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_expires: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_error: Mapped[str | None] = mapped_column(String(1000))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class ItemText(Base):
@@ -63,4 +63,4 @@ class ItemText(Base):
     chars: Mapped[int] = mapped_column(BigInteger)
     sealed_meta: Mapped[bytes] = mapped_column(LargeBinary)
     tool: Mapped[str] = mapped_column(String(64))
-    extracted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    extracted_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -14,7 +14,6 @@ from datetime import datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -25,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vault.db.base import Base
+from vault.db.types import UtcDateTime
 
 
 class User(Base):
@@ -35,7 +35,7 @@ class User(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     role: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     disabled: Mapped[bool] = mapped_column(default=False)
     # Grows on every role change and disabling; tokens name the generation they were issued for.
     generation: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
@@ -49,7 +49,7 @@ class Case(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     sealed_name: Mapped[bytes] = mapped_column(LargeBinary)
     created_by: Mapped[str] = mapped_column(ForeignKey("users.name"))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class Item(Base):
@@ -69,7 +69,7 @@ class Item(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     object_name: Mapped[str] = mapped_column(String(128), unique=True)
     depositor: Mapped[str] = mapped_column(ForeignKey("users.name"))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     sealed_meta: Mapped[bytes] = mapped_column(LargeBinary)
 
 
@@ -94,4 +94,4 @@ class CaseGrant(Base):
     user_name: Mapped[str] = mapped_column(ForeignKey("users.name"), primary_key=True)
     role: Mapped[str] = mapped_column(String(16), primary_key=True)
     granted_by: Mapped[str] = mapped_column(String(64))
-    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    granted_at: Mapped[datetime] = mapped_column(UtcDateTime())

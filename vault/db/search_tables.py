@@ -12,10 +12,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import BigInteger, Boolean, DateTime, LargeBinary, String
+from sqlalchemy import BigInteger, Boolean, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vault.db.base import Base
+from vault.db.types import UtcDateTime
 
 HEAD: Final = "head"
 
@@ -30,7 +31,7 @@ class VocabularyChange(Base):
     position: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     snapshot: Mapped[bool] = mapped_column(Boolean)
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class VocabularyHead(Base):

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vault.db.base import Base
+from vault.db.types import UtcDateTime
 
 
 class DepositorKey(Base):
@@ -26,7 +27,7 @@ class DepositorKey(Base):
     user_name: Mapped[str] = mapped_column(ForeignKey("users.name"), index=True)
     public_key: Mapped[str] = mapped_column(Text)
     added_by: Mapped[str] = mapped_column(String(128))
-    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class ItemSignature(Base):
@@ -43,7 +44,7 @@ class ItemSignature(Base):
     sealed_statement: Mapped[bytes] = mapped_column(LargeBinary)
     signature: Mapped[str] = mapped_column(Text)
     public_key: Mapped[str] = mapped_column(Text)  # as registered when the signature was checked
-    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class ItemCiphertext(Base):

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, LargeBinary, String, Text
+from sqlalchemy import Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vault.db.base import Base
+from vault.db.types import UtcDateTime
 
 
 class AccountSecret(Base):
@@ -24,11 +25,9 @@ class AccountSecret(Base):
     # No foreign key, like the token register: keyed by the account's immutable id.
     account_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     password_hash: Mapped[str | None] = mapped_column(Text, nullable=True)
-    password_changed_at: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True), nullable=True
-    )
+    password_changed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     totp_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
-    totp_enabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     # RFC 6238 5.2: a code is accepted once; the last time step used is kept.
     totp_last_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
     language: Mapped[str | None] = mapped_column(String(8), nullable=True)
@@ -42,9 +41,9 @@ class PasswordLink(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     account_id: Mapped[str] = mapped_column(String(32), index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class WebSession(Base):
@@ -62,8 +61,8 @@ class WebSession(Base):
     generation: Mapped[int] = mapped_column(Integer)
     csrf: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class WebFormUse(Base):
@@ -73,4 +72,4 @@ class WebFormUse(Base):
 
     nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
     session_id: Mapped[str] = mapped_column(String(32), index=True)
-    used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -6,6 +6,7 @@ import hashlib
 import json
 import shutil
 import socket
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -183,6 +184,15 @@ def _send_half_and_close(
         time.sleep(0.5)  # let the server stream some of it into the store
 
 
+def _refusals(server: Server) -> list[str]:
+    """The causes of the vault's `deposit refused` ledger entries, in order."""
+    with sqlite3.connect(server.home / "vault.db") as db:
+        rows = db.execute(
+            "SELECT entry FROM ledger_entries WHERE action = 'deposit refused' ORDER BY seq"
+        ).fetchall()
+    return [json.loads(row[0])["details"]["cause"] for row in rows]
+
+
 def _multipart(size: int) -> tuple[bytes, str]:
     boundary = "tvaultboundary7d3"
     fields = {"kind": "testimony", "title": "T", "consent": "therapy"}
@@ -209,12 +219,21 @@ def test_a_client_that_disconnects_mid_upload_leaves_nothing(
         body, content_type = b"y" * (8 * 1024 * 1024), "application/octet-stream"
     else:
         body, content_type = _multipart(8 * 1024 * 1024)
+    refused = _refusals(server).count("interrupted")
+    logged = server.log.read_text().count("deposit refused: interrupted")
     _send_half_and_close(server, path, body, content_type, fields)
     deadline = time.monotonic() + 10
     while _state(server) != before and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _state(server) == before
     assert httpx.get(server.url + "/healthz").status_code == 200
+    # One ledger entry and one log line for the interrupted deposit, never a traceback.
+    while _refusals(server).count("interrupted") == refused and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _refusals(server).count("interrupted") == refused + 1
+    log = server.log.read_text()
+    assert log.count("deposit refused: interrupted") == logged + 1
+    assert "Traceback" not in log
 
 
 def test_over_the_limit_gets_413_and_leaves_nothing(tmp_path: Path) -> None:
@@ -242,6 +261,20 @@ def test_over_the_limit_gets_413_and_leaves_nothing(tmp_path: Path) -> None:
                 assert response.status_code == 413, response.text
                 assert response.headers["content-type"] == "application/problem+json"
             assert _state(small) == before
+            assert _refusals(small) == ["too-large"] * 3
+            # Answered from Content-Length alone: the headers go, the body never does.
+            url = urlparse(small.url)
+            assert url.hostname is not None and url.port is not None
+            head = (
+                f"POST /v1/cases/{case}/items HTTP/1.1\r\nHost: {url.netloc}\r\n"
+                f"Authorization: Bearer {small.token('tina')}\r\n"
+                + "".join(f"{k}: {v}\r\n" for k, v in to_headers(meta).items())
+                + "Content-Length: 100001\r\n\r\n"
+            )
+            with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+                sock.sendall(head.encode())
+                assert sock.recv(64).startswith(b"HTTP/1.1 413 ")
+            assert _refusals(small) == ["too-large"] * 4
             exact = client.post(
                 f"/v1/cases/{case}/items", headers=to_headers(meta), content=b"z" * 100_000
             )

@@ -17,6 +17,7 @@ from vault.api import (
     export_routes,
     ledger_routes,
     problems,
+    refusals,
     search_routes,
     signature_routes,
 )
@@ -103,6 +104,7 @@ def create_app(vault: Vault) -> FastAPI:
     app.state.oidc_seen = set()
     app.state.search_gate = search_routes.gate_of(vault.settings.search_concurrency)
     problems.install(app)
+    refusals.install(app)
     app.include_router(public)
     app.include_router(v1)
     app.include_router(access_routes.router)

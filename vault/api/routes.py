@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from vault import idempotency, jobs, ocr, readiness
-from vault.api import docs_pages
+from vault.api import docs_pages, refusals
 from vault.api.auth import jwks
 from vault.api.deposit_doc import deposit_openapi
 from vault.api.deps import CurrentPrincipal, VaultDep, get_principal
@@ -144,9 +144,12 @@ async def post_item(
     refuse_sealed_in_query(request.query_params)
 
     async def deposit(guard: CommitGuard | None = None) -> DepositResult:
-        if request.headers.get("content-type", "").startswith("multipart/form-data"):
-            return await deposit_multipart(vault, principal, case_id, request, guard)
-        return await deposit_raw(vault, principal, raw_fields(request, case_id), request, guard)
+        # Too large, malformed or interrupted: a `deposit refused` entry (vault.api.refusals).
+        async with refusals.recorded(vault, principal, case_id):
+            if request.headers.get("content-type", "").startswith("multipart/form-data"):
+                return await deposit_multipart(vault, principal, case_id, request, guard)
+            fields = raw_fields(request, case_id)
+            return await deposit_raw(vault, principal, fields, request, guard)
 
     key = idempotency.parse(request.headers.getlist(idempotency.HEADER))
     if key is not None:

@@ -22,7 +22,7 @@ so an archivist reading the ledger sees the words of their own standard. Which o
 | consent changed | `CONSENT_CHANGE` | `version`, `scopes`, `granted`, `withdrawn`, `basis`... |
 | legal hold set or lifted | `LEGAL_HOLD` | `held` |
 | refused attempt, unknown item id | `ACCESS_DENIED` | `attempted` (an action), `reason` |
-| deposit refused (store full, duplicate, key, ...) | `DEPOSIT_REFUSED` | `attempted`, `cause` |
+| deposit refused (causes: docs/ledger.md) | `DEPOSIT_REFUSED` | `attempted`, `cause` |
 | approval asked for | `APPROVAL_REQUEST` | `approval`, `kind`, `subject`, `quorum`, payload |
 | one approver says yes | `APPROVAL` | `approval`, `kind`, `approvals`, `quorum` |
 | someone says no (it ends) | `APPROVAL_DENIAL` | `approval`, `kind` (reason sealed) |

@@ -16,6 +16,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 from ingest.languages import canonical_language
 from tests.unit.vault.tokens import token_for
+from vault import ledger
 from vault.accounts import add_user
 from vault.api.app import create_app
 from vault.compose import Vault
@@ -110,11 +111,15 @@ def test_without_a_title_the_file_name_is_the_title_as_the_cli_does(
     for response, name in ((raw, "declaración.txt"), (form, "entrevista.ogg")):
         item = tina.get(f"/v1/items/{response.json()['id']}").json()
         assert (item["title"], item["filename"]) == (name, name)
-    # Neither: refused, nothing stored.
+    # Neither: refused, nothing stored, and the refusal is a ledger entry (docs/ledger.md).
     before = _items(vault)
     refused = tina.post(url, headers=to_headers(META), content=b"z")
     assert refused.status_code == 422 and "title" in refused.text
     assert _items(vault) == before
+    with vault.sessions() as session:
+        last = list(ledger.entries(session))[-1]
+    assert (last.action, last.case_id) == (ledger.actions.DEPOSIT_REFUSED, case_id)
+    assert (last.details["attempted"], last.details["cause"]) == ("item.deposit", "bad-field")
 
 
 def test_a_header_that_is_not_percent_encoded_utf8_is_refused(

@@ -50,6 +50,7 @@ FIELDS: Final = {
     "password": N_("Password"),
     "code": N_("Code"),
     "q": N_("Search"),
+    "reason": N_("Reason for denying"),
 }
 
 

@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 from vault.web import (
     account_pages,
+    custodian_pages,
     deposit_pages,
     errors,
     oidc_pages,
@@ -29,6 +30,7 @@ def install(app: FastAPI) -> None:
     app.include_router(account_pages.halfway)
     app.include_router(deposit_pages.pages)
     app.include_router(reading_pages.pages)
+    app.include_router(custodian_pages.pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(SecurityHeaders)
 

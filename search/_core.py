@@ -176,10 +176,9 @@ class Core:
         self.store.append(change)
 
     def _snapshot(self) -> None:
-        # Every word in memory, the unsaved ones included: they are then saved with it.
+        # Every word in memory, the unsaved ones included. They stay unsaved until the snapshot
+        # is read back: if its transaction rolls back, they go with the next change.
         self.store.replace(pack(self.vocabulary, self.anonymised), self.position)
-        self._unsaved[0].clear()
-        self._unsaved[1].clear()
         self._changes = 0
 
     def prune_vocabulary(self, live: Callable[[str, list[str]], Iterable[str]]) -> int:
@@ -193,8 +192,11 @@ class Core:
             for name, vocabulary in ((CONTENT, self.vocabulary), (ANONYMISED, self.anonymised)):
                 by_digest = {self.digester.digest(t): t for t in vocabulary.analysed_terms()}
                 alive = set(live(name, sorted(by_digest)))
-                gone = vocabulary.retain({t for d, t in by_digest.items() if d in alive})
+                kept = {t for d, t in by_digest.items() if d in alive}
+                gone = vocabulary.retain(kept)
                 dropped += gone if vocabulary is self.vocabulary else 0
+                # A pruned word must not come back as an unsaved one with the next change.
+                self._unsaved[0 if vocabulary is self.vocabulary else 1].retain(kept)
             self._caches.clear()  # cached words may map to dropped terms; re-added on use
             self._snapshot()
         return dropped

@@ -7,7 +7,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from search import AccessScope, IndexDocument, MemoryVocabularyStore, Query
+import pytest
+
+from search import AccessScope, IndexDocument, MemoryVocabularyStore, Query, _core
 from search._core import COMPACT_AFTER
 from search.adapters.tantivy_index import TantivyIndex
 
@@ -27,15 +29,23 @@ def _ids(index: TantivyIndex, text: str) -> list[str]:
 
 
 class LosingStore(MemoryVocabularyStore):
-    """Drops the next append, as a transaction that rolled back after the engine committed."""
+    """Drops the next append (or snapshot), as a transaction that rolled back after the engine
+    committed."""
 
     lose_next = False
+    lose_snapshot = False
 
     def append(self, change: bytes) -> None:
         if self.lose_next:
             self.lose_next = False
             return
         super().append(change)
+
+    def replace(self, snapshot: bytes, based_on: int | None) -> None:
+        if self.lose_snapshot:
+            self.lose_snapshot = False
+            return
+        super().replace(snapshot, based_on)
 
 
 def test_each_index_finds_the_words_the_others_indexed(tmp_path: Path) -> None:
@@ -67,6 +77,28 @@ def test_a_lost_change_is_sent_again_with_the_next_commit(tmp_path: Path) -> Non
     writer.commit()
     assert _ids(reader, "Quisp*") == ["a"]
     assert _ids(reader, "testimo*") == ["b"]
+    writer.close()
+    reader.close()
+
+
+def test_a_lost_snapshot_leaves_its_words_to_the_next_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_core, "COMPACT_AFTER", 2)
+    store = LosingStore()
+    writer = TantivyIndex(tmp_path, KEY, store)
+    for n, text in enumerate(("uno", "dos")):
+        writer.index([_doc(f"i{n}", text)])
+        writer.commit()
+    writer.index([_doc("q", "Quispe declaró")])
+    store.lose_snapshot = True  # the compaction's transaction rolls back
+    writer.commit()
+    writer.index([_doc("c", "cuatro")])
+    writer.commit()  # an ordinary change again: it carries the lost words too
+    assert not any(entry[2] for entry in store.log)
+    reader = TantivyIndex(tmp_path, KEY, store)
+    assert _ids(reader, "Quisp*") == ["q"]
+    assert _ids(reader, "cuat*") == ["c"]
     writer.close()
     reader.close()
 

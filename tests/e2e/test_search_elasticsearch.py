@@ -13,7 +13,7 @@ import pytest
 from policies import Principal
 from tests.services import unavailable
 from tests.unit.vault.conftest import FAST_KDF, PASSPHRASE
-from tests.unit.vault.test_search_support import deposit, give_text
+from tests.unit.vault.search_support import deposit, give_text
 from vault.accounts import add_user, find_user, principal_of
 from vault.cases import create_case, grant
 from vault.compose import Vault

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from starlette.exceptions import StarletteDeprecationWarning
 
 import keys
-from tests.unit.vault.test_search_support import give_text
+from tests.unit.vault.search_support import give_text
 from tests.unit.vault.tokens import token_for
 from vault import item_keys, ledger, verify
 from vault.accounts import add_user

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.unit.vault.conftest import principal
-from tests.unit.vault.test_search_support import deposit
+from tests.unit.vault.search_support import deposit
 from vault import approval_kinds, approvals, ledger, shred
 from vault.accounts import add_user
 from vault.cases import create_case

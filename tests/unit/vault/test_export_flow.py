@@ -19,7 +19,7 @@ from click.testing import Result
 
 import keys
 from tests.unit.vault.conftest import principal
-from tests.unit.vault.test_search_support import deposit, give_text
+from tests.unit.vault.search_support import deposit, give_text
 from vault import approval_kinds, approvals, exports, ledger, recipients
 from vault.accounts import add_user
 from vault.cases import create_case, grant

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 
 import keys
 from tests.unit.vault.conftest import principal
-from tests.unit.vault.test_search_support import deposit
+from tests.unit.vault.search_support import deposit
 from vault import approvals, exports, ledger, recipients
 from vault.accounts import add_user
 from vault.cases import create_case, grant

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 import keys
 from tests.unit.vault.cli_support import Run, cli_runner
 from tests.unit.vault.conftest import principal
-from tests.unit.vault.test_search_support import deposit
+from tests.unit.vault.search_support import deposit
 from vault.accounts import add_user
 from vault.cases import create_case, grant
 from vault.compose import Vault

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 import keys
 from tests.unit.vault.conftest import PASSPHRASE, principal
-from tests.unit.vault.test_search_support import deposit
+from tests.unit.vault.search_support import deposit
 from vault import item_keys
 from vault.cases import create_case
 from vault.compose import Vault, open_vault

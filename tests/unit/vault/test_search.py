@@ -39,7 +39,7 @@ from vault.sealing import open_json
 from vault.searching import SearchRequest, SearchResults, search
 
 from .conftest import FAST_KDF, principal
-from .test_search_support import deposit, give_text
+from .search_support import deposit, give_text
 
 SECRET_NAME = "Quispe"
 TEXT_ES = (

@@ -23,7 +23,7 @@ from vault.search_helper import SearchHelper, Showable, show
 from vault.searching import SearchRequest, SearchResults, search
 
 from .conftest import principal
-from .test_search_support import deposit, give_text
+from .search_support import deposit, give_text
 
 ITEMS = 9  # above MIN_HELPED_HITS, so a page is split
 TEXT = "Durante la detención en la comisaría recibí golpes. Testimonio número {n}, palabra{n}."

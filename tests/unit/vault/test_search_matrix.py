@@ -26,7 +26,7 @@ from vault.searching import SearchRequest, search
 from vault.settings import load_settings
 
 from .conftest import FAST_KDF, PASSPHRASE, principal
-from .test_search_support import deposit, give_text
+from .search_support import deposit, give_text
 
 NAME = "Quispe Mamani"
 TEXT = "Declaró sobre la detención en la comisaría. {name}, La Flaca, vio los golpes."

@@ -33,7 +33,7 @@ from vault.searching import SearchRequest, SearchResults, search
 from vault.settings import load_settings
 
 from .conftest import FAST_KDF, PASSPHRASE, principal
-from .test_search_support import deposit, give_text
+from .search_support import deposit, give_text
 
 NAMES = ("Quorv", "Zlatk")
 WORDS = ("detención", "golpes", "comisaría", "tortura", "police", "torture", "testigo", "quorum")

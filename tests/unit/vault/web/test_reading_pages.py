@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from tests.unit.vault.conftest import principal
-from tests.unit.vault.test_search_support import deposit, give_text
+from tests.unit.vault.search_support import deposit, give_text
 from tests.unit.vault.web.web_support import entries, signed_in, token
 from vault import ledger
 from vault.accounts import add_user

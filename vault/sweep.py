@@ -6,6 +6,7 @@ import logging
 import threading
 from datetime import timedelta
 
+from vault import tus
 from vault.compose import Vault
 from vault.db import Item
 from vault.db.jobs_tables import ItemText
@@ -25,7 +26,8 @@ def sweep(vault: Vault) -> int:
     texts (`vault.extraction.PREFIX`, left by an attempt killed before its commit) are swept;
     ledger checkpoints are never touched. Built exports past their expiry
     (`TVAULT_EXPORT_TTL_DAYS`) lose their object, as do bags of builds killed before their
-    commit (`vault.exports.sweep_exports`).
+    commit (`vault.exports.sweep_exports`). Resumable uploads past their expiry go as well
+    (`vault.tus.sweep`).
     """
     cutoff = vault.clock() - timedelta(seconds=vault.settings.sweep_grace_seconds)
     removed = 0
@@ -42,6 +44,8 @@ def sweep(vault: Vault) -> int:
         removed += 1
     # Built exports past their expiry, and bags of builds killed before their commit.
     removed += sweep_exports(vault, cutoff)
+    # Resumable uploads past their expiry (vault.tus): sealed segments, removed all the same.
+    removed += tus.sweep(vault)
     if removed:
         log.info("sweep removed %d unreferenced objects", removed)
     return removed

@@ -20,6 +20,7 @@ from vault.api import (
     refusals,
     search_routes,
     signature_routes,
+    tus_routes,
 )
 from vault.api.deps import gate_of, limiter_of, token_keys_of
 from vault.api.routes import public, v1
@@ -114,6 +115,7 @@ def create_app(vault: Vault) -> FastAPI:
     app.include_router(signature_routes.router)
     app.include_router(credential_routes.router)
     app.include_router(export_routes.router)
+    app.include_router(tus_routes.router)
     # The web pages at `/` (docs/web.md): the same use cases, the same ledger.
     install_web(app)
     app.add_middleware(AccessLog)

@@ -25,6 +25,7 @@ STATUS = {
     "too-large": 413,
     "conflict": 409,
     "gone": 410,
+    "precondition-failed": 412,  # vault.api.tus_routes: another tus version
     "range-not-satisfiable": 416,
     "too-many-requests": 429,
     "unavailable": 503,

@@ -50,7 +50,7 @@ def _write_each(write: Callable[[bytes], None], pieces: list[bytes]) -> None:
         write(piece)
 
 
-async def _pump(request: Request, write: Callable[[bytes], None]) -> None:
+async def pump(request: Request, write: Callable[[bytes], None]) -> None:
     """Feed the body to `write` in a worker thread, about `BATCH` bytes per hand-off.
 
     Reading the next batch (event loop) overlaps with sealing the previous one (thread); at most
@@ -129,7 +129,7 @@ async def deposit_raw(
         Deposit.start, vault, principal, fields, declared, _statement(request)
     )
     try:
-        await _pump(request, deposit.write)
+        await pump(request, deposit.write)
         return await to_thread.run_sync(deposit.commit, guard)
     except BaseException:
         await _cleanup(deposit.abort)
@@ -279,7 +279,7 @@ async def deposit_multipart(
         raise TooLarge(f"the limit is {vault.settings.max_upload_bytes} bytes")
     parts = _Multipart(vault, principal, case_id, boundary, _statement(request), form)
     try:
-        await _pump(request, parts.write)
+        await pump(request, parts.write)
         return await to_thread.run_sync(parts.finish, guard)
     except BaseException:
         await _cleanup(parts.abort)

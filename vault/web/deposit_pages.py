@@ -15,8 +15,10 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
+from policies import Principal
 from vault import jobs
 from vault.api.deps import VaultDep
+from vault.api.tus_routes import routes
 from vault.api.upload import FormRules, deposit_multipart
 from vault.cases import list_cases
 from vault.domain import CONSENT_SCOPES, KINDS
@@ -64,6 +66,9 @@ STATE_NAMES: Final = {
     "indexed": N_("searchable"),
     "failed": N_("could not be read"),
 }
+
+
+CSRF_HEADER: Final = "Tvault-Csrf"
 
 
 class AlreadySent(VaultError):
@@ -140,6 +145,24 @@ async def deposit(request: Request, vault: VaultDep, current: Signed) -> Respons
             await run_in_threadpool(sessions.release_form, vault, form_id)
         raise
     return RedirectResponse(f"/items/{result.item_id}", status_code=303)
+
+
+async def _session_uploader(request: Request, vault: VaultDep, current: Signed) -> Principal:
+    # The session-cookie path of tus: the script sends the page's CSRF token in a header. A
+    # cross-site form can send neither it nor `Tus-Resumable` (custom headers need a CORS
+    # preflight, which the vault never grants), and the cookie is SameSite=Strict besides.
+    try:
+        forms.check_token(current.csrf, request.headers.get(CSRF_HEADER))
+    except forms.FormRefused:
+        await run_in_threadpool(
+            record_refused_form, vault, current.name, "missing or wrong CSRF token"
+        )
+        raise
+    return current.principal
+
+
+# tus 1.0 for the deposit page's script (static/upload.js): the same routes as /v1/uploads.
+uploads = routes("/uploads", _session_uploader)
 
 
 @pages.get("/deposits")

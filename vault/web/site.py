@@ -29,6 +29,7 @@ def install(app: FastAPI) -> None:
     app.include_router(account_pages.pages)
     app.include_router(account_pages.halfway)
     app.include_router(deposit_pages.pages)
+    app.include_router(deposit_pages.uploads)
     app.include_router(reading_pages.pages)
     app.include_router(custodian_pages.pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

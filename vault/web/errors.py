@@ -51,6 +51,9 @@ FIELDS: Final = {
     "code": N_("Code"),
     "q": N_("Search"),
     "reason": N_("Reason for denying"),
+    "purpose": N_("Purpose"),
+    "legal_basis": N_("Legal basis"),
+    "commission": N_("Commission (account name)"),
 }
 
 

@@ -12,6 +12,7 @@ from vault.web import (
     custodian_pages,
     deposit_pages,
     errors,
+    export_pages,
     oidc_pages,
     public_pages,
     reading_pages,
@@ -32,6 +33,7 @@ def install(app: FastAPI) -> None:
     app.include_router(deposit_pages.uploads)
     app.include_router(reading_pages.pages)
     app.include_router(custodian_pages.pages)
+    app.include_router(export_pages.pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(SecurityHeaders)
 

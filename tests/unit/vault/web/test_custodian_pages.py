@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlalchemy import update
 
 from tests.unit.vault.conftest import principal
-from tests.unit.vault.test_search_support import deposit
+from tests.unit.vault.search_support import deposit
 from tests.unit.vault.web.web_support import entries, signed_in, token
 from vault import approval_kinds, approvals, jobs, ledger, shred
 from vault.accounts import add_user

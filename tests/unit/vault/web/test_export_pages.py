@@ -7,7 +7,7 @@ import hashlib
 
 import keys
 from tests.unit.vault.conftest import principal
-from tests.unit.vault.test_search_support import deposit
+from tests.unit.vault.search_support import deposit
 from tests.unit.vault.web.web_support import entries, signed_in, token
 from vault import exports, ledger, recipients
 from vault.accounts import add_user

@@ -317,6 +317,7 @@ class Deposit:
         self._principal = principal
         self._request = request
         self._signed = signed
+        self._settled = True  # False only between `start_unchecked` and `settle`
         self.item_id = new_id()
         self._object = object_name()
         self._identity, recipient = keys.generate_identity()
@@ -356,6 +357,44 @@ class Deposit:
         (unknown case), `TooLarge` (`declared_size` over the limit) or `Forbidden`; nothing is
         written then.
         """
+        request, signed = cls._check(vault, principal, fields, declared_size, statement)
+        return cls(vault, principal, request, signed)
+
+    @classmethod
+    def start_unchecked(cls, vault: Vault, principal: Principal, case_id: str) -> Deposit:
+        """Open the object of a deposit into `case_id` whose metadata is not known yet (a
+        multipart body whose fields follow its file part). **Nothing is decided yet**: `settle`
+        must pass before `commit`, which refuses otherwise; the bytes written meanwhile are
+        sealed to the item's fresh key like any others, and removed by `abort`."""
+        placeholder = DepositRequest(
+            case_id, "", "", None, frozenset(), frozenset(), None, None, refuse_duplicates=False
+        )
+        made = cls(vault, principal, placeholder)
+        made._settled = False
+        return made
+
+    def settle(
+        self, fields: Mapping[str, str], statement: signatures.Presented | None = None
+    ) -> None:
+        """Check the complete metadata `fields` (and a signed `statement`) as `start` does, with
+        the size now known, and take them for this deposit. Raises as `start` does; the caller
+        then calls `abort`."""
+        if fields.get("case") != self._request.case_id:
+            raise BadField("case", "cannot change once the file has begun")
+        self._request, self._signed = self._check(
+            self._vault, self._principal, fields, self._size, statement
+        )
+        self._settled = True
+
+    @classmethod
+    def _check(
+        cls,
+        vault: Vault,
+        principal: Principal,
+        fields: Mapping[str, str],
+        declared_size: int | None,
+        statement: signatures.Presented | None,
+    ) -> tuple[DepositRequest, signatures.Checked | None]:
         request = parse_request(fields, vault.settings.tags)
         if declared_size is not None and declared_size > vault.settings.max_upload_bytes:
             raise TooLarge(f"the limit is {vault.settings.max_upload_bytes} bytes")
@@ -378,7 +417,7 @@ class Deposit:
                 presented=statement,
                 declared_size=declared_size,
             )
-        return cls(vault, principal, request, signed)
+        return request, signed
 
     def write(self, data: bytes) -> None:
         """Hash and seal `data`. Raises `TooLarge` past the limit (then call `abort`)."""
@@ -413,6 +452,9 @@ class Deposit:
             return self._commit(guard)
 
     def _commit(self, guard: CommitGuard | None) -> DepositResult:
+        if not self._settled:
+            self.abort()
+            raise BadField("body", "the deposit's metadata was never checked")
         if self._size == 0:
             self.abort()
             raise BadField("body", "an empty file cannot be deposited")

@@ -164,6 +164,9 @@ class _Multipart:
         # The API names the case in the URL; a web form sends it as a field.
         self.fields: dict[str, str] = {} if case_id is None else {"case": case_id}
         self.deposit: Deposit | None = None
+        # Fields that came after the file part: the metadata is checked again, whole, at the end.
+        self._late = False
+        self._part_filename = False  # `fields["filename"]` came from the file part's header
         self._headers: dict[bytes, bytes] = {}
         self._field, self._value = b"", b""
         self._name: str | None = None
@@ -205,9 +208,12 @@ class _Multipart:
         self._in_file = name == "file"
         if not self._in_file:
             if self.deposit is not None:
-                # Its metadata was checked and fixed when the file began; a later field would be
-                # silently lost.
-                raise BadField(name, "metadata fields must come before the `file` part")
+                if self.form.before_file is not None:
+                    # A web form's fields are checked (CSRF) before the file: none may follow.
+                    raise BadField(name, "metadata fields must come before the `file` part")
+                # Part order does not matter to the API (Swagger UI and other clients order
+                # fields as they like): the metadata is checked again, whole, at the end.
+                self._late = True
             self._name = name
             return
         if self.deposit is not None:
@@ -215,13 +221,22 @@ class _Multipart:
         filename = options.get(b"filename")
         if filename and "filename" not in self.fields:
             self.fields["filename"] = filename.decode("utf-8", "replace")
+            self._part_filename = True
         if self.form.before_file is not None:
             self.form.before_file(self.fields)
-        # Metadata parts come before the file part (docs/usage.md), so they are checked here,
-        # before a byte of the file is stored.
-        self.deposit = Deposit.start(
-            self.vault, self.principal, self.fields, statement=self.statement
-        )
+        # The metadata given so far is checked here, before a byte of the file is stored. When a
+        # field is missing and fields may still follow (the API), the deposit starts unchecked
+        # and is checked when the body ends (`finish`); refused then, nothing is kept.
+        try:
+            self.deposit = Deposit.start(
+                self.vault, self.principal, self.fields, statement=self.statement
+            )
+        except BadField as exc:
+            case_id = self.fields.get("case")
+            if exc.field in self.fields or self.form.before_file is not None or not case_id:
+                raise
+            self.deposit = Deposit.start_unchecked(self.vault, self.principal, case_id)
+            self._late = True
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self._in_file:
@@ -238,7 +253,11 @@ class _Multipart:
                 value = self._buffer.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise BadField(self._name, "not UTF-8") from exc
-            if self._name in self.fields:
+            if self._name == "filename" and self._part_filename:
+                # A `filename` field names the file whatever its place: it wins over the name
+                # the file part carried.
+                self._part_filename = False
+            elif self._name in self.fields:
                 if self._name not in self.form.repeatable:
                     raise BadField(self._name, "given twice")
                 # A group of checkboxes: one part per ticked box, joined as a list field.
@@ -250,6 +269,8 @@ class _Multipart:
         self.parser.finalize()
         if self.deposit is None:
             raise BadField("file", "a `file` part is required")
+        if self._late:
+            self.deposit.settle(self.fields, self.statement)
         return self.deposit.commit(guard)
 
     def abort(self) -> None:

@@ -101,7 +101,7 @@ def test_deposit_stores_ciphertext_and_commits_item_key_and_custody(
         ({"consent": "therapy,gossip"}, "consent"),
         ({"tags": "torture,unlisted"}, "tags"),
         ({"language": "not a language"}, "language"),
-        ({"title": ""}, "title"),
+        ({"title": "", "filename": ""}, "title"),  # no title nor a file name to take it from
         ({"title": "x" * 1001}, "title"),
         ({"colour": "blue"}, "colour"),
     ],

@@ -190,3 +190,51 @@ def test_the_api_refuses_a_free_text_language(vault: Vault, tina: TestClient, ca
 def test_an_account_name_must_match_its_pattern_whole(vault: Vault, name: str) -> None:
     with vault.sessions.begin() as session, pytest.raises(BadField, match="name"):
         add_user(session, name, "lawyer", vault.clock())
+
+
+def _form(parts: list[tuple[str, str | bytes]]) -> tuple[bytes, str]:
+    boundary = "orderboundary5"
+    body = b""
+    for name, value in parts:
+        if isinstance(value, bytes):
+            head = f'Content-Disposition: form-data; name="{name}"; filename="relato.txt"'
+            body += f"--{boundary}\r\n{head}\r\n\r\n".encode() + value + b"\r\n"
+        else:
+            head = f'Content-Disposition: form-data; name="{name}"'
+            body += f"--{boundary}\r\n{head}\r\n\r\n{value}\r\n".encode()
+    body += f"--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def test_multipart_part_order_does_not_matter(vault: Vault, tina: TestClient, case_id: str) -> None:
+    url = f"/v1/cases/{case_id}/items"
+    fields = [("kind", "testimony"), ("consent", "therapy,legal"), ("title", TITLE),
+              ("notes", "después")]  # fmt: skip
+    for order in ("file first", "file between", "file last"):
+        parts: list[tuple[str, str | bytes]] = list(fields)
+        at = {"file first": 0, "file between": 2, "file last": len(parts)}[order]
+        parts.insert(at, ("file", b"the same testimony"))
+        body, content_type = _form(parts)
+        made = tina.post(url, content=body, headers={"Content-Type": content_type})
+        assert made.status_code == 201, (order, made.text)
+        item = tina.get(f"/v1/items/{made.json()['id']}").json()
+        assert (item["kind"], item["title"], item["notes"], item["filename"]) == (
+            "testimony",
+            TITLE,
+            "después",
+            "relato.txt",
+        ), order
+        assert sorted(item["consent"]) == ["legal", "therapy"]
+    # A late `filename` field wins over the file part's name; a late bad field refuses the
+    # deposit when the body ends: nothing stored, and the refusal is in the ledger.
+    body, content_type = _form([("file", b"x"), *fields, ("filename", "carta.txt")])
+    made = tina.post(url, content=body, headers={"Content-Type": content_type})
+    assert tina.get(f"/v1/items/{made.json()['id']}").json()["filename"] == "carta.txt"
+    before = _items(vault)
+    body, content_type = _form([("file", b"y"), ("kind", "testimony"), ("consent", "nope")])
+    refused = tina.post(url, content=body, headers={"Content-Type": content_type})
+    assert refused.status_code == 422 and "consent" in refused.text
+    assert _items(vault) == before
+    with vault.sessions() as session:
+        last = list(ledger.entries(session))[-1]
+    assert (last.action, last.details["cause"]) == (ledger.actions.DEPOSIT_REFUSED, "bad-field")

@@ -19,9 +19,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from policies import Resource, actions, kinds
+from policies import Resource, actions, decide, kinds
 from vault import ledger
-from vault.access import authorize, may_read_entry
+from vault.access import NO_SUCH_ITEM, authorize, authorize_item, may_read_entry
 from vault.api.deps import CurrentPrincipal, VaultDep, get_principal
 from vault.errors import NotFound
 from vault.ledger import checkpoints
@@ -39,6 +39,14 @@ class CheckpointOut(BaseModel):
     size: int
     root: str
     note: str
+    time: str
+
+
+class CheckpointSummary(BaseModel):
+    """One signed checkpoint in a list: tree size, root hash (base64) and when it was signed."""
+
+    size: int
+    root: str
     time: str
 
 
@@ -88,9 +96,27 @@ def get_checkpoint(
 
 
 @router.post("/checkpoints", status_code=201)
-def post_checkpoint(vault: VaultDep, principal: CurrentPrincipal) -> CheckpointOut:
-    """Sign a checkpoint of every committed entry now (the current one if nothing is new)."""
-    authorize(vault.sessions, principal, actions.LEDGER_VERIFY, _LEDGER)
+def post_checkpoint(
+    vault: VaultDep,
+    principal: CurrentPrincipal,
+    item: Annotated[
+        str | None, Query(description="Sign so that the entries of this item are included.")
+    ] = None,
+) -> CheckpointOut:
+    """Sign a checkpoint of every committed entry now (the current one if nothing is new).
+
+    Auditors (`ledger.verify`) may always. Anyone who may see `item` (its depositor, those
+    granted on its case) may too, so the inclusion of their own deposit can be proved at once
+    rather than after the next scheduled checkpoint; a checkpoint holds hashes only, and one is
+    signed only when there are new entries. Anyone else is refused as `ledger.verify` refuses,
+    or, naming an item they may not see, as for an unknown item.
+    """
+    if item is not None and not decide(principal, actions.LEDGER_VERIFY, _LEDGER):
+        if not may_read_entry(vault.sessions, principal, item):
+            authorize_item(vault.sessions, principal, actions.ITEM_STATUS, item, needs_sight=True)
+            raise NotFound(NO_SUCH_ITEM)
+    else:
+        authorize(vault.sessions, principal, actions.LEDGER_VERIFY, _LEDGER)
     return _out(checkpointer_of(vault).checkpoint(now=vault.clock()))
 
 
@@ -129,14 +155,47 @@ def get_consistency(
             raise NotFound(str(exc)) from exc
 
 
+@router.get("/checkpoints")
+def list_checkpoints(
+    vault: VaultDep,
+    principal: CurrentPrincipal,
+    limit: Annotated[int, Query(ge=1, le=MAX_ENTRIES)] = 100,
+) -> list[CheckpointSummary]:
+    """The signed checkpoints, newest first: size, root and signing time (`ledger.proof`)."""
+    authorize(vault.sessions, principal, actions.LEDGER_PROOF, _LEDGER)
+    with vault.sessions() as session:
+        signed = checkpoints.all_checkpoints(session)
+    newest = sorted(signed, key=lambda c: c.size, reverse=True)[:limit]
+    return [
+        CheckpointSummary(
+            size=c.size, root=base64.b64encode(c.root).decode(), time=c.time.isoformat()
+        )
+        for c in newest
+    ]
+
+
 @router.get("/entries")
 def get_entries(
     vault: VaultDep,
     principal: CurrentPrincipal,
     start: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_ENTRIES)] = 100,
+    item: Annotated[str | None, Query(description="Only entries about this item.")] = None,
 ) -> list[dict[str, Any]]:
-    """Ledger entries from `start`, as their JSON objects (sealed details stay sealed)."""
-    authorize(vault.sessions, principal, actions.LEDGER_READ, _LEDGER)
+    """Ledger entries from `start`, as their JSON objects (sealed details stay sealed).
+
+    Every entry needs `ledger.read` (auditors). With `item`, the entries about that item (its
+    timeline) are open to whoever may see the item, as `may_read_entry` says; anyone else is
+    refused as for an item they may not see (`NotFound`, an `access denied` entry).
+    """
+    if item is None:
+        authorize(vault.sessions, principal, actions.LEDGER_READ, _LEDGER)
+        with vault.sessions() as session:
+            rows = ledger.entries(session, start, start + limit)
+            return [json.loads(e.canonical) for e in rows]
+    if not may_read_entry(vault.sessions, principal, item):
+        # The same refusal, ledger entry and answer as for a hidden or unknown item (issue 16).
+        authorize_item(vault.sessions, principal, actions.ITEM_STATUS, item, needs_sight=True)
+        raise NotFound(NO_SUCH_ITEM)
     with vault.sessions() as session:
-        return [json.loads(e.canonical) for e in ledger.entries(session, start, start + limit)]
+        return [json.loads(e.canonical) for e in ledger.item_entries(session, item, start, limit)]

@@ -1,4 +1,4 @@
-"""`tvault ledger checkpoint|proof|key`: the custody ledger's client commands, over the API.
+"""`tvault ledger checkpoint|checkpoints|entries|proof|key`: the custody ledger, over the API.
 
 `proof` checks what the server sends before printing it: the checkpoint's Ed25519 signature
 against the log key (give a key you trust with `--key`, or the server's own is fetched), and
@@ -24,6 +24,8 @@ from vault.cli.common import (
     UrlOption,
     api_client,
     call,
+    check_item_id,
+    emit,
     fail,
     group,
 )
@@ -64,15 +66,62 @@ def checkpoint(
     as_json: JsonOption = False,
     size: Annotated[int | None, typer.Option(help="The checkpoint of this tree size.")] = None,
     new: Annotated[bool, typer.Option("--new", help="Ask the vault to sign one now.")] = False,
+    item: Annotated[
+        str | None,
+        typer.Option(
+            "--item",
+            help="With --new: an item you may see, so its deposit is included (not auditors).",
+            callback=check_item_id,
+        ),
+    ] = None,
 ) -> None:
-    """Print the newest signed checkpoint (a C2SP signed note)."""
+    """Print the newest signed checkpoint (a C2SP signed note), or sign one now (`--new`:
+    auditors; or anyone, naming with `--item` an item they may see)."""
     if new and size is not None:
         fail("--new and --size exclude each other", USAGE)
+    if item is not None and not new:
+        fail("--item goes with --new", USAGE)
     if new:
-        body = _ask(url, token, "POST", "/v1/ledger/checkpoints")
+        body = _ask(url, token, "POST", "/v1/ledger/checkpoints", item=item)
     else:
         body = _ask(url, token, "GET", "/v1/ledger/checkpoint", size=size)
     typer.echo(json.dumps(body, indent=2) if as_json else body["note"], nl=as_json)
+
+
+@app.command()
+def checkpoints(
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, newest first.")] = 20,
+) -> None:
+    """List the signed checkpoints, newest first: tree size, signing time, root hash."""
+    rows = _ask(url, token, "GET", "/v1/ledger/checkpoints", limit=limit)
+    lines = [f"{r['size']}\t{r['time']}\t{r['root']}" for r in rows]
+    emit(rows, as_json, "\n".join(lines) or "no checkpoint signed yet")
+
+
+@app.command()
+def entries(
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+    item: Annotated[
+        str | None,
+        typer.Option("--item", help="Only this item's timeline.", callback=check_item_id),
+    ] = None,
+    since: Annotated[int, typer.Option("--since", min=0, help="From this seq on.")] = 0,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 100,
+) -> None:
+    """Show ledger entries you may read: all of them for auditors; with --item, the timeline of
+    an item you may see. Sealed details stay sealed."""
+    rows = _ask(url, token, "GET", "/v1/ledger/entries", start=since, limit=limit, item=item)
+    lines = [
+        f"{e['seq']}\t{e['time']}\t{e['actor']}\t{e['action']}"
+        + (f"\titem {e['item']}" if e.get("item") else "")
+        for e in rows
+    ]
+    emit(rows, as_json, "\n".join(lines) or "no entries")
 
 
 @app.command()

@@ -2,7 +2,16 @@
 
 from vault.ledger import actions
 from vault.ledger.checkpoints import Checkpointer, SignedCheckpoint
-from vault.ledger.custody import Actor, actor_name, append, entries, entry, sealed_details, size
+from vault.ledger.custody import (
+    Actor,
+    actor_name,
+    append,
+    entries,
+    entry,
+    item_entries,
+    sealed_details,
+    size,
+)
 from vault.ledger.entry import LedgerEntry
 from vault.ledger.errors import LedgerError, ProofError
 from vault.ledger.note import NoteError, verifier_key
@@ -38,6 +47,7 @@ __all__ = [
     "entry",
     "inclusion",
     "inclusions",
+    "item_entries",
     "make_checkpointer",
     "sealed_details",
     "size",

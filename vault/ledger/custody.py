@@ -153,6 +153,21 @@ def size(session: Session) -> int:
     return int(session.execute(select(_STATE.c.size).where(_STATE.c.name == HEAD)).scalar_one())
 
 
+def item_entries(
+    session: Session, item_id: str, start: int = 0, limit: int = 100
+) -> list[LedgerEntry]:
+    """Return up to `limit` entries about `item_id` (its timeline) with `seq >= start`, in order.
+
+    Raises `LedgerError` on a malformed row."""
+    rows = session.execute(
+        select(_ENTRIES.c.entry)
+        .where(_ENTRIES.c.item_id == item_id, _ENTRIES.c.seq >= start)
+        .order_by(_ENTRIES.c.seq)
+        .limit(limit)
+    ).all()
+    return [parse(bytes(canonical)) for (canonical,) in rows]
+
+
 def entries(session: Session, start: int = 0, stop: int | None = None) -> Iterator[LedgerEntry]:
     """Yield entries `start <= seq < stop` in order. Raises `LedgerError` on a malformed row."""
     # Batches by seq (keyset pagination), not a server-side cursor left open by a caller that

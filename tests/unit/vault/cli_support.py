@@ -29,6 +29,7 @@ ROLES = {
     "tina": "therapist",
     "theo": "therapist",
     "lena": "lawyer",
+    "audrey": "auditor",  # tests that need her add her
     "truth": "commission",  # a truth commission (exports); tests add it
 }
 

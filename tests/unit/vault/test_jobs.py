@@ -372,3 +372,38 @@ def test_a_claim_costs_the_same_whatever_the_length_of_the_queue(vault: Vault) -
     _queue(vault, 4000)
     long = _steps_of_a_claim(vault, 7)
     assert long < 2 * short + 5, (short, long)
+
+
+@pytest.mark.parametrize("database_url", [None], ids=["sqlite"])
+def test_a_claim_commits_without_fsync_and_leaves_full_sync_behind(
+    vault: Vault, case_id: str
+) -> None:
+    # A claim is cheap to lose with the machine (the job is taken again), so on SQLite it
+    # commits with synchronous=NORMAL; every other transaction keeps FULL (its fsync).
+    deposit(vault, case_id)
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(
+            statement.split()[0].upper() + (" " + statement if "PRAGMA" in statement else "")
+        )
+
+    event.listen(vault.engine, "before_cursor_execute", record)
+    try:
+        [claimed] = jobs.claim_many(
+            vault.sessions,
+            "w",
+            {jobs.EXTRACT},
+            now=vault.clock(),
+            lease=timedelta(seconds=60),
+            limit=1,
+        )
+    finally:
+        event.remove(vault.engine, "before_cursor_execute", record)
+    assert claimed.attempt == 1
+    pragmas = [s for s in seen if "PRAGMA" in s]
+    assert pragmas == ["PRAGMA PRAGMA synchronous=NORMAL", "PRAGMA PRAGMA synchronous=FULL"]
+    assert seen.index(pragmas[0]) < seen.index("WITH") < seen.index(pragmas[1])
+    for _ in range(3):  # whichever pooled connection comes next
+        with vault.engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL

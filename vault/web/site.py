@@ -13,6 +13,7 @@ from vault.web import (
     deposit_pages,
     errors,
     export_pages,
+    ledger_pages,
     oidc_pages,
     public_pages,
     reading_pages,
@@ -34,6 +35,7 @@ def install(app: FastAPI) -> None:
     app.include_router(reading_pages.pages)
     app.include_router(custodian_pages.pages)
     app.include_router(export_pages.pages)
+    app.include_router(ledger_pages.pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(SecurityHeaders)
 

@@ -50,6 +50,8 @@ FAILED: Final = "failed"
 DEFAULT_MAX_ATTEMPTS: Final = 5
 MAX_BACKOFF: Final = timedelta(hours=1)
 REASON_CHARS: Final = 1000
+# How the reason of a job given back uncharged (`defer`) begins; `ingest_state` shows it.
+WAITING: Final = "waiting: "
 
 
 class IngestState(enum.StrEnum):
@@ -580,7 +582,9 @@ def _state_of(jobs: dict[str, Job]) -> ItemIngest:
     if extract.state == FAILED:
         return ItemIngest(IngestState.FAILED, extract.last_error, extract.attempts, EXTRACT)
     if extract.state == QUEUED:
-        return ItemIngest(IngestState.QUEUED, None, extract.attempts)
+        # A job given back for a fault of the vault (`defer`: a full store, say) says so.
+        waiting = extract.last_error if (extract.last_error or "").startswith(WAITING) else None
+        return ItemIngest(IngestState.QUEUED, waiting, extract.attempts)
     if extract.state == RUNNING:
         return ItemIngest(IngestState.EXTRACTING, None, extract.attempts)
     index = jobs.get(INDEX)

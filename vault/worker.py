@@ -118,7 +118,7 @@ def defer_job(vault: Vault, claim: jobs.Claim, cause: str, delay: float) -> None
         jobs.defer(
             vault.sessions,
             claim,
-            f"waiting: {cause} (the attempt is not counted)",
+            f"{jobs.WAITING}{cause} (the attempt is not counted)",
             now=vault.clock(),
             delay=delay,
         )

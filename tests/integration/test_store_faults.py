@@ -222,6 +222,13 @@ def test_workers_wait_uncharged_while_the_store_is_full_then_resume(
         assert {j.state for j in extract} <= {jobs.QUEUED, jobs.RUNNING}, extract
         assert all(j.attempts <= 1 for j in extract)
         assert any(j.last_error and "store-full" in j.last_error for j in extract)
+        with vault.sessions() as session:
+            states = jobs.ingest_states(session, deposited)
+        # `tvault status` and the API show why a queued item waits.
+        assert any(
+            s.state == jobs.IngestState.QUEUED and "store-full" in (s.reason or "")
+            for s in states.values()
+        ), states
 
         filler.unlink()
         deadline = time.monotonic() + 90

@@ -63,6 +63,7 @@ COMMANDS = [
     ["users", "passwd", "--help"],
     ["verify-export", "--help"],
     ["ledger", "checkpoint"],
+    ["ledger", "entries", "--item", ITEM],
 ]
 # Run the command as the `tvault` script does, then list what it imported.
 PROBE = """

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pytest
 
+import keys
 from tests.unit.vault.cli_support import Run, cli_runner
+from tests.unit.vault.ledger.conftest import allow_tampering
 from vault import ledger
 from vault.accounts import add_user
 from vault.compose import Vault
+from vault.ledger.tables import LedgerRow
 from vault.ledger.wiring import checkpointer_of
 
 BODY = b"Testimony recorded at the clinic.\n" * 20
@@ -94,3 +97,32 @@ def test_a_depositor_signs_a_checkpoint_that_includes_her_deposit(
     proof = run("tina", "ledger", "proof", str(deposit_seq))
     assert proof.exit_code == 0 and f"included in checkpoint {size}" in proof.stdout
     assert run("tina", "ledger", "checkpoint", "--item", item).exit_code == 2
+
+
+def test_an_auditor_verifies_the_ledger_remotely(run: Run, vault: Vault, tmp_path: Path) -> None:
+    _deposit(run, tmp_path)
+    signed = checkpointer_of(vault).checkpoint()
+    kept = tmp_path / "kept.note"
+    kept.write_text(signed.note)
+    done = run("audrey", "verify", "--remote", "--trusted-checkpoint", str(kept), "--json")
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.stdout)
+    assert report["failures"] == [] and report["checkpoints"] == 2
+    assert report["entries"] >= signed.size
+    # A key that did not sign the log: every checkpoint fails, exit 1.
+    stranger = ledger.verifier_key(
+        json.loads(run("audrey", "ledger", "key", "--json").stdout)["origin"],
+        keys.LogSigner.generate().public_key_bytes(),
+    )
+    wrong = run("audrey", "verify", "--remote", "--key", stranger)
+    assert wrong.exit_code == 1 and "does not verify" in wrong.stdout
+    # An entry rewritten in the database breaks the chain the auditor recomputes.
+    allow_tampering(vault.sessions.kw["bind"])
+    with vault.sessions.begin() as session:
+        row = session.get(LedgerRow, 2)
+        assert row is not None
+        row.entry = bytes(row.entry).replace(b'"actor":"', b'"actor":"x', 1)
+    broken = run("audrey", "verify", "--remote")
+    assert broken.exit_code == 1 and "entry 3: the hash chain is broken" in broken.stdout
+    # Only auditors read every entry.
+    assert run("tina", "verify", "--remote").exit_code == 1

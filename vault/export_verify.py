@@ -138,6 +138,10 @@ def _read_tar(plain: _Plain, report: Report, extract_to: Path | None) -> dict[st
     with tarfile.open(fileobj=io.BufferedReader(plain, _READ), mode="r|") as tar:
         for member in tar:
             path = _safe_path(member.name)
+            if path is not None and member.isdir() and report.bag in (None, path.parts[0]):
+                # `tar -c` of an unpacked bag writes its directories too: they carry no data.
+                report.bag = path.parts[0]
+                continue
             if path is None or len(path.parts) < 2:
                 report.fail(member.name, "a name outside the bag's directory")
                 continue

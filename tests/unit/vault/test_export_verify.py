@@ -232,3 +232,39 @@ def test_hostile_members_are_refused_and_never_extracted_outside(
     assert "not a regular file" in places[f"{ROOT}/data/link"]
     assert not (tmp_path / "escape.txt").exists()
     assert sorted(p.name for p in target.rglob("*")) == sorted([ROOT, "bagit.txt"])
+
+
+def test_a_bag_repacked_with_directory_entries_still_verifies(
+    sealed: tuple[bytes, str, str, support.Material], tmp_path: Path
+) -> None:
+    # `tar -c DIR` after `age -d ... | tar -x` writes one entry per directory before its
+    # files: a commission that re-archives its bag that way must still be able to check it.
+    data, identity, recipient, stuff = sealed
+    files = _files(data, identity)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        made: set[str] = set()
+        for name, body in files.items():
+            parts = [ROOT, *name.split("/")[:-1]]
+            for depth in range(1, len(parts) + 1):
+                folder = "/".join(parts[:depth])
+                if folder not in made:
+                    made.add(folder)
+                    directory = tarfile.TarInfo(folder)
+                    directory.type, directory.mode = tarfile.DIRTYPE, 0o755
+                    tar.addfile(directory)
+            info = tarfile.TarInfo(f"{ROOT}/{name}")
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    out = io.BytesIO()
+    keys.seal(io.BytesIO(buffer.getvalue()), out, [recipient])
+    target = tmp_path / "extract"
+    report = verify_export(
+        io.BytesIO(out.getvalue()),
+        identity,
+        name="export.age",
+        log_key=stuff.checkpointer.verifier_key(),
+        extract_to=target,
+    )
+    assert report.ok, report.failures
+    assert (target / ROOT / "bagit.txt").read_bytes() == files["bagit.txt"]

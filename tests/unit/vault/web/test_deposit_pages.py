@@ -137,3 +137,55 @@ def test_search_is_a_post_and_the_item_text_waits_behind_the_notice(vault: Vault
     assert text.status_code == 200 and "No text has been read from this item yet." in text.text
     other = signed_in(vault, "theo")
     assert other.get(location).status_code == 404  # another therapist's case: not found
+
+
+def _tus_metadata(case_id: str) -> str:
+    import base64
+
+    fields = {"case": case_id, "kind": "testimony", "consent": "therapy", "title": "Título sellado"}
+    return ",".join(
+        f"{key} {base64.b64encode(value.encode()).decode()}" for key, value in fields.items()
+    )
+
+
+def test_the_page_script_uploads_over_tus_with_the_session_and_its_csrf_token(
+    vault: Vault,
+) -> None:
+    case = create_case(vault, principal(vault, "tina"), "Caso T")
+    client = signed_in(vault, "tina")
+    page = client.get("/deposit")
+    # The script is served from /static (no other origin), with the words it shows.
+    assert '<script src="/static/upload.js" defer></script>' in page.text
+    assert 'data-too-large="' in page.text and client.get("/static/upload.js").status_code == 200
+    csrf = token(page)
+    create = {
+        "Tus-Resumable": "1.0.0",
+        "Upload-Length": str(len(BODY)),
+        "Upload-Metadata": _tus_metadata(case.id),
+    }
+    # Without the page's token (what a cross-site request would be) nothing is created, and
+    # the refusal is in the ledger.
+    refused = client.post("/uploads", headers=create)
+    assert refused.status_code == 403
+    assert entries(vault, ledger.actions.ACCESS_DENIED)
+    made = client.post("/uploads", headers={**create, "Tvault-Csrf": csrf})
+    assert made.status_code == 201, made.text
+    location = made.headers["Location"]
+    assert re.fullmatch(r"/uploads/[a-z2-7]{26}", location)
+    patch = {
+        "Tus-Resumable": "1.0.0",
+        "Tvault-Csrf": csrf,
+        "Content-Type": "application/offset+octet-stream",
+    }
+    half = len(BODY) // 2
+    first = client.patch(location, content=BODY[:half], headers={**patch, "Upload-Offset": "0"})
+    assert first.status_code == 204 and items_in(vault) == 0
+    last = client.patch(
+        location, content=BODY[half:], headers={**patch, "Upload-Offset": str(half)}
+    )
+    assert last.status_code == 204, last.text
+    assert last.headers["Tvault-Sha256"] == hashlib.sha256(BODY).hexdigest()
+    item = client.get(f"/items/{last.headers['Tvault-Item']}")
+    assert "Título sellado" in item.text and items_in(vault) == 1
+    [ingested] = entries(vault, ledger.actions.INGESTION)
+    assert ingested.details["credential"].startswith("session:")

@@ -281,7 +281,7 @@ def _matching(vault: Vault, commission: Principal, case_id: str, text: str) -> s
                 Query(text, (scope,), page=page, page_size=MAX_PAGE_SIZE, facets=False)
             )
         except QueryError as exc:
-            raise BadField("query", type(exc).__name__) from None
+            raise BadField("query", str(exc)) from None  # what is wrong and where, never the text
         found.update(hit.item_id for hit in results.hits)
         if page * MAX_PAGE_SIZE >= results.total or not results.hits:
             return found

@@ -225,6 +225,8 @@ def test_bad_requests_change_nothing(vault: Vault, setup: Setup) -> None:
         ask(vault, "truth", setup.case, kinds=("media",))
     with pytest.raises(BadField, match="kinds"):
         ask(vault, "truth", setup.case, kinds=("poem",))
+    with pytest.raises(BadField, match="unterminated quoted phrase"):  # not a class name
+        ask(vault, "truth", setup.case, query='"río')
     with pytest.raises(BadField, match="purpose"):
         exports.request(
             vault,

@@ -49,13 +49,14 @@ from keys import KdfParams
 from vault import exports, ledger, recipients
 from vault.accounts import add_user, find_user, principal_of
 from vault.cases import create_case, grant
-from vault.compose import Vault, open_vault
+from vault.checkpointing import checkpointer_of
+from vault.compose import open_vault
 from vault.db.models import Item, ItemKey
 from vault.deposit import Deposit
 from vault.export_bag import BagInfo, BagItem, CustodyRecord, write_bag
 from vault.export_build import build_pending
 from vault.item_keys import open_identity
-from vault.ledger.wiring import checkpointer_of
+from vault.parts import Vault
 from vault.provision import create_vault
 from vault.settings import load_settings
 

@@ -48,11 +48,11 @@ import psutil
 from ingest import Limits
 from keys import KdfParams
 from tests import corpus
-from vault import extraction, jobs
+from vault import compose, extraction, jobs
 from vault.accounts import add_user, find_user, principal_of
 from vault.cases import create_case
-from vault.compose import Vault
 from vault.deposit import Deposit
+from vault.parts import Vault
 from vault.provision import create_vault
 from vault.settings import load_settings
 from vault.worker import Worker, worker_threads
@@ -267,7 +267,7 @@ def pipeline_rate(home: Path, files: list[Path], workers: int) -> PipelineRun:
         deposit_seconds = deposit_all(vault, files[:WARM_UP] + files)
         total = WARM_UP + len(files)
         stages: dict[str, Callable[[Vault, int], extraction.ExtractStage]] = {
-            jobs.EXTRACT: extraction._factory
+            jobs.EXTRACT: compose.extract_stage
         }
         worker = Worker(vault, concurrency=workers, stages=dict(stages))
         worker.start()

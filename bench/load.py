@@ -52,8 +52,8 @@ import psutil  # noqa: E402
 from keys import KdfParams  # noqa: E402
 from vault.accounts import find_user, principal_of  # noqa: E402
 from vault.cases import create_case, grant  # noqa: E402
-from vault.compose import Vault  # noqa: E402
 from vault.indexing import reindex  # noqa: E402
+from vault.parts import Vault  # noqa: E402
 from vault.provision import create_vault  # noqa: E402
 from vault.settings import load_settings  # noqa: E402
 

@@ -56,10 +56,11 @@ import keys  # noqa: E402
 from keys import KdfParams  # noqa: E402
 from vault import jobs  # noqa: E402
 from vault.accounts import add_user  # noqa: E402
-from vault.compose import METADATA_IDENTITY, Vault, open_vault  # noqa: E402
+from vault.compose import open_vault  # noqa: E402
 from vault.db import Case, CaseGrant, Item, ItemKey  # noqa: E402
 from vault.db.jobs_tables import ItemText  # noqa: E402
 from vault.indexing import IndexStage, index_item, reindex  # noqa: E402
+from vault.parts import METADATA_IDENTITY, Vault  # noqa: E402
 from vault.provision import create_vault  # noqa: E402
 from vault.sealing import seal_json  # noqa: E402
 from vault.settings import load_settings  # noqa: E402

@@ -34,10 +34,10 @@ from keys import KdfParams
 from vault import ledger
 from vault.accounts import add_user, find_user, principal_of
 from vault.cases import create_case
-from vault.compose import Vault
+from vault.checkpointing import checkpointer_of
 from vault.deposit import Deposit
 from vault.ledger import integrity, mac
-from vault.ledger.wiring import checkpointer_of
+from vault.parts import Vault
 from vault.provision import create_vault
 from vault.replay import history
 from vault.settings import load_settings

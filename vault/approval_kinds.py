@@ -17,12 +17,12 @@ from policies import Principal, Resource, actions, kinds
 from vault import approvals, keystate, ledger, shred
 from vault.access import authorize, authorize_item, item_resource
 from vault.approvals import ApprovalRecord, Kind
-from vault.compose import Vault
 from vault.db import ItemKey
 from vault.domain import LIFT_HOLD as LIFT_HOLD  # re-exported: the kinds live in domain
 from vault.domain import RETIRE_KEYS as RETIRE_KEYS
 from vault.domain import SHRED as SHRED
 from vault.errors import BadField, Conflict
+from vault.parts import Vault
 
 MASTER_KEY: Final = "master-key"  # the subject of a key retirement
 

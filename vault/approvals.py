@@ -27,10 +27,10 @@ import keys
 from policies import Principal, Resource, actions, kinds
 from vault import ledger
 from vault.access import authorize
-from vault.compose import METADATA_IDENTITY, Vault
 from vault.db.approval_tables import Approval, ApprovalVote
 from vault.errors import BadField, Conflict, Forbidden, NotFound, VaultError
 from vault.ids import new_id
+from vault.parts import METADATA_IDENTITY, Vault
 from vault.sealing import open_json, seal_json
 
 PENDING = "pending"  # waiting for approvals

@@ -13,11 +13,11 @@ from policies import Principal, Resource, actions, decide, kinds
 from vault import ledger
 from vault.access import authorize, authorize_case
 from vault.accounts import find_user
-from vault.compose import METADATA_IDENTITY, Vault
 from vault.db import Case, CaseGrant
 from vault.domain import CONSENT_SCOPES, ROLES
 from vault.errors import BadField, Conflict
 from vault.ids import new_id
+from vault.parts import METADATA_IDENTITY, Vault
 from vault.sealing import open_json, seal_json
 
 MAX_NAME = 500

@@ -7,71 +7,32 @@ The API reaches the `Vault` through `vault.api.deps.VaultDep`; the CLI through `
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import os
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
-
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from typing import TYPE_CHECKING
 
 import policies
+from ingest import Extractor, OcrOptions, memory_dir, parse_languages
 from ingest.scratch import sweep_dead
 from keys import Keyring
-from vault import keystate, token_keys
+from vault import jobs, keystate, ledger, token_keys
+from vault.checkpointing import checkpointer_of
 from vault.db import check_reachable, make_engine, make_sessions, migrate
 from vault.errors import BadField, NotFound, Unavailable
+from vault.indexing import IndexStage, ensure_secrets
 from vault.ledger import mac as ledger_mac
+from vault.parts import Vault
 from vault.settings import SETTINGS_FILE, Settings
+from vault.storage import ObjectStore
 from vault.token_keys import TOKEN_SIGNING as TOKEN_SIGNING  # re-exported for callers
+from vault.worker import StageFactory, Worker
 
 if TYPE_CHECKING:
-    from search import Index
-    from vault.search_helper import SearchHelper
-    from vault.storage import ObjectStore
+    from vault.extraction import ExtractStage
 
 log = logging.getLogger(__name__)
-
-# Names of the secrets kept sealed in the keyring (DESIGN.md "Keys": separate keys per purpose).
-LOG_SIGNING = "log-signing"
-METADATA_IDENTITY = "metadata-identity"
-LEDGER_MAC = ledger_mac.SECRET
-
-
-class Service(Protocol):
-    """A background service the server runs beside the API (the ingest worker, say)."""
-
-    def start(self) -> None:
-        """Start work in the background; return at once."""
-
-    def stop(self) -> None:
-        """Stop and wait for work in progress to finish or roll back."""
-
-
-@dataclass
-class Vault:
-    """Everything the use cases need, built once from `settings`."""
-
-    settings: Settings
-    engine: Engine
-    sessions: sessionmaker[Session]
-    store: ObjectStore
-    keyring: Keyring
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    # Seam for the embedded worker and search (started and stopped by the API's lifespan).
-    services: list[Service] = field(default_factory=list)
-    # The search index, opened on first use by `vault.indexing.index_of` (TVAULT_INDEX).
-    index: Index | None = None
-    # Shows part of each page of search hits in a second process (`tvault serve` only).
-    search_helper: SearchHelper | None = None
-
-    def close(self) -> None:
-        """Release the search index, the database connections and the object store."""
-        if self.index is not None:
-            self.index.close()
-        self.store.close()
-        self.engine.dispose()
 
 
 def make_store(settings: Settings) -> ObjectStore:
@@ -122,6 +83,12 @@ def check_settings(settings: Settings) -> None:
             )
 
 
+def child_store(settings: dict[str, object]) -> ObjectStore:
+    """Open the object store in a child process (search helper, reindex helper) from the
+    settings its parent sent (`Settings.model_dump`, without the passphrase)."""
+    return make_store(Settings.model_validate(settings))
+
+
 def preflight(vault: Vault) -> None:
     """Check what `tvault serve` and `tvault worker` need from outside before they take work:
     the S3 bucket exists (with object lock when `TVAULT_S3_OBJECT_LOCK`) and no default
@@ -163,8 +130,6 @@ def build(settings: Settings, keyring: Keyring) -> Vault:
     migrate(engine)
     # The search index's key and vocabulary identity: made at `tvault init`, or on the first
     # open of a vault made before search existed.
-    from vault.indexing import ensure_secrets
-
     ensure_secrets(keyring)
     sessions = make_sessions(engine)
     # The ledger's MAC key, bound to every session before anything appends: made on the first
@@ -181,6 +146,7 @@ def build(settings: Settings, keyring: Keyring) -> Vault:
         sessions=sessions,
         store=make_store(settings),
         keyring=keyring,
+        child_store=child_store,
     )
 
 
@@ -208,3 +174,65 @@ def open_vault(settings: Settings, passphrase: str) -> Vault:
     if not (settings.home / SETTINGS_FILE).exists() or not settings.keyring_path.exists():
         raise NotFound(f"no vault in {settings.home} (run `tvault init`)")
     return build(settings, Keyring.open(settings.keyring_path, passphrase))
+
+
+def make_extractor(settings: Settings, workers: int) -> tuple[Extractor, tuple[str, str]]:
+    """Build the extractor `settings.extractor` names, and its `(tool, version)` for the ledger.
+
+    Raises `ValueError` if
+    `TVAULT_EXTRACTOR=tika-server` comes without `TVAULT_TIKA_URL`.
+    """
+    if settings.extractor == "tika-server":
+        from ingest.adapters import TikaServerExtractor
+
+        if not settings.tika_url:
+            raise ValueError("TVAULT_EXTRACTOR=tika-server needs TVAULT_TIKA_URL")
+        return TikaServerExtractor(settings.tika_url), ("Apache Tika server", "unknown")
+    from ingest.adapters import NativeTikaExtractor
+
+    options = None
+    if settings.ocr != "off":
+        options = OcrOptions(settings.ocr, parse_languages(settings.ocr_languages))
+    native = NativeTikaExtractor(workers=workers, ocr=options)
+    return native, ("Apache Tika (iscc-tika)", importlib.metadata.version("iscc-tika"))
+
+
+def extract_stage(vault: Vault, concurrency: int) -> ExtractStage:
+    """Build the `extract` stage: the extractor `TVAULT_EXTRACTOR` names, with `concurrency`
+    parser processes, and the limits of the settings."""
+    from vault.extraction import ExtractStage, limits_of
+
+    memory_dir(vault.settings.scratch_dir)  # refuse before any parser process starts
+    extractor, tool = make_extractor(vault.settings, concurrency)
+    return ExtractStage(vault, extractor, tool, limits_of(vault.settings))
+
+
+def stages() -> dict[str, StageFactory]:
+    """Return the stage factories a worker runs, by job kind (`tvault worker --kind`)."""
+    return {jobs.EXTRACT: extract_stage, jobs.INDEX: IndexStage}
+
+
+def add_services(vault: Vault) -> None:
+    """Give `vault` the background services `tvault serve` runs beside the API (its lifespan
+    starts and stops them): the embedded worker (`TVAULT_EMBEDDED_WORKER`), the search helper
+    (`TVAULT_SEARCH_HELPER`, with a second core), the ledger's checkpointer, the deposit sweep
+    and the export builder."""
+    # Imported here: the CLI commands that only open the vault do not load them.
+    from vault.export_build import ExportBuilder
+    from vault.search_helper import SearchHelper
+    from vault.sweep import SweepService
+
+    settings = vault.settings
+    if settings.embedded_worker:
+        # One worker thread beside the API (docs/jobs.md).
+        vault.services.append(Worker(vault, stages=stages()))
+    if settings.search_helper and (os.cpu_count() or 1) > 1:
+        # Shows half of each page of search hits on the second core (vault/search_helper.py).
+        vault.search_helper = SearchHelper(settings, child_store)
+        vault.services.append(vault.search_helper)
+    # Signs a checkpoint every N entries or T seconds (docs/ledger.md).
+    vault.services.append(ledger.CheckpointService(checkpointer_of(vault)))
+    # Removes abandoned deposit objects every TVAULT_SWEEP_INTERVAL_SECONDS (DESIGN.md "Deposit").
+    vault.services.append(SweepService(vault))
+    # Builds approved exports to commissions, one at a time, beside the API (docs/exports.md).
+    vault.services.append(ExportBuilder(vault))

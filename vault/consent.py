@@ -28,12 +28,12 @@ import keys
 from policies import Principal, actions
 from vault import item_keys, ledger
 from vault.access import authorize, authorize_item, item_resource, refuse
-from vault.compose import Vault
 from vault.db import Item, ItemKey
 from vault.db.access_tables import ConsentRecord
 from vault.domain import CONSENT_SCOPES
 from vault.errors import BadField, Conflict, NotFound
 from vault.indexing import after_consent_change
+from vault.parts import Vault
 from vault.sealing import seal_json
 
 MAX_FORM_BYTES = 16 * 1024 * 1024  # a scanned, signed consent form; kept in the database

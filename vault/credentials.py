@@ -33,10 +33,10 @@ from vault.accounts import (
     set_disabled,
 )
 from vault.api.auth import issue_token
-from vault.compose import Vault
 from vault.db import User
 from vault.db.credential_tables import AccessToken, OidcPrincipal, TokenKey
 from vault.errors import BadField, NotFound
+from vault.parts import Vault
 
 
 @dataclass(frozen=True)

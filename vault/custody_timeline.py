@@ -12,11 +12,11 @@ import keys
 from policies import Principal, actions
 from vault import ledger
 from vault.access import authorize_item, may_read_entry
-from vault.compose import Vault
+from vault.checkpointing import checkpointer_of
 from vault.ledger import checkpoints, note
 from vault.ledger.tables import LedgerRow
 from vault.ledger.tree import verify_inclusion
-from vault.ledger.wiring import checkpointer_of
+from vault.parts import Vault
 
 MAX_ENTRIES: Final = 1000  # an item's timeline shown at once (each step is one entry)
 PROVEN, NOT_YET, FAILED = "proven", "not yet in a signed checkpoint", "failed"

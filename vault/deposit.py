@@ -27,12 +27,12 @@ from ingest.languages import canonical_language
 from policies import Principal, Resource, actions, decide, kinds
 from vault import item_keys, jobs, ledger, signatures, storage_faults
 from vault.access import authorize_case, item_resource
-from vault.compose import Vault
 from vault.db import Item, ItemKey
 from vault.domain import CONSENT_SCOPES, KINDS
 from vault.errors import BadField, TooLarge, VaultError
 from vault.ids import new_id
 from vault.objects import object_name
+from vault.parts import Vault
 from vault.sealing import seal_json
 from vault.storage import StorageError
 from vault.storage.buffers import aligned_buffer

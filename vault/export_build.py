@@ -33,7 +33,7 @@ from sqlalchemy import and_, or_, select, update
 import keys
 from policies import Resource, actions, decide, kinds
 from vault import exports, ledger, recipients
-from vault.compose import Vault
+from vault.checkpointing import checkpointer_of
 from vault.consent import item_identity
 from vault.db import Item
 from vault.db.export_tables import Export
@@ -45,7 +45,7 @@ from vault.identity import REDACTED, redacted_rendition
 from vault.ids import new_id
 from vault.ledger import checkpoints
 from vault.ledger.tables import LedgerRow
-from vault.ledger.wiring import checkpointer_of
+from vault.parts import Vault
 from vault.sealing import open_json
 from vault.search_redaction import identity_words, redact
 
@@ -482,7 +482,7 @@ def _retry(vault: Vault, export_id: str, owner: str, error: str) -> None:
 
 
 class ExportBuilder:
-    """Build approved exports in a thread beside the API (a `compose.Service`): every
+    """Build approved exports in a thread beside the API (a `vault.parts.Service`): every
     `TVAULT_EXPORT_POLL_SECONDS`, and at once when an approval wakes it (`wake_exports`)."""
 
     def __init__(self, vault: Vault) -> None:

@@ -34,7 +34,6 @@ from vault import approvals, ledger, recipients
 from vault.access import authorize, authorize_case, item_resource, refuse
 from vault.accounts import principal_of
 from vault.approvals import ApprovalRecord, Kind
-from vault.compose import METADATA_IDENTITY, Vault
 from vault.db import Item, ItemKey, User
 from vault.db.access_tables import ItemIdentity, RedactedRendition
 from vault.db.approval_tables import Approval
@@ -43,6 +42,7 @@ from vault.domain import KINDS
 from vault.errors import BadField, Conflict, NotFound, VaultError
 from vault.identity import redacts
 from vault.ids import new_id
+from vault.parts import METADATA_IDENTITY, Vault
 from vault.sealing import open_json, seal_json
 from vault.storage import ObjectNotFound
 

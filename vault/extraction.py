@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.metadata
 import logging
 import os
 import shutil
@@ -44,21 +43,19 @@ from ingest import (
     Extractor,
     FailureKind,
     Limits,
-    OcrOptions,
     memory_dir,
-    parse_languages,
     plaintext_file,
 )
 from ingest.scratch import PRIVATE_PREFIX, sweep_dead
 from vault import item_keys, jobs, ledger, ocr, storage_faults
-from vault.compose import Vault
 from vault.db import Item, ItemKey
 from vault.db.jobs_tables import ItemText
+from vault.parts import Vault
 from vault.sealing import open_json, seal_json
 from vault.settings import Settings
 from vault.signatures import CiphertextDigest
 from vault.storage import ObjectNotFound, StorageError
-from vault.worker import StageFailed, fail_job, leases_kept, overrun, register
+from vault.worker import StageFailed, fail_job, leases_kept, overrun
 
 log = logging.getLogger(__name__)
 
@@ -83,27 +80,6 @@ DIR_PREFIX: Final = PRIVATE_PREFIX
 def text_object_name(item_id: str, attempt: int) -> str:
     """Return the object name of the text extracted from `item_id` by attempt `attempt`."""
     return f"{PREFIX}{item_id}-extract-{attempt}"
-
-
-def make_extractor(settings: Settings, workers: int) -> tuple[Extractor, tuple[str, str]]:
-    """Build the extractor `settings.extractor` names, and its `(tool, version)` for the ledger.
-
-    The Extractor port's part of the composition root. Raises `ValueError` if
-    `TVAULT_EXTRACTOR=tika-server` comes without `TVAULT_TIKA_URL`.
-    """
-    if settings.extractor == "tika-server":
-        from ingest.adapters import TikaServerExtractor
-
-        if not settings.tika_url:
-            raise ValueError("TVAULT_EXTRACTOR=tika-server needs TVAULT_TIKA_URL")
-        return TikaServerExtractor(settings.tika_url), ("Apache Tika server", "unknown")
-    from ingest.adapters import NativeTikaExtractor
-
-    options = None
-    if settings.ocr != "off":
-        options = OcrOptions(settings.ocr, parse_languages(settings.ocr_languages))
-    native = NativeTikaExtractor(workers=workers, ocr=options)
-    return native, ("Apache Tika (iscc-tika)", importlib.metadata.version("iscc-tika"))
 
 
 def limits_of(settings: Settings) -> Limits:
@@ -514,12 +490,3 @@ def read_text_metadata(vault: Vault, item_id: str) -> dict[str, object] | None:
     if link is None or key is None:
         return None
     return open_json(link.sealed_meta, item_keys.open_identity(vault.keyring, item_id, key.wrapped))
-
-
-def _factory(vault: Vault, concurrency: int) -> ExtractStage:
-    memory_dir(vault.settings.scratch_dir)  # refuse before any parser process starts
-    extractor, tool = make_extractor(vault.settings, concurrency)
-    return ExtractStage(vault, extractor, tool, limits_of(vault.settings))
-
-
-register(jobs.EXTRACT, _factory)

@@ -14,9 +14,9 @@ from sqlalchemy import select
 from policies import Principal, Resource, actions, kinds
 from vault import ledger
 from vault.access import authorize_case
-from vault.compose import Vault
 from vault.db import CaseGrant
 from vault.errors import NotFound
+from vault.parts import Vault
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from vault import readiness
 from vault.api.problems import MEDIA_TYPE
 
 if TYPE_CHECKING:
-    from vault.compose import Vault
+    from vault.parts import Vault
 
 log = logging.getLogger(__name__)
 

@@ -46,10 +46,10 @@ from sqlalchemy.orm import Session
 from policies import Principal, actions
 from vault import ledger
 from vault.access import ID_SHAPE
-from vault.compose import Vault
 from vault.db.idempotency_tables import DONE, PENDING, IdempotencyKey
 from vault.deposit import DepositResult
 from vault.errors import BadField, VaultError
+from vault.parts import Vault
 
 log = logging.getLogger(__name__)
 

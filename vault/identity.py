@@ -21,13 +21,13 @@ import keys
 from policies import Allow, Principal, actions, obligations
 from vault import ledger
 from vault.access import authorize_item
-from vault.compose import Vault
 from vault.consent import item_identity, load_item
 from vault.db.access_tables import ItemIdentity, RedactedRendition
 from vault.errors import BadField, Conflict, NotFound, TooLarge
 from vault.ids import new_id
 from vault.indexing import after_identity_change
 from vault.objects import orphans
+from vault.parts import Vault
 from vault.sealing import open_json, seal_json
 from vault.storage import ObjectLocked, ObjectNotFound
 

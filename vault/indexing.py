@@ -42,16 +42,16 @@ from ingest.language import detect_language
 from keys import Keyring
 from search import Index, IndexDocument, IndexFormatError
 from vault import item_keys, jobs, ledger, vocabulary
-from vault.compose import Vault, make_store
 from vault.db import Item, ItemKey
 from vault.db.access_tables import ItemIdentity
 from vault.db.jobs_tables import ItemText
 from vault.errors import NotFound
-from vault.sealing import open_json
+from vault.parts import Vault
+from vault.sealing import open_json, read_sealed_text
 from vault.search_redaction import identity_words, redact
 from vault.settings import Settings
 from vault.storage import ObjectStore
-from vault.worker import fail_job, leases_kept, register
+from vault.worker import fail_job, leases_kept
 
 # Names of the keyring secrets the index needs (DESIGN.md "Keys": one key per purpose).
 INDEX_KEY = "search-index"  # 32 random bytes: the HMAC key of the index's term digests
@@ -163,14 +163,6 @@ def open_text(vault: Vault, row: ItemText, identity: str) -> Text:
 
     Raises `keys.UnsealError` or `vault.storage.ObjectNotFound` as `extracted_text` does."""
     return Text(read_sealed_text(vault.store, row.object_name, identity), row.language)
-
-
-def read_sealed_text(store: ObjectStore, object_name: str, identity: str) -> str:
-    """Return the extracted text sealed in `object_name`, read whole (texts are shown and
-    indexed whole). Raises `keys.UnsealError` or `vault.storage.StorageError`."""
-    with store.open(object_name) as source:
-        sealed = source.read()
-    return keys.unseal_bytes(sealed, identity).decode("utf-8")
 
 
 def utc(moment: datetime) -> datetime:
@@ -577,9 +569,11 @@ def _open_all(
 _child_store: ObjectStore | None = None
 
 
-def _child_start(settings: dict[str, object]) -> None:
+def _child_start(
+    open_store: Callable[[dict[str, object]], ObjectStore], settings: dict[str, object]
+) -> None:
     global _child_store  # one store per helper process, built once
-    _child_store = make_store(Settings.model_validate(settings))
+    _child_store = open_store(settings)
 
 
 def _child_open(batch: tuple[int, list[_Pending]]) -> tuple[int, list[IndexDocument]]:
@@ -614,7 +608,9 @@ def reindex(
         if workers > 0:
             pool = stack.enter_context(
                 multiprocessing.get_context("spawn").Pool(
-                    workers, _child_start, (vault.settings.model_dump(exclude={"passphrase"}),)
+                    workers,
+                    _child_start,
+                    (vault.child_store, vault.settings.model_dump(exclude={"passphrase"})),
                 )
             )
             # imap reads `prepared` ahead in its feeder thread and keeps the batches' order.
@@ -642,6 +638,3 @@ def reindex(
                 index.rollback()
                 raise
     return indexed
-
-
-register(jobs.INDEX, IndexStage)

@@ -26,10 +26,10 @@ from sqlalchemy.orm import Session
 
 import keys
 from vault import keystate
-from vault.compose import Vault
 from vault.db import ItemKey
 from vault.db.key_tables import CURRENT, RETIRED, KekEpoch
 from vault.ledger.tables import HEAD, LedgerState
+from vault.parts import Vault
 
 
 def _context(item_id: str) -> bytes:

@@ -25,11 +25,11 @@ from sqlalchemy.orm import Session
 
 import keys
 from vault import ledger
-from vault.compose import METADATA_IDENTITY, Vault
 from vault.db import User
 from vault.db.web_tables import AccountSecret, PasswordLink
 from vault.errors import BadField, NotFound, Unauthenticated
 from vault.ids import new_id
+from vault.parts import METADATA_IDENTITY, Vault
 from vault.sealing import open_json, seal_json
 
 WEB: Final = "web"  # `via` of a change made through the web interface

@@ -9,12 +9,12 @@ from sqlalchemy import func, select
 
 import keys
 from keys import KdfParams, Keyring
-from vault import compose
+from vault import compose, parts
 from vault.accounts import NAME, add_user
-from vault.compose import Vault
 from vault.db import User, check_reachable, make_engine, migrate
 from vault.errors import BadField, Conflict
 from vault.ids import new_id
+from vault.parts import Vault
 from vault.settings import SETTINGS_FILE, Settings
 
 TOML_HEADER = """\
@@ -52,8 +52,8 @@ def create_vault(
         engine.dispose()
     keyring = Keyring.create(settings.keyring_path, passphrase, kdf=kdf)
     keyring.set_secret(compose.TOKEN_SIGNING, keys.generate_token_key().encode("ascii"))
-    keyring.set_secret(compose.LOG_SIGNING, keys.LogSigner.generate().seed())
-    keyring.set_secret(compose.METADATA_IDENTITY, keys.generate_identity()[0].encode("ascii"))
+    keyring.set_secret(parts.LOG_SIGNING, keys.LogSigner.generate().seed())
+    keyring.set_secret(parts.METADATA_IDENTITY, keys.generate_identity()[0].encode("ascii"))
     issuer = f"urn:tvault:{new_id()}"
     vault = compose.build(settings.model_copy(update={"token_issuer": issuer}), keyring)
     with vault.sessions.begin() as session:

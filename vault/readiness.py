@@ -23,7 +23,7 @@ from ingest.scratch import memory_dir
 from vault.storage import StoreFull, StoreUnavailable
 
 if TYPE_CHECKING:
-    from vault.compose import Vault
+    from vault.parts import Vault
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ import keys
 from policies import Principal, Resource, actions, decide, kinds, roles
 from vault import ledger
 from vault.access import authorize
-from vault.compose import Vault
 from vault.db import User
 from vault.db.export_tables import CommissionRecipient
 from vault.errors import BadField, Conflict, NotFound
+from vault.parts import Vault
 
 AGE: Final = "age"
 SSH_ED25519: Final = "ssh-ed25519"

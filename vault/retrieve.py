@@ -14,11 +14,11 @@ import keys
 from policies import Allow, Principal, Resource, actions, decide, kinds
 from vault import item_keys, ledger
 from vault.access import authorize, authorize_case, authorize_item, item_resource
-from vault.compose import Vault
 from vault.db import Case, Item, ItemKey
 from vault.errors import NotFound
 from vault.extraction import read_text as extracted
 from vault.identity import REDACTED, redacted_rendition, redacts
+from vault.parts import Vault
 from vault.sealing import open_json
 
 

@@ -11,8 +11,8 @@ from vault import item_keys, keystate, ledger
 from vault.access import authorize
 from vault.accounts import find_user, principal_of
 from vault.approval_kinds import request_key_retirement
-from vault.compose import Vault
 from vault.db import ItemKey
+from vault.parts import Vault
 
 
 @dataclass(frozen=True)

@@ -34,12 +34,12 @@ from sqlalchemy.orm import Session
 
 import keys
 from vault import item_keys
-from vault.compose import METADATA_IDENTITY, Vault
 from vault.db import Case, Item, ItemKey
 from vault.db.access_tables import ConsentRecord, ItemIdentity, RedactedRendition
 from vault.db.jobs_tables import ItemText
 from vault.ledger import actions
 from vault.ledger.tables import LedgerRow
+from vault.parts import METADATA_IDENTITY, Vault
 
 SEALED_FIELD: Final = "sealed field does not open"
 TEXT_MISSING: Final = "extracted text missing"

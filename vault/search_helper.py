@@ -27,15 +27,14 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import keys
 from ingest import lifeline
 from search.highlight import Highlighter
-from vault.compose import make_store
-from vault.indexing import read_sealed_text
-from vault.sealing import open_json
+from vault.sealing import open_json, read_sealed_text
 from vault.settings import Settings
 from vault.storage import ObjectStore, StorageError
 
@@ -49,6 +48,9 @@ TIMEOUT_SECONDS = 10.0
 # start must not cost every later search a process launch.
 RESTART_SECONDS = 30.0
 _READY = "ready"
+
+# Opens the object store in the helper from the settings sent to it (`vault.compose.child_store`).
+StoreOpener = Callable[[dict[str, object]], ObjectStore]
 
 
 @dataclass(frozen=True)
@@ -118,9 +120,13 @@ class SearchHelper:
     ends it. Thread-safe: one page at a time, other callers get None from `submit`.
     """
 
-    def __init__(self, settings: Settings, *, timeout: float = TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self, settings: Settings, open_store: StoreOpener, *, timeout: float = TIMEOUT_SECONDS
+    ) -> None:
         # What the helper needs to open objects (the store's settings); never the passphrase.
         self._settings = settings.model_dump(exclude={"passphrase"})
+        # The composition root's child entry (`vault.compose.child_store`), sent by reference.
+        self._open_store = open_store
         self._timeout = timeout
         self._busy = threading.Lock()  # held from submit until the result is collected
         self._state = threading.Lock()  # guards the process and the connection
@@ -176,7 +182,7 @@ class SearchHelper:
         parent, child = context.Pipe(duplex=True)
         process = context.Process(
             target=_main,
-            args=(child, self._settings, os.getpid()),
+            args=(child, self._open_store, self._settings, os.getpid()),
             name="tvault-search-helper",
             daemon=True,
         )
@@ -271,7 +277,10 @@ class SearchHelper:
 
 
 def _main(
-    conn: multiprocessing.connection.Connection, settings: dict[str, object], parent: int
+    conn: multiprocessing.connection.Connection,
+    open_store: StoreOpener,
+    settings: dict[str, object],
+    parent: int,
 ) -> None:
     """The helper process's entry point: `_serve`, deaf to Ctrl-C, dead with its parent
     process `parent` (even one killed with SIGKILL, and in the middle of a page)."""
@@ -280,13 +289,17 @@ def _main(
     # (`SearchHelper.stop`, or the pipe closing), so the helper ignores it rather than dying
     # with a traceback in the server's terminal.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _serve(conn, settings)
+    _serve(conn, open_store, settings)
 
 
-def _serve(conn: multiprocessing.connection.Connection, settings: dict[str, object]) -> None:
+def _serve(
+    conn: multiprocessing.connection.Connection,
+    open_store: StoreOpener,
+    settings: dict[str, object],
+) -> None:
     """The helper process: show each page of hits it is sent until the pipe closes."""
     os.environ.pop("TVAULT_PASSPHRASE", None)  # inherited from the server; not needed here
-    store = make_store(Settings.model_validate(settings))
+    store = open_store(settings)
     conn.send(_READY)
     try:
         while True:

@@ -59,14 +59,14 @@ from search import (
 from search.highlight import Highlighter
 from vault import item_keys, ledger
 from vault.access import NO_SUCH_CASE, item_resource, refuse
-from vault.compose import METADATA_IDENTITY, Vault
 from vault.db import Case, Item, ItemKey
 from vault.db.access_tables import ItemIdentity
 from vault.db.jobs_tables import ItemText
 from vault.errors import BadField
 from vault.identity import REDACTED
-from vault.indexing import index_of, read_sealed_text, utc
-from vault.sealing import open_json, seal_json
+from vault.indexing import index_of, utc
+from vault.parts import METADATA_IDENTITY, Vault
+from vault.sealing import open_json, read_sealed_text, seal_json
 from vault.search_helper import MIN_HELPED_HITS, SNIPPET_WORDS, Showable, Shown, show
 from vault.search_redaction import identity_words, redact
 from vault.storage import StorageError

@@ -25,7 +25,6 @@ import keys
 from policies import Principal, actions
 from vault import item_keys, ledger
 from vault.access import authorize_item
-from vault.compose import Vault
 from vault.db import Item, ItemKey
 from vault.db.access_tables import ConsentRecord, ItemIdentity, LegalHold, RedactedRendition
 from vault.db.jobs_tables import ItemText
@@ -33,6 +32,7 @@ from vault.db.session import purge_freed_pages
 from vault.db.signature_tables import ItemSignature
 from vault.errors import Conflict
 from vault.indexing import after_shredding
+from vault.parts import Vault
 from vault.storage import ObjectLocked, ObjectNotFound, StorageError
 
 log = logging.getLogger(__name__)

@@ -30,12 +30,12 @@ import keys
 from policies import Principal, Resource, actions, kinds
 from vault import ledger
 from vault.access import authorize, authorize_item
-from vault.compose import LOG_SIGNING, Vault
 from vault.consent import item_identity
 from vault.db import Item, User
 from vault.db.signature_tables import DepositorKey, ItemCiphertext, ItemSignature
 from vault.errors import BadField, Conflict, NotFound
 from vault.ledger.service import default_origin
+from vault.parts import LOG_SIGNING, Vault
 
 # The raw body deposit carries the statement and its signature in these headers, each the
 # base64 (RFC 4648 section 4) of the bytes: query strings end up in logs and proxies' caches,

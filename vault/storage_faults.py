@@ -21,8 +21,8 @@ from sqlalchemy.exc import DBAPIError
 
 from policies import Principal, actions
 from vault import ledger
-from vault.compose import Vault
 from vault.errors import StorageFull, StorageUnavailable
+from vault.parts import Vault
 from vault.storage import StoreFull, StoreUnavailable
 
 log = logging.getLogger(__name__)

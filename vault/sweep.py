@@ -7,13 +7,13 @@ import threading
 from datetime import timedelta
 
 from vault import tus
-from vault.compose import Vault
 from vault.db import Item
 from vault.db.jobs_tables import ItemText
 from vault.exports import sweep_exports
 from vault.extraction import PREFIX as TEXTS_PREFIX
 from vault.identity import sweep_renditions
 from vault.objects import PREFIX, orphans
+from vault.parts import Vault
 
 log = logging.getLogger(__name__)
 

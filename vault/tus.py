@@ -29,10 +29,10 @@ from pathlib import Path
 import keys
 from policies import Principal, Resource, actions, kinds
 from vault.access import authorize_case
-from vault.compose import METADATA_IDENTITY, Vault
 from vault.deposit import Deposit, DepositResult, parse_request
 from vault.errors import BadField, Conflict, NotFound, TooLarge
 from vault.ids import new_id
+from vault.parts import METADATA_IDENTITY, Vault
 from vault.sealing import open_json, seal_json
 
 # An upload nobody touched for this long is removed (docs/usage.md, "Resumable uploads").

@@ -12,7 +12,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Final
 
-from vault.compose import Vault
 from vault.db import Item
 from vault.db.access_tables import RedactedRendition
 from vault.db.export_tables import Export
@@ -22,6 +21,7 @@ from vault.extraction import PREFIX as TEXTS_PREFIX
 from vault.identity import RENDITION_PREFIX
 from vault.objects import PREFIX as ITEMS_PREFIX
 from vault.objects import orphans
+from vault.parts import Vault
 
 UNREFERENCED: Final = "unreferenced object"
 

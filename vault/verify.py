@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 import keys
 from vault import accountability, item_keys, replay, sealed_fixity, signatures, unreferenced
-from vault.compose import LEDGER_MAC, Vault
+from vault.checkpointing import checkpointer_of
 from vault.db.models import Item, ItemKey
 from vault.db.signature_tables import ItemSignature
 from vault.ledger import actions, integrity, note
@@ -44,7 +44,7 @@ from vault.ledger.entry import format_time, parse
 from vault.ledger.errors import LedgerError
 from vault.ledger.tables import CHECKPOINT, GENESIS, HEAD, CheckpointRow, LedgerRow, LedgerState
 from vault.ledger.tree import MerkleTree
-from vault.ledger.wiring import checkpointer_of
+from vault.parts import LEDGER_MAC, Vault
 
 # Failure kinds.
 OBJECT_MISSING: Final = "object missing"

@@ -1,11 +1,12 @@
-"""Workers that run stage jobs: the stage registry, the loop, and the server's embedded worker.
+"""Workers that run stage jobs: the loop, and the server's embedded worker.
 
-A stage (`extract`, `index`, ...) plugs in with `register(kind, factory)`; `factory(vault,
-concurrency)` builds one `Stage` per worker, which holds what the stage needs (an extractor
-pool, an index writer) until `close`. A `Worker` runs `concurrency` threads that claim due jobs
-of the registered kinds (`vault.jobs.claim`), plus one heartbeat thread that renews their
-leases. It is a `vault.compose.Service`: `tvault serve` runs one in the server process, and
-`tvault worker` runs one standalone. Contract for a stage's `run(claim)`:
+A stage (`extract`, `index`, ...) is a `factory(vault, concurrency)` that builds one `Stage` per
+worker, which holds what the stage needs (an extractor pool, an index writer) until `close`;
+`vault.compose.stages()` names each by its kind, as callables (no import strings). A `Worker`
+runs `concurrency` threads that claim due jobs of the kinds it was given (`vault.jobs.claim`),
+plus one heartbeat thread that renews their leases. It is a `vault.parts.Service`: `tvault
+serve` runs one in the server process, and `tvault worker` runs one standalone. Contract for
+a stage's `run(claim)`:
 
 - record the result and call `vault.jobs.complete(session, claim, now=...)` in ONE transaction
   (that call is fenced on the lease, so a result commits once), and return True; if a stage
@@ -20,8 +21,6 @@ leases. It is a `vault.compose.Service`: `tvault serve` runs one in the server p
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
 import logging
 import os
 import secrets
@@ -30,16 +29,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
-from typing import Final, Protocol
+from typing import Protocol
 
 from vault import jobs, storage_faults
-from vault.compose import Vault
+from vault.parts import Vault
 
 log = logging.getLogger(__name__)
-
-# Modules whose import registers stages. `vault.indexing` belongs to the search part and is
-# loaded once it exists; until then an item's ingest ends at `extracted`.
-STAGE_MODULES: Final = ("vault.extraction", "vault.indexing")
 
 
 class Stage(Protocol):
@@ -54,8 +49,6 @@ class Stage(Protocol):
 
 
 StageFactory = Callable[[Vault, int], Stage]
-
-HANDLERS: dict[str, StageFactory] = {}
 
 
 class StageFailed(Exception):
@@ -159,25 +152,12 @@ def leases_kept(vault: Vault, claims: Sequence[jobs.Claim]) -> Iterator[None]:
         thread.join()
 
 
-def register(kind: str, factory: StageFactory) -> None:
-    """Make `factory` build the stage that runs jobs of `kind` (replacing any earlier one)."""
-    HANDLERS[kind] = factory
-
-
-def load_stages() -> dict[str, StageFactory]:
-    """Import the modules in `STAGE_MODULES` that exist; return the registry they filled."""
-    for name in STAGE_MODULES:
-        if importlib.util.find_spec(name) is not None:
-            importlib.import_module(name)
-    return dict(HANDLERS)
-
-
 def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class Worker:
-    """Claims and runs stage jobs on `concurrency` threads until stopped (a compose `Service`).
+    """Claims and runs stage jobs on `concurrency` threads until stopped (a `vault.parts.Service`).
 
     `stop()` lets each thread finish the job in hand (an extraction is bounded by its time
     limit), then returns; a job claimed but not started is released at once.
@@ -188,13 +168,13 @@ class Worker:
         vault: Vault,
         *,
         concurrency: int = 1,
-        stages: dict[str, StageFactory] | None = None,
+        stages: dict[str, StageFactory],
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._vault = vault
         self._concurrency = concurrency
-        self._factories = dict(stages) if stages is not None else load_stages()
+        self._factories = dict(stages)
         self._stages: dict[str, Stage] = {}
         self._stop = threading.Event()
         self._beat_stop = threading.Event()

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from vault.compose import Vault
+from vault.parts import Vault
 
 PASSPHRASE = "e2e passphrase, not a real one"
 TVAULT = [sys.executable, "-m", "vault.cli"]

@@ -46,10 +46,10 @@ from tests.e2e.conftest import (
 from tests.s3server import S3Server, admin_client, moto_s3, s3_bucket
 from vault import credentials
 from vault.accounts import add_user
-from vault.compose import Vault
 from vault.db import Item
 from vault.deposit import Deposit
 from vault.headers import to_headers
+from vault.parts import Vault
 
 __all__ = ["moto_s3", "s3_bucket"]  # fixtures, registered by importing them
 

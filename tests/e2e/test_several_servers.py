@@ -33,10 +33,10 @@ import keys
 from tests.e2e.conftest import Server, provision, serve, tvault
 from vault import credentials, jobs, ledger
 from vault.accounts import add_user
-from vault.compose import Vault
 from vault.db import Item, ItemKey
 from vault.db.jobs_tables import Job
 from vault.headers import to_headers
+from vault.parts import Vault
 
 pytestmark = [pytest.mark.postgres]
 

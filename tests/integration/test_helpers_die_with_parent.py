@@ -34,10 +34,11 @@ sys.stdin.read()
 SEARCH_PARENT = """
 import sys, threading, time
 from pathlib import Path
+from vault.compose import child_store
 from vault.search_helper import SearchHelper
 from vault.settings import load_settings
 
-helper = SearchHelper(load_settings(Path(sys.argv[1])))
+helper = SearchHelper(load_settings(Path(sys.argv[1])), child_store)
 thread = threading.Thread(target=helper.start)
 thread.start()
 thread.join()

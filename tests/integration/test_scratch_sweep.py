@@ -12,9 +12,11 @@ from pathlib import Path
 
 from ingest.scratch import PRIVATE_PREFIX
 from tests.unit.vault.conftest import PASSPHRASE, database_url, vault
-from vault.compose import Vault, open_vault
+from vault.compose import open_vault
 
 # Fixtures: the vault, on SQLite and on PostgreSQL.
+from vault.parts import Vault
+
 __all__ = ["database_url", "vault"]
 
 

@@ -28,13 +28,13 @@ from starlette.exceptions import StarletteDeprecationWarning
 from tests import corpus
 from tests.unit.vault.conftest import FAST_KDF, PASSPHRASE, database_url, principal, vault
 from tests.unit.vault.tokens import token_for
-from vault import jobs, ledger
+from vault import compose, jobs, ledger
 from vault.accounts import add_user
 from vault.api.app import create_app
 from vault.cases import create_case
-from vault.compose import Vault
 from vault.db import Item
 from vault.deposit import Deposit
+from vault.parts import Vault
 from vault.provision import create_vault
 from vault.settings import load_settings
 from vault.worker import Worker
@@ -210,7 +210,7 @@ def test_workers_wait_uncharged_while_the_store_is_full_then_resume(
         deposited.append(job.commit().item_id)
     # The items are committed at the brim: their extracted texts find no room.
     filler = fill(small_store)
-    worker = Worker(vault)  # the extract and index stages
+    worker = Worker(vault, stages=compose.stages())  # the extract and index stages
     worker.start()
     try:
         # Long enough for several rounds of claims at a 0.1 s backoff with 2 attempts a job:

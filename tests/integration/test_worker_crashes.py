@@ -25,9 +25,9 @@ from tests import corpus
 from tests.unit.vault.conftest import PASSPHRASE, database_url, principal, vault
 from vault import jobs
 from vault.cases import create_case
-from vault.compose import Vault
 from vault.db.jobs_tables import Job
 from vault.deposit import Deposit
+from vault.parts import Vault
 
 # Fixtures: the vault, on SQLite and on PostgreSQL.
 __all__ = ["database_url", "vault"]

@@ -28,9 +28,9 @@ from tests.unit.vault.conftest import FAST_KDF, principal
 from vault import extraction, jobs, ledger
 from vault.accounts import add_user
 from vault.cases import create_case
-from vault.compose import Vault
 from vault.db.jobs_tables import ItemText, Job
 from vault.deposit import Deposit
+from vault.parts import Vault
 from vault.provision import create_vault
 from vault.settings import load_settings
 

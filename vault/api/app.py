@@ -24,7 +24,7 @@ from vault.api import (
 )
 from vault.api.deps import gate_of, limiter_of, token_keys_of
 from vault.api.routes import public, v1
-from vault.compose import Vault
+from vault.parts import Vault
 from vault.sweep import sweep
 from vault.web.site import install as install_web
 

@@ -23,9 +23,9 @@ from policies import Resource, actions, decide, kinds
 from vault import ledger
 from vault.access import NO_SUCH_ITEM, authorize, authorize_item, may_read_entry
 from vault.api.deps import CurrentPrincipal, VaultDep, get_principal
+from vault.checkpointing import checkpointer_of
 from vault.errors import NotFound
 from vault.ledger import checkpoints
-from vault.ledger.wiring import checkpointer_of
 
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"], dependencies=[Depends(get_principal)])
 

@@ -22,8 +22,8 @@ from starlette.requests import ClientDisconnect
 
 from policies import Principal
 from vault import storage_faults
-from vault.compose import Vault
 from vault.errors import BadField, TooLarge
+from vault.parts import Vault
 
 TOO_LARGE: Final = "too-large"
 BAD_FIELD: Final = "bad-field"

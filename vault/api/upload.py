@@ -18,10 +18,10 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
 from policies import Principal
-from vault.compose import Vault
 from vault.deposit import CommitGuard, Deposit, DepositResult
 from vault.errors import BadField, TooLarge
 from vault.headers import from_headers
+from vault.parts import Vault
 from vault.signatures import SIGNATURE_HEADER, STATEMENT_HEADER, Presented
 
 BATCH = 4 * 1024 * 1024  # bytes handed to a worker thread at a time

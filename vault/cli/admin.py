@@ -98,29 +98,9 @@ def serve(
     except BaseException:
         listener.close()
         raise
-    if settings.embedded_worker:
-        from vault.worker import Worker
+    from vault.compose import add_services
 
-        # One worker thread beside the API (docs/jobs.md); the app's lifespan starts and stops it.
-        vault.services.append(Worker(vault))
-    if settings.search_helper and (os.cpu_count() or 1) > 1:
-        from vault.search_helper import SearchHelper
-
-        # Shows half of each page of search hits on the second core (vault/search_helper.py).
-        vault.search_helper = SearchHelper(settings)
-        vault.services.append(vault.search_helper)
-    from vault import ledger
-    from vault.ledger.wiring import checkpointer_of
-    from vault.sweep import SweepService
-
-    # Signs a checkpoint every N entries or T seconds (docs/ledger.md).
-    vault.services.append(ledger.CheckpointService(checkpointer_of(vault)))
-    # Removes abandoned deposit objects every TVAULT_SWEEP_INTERVAL_SECONDS (DESIGN.md "Deposit").
-    vault.services.append(SweepService(vault))
-    from vault.export_build import ExportBuilder
-
-    # Builds approved exports to commissions, one at a time, beside the API (docs/exports.md).
-    vault.services.append(ExportBuilder(vault))
+    add_services(vault)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         # uvicorn's access log is off: it would print query strings (vault.api.app logs instead).

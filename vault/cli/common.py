@@ -24,7 +24,7 @@ from vault.ids import ID_SHAPE
 if TYPE_CHECKING:
     import httpx
 
-    from vault.compose import Vault
+    from vault.parts import Vault
     from vault.settings import Settings
 
 # DESIGN.md "Public interface": 0 success, 1 a failure the command found, 2 a usage error.

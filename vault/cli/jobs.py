@@ -67,10 +67,11 @@ def worker(
 ) -> None:
     """Run extraction and indexing workers until SIGTERM or Ctrl-C (jobs in hand finish)."""
     from vault import allocator
-    from vault.worker import Worker, load_stages
+    from vault.compose import stages as all_stages
+    from vault.worker import Worker
 
     allocator.tune()  # vault/allocator.py
-    stages = load_stages()
+    stages = all_stages()
     unknown = sorted(set(kind or ()) - set(stages))
     if unknown:
         fail(f"--kind: no stage {', '.join(unknown)} (known: {', '.join(sorted(stages))})", USAGE)

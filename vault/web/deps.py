@@ -11,7 +11,7 @@ from starlette.datastructures import FormData
 
 from vault import ledger
 from vault.api.deps import VaultDep
-from vault.compose import Vault
+from vault.parts import Vault
 from vault.web import forms, sessions
 from vault.web.sessions import Current
 

@@ -12,8 +12,8 @@ from policies import Resource, actions, kinds
 from vault import custody_timeline, ledger
 from vault.access import authorize
 from vault.api.deps import VaultDep
+from vault.checkpointing import checkpointer_of
 from vault.ledger import checkpoints
-from vault.ledger.wiring import checkpointer_of
 from vault.web.deps import CheckedForm, Signed, signed_in
 from vault.web.render import N_, render, translate
 

@@ -33,8 +33,8 @@ from vault import credentials
 from vault.accounts import find_user
 from vault.api.auth import TokenGate, TokenRefused
 from vault.api.deps import ANONYMOUS, VaultDep, gate_of, token_keys_of
-from vault.compose import Vault
 from vault.errors import NotFound
+from vault.parts import Vault
 from vault.settings import OidcIssuer
 from vault.web import forms, sessions
 from vault.web.errors import sign_in_page

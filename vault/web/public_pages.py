@@ -11,9 +11,9 @@ from starlette.concurrency import run_in_threadpool
 from vault import ledger, passwords
 from vault.accounts import NAME
 from vault.api.deps import ANONYMOUS, VaultDep, limiter_of
-from vault.compose import Vault
 from vault.db import User
 from vault.errors import BadField, NotFound, TooManyRequests, Unauthenticated
+from vault.parts import Vault
 from vault.ratelimit import RateLimiter
 from vault.web import forms, i18n, sessions
 from vault.web.deps import AnySession, CheckedForm, record_refused_form

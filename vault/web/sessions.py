@@ -23,11 +23,11 @@ from sqlalchemy.orm import Session
 from policies import Principal
 from vault import ledger
 from vault.accounts import account_principal
-from vault.compose import Vault
 from vault.db import User
 from vault.db.web_tables import AccountSecret, WebFormUse, WebSession
 from vault.errors import NotFound
 from vault.ids import new_id
+from vault.parts import Vault
 
 ACTIVE: Final = "active"
 SECOND_FACTOR: Final = "second-factor"  # the password was right; a TOTP code is still due

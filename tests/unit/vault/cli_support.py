@@ -13,7 +13,7 @@ from tests.unit.vault.tokens import token_for
 from vault.api.app import create_app
 from vault.cli import app as cli
 from vault.cli import common
-from vault.compose import Vault
+from vault.parts import Vault
 
 with warnings.catch_warnings():
     # Starlette 1.x asks for `httpx2` in its test client; the `httpx` it wraps works the same.

@@ -14,7 +14,7 @@ from keys import KdfParams
 from policies import Principal
 from vault.accounts import add_user, find_user, principal_of
 from vault.cli.verify import verify as verify_command
-from vault.compose import Vault
+from vault.parts import Vault
 from vault.provision import create_vault
 from vault.settings import load_settings
 

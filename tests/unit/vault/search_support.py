@@ -8,11 +8,11 @@ from collections.abc import Iterable
 
 import keys
 from policies import Principal
-from vault.compose import Vault
 from vault.db.jobs_tables import ItemText
 from vault.deposit import Deposit
 from vault.ids import new_id
 from vault.indexing import item_identity
+from vault.parts import Vault
 from vault.sealing import seal_json
 
 

@@ -19,11 +19,11 @@ from tests.unit.vault.tokens import token_for
 from vault import item_keys, ledger, verify
 from vault.accounts import add_user
 from vault.api.app import create_app
-from vault.compose import Vault
 from vault.db import ItemKey
 from vault.headers import to_headers
 from vault.identity import RENDITION_PREFIX
 from vault.indexing import index_item
+from vault.parts import Vault
 from vault.sweep import sweep
 
 with warnings.catch_warnings():

@@ -25,11 +25,11 @@ from vault import ledger
 from vault.accounts import add_user
 from vault.api.app import create_app
 from vault.cases import create_case, grant
-from vault.compose import Vault
+from vault.checkpointing import checkpointer_of
 from vault.deposit import Deposit
 from vault.grants import revoke
 from vault.ledger.entry import leaf_hash
-from vault.ledger.wiring import checkpointer_of
+from vault.parts import Vault
 from vault.shred import shred
 
 with warnings.catch_warnings():

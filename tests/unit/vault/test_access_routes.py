@@ -13,7 +13,7 @@ from tests.unit.vault.test_access import ROLES, URL, deposit
 from tests.unit.vault.tokens import token_for
 from vault.accounts import add_user
 from vault.api.app import create_app
-from vault.compose import Vault
+from vault.parts import Vault
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)

@@ -6,9 +6,9 @@ import pytest
 
 from vault.accounts import find_user, principal_named, principal_of
 from vault.cases import create_case, grant
-from vault.compose import Vault
 from vault.db import User
 from vault.errors import NotFound
+from vault.parts import Vault
 
 from .conftest import principal
 

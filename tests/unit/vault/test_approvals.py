@@ -12,10 +12,10 @@ from tests.unit.vault.search_support import deposit
 from vault import approval_kinds, approvals, ledger, shred
 from vault.accounts import add_user
 from vault.cases import create_case
-from vault.compose import Vault
 from vault.db import ItemKey
 from vault.db.approval_tables import Approval, ApprovalVote
 from vault.errors import BadField, Conflict, Forbidden
+from vault.parts import Vault
 from vault.retrieve import download
 from vault.rotation import rotate
 

@@ -12,7 +12,7 @@ import pytest
 from tests.unit.vault.cli_support import Run, cli_runner
 from vault.accounts import add_user
 from vault.cli import common
-from vault.compose import Vault
+from vault.parts import Vault
 from vault.rotation import rotate
 
 BODY = b"Testimony recorded at the clinic.\n" * 50

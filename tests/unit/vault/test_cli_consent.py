@@ -11,7 +11,7 @@ import pytest
 
 from tests.unit.vault.cli_support import Run, cli_runner
 from vault import ledger
-from vault.compose import Vault
+from vault.parts import Vault
 
 
 @pytest.fixture

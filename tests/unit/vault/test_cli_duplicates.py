@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import select
 
 from tests.unit.vault.cli_support import Run, cli_runner
-from vault.compose import Vault
 from vault.db import Item
+from vault.parts import Vault
 
 
 @pytest.fixture

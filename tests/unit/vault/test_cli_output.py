@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from tests.unit.vault.cli_support import Run, cli_runner
 from tests.unit.vault.conftest import PASSPHRASE
 from vault.cli import app
-from vault.compose import Vault
+from vault.parts import Vault
 
 BODY = b"Testimony recorded at the clinic.\n" * 50
 

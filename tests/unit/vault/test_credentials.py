@@ -30,10 +30,11 @@ from vault.accounts import OFFLINE_ACTOR, add_user, change_role, set_disabled
 from vault.api.app import create_app
 from vault.api.auth import issue_token
 from vault.cli import app as cli
-from vault.compose import Vault, open_vault
+from vault.compose import open_vault
 from vault.db import User
 from vault.db.credential_tables import AccessToken
 from vault.errors import BadField
+from vault.parts import Vault
 from vault.token_keys import TokenKeys, current_kid, signing_key
 
 with warnings.catch_warnings():

@@ -12,11 +12,11 @@ import keys
 from tests.unit.vault.conftest import principal
 from vault import item_keys, ledger
 from vault.cases import create_case
-from vault.compose import Vault
 from vault.db import Case, CaseGrant, Item, ItemKey
 from vault.deposit import Deposit, DepositResult
 from vault.errors import BadField, Forbidden, NotFound, TooLarge
 from vault.objects import PREFIX
+from vault.parts import Vault
 
 BODY = b"I was held for nine days. " * 5000
 

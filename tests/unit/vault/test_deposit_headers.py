@@ -19,11 +19,11 @@ from tests.unit.vault.tokens import token_for
 from vault import ledger
 from vault.accounts import add_user
 from vault.api.app import create_app
-from vault.compose import Vault
 from vault.db import Item
 from vault.deposit import parse_request
 from vault.errors import BadField
 from vault.headers import header_name, to_headers
+from vault.parts import Vault
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)

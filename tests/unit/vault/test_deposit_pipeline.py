@@ -16,10 +16,10 @@ from tests.unit.vault.conftest import principal
 from tests.unit.vault.test_deposit import counts, fields, objects
 from vault import item_keys
 from vault.cases import create_case
-from vault.compose import Vault
 from vault.db import ItemKey
 from vault.db.signature_tables import ItemCiphertext
 from vault.deposit import PARALLEL, SPOOL, Deposit
+from vault.parts import Vault
 from vault.storage import StorageError
 
 # Several spool batches past the threshold, and a size that is no multiple of a chunk.

@@ -14,7 +14,7 @@ import pytest
 from tests.unit.vault.tokens import token_for
 from vault.api.app import create_app
 from vault.api.docs_pages import ASSETS, manifest
-from vault.compose import Vault
+from vault.parts import Vault
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -23,13 +23,13 @@ from tests.unit.vault.search_support import deposit, give_text
 from vault import approval_kinds, approvals, exports, ledger, recipients
 from vault.accounts import add_user
 from vault.cases import create_case, grant
-from vault.compose import Vault
 from vault.consent import change_consent
 from vault.deposit import Deposit
 from vault.errors import NotFound
 from vault.export_build import build_pending, claim
 from vault.grants import revoke
 from vault.identity import RenditionUpload, set_identity
+from vault.parts import Vault
 from vault.sweep import sweep
 
 PURPOSE = "Esclarecer los hechos del río"

@@ -12,11 +12,11 @@ from tests.unit.vault.conftest import principal
 from vault import exports, recipients, signatures
 from vault.accounts import add_user
 from vault.cases import create_case, grant
-from vault.compose import Vault
+from vault.checkpointing import checkpointer_of
 from vault.deposit import Deposit
 from vault.export_build import build_pending
 from vault.export_verify import verify_export
-from vault.ledger.wiring import checkpointer_of
+from vault.parts import Vault
 
 BODY = b"%PDF-1.7 the testimony of the river"
 FILENAME = "Testimonio: río/2024?.pdf"

@@ -15,10 +15,10 @@ from tests.unit.vault.search_support import deposit
 from vault import approvals, exports, ledger, recipients
 from vault.accounts import add_user
 from vault.cases import create_case, grant
-from vault.compose import Vault
 from vault.db.approval_tables import Approval
 from vault.db.export_tables import CommissionRecipient, Export
 from vault.errors import BadField, Conflict, Forbidden, NotFound
+from vault.parts import Vault
 
 PURPOSE = "Esclarecer la desaparición de Rosa Quispe"
 BASIS = "Ley 1448 de 2011, artículo 147"

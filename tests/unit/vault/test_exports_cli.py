@@ -15,8 +15,8 @@ from tests.unit.vault.conftest import principal
 from tests.unit.vault.search_support import deposit
 from vault.accounts import add_user
 from vault.cases import create_case, grant
-from vault.compose import Vault
 from vault.db.export_tables import CommissionRecipient, Export
+from vault.parts import Vault
 
 
 @pytest.fixture

@@ -20,11 +20,11 @@ import pytest
 from ingest import ScratchError
 from tests import corpus
 from tests.unit.vault.conftest import principal
-from vault import extraction, jobs
+from vault import compose, jobs
 from vault.cases import create_case
-from vault.compose import Vault
 from vault.db.jobs_tables import ItemText, Job
 from vault.deposit import Deposit
+from vault.parts import Vault
 from vault.worker import Worker
 
 _WRITES: list[str] = []
@@ -91,7 +91,7 @@ def deposit(vault: Vault, data: bytes) -> str:
 
 
 def run_worker(vault: Vault) -> None:
-    worker = Worker(vault, stages={jobs.EXTRACT: extraction._factory})
+    worker = Worker(vault, stages={jobs.EXTRACT: compose.extract_stage})
     try:
         worker.run_until_idle()
     finally:
@@ -140,4 +140,4 @@ def test_a_scratch_directory_on_a_disk_is_refused_at_start(vault: Vault, tmp_pat
     assert fs_type(str(tmp_path)) not in {"tmpfs", "ramfs"}  # the premise of this test
     vault.settings = vault.settings.model_copy(update={"scratch_dir": tmp_path})
     with pytest.raises(ScratchError, match="not in memory"):
-        extraction._factory(vault, 1)
+        compose.extract_stage(vault, 1)

@@ -7,8 +7,8 @@ import shutil
 import httpx
 
 from vault import readiness
-from vault.compose import Vault
 from vault.health_server import HealthServer
+from vault.parts import Vault
 
 
 def test_the_health_port_answers_healthz_and_readyz(vault: Vault) -> None:

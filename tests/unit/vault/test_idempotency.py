@@ -21,11 +21,11 @@ from tests.unit.vault.conftest import principal
 from tests.unit.vault.tokens import token_for
 from vault import idempotency
 from vault.api.app import create_app
-from vault.compose import Vault
 from vault.db import Item
 from vault.errors import BadField
 from vault.headers import to_headers
 from vault.ledger.tables import LedgerRow
+from vault.parts import Vault
 
 with warnings.catch_warnings():
     from starlette.exceptions import StarletteDeprecationWarning

@@ -16,10 +16,10 @@ from sqlalchemy import event, insert, select
 from tests.unit.vault.conftest import principal
 from vault import jobs
 from vault.cases import create_case
-from vault.compose import Vault
 from vault.db.jobs_tables import Job
 from vault.deposit import Deposit
 from vault.ids import new_id
+from vault.parts import Vault
 from vault.worker import StageFailed, Worker
 
 LEASE = timedelta(seconds=30)

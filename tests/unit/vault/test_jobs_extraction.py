@@ -18,11 +18,11 @@ from sqlalchemy import select
 import keys
 from tests import corpus
 from tests.unit.vault.conftest import principal
-from vault import extraction, jobs, ledger
+from vault import compose, extraction, jobs, ledger
 from vault.cases import create_case
-from vault.compose import Vault
 from vault.db.jobs_tables import ItemText, Job
 from vault.deposit import Deposit
+from vault.parts import Vault
 from vault.worker import Worker
 
 
@@ -37,7 +37,7 @@ def vault(vault: Vault, memory_scratch: Path) -> Iterator[Vault]:
 
 @pytest.fixture
 def worker(vault: Vault) -> Iterator[Worker]:
-    running = Worker(vault, stages={jobs.EXTRACT: extraction._factory})
+    running = Worker(vault, stages={jobs.EXTRACT: compose.extract_stage})
     yield running
     running.stop()
 

@@ -14,10 +14,11 @@ from tests.unit.vault.conftest import PASSPHRASE, principal
 from tests.unit.vault.search_support import deposit
 from vault import item_keys
 from vault.cases import create_case
-from vault.compose import Vault, open_vault
+from vault.compose import open_vault
 from vault.db import ItemKey
 from vault.db.key_tables import KeyState
 from vault.errors import Unavailable
+from vault.parts import Vault
 from vault.rotation import rotate
 
 

@@ -23,7 +23,7 @@ from tests.loopback import served
 from tests.unit.vault.tokens import token_for
 from vault.api.app import create_app
 from vault.api.protocol import limited
-from vault.compose import Vault
+from vault.parts import Vault
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)

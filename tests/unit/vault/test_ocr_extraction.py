@@ -14,10 +14,10 @@ from PIL import Image
 
 from tests import scans
 from tests.unit.vault.conftest import principal
-from vault import extraction, jobs, ledger, ocr
+from vault import compose, extraction, jobs, ledger, ocr
 from vault.cases import create_case
-from vault.compose import Vault
 from vault.deposit import Deposit
+from vault.parts import Vault
 from vault.worker import Worker
 
 pytestmark = pytest.mark.skipif(
@@ -34,7 +34,7 @@ def vault(vault: Vault, memory_scratch: Path) -> Iterator[Vault]:
 
 
 def _run(vault: Vault) -> None:
-    worker = Worker(vault, stages={jobs.EXTRACT: extraction._factory})
+    worker = Worker(vault, stages={jobs.EXTRACT: compose.extract_stage})
     try:
         assert worker.run_until_idle() == 1
     finally:

@@ -12,10 +12,10 @@ from vault import ledger, passwords
 from vault.accounts import OFFLINE, OFFLINE_ACTOR
 from vault.cli import app as cli
 from vault.cli import common
-from vault.compose import Vault
 from vault.db import User
 from vault.db.web_tables import AccountSecret
 from vault.errors import NotFound, Unauthenticated
+from vault.parts import Vault
 
 
 def _env(vault: Vault) -> dict[str, str]:

@@ -8,8 +8,9 @@ import pytest
 
 from keys import Keyring, KeyringError
 from tests.unit.vault.conftest import FAST_KDF, PASSPHRASE
-from vault.compose import LOG_SIGNING, METADATA_IDENTITY, TOKEN_SIGNING, Vault, open_vault
+from vault.compose import TOKEN_SIGNING, open_vault
 from vault.errors import BadField, Conflict, NotFound
+from vault.parts import LOG_SIGNING, METADATA_IDENTITY, Vault
 from vault.provision import create_vault
 from vault.settings import SETTINGS_FILE, load_settings
 

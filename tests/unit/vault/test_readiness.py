@@ -15,7 +15,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 from vault import readiness
 from vault.api.app import create_app
-from vault.compose import Vault
+from vault.parts import Vault
 
 URL = "https://vault.test"
 

@@ -10,8 +10,8 @@ from tests.unit.vault.conftest import principal
 from tests.unit.vault.test_deposit import BODY, deposit, fields
 from vault import ledger
 from vault.cases import create_case, grant, list_cases
-from vault.compose import Vault
 from vault.errors import NotFound
+from vault.parts import Vault
 from vault.retrieve import download, list_items, show_item
 
 

@@ -18,7 +18,6 @@ from search import SearchError
 from search.vocabulary import Vocabulary, pack
 from vault import ledger
 from vault.cases import create_case, grant
-from vault.compose import METADATA_IDENTITY, Vault
 from vault.db import Item, ItemKey
 from vault.db.search_tables import VocabularyChange
 from vault.errors import BadField, NotFound
@@ -35,6 +34,7 @@ from vault.indexing import (
     remove_item,
 )
 from vault.ledger.tables import LedgerRow
+from vault.parts import METADATA_IDENTITY, Vault
 from vault.sealing import open_json
 from vault.searching import SearchRequest, SearchResults, search
 

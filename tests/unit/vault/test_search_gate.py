@@ -14,7 +14,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 from tests.unit.vault.tokens import token_for
 from vault.api import search_routes
 from vault.api.app import create_app
-from vault.compose import Vault
+from vault.parts import Vault
 from vault.searching import SearchResults
 
 with warnings.catch_warnings():

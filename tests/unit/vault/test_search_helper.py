@@ -15,10 +15,10 @@ from pydantic import SecretStr
 
 import keys
 from search.highlight import Highlighter
-from vault import ledger, search_helper
+from vault import compose, ledger, search_helper
 from vault.cases import create_case, grant
-from vault.compose import Vault
 from vault.indexing import index_item, item_identity
+from vault.parts import Vault
 from vault.search_helper import SearchHelper, Showable, show
 from vault.searching import SearchRequest, SearchResults, search
 
@@ -47,7 +47,7 @@ def world(vault: Vault) -> list[str]:
 
 @pytest.fixture
 def helper(vault: Vault) -> Iterator[SearchHelper]:
-    started = SearchHelper(vault.settings, timeout=5.0)
+    started = SearchHelper(vault.settings, vault.child_store, timeout=5.0)
     started.start()
     _wait_alive(started)
     vault.search_helper = started
@@ -125,7 +125,7 @@ def test_a_helper_that_does_not_answer_is_given_up_after_its_timeout(
 
 def test_a_helper_that_is_not_ready_yet_is_not_used(vault: Vault, world: list[str]) -> None:
     expected = _shown(_page(vault))
-    starting = SearchHelper(vault.settings)
+    starting = SearchHelper(vault.settings, vault.child_store)
     vault.search_helper = starting  # never started
     try:
         assert _shown(_page(vault)) == expected
@@ -140,7 +140,9 @@ def test_the_helper_keeps_no_identity_after_a_page(
     # The helper's loop, run on a thread of this process so its identity cache can be seen.
     monkeypatch.setenv("TVAULT_PASSPHRASE", "inherited from the server")
     parent, child = multiprocessing.Pipe()
-    loop = threading.Thread(target=search_helper._serve, args=(child, vault.settings.model_dump()))
+    loop = threading.Thread(
+        target=search_helper._serve, args=(child, vault.child_store, vault.settings.model_dump())
+    )
     loop.start()
     try:
         assert parent.recv() == "ready"
@@ -221,7 +223,7 @@ def test_no_page_is_shown_when_its_custody_entry_fails_and_the_helper_is_freed(
 
 def test_the_helper_is_never_handed_the_passphrase(vault: Vault) -> None:
     settings = vault.settings.model_copy(update={"passphrase": SecretStr("a secret phrase")})
-    helper = SearchHelper(settings)
+    helper = SearchHelper(settings, compose.child_store)
     assert "passphrase" not in helper._settings
     assert "a secret phrase" not in repr(helper._settings)
 
@@ -235,7 +237,7 @@ def test_a_helper_that_cannot_start_leaves_searches_working(
         raise OSError("no more processes")
 
     monkeypatch.setattr(multiprocessing.context.SpawnProcess, "start", refuse)
-    helper = SearchHelper(vault.settings)
+    helper = SearchHelper(vault.settings, vault.child_store)
     helper.start()  # logged, not raised: the server starts without it
     vault.search_helper = helper
     try:
@@ -249,7 +251,7 @@ def test_a_helper_that_cannot_start_leaves_searches_working(
 def test_ctrl_c_to_the_process_group_leaves_the_helper_quiet(
     vault: Vault, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    started = SearchHelper(vault.settings, timeout=5.0)
+    started = SearchHelper(vault.settings, vault.child_store, timeout=5.0)
     started.start()
     try:
         _wait_alive(started)

@@ -16,11 +16,11 @@ import pytest
 from policies import Allow, Principal, Resource, actions, decide, kinds, obligations
 from vault.accounts import add_user
 from vault.cases import create_case
-from vault.compose import Vault
 from vault.domain import CONSENT_SCOPES, ROLES
 from vault.errors import NotFound
 from vault.identity import set_identity
 from vault.indexing import index_item
+from vault.parts import Vault
 from vault.provision import create_vault
 from vault.searching import SearchRequest, search
 from vault.settings import load_settings

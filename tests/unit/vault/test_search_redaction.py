@@ -23,10 +23,10 @@ from policies import Principal
 from tests.query_strategies import queries
 from vault.accounts import add_user
 from vault.cases import create_case
-from vault.compose import Vault
 from vault.errors import BadField
 from vault.identity import set_identity
 from vault.indexing import index_item, reindex
+from vault.parts import Vault
 from vault.provision import create_vault
 from vault.search_redaction import identity_words, redact
 from vault.searching import SearchRequest, SearchResults, search

@@ -20,14 +20,15 @@ import keys
 from tests import corpus
 from tests.unit.vault.conftest import PASSPHRASE, principal
 from tests.unit.vault.test_deposit import deposit, fields
-from vault import extraction, item_keys, jobs, replay, sealed_fixity, verify
+from vault import compose, item_keys, jobs, replay, sealed_fixity, verify
 from vault.cases import create_case
-from vault.compose import Vault, open_vault
+from vault.compose import open_vault
 from vault.consent import change_consent
 from vault.db import Item, ItemKey
 from vault.db.access_tables import ConsentRecord, ItemIdentity
 from vault.db.jobs_tables import ItemText
 from vault.identity import set_identity
+from vault.parts import Vault
 from vault.retrieve import download
 from vault.shred import shred
 from vault.worker import Worker
@@ -48,7 +49,7 @@ def item(vault: Vault, tmp_path: Path) -> Iterator[str]:
     set_identity(vault, tina, item_id, {"name": "Rosa Quispe"})
     form = b"signed consent form " * 50
     change_consent(vault, tina, item_id, grant=["archive"], basis="consent_form", form=form)
-    worker = Worker(vault, stages={jobs.EXTRACT: extraction._factory})
+    worker = Worker(vault, stages={jobs.EXTRACT: compose.extract_stage})
     try:
         worker.run_until_idle()
     finally:

@@ -13,9 +13,9 @@ from tests.unit.vault.test_access import URL, TestClient
 from tests.unit.vault.tokens import token_for
 from vault import signatures
 from vault.api import create_app
-from vault.compose import Vault
 from vault.headers import to_headers
 from vault.objects import PREFIX
+from vault.parts import Vault
 
 BODY = b"Declaration given at the consulate. " * 2000
 

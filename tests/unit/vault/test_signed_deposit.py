@@ -14,12 +14,12 @@ from tests.services import tool
 from tests.unit.vault.conftest import principal
 from vault import ledger, signatures
 from vault.cases import create_case
-from vault.compose import Vault
 from vault.db import Item, ItemKey
 from vault.db.signature_tables import ItemCiphertext, ItemSignature
 from vault.deposit import Deposit, DepositResult
 from vault.errors import BadField, Forbidden
 from vault.objects import PREFIX
+from vault.parts import Vault
 from vault.verify import SIGNATURE_INVALID, verify
 
 BODY = b"They took us to the barracks at night. " * 3000

@@ -19,9 +19,9 @@ from vault.accounts import add_user
 from vault.cases import create_case
 from vault.cli import app
 from vault.cli.signing import public_key_of, sign_with
-from vault.compose import Vault
 from vault.db import ItemKey
 from vault.errors import Forbidden
+from vault.parts import Vault
 from vault.rotation import rotate
 
 SHARE = re.compile(r"^share \d+: (.+)$", re.M)

@@ -11,8 +11,8 @@ from tests.unit.vault.conftest import principal
 from tests.unit.vault.test_deposit import BODY, deposit, fields
 from vault import extraction, objects, unreferenced
 from vault.cases import create_case
-from vault.compose import Vault
 from vault.objects import PREFIX, object_name
+from vault.parts import Vault
 from vault.sweep import SweepService, sweep
 from vault.verify import verify
 

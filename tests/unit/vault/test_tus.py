@@ -21,8 +21,8 @@ from sqlalchemy import select
 from tests.unit.vault.tokens import token_for
 from vault import tus
 from vault.api.app import create_app
-from vault.compose import Vault
 from vault.db import Item
+from vault.parts import Vault
 
 with warnings.catch_warnings():
     from starlette.exceptions import StarletteDeprecationWarning

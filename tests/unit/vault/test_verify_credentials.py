@@ -9,9 +9,9 @@ from sqlalchemy import insert, select, update
 
 from vault import accountability, credentials, verify
 from vault.accounts import OFFLINE_ACTOR, set_disabled
-from vault.compose import Vault
 from vault.db import User
 from vault.db.credential_tables import AccessToken
+from vault.parts import Vault
 
 
 def failures(vault: Vault) -> list[str]:

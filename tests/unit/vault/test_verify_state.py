@@ -19,13 +19,13 @@ from sqlalchemy import insert, update
 from tests import corpus
 from tests.unit.vault.conftest import principal, stored_path
 from tests.unit.vault.test_deposit import deposit, fields
-from vault import extraction, jobs, replay, sealed_fixity
+from vault import compose, jobs, replay, sealed_fixity
 from vault.cases import create_case, grant
-from vault.compose import Vault
 from vault.consent import change_consent
 from vault.db import Case, CaseGrant, Item
 from vault.db.access_tables import LegalHold
 from vault.db.jobs_tables import ItemText
+from vault.parts import Vault
 from vault.shred import set_hold
 from vault.worker import Worker
 
@@ -47,7 +47,7 @@ def world(vault: Vault, tmp_path: Path) -> Iterator[World]:
     tina = principal(vault, "tina")
     change_consent(vault, tina, item, grant=["archive"], basis="depositor_confirmation")
     set_hold(vault, principal(vault, "admin"), other, True)
-    worker = Worker(vault, stages={jobs.EXTRACT: extraction._factory})
+    worker = Worker(vault, stages={jobs.EXTRACT: compose.extract_stage})
     try:
         worker.run_until_idle()
     finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from vault import credentials
 from vault.accounts import find_user
-from vault.compose import Vault
+from vault.parts import Vault
 
 
 def token_for(vault: Vault, name: str, role: str) -> str:

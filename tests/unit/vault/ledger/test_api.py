@@ -23,8 +23,8 @@ from vault.api import ledger_routes
 from vault.api.app import create_app
 from vault.cli import common
 from vault.cli import ledger as ledger_cli
-from vault.compose import LOG_SIGNING, Vault
 from vault.ledger import actions
+from vault.parts import LOG_SIGNING, Vault
 
 with warnings.catch_warnings():
     # Starlette 1.x asks for `httpx2` in its test client; the `httpx` it wraps works the same.

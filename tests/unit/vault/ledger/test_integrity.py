@@ -21,12 +21,12 @@ from keys import Keyring
 from tests.unit.vault.conftest import PASSPHRASE
 from tests.unit.vault.ledger.conftest import allow_tampering, rewrite_from
 from vault import ledger, verify
-from vault.compose import LOG_SIGNING, Vault
+from vault.checkpointing import checkpointer_of
 from vault.db.session import MIGRATIONS
 from vault.ledger import actions, mac, note
 from vault.ledger.entry import entry_hash
 from vault.ledger.tables import EMPTY_ROOT
-from vault.ledger.wiring import checkpointer_of
+from vault.parts import LOG_SIGNING, Vault
 
 TAIL = 4  # entries appended after the last checkpoint
 

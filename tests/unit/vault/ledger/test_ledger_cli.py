@@ -13,9 +13,9 @@ from tests.unit.vault.cli_support import Run, cli_runner
 from tests.unit.vault.ledger.conftest import allow_tampering
 from vault import ledger
 from vault.accounts import add_user
-from vault.compose import Vault
+from vault.checkpointing import checkpointer_of
 from vault.ledger.tables import LedgerRow
-from vault.ledger.wiring import checkpointer_of
+from vault.parts import Vault
 
 BODY = b"Testimony recorded at the clinic.\n" * 20
 

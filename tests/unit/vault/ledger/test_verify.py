@@ -15,12 +15,12 @@ from tests.unit.vault.ledger.conftest import allow_tampering, rewrite_from
 from tests.unit.vault.test_deposit import deposit, fields
 from vault import ledger, verify
 from vault.cases import create_case
-from vault.compose import Vault
+from vault.checkpointing import checkpointer_of
 from vault.db import Item, ItemKey
 from vault.ledger import actions, note
 from vault.ledger.entry import build
 from vault.ledger.tables import CheckpointRow, LedgerRow
-from vault.ledger.wiring import checkpointer_of
+from vault.parts import Vault
 
 BODY_A = b"First testimony, several chunks long. " * 5000
 BODY_B = b"Second testimony. " * 300

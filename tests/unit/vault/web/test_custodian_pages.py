@@ -12,8 +12,8 @@ from tests.unit.vault.web.web_support import entries, signed_in, token
 from vault import approval_kinds, approvals, jobs, ledger, shred
 from vault.accounts import add_user
 from vault.cases import create_case
-from vault.compose import Vault
 from vault.db.jobs_tables import Job
+from vault.parts import Vault
 
 NOTE = "Rosa Quispe asked for it in writing"
 REASON = "The court order names another item"

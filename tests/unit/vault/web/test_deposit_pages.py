@@ -12,8 +12,8 @@ from tests.unit.vault.conftest import principal
 from tests.unit.vault.web.web_support import entries, form_id, signed_in, token
 from vault import ledger
 from vault.cases import create_case
-from vault.compose import Vault
 from vault.db import Item
+from vault.parts import Vault
 
 BODY = "Testimonio de prueba: la detención ocurrió en marzo.\n".encode()
 

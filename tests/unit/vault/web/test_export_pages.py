@@ -12,8 +12,8 @@ from tests.unit.vault.web.web_support import entries, signed_in, token
 from vault import exports, ledger, recipients
 from vault.accounts import add_user
 from vault.cases import create_case, grant
-from vault.compose import Vault
 from vault.export_build import build_pending
+from vault.parts import Vault
 
 PURPOSE = "Esclarecer la desaparición de Rosa Quispe"
 BASIS = "Ley 1448 de 2011, artículo 147"

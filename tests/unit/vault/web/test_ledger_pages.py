@@ -14,8 +14,8 @@ from tests.unit.vault.web.web_support import signed_in, token
 from vault import approval_kinds, custody_timeline
 from vault.accounts import add_user
 from vault.cases import create_case
-from vault.compose import Vault
-from vault.ledger.wiring import checkpointer_of
+from vault.checkpointing import checkpointer_of
+from vault.parts import Vault
 
 TITLE = "Testimonio de Rosa Quispe"
 NOTE = "Rosa Quispe asked for it in writing"

@@ -21,8 +21,8 @@ from tests.unit.vault.web.web_support import browser, entries
 from vault import ledger
 from vault.api.app import create_app
 from vault.api.auth import TokenGate
-from vault.compose import Vault
 from vault.oidc import JwksClient
+from vault.parts import Vault
 from vault.settings import OidcIssuer
 
 ISSUER = "http://idp.test/realms/t"

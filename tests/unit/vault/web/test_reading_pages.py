@@ -11,8 +11,8 @@ from tests.unit.vault.web.web_support import entries, signed_in, token
 from vault import ledger
 from vault.accounts import add_user
 from vault.cases import create_case, grant
-from vault.compose import Vault
 from vault.indexing import index_item
+from vault.parts import Vault
 
 TEXT = "La detención ocurrió en Quebradahonda; el testigo Quispe Mamani lo vio."
 

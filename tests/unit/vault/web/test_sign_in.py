@@ -18,8 +18,8 @@ from tests.unit.vault.web.web_support import (
 )
 from vault import ledger
 from vault.api.app import create_app
-from vault.compose import Vault
 from vault.db.web_tables import WebSession
+from vault.parts import Vault
 from vault.web.headers import CSP
 
 

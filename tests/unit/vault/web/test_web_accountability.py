@@ -10,9 +10,9 @@ from sqlalchemy import insert, select
 
 from tests.unit.vault.web.web_support import signed_in
 from vault import accountability, verify
-from vault.compose import Vault
 from vault.db import User
 from vault.db.web_tables import AccountSecret, WebSession
+from vault.parts import Vault
 
 
 def failures(vault: Vault) -> list[str]:

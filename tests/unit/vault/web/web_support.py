@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from vault import ledger, passwords
 from vault.accounts import OFFLINE, OFFLINE_ACTOR
 from vault.api.app import create_app
-from vault.compose import Vault
+from vault.parts import Vault
 
 with warnings.catch_warnings():
     from starlette.exceptions import StarletteDeprecationWarning

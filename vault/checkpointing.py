@@ -1,14 +1,11 @@
-"""Build the ledger's checkpointer from a composed `Vault` (keyring, sessions, store, settings).
-
-Not re-exported by `vault.ledger`, so the composition root may import the ledger without a cycle.
-"""
+"""Build the ledger's checkpointer from a composed `Vault` (keyring, sessions, store, settings)."""
 
 from __future__ import annotations
 
 import keys
-from vault.compose import LOG_SIGNING, Vault
 from vault.ledger.checkpoints import Checkpointer
 from vault.ledger.service import DEFAULT_EVERY_ENTRIES, DEFAULT_EVERY_SECONDS, make_checkpointer
+from vault.parts import LOG_SIGNING, Vault
 
 
 def checkpointer_of(vault: Vault) -> Checkpointer:

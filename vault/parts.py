@@ -1,0 +1,64 @@
+"""The running parts of a vault as use cases see them; `vault.compose` builds them from settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from keys import Keyring
+from vault.ledger import mac as ledger_mac
+from vault.settings import Settings
+
+if TYPE_CHECKING:
+    from search import Index
+    from vault.search_helper import SearchHelper
+    from vault.storage import ObjectStore
+
+# Names of the secrets kept sealed in the keyring (DESIGN.md "Keys": separate keys per purpose).
+LOG_SIGNING = "log-signing"
+METADATA_IDENTITY = "metadata-identity"
+LEDGER_MAC = ledger_mac.SECRET
+
+
+class Service(Protocol):
+    """A background service the server runs beside the API (the ingest worker, say)."""
+
+    def start(self) -> None:
+        """Start work in the background; return at once."""
+
+    def stop(self) -> None:
+        """Stop and wait for work in progress to finish or roll back."""
+
+
+@dataclass
+class Vault:
+    """Everything the use cases need, built once from `settings`."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    store: ObjectStore
+    keyring: Keyring
+    # Opens the object store in a child process from the settings sent to it (`model_dump`
+    # without the passphrase): a function of `vault.compose`, passed down so that child
+    # processes are built through the composition root too.
+    child_store: Callable[[dict[str, object]], ObjectStore]
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # Seam for the embedded worker and search (started and stopped by the API's lifespan).
+    services: list[Service] = field(default_factory=list)
+    # The search index, opened on first use by `vault.indexing.index_of` (TVAULT_INDEX).
+    index: Index | None = None
+    # Shows part of each page of search hits in a second process (`tvault serve` only).
+    search_helper: SearchHelper | None = None
+
+    def close(self) -> None:
+        """Release the search index, the database connections and the object store."""
+        if self.index is not None:
+            self.index.close()
+        self.store.close()
+        self.engine.dispose()

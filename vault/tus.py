@@ -173,8 +173,17 @@ class Patch:
         self._sealer.write(data)
         self.size += len(data)
 
+    @property
+    def complete(self) -> bool:
+        """Whether every declared byte is here (then `finish` must follow)."""
+        return self.start + self.size >= self.length
+
     def close(self) -> int:
-        """Make the segment durable (or drop it when empty); return the new offset."""
+        """Make the segment durable (or drop it when empty); return the new offset.
+
+        The upload stays locked when it is complete, until `finish` has deposited it: a second
+        request meanwhile is refused (409) rather than depositing the file twice.
+        """
         try:
             if self.size == 0:
                 self._file.close()
@@ -191,17 +200,18 @@ class Patch:
             (self.path / "state.json").write_text(json.dumps(state), "utf-8")
             return self.start + self.size
         finally:
-            self._lock.close()
+            if not self.complete:
+                self._lock.close()
 
     def finish(self) -> DepositResult | None:
         """Deposit the bytes if they are all here; remove the upload then. Raises what a
         deposit raises (the upload is removed then as well: nothing half-done remains)."""
-        if self.start + self.size < self.length:
+        if not self.complete:
             return None
-        meta = self._open_meta()
-        fields = meta["fields"]
-        assert isinstance(fields, dict)
         try:
+            meta = self._open_meta()
+            fields = meta["fields"]
+            assert isinstance(fields, dict)
             deposit = Deposit.start(self._vault, self._principal, fields, self.length)
             try:
                 for chunk in _plaintext(self.path, str(meta["identity"])):
@@ -212,6 +222,7 @@ class Patch:
                 raise
         finally:
             shutil.rmtree(self.path, ignore_errors=True)
+            self._lock.close()
 
 
 def _plaintext(path: Path, identity: str) -> Iterator[bytes]:

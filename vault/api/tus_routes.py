@@ -168,9 +168,15 @@ def routes(prefix: str, principal_of: Callable[..., Awaitable[Principal]]) -> AP
         part = await to_thread.run_sync(tus.Patch, vault, principal, upload_id, offset)
         try:
             await _receive(request, part)
-        finally:
+        except BaseException:
             with anyio.CancelScope(shield=True):
-                new_offset = await to_thread.run_sync(part.close)
+                await to_thread.run_sync(part.close)
+                if part.complete:
+                    # Every byte arrived before the cut: deposit it all the same, rather than
+                    # leave an upload no client would send again.
+                    await to_thread.run_sync(part.finish)
+            raise
+        new_offset = await to_thread.run_sync(part.close)
         result = await to_thread.run_sync(part.finish)
         extra = {"Upload-Offset": str(new_offset)}
         if result is not None:

@@ -19,9 +19,10 @@ import pytest
 from sqlalchemy import select
 
 from tests.unit.vault.tokens import token_for
-from vault import tus
+from vault import ledger, tus
 from vault.api.app import create_app
 from vault.db import Item
+from vault.ledger.tables import LedgerRow
 from vault.parts import Vault
 
 with warnings.catch_warnings():
@@ -171,3 +172,50 @@ def test_expired_upload_is_gone(vault: Vault, tina: TestClient) -> None:
     assert tus.sweep(vault, now=state["expires"] + 1) == 1
     assert not upload_dir.exists()
     assert tina.head(location, headers=TUS).status_code == 404
+
+
+def test_a_refused_creation_or_completion_leaves_nothing(vault: Vault, tina: TestClient) -> None:
+    case = _case(tina)
+    lawyer = token_for(vault, "lena", "lawyer")
+    metadata = ",".join(
+        [
+            f"case {_b64(case)}",
+            f"kind {_b64('testimony')}",
+            f"consent {_b64('therapy')}",
+            f"title {_b64(TITLE)}",
+        ]
+    )
+    refused = tina.post(
+        "/v1/uploads",
+        headers={
+            **TUS,
+            "Authorization": f"Bearer {lawyer}",
+            "Upload-Length": "5",
+            "Upload-Metadata": metadata,
+        },
+    )
+    assert refused.status_code in (403, 404)  # the policy refuses, as for a deposit
+    with vault.sessions() as session:
+        denied = session.scalars(
+            select(LedgerRow).where(LedgerRow.action == ledger.actions.ACCESS_DENIED)
+        ).all()
+    assert denied  # and the refusal is in the ledger
+    assert list(tus.root(vault).iterdir()) == []
+
+    # A completion the deposit refuses (a duplicate, on request) removes the upload too.
+    data = b"las mismas palabras " * 100
+    dup = f"{metadata},duplicates {_b64('refuse')}"
+    for expected in (204, 409):
+        made = tina.post(
+            "/v1/uploads",
+            headers={**TUS, "Upload-Length": str(len(data)), "Upload-Metadata": dup},
+        )
+        assert made.status_code == 201, made.text
+        done = tina.patch(
+            made.headers["Location"], content=data, headers={**OCTETS, "Upload-Offset": "0"}
+        )
+        assert done.status_code == expected, done.text
+        assert tina.head(made.headers["Location"], headers=TUS).status_code == 404
+    assert list(tus.root(vault).iterdir()) == []
+    with vault.sessions() as session:
+        assert len(list(session.scalars(select(Item.id)))) == 1

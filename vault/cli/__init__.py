@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 # httpx imports its own command line (click, pygments, rich: a third of tvault's start-up) when
 # it is imported; the vault never runs it. None in sys.modules makes that import fail at once,
@@ -31,15 +32,16 @@ from vault.cli import (  # noqa: E402
 )
 from vault.cli.common import Commands  # noqa: E402
 
-app = typer.Typer(
-    name="tvault",
-    help="testimony-vault: deposit, keep and retrieve testimonies.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,  # plain help: see vault.cli.common.group
-    cls=Commands,
-)
+_ROOT: dict[str, Any] = {
+    "name": "tvault",
+    "help": "testimony-vault: deposit, keep and retrieve testimonies.",
+    "no_args_is_help": True,
+    "add_completion": False,
+    "pretty_exceptions_enable": False,
+    "rich_markup_mode": None,  # plain help: see vault.cli.common.group
+    "cls": Commands,
+}
+app = typer.Typer(**_ROOT)
 # One module per command group; the order here is the order `tvault --help` lists them.
 app.command()(admin.init)
 app.command()(admin.serve)
@@ -73,7 +75,37 @@ def main() -> None:
     mode 0600, directories 0700, whatever umask the shell had.
     """
     os.umask(0o077)
-    app()
+    named = sys.argv[1] if len(sys.argv) > 1 else ""
+    (only(named) or app)()
 
 
-__all__ = ["app", "main"]
+def _typer_name(info: Any) -> str:
+    return str(info.name or info.callback.__name__.replace("_", "-"))
+
+
+def only(name: str) -> typer.Typer | None:
+    """Return a `tvault` holding only the command or group `name` (None: no such one).
+
+    typer builds every command's options from its signature before it runs one; building the
+    one asked for alone takes a third off a client command's start-up (bench/startup.py). Its
+    options, help and errors are those of the same command in `app`: the same objects.
+    """
+    single = typer.Typer(**_ROOT)
+    # A callback keeps it a group: a lone command would otherwise become the program itself.
+    single.callback()(_nothing)
+    for command in app.registered_commands:
+        if _typer_name(command) == name:
+            single.registered_commands.append(command)
+            return single
+    for group in app.registered_groups:
+        if group.name == name:
+            single.registered_groups.append(group)
+            return single
+    return None
+
+
+def _nothing() -> None:
+    """testimony-vault: deposit, keep and retrieve testimonies."""
+
+
+__all__ = ["app", "main", "only"]

@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 import vault.cli
-from vault.cli import app
+from vault.cli import app, only
 
 CLI = Path(vault.cli.__file__).parent
 
@@ -32,3 +32,23 @@ def test_no_private_name_is_imported_across_cli_modules() -> None:
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("vault.cli"):
                 crossing += [f"{path.name}: {a.name}" for a in node.names if a.name[0] == "_"]
     assert crossing == []
+
+
+def _shape(command: object) -> object:
+    # Names, options and help of a command and, for a group, of its commands: what a user meets.
+    params = [(p.name, tuple(p.opts), p.required) for p in getattr(command, "params", [])]
+    subs = getattr(command, "commands", {})
+    return (getattr(command, "help", None), params, {n: _shape(c) for n, c in subs.items()})
+
+
+def test_each_command_alone_is_the_same_as_in_the_whole_app() -> None:
+    # `main` builds only the command asked for (vault.cli.only): it must not differ from `app`.
+    root = typer.main.get_command(app)
+    assert isinstance(root, TyperGroup)
+    for name, command in root.commands.items():
+        single = only(name)
+        assert single is not None, name
+        alone = typer.main.get_command(single)
+        assert isinstance(alone, TyperGroup) and list(alone.commands) == [name]
+        assert _shape(alone.commands[name]) == _shape(command), name
+    assert only("no-such-command") is None

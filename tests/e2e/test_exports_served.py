@@ -15,18 +15,36 @@ import httpx
 import pytest
 
 import keys
-from tests.e2e.conftest import Server, start_server, tvault
+from tests.e2e.conftest import Server, provision, serve, tvault
 from vault.headers import to_headers
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, str]]]:
+    """One served vault and a token per account. The vault is made and the tokens minted in this
+    process with the unit tests' fast key derivation: `tvault init`, `users add` and `token`
+    as subprocesses each derived the passphrase's key again (minutes under load), and they
+    are tested elsewhere; what this test runs as a subprocess is the export CLI."""
+    from vault import credentials
+    from vault.accounts import add_user
+
     home = tmp_path_factory.mktemp("exports") / "vault"
-    running = start_server(home, TVAULT_EXPORT_POLL_SECONDS="0.2")
-    tvault("users", "add", "cleo", "--role", "custodian", env=running.env)
-    tvault("users", "add", "truth", "--role", "commission", env=running.env)
-    yield running
-    running.stop()
+    env, vault = provision(home, TVAULT_EXPORT_POLL_SECONDS="0.2")
+    try:
+        with vault.sessions.begin() as session:
+            add_user(session, "cleo", "custodian", vault.clock())
+            add_user(session, "truth", "commission", vault.clock())
+        tokens = {
+            name: credentials.issue(vault, name, ttl_seconds=3600).token
+            for name in ("tina", "admin", "cleo", "truth")
+        }
+    finally:
+        vault.close()
+    running = serve(home, env)
+    try:
+        yield running, tokens
+    finally:
+        running.stop()
 
 
 def ready(client: httpx.Client, export_id: str) -> dict[str, Any]:
@@ -40,14 +58,13 @@ def ready(client: httpx.Client, export_id: str) -> dict[str, Any]:
 
 @pytest.mark.timeout(600)
 def test_export_requested_approved_built_downloaded_resumed_verified_then_revoked(
-    served: Server, tmp_path: Path
+    served: tuple[Server, dict[str, str]], tmp_path: Path
 ) -> None:
-    # One token per account (each `tvault token` opens the keyring: seconds on a busy machine).
-    tokens = {name: served.token(name) for name in ("tina", "admin", "cleo", "truth")}
+    server, tokens = served
 
     def client(name: str) -> httpx.Client:
         headers = {"Authorization": f"Bearer {tokens[name]}"}
-        return httpx.Client(base_url=served.url, headers=headers, timeout=60)
+        return httpx.Client(base_url=server.url, headers=headers, timeout=60)
 
     identity, recipient = keys.generate_identity()
     identity_file = tmp_path / "commission.key"
@@ -98,7 +115,7 @@ def test_export_requested_approved_built_downloaded_resumed_verified_then_revoke
     # The CLI resumes from a partial file left by a broken download.
     target = tmp_path / "export.tar.age"
     (tmp_path / "export.tar.age.part").write_bytes(head.content)
-    env = {**served.env, "TVAULT_URL": served.url, "TVAULT_TOKEN": tokens["truth"]}
+    env = {**server.env, "TVAULT_URL": server.url, "TVAULT_TOKEN": tokens["truth"]}
     got = tvault("export", "download", export_id, "-o", str(target), env=env)
     assert digest in got.stdout
     assert hashlib.sha256(target.read_bytes()).hexdigest() == digest
@@ -115,5 +132,5 @@ def test_export_requested_approved_built_downloaded_resumed_verified_then_revoke
         assert f"consent for item {items[0]}" in problem["detail"]
         assert truth.get(f"/v1/exports/{export_id}").json()["state"] == "revoked"
     # Purpose and legal basis are sealed: the server's log never carries them.
-    log = served.log.read_text(errors="replace")
+    log = server.log.read_text(errors="replace")
     assert "Mandato" not in log and "Ley 1448" not in log

@@ -443,7 +443,15 @@ def verify_export(
     library. Never raises for what it checks: every problem is a `Finding`. Raises
     `ValueError` if `identity` or `log_key` is malformed (a usage error).
     """
-    keys.recipient_of(identity)  # ValueError on a malformed identity
+    try:
+        keys.recipient_of(identity)
+    except ValueError as exc:
+        # Say both forms we take: a commission holding an ssh key is told only about age keys
+        # otherwise, and a .pub file given by mistake is a common slip.
+        raise ValueError(
+            f"--identity: {exc}; it takes an age identity file or an unencrypted OpenSSH"
+            " Ed25519 private key (not the .pub)"
+        ) from None
     if log_key is not None:
         try:
             note.parse_verifier_key(log_key)

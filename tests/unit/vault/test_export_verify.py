@@ -194,7 +194,7 @@ def test_malformed_identity_or_log_key_is_a_usage_error(
     sealed: tuple[bytes, str, str, support.Material],
 ) -> None:
     data, identity, _, _ = sealed
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"--identity: .*OpenSSH Ed25519 private key"):
         _check(data, "AGE-SECRET-KEY-1NOPE")
     with pytest.raises(ValueError, match="log-key"):
         _check(data, identity, log_key="name+00000000+AAAA")

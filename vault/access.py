@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import NoReturn, Protocol
 
 from sqlalchemy import select
@@ -12,6 +16,7 @@ from vault import ledger
 from vault.db import Case, Item
 from vault.errors import Forbidden, NotFound
 from vault.ids import ID_SHAPE as ID_SHAPE  # re-exported: it lives in vault.ids
+from vault.parts import Vault
 
 # ID_SHAPE is what `vault.ids.new_id` makes: an id of any other shape names no item or case, so
 # it is not looked up.
@@ -191,3 +196,59 @@ def concealed(principal: Principal, resource: Resource) -> str | None:
             return None
         return f"no case {resource.case_id}"
     return None
+
+
+@dataclass
+class Audit:
+    """What an `audited` block works with: its transaction, the item and the policy's answer.
+
+    The block may add to `details`, or call `skip()` when it did nothing to record (an unchanged
+    hold, a redacted read that opened nothing)."""
+
+    session: Session
+    item: Item
+    allowed: Allow
+    details: dict[str, object]
+    now: datetime
+    skipped: bool = field(default=False)
+
+    def skip(self) -> None:
+        """Record no entry for this block (it read or changed nothing)."""
+        self.skipped = True
+
+
+@contextlib.contextmanager
+def audited(
+    vault: Vault,
+    principal: Principal,
+    action: str,
+    item_id: str,
+    *,
+    entry: str,
+    details: Mapping[str, object],
+    needs_sight: bool = False,
+) -> Iterator[Audit]:
+    """Authorise `action` on item `item_id` for `principal` (`authorize_item`: a refusal is
+    its own ledger entry, then `NotFound` or `Forbidden`), then run the block in one transaction
+    that ends with the custody entry `entry` (`ledger.actions`) about the item, with `details`.
+
+    Authorise, record, act in one place, so a new read cannot forget its entry: the entry
+    commits with what the block did, or not at all when the block raises (or calls `skip()`).
+    """
+    item, allowed = authorize_item(
+        vault.sessions, principal, action, item_id, needs_sight=needs_sight
+    )
+    now = vault.clock()
+    with vault.sessions.begin() as session:
+        audit = Audit(session, item, allowed, dict(details), now)
+        yield audit
+        if not audit.skipped:
+            ledger.append(
+                session,
+                actor=principal,
+                action=entry,
+                item_id=item.id,
+                case_id=item.case_id,
+                details=audit.details,
+                now=now,
+            )

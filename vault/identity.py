@@ -20,7 +20,7 @@ from typing import BinaryIO, cast
 import keys
 from policies import Allow, Principal, actions, obligations
 from vault import ledger
-from vault.access import authorize_item
+from vault.access import audited, authorize_item
 from vault.consent import item_identity, load_item
 from vault.db.access_tables import ItemIdentity, RedactedRendition
 from vault.errors import BadField, Conflict, NotFound, TooLarge
@@ -108,25 +108,25 @@ def show_identity(vault: Vault, principal: Principal, item_id: str) -> dict[str,
     otherwise the read is a ledger entry. Raises `NotFound` (also when none are recorded),
     `Forbidden` or `Conflict` (shredded).
     """
-    item, decision = authorize_item(vault.sessions, principal, actions.ITEM_READ, item_id)
-    with vault.sessions.begin() as session:
+    with audited(
+        vault,
+        principal,
+        actions.ITEM_READ,
+        item_id,
+        entry=ledger.actions.DECRYPTION,
+        details={"purpose": "identity fields"},
+    ) as audit:
+        session = audit.session
         row = session.get(ItemIdentity, item_id)
         if row is None:
             raise NotFound(f"item {item_id} has no identity fields")
-        if redacts(decision):
-            # Which fields exist is shown (their names are the fixed vocabulary), never a value.
+        if redacts(audit.allowed):
+            # Which fields exist is shown (their names are the fixed vocabulary), never a value;
+            # no value is shown, so the read is no entry.
+            audit.skip()
             names = open_json(row.sealed, item_identity(vault, session, item_id))
             return {name: [REDACTED] if name == "aliases" else REDACTED for name in sorted(names)}
-        fields = open_json(row.sealed, item_identity(vault, session, item_id))
-        ledger.append(
-            session,
-            actor=principal,
-            action=ledger.actions.DECRYPTION,
-            item_id=item_id,
-            case_id=item.case_id,
-            details={"purpose": "identity fields"},
-        )
-    return fields
+        return open_json(row.sealed, item_identity(vault, session, item_id))
 
 
 @dataclass(frozen=True)

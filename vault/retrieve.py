@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 import keys
 from policies import Allow, Principal, Resource, actions, decide, kinds
 from vault import item_keys, ledger
-from vault.access import authorize, authorize_case, authorize_item, item_resource
+from vault.access import audited, authorize, authorize_case, authorize_item, item_resource
 from vault.db import Case, Item, ItemKey
 from vault.errors import NotFound
 from vault.extraction import read_text as extracted
@@ -104,18 +104,16 @@ def show_item(vault: Vault, principal: Principal, item_id: str) -> ItemView:
 
     Raises `NotFound` or `Forbidden`.
     """
-    item, allowed = authorize_item(vault.sessions, principal, actions.ITEM_READ, item_id)
-    with vault.sessions.begin() as session:
-        view = _redact(_view(item, _identity(vault, session, item_id)), allowed)
-        ledger.append(
-            session,
-            actor=principal,
-            action=ledger.actions.DECRYPTION,
-            item_id=item.id,
-            case_id=item.case_id,
-            details={"purpose": "read"},
-        )
-    return view
+    with audited(
+        vault,
+        principal,
+        actions.ITEM_READ,
+        item_id,
+        entry=ledger.actions.DECRYPTION,
+        details={"purpose": "read"},
+    ) as audit:
+        identity = _identity(vault, audit.session, item_id)
+        return _redact(_view(audit.item, identity), audit.allowed)
 
 
 def list_items(vault: Vault, principal: Principal, case_id: str) -> list[ItemView]:

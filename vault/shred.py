@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 import keys
 from policies import Principal, actions
 from vault import item_keys, ledger
-from vault.access import authorize_item
+from vault.access import audited, authorize_item
 from vault.db import Item, ItemKey
 from vault.db.access_tables import ConsentRecord, ItemIdentity, LegalHold, RedactedRendition
 from vault.db.jobs_tables import ItemText
@@ -151,25 +151,23 @@ def set_hold(vault: Vault, principal: Principal, item_id: str, held: bool) -> bo
 
     Raises `NotFound` or `Forbidden`. Each change is a `legal hold` ledger entry.
     """
-    item, _ = authorize_item(vault.sessions, principal, actions.ITEM_HOLD, item_id)
-    now = vault.clock()
-    with vault.sessions.begin() as session:
+    with audited(
+        vault,
+        principal,
+        actions.ITEM_HOLD,
+        item_id,
+        entry=ledger.actions.LEGAL_HOLD,
+        details={"held": held},
+    ) as audit:
+        session = audit.session
         row = session.get(LegalHold, item_id, with_for_update=True)
         if (row is not None) == held:
+            audit.skip()  # nothing changes, nothing to record
             return False
         if held:
-            session.add(LegalHold(item_id=item_id, set_by=principal.subject, set_at=now))
+            session.add(LegalHold(item_id=item_id, set_by=principal.subject, set_at=audit.now))
         else:
             session.delete(row)
-        ledger.append(
-            session,
-            actor=principal,
-            action=ledger.actions.LEGAL_HOLD,
-            item_id=item_id,
-            case_id=item.case_id,
-            details={"held": held},
-            now=now,
-        )
         return True
 
 

@@ -31,8 +31,10 @@ class ExportIn(BaseModel):
     """An export to ask for; `purpose`, `legal_basis` and `query` are sealed at rest."""
 
     case_id: str = Field(min_length=1, max_length=32)
-    purpose: str = Field(min_length=1, max_length=exports.MAX_TEXT)
-    legal_basis: str = Field(min_length=1, max_length=exports.MAX_TEXT)
+    # No min_length: the use case refuses an empty or blank text with a message naming the
+    # rule ("purpose: 1 to 2000 characters"); the schema's refusal named only the field.
+    purpose: str = Field(max_length=exports.MAX_TEXT)
+    legal_basis: str = Field(max_length=exports.MAX_TEXT)
     commission: str | None = Field(default=None, max_length=64)
     query: str | None = Field(default=None, max_length=exports.MAX_QUERY)
     kinds: list[str] = Field(default_factory=list, max_length=16)

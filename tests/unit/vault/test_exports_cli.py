@@ -88,3 +88,8 @@ def test_recipients_then_a_request_approved_by_another_custodian(
         "truth", "export", "request", case, "--purpose", "p", "--legal-basis", "b", "--from", "x"
     )
     assert bad_date.exit_code == 2 and "--from" in bad_date.stderr
+    # An empty purpose or legal basis is named with the rule, as a blank one is.
+    for words in (("--purpose", "", "--legal-basis", "b"), ("--purpose", "p", "--legal-basis", "")):
+        empty = run("truth", "export", "request", case, *words)
+        field = "purpose" if words[1] == "" else "legal_basis"
+        assert empty.exit_code == 1 and f"{field}: 1 to" in empty.stderr, empty.stderr

@@ -1,6 +1,8 @@
 """The web interface in a real browser (issue 19 points 1-4, 7, 10, 11), JavaScript on and off:
 sign in, deposit through the form, the item with its digest and download, search by POST, the
-text behind its notice, the language switch, sign out and quick exit."""
+text behind its notice, the language switch, sign out and quick exit; the commission's export,
+the custodian's approval, the auditor's ledger and custody check; axe-core on each main page
+(point 9)."""
 
 from __future__ import annotations
 
@@ -11,10 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+import keys
 from tests.e2e.browser import chromium, screenshot
 from tests.e2e.conftest import Server, settled, start_server, tvault
+from vault.headers import to_headers
 
 __all__ = ["chromium"]  # the fixture, used by name
 
@@ -55,9 +60,9 @@ def _context(browser: Browser, js: bool) -> BrowserContext:
     return context
 
 
-def _sign_in(page: Page, url: str, password: str = PASSWORD) -> None:
+def _sign_in(page: Page, url: str, password: str = PASSWORD, name: str = "tina") -> None:
     page.goto(f"{url}/")
-    page.get_by_label("Account name").fill("tina")
+    page.get_by_label("Account name").fill(name)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
 
@@ -206,4 +211,146 @@ def test_with_javascript_a_dropped_upload_resumes_by_itself(
     expect(page.locator("#digest")).to_have_text(hashlib.sha256(data).hexdigest())
     assert dropped  # the cut did happen, and the item is whole all the same
     screenshot(page, "deposit-resumed-js")
+
+
+def _accessible(page: Page, name: str) -> None:
+    """axe-core (shipped inside axe-playwright-python, nothing downloaded) finds no serious or
+    critical violation on the page (issue 19 point 9)."""
+    response = Axe().run(page).response
+    assert response["testEngine"]["name"] == "axe-core"  # it ran, on this page
+    found = response["violations"]
+    bad = [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+        for v in found
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert not bad, f"{name}: {bad}"
+
+
+def test_the_therapists_pages_have_no_serious_accessibility_violation(
+    chromium: Any, served: tuple[Server, str, httpx.Client], roles: str
+) -> None:
+    server, _case, _api = served
+    context = _context(chromium, True)
+    page = context.new_page()
+    page.goto(f"{server.url}/sign-in")
+    _accessible(page, "sign-in")
+    _sign_in(page, server.url)
+    for path in ("/", "/deposit", "/deposits", "/search"):
+        page.goto(f"{server.url}{path}")
+        _accessible(page, path)
+    page.get_by_label("Words to search for").fill(WORD)
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    _accessible(page, "search results")
+    page.goto(f"{server.url}/items/{roles}")
+    expect(page.locator("#digest")).to_be_visible()
+    _accessible(page, "item")
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def roles(served: tuple[Server, str, httpx.Client]) -> str:
+    """A custodian `cleo`, an auditor `audra` and a commission `truth` with passwords; the
+    commission granted the case with a recipient key; an item consented to it. Returns its id."""
+    server, case, tina = served
+    for name, role in (("cleo", "custodian"), ("audra", "auditor"), ("truth", "commission")):
+        tvault("users", "add", name, "--role", role, env=server.env)
+        tvault("users", "passwd", name, env=server.env, stdin=PASSWORD + "\n")
+    meta = {"kind": "testimony", "title": "T", "consent": "truth_commission"}
+    made = tina.post(f"/v1/cases/{case}/items", headers=to_headers(meta), content=b"words " * 99)
+    assert made.status_code == 201, made.text
+    with server.client("admin") as admin:
+        grant = {"user": "truth", "role": "commission"}
+        assert admin.post(f"/v1/cases/{case}/grants", json=grant).status_code == 204
+        _identity, recipient = keys.generate_identity()
+        added = admin.post("/v1/users/truth/recipients", json={"key": recipient})
+        assert added.status_code == 201, added.text
+    return str(made.json()["id"])
+
+
+@pytest.mark.parametrize("js", [True, False], ids=["js", "nojs"])
+def test_a_commission_asks_a_custodian_approves_the_commission_downloads(
+    chromium: Any, served: tuple[Server, str, httpx.Client], roles: str, js: bool
+) -> None:
+    server, _case, _api = served
+    mode = "js" if js else "nojs"
+    purpose = f"Mandato de esclarecimiento {mode}"
+    commission = _context(chromium, js)
+    page = commission.new_page()
+    _sign_in(page, server.url, name="truth")
+    page.get_by_role("link", name="Exports", exact=True).click()
+    page.get_by_role("link", name="Ask for an export").click()
+    if js:
+        _accessible(page, "export form")
+    page.get_by_label("Purpose").fill(purpose)
+    page.get_by_label("Legal basis").fill("Ley 1448 de 2011")
+    page.get_by_role("button", name="Ask for the export").click()
+    expect(page.locator("#state")).to_have_text("waiting for a custodian's approval")
+    export_id = page.url.rsplit("/", 1)[1]
+    assert purpose not in page.url and purpose not in page.title()
+
+    custodian = _context(chromium, js)
+    approver = custodian.new_page()
+    _sign_in(approver, server.url, name="cleo")
+    approver.get_by_role("link", name="Approvals", exact=True).click()
+    if js:
+        _accessible(approver, "approvals")
+    row = (
+        approver.locator("tr")
+        .filter(has_text="Export to a commission")
+        .filter(has_text="waiting for a decision")
+    )
+    row.first.get_by_role("link").click()
+    expect(approver.get_by_role("heading", level=1)).to_contain_text("Request")
+    if js:
+        _accessible(approver, "approval")
+    screenshot(approver, f"approval-{mode}")
+    approver.get_by_role("button", name="Approve").click()
+    expect(approver.locator("#state")).to_contain_text("approved")
+    approver.get_by_role("link", name="Failed jobs", exact=True).click()
+    expect(approver.get_by_role("heading", level=1)).to_have_text("Failed jobs")
+    custodian.close()
+
+    for _ in range(60):  # the builder is woken at once; it writes the bag
+        page.goto(f"{server.url}/exports/{export_id}")
+        if page.locator("#state").inner_text() == "ready to download":
+            break
+        page.wait_for_timeout(500)
+    expect(page.locator("#state")).to_have_text("ready to download")
+    if js:
+        _accessible(page, "export")
+    screenshot(page, f"export-{mode}")
+    digest = page.locator("#digest").inner_text()
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download the export").click()
+    assert hashlib.sha256(Path(download.value.path()).read_bytes()).hexdigest() == digest
+    commission.close()
+
+
+@pytest.mark.parametrize("js", [True, False], ids=["js", "nojs"])
+def test_an_auditor_reads_the_ledger_and_verifies_an_items_custody(
+    chromium: Any, served: tuple[Server, str, httpx.Client], roles: str, js: bool
+) -> None:
+    server, _case, _api = served
+    mode = "js" if js else "nojs"
+    context = _context(chromium, js)
+    page = context.new_page()
+    _sign_in(page, server.url, name="audra")
+    page.get_by_role("link", name="Ledger", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Custody ledger")
+    assert "Mandato" not in page.content()  # purposes are sealed
+    if js:
+        _accessible(page, "ledger")
+    page.get_by_role("link", name="Checkpoints").click()
+    page.get_by_role("button", name="Sign a checkpoint now").click()
+    expect(page.locator("table")).to_be_visible()
+    if js:
+        _accessible(page, "checkpoints")
+    page.goto(f"{server.url}/items/{roles}/custody")
+    page.get_by_role("button", name="Verify against the latest signed checkpoint").click()
+    expect(page.locator("#verification")).to_contain_text("Every entry below is proven")
+    if js:
+        _accessible(page, "custody")
+    screenshot(page, f"custody-{mode}")
     context.close()

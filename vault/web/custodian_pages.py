@@ -7,11 +7,14 @@ from typing import Final
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
+from sqlalchemy import func, select
 
 from policies import Resource, actions, kinds
-from vault import approval_kinds, approvals, exports, jobs
+from vault import approval_kinds, approvals, exports, jobs, keystate
 from vault.access import authorize
 from vault.api.deps import VaultDep
+from vault.checkpointing import checkpointer_of
+from vault.db import ItemKey
 from vault.errors import Forbidden
 from vault.web.deps import CheckedForm, Signed, signed_in
 from vault.web.render import N_, render, translate
@@ -37,6 +40,7 @@ OWN_REQUEST: Final = N_(
     "You asked for this yourself. A second custodian must approve it: nothing was changed."
 )
 _JOBS = Resource(kind=kinds.JOB)
+_KEYS = Resource(kind=kinds.KEY)
 FAILED_JOBS_SHOWN: Final = 200
 
 
@@ -119,3 +123,29 @@ def retry_job(job_id: str, vault: VaultDep, current: Signed, form: CheckedForm) 
     with vault.sessions.begin() as session:
         jobs.retry(session, job_id, now=vault.clock())
     return RedirectResponse("/jobs", status_code=303)
+
+
+@pages.get("/keys")
+def key_status(request: Request, vault: VaultDep, current: Signed) -> Response:
+    """Key status (`key.manage`): the current master key version, the versions the keyring
+    keeps and those item keys still use, pending retirements, and the ledger's log key."""
+    authorize(vault.sessions, current.principal, actions.KEY_MANAGE, _KEYS)
+    with vault.sessions() as session:
+        master = keystate.current(session)
+        in_use = sorted(keystate.versions_in_use(session, vault.keyring))
+        item_keys = session.scalar(select(func.count()).select_from(ItemKey)) or 0
+    retiring = [
+        record
+        for record in approvals.list_approvals(vault, current.principal, approvals.PENDING)
+        if record.kind == approval_kinds.RETIRE_KEYS
+    ]
+    return render(
+        request,
+        "keys.html",
+        master=master,
+        kept=vault.keyring.versions,
+        in_use=in_use,
+        item_keys=item_keys,
+        retiring=retiring,
+        log_key=checkpointer_of(vault).verifier_key(),
+    )

@@ -14,6 +14,7 @@ from vault.accounts import add_user
 from vault.cases import create_case
 from vault.db.jobs_tables import Job
 from vault.parts import Vault
+from vault.rotation import rotate
 
 NOTE = "Rosa Quispe asked for it in writing"
 REASON = "The court order names another item"
@@ -106,3 +107,15 @@ def test_a_failed_job_is_queued_again(vault: Vault) -> None:
     assert "No job has failed." in admin.get("/jobs").text
     # A second retry of a job no longer failed is a conflict, not a second queueing.
     assert admin.post(f"/jobs/{job.id}/retry", data={"csrf": token(page)}).status_code == 409
+
+
+def test_key_status_shows_versions_and_a_pending_retirement(vault: Vault) -> None:
+    _item(vault)
+    done = rotate(vault, "admin", retire=True)
+    assert done.approval is not None
+    admin = signed_in(vault, "admin")
+    page = admin.get("/keys")
+    assert page.status_code == 200
+    assert f'<dd id="master">{done.version}</dd>' in page.text
+    assert f'href="/approvals/{done.approval}"' in page.text
+    assert signed_in(vault, "tina").get("/keys").status_code == 403

@@ -4,16 +4,15 @@ one 404 for hidden and unknown ids, legal hold and crypto-shredding, redaction."
 from __future__ import annotations
 
 import hashlib
-import warnings
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from starlette.exceptions import StarletteDeprecationWarning
 
 import keys
+from tests.unit.vault.api_support import BODY, NAME, ROLES, URL, TestClient, deposit
 from tests.unit.vault.search_support import give_text
 from tests.unit.vault.tokens import token_for
 from vault import item_keys, ledger, verify
@@ -26,27 +25,7 @@ from vault.indexing import index_item
 from vault.parts import Vault
 from vault.sweep import sweep
 
-with warnings.catch_warnings():
-    # Starlette 1.x asks for `httpx2` in its test client; the `httpx` it wraps works the same.
-    warnings.simplefilter("ignore", StarletteDeprecationWarning)
-    from starlette.testclient import TestClient
-
-URL = "http://vault.test"
-BODY = b"Testimony of Rosa Quispe, born 1961 in Ayacucho. " * 400
-NAME = "Rosa Quispe"
 REDACTED_BODY = b"Testimony of [redacted], born [redacted]. " * 50
-
-
-ROLES = {
-    "admin": "custodian",
-    "tina": "therapist",
-    "theo": "therapist",
-    "lena": "lawyer",
-    "ava": "advocate",
-    "nora": "advocate",
-    "audrey": "auditor",
-    "cleo": "custodian",  # the second person of the two-person rule
-}
 
 
 @pytest.fixture
@@ -68,20 +47,6 @@ def as_(app: FastAPI, vault: Vault) -> Iterator[dict[str, TestClient]]:
     yield clients
     for client in clients.values():
         client.close()
-
-
-def deposit(client: TestClient, case_id: str, consent: str, body: bytes = BODY) -> str:
-    params = {
-        "kind": "testimony",
-        "title": f"Testimony of {NAME}",
-        "consent": consent,
-        "filename": "rosa-quispe.pdf",
-        "notes": f"{NAME} asked to be called back",
-    }
-    response = client.post(f"/v1/cases/{case_id}/items", headers=to_headers(params), content=body)
-    assert response.status_code == 201, response.text
-    item_id: str = response.json()["id"]
-    return item_id
 
 
 @pytest.fixture

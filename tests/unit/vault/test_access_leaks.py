@@ -19,8 +19,9 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 import keys
 from tests import ledger_verifier as outsider
+from tests.unit.vault.api_support import ROLES, URL
 from tests.unit.vault.conftest import principal
-from tests.unit.vault.test_access import ROLES, URL, token_for
+from tests.unit.vault.tokens import token_for
 from vault import ledger
 from vault.accounts import add_user
 from vault.api.app import create_app

@@ -9,7 +9,7 @@ import warnings
 from starlette.exceptions import StarletteDeprecationWarning
 
 import policies
-from tests.unit.vault.test_access import ROLES, URL, deposit
+from tests.unit.vault.api_support import ROLES, URL, deposit
 from tests.unit.vault.tokens import token_for
 from vault.accounts import add_user
 from vault.api.app import create_app

@@ -13,8 +13,8 @@ import pytest
 
 import keys
 import policies
+from tests.unit.vault.api_support import URL
 from tests.unit.vault.conftest import FAST_KDF, PASSPHRASE
-from tests.unit.vault.test_access import URL
 from tests.unit.vault.tokens import token_for
 from vault.api.app import create_app
 from vault.api.auth import TokenGate, TokenRefused, issue_token, key_id

@@ -13,7 +13,7 @@ import pytest
 
 import keys
 from tests.unit.vault.conftest import principal
-from tests.unit.vault.test_deposit import counts, fields, objects
+from tests.unit.vault.deposit_support import counts, fields, objects
 from vault import item_keys
 from vault.cases import create_case
 from vault.db import ItemKey

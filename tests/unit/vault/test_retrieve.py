@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from tests.unit.vault.conftest import principal
-from tests.unit.vault.test_deposit import BODY, deposit, fields
+from tests.unit.vault.deposit_support import BODY, deposit, fields
 from vault import ledger
 from vault.cases import create_case, grant, list_cases
 from vault.errors import NotFound

@@ -19,7 +19,7 @@ from sqlalchemy import select
 import keys
 from tests import corpus
 from tests.unit.vault.conftest import PASSPHRASE, principal
-from tests.unit.vault.test_deposit import deposit, fields
+from tests.unit.vault.deposit_support import deposit, fields
 from vault import compose, item_keys, jobs, replay, sealed_fixity, verify
 from vault.cases import create_case
 from vault.compose import open_vault

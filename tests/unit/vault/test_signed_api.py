@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 import keys
-from tests.unit.vault.test_access import URL, TestClient
+from tests.unit.vault.api_support import URL, TestClient
 from tests.unit.vault.tokens import token_for
 from vault import signatures
 from vault.api import create_app

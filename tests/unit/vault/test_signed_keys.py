@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 import keys
 from tests.services import tool
 from tests.unit.vault.conftest import PASSPHRASE, principal
-from tests.unit.vault.test_deposit import deposit, fields
+from tests.unit.vault.deposit_support import deposit, fields
 from vault import approvals, item_keys, ledger, verify
 from vault.accounts import add_user
 from vault.cases import create_case

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from tests.unit.vault.conftest import principal
-from tests.unit.vault.test_deposit import BODY, deposit, fields
+from tests.unit.vault.deposit_support import BODY, deposit, fields
 from vault import extraction, objects, unreferenced
 from vault.cases import create_case
 from vault.objects import PREFIX, object_name

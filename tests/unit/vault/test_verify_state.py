@@ -18,7 +18,7 @@ from sqlalchemy import insert, update
 
 from tests import corpus
 from tests.unit.vault.conftest import principal, stored_path
-from tests.unit.vault.test_deposit import deposit, fields
+from tests.unit.vault.deposit_support import deposit, fields
 from vault import compose, jobs, replay, sealed_fixity
 from vault.cases import create_case, grant
 from vault.consent import change_consent

@@ -11,8 +11,8 @@ from sqlalchemy import delete, select, update
 
 import keys
 from tests.unit.vault.conftest import principal
+from tests.unit.vault.deposit_support import deposit, fields
 from tests.unit.vault.ledger.conftest import allow_tampering, rewrite_from
-from tests.unit.vault.test_deposit import deposit, fields
 from vault import ledger, verify
 from vault.cases import create_case
 from vault.checkpointing import checkpointer_of

@@ -309,7 +309,13 @@ def test_a_commission_asks_a_custodian_approves_the_commission_downloads(
     approver.get_by_role("button", name="Approve").click()
     expect(approver.locator("#state")).to_contain_text("approved")
     approver.get_by_role("link", name="Failed jobs", exact=True).click()
+    if js:
+        _accessible(approver, "jobs")
     expect(approver.get_by_role("heading", level=1)).to_have_text("Failed jobs")
+    approver.get_by_role("link", name="Keys", exact=True).click()
+    expect(approver.locator("#master")).to_have_text("1")
+    if js:
+        _accessible(approver, "keys")
     custodian.close()
 
     for _ in range(60):  # the builder is woken at once; it writes the bag

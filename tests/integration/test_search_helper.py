@@ -15,6 +15,8 @@ from pydantic import SecretStr
 
 import keys
 from search.highlight import Highlighter
+from tests.unit.vault.conftest import _clean_env, database_url, principal, vault
+from tests.unit.vault.search_support import deposit, give_text
 from vault import compose, ledger, search_helper
 from vault.cases import create_case, grant
 from vault.indexing import index_item, item_identity
@@ -22,8 +24,8 @@ from vault.parts import Vault
 from vault.search_helper import SearchHelper, Showable, show
 from vault.searching import SearchRequest, SearchResults, search
 
-from .conftest import principal
-from .search_support import deposit, give_text
+# The vault fixtures of the unit tests, used here by importing them (this file starts processes).
+__all__ = ["_clean_env", "database_url", "vault"]
 
 ITEMS = 9  # above MIN_HELPED_HITS, so a page is split
 TEXT = "Durante la detención en la comisaría recibí golpes. Testimonio número {n}, palabra{n}."

@@ -31,7 +31,8 @@ def install(app: FastAPI) -> None:
     app.include_router(account_pages.pages)
     app.include_router(account_pages.halfway)
     app.include_router(deposit_pages.pages)
-    app.include_router(deposit_pages.uploads)
+    # The web session's tus endpoint is a page's helper, not part of the token API's document.
+    app.include_router(deposit_pages.uploads, include_in_schema=False)
     app.include_router(reading_pages.pages)
     app.include_router(custodian_pages.pages)
     app.include_router(export_pages.pages)

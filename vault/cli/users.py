@@ -226,7 +226,12 @@ def recipients_add(
     as_json: JsonOption = False,
 ) -> None:
     """Register a recipient key to the commission account NAME (custodians)."""
-    text = Path(key[1:]).read_text(encoding="utf-8") if key.startswith("@") else key
+    text = key
+    if key.startswith("@"):
+        try:
+            text = Path(key[1:]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"{key}: cannot read the key file ({exc.__class__.__name__})", USAGE)
     with api_client(url, token) as client:
         row = call(
             client, "POST", f"/v1/users/{quote(name, safe='')}/recipients", json={"key": text}

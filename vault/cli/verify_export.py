@@ -79,6 +79,9 @@ def verify_export(
     kept = None
     if previous_checkpoint is not None:
         kept = _read_small(previous_checkpoint, "checkpoint")
+        if not kept.strip():
+            # Named against the file given, not against the bag's consistency proof.
+            fail(f"--previous-checkpoint {previous_checkpoint}: the file is empty", USAGE)
     if extract is not None:
         if extract.exists() and any(extract.iterdir()):
             fail(f"--extract {extract}: the directory is not empty", USAGE)

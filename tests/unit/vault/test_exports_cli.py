@@ -53,6 +53,10 @@ def test_recipients_then_a_request_approved_by_another_custodian(
     assert bad.exit_code == 1
     assert "unsupported key type 'ssh-rsa'" in bad.stderr and "Traceback" not in bad.output
     assert rows(vault, CommissionRecipient) == 0
+    unread = run("admin", "users", "recipients", "add", "truth", f"@{tmp_path / 'none.pub'}")
+    assert unread.exit_code == 2, unread.output
+    assert "cannot read the key file" in unread.stderr and "Traceback" not in unread.output
+    assert rows(vault, CommissionRecipient) == 0
     # A request before any key is registered is refused, and nothing is stored.
     early = run("truth", "export", "request", case, "--purpose", "p", "--legal-basis", "b")
     assert early.exit_code == 1 and "no recipient keys" in early.stderr
@@ -93,3 +97,24 @@ def test_recipients_then_a_request_approved_by_another_custodian(
         empty = run("truth", "export", "request", case, *words)
         field = "purpose" if words[1] == "" else "legal_basis"
         assert empty.exit_code == 1 and f"{field}: 1 to" in empty.stderr, empty.stderr
+
+
+def test_an_empty_kept_checkpoint_is_named_as_the_file_given(run: Run, tmp_path: Path) -> None:
+    export = tmp_path / "export.age"
+    export.write_bytes(b"not looked at: the options are checked first")
+    identity = tmp_path / "identity.txt"
+    identity.write_text(keys.generate_identity()[0])
+    kept = tmp_path / "kept-checkpoint.txt"
+    kept.write_text("")
+    result = run(
+        "admin",
+        "verify-export",
+        str(export),
+        "--identity",
+        str(identity),
+        "--previous-checkpoint",
+        str(kept),
+    )
+    assert result.exit_code == 2, result.output
+    assert f"--previous-checkpoint {kept}: the file is empty" in result.stderr
+    assert "consistency" not in result.output and "Traceback" not in result.output

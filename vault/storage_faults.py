@@ -80,7 +80,7 @@ def refusal(cause: str) -> StorageFull | StorageUnavailable:
     return StorageUnavailable(detail, cause, RETRY_AFTER_S)
 
 
-def record(vault: Vault, principal: Principal, case_id: str, cause: str) -> bool:
+def record(vault: Vault, principal: Principal, case_id: str | None, cause: str) -> bool:
     """Commit a `deposit refused` entry for `cause` in its own transaction; return whether it
     committed. Never raises: when the database is the full one, the entry cannot be written,
     and the client must still get its answer (the log says the refusal went unrecorded)."""

@@ -100,8 +100,9 @@ async def get_principal(
     try:
         seen: set[tuple[str, str]] = request.app.state.oidc_seen
         if _resolves_inline(vault, gate):
-            return _resolve(vault, gate, token, seen)
-        return await run_in_threadpool(_resolve, vault, gate, token, seen)
+            principal = _resolve(vault, gate, token, seen)
+        else:
+            principal = await run_in_threadpool(_resolve, vault, gate, token, seen)
     except TokenRefused as exc:
         keys = _limit_keys(request, token, gate.max_token_bytes)
         waits = [w for w in map(limiter.retry_after, keys) if w is not None]
@@ -111,6 +112,9 @@ async def get_principal(
             limiter.spend(key)
         await run_in_threadpool(_record_refusal, vault, exc.reason)
         raise
+    # The actor of a `request refused` entry if this request is refused later (vault.api.refusals).
+    request.state.principal = principal
+    return principal
 
 
 def _limit_keys(request: Request, token: str | None, max_bytes: int) -> list[str]:

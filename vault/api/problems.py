@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from vault.api.refusals import record_answer
 from vault.errors import StorageFull, StorageUnavailable, TooManyRequests, VaultError
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
-async def _vault_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _vault_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, VaultError)
     # RFC 9457 extension members: which store fails, and how (a word from a fixed list); the
     # error's own structural members (`VaultError.members`).
@@ -62,21 +63,24 @@ async def _vault_error(_request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, StorageFull | StorageUnavailable):
         extra["cause"] = exc.cause
     response = problem(STATUS.get(exc.code, 400), exc.detail, exc.code, extra or None)
+    await record_answer(request, response.status_code, exc.code)
     if isinstance(exc, TooManyRequests | StorageUnavailable):
         # RFC 9110 10.2.3: whole seconds, rounded up so a client that waits is let in.
         response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     return response
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    await record_answer(request, exc.status_code, f"http-{exc.status_code}")
     return problem(exc.status_code, str(exc.detail))
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     # Name the fields, never echo their values (they may be sealed things such as a title).
     fields = sorted({".".join(str(p) for p in e.get("loc", ())) for e in exc.errors()})
+    await record_answer(request, 422, "bad-field")
     return problem(422, "invalid fields: " + ", ".join(fields), "bad-field")
 
 

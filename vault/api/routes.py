@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from policies import actions
 from vault import idempotency, jobs, ocr, readiness
 from vault.api import docs_pages, refusals
 from vault.api.auth import jwks
@@ -141,6 +142,7 @@ async def post_item(
     bytes get the first answer again (`Idempotent-Replayed: true`), other bytes 422, a key still
     in flight 409; keys expire after 24 hours (vault.idempotency, docs/usage.md).
     """
+    request.state.attempted = actions.ITEM_DEPOSIT  # its refusals are `deposit refused`
     refuse_sealed_in_query(request.query_params)
 
     async def deposit(guard: CommitGuard | None = None) -> DepositResult:

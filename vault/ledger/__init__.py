@@ -9,8 +9,11 @@ from vault.ledger.custody import (
     entries,
     entry,
     item_entries,
+    refusals_noted,
     sealed_details,
     size,
+    unwatch_refusals,
+    watch_refusals,
 )
 from vault.ledger.entry import LedgerEntry
 from vault.ledger.errors import LedgerError, ProofError
@@ -49,7 +52,10 @@ __all__ = [
     "inclusions",
     "item_entries",
     "make_checkpointer",
+    "refusals_noted",
     "sealed_details",
     "size",
+    "unwatch_refusals",
     "verifier_key",
+    "watch_refusals",
 ]

@@ -23,6 +23,7 @@ so an archivist reading the ledger sees the words of their own standard. Which o
 | legal hold set or lifted | `LEGAL_HOLD` | `held` |
 | refused attempt, unknown item id | `ACCESS_DENIED` | `attempted` (an action), `reason` |
 | deposit refused (causes: docs/ledger.md) | `DEPOSIT_REFUSED` | `attempted`, `cause` |
+| other request on an item or case refused (4xx) | `REQUEST_REFUSED` | `attempted`, `cause` |
 | approval asked for | `APPROVAL_REQUEST` | `approval`, `kind`, `subject`, `quorum`, payload |
 | one approver says yes | `APPROVAL` | `approval`, `kind`, `approvals`, `quorum` |
 | someone says no (it ends) | `APPROVAL_DENIAL` | `approval`, `kind` (reason sealed) |
@@ -82,6 +83,7 @@ KEY_RETIREMENT: Final = "key retirement"
 KEY_REMOVAL: Final = "key removal"
 ACCESS_DENIED: Final = "access denied"
 DEPOSIT_REFUSED: Final = "deposit refused"
+REQUEST_REFUSED: Final = "request refused"
 ACCOUNT_CREATION: Final = "account creation"
 ROLE_CHANGE: Final = "role change"
 ACCOUNT_STATE: Final = "account state"
@@ -126,6 +128,7 @@ OWN: Final = frozenset(
         KEY_REMOVAL,
         ACCESS_DENIED,
         DEPOSIT_REFUSED,
+        REQUEST_REFUSED,
         ACCOUNT_CREATION,
         ROLE_CHANGE,
         ACCOUNT_STATE,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import Any, Final, TypeAlias, cast
 
@@ -52,6 +53,28 @@ _SET_HEAD = (
 )
 
 
+# The refusal actions: a request that wrote one of them needs no `request refused` entry.
+REFUSALS: Final = frozenset({actions.ACCESS_DENIED, actions.DEPOSIT_REFUSED})
+# Per request (`vault.api.refusals`): the refusal entries it wrote. A mutable list, so what a
+# worker thread appends (its context is a copy) is seen by the request's own task.
+_refusals: ContextVar[list[str] | None] = ContextVar("tvault_refusals", default=None)
+
+
+def watch_refusals() -> Token[list[str] | None]:
+    """Start noting the refusal entries appended in this context; `refusals_noted` reads them."""
+    return _refusals.set([])
+
+
+def unwatch_refusals(token: Token[list[str] | None]) -> None:
+    """Stop noting (the `token` of `watch_refusals`)."""
+    _refusals.reset(token)
+
+
+def refusals_noted() -> list[str] | None:
+    """Return the refusal actions appended since `watch_refusals`, or None when not watching."""
+    return _refusals.get()
+
+
 def append(
     session: Session,
     *,
@@ -90,6 +113,9 @@ def append(
     """
     if action not in actions.ALL:
         raise LedgerError(f"unknown ledger action {action!r} (see vault.ledger.actions)")
+    noted = _refusals.get()
+    if noted is not None and action in REFUSALS:
+        noted.append(action)
     if not actor:
         raise LedgerError("a ledger entry needs an actor")
     details = dict(details or {})

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from policies import Principal
 from vault import jobs
+from vault.api import refusals
 from vault.api.deps import VaultDep
 from vault.api.tus_routes import routes
 from vault.api.upload import FormRules, deposit_multipart
@@ -121,7 +122,9 @@ async def deposit(request: Request, vault: VaultDep, current: Signed) -> Respons
 
     rules = FormRules(repeatable=frozenset({"consent", "tags"}), before_file=before_file)
     try:
-        result = await deposit_multipart(vault, current.principal, None, request, form=rules)
+        # Too large, malformed or interrupted: a `deposit refused` entry, as through the API.
+        async with refusals.recorded(vault, current.principal, None):
+            result = await deposit_multipart(vault, current.principal, None, request, form=rules)
     except AlreadySent:
         message = N_("This form was sent already; it was not stored a second time.")
         return await run_in_threadpool(

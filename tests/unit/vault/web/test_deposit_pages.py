@@ -95,6 +95,10 @@ def test_a_deposit_without_the_csrf_token_stores_nothing(vault: Vault) -> None:
     assert refused.status_code == 403 and "did not come from this site" in refused.text
     assert items_in(vault) == 0 and objects_in(vault) == 0
     assert not entries(vault, ledger.actions.INGESTION)
+    # One entry: the refused form's `access denied`, no second `deposit refused`.
+    [denied] = entries(vault, ledger.actions.ACCESS_DENIED)
+    assert denied.details["reason"] == "missing or wrong CSRF token"
+    assert not entries(vault, ledger.actions.DEPOSIT_REFUSED)
 
 
 def test_a_file_over_the_limit_gets_a_clear_message_and_stores_nothing(vault: Vault) -> None:
@@ -106,6 +110,14 @@ def test_a_file_over_the_limit_gets_a_clear_message_and_stores_nothing(vault: Va
     refused = _post(client, fields, body=b"x" * 200_000)
     assert refused.status_code == 413 and "larger than this vault accepts" in refused.text
     assert items_in(vault) == 0 and objects_in(vault) == 0
+    # Recorded as the API records it (vault.api.refusals), by the signed-in account.
+    [entry] = entries(vault, ledger.actions.DEPOSIT_REFUSED)
+    assert (entry.actor, entry.details["attempted"], entry.details["cause"]) == (
+        "tina",
+        "item.deposit",
+        "too-large",
+    )
+    assert entry.details["credential"].startswith("session:")
     # The form can be sent again (with a smaller file): its id was not spent.
     assert _post(client, fields).status_code == 303
 
@@ -120,6 +132,8 @@ def test_a_bad_field_names_the_field_in_the_reader_s_language(vault: Vault) -> N
     refused = _post(client, fields)
     assert refused.status_code == 422 and "Revise este campo: Consentimiento." in refused.text
     assert items_in(vault) == 0 and objects_in(vault) == 0
+    [entry] = entries(vault, ledger.actions.DEPOSIT_REFUSED)
+    assert (entry.actor, entry.details["cause"]) == ("tina", "bad-field")
 
 
 def test_search_is_a_post_and_the_item_text_waits_behind_the_notice(vault: Vault) -> None:

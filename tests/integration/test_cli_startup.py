@@ -133,3 +133,26 @@ def test_the_probe_sees_a_heavy_import(package: str) -> None:
         timeout=120,
     )
     assert f'"{package}"' in done.stdout
+
+
+# What `tvault ledger proof` and `tvault verify --remote` import once the server has answered:
+# the proof and note checks, never the ledger's tables (SQLAlchemy) nor the vault's own verify.
+AFTER_ANSWER = """
+import sys
+import rfc8785
+import keys
+import vault.cli.ledger, vault.cli.verify
+from vault.ledger import note
+from vault.ledger.entry import leaf_hash, parse
+from vault.ledger.errors import LedgerError
+from vault.ledger.tree import MerkleTree, verify_consistency, verify_inclusion
+print(sorted(m for m in sys.modules if m.split(".")[0] in {"sqlalchemy", "alembic", "fastapi"}
+             or m in {"vault.verify", "vault.ledger.tables", "vault.db"}))
+"""
+
+
+def test_checking_proofs_and_notes_does_not_load_the_ledger_tables() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", AFTER_ANSWER], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout

@@ -63,11 +63,6 @@ def verify(
     the entries (and `--trusted-checkpoint` notes). The MACs and the objects need the keyring:
     full verification stays with the custodians.
     """
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from vault.verify import verify as verify_vault
-
     pinned = [path.read_text(encoding="utf-8", errors="replace") for path in trusted or []]
     if remote:
         failures, checked = _verify_remote(url, token, trusted_key, pinned)
@@ -79,6 +74,12 @@ def verify(
         if failures:
             raise typer.Exit(FAILURE)
         return
+    # Imported here, not above: `--remote` runs on an auditor's machine and must start fast.
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from vault.verify import verify as verify_vault
+
     vault = open_local(vault_dir)
     try:
         console = Console(stderr=True)
@@ -134,7 +135,6 @@ def _verify_remote(
     from vault.ledger import note
     from vault.ledger.entry import parse
     from vault.ledger.errors import LedgerError
-    from vault.ledger.tables import GENESIS
     from vault.ledger.tree import MerkleTree
 
     with api_client(url, token) as client:
@@ -151,7 +151,7 @@ def _verify_remote(
         ]
     failures: list[str] = []
     leaves: list[bytes] = []
-    prev = GENESIS
+    prev = bytes(32)  # the chain's genesis hash (`vault.ledger.tables.GENESIS`)
     for position, document in enumerate(documents):
         try:
             # Entries are RFC 8785 JSON: the object gives back the very bytes that were hashed.

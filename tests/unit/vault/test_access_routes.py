@@ -20,7 +20,12 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 # Routes that need no policy decision: they only tell the caller who their own token names.
-UNDECIDED = {("GET", "/v1/me")}
+UNDECIDED = {
+    ("GET", "/v1/me"),
+    # tus discovery: the protocol's version, extensions and size limit, the same for every
+    # account and about no case or item; creating an upload is decided (`POST /v1/uploads`).
+    ("OPTIONS", "/v1/uploads"),
+}
 # Routes whose answer is filtered by the policy's search scope rather than refused.
 SCOPED = {("POST", "/v1/search")}
 

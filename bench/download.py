@@ -124,7 +124,7 @@ def main() -> None:
             TVAULT_MAX_UPLOAD_BYTES=str(size + 1),
             PYTHONPATH=str(ROOT),
         )
-        run("init", "--admin", "admin", env=env)
+        run("init", "--admin", "admin", "--allow-weak-passphrase", env=env)
         run("users", "add", "tina", "--role", "therapist", env=env)
         token = run("token", "tina", env=env)
         port = free_port()

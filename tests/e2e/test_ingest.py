@@ -136,7 +136,10 @@ def test_a_folder_is_ingested_extracted_and_its_failures_explained(
     assert listed[0]["id"] in human_jobs and "failed" in human_jobs and "encrypted" in human_jobs
     retried = json.loads(tvault("jobs", "--retry", listed[0]["id"], "--json", env=admin).stdout)
     assert (retried["state"], retried["attempts"]) == ("queued", 0)
-    unknown = tvault("jobs", "--retry", "nosuchjob", env=admin, check=False)
+    # A malformed id is a usage error before any request; a well-formed unknown one is a 404.
+    malformed = tvault("jobs", "--retry", "nosuchjob", env=admin, check=False)
+    assert malformed.returncode == 2 and "is not a job id" in malformed.stderr
+    unknown = tvault("jobs", "--retry", "a" * 26, env=admin, check=False)
     assert unknown.returncode == 1 and "404" in unknown.stderr
     assert wait_settled(served, [ids["cifrado.pdf"]])[ids["cifrado.pdf"]]["state"] == "failed"
 

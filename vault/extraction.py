@@ -49,7 +49,7 @@ from ingest import (
 from ingest.scratch import PRIVATE_PREFIX, sweep_dead
 from vault import item_keys, jobs, ledger, ocr, storage_faults
 from vault.db import Item, ItemKey
-from vault.db.jobs_tables import ItemText
+from vault.db.jobs_tables import ItemText, Job
 from vault.parts import Vault
 from vault.sealing import open_json, seal_json
 from vault.settings import Settings
@@ -80,6 +80,24 @@ DIR_PREFIX: Final = PRIVATE_PREFIX
 def text_object_name(item_id: str, attempt: int) -> str:
     """Return the object name of the text extracted from `item_id` by attempt `attempt`."""
     return f"{PREFIX}{item_id}-extract-{attempt}"
+
+
+def being_extracted(session: Session, names: list[str]) -> set[str]:
+    """Return those of text object `names` whose item's extract job is running: an attempt
+    seals every text of its batch before the one transaction that records them, so an object
+    no row names yet may be about to be named (the sweep leaves such objects alone; a later
+    attempt removes an abandoned one, `ExtractStage._remove_earlier_attempts`)."""
+    items = {name: name[len(PREFIX) :].rsplit("-extract-", 1)[0] for name in names}
+    running = set(
+        session.scalars(
+            select(Job.item_id).where(
+                Job.kind == jobs.EXTRACT,
+                Job.state == jobs.RUNNING,
+                Job.item_id.in_(set(items.values())),
+            )
+        )
+    )
+    return {name for name, item_id in items.items() if item_id in running}
 
 
 def limits_of(settings: Settings) -> Limits:

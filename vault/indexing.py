@@ -29,6 +29,7 @@ import logging
 import multiprocessing
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -410,6 +411,7 @@ class IndexStage:
         from vault.worker import StageFailed
 
         vault = self._vault
+        started = time.monotonic()
         prepared: list[tuple[jobs.Claim, Indexed, Item, IndexDocument | None]] = []
         failures: list[tuple[jobs.Claim, StageFailed]] = []
         for one in claims:
@@ -422,13 +424,15 @@ class IndexStage:
                 failures.append((one, StageFailed(reason, retry=False)))
             except StageFailed as exc:
                 failures.append((one, exc))
-            except Exception:
+            except Exception as exc:
                 if one is claim:
                     for other in claims[1:]:  # let other workers have them at once
                         with contextlib.suppress(jobs.LeaseLost):
                             jobs.release(vault.sessions, other, now=vault.clock())
                     raise
-                failures.append((one, StageFailed("internal error while preparing", retry=True)))
+                # Type name only, as the worker records it: a message may quote the text.
+                reason = f"internal error while preparing ({type(exc).__name__})"
+                failures.append((one, StageFailed(reason, retry=True)))
             else:
                 prepared.append((one, done, item, document))
         index = index_of(vault)
@@ -458,6 +462,7 @@ class IndexStage:
             except jobs.LeaseLost:
                 if one is claim:
                     raise
+                continue
             except Exception:
                 if engine_failed:
                     for other in claims[1:]:
@@ -465,6 +470,17 @@ class IndexStage:
                             vault, other, StageFailed("the index refused the batch", retry=True)
                         )
                 raise
+            if one is not claim:
+                # The worker logs the first job; the others of the batch are logged here alike.
+                log.info(
+                    "job %s (%s, item %s) done by %s in %.2f s (batch of %d)",
+                    one.id,
+                    one.kind,
+                    one.item_id,
+                    one.owner,
+                    time.monotonic() - started,
+                    len(claims),
+                )
         for one, failure in failures:
             if one is claim:
                 raise failure

@@ -11,6 +11,7 @@ from vault.db import Item
 from vault.db.jobs_tables import ItemText
 from vault.exports import sweep_exports
 from vault.extraction import PREFIX as TEXTS_PREFIX
+from vault.extraction import being_extracted
 from vault.identity import sweep_renditions
 from vault.objects import PREFIX, orphans
 from vault.parts import Vault
@@ -38,10 +39,15 @@ def sweep(vault: Vault) -> int:
     # Redacted renditions live under their own prefix (vault.identity); same rule.
     removed += sweep_renditions(vault, cutoff)
     # Extracted texts of attempts killed before their commit (vault.extraction); same rule.
+    # Not while the item's extract job runs: its batch may not have recorded them yet.
     texts = [info for info in vault.store.entries(TEXTS_PREFIX) if info.modified <= cutoff]
-    for info in orphans(vault.sessions, ItemText.object_name, texts):
-        vault.store.delete(info.name)
-        removed += 1
+    unnamed = [info.name for info in orphans(vault.sessions, ItemText.object_name, texts)]
+    with vault.sessions() as session:
+        busy = being_extracted(session, unnamed) if unnamed else set()
+    for name in unnamed:
+        if name not in busy:
+            vault.store.delete(name)
+            removed += 1
     # Built exports past their expiry, and bags of builds killed before their commit.
     removed += sweep_exports(vault, cutoff)
     # Resumable uploads past their expiry (vault.tus): sealed segments, removed all the same.

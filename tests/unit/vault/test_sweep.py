@@ -9,12 +9,14 @@ import pytest
 
 from tests.unit.vault.conftest import principal
 from tests.unit.vault.deposit_support import BODY, deposit, fields
-from vault import extraction, objects, unreferenced
+from vault import extraction, jobs, objects, unreferenced
 from vault.cases import create_case
 from vault.objects import PREFIX, object_name
 from vault.parts import Vault
 from vault.sweep import SweepService, sweep
 from vault.verify import verify
+
+LEASE = timedelta(seconds=60)
 
 
 def _orphan(vault: Vault) -> str:
@@ -98,6 +100,27 @@ def test_sweep_removes_an_old_text_of_an_attempt_killed_before_its_commit(vault:
     assert sweep(vault) == 0  # young: its attempt may still be recording it
     later = vault.clock() + timedelta(seconds=vault.settings.sweep_grace_seconds + 60)
     vault.clock = lambda: later
+    assert sweep(vault) == 1
+    assert list(vault.store.names(extraction.PREFIX)) == []
+
+
+def test_sweep_leaves_the_texts_of_a_running_extraction_until_it_ends(vault: Vault) -> None:
+    # An extract attempt seals every text of its batch before the transaction that records
+    # them: a sweep in between (another process starting, with any grace) must not take them.
+    case = create_case(vault, principal(vault, "tina"), "Case")
+    item = deposit(vault, "tina", BODY, fields(case.id)).item_id
+    claim = jobs.claim(vault.sessions, "w", {jobs.EXTRACT}, now=vault.clock(), lease=LEASE)
+    assert claim is not None and claim.item_id == item
+    name = extraction.text_object_name(item, claim.attempt)
+    with vault.store.writer(name) as writer:
+        writer.write(b"sealed text not recorded yet")
+        writer.commit()
+    later = vault.clock() + timedelta(seconds=vault.settings.sweep_grace_seconds + 60)
+    vault.clock = lambda: later
+    assert sweep(vault) == 0
+    assert name in set(vault.store.names(extraction.PREFIX))
+    # The attempt gave its job back without recording it: the next sweep removes the object.
+    jobs.release(vault.sessions, claim, now=later)
     assert sweep(vault) == 1
     assert list(vault.store.names(extraction.PREFIX)) == []
 

@@ -16,7 +16,8 @@ from vault import jobs
 from vault.api.deps import VaultDep
 from vault.errors import BadField
 from vault.retrieve import download, read_text, show_item
-from vault.searching import SearchRequest, search
+from vault.searching import search
+from vault.web import search_filters
 from vault.web.deposit_pages import KIND_NAMES, STATE_NAMES
 from vault.web.deps import CheckedForm, Signed, signed_in
 from vault.web.render import render, translate
@@ -30,29 +31,40 @@ MAX_PAGE: Final = 10_000
 
 @pages.get("/search")
 def search_form(request: Request, current: Signed) -> Response:
-    """The search form."""
-    return render(request, "search.html", q="", results=None)
+    """The search form, with its query help and filters."""
+    picked = search_filters.Chosen()
+    choices = search_filters.choices(request, picked, None)
+    return render(request, "search.html", q="", picked=picked, choices=choices, results=None)
 
 
 @pages.post("/search")
 def search_results(
     request: Request, vault: VaultDep, current: Signed, form: CheckedForm
 ) -> Response:
-    """Run a search inside the reader's scope (a `search` entry, the query sealed); one page."""
+    """Run a search inside the reader's scope (a `search` entry, the query sealed); one page,
+    with the facet counts of the whole result beside the filters."""
     text = str(form.get("q", ""))
     if len(text) > MAX_QUERY_CHARS:
         raise BadField("q", f"at most {MAX_QUERY_CHARS} characters")
     raw_page = str(form.get("page", "1"))
     page = int(raw_page) if raw_page.isdigit() and 1 <= int(raw_page) <= MAX_PAGE else 1
-    results = search(
-        vault, current.principal, SearchRequest(text=text, page=page, page_size=PAGE_SIZE)
-    )
+    picked = search_filters.chosen(form)
+    results = search(vault, current.principal, picked.request(text, page, PAGE_SIZE))
     hits = [
         (hit, Markup(hit.snippet) if hit.snippet else None)  # noqa: S704 (the highlighter escapes all but <mark>)
         for hit in results.hits
     ]
     last = max(1, -(-results.total // PAGE_SIZE))
-    return render(request, "search.html", q=text, results=results, hits=hits, last=last)
+    return render(
+        request,
+        "search.html",
+        q=text,
+        picked=picked,
+        choices=search_filters.choices(request, picked, results.facets),
+        results=results,
+        hits=hits,
+        last=last,
+    )
 
 
 @pages.get("/items/{item_id}")

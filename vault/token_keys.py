@@ -132,6 +132,28 @@ def ensure(
             install(session, key.public_pem, now, max_ttl)
 
 
+@dataclass(frozen=True)
+class KeyRecord:
+    """What is public about a token-signing key: its `kid` and dates (never a private key).
+
+    The current key has no `retired_at`; a retired one is accepted until `drops_at`."""
+
+    kid: str
+    created_at: datetime
+    retired_at: datetime | None
+    drops_at: datetime | None
+
+
+def history(session: Session, limit: int = 20) -> list[KeyRecord]:
+    """Return the `limit` newest token-signing keys the database knows, newest first."""
+    rows = session.execute(
+        select(TokenKey.kid, TokenKey.created_at, TokenKey.retired_at, TokenKey.drops_at)
+        .order_by(TokenKey.created_at.desc(), TokenKey.kid)
+        .limit(limit)
+    ).all()
+    return [KeyRecord(*row) for row in rows]
+
+
 def _aware(moment: datetime, like: datetime) -> datetime:
     # SQLite hands back naive datetimes for timezone-aware columns: they were stored in UTC.
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=like.tzinfo)

@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import func, select
 
 from policies import Resource, actions, kinds
-from vault import approval_kinds, approvals, exports, jobs, keystate
+from vault import approval_kinds, approvals, exports, jobs, keystate, token_keys
 from vault.access import authorize
 from vault.api.deps import VaultDep
 from vault.checkpointing import checkpointer_of
@@ -42,6 +42,7 @@ OWN_REQUEST: Final = N_(
 _JOBS = Resource(kind=kinds.JOB)
 _KEYS = Resource(kind=kinds.KEY)
 FAILED_JOBS_SHOWN: Final = 200
+TOKEN_KEYS_SHOWN: Final = 20
 
 
 def _names(request: Request, record: approvals.ApprovalRecord) -> dict[str, str]:
@@ -128,12 +129,14 @@ def retry_job(job_id: str, vault: VaultDep, current: Signed, form: CheckedForm) 
 @pages.get("/keys")
 def key_status(request: Request, vault: VaultDep, current: Signed) -> Response:
     """Key status (`key.manage`): the current master key version, the versions the keyring
-    keeps and those item keys still use, pending retirements, and the ledger's log key."""
+    keeps and those item keys still use, pending retirements, the ledger's log key, and the
+    token-signing keys (ids and dates: the public record, never a private key)."""
     authorize(vault.sessions, current.principal, actions.KEY_MANAGE, _KEYS)
     with vault.sessions() as session:
         master = keystate.current(session)
         in_use = sorted(keystate.versions_in_use(session, vault.keyring))
         item_keys = session.scalar(select(func.count()).select_from(ItemKey)) or 0
+        signing = token_keys.history(session, TOKEN_KEYS_SHOWN)
     retiring = [
         record
         for record in approvals.list_approvals(vault, current.principal, approvals.PENDING)
@@ -148,4 +151,6 @@ def key_status(request: Request, vault: VaultDep, current: Signed) -> Response:
         item_keys=item_keys,
         retiring=retiring,
         log_key=checkpointer_of(vault).verifier_key(),
+        signing=signing,
+        now=vault.clock(),
     )

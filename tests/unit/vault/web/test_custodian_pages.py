@@ -4,14 +4,17 @@ request said plainly, failed jobs with retry, a CSRF token on every form."""
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import update
 
 from tests.unit.vault.conftest import principal
 from tests.unit.vault.search_support import deposit
-from tests.unit.vault.web.web_support import entries, signed_in, token
-from vault import approval_kinds, approvals, jobs, ledger, shred
+from tests.unit.vault.web.web_support import entries, later, signed_in, token
+from vault import approval_kinds, approvals, jobs, ledger, shred, token_keys
 from vault.accounts import add_user
 from vault.cases import create_case
+from vault.credentials import rotate_token_key
 from vault.db.jobs_tables import Job
 from vault.parts import Vault
 from vault.rotation import rotate
@@ -118,4 +121,28 @@ def test_key_status_shows_versions_and_a_pending_retirement(vault: Vault) -> Non
     assert page.status_code == 200
     assert f'<dd id="master">{done.version}</dd>' in page.text
     assert f'href="/approvals/{done.approval}"' in page.text
+    assert signed_in(vault, "tina").get("/keys").status_code == 403
+
+
+def test_key_status_shows_the_token_signing_keys_and_no_private_key(vault: Vault) -> None:
+    first = rotate_token_key(vault, "admin")
+    # Past the first rotation's overlap: the key it replaced is no longer accepted.
+    later(vault, vault.settings.token_max_ttl_seconds + 60)
+    second = rotate_token_key(vault, "admin")
+    assert second.previous == first.kid and first.previous is not None
+    admin = signed_in(vault, "admin")
+    page = admin.get("/keys")
+    assert page.status_code == 200
+    rows = re.findall(
+        r'<td class="digest">([0-9a-f]+)</td>\s*<td>[^<]+</td>\s*<td>([^<]+)</td>', page.text
+    )
+    assert rows[0] == (second.kid, "current: signs new tokens")
+    assert rows[1][0] == first.kid and second.previous_until is not None
+    until = second.previous_until.strftime("%Y-%m-%d %H:%M")
+    assert rows[1][1].endswith(f"its tokens are accepted until {until} UTC")
+    assert rows[2][0] == first.previous and rows[2][1].endswith("no longer accepted")
+    # The public record only: the private key in the keyring never reaches the page.
+    private = token_keys.signing_key(vault.keyring).private_pem
+    body = "".join(private.strip().splitlines()[1:-1])
+    assert "PRIVATE KEY" not in page.text and body[:40] not in page.text
     assert signed_in(vault, "tina").get("/keys").status_code == 403

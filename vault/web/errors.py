@@ -57,6 +57,8 @@ FIELDS: Final = {
     "purpose": N_("Purpose"),
     "legal_basis": N_("Legal basis"),
     "commission": N_("Commission (account name)"),
+    "kinds": N_("Kinds of document"),
+    "query": N_("Words the items must contain"),
 }
 
 

@@ -42,7 +42,7 @@ def add_user(
     role: str,
     now: datetime,
     *,
-    actor: str = OFFLINE_ACTOR,
+    actor: ledger.Actor = OFFLINE_ACTOR,
     via: str = OFFLINE,
 ) -> User:
     """Add the account `name` with `role` in `session`'s transaction, with its ledger entry.

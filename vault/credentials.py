@@ -35,7 +35,7 @@ from vault.accounts import (
 from vault.api.auth import issue_token
 from vault.db import User
 from vault.db.credential_tables import AccessToken, OidcPrincipal, TokenKey
-from vault.errors import BadField, NotFound
+from vault.errors import BadField, Conflict, NotFound
 from vault.parts import Vault
 
 
@@ -228,24 +228,39 @@ def tokens_of(vault: Vault, principal: Principal, name: str) -> list[TokenRecord
         return [_record(row) for row in rows]
 
 
-def set_disabled_by(vault: Vault, principal: Principal, name: str, disabled: bool) -> bool:
-    """Disable or enable `name` through the API (`user.manage`); return whether it changed.
+def _not_oneself(principal: Principal, name: str) -> None:
+    # A custodian who disabled or demoted their own account would lock themselves out, and
+    # perhaps the vault's last custodian with them: another custodian (or the keyholder,
+    # offline) does it.
+    if name == principal.subject:
+        raise Conflict(f"{name} may not disable or change the role of their own account")
 
-    Raises `Forbidden`, `NotFound`.
+
+def set_disabled_by(
+    vault: Vault, principal: Principal, name: str, disabled: bool, *, via: str = API
+) -> bool:
+    """Disable or enable `name` (`user.manage`); return whether it changed.
+
+    Raises `Forbidden`, `NotFound`, `Conflict` (disabling one's own account).
     """
     _manage(vault, principal)
+    if disabled:
+        _not_oneself(principal, name)
     with vault.sessions.begin() as session:
-        return set_disabled(session, name, disabled, vault.clock(), actor=principal, via=API)
+        return set_disabled(session, name, disabled, vault.clock(), actor=principal, via=via)
 
 
-def change_role_by(vault: Vault, principal: Principal, name: str, role: str) -> bool:
-    """Change `name`'s role through the API (`user.manage`); return whether it changed.
+def change_role_by(
+    vault: Vault, principal: Principal, name: str, role: str, *, via: str = API
+) -> bool:
+    """Change `name`'s role (`user.manage`); return whether it changed.
 
-    Raises `Forbidden`, `NotFound`, `BadField`.
+    Raises `Forbidden`, `NotFound`, `BadField`, `Conflict` (one's own role).
     """
     _manage(vault, principal)
+    _not_oneself(principal, name)
     with vault.sessions.begin() as session:
-        return change_role(session, name, role, vault.clock(), actor=principal, via=API)
+        return change_role(session, name, role, vault.clock(), actor=principal, via=via)
 
 
 def record_first_use(vault: Vault, issuer: str, name: str, roles: frozenset[str]) -> bool:

@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 from vault.web import (
     account_pages,
+    admin_pages,
     custodian_pages,
     deposit_pages,
     errors,
@@ -35,6 +36,7 @@ def install(app: FastAPI) -> None:
     app.include_router(deposit_pages.uploads, include_in_schema=False)
     app.include_router(reading_pages.pages)
     app.include_router(custodian_pages.pages)
+    app.include_router(admin_pages.pages)
     app.include_router(export_pages.pages)
     app.include_router(ledger_pages.pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

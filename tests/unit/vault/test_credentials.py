@@ -216,6 +216,10 @@ def test_only_custodians_manage_credentials_and_unknown_tokens_are_not_found(
     assert admin.delete("/v1/tokens/nothing-like-it").status_code == 404
     listed = admin.get("/v1/users/lena/tokens").json()
     assert [r["token_id"] for r in listed] == [jti] and "token" not in listed[0]
+    # A custodian may not lock themselves out: disabling or demoting oneself is refused.
+    assert admin.post("/v1/users/admin/disable").status_code == 409
+    assert admin.put("/v1/users/admin/role", json={"role": "auditor"}).status_code == 409
+    assert admin.get("/v1/users/lena/tokens").status_code == 200
 
 
 def test_a_lifetime_beyond_the_maximum_is_refused_with_a_usage_error(vault: Vault) -> None:

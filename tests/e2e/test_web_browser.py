@@ -118,6 +118,22 @@ def test_a_therapist_deposits_finds_and_reads_a_testimony(
     hit = page.locator(".hits li").filter(has_text=f"Testimonio {mode}")
     expect(hit.locator("mark")).to_have_text(WORD)
     screenshot(page, f"search-{mode}")
+    # A facet's value ticked narrows the results; the filter travels in the form, not the URL.
+    page.locator('#filter-language input[value="es"]').check()
+    page.get_by_role("button", name="Search", exact=True).click()
+    assert page.url == f"{server.url}/search"
+    expect(page.locator('#filter-language input[value="es"]')).to_be_checked()
+    hit = page.locator(".hits li").filter(has_text=f"Testimonio {mode}")
+    expect(hit.locator("mark")).to_have_text(WORD)
+    page.locator('#filter-kind input[value="medical_report"]').check()
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page.locator("#results")).to_have_text("0 results")
+    page.get_by_text("How to write a query").click()
+    expect(page.get_by_text("tortur*", exact=True)).to_be_visible()
+    screenshot(page, f"search-filters-{mode}")
+    page.locator('#filter-kind input[value="medical_report"]').uncheck()
+    page.get_by_role("button", name="Search", exact=True).click()
+    hit = page.locator(".hits li").filter(has_text=f"Testimonio {mode}")
     hit.get_by_role("link").click()
     expect(page.get_by_role("heading", name="Content notice")).to_be_visible()
     page.get_by_role("link", name="Show the text").click()
@@ -242,6 +258,7 @@ def test_the_therapists_pages_have_no_serious_accessibility_violation(
     page.get_by_label("Words to search for").fill(WORD)
     page.get_by_role("button", name="Search", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_be_visible()
+    page.get_by_text("How to write a query").click()  # the query help, open
     _accessible(page, "search results")
     page.goto(f"{server.url}/items/{roles}")
     expect(page.locator("#digest")).to_be_visible()
@@ -285,8 +302,10 @@ def test_a_commission_asks_a_custodian_approves_the_commission_downloads(
         _accessible(page, "export form")
     page.get_by_label("Purpose").fill(purpose)
     page.get_by_label("Legal basis").fill("Ley 1448 de 2011")
+    page.locator('#export-filters input[value="testimony"]').check()
     page.get_by_role("button", name="Ask for the export").click()
     expect(page.locator("#state")).to_have_text("waiting for a custodian's approval")
+    expect(page.locator("dl.meta")).to_contain_text("Testimony (written, recorded or transcribed)")
     export_id = page.url.rsplit("/", 1)[1]
     assert purpose not in page.url and purpose not in page.title()
 
@@ -314,6 +333,7 @@ def test_a_commission_asks_a_custodian_approves_the_commission_downloads(
     expect(approver.get_by_role("heading", level=1)).to_have_text("Failed jobs")
     approver.get_by_role("link", name="Keys", exact=True).click()
     expect(approver.locator("#master")).to_have_text("1")
+    expect(approver.locator("#token-keys + p + table")).to_contain_text("current: signs new tokens")
     if js:
         _accessible(approver, "keys")
     custodian.close()

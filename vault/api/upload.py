@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 from anyio import to_thread
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.requests import Request
 
 from policies import Principal
@@ -267,6 +267,10 @@ class _Multipart:
 
     def finish(self, guard: CommitGuard | None = None) -> DepositResult:
         self.parser.finalize()
+        if self.parser.state != MultipartState.END:
+            # The body ended before its closing boundary (cut halfway, its stream closed
+            # cleanly): the parser does not check this, and the file would be stored short.
+            raise BadField("body", "the body ended before the closing boundary of the form")
         if self.deposit is None:
             raise BadField("file", "a `file` part is required")
         if self._late:

@@ -23,7 +23,7 @@ from vault.api.tus_routes import routes
 from vault.api.upload import FormRules, deposit_multipart
 from vault.cases import list_cases
 from vault.domain import CONSENT_SCOPES, KINDS
-from vault.errors import VaultError
+from vault.errors import BadField, VaultError
 from vault.retrieve import list_items
 from vault.web import forms, sessions
 from vault.web.deps import Signed, record_refused_form, signed_in
@@ -70,6 +70,9 @@ STATE_NAMES: Final = {
 
 
 CSRF_HEADER: Final = "Tvault-Csrf"
+CUT: Final = N_(
+    "The upload was cut before the end of the file. Nothing was stored; send the form again."
+)
 
 
 class AlreadySent(VaultError):
@@ -135,6 +138,8 @@ async def deposit(request: Request, vault: VaultDep, current: Signed) -> Respons
             await run_in_threadpool(sessions.release_form, vault, form_id)
         if exc.code in ("bad-field", "too-large"):
             message = message_for(request, exc)
+            if isinstance(exc, BadField) and exc.field == "body":
+                message = translate(request, CUT)
             status = 413 if exc.code == "too-large" else 422
             response = await run_in_threadpool(
                 lambda: _form(request, vault, current, status, message=message)

@@ -13,9 +13,10 @@ import secrets
 from typing import Final
 
 from fastapi import Request, Response
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.datastructures import FormData
 
-from vault.errors import BadField
+from vault.errors import BadField, TooLarge
 
 SESSION_COOKIE: Final = "tvault_session"
 FORM_COOKIE: Final = "tvault_form"
@@ -89,3 +90,71 @@ def check_token(expected: str | None, given: object) -> None:
 def check_anon(request: Request, form: FormData) -> None:
     """Check a signed-out visitor's form against its double-submit cookie."""
     check_token(request.cookies.get(FORM_COOKIE), form.get(CSRF_FIELD))
+
+
+class _Parts:
+    """Callbacks of the streaming parser: each part's name and bytes, kept in memory."""
+
+    def __init__(self, boundary: bytes) -> None:
+        self.parts: list[tuple[str, bytearray]] = []
+        self._headers: dict[bytes, bytes] = {}
+        self._field, self._value = b"", b""
+        self.parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._begin,
+                "on_header_field": self._header_field,
+                "on_header_value": self._header_value,
+                "on_header_end": self._header_end,
+                "on_headers_finished": self._headers_finished,
+                "on_part_data": self._data,
+            },
+        )
+
+    def _begin(self) -> None:
+        self._headers, self._field, self._value = {}, b"", b""
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._field += data[start:end]
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def _header_end(self) -> None:
+        self._headers[self._field.lower()] = self._value
+        self._field, self._value = b"", b""
+
+    def _headers_finished(self) -> None:
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        self.parts.append((options.get(b"name", b"").decode("utf-8", "replace"), bytearray()))
+
+    def _data(self, data: bytes, start: int, end: int) -> None:
+        self.parts[-1][1].extend(data[start:end])
+
+
+async def read_multipart(request: Request, limit: int) -> list[tuple[str, bytes]]:
+    """Return the parts (name, bytes) of a posted multipart/form-data body of at most `limit`
+    bytes, in memory: Starlette's `request.form()` would spool a file part to a temporary file
+    in the clear, and a signed consent form names the survivor (promise 1).
+
+    Raises `BadField` for another content type or a body that ends before its last boundary,
+    `TooLarge` past `limit`, `ClientDisconnect` when the client leaves.
+    """
+    kind, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get(b"boundary")
+    if kind != b"multipart/form-data" or not boundary:
+        raise BadField("content-type", "a form of this site")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"the limit is {limit} bytes")
+    parts = _Parts(boundary)
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise TooLarge(f"the limit is {limit} bytes")
+        parts.parser.write(chunk)
+    parts.parser.finalize()
+    if parts.parser.state != MultipartState.END:
+        raise BadField("form", "the form ended before its last part")
+    return [(name, bytes(value)) for name, value in parts.parts]

@@ -4,6 +4,7 @@ metadata and digest, its extracted text behind a content notice, and its downloa
 from __future__ import annotations
 
 import base64
+import mimetypes
 from typing import Final
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -27,6 +28,31 @@ pages = APIRouter(include_in_schema=False, dependencies=[Depends(signed_in)])
 
 PAGE_SIZE: Final = 20
 MAX_PAGE: Final = 10_000
+# Previews on the item page (blurred until clicked): raster images and video the browser plays
+# itself. Never SVG (it may carry script) nor anything a browser would render as a document.
+PREVIEW_TYPES: Final = frozenset(
+    {
+        "image/jpeg",
+        "image/png",
+        "image/gif",
+        "image/webp",
+        "video/mp4",
+        "video/webm",
+        "video/ogg",
+    }
+)
+
+
+def preview_type(filename: str | None) -> str | None:
+    """Return the media type of a preview of a file named `filename`, or None for none.
+
+    Only the original's name tells (media items are not read by the extractors); a name
+    redacted by the policy gives none, and the redacted rendition is no image.
+    """
+    if not filename:
+        return None
+    guessed, _ = mimetypes.guess_type(filename, strict=False)
+    return guessed if guessed in PREVIEW_TYPES else None
 
 
 @pages.get("/search")
@@ -80,6 +106,7 @@ def item(item_id: str, request: Request, vault: VaultDep, current: Signed) -> Re
         item=view,
         kind=translate(request, KIND_NAMES.get(view.kind, view.kind)),
         state=translate(request, STATE_NAMES.get(state, state)),
+        preview=(preview_type(view.filename) or "").split("/")[0],
     )
 
 
@@ -102,3 +129,19 @@ async def item_download(item_id: str, vault: VaultDep, current: Signed) -> Respo
         "Content-Disposition": f'attachment; filename="{item_id}"',
     }
     return StreamingResponse(result.chunks, media_type="application/octet-stream", headers=headers)
+
+
+@pages.get("/items/{item_id}/preview")
+async def item_preview(item_id: str, vault: VaultDep, current: Signed) -> Response:
+    """The original as the item page's blurred preview: the same use case as the download (the
+    same policy and `decryption` entry), shown inline when its name says image or video."""
+    result = await run_in_threadpool(download, vault, current.principal, item_id)
+    media_type = None if result.redacted else preview_type(result.item.filename)
+    headers = {"Content-Length": str(result.item.size)}
+    if media_type is None:
+        headers["Content-Disposition"] = f'attachment; filename="{item_id}"'
+    else:
+        headers["Content-Disposition"] = "inline"
+    return StreamingResponse(
+        result.chunks, media_type=media_type or "application/octet-stream", headers=headers
+    )

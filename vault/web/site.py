@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from vault.web import (
     account_pages,
     admin_pages,
+    consent_pages,
     custodian_pages,
     deposit_pages,
     errors,
@@ -35,6 +36,7 @@ def install(app: FastAPI) -> None:
     # The web session's tus endpoint is a page's helper, not part of the token API's document.
     app.include_router(deposit_pages.uploads, include_in_schema=False)
     app.include_router(reading_pages.pages)
+    app.include_router(consent_pages.pages)
     app.include_router(custodian_pages.pages)
     app.include_router(admin_pages.pages)
     app.include_router(export_pages.pages)

@@ -238,3 +238,18 @@ def test_multipart_part_order_does_not_matter(vault: Vault, tina: TestClient, ca
     with vault.sessions() as session:
         last = list(ledger.entries(session))[-1]
     assert (last.action, last.details["cause"]) == (ledger.actions.DEPOSIT_REFUSED, "bad-field")
+
+
+def test_a_multipart_body_cut_before_its_closing_boundary_stores_nothing(
+    vault: Vault, tina: TestClient, case_id: str
+) -> None:
+    body, content_type = _form([*META.items(), ("file", b"the whole testimony " * 500)])
+    cut = body[: len(body) - 200]  # the request ends cleanly, without the last boundary
+    refused = tina.post(
+        f"/v1/cases/{case_id}/items", content=cut, headers={"Content-Type": content_type}
+    )
+    assert refused.status_code == 422 and "closing boundary" in refused.text
+    assert _items(vault) == 0
+    with vault.sessions() as session:
+        last = list(ledger.entries(session))[-1]
+    assert (last.action, last.details["cause"]) == (ledger.actions.DEPOSIT_REFUSED, "bad-field")

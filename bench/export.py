@@ -49,7 +49,6 @@ from keys import KdfParams
 from vault import exports, ledger, recipients
 from vault.accounts import add_user, find_user, principal_of
 from vault.cases import create_case, grant
-from vault.checkpointing import checkpointer_of
 from vault.compose import open_vault
 from vault.db.models import Item, ItemKey
 from vault.deposit import Deposit
@@ -111,7 +110,7 @@ def build(home: Path, total: int) -> None:
         for _ in range(ITEM // len(block)):
             job.write(block)
         job.commit()
-    checkpointer_of(vault).checkpoint()
+    vault.checkpointer.checkpoint()
     vault.close()
 
 
@@ -202,7 +201,7 @@ def run_export(vault: Vault, sink: Any) -> int:
         ]
         proofs = list(ledger.inclusions(session, ingestions, signed.size))
     custody = CustodyRecord(
-        proofs=proofs, checkpoint=signed.note, log_key=checkpointer_of(vault).verifier_key()
+        proofs=proofs, checkpoint=signed.note, log_key=vault.checkpointer.verifier_key()
     )
     items = [
         BagItem(

@@ -34,7 +34,6 @@ from keys import KdfParams
 from vault import ledger
 from vault.accounts import add_user, find_user, principal_of
 from vault.cases import create_case
-from vault.checkpointing import checkpointer_of
 from vault.deposit import Deposit
 from vault.ledger import integrity, mac
 from vault.parts import Vault
@@ -72,7 +71,7 @@ def fill(vault: Vault, total: int) -> int:
             job.write(block)
         job.commit()
         done += ITEM
-    checkpointer_of(vault).checkpoint()
+    vault.checkpointer.checkpoint()
     return done
 
 
@@ -171,7 +170,7 @@ def ledger_rate(root: Path, entries: int) -> Took:
                 session, actor="tina", action=ledger.actions.DECRYPTION
             ),
         )
-        checkpointer_of(vault).checkpoint()
+        vault.checkpointer.checkpoint()
         took = timed(lambda: verify(vault))
         report = verify(vault, fast=True)
         assert report.ok and report.entries == entries, report.failures

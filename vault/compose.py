@@ -13,23 +13,27 @@ import os
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+import keys
 import policies
 from ingest import Extractor, OcrOptions, memory_dir, parse_languages
 from ingest.scratch import sweep_dead
 from keys import Keyring
 from vault import jobs, keystate, ledger, token_keys
-from vault.checkpointing import checkpointer_of
 from vault.db import check_reachable, make_engine, make_sessions, migrate
 from vault.errors import BadField, NotFound, Unavailable
 from vault.indexing import IndexStage, ensure_secrets
 from vault.ledger import mac as ledger_mac
-from vault.parts import Vault
+from vault.ledger.checkpoints import Checkpointer
+from vault.ledger.service import make_checkpointer
+from vault.parts import LOG_SIGNING, Vault
 from vault.settings import SETTINGS_FILE, Settings
 from vault.storage import ObjectStore
 from vault.token_keys import TOKEN_SIGNING as TOKEN_SIGNING  # re-exported for callers
 from vault.worker import StageFactory, Worker
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
     from vault.extraction import ExtractStage
 
 log = logging.getLogger(__name__)
@@ -140,13 +144,34 @@ def build(settings: Settings, keyring: Keyring) -> Vault:
     max_ttl = timedelta(seconds=settings.token_max_ttl_seconds)
     token_keys.ensure(sessions, keyring, datetime.now(UTC), max_ttl)
     keystate.ensure(sessions, keyring)
+    store = make_store(settings)
     return Vault(
         settings=settings,
         engine=engine,
         sessions=sessions,
-        store=make_store(settings),
+        store=store,
         keyring=keyring,
         child_store=child_store,
+        checkpointer=make_ledger_checkpointer(settings, keyring, sessions, store),
+    )
+
+
+def make_ledger_checkpointer(
+    settings: Settings, keyring: Keyring, sessions: sessionmaker[Session], store: ObjectStore
+) -> Checkpointer:
+    """Build the ledger's checkpointer: it signs with the keyring's log key, keeps checkpoints
+    in `store`, and is due every `TVAULT_LEDGER_CHECKPOINT_ENTRIES` entries or
+    `TVAULT_LEDGER_CHECKPOINT_SECONDS` (docs/ledger.md).
+
+    Raises `keys.KeyringError` if the keyring holds no log key.
+    """
+    return make_checkpointer(
+        sessions,
+        signer=keys.LogSigner.from_bytes(keyring.secret(LOG_SIGNING)),
+        store=store,
+        origin=settings.ledger_origin,
+        every_entries=settings.ledger_checkpoint_entries,
+        every_seconds=settings.ledger_checkpoint_seconds,
     )
 
 
@@ -231,7 +256,7 @@ def add_services(vault: Vault) -> None:
         vault.search_helper = SearchHelper(settings, child_store)
         vault.services.append(vault.search_helper)
     # Signs a checkpoint every N entries or T seconds (docs/ledger.md).
-    vault.services.append(ledger.CheckpointService(checkpointer_of(vault)))
+    vault.services.append(ledger.CheckpointService(vault.checkpointer))
     # Removes abandoned deposit objects every TVAULT_SWEEP_INTERVAL_SECONDS (DESIGN.md "Deposit").
     vault.services.append(SweepService(vault))
     # Builds approved exports to commissions, one at a time, beside the API (docs/exports.md).

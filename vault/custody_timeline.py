@@ -12,7 +12,6 @@ import keys
 from policies import Principal, actions
 from vault import ledger
 from vault.access import authorize_item, may_read_entry
-from vault.checkpointing import checkpointer_of
 from vault.ledger import checkpoints, note
 from vault.ledger.tables import LedgerRow
 from vault.ledger.tree import verify_inclusion
@@ -75,7 +74,7 @@ def verify(vault: Vault, principal: Principal, item_id: str) -> CustodyCheck:
     Raises as `entries` does.
     """
     shown = entries(vault, principal, item_id)
-    log_key = checkpointer_of(vault).verifier_key()
+    log_key = vault.checkpointer.verifier_key()
     with vault.sessions() as session:
         signed = checkpoints.latest(session)
         if signed is None:

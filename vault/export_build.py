@@ -33,7 +33,6 @@ from sqlalchemy import and_, or_, select, update
 import keys
 from policies import Resource, actions, decide, kinds
 from vault import exports, ledger, recipients
-from vault.checkpointing import checkpointer_of
 from vault.consent import item_identity
 from vault.db import Item
 from vault.db.export_tables import Export
@@ -149,7 +148,7 @@ def _build(vault: Vault, export_id: str, owner: str) -> None:
         )
         _end(vault, export_id, owner, exports.FAILED, reason)
         return
-    checkpointer = checkpointer_of(vault)
+    checkpointer = vault.checkpointer
     signed = checkpointer.checkpoint()  # one checkpoint every proof of this bag is against
     ids = [chosen.item.id for chosen in selection.chosen]
     custody, seqs = _custody(vault, row, ids, signed, checkpointer.verifier_key())

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from keys import Keyring
 from vault.ledger import mac as ledger_mac
+from vault.ledger.checkpoints import Checkpointer
 from vault.settings import Settings
 
 if TYPE_CHECKING:
@@ -48,6 +49,8 @@ class Vault:
     # without the passphrase): a function of `vault.compose`, passed down so that child
     # processes are built through the composition root too.
     child_store: Callable[[dict[str, object]], ObjectStore]
+    # Signs the ledger's checkpoints with the keyring's log key (docs/ledger.md).
+    checkpointer: Checkpointer
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     # Seam for the embedded worker and search (started and stopped by the API's lifespan).
     services: list[Service] = field(default_factory=list)

@@ -36,7 +36,6 @@ from sqlalchemy.orm import Session
 
 import keys
 from vault import accountability, item_keys, replay, sealed_fixity, signatures, unreferenced
-from vault.checkpointing import checkpointer_of
 from vault.db.models import Item, ItemKey
 from vault.db.signature_tables import ItemSignature
 from vault.ledger import actions, integrity, note
@@ -157,7 +156,7 @@ def verify(
         _verify_state(vault, session, report, fast)
         tree = MerkleTree(_verify_ledger(session, report, tick, key))
         newest = _verify_checkpoints(vault, session, report, tree, tick, key)
-    vkey = checkpointer_of(vault).verifier_key()
+    vkey = vault.checkpointer.verifier_key()
     integrity.check_trusted(trusted, vkey, tree, report.fail, report.notes.append)
     report.unsigned_tail = max(0, tree.size - newest)
     report.notes.append(
@@ -404,7 +403,7 @@ def _verify_checkpoints(
     vault: Vault, session: Session, report: Report, tree: MerkleTree, tick: Progress, key: bytes
 ) -> int:
     """Check every checkpoint record and stored copy; return the newest recorded size (or 0)."""
-    log = checkpointer_of(vault)
+    log = vault.checkpointer
     vkey = log.verifier_key()
     rows = session.execute(select(_CHECKPOINTS).order_by(_CHECKPOINTS.c.size)).all()
     recorded = set()

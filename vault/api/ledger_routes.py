@@ -23,7 +23,6 @@ from policies import Resource, actions, decide, kinds
 from vault import ledger
 from vault.access import NO_SUCH_ITEM, authorize, authorize_item, may_read_entry
 from vault.api.deps import CurrentPrincipal, VaultDep, get_principal
-from vault.checkpointing import checkpointer_of
 from vault.errors import NotFound
 from vault.ledger import checkpoints
 
@@ -70,7 +69,7 @@ def _out(signed: ledger.SignedCheckpoint) -> CheckpointOut:
 def get_key(vault: VaultDep, principal: CurrentPrincipal) -> KeyOut:
     """The log's public key (C2SP verifier key `<name>+<key ID>+<base64 key>`)."""
     authorize(vault.sessions, principal, actions.LEDGER_PROOF, _LEDGER)
-    log = checkpointer_of(vault)
+    log = vault.checkpointer
     return KeyOut(origin=log.origin, verifier_key=log.verifier_key())
 
 
@@ -117,7 +116,7 @@ def post_checkpoint(
             raise NotFound(NO_SUCH_ITEM)
     else:
         authorize(vault.sessions, principal, actions.LEDGER_VERIFY, _LEDGER)
-    return _out(checkpointer_of(vault).checkpoint(now=vault.clock()))
+    return _out(vault.checkpointer.checkpoint(now=vault.clock()))
 
 
 @router.get("/proof/inclusion")

@@ -13,7 +13,6 @@ from policies import Resource, actions, kinds
 from vault import approval_kinds, approvals, exports, jobs, keystate, token_keys
 from vault.access import authorize
 from vault.api.deps import VaultDep
-from vault.checkpointing import checkpointer_of
 from vault.db import ItemKey
 from vault.errors import Forbidden
 from vault.web.deps import CheckedForm, Signed, signed_in
@@ -150,7 +149,7 @@ def key_status(request: Request, vault: VaultDep, current: Signed) -> Response:
         in_use=in_use,
         item_keys=item_keys,
         retiring=retiring,
-        log_key=checkpointer_of(vault).verifier_key(),
+        log_key=vault.checkpointer.verifier_key(),
         signing=signing,
         now=vault.clock(),
     )

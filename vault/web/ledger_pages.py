@@ -12,7 +12,6 @@ from policies import Resource, actions, kinds
 from vault import custody_timeline, ledger
 from vault.access import authorize
 from vault.api.deps import VaultDep
-from vault.checkpointing import checkpointer_of
 from vault.ledger import checkpoints
 from vault.web.deps import CheckedForm, Signed, signed_in
 from vault.web.render import N_, render, translate
@@ -56,7 +55,7 @@ def checkpoint_page(request: Request, vault: VaultDep, current: Signed) -> Respo
     with vault.sessions() as session:
         signed = sorted(checkpoints.all_checkpoints(session), key=lambda c: -c.size)
         total = ledger.size(session)
-    log = checkpointer_of(vault)
+    log = vault.checkpointer
     return render(
         request,
         "checkpoints.html",
@@ -71,7 +70,7 @@ def checkpoint_page(request: Request, vault: VaultDep, current: Signed) -> Respo
 def sign_checkpoint(vault: VaultDep, current: Signed, form: CheckedForm) -> Response:
     """Sign a checkpoint of every committed entry now (auditors)."""
     authorize(vault.sessions, current.principal, actions.LEDGER_VERIFY, _LEDGER)
-    checkpointer_of(vault).checkpoint(now=vault.clock())
+    vault.checkpointer.checkpoint(now=vault.clock())
     return RedirectResponse("/ledger/checkpoints", status_code=303)
 
 

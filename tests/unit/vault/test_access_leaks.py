@@ -26,7 +26,6 @@ from vault import ledger
 from vault.accounts import add_user
 from vault.api.app import create_app
 from vault.cases import create_case, grant
-from vault.checkpointing import checkpointer_of
 from vault.deposit import Deposit
 from vault.grants import revoke
 from vault.ledger.entry import leaf_hash
@@ -99,7 +98,7 @@ def test_walking_every_seq_as_a_revoked_lawyer_yields_no_entry_content(
     assert lena.post("/v1/search", json={"q": "Ayacucho"}).status_code == 200
     revoke(vault, principal(vault, "admin"), world.case_id, "lena")
     assert lena.get(f"/v1/items/{world.legal}").status_code == 404
-    size = checkpointer_of(vault).checkpoint(now=vault.clock()).size
+    size = vault.checkpointer.checkpoint(now=vault.clock()).size
     assert size > 10
     secrets = {world.case_id, world.legal, world.therapy, world.shredded, "tina", "theo"}
     vkey = lena.get("/v1/ledger/key").json()["verifier_key"]
@@ -127,7 +126,7 @@ def test_walking_every_seq_as_a_revoked_lawyer_yields_no_entry_content(
 def test_a_proof_carries_the_entry_for_those_who_see_its_item(world: World, vault: Vault) -> None:
     theo = world.clients["theo"]
     assert theo.get(f"/v1/items/{world.therapy}").status_code == 200
-    size = checkpointer_of(vault).checkpoint(now=vault.clock()).size
+    size = vault.checkpointer.checkpoint(now=vault.clock()).size
     shown: dict[str | None, set[str]] = {}
     for seq in range(size):
         proof = theo.get("/v1/ledger/proof/inclusion", params={"seq": seq}).json()

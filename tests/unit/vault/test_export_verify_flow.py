@@ -12,7 +12,6 @@ from tests.unit.vault.conftest import principal
 from vault import exports, recipients, signatures
 from vault.accounts import add_user
 from vault.cases import create_case, grant
-from vault.checkpointing import checkpointer_of
 from vault.deposit import Deposit
 from vault.export_build import build_pending
 from vault.export_verify import verify_export
@@ -69,7 +68,7 @@ def test_the_use_case_bag_verifies_offline(vault: Vault) -> None:
     grant(vault, principal(vault, "admin"), case, "truth", "commission")
     identity, recipient = keys.generate_identity()
     recipients.add(vault, principal(vault, "admin"), "truth", recipient)
-    log_key = checkpointer_of(vault).verifier_key()
+    log_key = vault.checkpointer.verifier_key()
 
     first = _export(vault, case)
     report = verify_export(io.BytesIO(first), identity, name="first.age", log_key=log_key)

@@ -21,7 +21,6 @@ from keys import Keyring
 from tests.unit.vault.conftest import PASSPHRASE
 from tests.unit.vault.ledger.conftest import allow_tampering, rewrite_from
 from vault import ledger, verify
-from vault.checkpointing import checkpointer_of
 from vault.db.session import MIGRATIONS
 from vault.ledger import actions, mac, note
 from vault.ledger.entry import entry_hash
@@ -43,7 +42,7 @@ def append(vault: Vault, count: int) -> None:
 def history(vault: Vault) -> int:
     """A ledger with a signed checkpoint and an unsigned tail; returns the checkpoint's size."""
     append(vault, 6)
-    signed = checkpointer_of(vault).checkpoint()
+    signed = vault.checkpointer.checkpoint()
     append(vault, TAIL)
     return signed.size
 
@@ -158,7 +157,7 @@ def test_blanked_macs_are_missing_not_refilled(
 def test_checkpointer_refuses_to_sign_a_forged_tail(vault: Vault, history: int) -> None:
     rewrite_from(vault.engine, vault.sessions, history + 1, lambda details: details.update(n=99))
     with pytest.raises(ledger.LedgerError, match="no valid MAC: refusing to sign"):
-        checkpointer_of(vault).checkpoint()
+        vault.checkpointer.checkpoint()
 
 
 def test_append_needs_the_ledger_key(vault: Vault) -> None:
@@ -191,7 +190,7 @@ def test_trusted_checkpoint_larger_than_the_ledger(
 ) -> None:
     # The auditor saw the whole ledger signed; then the attacker dropped the tail, its
     # checkpoint and its copy.
-    seen = checkpointer_of(vault).checkpoint()
+    seen = vault.checkpointer.checkpoint()
     allow_tampering(vault.engine)
     with vault.engine.begin() as connection:
         connection.execute(text("DELETE FROM ledger_entries WHERE seq >= :n"), {"n": history})
@@ -207,7 +206,7 @@ def test_trusted_checkpoint_of_a_forked_history(
     vault: Vault, history: int, tmp_path: Path, run_verify: Callable[..., Any]
 ) -> None:
     # A checkpoint signed by the log key over other entries (a fork shown to the auditor).
-    log = checkpointer_of(vault)
+    log = vault.checkpointer
     fork = note.Checkpoint(origin=log.origin, size=history, root=bytes(32))
     signer = keys_signer(vault)
     forked = note.sign(fork.text(), log.origin, signer)
@@ -220,7 +219,7 @@ def test_trusted_checkpoint_of_a_forked_history(
 def test_trusted_checkpoint_not_signed_by_the_log_key(
     vault: Vault, history: int, tmp_path: Path, run_verify: Callable[..., Any]
 ) -> None:
-    log = checkpointer_of(vault)
+    log = vault.checkpointer
     with vault.sessions() as session:
         root = ledger.checkpoints.get(session, history).root
     body = note.Checkpoint(origin=log.origin, size=history, root=root).text()
@@ -260,7 +259,7 @@ def test_a_vault_made_before_macs_gets_them_on_its_first_open(
 def test_checkpointer_refuses_to_sign_over_a_dropped_tail(vault: Vault, history: int) -> None:
     drop_tail(vault, history + 1)
     with pytest.raises(ledger.LedgerError, match="head has no valid MAC"):
-        checkpointer_of(vault).checkpoint()
+        vault.checkpointer.checkpoint()
 
 
 def test_checkpointer_refuses_to_sign_over_a_reset_checkpoint_state(
@@ -268,7 +267,7 @@ def test_checkpointer_refuses_to_sign_over_a_reset_checkpoint_state(
 ) -> None:
     delete_checkpoints(vault, reset_state=True)
     with pytest.raises(ledger.LedgerError, match="checkpoint state has no valid MAC"):
-        checkpointer_of(vault).checkpoint()
+        vault.checkpointer.checkpoint()
 
 
 def test_a_keyring_older_than_the_macs_is_refused(vault: Vault, history: int) -> None:

@@ -13,7 +13,6 @@ from tests.unit.vault.cli_support import Run, cli_runner
 from tests.unit.vault.ledger.conftest import allow_tampering
 from vault import ledger
 from vault.accounts import add_user
-from vault.checkpointing import checkpointer_of
 from vault.ledger.tables import LedgerRow
 from vault.parts import Vault
 
@@ -40,10 +39,10 @@ def _deposit(run: Run, tmp_path: Path) -> str:
 def test_checkpoints_lists_sizes_and_times(run: Run, vault: Vault, tmp_path: Path) -> None:
     assert run("tina", "ledger", "checkpoints").stdout.strip() == "no checkpoint signed yet"
     _deposit(run, tmp_path)
-    first = checkpointer_of(vault).checkpoint()
+    first = vault.checkpointer.checkpoint()
     with vault.sessions.begin() as session:
         ledger.append(session, actor="tina", action=ledger.actions.EXPORT)
-    second = checkpointer_of(vault).checkpoint()
+    second = vault.checkpointer.checkpoint()
     shown = run("tina", "ledger", "checkpoints")
     assert shown.exit_code == 0, shown.output
     sizes = [int(line.split("\t")[0]) for line in shown.stdout.splitlines()]
@@ -101,7 +100,7 @@ def test_a_depositor_signs_a_checkpoint_that_includes_her_deposit(
 
 def test_an_auditor_verifies_the_ledger_remotely(run: Run, vault: Vault, tmp_path: Path) -> None:
     _deposit(run, tmp_path)
-    signed = checkpointer_of(vault).checkpoint()
+    signed = vault.checkpointer.checkpoint()
     kept = tmp_path / "kept.note"
     kept.write_text(signed.note)
     done = run("audrey", "verify", "--remote", "--trusted-checkpoint", str(kept), "--json")

@@ -15,7 +15,6 @@ from tests.unit.vault.deposit_support import deposit, fields
 from tests.unit.vault.ledger.conftest import allow_tampering, rewrite_from
 from vault import ledger, verify
 from vault.cases import create_case
-from vault.checkpointing import checkpointer_of
 from vault.db import Item, ItemKey
 from vault.ledger import actions, note
 from vault.ledger.entry import build
@@ -31,7 +30,7 @@ def items(vault: Vault) -> tuple[str, str]:
     case = create_case(vault, principal(vault, "tina"), "Case 1").id
     a = deposit(vault, "tina", BODY_A, fields(case)).item_id
     b = deposit(vault, "tina", BODY_B, fields(case, title="B")).item_id
-    checkpointer_of(vault).checkpoint()
+    vault.checkpointer.checkpoint()
     with vault.sessions.begin() as session:
         ledger.append(session, actor="tina", action=actions.DECRYPTION, item_id=a)
     return a, b
@@ -260,7 +259,7 @@ def test_inserted_entry(vault: Vault, items: tuple[str, str]) -> None:
 def test_replaced_checkpoint(vault: Vault, items: tuple[str, str]) -> None:
     size = checkpoint_size(vault)
     impostor = keys.LogSigner.generate()
-    log = checkpointer_of(vault)
+    log = vault.checkpointer
     with vault.sessions.begin() as session:
         row = session.get(CheckpointRow, size)
         assert row is not None
@@ -314,7 +313,7 @@ def test_a_checkpoint_stored_but_never_recorded_is_a_note(
 ) -> None:
     # A process killed between storing the copy and committing its row (the crash suite, issue
     # 23): the copy is a true checkpoint of this ledger; only a deleted row is a failure.
-    log = checkpointer_of(vault)
+    log = vault.checkpointer
     with vault.sessions() as session:
         made = ledger.checkpoints.create(
             session, signer=log._signer, store=vault.store, origin=log.origin

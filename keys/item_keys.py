@@ -24,7 +24,8 @@ import struct
 from typing import Final
 
 from keys._primitives import Aead, AuthenticationFailed, random_bytes
-from keys.keyring import Keyring, KeyringError
+from keys.keyring import KeyringError
+from keys.ports import KeyStore
 
 __all__ = [
     "EPOCH_SECRET",
@@ -47,23 +48,23 @@ _HEAD: Final = struct.Struct(f">4s{_EPOCH}s")
 _SEALED_KEK: Final = _NONCE + _KEY + 16
 
 
-def new_epoch(keyring: Keyring) -> str:
+def new_epoch(keyring: KeyStore) -> str:
     """Add a fresh epoch key to `keyring` and return the epoch's name (32 hex digits)."""
     epoch = random_bytes(_EPOCH).hex()
     keyring.add_secret(EPOCH_SECRET + epoch, random_bytes(_KEY))
     return epoch
 
 
-def forget_epoch(keyring: Keyring, epoch: str) -> bool:
+def forget_epoch(keyring: KeyStore, epoch: str) -> bool:
     """Delete the key of `epoch` from `keyring`. **Every KEK still under it is lost.**"""
     return keyring.delete_secret(EPOCH_SECRET + epoch)
 
 
-def _epoch_key(keyring: Keyring, epoch: bytes) -> Aead:
+def _epoch_key(keyring: KeyStore, epoch: bytes) -> Aead:
     return Aead(keyring.secret(EPOCH_SECRET + epoch.hex()))
 
 
-def seal_item(keyring: Keyring, context: bytes, inner: bytes, epoch: str) -> bytes:
+def seal_item(keyring: KeyStore, context: bytes, inner: bytes, epoch: str) -> bytes:
     """Seal `inner`, the item `context`'s identity as `Keyring.wrap` made it (`tvk1`), under a
     fresh KEK and the key of `epoch`. Raises `KeyringError` if `inner` is not a wrapped
     identity of this ring or the epoch key is not in it."""
@@ -71,7 +72,7 @@ def seal_item(keyring: Keyring, context: bytes, inner: bytes, epoch: str) -> byt
     return _seal(keyring, context, inner, random_bytes(_KEY), epoch)
 
 
-def _seal(keyring: Keyring, context: bytes, inner: bytes, kek: bytes, epoch: str) -> bytes:
+def _seal(keyring: KeyStore, context: bytes, inner: bytes, kek: bytes, epoch: str) -> bytes:
     head = _HEAD.pack(_MAGIC, bytes.fromhex(epoch))
     aad = head + context
     kek_nonce, inner_nonce = random_bytes(_NONCE), random_bytes(_NONCE)
@@ -80,7 +81,7 @@ def _seal(keyring: Keyring, context: bytes, inner: bytes, kek: bytes, epoch: str
     return head + kek_nonce + sealed_kek + inner_nonce + sealed_inner
 
 
-def _open(keyring: Keyring, context: bytes, wrapped: bytes) -> tuple[bytes, bytes]:
+def _open(keyring: KeyStore, context: bytes, wrapped: bytes) -> tuple[bytes, bytes]:
     """Return (KEK, master-wrapped identity). Raises `KeyringError`."""
     if len(wrapped) <= _HEAD.size + _SEALED_KEK + _NONCE:
         raise KeyringError("not a wrapped item key")
@@ -98,20 +99,20 @@ def _open(keyring: Keyring, context: bytes, wrapped: bytes) -> tuple[bytes, byte
     return kek, inner
 
 
-def wrapped_identity(keyring: Keyring, context: bytes, wrapped: bytes) -> bytes:
+def wrapped_identity(keyring: KeyStore, context: bytes, wrapped: bytes) -> bytes:
     """Return the master-wrapped identity (`tvk1`) inside `wrapped`. Raises `KeyringError`."""
     if wrapped[:4] == _LEGACY:
         return wrapped
     return _open(keyring, context, wrapped)[1]
 
 
-def open_item(keyring: Keyring, context: bytes, wrapped: bytes) -> str:
+def open_item(keyring: KeyStore, context: bytes, wrapped: bytes) -> str:
     """Return the age identity of the item `context`. Raises `KeyringError` if the epoch key
     is gone (the item was shredded in this copy's future) or anything was altered."""
     return keyring.unwrap(wrapped_identity(keyring, context, wrapped))
 
 
-def move_item(keyring: Keyring, context: bytes, wrapped: bytes, epoch: str) -> bytes:
+def move_item(keyring: KeyStore, context: bytes, wrapped: bytes, epoch: str) -> bytes:
     """Return `wrapped` with its KEK sealed under `epoch` (an older `tvk1` value gets a fresh
     KEK). The identity inside is not touched. Raises `KeyringError`."""
     if wrapped[:4] == _LEGACY:
@@ -122,7 +123,7 @@ def move_item(keyring: Keyring, context: bytes, wrapped: bytes, epoch: str) -> b
 
 
 def rewrap_item(
-    keyring: Keyring, context: bytes, wrapped: bytes, version: int | None = None
+    keyring: KeyStore, context: bytes, wrapped: bytes, version: int | None = None
 ) -> bytes:
     """Return `wrapped` with the identity inside re-wrapped under master key `version` (default:
     the ring's current one; key rotation), under the same KEK and epoch. Raises `KeyringError`."""

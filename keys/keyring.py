@@ -356,6 +356,11 @@ class Keyring:
         return self._path
 
     @property
+    def location(self) -> str:
+        """The keyring file's path (`KeyStore.location`)."""
+        return str(self._path)
+
+    @property
     def current_version(self) -> int:
         """The master key version new wraps use."""
         return self._content.current

@@ -16,8 +16,25 @@ class KeyStore(Protocol):
     """Wraps item identities under a versioned master key and keeps named secrets."""
 
     @property
+    def location(self) -> str:
+        """Where the store is (a file's path, a KMS's address), for an operator's log."""
+        ...
+
+    @property
     def current_version(self) -> int:
         """The master key version new wraps use."""
+        ...
+
+    @property
+    def versions(self) -> tuple[int, ...]:
+        """Every master key version the store still holds, oldest first."""
+        ...
+
+    def reload(self) -> None:
+        """Read the store again: versions and secrets other processes added or removed.
+
+        Raises `KeyringError` if it cannot be read (this process's keys stay as they were).
+        """
         ...
 
     def wrap(self, identity: str, version: int | None = None) -> bytes:
@@ -29,6 +46,10 @@ class KeyStore(Protocol):
 
     def has_version(self, version: int) -> bool:
         """Return whether master key `version` is held (looking again at the store if not)."""
+        ...
+
+    def version_of(self, wrapped: bytes) -> int:
+        """Return the master key version `wrapped` was made with. Raises `KeyringError`."""
         ...
 
     def unwrap(self, wrapped: bytes) -> str:
@@ -43,10 +64,30 @@ class KeyStore(Protocol):
         """Add a master key version, make it current, return it."""
         ...
 
+    def retire(self, version: int) -> None:
+        """Remove master key `version`. **Identities still wrapped under it become unreadable.**
+
+        Raises `KeyringError` for the current version or one not held.
+        """
+        ...
+
+    def has_secret(self, name: str) -> bool:
+        """Return whether a secret named `name` is kept."""
+        ...
+
     def secret(self, name: str) -> bytes:
         """Return the secret `name`. Raises `KeyringError` if there is none."""
         ...
 
     def set_secret(self, name: str, value: bytes) -> None:
         """Keep `value` under `name`, replacing any previous value."""
+        ...
+
+    def add_secret(self, name: str, value: bytes) -> bytes:
+        """Keep `value` under `name` unless a secret of that name is kept already (by any
+        process); return the secret kept."""
+        ...
+
+    def delete_secret(self, name: str) -> bool:
+        """Remove the secret `name`; return whether it was there. **What it sealed is lost.**"""
         ...

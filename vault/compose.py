@@ -17,7 +17,7 @@ import keys
 import policies
 from ingest import Extractor, OcrOptions, memory_dir, parse_languages
 from ingest.scratch import sweep_dead
-from keys import Keyring
+from keys import Keyring, KeyStore
 from vault import jobs, keystate, ledger, token_keys
 from vault.db import check_reachable, make_engine, make_sessions, migrate
 from vault.errors import BadField, NotFound, Unavailable
@@ -116,7 +116,7 @@ def is_initialised(settings: Settings) -> bool:
     return (settings.home / SETTINGS_FILE).exists() or settings.keyring_path.exists()
 
 
-def build(settings: Settings, keyring: Keyring) -> Vault:
+def build(settings: Settings, keyring: KeyStore) -> Vault:
     """Build the vault around an open `keyring`: engine (migrated to every head) and store.
 
     Loads the access policy first (`TVAULT_POLICY_FILE`, else the shipped one) and makes it the
@@ -157,7 +157,7 @@ def build(settings: Settings, keyring: Keyring) -> Vault:
 
 
 def make_ledger_checkpointer(
-    settings: Settings, keyring: Keyring, sessions: sessionmaker[Session], store: ObjectStore
+    settings: Settings, keyring: KeyStore, sessions: sessionmaker[Session], store: ObjectStore
 ) -> Checkpointer:
     """Build the ledger's checkpointer: it signs with the keyring's log key, keeps checkpoints
     in `store`, and is due every `TVAULT_LEDGER_CHECKPOINT_ENTRIES` entries or

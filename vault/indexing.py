@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import keys
 from ingest.language import detect_language
-from keys import Keyring
+from keys import KeyStore
 from search import Index, IndexDocument, IndexFormatError
 from vault import item_keys, jobs, ledger, vocabulary
 from vault.db import Item, ItemKey
@@ -67,7 +67,7 @@ log = logging.getLogger(__name__)
 _open_lock = threading.Lock()
 
 
-def ensure_secrets(keyring: Keyring) -> None:
+def ensure_secrets(keyring: KeyStore) -> None:
     """Create the index key and the vocabulary identity in `keyring` if it lacks them (vaults
     made before search existed get them on first open)."""
     if not keyring.has_secret(INDEX_KEY):
@@ -85,7 +85,7 @@ def index_directory(settings: Settings) -> Path:
 
 def make_index(
     settings: Settings,
-    keyring: Keyring,
+    keyring: KeyStore,
     sessions: sessionmaker[Session],
     *,
     rebuild: bool = False,

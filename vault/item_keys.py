@@ -36,7 +36,7 @@ def _context(item_id: str) -> bytes:
     return item_id.encode("ascii")
 
 
-def open_identity(keyring: keys.Keyring, item_id: str, wrapped: bytes) -> str:
+def open_identity(keyring: keys.KeyStore, item_id: str, wrapped: bytes) -> str:
     """Return the age identity of `item_id` from its stored `wrapped` key.
 
     Raises `keys.KeyringError` if it does not open: altered, another item's, or sealed under an
@@ -45,13 +45,13 @@ def open_identity(keyring: keys.Keyring, item_id: str, wrapped: bytes) -> str:
     return keys.open_item(keyring, _context(item_id), bytes(wrapped))
 
 
-def master_wrapped(keyring: keys.Keyring, item_id: str, wrapped: bytes) -> bytes:
+def master_wrapped(keyring: keys.KeyStore, item_id: str, wrapped: bytes) -> bytes:
     """Return the master-wrapped identity inside `wrapped` (for its master key version)."""
     return keys.wrapped_identity(keyring, _context(item_id), bytes(wrapped))
 
 
 def rewrap(
-    keyring: keys.Keyring, item_id: str, wrapped: bytes, version: int | None = None
+    keyring: keys.KeyStore, item_id: str, wrapped: bytes, version: int | None = None
 ) -> bytes:
     """Return `wrapped` re-wrapped to master key `version` (key rotation)."""
     return keys.rewrap_item(keyring, _context(item_id), bytes(wrapped), version)

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 import keys
-from keys import Keyring, KeyringError
+from keys import KeyringError, KeyStore
 from vault.db import ItemKey
 from vault.db.key_tables import MASTER, KeyState
 from vault.errors import Unavailable
@@ -33,7 +33,7 @@ from vault.errors import Unavailable
 log = logging.getLogger(__name__)
 
 
-def ensure(sessions: sessionmaker[Session], keyring: Keyring) -> None:
+def ensure(sessions: sessionmaker[Session], keyring: KeyStore) -> None:
     """Record `keyring`'s current version as the vault's, unless one is recorded already.
 
     Run when a vault opens (a vault made before this table existed gets its row then). Two
@@ -62,7 +62,7 @@ def current(session: Session, *, lock: bool = False) -> int:
     return int(version)
 
 
-def wrap(session: Session, keyring: Keyring, identity: str) -> bytes:
+def wrap(session: Session, keyring: KeyStore, identity: str) -> bytes:
     """Wrap `identity` under the version the database names current, in `session`.
 
     Call it after the transaction has written something (SQLite: the write lock is then held).
@@ -75,7 +75,7 @@ def wrap(session: Session, keyring: Keyring, identity: str) -> bytes:
         log.error(
             "master key version %d is current, but %s lacks it: copy the rotated keyring here",
             version,
-            keyring.path,
+            keyring.location,
         )
         raise Unavailable(
             f"master key version {version} is current but this server's keyring file lacks it; "
@@ -93,7 +93,7 @@ def advance(session: Session, version: int) -> None:
     )
 
 
-def versions_in_use(session: Session, keyring: Keyring) -> set[int]:
+def versions_in_use(session: Session, keyring: KeyStore) -> set[int]:
     """Return the master key versions some stored item key is wrapped under."""
     # The identity inside each key (`keys.item_keys`), whose context is the item id
     # (`vault.item_keys`, which imports this module).

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from keys import Keyring
+from keys import KeyStore
 from vault.ledger import mac as ledger_mac
 from vault.ledger.checkpoints import Checkpointer
 from vault.settings import Settings
@@ -44,7 +44,7 @@ class Vault:
     engine: Engine
     sessions: sessionmaker[Session]
     store: ObjectStore
-    keyring: Keyring
+    keyring: KeyStore
     # Opens the object store in a child process from the settings sent to it (`model_dump`
     # without the passphrase): a function of `vault.compose`, passed down so that child
     # processes are built through the composition root too.

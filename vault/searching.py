@@ -150,7 +150,7 @@ class _Found:
     hit: Hit
     item: _Item
     decision: Allow
-    keyring: keys.Keyring = field(repr=False)
+    keyring: keys.KeyStore = field(repr=False)
     wrapped: bytes = field(repr=False)  # the item identity, wrapped by the keyring
     fields: bytes | None  # the sealed identity fields, if recorded
 

@@ -23,7 +23,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 import keys
-from keys import Keyring
+from keys import KeyStore
 from vault.db.credential_tables import AccessToken, TokenKey
 from vault.errors import Conflict
 
@@ -48,14 +48,14 @@ class SigningKey:
         return f"SigningKey(kid={self.kid})"
 
 
-def signing_key(keyring: Keyring) -> SigningKey:
+def signing_key(keyring: KeyStore) -> SigningKey:
     """Return the keyring's current token-signing key. Raises `keys.KeyringError` if none."""
     private = keyring.secret(TOKEN_SIGNING).decode("ascii")
     public = keys.public_pem(private)
     return SigningKey(private, public, key_id(public))
 
 
-def current_signing_key(sessions: sessionmaker[Session], keyring: Keyring) -> SigningKey:
+def current_signing_key(sessions: sessionmaker[Session], keyring: KeyStore) -> SigningKey:
     """Return the signing key the database names current, re-reading the keyring file if
     another process rotated it (`tvault keys rotate --tokens`) since this one opened it.
 
@@ -117,7 +117,7 @@ def install(session: Session, public_pem: str, now: datetime, max_ttl: timedelta
 
 
 def ensure(
-    sessions: sessionmaker[Session], keyring: Keyring, now: datetime, max_ttl: timedelta
+    sessions: sessionmaker[Session], keyring: KeyStore, now: datetime, max_ttl: timedelta
 ) -> None:
     """Record the keyring's token-signing key as current if the database does not yet.
 

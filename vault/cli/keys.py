@@ -133,9 +133,13 @@ def keys_split(
     if not (2 <= threshold <= shares <= keys.MAX_SHARES):
         fail(f"need 2 <= threshold <= shares <= {keys.MAX_SHARES}", USAGE)
     vault = open_local(vault_dir)
+    ring = vault.keyring
     try:
-        vault.keyring.rekey()  # a lost or stolen old share set is worthless from now on
-        words = keys.split_secret(vault.keyring.recovery_key(), shares, threshold)
+        # Shares recover the keyring file's own key: a key store of another kind has none.
+        if not isinstance(ring, keys.Keyring):
+            fail(f"{ring.location} is not a keyring file: it has no recovery shares")
+        ring.rekey()  # a lost or stolen old share set is worthless from now on
+        words = keys.split_secret(ring.recovery_key(), shares, threshold)
     except ValueError as exc:
         fail(str(exc), USAGE)
     except keys.KeyringError as exc:

@@ -73,7 +73,7 @@ def key_of(session: Session) -> bytes:
 
 
 class SecretStore(Protocol):
-    """Where the ledger key is kept: the vault's `keys.Keyring` fits."""
+    """Where the ledger key is kept: the vault's `keys.KeyStore` fits."""
 
     def has_secret(self, name: str) -> bool:
         """Return whether a secret named `name` is kept."""

@@ -38,7 +38,6 @@ import policies  # noqa: E402
 from policies import Principal, Resource  # noqa: E402
 from vault import credentials  # noqa: E402
 from vault.accounts import add_user, find_user, principal_named, principal_of  # noqa: E402
-from vault.api.auth import TokenGate, issue_token, key_id  # noqa: E402
 from vault.api.deps import _resolve, gate_of, token_keys_of  # noqa: E402
 from vault.cases import create_case, grant  # noqa: E402
 from vault.deposit import Deposit  # noqa: E402
@@ -48,6 +47,7 @@ from vault.oidc import JwksClient  # noqa: E402
 from vault.provision import create_vault  # noqa: E402
 from vault.retrieve import show_item  # noqa: E402
 from vault.settings import OidcIssuer, load_settings  # noqa: E402
+from vault.tokens import TokenGate, issue_token, key_id  # noqa: E402
 
 CALLS = 600
 

@@ -1,4 +1,5 @@
-"""The FastAPI application of a vault, and the start-up it runs."""
+"""The FastAPI application of a vault: the API under `/v1` and the web pages at `/`, and the
+start-up it runs. It stands above `vault.api` and `vault.web`, which never import it."""
 
 from __future__ import annotations
 

@@ -32,11 +32,11 @@ from vault.accounts import (
     principal_of,
     set_disabled,
 )
-from vault.api.auth import issue_token
 from vault.db import User
 from vault.db.credential_tables import AccessToken, OidcPrincipal, TokenKey
 from vault.errors import BadField, Conflict, NotFound
 from vault.parts import Vault
+from vault.tokens import issue_token
 
 
 @dataclass(frozen=True)

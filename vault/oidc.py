@@ -5,7 +5,7 @@ Threats this module answers (docs/access.md): a token's `kid` is attacker-chosen
 the issuer); the JWKS address comes from configuration only, never from a token (`jku`/`x5u`
 are refused before this module is asked); redirects are not followed; keys meant for
 encryption are dropped. Verification itself (the one place `jose` is used) is in
-`vault.api.auth`.
+`vault.tokens`.
 """
 
 from __future__ import annotations

@@ -41,7 +41,15 @@ HEAVY = {
     "tantivy",
     "uvicorn",
 }
-HEAVY_VAULT = ("vault.access", "vault.api", "vault.compose", "vault.db", "vault.ledger")
+HEAVY_VAULT = (
+    "vault.access",
+    "vault.api",
+    "vault.app",
+    "vault.compose",
+    "vault.db",
+    "vault.ledger",
+    "vault.tokens",
+)
 COMMANDS = [
     ["--help"],
     ["cases", "grant", "--help"],

@@ -30,7 +30,7 @@ from tests.unit.vault.conftest import FAST_KDF, PASSPHRASE, database_url, princi
 from tests.unit.vault.tokens import token_for
 from vault import compose, jobs, ledger
 from vault.accounts import add_user
-from vault.api.app import create_app
+from vault.app import create_app
 from vault.cases import create_case
 from vault.db import Item
 from vault.deposit import Deposit

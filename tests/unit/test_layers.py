@@ -38,9 +38,8 @@ def test_only_one_module_of_keys_imports_cryptography_hazmat() -> None:
 
 
 def test_only_one_module_imports_jose() -> None:
-    importers = _importers("jose")
-    assert len(importers) <= 1, importers
-    assert all(p.startswith("vault/api/") for p in importers), importers
+    # vault.tokens, below the API and the web pages, which both verify tokens with it.
+    assert _importers("jose") == {"vault/tokens.py"}
 
 
 def test_the_scan_sees_imports() -> None:

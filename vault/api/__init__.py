@@ -1,5 +1,4 @@
-"""The HTTP API: FastAPI app factory, token auth, routes, RFC 9457 problems."""
+"""The HTTP API under `/v1`: token auth dependencies, routes, RFC 9457 problems.
 
-from vault.api.app import create_app
-
-__all__ = ["create_app"]
+`vault.app.create_app` puts these routes and the web pages on one FastAPI app.
+"""

@@ -14,12 +14,12 @@ from starlette.concurrency import run_in_threadpool
 from policies import Principal
 from vault import credentials, ledger
 from vault.accounts import NAME, account_principal, principal_for_token
-from vault.api.auth import TokenGate, TokenRefused
 from vault.errors import NotFound, TooManyRequests
 from vault.oidc import clients_for
 from vault.parts import Vault
 from vault.ratelimit import RateLimiter
 from vault.token_keys import TokenKeys
+from vault.tokens import TokenGate, TokenRefused
 
 
 async def get_vault(request: Request) -> Vault:

@@ -13,7 +13,6 @@ from starlette.concurrency import run_in_threadpool
 from policies import actions
 from vault import idempotency, jobs, ocr, readiness
 from vault.api import docs_pages, refusals
-from vault.api.auth import jwks
 from vault.api.deposit_doc import deposit_openapi
 from vault.api.deps import CurrentPrincipal, VaultDep, get_principal
 from vault.api.disposition import attachment
@@ -28,9 +27,10 @@ from vault.extraction import detected_languages
 from vault.headers import refuse_sealed_in_query
 from vault.retrieve import ItemView, download, list_items, show_item
 from vault.token_keys import TokenKeys
+from vault.tokens import jwks
 
 # DESIGN.md promise 4: the only routes without a token, listed in one place. (FastAPI serves
-# /openapi.json itself; `vault.api.app` keeps it and nothing else.) `/docs`, `/redoc` and their
+# /openapi.json itself; `vault.app` keeps it and nothing else.) `/docs`, `/redoc` and their
 # vendored assets come from `vault.api.docs_pages`, served offline from the vault itself.
 public = APIRouter()
 public.include_router(docs_pages.router)

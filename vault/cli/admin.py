@@ -83,8 +83,8 @@ def serve(
     import uvicorn
 
     from vault import allocator
-    from vault.api import create_app
     from vault.api.protocol import limited
+    from vault.app import create_app
 
     allocator.tune()  # before the first upload buffer (vault/allocator.py)
     settings = settings_for(vault_dir)
@@ -103,7 +103,7 @@ def serve(
     add_services(vault)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
-        # uvicorn's access log is off: it would print query strings (vault.api.app logs instead).
+        # uvicorn's access log is off: it would print query strings (vault.app logs instead).
         # httptools (through vault.api.protocol) and uvloop are named, not left to "auto": a
         # missing one must fail loudly rather than fall back to h11 (a third of the upload
         # throughput, bench/RESULTS.md). X-Forwarded-For is believed only from the configured

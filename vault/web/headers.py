@@ -1,6 +1,6 @@
 """Security headers of every web page (not the API under `/v1`, nor its `/docs`).
 
-A plain ASGI middleware, like `vault.api.app.AccessLog`, so a streamed deposit is not
+A plain ASGI middleware, like `vault.app.AccessLog`, so a streamed deposit is not
 re-buffered. The Content-Security-Policy allows scripts, styles and images from this origin
 only and no inline script (CONVENTIONS.md "Web pages"); no page may be framed (clickjacking);
 no page's address is sent to another site; and no page is kept in a cache, since pages show

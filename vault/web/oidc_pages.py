@@ -3,7 +3,7 @@
 RFC 7636 (PKCE, `S256`) and OIDC Core 3.1: the browser goes to the issuer with a fresh `state`,
 `nonce` and code challenge; the issuer sends it back with a code, which the vault exchanges
 (with the verifier) at the token endpoint for an ID token, verified like any OIDC token
-(`vault.api.auth.TokenGate`: pinned algorithms, the issuer's JWKS) with the client id as its
+(`vault.tokens.TokenGate`: pinned algorithms, the issuer's JWKS) with the client id as its
 audience and the sign-in's nonce. The account it names must be an enabled local account, as
 for API tokens, and the token's mapped roles must include the account's role (a session has
 that one role, with the account's grants); its first use is a ledger entry, and so is the
@@ -31,11 +31,11 @@ from starlette.concurrency import run_in_threadpool
 
 from vault import credentials
 from vault.accounts import find_user
-from vault.api.auth import TokenGate, TokenRefused
 from vault.api.deps import ANONYMOUS, VaultDep, gate_of, token_keys_of
 from vault.errors import NotFound
 from vault.parts import Vault
 from vault.settings import OidcIssuer
+from vault.tokens import TokenGate, TokenRefused
 from vault.web import forms, sessions
 from vault.web.errors import sign_in_page
 from vault.web.public_pages import _budgets, _record_failed, _wait, limiter

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from tests.unit.vault.tokens import token_for
-from vault.api.app import create_app
+from vault.app import create_app
 from vault.cli import app as cli
 from vault.cli import common
 from vault.parts import Vault

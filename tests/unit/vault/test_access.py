@@ -17,7 +17,7 @@ from tests.unit.vault.search_support import give_text
 from tests.unit.vault.tokens import token_for
 from vault import item_keys, ledger, verify
 from vault.accounts import add_user
-from vault.api.app import create_app
+from vault.app import create_app
 from vault.db import ItemKey
 from vault.headers import to_headers
 from vault.identity import RENDITION_PREFIX

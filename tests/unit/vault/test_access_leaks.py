@@ -24,7 +24,7 @@ from tests.unit.vault.conftest import principal
 from tests.unit.vault.tokens import token_for
 from vault import ledger
 from vault.accounts import add_user
-from vault.api.app import create_app
+from vault.app import create_app
 from vault.cases import create_case, grant
 from vault.deposit import Deposit
 from vault.grants import revoke

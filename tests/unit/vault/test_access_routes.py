@@ -12,7 +12,7 @@ import policies
 from tests.unit.vault.api_support import ROLES, URL, deposit
 from tests.unit.vault.tokens import token_for
 from vault.accounts import add_user
-from vault.api.app import create_app
+from vault.app import create_app
 from vault.parts import Vault
 
 with warnings.catch_warnings():

@@ -16,12 +16,12 @@ import policies
 from tests.unit.vault.api_support import URL
 from tests.unit.vault.conftest import FAST_KDF, PASSPHRASE
 from tests.unit.vault.tokens import token_for
-from vault.api.app import create_app
-from vault.api.auth import TokenGate, TokenRefused, issue_token, key_id
+from vault.app import create_app
 from vault.errors import BadField
 from vault.provision import create_vault
 from vault.ratelimit import RateLimiter
 from vault.settings import load_settings
+from vault.tokens import TokenGate, TokenRefused, issue_token, key_id
 
 with warnings.catch_warnings():
     from starlette.exceptions import StarletteDeprecationWarning

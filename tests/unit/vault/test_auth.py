@@ -13,8 +13,8 @@ from joserfc import jwt as rfc_jwt
 from joserfc.jwk import ECKey
 
 import keys
-from vault.api.auth import issue_token, jwks, verify_token
 from vault.errors import Unauthenticated
+from vault.tokens import issue_token, jwks, verify_token
 
 ISS, AUD = "urn:tvault:test", "tvault"
 NOW = datetime.now(UTC)

@@ -27,8 +27,7 @@ from tests.unit.vault.conftest import PASSPHRASE
 from tests.unit.vault.tokens import token_for
 from vault import credentials, ledger
 from vault.accounts import OFFLINE_ACTOR, add_user, change_role, set_disabled
-from vault.api.app import create_app
-from vault.api.auth import issue_token
+from vault.app import create_app
 from vault.cli import app as cli
 from vault.compose import open_vault
 from vault.db import User
@@ -36,6 +35,7 @@ from vault.db.credential_tables import AccessToken
 from vault.errors import BadField
 from vault.parts import Vault
 from vault.token_keys import TokenKeys, current_kid, signing_key
+from vault.tokens import issue_token
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -292,9 +292,9 @@ def test_an_oidc_principal_s_first_use_is_a_ledger_entry_once_per_account(
     from joserfc import jwt as rfc_jwt
     from joserfc.jwk import RSAKey
 
-    from vault.api.auth import TokenGate
     from vault.oidc import JwksClient
     from vault.settings import OidcIssuer
+    from vault.tokens import TokenGate
 
     rsa = RSAKey.generate_key(2048, parameters={"kid": "kc-1"})
     document = json.dumps({"keys": [rsa.as_dict(private=False)]}).encode()

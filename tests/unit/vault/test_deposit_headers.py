@@ -18,7 +18,7 @@ from ingest.languages import canonical_language
 from tests.unit.vault.tokens import token_for
 from vault import ledger
 from vault.accounts import add_user
-from vault.api.app import create_app
+from vault.app import create_app
 from vault.db import Item
 from vault.deposit import parse_request
 from vault.errors import BadField

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.unit.vault.tokens import token_for
-from vault.api.app import create_app
 from vault.api.docs_pages import ASSETS, manifest
+from vault.app import create_app
 from vault.parts import Vault
 
 with warnings.catch_warnings():

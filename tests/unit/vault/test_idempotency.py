@@ -20,7 +20,7 @@ from sqlalchemy import select
 from tests.unit.vault.conftest import principal
 from tests.unit.vault.tokens import token_for
 from vault import idempotency
-from vault.api.app import create_app
+from vault.app import create_app
 from vault.db import Item
 from vault.errors import BadField
 from vault.headers import to_headers

@@ -21,8 +21,8 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 from tests.loopback import served
 from tests.unit.vault.tokens import token_for
-from vault.api.app import create_app
 from vault.api.protocol import limited
+from vault.app import create_app
 from vault.parts import Vault
 
 with warnings.catch_warnings():

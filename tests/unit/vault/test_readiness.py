@@ -14,7 +14,7 @@ from sqlalchemy import create_engine
 from starlette.exceptions import StarletteDeprecationWarning
 
 from vault import readiness
-from vault.api.app import create_app
+from vault.app import create_app
 from vault.parts import Vault
 
 URL = "https://vault.test"

@@ -16,7 +16,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 from tests.unit.vault.tokens import token_for
 from vault import ledger
-from vault.api.app import create_app
+from vault.app import create_app
 from vault.db import Item
 from vault.headers import to_headers
 from vault.parts import Vault

@@ -13,7 +13,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 from tests.unit.vault.tokens import token_for
 from vault.api import search_routes
-from vault.api.app import create_app
+from vault.app import create_app
 from vault.parts import Vault
 from vault.searching import SearchResults
 

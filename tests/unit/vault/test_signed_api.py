@@ -12,7 +12,7 @@ import keys
 from tests.unit.vault.api_support import URL, TestClient
 from tests.unit.vault.tokens import token_for
 from vault import signatures
-from vault.api import create_app
+from vault.app import create_app
 from vault.headers import to_headers
 from vault.objects import PREFIX
 from vault.parts import Vault

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from tests.unit.vault.tokens import token_for
 from vault import ledger, tus
-from vault.api.app import create_app
+from vault.app import create_app
 from vault.db import Item
 from vault.ledger.tables import LedgerRow
 from vault.parts import Vault

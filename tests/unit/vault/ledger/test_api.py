@@ -20,7 +20,7 @@ from tests.unit.vault.tokens import token_for
 from vault import ledger
 from vault.accounts import add_user
 from vault.api import ledger_routes
-from vault.api.app import create_app
+from vault.app import create_app
 from vault.cli import common
 from vault.cli import ledger as ledger_cli
 from vault.ledger import actions

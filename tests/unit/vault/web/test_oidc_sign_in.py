@@ -19,11 +19,11 @@ from joserfc.jwk import RSAKey
 
 from tests.unit.vault.web.web_support import browser, entries
 from vault import ledger
-from vault.api.app import create_app
-from vault.api.auth import TokenGate
+from vault.app import create_app
 from vault.oidc import JwksClient
 from vault.parts import Vault
 from vault.settings import OidcIssuer
+from vault.tokens import TokenGate
 
 ISSUER = "http://idp.test/realms/t"
 

@@ -17,7 +17,7 @@ from tests.unit.vault.web.web_support import (
     with_password,
 )
 from vault import ledger
-from vault.api.app import create_app
+from vault.app import create_app
 from vault.db.web_tables import WebSession
 from vault.parts import Vault
 from vault.web.headers import CSP

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from vault import ledger, passwords
 from vault.accounts import OFFLINE, OFFLINE_ACTOR
-from vault.api.app import create_app
+from vault.app import create_app
 from vault.parts import Vault
 
 with warnings.catch_warnings():

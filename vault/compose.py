@@ -10,7 +10,9 @@ import contextlib
 import importlib.metadata
 import logging
 import os
+import secrets
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import keys
@@ -18,14 +20,14 @@ import policies
 from ingest import Extractor, OcrOptions, memory_dir, parse_languages
 from ingest.scratch import sweep_dead
 from keys import Keyring, KeyStore
-from vault import jobs, keystate, ledger, token_keys
+from vault import jobs, keystate, ledger, token_keys, vocabulary
 from vault.db import check_reachable, make_engine, make_sessions, migrate
 from vault.errors import BadField, NotFound, Unavailable
-from vault.indexing import IndexStage, ensure_secrets
+from vault.indexing import IndexStage
 from vault.ledger import mac as ledger_mac
 from vault.ledger.checkpoints import Checkpointer
 from vault.ledger.service import make_checkpointer
-from vault.parts import LOG_SIGNING, Vault
+from vault.parts import INDEX_KEY, LOG_SIGNING, VOCABULARY_IDENTITY, IndexOpener, Vault
 from vault.settings import SETTINGS_FILE, Settings
 from vault.storage import ObjectStore
 from vault.token_keys import TOKEN_SIGNING as TOKEN_SIGNING  # re-exported for callers
@@ -34,6 +36,7 @@ from vault.worker import StageFactory, Worker
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
+    from search import Index
     from vault.extraction import ExtractStage
 
 log = logging.getLogger(__name__)
@@ -134,7 +137,7 @@ def build(settings: Settings, keyring: KeyStore) -> Vault:
     migrate(engine)
     # The search index's key and vocabulary identity: made at `tvault init`, or on the first
     # open of a vault made before search existed.
-    ensure_secrets(keyring)
+    ensure_index_secrets(keyring)
     sessions = make_sessions(engine)
     # The ledger's MAC key, bound to every session before anything appends: made on the first
     # open (the vault's own, or that of a vault made before ledger MACs, whose history is MACed
@@ -153,7 +156,69 @@ def build(settings: Settings, keyring: KeyStore) -> Vault:
         keyring=keyring,
         child_store=child_store,
         checkpointer=make_ledger_checkpointer(settings, keyring, sessions, store),
+        open_index=index_opener(settings, keyring, sessions),
     )
+
+
+def ensure_index_secrets(keyring: KeyStore) -> None:
+    """Create the index key and the vocabulary identity in `keyring` if it lacks them (vaults
+    made before search existed get them on first open)."""
+    if not keyring.has_secret(INDEX_KEY):
+        keyring.set_secret(INDEX_KEY, secrets.token_bytes(32))
+    if not keyring.has_secret(VOCABULARY_IDENTITY):
+        keyring.set_secret(VOCABULARY_IDENTITY, keys.generate_identity()[0].encode("ascii"))
+
+
+def index_directory(settings: Settings) -> Path:
+    """Return the directory of the embedded index (the engine's files).
+
+    Deleting it and running `tvault reindex` rebuilds the same index from the vault."""
+    return settings.home / "index"
+
+
+def make_index(
+    settings: Settings,
+    keyring: KeyStore,
+    sessions: sessionmaker[Session],
+    *,
+    rebuild: bool = False,
+) -> Index:
+    """Build the index adapter `settings.index` names, with the vocabulary in the database of
+    `sessions` (a vault's older vocabulary file is moved there first).
+
+    Raises `ValueError` if `TVAULT_INDEX=elasticsearch` comes without `TVAULT_ES_URL`, and
+    `search.SearchError` if the index was built with another key or format (with `rebuild`,
+    for `reindex`, an index of an older format is emptied instead).
+    """
+    ensure_index_secrets(keyring)
+    key = keyring.secret(INDEX_KEY)
+    identity = keyring.secret(VOCABULARY_IDENTITY).decode("ascii")
+    directory = index_directory(settings)
+    shared = vocabulary.DatabaseVocabulary(sessions, identity)
+    vocabulary.import_file(directory / "vocabulary.age", shared)
+    if settings.index == "elasticsearch":
+        if not settings.es_url:
+            raise ValueError("TVAULT_INDEX=elasticsearch needs TVAULT_ES_URL")
+        from search.adapters.elasticsearch_index import ElasticsearchIndex
+
+        return ElasticsearchIndex(settings.es_url, key, shared, rebuild=rebuild)
+    from search.adapters.tantivy_index import TantivyIndex
+
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return TantivyIndex(directory / "tantivy", key, shared, rebuild=rebuild)
+
+
+def index_opener(
+    settings: Settings, keyring: KeyStore, sessions: sessionmaker[Session]
+) -> IndexOpener:
+    """Return the vault's `open_index`: `make_index` with these parts. Each process (the
+    server, a worker, `tvault reindex`) opens its own index through it, once, on first use;
+    the search helper never opens one."""
+
+    def open_index(*, rebuild: bool = False) -> Index:
+        return make_index(settings, keyring, sessions, rebuild=rebuild)
+
+    return open_index
 
 
 def make_ledger_checkpointer(

@@ -2,8 +2,9 @@
 
 The index holds keyed digests and structural metadata only (docs/search.md); the text comes
 from the item's sealed extracted-text object, opened with the item's own key, so a shredded item
-can never be indexed again. The engine is chosen in `vault.compose` from `TVAULT_INDEX`; the
-index key and the vocabulary's age identity are named secrets in the keyring (`ensure_secrets`).
+can never be indexed again. The engine is chosen and opened by `vault.compose` from `TVAULT_INDEX`
+(`Vault.open_index`); the index key and the vocabulary's age identity are named secrets in the
+keyring (`vault.compose.ensure_index_secrets`).
 The vocabulary prefix and fuzzy queries expand against lives in the metadata database
 (`vault.vocabulary`), shared by every process; the words a batch of jobs added are saved in the
 transaction that records and completes its first job.
@@ -27,20 +28,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy import func, select, tuple_
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 import keys
 from ingest.language import detect_language
-from keys import KeyStore
 from search import Index, IndexDocument, IndexFormatError
 from vault import item_keys, jobs, ledger, vocabulary
 from vault.db import Item, ItemKey
@@ -50,13 +48,9 @@ from vault.errors import NotFound
 from vault.parts import Vault
 from vault.sealing import open_json, read_sealed_text
 from vault.search_redaction import identity_words, redact
-from vault.settings import Settings
 from vault.storage import ObjectStore
 from vault.worker import fail_job, leases_kept
 
-# Names of the keyring secrets the index needs (DESIGN.md "Keys": one key per purpose).
-INDEX_KEY = "search-index"  # 32 random bytes: the HMAC key of the index's term digests
-VOCABULARY_IDENTITY = "search-vocabulary"  # age identity sealing the vocabulary's changes
 REINDEX_BATCH = 500
 INDEXER = "tvault-indexer"  # the ledger actor of background indexing
 REINDEXER = "tvault-reindex"
@@ -67,68 +61,19 @@ log = logging.getLogger(__name__)
 _open_lock = threading.Lock()
 
 
-def ensure_secrets(keyring: KeyStore) -> None:
-    """Create the index key and the vocabulary identity in `keyring` if it lacks them (vaults
-    made before search existed get them on first open)."""
-    if not keyring.has_secret(INDEX_KEY):
-        keyring.set_secret(INDEX_KEY, secrets.token_bytes(32))
-    if not keyring.has_secret(VOCABULARY_IDENTITY):
-        keyring.set_secret(VOCABULARY_IDENTITY, keys.generate_identity()[0].encode("ascii"))
-
-
-def index_directory(settings: Settings) -> Path:
-    """Return the directory of the embedded index (the engine's files).
-
-    Deleting it and running `tvault reindex` rebuilds the same index from the vault."""
-    return settings.home / "index"
-
-
-def make_index(
-    settings: Settings,
-    keyring: KeyStore,
-    sessions: sessionmaker[Session],
-    *,
-    rebuild: bool = False,
-) -> Index:
-    """Build the index adapter `settings.index` names, with the vocabulary in the database of
-    `sessions` (a vault's older vocabulary file is moved there first).
-
-    Raises `ValueError` if `TVAULT_INDEX=elasticsearch` comes without `TVAULT_ES_URL`, and
-    `search.SearchError` if the index was built with another key or format (with `rebuild`,
-    for `reindex`, an index of an older format is emptied instead).
-    """
-    ensure_secrets(keyring)
-    key = keyring.secret(INDEX_KEY)
-    identity = keyring.secret(VOCABULARY_IDENTITY).decode("ascii")
-    directory = index_directory(settings)
-    shared = vocabulary.DatabaseVocabulary(sessions, identity)
-    vocabulary.import_file(directory / "vocabulary.age", shared)
-    if settings.index == "elasticsearch":
-        if not settings.es_url:
-            raise ValueError("TVAULT_INDEX=elasticsearch needs TVAULT_ES_URL")
-        from search.adapters.elasticsearch_index import ElasticsearchIndex
-
-        return ElasticsearchIndex(settings.es_url, key, shared, rebuild=rebuild)
-    from search.adapters.tantivy_index import TantivyIndex
-
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return TantivyIndex(directory / "tantivy", key, shared, rebuild=rebuild)
-
-
 def index_of(vault: Vault, *, rebuild: bool = False) -> Index:
-    """Return the vault's index, opening it on first use (admin commands that never search do
-    not open it). Raises as `make_index` does; with `rebuild`, an index of an older format is
-    opened empty instead of refused."""
+    """Return the vault's index, opened on first use with the opener the composition root gave
+    the vault (`Vault.open_index`), so admin commands that never search do not open it. Raises
+    as `vault.compose.make_index` does; with `rebuild`, an index of an older format is opened
+    empty instead of refused."""
     with _open_lock:
         if vault.index is None:
             try:
-                vault.index = make_index(vault.settings, vault.keyring, vault.sessions)
+                vault.index = vault.open_index()
             except IndexFormatError:
                 if not rebuild:
                     raise
-                vault.index = make_index(
-                    vault.settings, vault.keyring, vault.sessions, rebuild=True
-                )
+                vault.index = vault.open_index(rebuild=True)
         return vault.index
 
 

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 LOG_SIGNING = "log-signing"
 METADATA_IDENTITY = "metadata-identity"
 LEDGER_MAC = ledger_mac.SECRET
+INDEX_KEY = "search-index"  # 32 random bytes: the HMAC key of the index's term digests
+VOCABULARY_IDENTITY = "search-vocabulary"  # age identity sealing the vocabulary's changes
 
 
 class Service(Protocol):
@@ -34,6 +36,16 @@ class Service(Protocol):
 
     def stop(self) -> None:
         """Stop and wait for work in progress to finish or roll back."""
+
+
+class IndexOpener(Protocol):
+    """Opens the search index `TVAULT_INDEX` names (`vault.compose.make_index`)."""
+
+    def __call__(self, *, rebuild: bool = False) -> Index:
+        """Open the index; with `rebuild`, one of an older format is opened empty.
+
+        Raises `search.SearchError` if it was built with another key or format."""
+        ...
 
 
 @dataclass
@@ -51,10 +63,13 @@ class Vault:
     child_store: Callable[[dict[str, object]], ObjectStore]
     # Signs the ledger's checkpoints with the keyring's log key (docs/ledger.md).
     checkpointer: Checkpointer
+    # Opens the search index: a function of `vault.compose`, called on first use by
+    # `vault.indexing.index_of` (commands that never search leave the index closed).
+    open_index: IndexOpener
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     # Seam for the embedded worker and search (started and stopped by the API's lifespan).
     services: list[Service] = field(default_factory=list)
-    # The search index, opened on first use by `vault.indexing.index_of` (TVAULT_INDEX).
+    # The search index once `open_index` opened it; shared by the process's threads.
     index: Index | None = None
     # Shows part of each page of search hits in a second process (`tvault serve` only).
     search_helper: SearchHelper | None = None

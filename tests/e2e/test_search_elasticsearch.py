@@ -16,8 +16,8 @@ from tests.unit.vault.conftest import FAST_KDF, PASSPHRASE
 from tests.unit.vault.search_support import deposit, give_text
 from vault.accounts import add_user, find_user, principal_of
 from vault.cases import create_case, grant
-from vault.indexing import INDEX_KEY, VOCABULARY_IDENTITY, index_item, reindex
-from vault.parts import Vault
+from vault.indexing import index_item, reindex
+from vault.parts import INDEX_KEY, VOCABULARY_IDENTITY, Vault
 from vault.provision import create_vault
 from vault.searching import SearchRequest, search
 from vault.settings import load_settings

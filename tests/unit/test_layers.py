@@ -42,6 +42,16 @@ def test_only_one_module_imports_jose() -> None:
     assert _importers("jose") == {"vault/tokens.py"}
 
 
+def test_only_the_composition_root_imports_adapters() -> None:
+    # CONVENTIONS.md "One composition root": settings become parts in vault.compose alone.
+    # (vault.storage re-exports its local adapter: its own package, not a user of it.)
+    importers: set[str] = set()
+    for adapter in ("search.adapters", "ingest.adapters", "vault.storage.adapters"):
+        importers |= _importers(adapter)
+    users = {p for p in importers if p.startswith("vault/") and not p.startswith("vault/storage/")}
+    assert users == {"vault/compose.py"}
+
+
 def test_the_scan_sees_imports() -> None:
     # Guard against a scan that finds nothing because it looks in the wrong place.
     assert _importers("__future__"), "the layer scan read no module"

@@ -14,27 +14,17 @@ from sqlalchemy import delete, select, update
 
 import keys
 from policies import Principal
-from search import SearchError
+from search import Index, SearchError
 from search.vocabulary import Vocabulary, pack
 from vault import ledger
 from vault.cases import create_case, grant
+from vault.compose import ensure_index_secrets, index_directory, make_index
 from vault.db import Item, ItemKey
 from vault.db.search_tables import VocabularyChange
 from vault.errors import BadField, NotFound
-from vault.indexing import (
-    INDEX_KEY,
-    VOCABULARY_IDENTITY,
-    ensure_secrets,
-    index_directory,
-    index_item,
-    index_of,
-    make_index,
-    refresh_item,
-    reindex,
-    remove_item,
-)
+from vault.indexing import index_item, index_of, refresh_item, reindex, remove_item
 from vault.ledger.tables import LedgerRow
-from vault.parts import METADATA_IDENTITY, Vault
+from vault.parts import INDEX_KEY, METADATA_IDENTITY, VOCABULARY_IDENTITY, Vault
 from vault.sealing import open_json
 from vault.searching import SearchRequest, SearchResults, search
 
@@ -356,14 +346,28 @@ def test_the_index_directory_holds_no_readable_text(vault: Vault, world: dict[st
                 assert word.lower().encode() not in data, path.name
 
 
+def test_the_index_is_opened_once_through_the_composition_roots_opener(vault: Vault) -> None:
+    opened: list[bool] = []
+    real = vault.open_index
+
+    def counting(*, rebuild: bool = False) -> Index:
+        opened.append(rebuild)
+        return real(rebuild=rebuild)
+
+    vault.open_index = counting
+    assert vault.index is None  # opening the vault left the index closed
+    assert index_of(vault) is index_of(vault) is vault.index
+    assert opened == [False]
+
+
 def test_index_secrets_are_made_once(tmp_path: object) -> None:
     from pathlib import Path
 
     ring = keys.Keyring.create(Path(str(tmp_path)) / "ring", "pass phrase", kdf=FAST_KDF)
     assert not ring.has_secret(INDEX_KEY)
-    ensure_secrets(ring)
+    ensure_index_secrets(ring)
     key, identity = ring.secret(INDEX_KEY), ring.secret(VOCABULARY_IDENTITY)
-    ensure_secrets(ring)
+    ensure_index_secrets(ring)
     assert (ring.secret(INDEX_KEY), ring.secret(VOCABULARY_IDENTITY)) == (key, identity)
     assert len(key) == 32
 

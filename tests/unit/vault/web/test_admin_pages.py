@@ -10,7 +10,7 @@ import pyotp
 from tests.unit.vault.tokens import token_for
 from tests.unit.vault.web.web_support import browser, entries, sign_in, signed_in, token
 from vault import ledger, passwords
-from vault.api.app import create_app
+from vault.app import create_app
 from vault.parts import Vault
 
 

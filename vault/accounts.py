@@ -21,7 +21,7 @@ from vault import ledger
 from vault.db import CaseGrant, User
 from vault.db.credential_tables import AccessToken
 from vault.domain import ROLES
-from vault.errors import BadField, Conflict, NotFound
+from vault.errors import BadField, Conflict, NotFound, UnknownAccount
 from vault.ids import new_id
 
 # Account names appear in tokens and ledger entries: keep them to a safe, printable alphabet.
@@ -110,7 +110,7 @@ def _account(session: Session, name: str) -> User:
     # FOR UPDATE: two changes of one account must not both read the same generation.
     user = session.scalar(select(User).where(User.name == name).with_for_update())
     if user is None:
-        raise NotFound(f"no account {name!r}")
+        raise UnknownAccount(f"no account {name!r}")
     return user
 
 
@@ -147,7 +147,7 @@ def find_user(session: Session, name: str) -> User:
     """Return the enabled account `name`. Raises `NotFound` if there is none."""
     user = session.scalar(select(User).where(User.name == name))
     if user is None or user.disabled:
-        raise NotFound(f"no account {name!r}")
+        raise UnknownAccount(f"no account {name!r}")
     return user
 
 
@@ -170,7 +170,7 @@ def account_principal(session: Session, name: str) -> tuple[Principal, str]:
     one query. Raises `NotFound` if there is none."""
     rows = session.connection().execute(_PRINCIPAL_ROWS, {"name": name}).all()
     if not rows or rows[0][1]:
-        raise NotFound(f"no account {name!r}")
+        raise UnknownAccount(f"no account {name!r}")
     principal = _principal(name, rows[0][0], [(case, role) for _, _, _, case, role in rows])
     return principal, str(rows[0][2])
 

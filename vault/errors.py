@@ -39,6 +39,10 @@ class NotFound(VaultError):
     code = "not-found"
 
 
+class UnknownAccount(NotFound):
+    """No enabled account has this name (a page may say so, when the caller may see the rest)."""
+
+
 class Forbidden(VaultError):
     """The policy denied the action; `detail` is the policy's reason."""
 

@@ -27,7 +27,7 @@ import keys
 from vault import ledger
 from vault.db import User
 from vault.db.web_tables import AccountSecret, PasswordLink
-from vault.errors import BadField, NotFound, Unauthenticated
+from vault.errors import BadField, NotFound, Unauthenticated, UnknownAccount
 from vault.ids import new_id
 from vault.parts import METADATA_IDENTITY, Vault
 from vault.sealing import open_json, seal_json
@@ -72,7 +72,7 @@ def _secret_row(session: Session, account_id: str) -> AccountSecret:
 def _enabled(session: Session, name: str) -> User:
     user = session.scalar(select(User).where(User.name == name))
     if user is None or user.disabled:
-        raise NotFound(f"no account {name!r}")
+        raise UnknownAccount(f"no account {name!r}")
     return user
 
 

@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from vault.web import (
     account_pages,
     admin_pages,
+    case_pages,
     consent_pages,
     custodian_pages,
     deposit_pages,
@@ -39,6 +40,7 @@ def install(app: FastAPI) -> None:
     app.include_router(consent_pages.pages)
     app.include_router(custodian_pages.pages)
     app.include_router(admin_pages.pages)
+    app.include_router(case_pages.pages)
     app.include_router(export_pages.pages)
     app.include_router(ledger_pages.pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

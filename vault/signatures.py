@@ -76,6 +76,24 @@ class Presented:
         except UnicodeDecodeError:
             raise BadField("signature", "not UTF-8") from None
 
+    @classmethod
+    def from_text(cls, statement: str | None, signature: str | None) -> Presented | None:
+        """Return the statement (its exact UTF-8 bytes) and signature a form or a resumable
+        upload carries as text; None if neither came (or both are empty).
+
+        Raises `BadField` if only one came, or either is over its limit.
+        """
+        if not statement and not signature:
+            return None
+        if not statement or not signature:
+            raise BadField("signature", "a signed deposit needs both the statement and signature")
+        raw_statement = statement.encode("utf-8")
+        if len(raw_statement) > MAX_STATEMENT:
+            raise BadField("statement", f"at most {MAX_STATEMENT} bytes")
+        if len(signature.encode("utf-8")) > MAX_SIGNATURE:
+            raise BadField("signature", f"at most {MAX_SIGNATURE} bytes")
+        return cls(raw_statement, signature)
+
 
 def _unb64(value: str, name: str, limit: int) -> bytes:
     if len(value) > limit * 4 // 3 + 4:

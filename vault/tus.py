@@ -34,6 +34,7 @@ from vault.errors import BadField, Conflict, NotFound, TooLarge
 from vault.ids import new_id
 from vault.parts import METADATA_IDENTITY, Vault
 from vault.sealing import open_json, seal_json
+from vault.signatures import Presented, check_deposit
 
 # An upload nobody touched for this long is removed (docs/usage.md, "Resumable uploads").
 EXPIRY_SECONDS = 24 * 3600
@@ -101,6 +102,10 @@ def create(vault: Vault, principal: Principal, length: int, fields: Mapping[str,
         raise TooLarge(f"the limit is {vault.settings.max_upload_bytes} bytes")
     if length < 1:
         raise BadField("upload-length", "an empty file cannot be deposited")
+    fields = dict(fields)
+    # A signed deposit's statement and signature come as two more metadata keys, as text.
+    statement, signature = fields.pop("statement", None), fields.pop("signature", None)
+    presented = Presented.from_text(statement, signature)
     request = parse_request(fields, vault.settings.tags)
     resource = Resource(
         kind=kinds.ITEM,
@@ -110,6 +115,18 @@ def create(vault: Vault, principal: Principal, length: int, fields: Mapping[str,
     )
     # Refused now, with the same ledger entry as a deposit, not after gigabytes.
     authorize_case(vault.sessions, principal, actions.ITEM_DEPOSIT, resource)
+    if presented is not None:
+        # The signature, key and metadata now; the content's digest when the last byte is in.
+        check_deposit(
+            vault,
+            principal,
+            case_id=request.case_id,
+            kind=request.kind,
+            filename=request.filename,
+            consent=request.consent,
+            presented=presented,
+            declared_size=length,
+        )
     sweep(vault)
     identity, _ = keys.generate_identity()
     metadata_identity = vault.keyring.secret(METADATA_IDENTITY).decode("ascii")
@@ -117,7 +134,8 @@ def create(vault: Vault, principal: Principal, length: int, fields: Mapping[str,
     tmp = root(vault) / f".{upload_id}.new"
     tmp.mkdir(mode=0o700)
     sealed = seal_json(
-        {"identity": identity, "fields": dict(fields)}, keys.recipient_of(metadata_identity)
+        {"identity": identity, "fields": fields, "statement": statement, "signature": signature},
+        keys.recipient_of(metadata_identity),
     )
     (tmp / "meta.age").write_bytes(sealed)
     expires = time.time() + EXPIRY_SECONDS
@@ -212,7 +230,15 @@ class Patch:
             meta = self._open_meta()
             fields = meta["fields"]
             assert isinstance(fields, dict)
-            deposit = Deposit.start(self._vault, self._principal, fields, self.length)
+            statement, signature = meta.get("statement"), meta.get("signature")
+            assert isinstance(statement, str | None) and isinstance(signature, str | None)
+            deposit = Deposit.start(
+                self._vault,
+                self._principal,
+                fields,
+                self.length,
+                Presented.from_text(statement, signature),
+            )
             try:
                 for chunk in _plaintext(self.path, str(meta["identity"])):
                     deposit.write(chunk)

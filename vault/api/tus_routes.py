@@ -28,6 +28,8 @@ VERSION = "1.0.0"
 OFFSET_TYPE = "application/offset+octet-stream"
 # Keys tus clients add on their own (tus-js-client: `filetype`); not deposit metadata.
 IGNORED_METADATA = frozenset({"filetype"})
+# A signed deposit's statement and signature (vault.signatures), as text: not deposit fields.
+SIGNED_METADATA = frozenset({"statement", "signature"})
 BATCH = 1024 * 1024  # bytes sealed per hand-off to a worker thread
 
 
@@ -119,11 +121,12 @@ def routes(prefix: str, principal_of: Callable[..., Awaitable[Principal]]) -> AP
     def create(request: Request, vault: VaultDep, principal: Principal = caller) -> Response:
         """Create an upload: `Upload-Length` (checked against the size limit: 413) and the
         deposit's fields in `Upload-Metadata` (`case`, `kind`, `title`, `language`, `consent`,
-        `tags`, `filename`, `notes`), checked and authorized now as a deposit would be."""
+        `tags`, `filename`, `notes`; a signed deposit's `statement` and `signature`, as text),
+        checked and authorized now as a deposit would be."""
         _check_version(request)
         length = _number(request, "Upload-Length")
         fields = parse_metadata(request.headers.get("upload-metadata"))
-        unknown = set(fields) - FIELDS
+        unknown = set(fields) - FIELDS - SIGNED_METADATA
         if unknown:
             raise BadField(sorted(unknown)[0], "unknown field")
         upload = tus.create(vault, principal, length, fields)

@@ -140,10 +140,11 @@ async def deposit_raw(
 class FormRules:
     """What a web form adds to a multipart deposit: fields that may repeat (checkboxes), and a
     check of the metadata fields (CSRF token, form id) run before the first byte of the file,
-    which removes the fields that are not deposit metadata."""
+    which removes the fields that are not deposit metadata and returns the signed statement the
+    form carried, if any (else the one in the request's headers, if any, stands)."""
 
     repeatable: frozenset[str] = frozenset()
-    before_file: Callable[[dict[str, str]], None] | None = None
+    before_file: Callable[[dict[str, str]], Presented | None] | None = None
 
 
 class _Multipart:
@@ -223,7 +224,9 @@ class _Multipart:
             self.fields["filename"] = filename.decode("utf-8", "replace")
             self._part_filename = True
         if self.form.before_file is not None:
-            self.form.before_file(self.fields)
+            presented = self.form.before_file(self.fields)
+            if presented is not None:
+                self.statement = presented
         # The metadata given so far is checked here, before a byte of the file is stored. When a
         # field is missing and fields may still follow (the API), the deposit starts unchecked
         # and is checked when the body ends (`finish`); refused then, nothing is kept.

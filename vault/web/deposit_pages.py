@@ -25,6 +25,7 @@ from vault.cases import list_cases
 from vault.domain import CONSENT_SCOPES, KINDS
 from vault.errors import BadField, VaultError
 from vault.retrieve import list_items
+from vault.signatures import Presented
 from vault.web import forms, sessions
 from vault.web.deps import Signed, record_refused_form, signed_in
 from vault.web.errors import message_for
@@ -75,6 +76,21 @@ CUT: Final = N_(
 )
 
 
+# A refused signed statement, said plainly (vault.signatures names the field that differs).
+SIGNATURE_REFUSALS: Final = {
+    "signature": N_(
+        "The signature does not match the statement, or its key is not registered to you. "
+        "Nothing was stored."
+    ),
+    "statement": N_(
+        "The signed statement does not describe this deposit (its case, kind, file name, "
+        "consent or vault differ, or it is not a statement). Nothing was stored."
+    ),
+    "sha256": N_("The file is not the one the signed statement names. Nothing was stored."),
+    "size": N_("The file is not the one the signed statement names. Nothing was stored."),
+}
+
+
 class AlreadySent(VaultError):
     """The same form was sent before (a double click or a reload): nothing is done twice."""
 
@@ -111,9 +127,10 @@ async def deposit(request: Request, vault: VaultDep, current: Signed) -> Respons
     """Deposit the file of the form, streamed; then show the item with its digest."""
     claimed: list[str] = []
 
-    def before_file(fields: dict[str, str]) -> None:
+    def before_file(fields: dict[str, str]) -> Presented | None:
         # Runs on the parser's worker thread, before the first byte of the file is stored.
         token, form_id = fields.pop(forms.CSRF_FIELD, None), fields.pop("form", "")
+        statement, signature = fields.pop("statement", ""), fields.pop("signature", "")
         try:
             forms.check_token(current.csrf, token)
         except forms.FormRefused:
@@ -122,6 +139,7 @@ async def deposit(request: Request, vault: VaultDep, current: Signed) -> Respons
         if not sessions.claim_form(vault, current.id, form_id):
             raise AlreadySent("this form was sent already")
         claimed.append(form_id)
+        return Presented.from_text(statement, signature)
 
     rules = FormRules(repeatable=frozenset({"consent", "tags"}), before_file=before_file)
     try:
@@ -140,6 +158,8 @@ async def deposit(request: Request, vault: VaultDep, current: Signed) -> Respons
             message = message_for(request, exc)
             if isinstance(exc, BadField) and exc.field == "body":
                 message = translate(request, CUT)
+            elif isinstance(exc, BadField) and exc.field in SIGNATURE_REFUSALS:
+                message = translate(request, SIGNATURE_REFUSALS[exc.field])
             status = 413 if exc.code == "too-large" else 422
             response = await run_in_threadpool(
                 lambda: _form(request, vault, current, status, message=message)

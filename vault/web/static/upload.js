@@ -12,6 +12,7 @@
   var words = form.dataset;
   var CHUNK = 4 * 1024 * 1024;
   var RETRIES = 30;
+  var signedNow = false;  // this upload carries a signed statement
 
   function say(text) { status.textContent = text; }
 
@@ -42,7 +43,16 @@
     bytes.forEach(function (b) { binary += String.fromCharCode(b); });
     return btoa(binary);
   }
-  function metadata(file) {
+  // A signed statement's two files, read as text (each a few KiB at most), or null.
+  async function statementOf() {
+    var statement = document.getElementById("statement");
+    var signature = document.getElementById("signature");
+    var s = statement && statement.files && statement.files[0];
+    var g = signature && signature.files && signature.files[0];
+    if (!s && !g) { return null; }
+    return { statement: s ? await s.text() : "", signature: g ? await g.text() : "" };
+  }
+  function metadata(file, signed) {
     var data = new FormData(form);
     var fields = {};
     ["case", "kind", "title", "language"].forEach(function (name) {
@@ -54,6 +64,11 @@
       if (all.length) { fields[name] = all.join(","); }
     });
     fields.filename = file.name;
+    if (signed) {
+      ["statement", "signature"].forEach(function (name) {
+        if (signed[name]) { fields[name] = signed[name]; }
+      });
+    }
     return Object.keys(fields).map(function (k) { return k + " " + b64(fields[k]); }).join(",");
   }
 
@@ -76,7 +91,8 @@
   function wait(ms) { return new Promise(function (r) { setTimeout(r, ms); }); }
 
   function refused(xhr) {
-    var known = { 403: words.forbidden, 409: words.conflict, 413: words.tooLarge, 422: words.badField };
+    var known = { 403: words.forbidden, 409: words.conflict, 413: words.tooLarge,
+                  422: signedNow ? words.badStatement : words.badField };
     var error = new Error("refused");
     error.message = known[xhr.status] || words.failed;
     error.final = true;
@@ -129,8 +145,11 @@
     bar.value = 0;
     say(words.sending);
     try {
+      var signed = await statementOf();
+      signedNow = signed !== null;
       var created = await request(
-        "POST", "/uploads", { "Upload-Length": String(file.size), "Upload-Metadata": metadata(file) }, null
+        "POST", "/uploads",
+        { "Upload-Length": String(file.size), "Upload-Metadata": metadata(file, signed) }, null
       );
       if (created.status !== 201) { throw refused(created); }
       var item = await send(created.getResponseHeader("Location"), file);

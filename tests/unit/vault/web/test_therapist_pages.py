@@ -3,6 +3,7 @@ points 4 and 7): the same use cases as the API, so the same policy and ledger en
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from collections.abc import Iterator
@@ -12,10 +13,11 @@ from typing import Any
 import anyio
 import pytest
 
+import keys
 from tests.unit.vault.conftest import principal
 from tests.unit.vault.web.test_deposit_pages import items_in, objects_in
 from tests.unit.vault.web.web_support import TestClient, entries, form_id, signed_in, token
-from vault import consent, ledger
+from vault import consent, ledger, signatures
 from vault.cases import create_case, grant
 from vault.deposit import Deposit
 from vault.parts import Vault
@@ -371,3 +373,140 @@ def test_only_the_depositor_confirms_a_change_without_the_form(vault: Vault) -> 
     assert again.status_code == 303
     assert _versions(vault, item_id)[-1].scopes == ("archive", "therapy")
     assert [e.actor for e in entries(vault, ledger.actions.CONSENT_CHANGE)] == ["theo", "tina"]
+
+
+def _signed_statement(vault: Vault, case_id: str, body: bytes) -> tuple[bytes, str]:
+    """A registered key of tina's, and her signed statement of `body` as `t.txt`."""
+    private, public = keys.generate_signing_key()
+    signatures.register_key(vault, principal(vault, "admin"), "tina", public)
+    statement = signatures.build_statement(
+        origin=signatures.origin_of(vault),
+        case=case_id,
+        sha256=hashlib.sha256(body).hexdigest(),
+        size=len(body),
+        filename="t.txt",
+        kind="testimony",
+        consent=["therapy"],
+        key_id=keys.key_id(public),
+        signed_at="2026-12-07T12:00:00Z",
+    )
+    return statement, keys.sign(statement, private)
+
+
+def _signed_post(client: TestClient, case_id: str, statement: bytes, signature: str, body: bytes):  # type: ignore[no-untyped-def]
+    form = client.get("/deposit")
+    assert 'name="statement" type="file"' in form.text and 'name="signature"' in form.text
+    fields = [
+        ("csrf", token(form)),
+        ("form", form_id(form)),
+        ("case", case_id),
+        ("kind", "testimony"),
+        ("title", "Título sellado"),
+        ("consent", "therapy"),
+    ]
+    return client.post(
+        "/deposit",
+        files=[
+            *((name, (None, value)) for name, value in fields),
+            ("statement", ("statement.json", statement, "application/json")),
+            ("signature", ("statement.json.sig", signature.encode(), "text/plain")),
+            ("file", ("t.txt", body, "text/plain")),
+        ],
+    )
+
+
+@pytest.mark.both_databases
+def test_a_signed_statement_through_the_plain_form(vault: Vault) -> None:
+    case = create_case(vault, principal(vault, "tina"), "Caso A").id
+    client = signed_in(vault, "tina")
+    statement, signature = _signed_statement(vault, case, FILE)
+    # The file is not the one signed (one byte short): nothing is stored, and the page says so.
+    short = _signed_post(client, case, statement, signature, FILE[:-1])
+    assert short.status_code == 422
+    assert "The file is not the one the signed statement names. Nothing was stored." in short.text
+    _nothing_stored(vault)
+    # A signature of something else does not verify.
+    forged = _signed_post(
+        client, case, statement, keys.sign(b"other", keys.generate_signing_key()[0]), FILE
+    )
+    assert forged.status_code == 422 and "The signature does not match the statement" in forged.text
+    _nothing_stored(vault)
+    assert not entries(vault, ledger.actions.DIGITAL_SIGNATURE_VALIDATION)
+    done = _signed_post(client, case, statement, signature, FILE)
+    assert done.status_code == 303, done.text
+    item_id = done.headers["location"].rsplit("/", 1)[1]
+    [kept] = signatures.list_signatures(vault, principal(vault, "tina"), item_id)
+    assert (kept.role, kept.signer) == ("depositor", "tina")
+    assert kept.statement_sha256 == hashlib.sha256(statement).hexdigest()
+    [checked] = entries(vault, ledger.actions.DIGITAL_SIGNATURE_VALIDATION)
+    assert checked.item_id == item_id and checked.details["outcome"] == "valid"
+
+
+def _tus(client: TestClient, case_id: str, body: bytes, statement: bytes, signature: str):  # type: ignore[no-untyped-def]
+    """Create a resumable upload of `body` as the page's script does, statement attached."""
+    page = client.get("/deposit")
+    assert 'data-bad-statement="' in page.text
+    csrf = token(page)
+    fields = {
+        "case": case_id,
+        "kind": "testimony",
+        "title": "Título sellado",
+        "consent": "therapy",
+        "filename": "t.txt",
+        "statement": statement.decode(),
+        "signature": signature,
+    }
+    metadata = ",".join(
+        f"{key} {base64.b64encode(value.encode()).decode()}" for key, value in fields.items()
+    )
+    made = client.post(
+        "/uploads",
+        headers={
+            "Tus-Resumable": "1.0.0",
+            "Tvault-Csrf": csrf,
+            "Upload-Length": str(len(body)),
+            "Upload-Metadata": metadata,
+        },
+    )
+    if made.status_code != 201:
+        return made
+    return client.patch(
+        made.headers["Location"],
+        content=body,
+        headers={
+            "Tus-Resumable": "1.0.0",
+            "Tvault-Csrf": csrf,
+            "Content-Type": "application/offset+octet-stream",
+            "Upload-Offset": "0",
+        },
+    )
+
+
+def _uploads(vault: Vault) -> list[Path]:
+    folder = vault.settings.home / "uploads"
+    return list(folder.iterdir()) if folder.exists() else []
+
+
+def test_a_signed_statement_over_the_page_script_s_resumable_upload(vault: Vault) -> None:
+    case = create_case(vault, principal(vault, "tina"), "Caso A").id
+    client = signed_in(vault, "tina")
+    statement, signature = _signed_statement(vault, case, FILE)
+    # A bad signature is refused when the upload is created, before a byte is sent.
+    forged = keys.sign(statement, keys.generate_signing_key()[0])
+    refused = _tus(client, case, FILE, statement, forged)
+    assert refused.status_code == 422
+    assert not _uploads(vault)
+    # Other bytes of the same size: refused when the last byte is in, and nothing remains.
+    other = FILE[:-1] + b"?"
+    refused = _tus(client, case, other, statement, signature)
+    assert refused.status_code == 422
+    _nothing_stored(vault)
+    assert not _uploads(vault)
+    done = _tus(client, case, FILE, statement, signature)
+    assert done.status_code == 204, done.text
+    item_id = done.headers["Tvault-Item"]
+    [kept] = signatures.list_signatures(vault, principal(vault, "tina"), item_id)
+    assert (kept.role, kept.statement_sha256) == (
+        "depositor",
+        hashlib.sha256(statement).hexdigest(),
+    )

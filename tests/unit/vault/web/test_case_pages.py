@@ -8,7 +8,7 @@ from tests.unit.vault.conftest import principal
 from tests.unit.vault.tokens import token_for
 from tests.unit.vault.web.web_support import browser, entries, signed_in, token
 from vault import cases, grants, ledger
-from vault.api.app import create_app
+from vault.app import create_app
 from vault.parts import Vault
 
 NAME = "Testimonios del río Huallaga"

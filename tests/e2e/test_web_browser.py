@@ -7,6 +7,8 @@ the custodian's approval, the auditor's ledger and custody check; axe-core on ea
 from __future__ import annotations
 
 import hashlib
+import struct
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -379,4 +381,89 @@ def test_an_auditor_reads_the_ledger_and_verifies_an_items_custody(
     if js:
         _accessible(page, "custody")
     screenshot(page, f"custody-{mode}")
+    context.close()
+
+
+def _png(width: int = 64, height: int = 48) -> bytes:
+    """A small real PNG (a red picture), so the browser decodes and blurs it."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\0" + b"\xc0\x20\x20" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize("js", [True, False], ids=["js", "nojs"])
+def test_a_therapist_sees_a_blurred_preview_and_changes_consent_with_the_signed_form(
+    chromium: Any, served: tuple[Server, str, httpx.Client], tmp_path: Path, js: bool
+) -> None:
+    server, case, api = served
+    mode = "js" if js else "nojs"
+    meta = {
+        "kind": "media",
+        "title": f"Foto {mode}",
+        "consent": "therapy,legal",
+        "filename": f"foto-{mode}.png",
+    }
+    made = api.post(f"/v1/cases/{case}/items", headers=to_headers(meta), content=_png())
+    assert made.status_code == 201, made.text
+    item_id = made.json()["id"]
+    context = _context(chromium, js)
+    page = context.new_page()
+    _sign_in(page, server.url)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Welcome")
+    page.goto(f"{server.url}/items/{item_id}")
+
+    # The preview is blurred until the reader chooses; nothing else on the page moves.
+    picture = page.get_by_role("img", name="The image of this item")
+    expect(picture).to_have_js_property("complete", True)
+    assert "blur" in picture.evaluate("e => getComputedStyle(e).filter")
+    screenshot(page, f"item-preview-blurred-{mode}")
+    page.get_by_text("Show the image unblurred").click()
+    expect(page.locator("#reveal")).to_be_checked()
+    assert picture.evaluate("e => getComputedStyle(e).filter") == "none"
+    screenshot(page, f"item-preview-shown-{mode}")
+
+    page.get_by_role("link", name="Consent history and changes").click()
+    assert page.url == f"{server.url}/items/{item_id}/consent"
+    rows = page.locator("#consent-history tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Read by lawyers working on legal cases.")
+    if js:
+        _accessible(page, "consent")
+    # A change resting on the signed form, but no form attached: refused, nothing changed.
+    page.get_by_label("Read by lawyers working on legal cases.").check()
+    page.get_by_role("button", name="Record the change").click()
+    expect(page.get_by_role("alert")).to_contain_text("needs the form")
+    expect(page.get_by_role("alert")).to_contain_text("Nothing was changed.")
+    expect(rows).to_have_count(1)
+    screenshot(page, f"consent-refused-{mode}")
+    signed = tmp_path / "consentimiento.pdf"
+    signed.write_bytes(b"%PDF-1.4 firmado\n" * 40)
+    page.get_by_label("Read by lawyers working on legal cases.").check()
+    page.get_by_label("Kept in this archive for the long term.").check()
+    page.get_by_label("Signed consent form (a scan or photo)").set_input_files(str(signed))
+    page.get_by_label("Note (optional)").fill("Pedido en la sesión del martes")
+    page.get_by_role("button", name="Record the change").click()
+    assert page.url == f"{server.url}/items/{item_id}/consent"
+    expect(rows).to_have_count(2)
+    newest = rows.first
+    expect(newest.locator("td").first).to_have_text("2")
+    expect(newest).to_contain_text("Kept in this archive for the long term.")
+    expect(newest).not_to_contain_text("Read by lawyers")
+    screenshot(page, f"consent-changed-{mode}")
+    with page.expect_download() as download:
+        newest.get_by_role("link", name="Download the form").click()
+    assert Path(download.value.path()).read_bytes() == signed.read_bytes()
+    history = api.get(f"/v1/items/{item_id}/consent").json()
+    assert [v["scopes"] for v in history] == [["legal", "therapy"], ["archive", "therapy"]]
+    assert history[1]["has_form"] and history[1]["recorded_by"] == "tina"
     context.close()

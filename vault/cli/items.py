@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import queue
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -227,35 +229,93 @@ def get(
 
 
 def _download(client: httpx.Client, item: str, fd: int, bar: Ticker) -> tuple[str, str]:
-    """Stream ITEM into `fd`; return the SHA-256 the server announced and that of the bytes
-    received. Hashed as they arrive instead of reading the written file again (one pass over
-    1 GiB, not two), and written as the socket gives them (`iter_raw` without a chunk size:
-    re-chunking copies every byte once more; the vault sends no content coding)."""
-    import hashlib
+    """Stream ITEM into `fd` (closed on return); return the SHA-256 the server announced and
+    that of the bytes received. Exits 1 with one line when the download or the write fails.
 
+    The socket is read on this thread while a second one hashes and writes what arrived, so
+    the client's three costs (HTTP parsing, SHA-256, the copy into the page cache) overlap
+    instead of adding up: hashlib and `os.write` let go of the GIL on large buffers. The bytes
+    are hashed as they arrive, not read again from the file (one pass over 1 GiB, not two), and
+    taken as the socket gives them (`iter_raw` without a chunk size: re-chunking copies every
+    byte once more; the vault sends no content coding). bench/download.py measures it."""
     import httpx
 
-    digest = hashlib.sha256()
+    writer = _Writer(fd)
+    received_all = False
     try:
-        with (
-            client.stream("GET", f"/v1/items/{item}/content") as response,
-            os.fdopen(fd, "wb", buffering=0) as out,
-        ):
+        with client.stream("GET", f"/v1/items/{item}/content") as response:
             if response.is_error:
                 response.read()
                 refused(response)
             expected = repr_digest(response.headers.get("repr-digest", ""))
             task = bar.add_task("get", total=int(response.headers.get("content-length", 0)))
+            writer.start()
             received = 0
             for piece in response.iter_raw():
-                digest.update(piece)
-                out.write(piece)
+                if writer.error is not None:
+                    break  # nothing more can be kept: stop reading
+                writer.pieces.put(piece)
                 received += len(piece)
                 if received >= CHUNK:  # the bar is redrawn per MiB, not per piece
                     bar.advance(task, received)
                     received = 0
             bar.advance(task, received)
-            os.fsync(out.fileno())
+        received_all = True
     except httpx.HTTPError as exc:
         fail(f"download failed: {exc}")
-    return expected, digest.hexdigest()
+    finally:
+        writer.finish(sync=received_all)
+    if writer.error is not None:
+        reason = getattr(writer.error, "strerror", None) or writer.error
+        fail(f"cannot write the download: {reason}; nothing written")
+    return expected, writer.hexdigest()
+
+
+class _Writer:
+    """Hash and write, on a thread of its own, the pieces a download puts in `pieces`."""
+
+    # Pieces are the socket's reads (up to 64 KiB): at most ~4 MiB wait in memory.
+    QUEUED = 64
+
+    def __init__(self, fd: int) -> None:
+        import hashlib
+
+        self.pieces: queue.Queue[bytes | None] = queue.Queue(self.QUEUED)
+        self.error: Exception | None = None
+        self._fd = fd
+        self._digest = hashlib.sha256()
+        self._thread = threading.Thread(target=self._run, name="tvault-get-writer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def finish(self, *, sync: bool) -> None:
+        """Wait for every queued piece to be written; with `sync`, fsync (the file is then on
+        disk, not in the page cache alone); close the file."""
+        if self._thread.is_alive():
+            self.pieces.put(None)
+            self._thread.join()
+        try:
+            if sync and self.error is None:
+                os.fsync(self._fd)
+        except OSError as exc:
+            self.error = exc
+        finally:
+            os.close(self._fd)
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+    def _run(self) -> None:
+        # After a failed write the queue is still drained, so the reading thread never blocks
+        # on a full queue; it sees `error` and stops.
+        while (piece := self.pieces.get()) is not None:
+            if self.error is not None:
+                continue
+            try:
+                self._digest.update(piece)
+                view = memoryview(piece)
+                while view:
+                    view = view[os.write(self._fd, view) :]
+            except Exception as exc:  # reported by the reading thread, as one line
+                self.error = exc

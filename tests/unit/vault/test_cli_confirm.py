@@ -150,3 +150,40 @@ def test_get_checks_the_bytes_it_received_against_the_announced_digest(
     assert "SHA-256 mismatch" in refused.stderr and "nothing written" in refused.stderr
     assert not target.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tvault-")] == []
+
+
+def test_get_that_cannot_write_says_so_in_one_line_and_leaves_no_file(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The disk fills up after the first piece: the writing thread's error reaches the person as
+    # one line (no traceback), and neither FILE nor the temporary file is left behind.
+    import errno
+    import os
+
+    case = run("tina", "cases", "create", "Case of the river").stdout.strip()
+    source = tmp_path / "interview.bin"
+    source.write_bytes(os.urandom(3 * 1024 * 1024))  # several pieces from the socket
+    done = run("tina", "deposit", str(source), "--case", case, "--consent", "therapy", "--json")
+    assert done.exit_code == 0, done.output
+    item = json.loads(done.stdout)["id"]
+    write = os.write
+    written: list[int] = []
+
+    def full_disk(fd: int, data: bytes) -> int:
+        if "/.tvault-" not in os.readlink(f"/proc/self/fd/{fd}"):
+            return write(fd, data)
+        if written:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written.append(write(fd, data))
+        return written[0]
+
+    monkeypatch.setattr(os, "write", full_disk)
+    target = tmp_path / "got.bin"
+    refused = run("tina", "get", item, "-o", str(target))
+    assert refused.exit_code == 1
+    assert refused.stderr == (
+        "tvault: cannot write the download: No space left on device; nothing written\n"
+    )
+    assert written, "the fault was never reached"
+    assert not target.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tvault-")] == []

@@ -271,11 +271,19 @@ def _download(client: httpx.Client, item: str, fd: int, bar: Ticker) -> tuple[st
     return expected, writer.hexdigest()
 
 
+_FADVISE = hasattr(os, "posix_fadvise")  # not on macOS or Windows
+
+
 class _Writer:
     """Hash and write, on a thread of its own, the pieces a download puts in `pieces`."""
 
     # Pieces are the socket's reads (up to 64 KiB): at most ~4 MiB wait in memory.
     QUEUED = 64
+    # Every so many bytes written, the kernel is told to start writing them out and that they
+    # will not be read again (POSIX_FADV_DONTNEED): the disk works during the download rather
+    # than all in the final fsync, and the pages are reused instead of a GiB of fresh page
+    # cache being filled (3x the write speed measured here; bench/RESULTS.md).
+    WRITE_BEHIND = 8 * 1024 * 1024
 
     def __init__(self, fd: int) -> None:
         import hashlib
@@ -283,6 +291,7 @@ class _Writer:
         self.pieces: queue.Queue[bytes | None] = queue.Queue(self.QUEUED)
         self.error: Exception | None = None
         self._fd = fd
+        self._written = self._advised = 0
         self._digest = hashlib.sha256()
         self._thread = threading.Thread(target=self._run, name="tvault-get-writer", daemon=True)
 
@@ -317,5 +326,14 @@ class _Writer:
                 view = memoryview(piece)
                 while view:
                     view = view[os.write(self._fd, view) :]
+                self._written += len(piece)
+                if self._written - self._advised >= self.WRITE_BEHIND and _FADVISE:
+                    os.posix_fadvise(
+                        self._fd,
+                        self._advised,
+                        self._written - self._advised,
+                        os.POSIX_FADV_DONTNEED,
+                    )
+                    self._advised = self._written
             except Exception as exc:  # reported by the reading thread, as one line
                 self.error = exc

@@ -19,7 +19,7 @@ import keys
 import policies
 from ingest import Extractor, OcrOptions, memory_dir, parse_languages
 from ingest.scratch import sweep_dead
-from keys import Keyring, KeyStore
+from keys import KdfParams, Keyring, KeyStore
 from vault import jobs, keystate, ledger, token_keys, vocabulary
 from vault.db import check_reachable, make_engine, make_sessions, migrate
 from vault.errors import BadField, NotFound, Unavailable
@@ -34,6 +34,7 @@ from vault.token_keys import TOKEN_SIGNING as TOKEN_SIGNING  # re-exported for c
 from vault.worker import StageFactory, Worker
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
     from search import Index
@@ -132,9 +133,7 @@ def build(settings: Settings, keyring: KeyStore) -> Vault:
     # A dead worker's plaintext copies go at the next start of any process on the vault.
     with contextlib.suppress(OSError):
         sweep_dead(settings.scratch_dir)
-    engine = make_engine(settings.effective_database_url)
-    check_reachable(engine)
-    migrate(engine)
+    engine = migrated_engine(settings)
     # The search index's key and vocabulary identity: made at `tvault init`, or on the first
     # open of a vault made before search existed.
     ensure_index_secrets(keyring)
@@ -158,6 +157,35 @@ def build(settings: Settings, keyring: KeyStore) -> Vault:
         checkpointer=make_ledger_checkpointer(settings, keyring, sessions, store),
         open_index=index_opener(settings, keyring, sessions),
     )
+
+
+def migrated_engine(settings: Settings) -> Engine:
+    """Connect to the database `settings` name and migrate it to every head.
+
+    Raises `Unavailable` if it cannot be reached."""
+    engine = make_engine(settings.effective_database_url)
+    try:
+        check_reachable(engine)
+        migrate(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+def create_keyring(settings: Settings, passphrase: str, kdf: KdfParams | None = None) -> KeyStore:
+    """Create the vault's keyring file (`settings.keyring_path`), sealed with `passphrase`.
+
+    Raises `keys.KeyringError` if a file is already there: a keyring is never overwritten."""
+    return Keyring.create(settings.keyring_path, passphrase, kdf=kdf)
+
+
+def recover_keyring(settings: Settings, recovery_key: bytes, new_passphrase: str) -> None:
+    """Rebuild the keyring file (`settings.keyring_path`) from its recovery key (combined from
+    recovery shares) and seal it under `new_passphrase`.
+
+    Raises `keys.KeyringError` if the key does not open the file, `OSError` if it is missing."""
+    Keyring.recover(settings.keyring_path, recovery_key, new_passphrase)
 
 
 def ensure_index_secrets(keyring: KeyStore) -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 import keys
-from keys import KdfParams, Keyring
+from keys import KdfParams
 from vault import compose, parts
 from vault.accounts import NAME, add_user
-from vault.db import User, check_reachable, make_engine, migrate
+from vault.db import User
 from vault.errors import BadField, Conflict
 from vault.ids import new_id
 from vault.parts import Vault
@@ -41,16 +41,14 @@ def create_vault(
         raise BadField("admin", "use 1-64 of a-z 0-9 . _ - (starting with a letter or digit)")
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
     compose.check_settings(settings)
-    engine = make_engine(settings.effective_database_url)
+    engine = compose.migrated_engine(settings)
     try:
-        check_reachable(engine)
-        migrate(engine)
         with engine.connect() as connection:
             if connection.scalar(select(func.count()).select_from(User)):
                 raise Conflict("the database already holds a vault; refusing to overwrite it")
     finally:
         engine.dispose()
-    keyring = Keyring.create(settings.keyring_path, passphrase, kdf=kdf)
+    keyring = compose.create_keyring(settings, passphrase, kdf)
     keyring.set_secret(compose.TOKEN_SIGNING, keys.generate_token_key().encode("ascii"))
     keyring.set_secret(parts.LOG_SIGNING, keys.LogSigner.generate().seed())
     keyring.set_secret(parts.METADATA_IDENTITY, keys.generate_identity()[0].encode("ascii"))

@@ -52,6 +52,37 @@ def test_only_the_composition_root_imports_adapters() -> None:
     assert users == {"vault/compose.py"}
 
 
+def _builders() -> set[str]:
+    """Return the modules of vault that call `make_engine(...)` or `Keyring.create`, `.open` or
+    `.recover` (also as `keys.Keyring...`)."""
+    found: set[str] = set()
+    for path in (ROOT / "vault").rglob("*.py"):
+        if KIT in path.parents:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            if isinstance(func, ast.Name) and func.id == "make_engine":
+                found.add(str(path.relative_to(ROOT)))
+            elif isinstance(func, ast.Attribute):
+                owner = func.value
+                owner_name = owner.attr if isinstance(owner, ast.Attribute) else ""
+                if isinstance(owner, ast.Name):
+                    owner_name = owner.id
+                if func.attr == "make_engine" or (
+                    owner_name == "Keyring" and func.attr in {"create", "open", "recover"}
+                ):
+                    found.add(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_only_the_composition_root_opens_the_database_and_the_keyring_file() -> None:
+    # The database engine and the keyring file are made from settings by vault.compose alone.
+    assert _builders() == {"vault/compose.py"}
+
+
 def test_the_scan_sees_imports() -> None:
     # Guard against a scan that finds nothing because it looks in the wrong place.
     assert _importers("__future__"), "the layer scan read no module"

@@ -166,6 +166,7 @@ def keys_recover(
     The new passphrase comes from TVAULT_PASSPHRASE or a prompt (asked twice).
     """
     import keys
+    from vault.compose import recover_keyring
 
     settings = settings_for(vault_dir)
     given = list(share or [])
@@ -177,7 +178,7 @@ def keys_recover(
         fail(str(exc))
     new = passphrase(settings, confirm=True, dev=False)
     try:
-        keys.Keyring.recover(settings.keyring_path, secret, new)
+        recover_keyring(settings, secret, new)
     except (keys.KeyringError, OSError) as exc:
         fail(f"cannot recover the keyring: {exc}")
     typer.echo(

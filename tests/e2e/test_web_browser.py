@@ -21,6 +21,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 import keys
 from tests.e2e.browser import chromium, screenshot
 from tests.e2e.conftest import Server, settled, start_server, tvault
+from vault import signatures
 from vault.headers import to_headers
 
 __all__ = ["chromium"]  # the fixture, used by name
@@ -466,4 +467,72 @@ def test_a_therapist_sees_a_blurred_preview_and_changes_consent_with_the_signed_
     history = api.get(f"/v1/items/{item_id}/consent").json()
     assert [v["scopes"] for v in history] == [["legal", "therapy"], ["archive", "therapy"]]
     assert history[1]["has_form"] and history[1]["recorded_by"] == "tina"
+    context.close()
+
+
+@pytest.mark.parametrize("js", [True, False], ids=["js", "nojs"])
+def test_a_therapist_deposits_with_a_signed_statement(
+    chromium: Any, served: tuple[Server, str, httpx.Client], tmp_path: Path, js: bool
+) -> None:
+    server, case, api = served
+    mode = "js" if js else "nojs"
+    private, public = keys.generate_signing_key()
+    with server.client("admin") as admin:
+        added = admin.post("/v1/users/tina/keys", json={"public_key": public})
+        assert added.status_code == 201, added.text
+    body = f"Declaración firmada {mode}.\n".encode() * 300
+    source = tmp_path / f"declaracion-{mode}.txt"
+    source.write_bytes(body)
+    statement = signatures.build_statement(
+        origin=api.get("/v1/signatures/origin").json()["origin"],
+        case=case,
+        sha256=hashlib.sha256(body).hexdigest(),
+        size=len(body),
+        filename=source.name,
+        kind="testimony",
+        consent=["therapy"],
+        key_id=keys.key_id(public),
+        signed_at="2026-12-07T12:00:00Z",
+    )
+    (tmp_path / "statement.json").write_bytes(statement)
+    (tmp_path / "statement.json.sig").write_text(keys.sign(statement, private))
+    (tmp_path / "other.sig").write_text(keys.sign(b"something else", private))
+    context = _context(chromium, js)
+    page = context.new_page()
+    _sign_in(page, server.url)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Welcome")
+
+    def fill(signature: str) -> None:
+        page.goto(f"{server.url}/deposit")
+        page.get_by_label("Kind of document").select_option("testimony")
+        page.get_by_label("Title", exact=True).fill(f"Declaración {mode}")
+        page.get_by_label("Used in the survivor's own therapy.").check()
+        page.get_by_label("Statement (statement.json)").set_input_files(
+            str(tmp_path / "statement.json")
+        )
+        page.get_by_label("Signature (statement.json.sig").set_input_files(
+            str(tmp_path / signature)
+        )
+        page.get_by_label("File", exact=True).set_input_files(str(source))
+        page.get_by_role("button", name="Deposit", exact=True).click()
+
+    # A signature of something else: refused, nothing stored, and the page says why.
+    fill("other.sig")
+    if js:
+        expect(page.locator("#upload-status")).to_contain_text(
+            "The signed statement does not match this file or this form"
+        )
+    else:
+        expect(page.get_by_role("alert")).to_contain_text("The signature does not match")
+    screenshot(page, f"deposit-signed-refused-{mode}")
+    fill("statement.json.sig")
+    expect(page.locator("#digest")).to_have_text(hashlib.sha256(body).hexdigest())
+    item_id = page.url.rsplit("/", 1)[1]
+    kept = api.get(f"/v1/items/{item_id}/signatures").json()
+    assert [(s["role"], s["signer"], s["key_id"]) for s in kept] == [
+        ("depositor", "tina", keys.key_id(public))
+    ]
+    assert kept[0]["statement_sha256"] == hashlib.sha256(statement).hexdigest()
+    log = server.log.read_text(errors="replace")
+    assert ("PATCH /uploads/" in log) if js else ("POST /deposit 303" in log)
     context.close()

@@ -10,7 +10,6 @@ import pytest
 from fastapi import Request
 from starlette.datastructures import FormData
 
-import vault.api  # noqa: F401 (the app before a page module, as it is served: they import it)
 from vault.errors import BadField
 from vault.web import search_filters
 from vault.web.search_filters import FACET_VALUES_SHOWN, Chosen, choices, chosen

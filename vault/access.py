@@ -202,8 +202,9 @@ def concealed(principal: Principal, resource: Resource) -> str | None:
 class Audit:
     """What an `audited` block works with: its transaction, the item and the policy's answer.
 
-    The block may add to `details`, or call `skip()` when it did nothing to record (an unchanged
-    hold, a redacted read that opened nothing)."""
+    The block may add to `details`, set `sealed` (details the caller sealed: free text such as
+    a reason), or call `skip()` when it did nothing to record (an unchanged hold, a redacted read
+    that opened nothing)."""
 
     session: Session
     item: Item
@@ -211,6 +212,7 @@ class Audit:
     details: dict[str, object]
     now: datetime
     skipped: bool = field(default=False)
+    sealed: bytes | None = field(default=None)
 
     def skip(self) -> None:
         """Record no entry for this block (it read or changed nothing)."""
@@ -250,5 +252,6 @@ def audited(
                 item_id=item.id,
                 case_id=item.case_id,
                 details=audit.details,
+                sealed_details=audit.sealed,
                 now=now,
             )

@@ -16,23 +16,25 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 import keys
-from policies import Principal, actions
+from policies import Principal, Resource, actions, decide, kinds
 from vault import item_keys, ledger
-from vault.access import audited, authorize_item
+from vault.access import audited, authorize, authorize_item, item_resource
 from vault.db import Item, ItemKey
 from vault.db.access_tables import ConsentRecord, ItemIdentity, LegalHold, RedactedRendition
 from vault.db.jobs_tables import ItemText
 from vault.db.session import purge_freed_pages
 from vault.db.signature_tables import ItemSignature
-from vault.errors import Conflict
+from vault.errors import BadField, Conflict
 from vault.indexing import after_shredding
-from vault.parts import Vault
+from vault.parts import METADATA_IDENTITY, Vault
+from vault.sealing import seal_json
 from vault.storage import ObjectLocked, ObjectNotFound, StorageError
 
 log = logging.getLogger(__name__)
@@ -146,11 +148,33 @@ def _destroy_sealed(session: Session, item_id: str) -> tuple[list[str], list[str
     return objects, fields
 
 
-def set_hold(vault: Vault, principal: Principal, item_id: str, held: bool) -> bool:
+MAX_HOLD_REASON = 2000
+
+
+@dataclass(frozen=True)
+class HoldView:
+    """An item under legal hold: who set the hold, and when (the reason stays sealed)."""
+
+    item_id: str
+    set_by: str
+    set_at: datetime
+
+
+def set_hold(
+    vault: Vault, principal: Principal, item_id: str, held: bool, reason: str | None = None
+) -> bool:
     """Set (`held`) or lift the legal hold on `item_id`; return whether anything changed.
 
-    Raises `NotFound` or `Forbidden`. Each change is a `legal hold` ledger entry.
+    `reason` (free text: a court order may name a survivor) is sealed into the ledger entry.
+    Raises `BadField` (reason), `NotFound` or `Forbidden`. Each change is a `legal hold` ledger
+    entry.
     """
+    sealed = None
+    if reason is not None:
+        if not reason.strip() or len(reason) > MAX_HOLD_REASON or "\x00" in reason:
+            raise BadField("reason", f"1 to {MAX_HOLD_REASON} characters")
+        identity = vault.keyring.secret(METADATA_IDENTITY).decode("ascii")
+        sealed = seal_json({"reason": reason}, keys.recipient_of(identity))
     with audited(
         vault,
         principal,
@@ -159,7 +183,7 @@ def set_hold(vault: Vault, principal: Principal, item_id: str, held: bool) -> bo
         entry=ledger.actions.LEGAL_HOLD,
         details={"held": held},
     ) as audit:
-        session = audit.session
+        session, audit.sealed = audit.session, sealed
         row = session.get(LegalHold, item_id, with_for_update=True)
         if (row is not None) == held:
             audit.skip()  # nothing changes, nothing to record
@@ -178,3 +202,23 @@ def is_held(vault: Vault, item_id: str) -> bool:
             session.scalar(select(LegalHold.item_id).where(LegalHold.item_id == item_id))
             is not None
         )
+
+
+def list_holds(vault: Vault, principal: Principal) -> list[HoldView]:
+    """Return the items under legal hold that `principal` may hold or lift, newest first.
+
+    Raises `Forbidden` (after its `access denied` entry) unless the policy lets `principal`
+    set holds at all.
+    """
+    authorize(vault.sessions, principal, actions.ITEM_HOLD, Resource(kind=kinds.ITEM))
+    with vault.sessions() as session:
+        rows = session.execute(
+            select(LegalHold, Item.id, Item.case_id, Item.depositor, Item.consent)
+            .join(Item, Item.id == LegalHold.item_id)
+            .order_by(LegalHold.set_at.desc(), LegalHold.item_id)
+        ).all()
+    return [
+        HoldView(row.LegalHold.item_id, row.LegalHold.set_by, row.LegalHold.set_at)
+        for row in rows
+        if decide(principal, actions.ITEM_HOLD, item_resource(row))
+    ]

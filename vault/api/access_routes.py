@@ -65,6 +65,12 @@ class ShredIn(BaseModel):
     note: str | None = Field(default=None, max_length=approvals.MAX_TEXT)
 
 
+class HoldIn(BaseModel):
+    """Why the item is held (optional; sealed in the ledger entry)."""
+
+    reason: str | None = Field(default=None, max_length=shred.MAX_HOLD_REASON)
+
+
 class HoldOut(BaseModel):
     """The hold after the call; lifting one asks for an `approval` instead of changing it."""
 
@@ -187,9 +193,12 @@ def post_shred(
 
 
 @router.put("/items/{item_id}/hold")
-def put_hold(item_id: str, vault: VaultDep, principal: CurrentPrincipal) -> HoldOut:
-    """Put an item under legal hold (custodians)."""
-    return HoldOut(held=True, changed=shred.set_hold(vault, principal, item_id, True))
+def put_hold(
+    item_id: str, vault: VaultDep, principal: CurrentPrincipal, body: HoldIn | None = None
+) -> HoldOut:
+    """Put an item under legal hold (custodians), with an optional reason (sealed)."""
+    reason = body.reason if body is not None else None
+    return HoldOut(held=True, changed=shred.set_hold(vault, principal, item_id, True, reason))
 
 
 @router.delete("/items/{item_id}/hold")

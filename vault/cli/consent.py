@@ -100,6 +100,9 @@ def hold(
         bool,
         typer.Option("--lift", help="Ask to lift the hold instead (another custodian approves)."),
     ] = False,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why the item is held (sealed in the ledger).")
+    ] = None,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     as_json: JsonOption = False,
@@ -107,7 +110,11 @@ def hold(
     """Put ITEM under legal hold (it cannot be shredded), or ask to `--lift` it (custodians;
     prints the approval id)."""
     with api_client(url, token) as client:
-        done = call(client, "DELETE" if lift else "PUT", f"/v1/items/{item}/hold")
+        if lift:
+            done = call(client, "DELETE", f"/v1/items/{item}/hold")
+        else:
+            body = {"reason": reason} if reason is not None else None
+            done = call(client, "PUT", f"/v1/items/{item}/hold", json=body)
     if done.get("approval"):
         asked(done["approval"], f"lifting the hold on {item}", as_json)
         return

@@ -20,7 +20,7 @@ so an archivist reading the ledger sees the words of their own standard. Which o
 | export requested, built, downloaded, revoked, expired | `EXPORT` | `export`, `step`, counts |
 | case grant given / revoked | `GRANT` / `REVOCATION` | `grantee`, `role` |
 | consent changed | `CONSENT_CHANGE` | `version`, `scopes`, `granted`, `withdrawn`, `basis`... |
-| legal hold set or lifted | `LEGAL_HOLD` | `held` |
+| legal hold set or lifted | `LEGAL_HOLD` | `held` (a reason, when given, sealed) |
 | refused attempt, unknown item id | `ACCESS_DENIED` | `attempted` (an action), `reason` |
 | deposit refused (causes: docs/ledger.md) | `DEPOSIT_REFUSED` | `attempted`, `cause` |
 | other request on an item or case refused (4xx) | `REQUEST_REFUSED` | `attempted`, `cause` |

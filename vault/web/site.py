@@ -16,6 +16,7 @@ from vault.web import (
     deposit_pages,
     errors,
     export_pages,
+    hold_pages,
     ledger_pages,
     oidc_pages,
     public_pages,
@@ -41,6 +42,7 @@ def install(app: FastAPI) -> None:
     app.include_router(custodian_pages.pages)
     app.include_router(admin_pages.pages)
     app.include_router(case_pages.pages)
+    app.include_router(hold_pages.pages)
     app.include_router(export_pages.pages)
     app.include_router(ledger_pages.pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -1,8 +1,8 @@
 """The web interface in a real browser (issue 19 points 1-4, 7, 10, 11), JavaScript on and off:
 sign in, deposit through the form, the item with its digest and download, search by POST, the
 text behind its notice, the language switch, sign out and quick exit; the commission's export,
-the custodian's approval, the auditor's ledger and custody check; axe-core on each main page
-(point 9)."""
+the custodian's approval, accounts, cases and grants, legal holds, the auditor's ledger and
+custody check; axe-core on each main page (point 9)."""
 
 from __future__ import annotations
 
@@ -535,4 +535,66 @@ def test_a_therapist_deposits_with_a_signed_statement(
     assert kept[0]["statement_sha256"] == hashlib.sha256(statement).hexdigest()
     log = server.log.read_text(errors="replace")
     assert ("PATCH /uploads/" in log) if js else ("POST /deposit 303" in log)
+    context.close()
+
+
+@pytest.mark.parametrize("js", [True, False], ids=["js", "nojs"])
+def test_a_custodian_manages_accounts_cases_grants_and_holds(
+    chromium: Any, served: tuple[Server, str, httpx.Client], roles: str, js: bool
+) -> None:
+    server, case, tina = served
+    mode = "js" if js else "nojs"
+    meta = {"kind": "testimony", "title": "T", "consent": "therapy"}
+    made = tina.post(f"/v1/cases/{case}/items", headers=to_headers(meta), content=b"held " * 50)
+    assert made.status_code == 201, made.text
+    item = str(made.json()["id"])
+    context = _context(chromium, js)
+    page = context.new_page()
+    _sign_in(page, server.url, name="cleo")
+
+    page.get_by_role("link", name="Accounts", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Accounts")
+    if js:
+        _accessible(page, "accounts")
+    page.locator("#new-name").fill(f"paz-{mode}")
+    page.locator("#new-role").select_option("lawyer")
+    page.get_by_role("button", name="Add the account").click()
+    row = page.locator("tr", has=page.get_by_role("rowheader", name=f"paz-{mode}", exact=True))
+    expect(row).to_contain_text("lawyer")
+    row.get_by_role("button", name=f"Set-password link for paz-{mode}").click()
+    expect(page.locator("#link")).to_contain_text(f"{server.url}/set-password/")
+    if js:
+        _accessible(page, "set-password link")
+    screenshot(page, f"accounts-{mode}")
+
+    page.get_by_role("link", name="Cases", exact=True).click()
+    page.get_by_label("Name of the case").fill(f"Caso de prueba {mode}")
+    page.get_by_role("button", name="Open the case").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Case")
+    assert "prueba" not in page.url and "prueba" not in page.title()
+    page.get_by_label("Account name").fill(f"paz-{mode}")
+    page.get_by_label("Role").select_option("lawyer")
+    page.get_by_role("button", name="Grant", exact=True).click()
+    granted = page.locator("tr", has=page.get_by_role("rowheader", name=f"paz-{mode}"))
+    expect(granted).to_contain_text("lawyer")
+    if js:
+        _accessible(page, "case")
+    granted.get_by_role("button", name="Revoke").click()
+    expect(page.get_by_text("No role is granted on this case.")).to_be_visible()
+    page.get_by_role("link", name="Back to the cases").click()
+    if js:
+        _accessible(page, "cases")
+
+    page.get_by_role("link", name="Legal holds", exact=True).click()
+    page.get_by_label("Item id").fill(item)
+    page.get_by_label("Reason for the hold").fill(f"Orden judicial {mode}")
+    page.get_by_role("button", name="Put under legal hold").click()
+    held = page.locator("tr", has=page.get_by_role("rowheader", name=item))
+    expect(held).to_contain_text("cleo")
+    if js:
+        _accessible(page, "legal holds")
+    held.get_by_role("button", name=f"Ask to lift the hold on {item}").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Request")
+    expect(page.locator("#own")).to_be_visible()  # a second custodian must approve it
+    screenshot(page, f"holds-{mode}")
     context.close()

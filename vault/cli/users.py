@@ -1,6 +1,7 @@
 """`tvault users ...`: local accounts and the signing keys registered to them.
 
-`add`, `list`, `disable`, `enable`, `role`, `passwd` and `link` (web sign-in, docs/web.md)
+`add`, `list`, `disable`, `enable`, `role`, `passwd`, `link` and `totp-off` (web sign-in,
+docs/web.md)
 are admin commands: they open the vault with the
 passphrase, and their ledger entries say so (actor `keyholder (offline)`, `via: offline`).
 `key-add`, `keys` and `recipients add|list|remove` (a commission's age or ssh-ed25519 keys,
@@ -186,6 +187,24 @@ def users_link(
         vault.close()
     typer.echo(f"{url.rstrip('/')}/set-password/{secret}")
     typer.echo(f"valid once, until {expires.isoformat(timespec='minutes')}", err=True)
+
+
+@app.command("totp-off")
+def users_totp_off(name: str, vault_dir: VaultOption = None) -> None:
+    """Turn off NAME's TOTP second factor (a lost authenticator): it is set up again at the
+    next sign-in where TVAULT_REQUIRE_2FA asks for one. A ledger entry, made offline."""
+    from vault import passwords
+    from vault.accounts import OFFLINE, OFFLINE_ACTOR
+    from vault.errors import VaultError
+
+    vault = open_local(vault_dir)
+    try:
+        was_on = passwords.disable_totp(vault, name, actor=OFFLINE_ACTOR, via=OFFLINE)
+    except VaultError as exc:
+        fail(exc.detail)
+    finally:
+        vault.close()
+    typer.echo(f"second factor of {name} turned off" if was_on else f"{name} had no second factor")
 
 
 @app.command("key-add")

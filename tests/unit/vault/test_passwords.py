@@ -3,6 +3,7 @@ one-time links; each change a ledger entry (promise 9)."""
 
 from __future__ import annotations
 
+import pyotp
 import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -97,3 +98,25 @@ def test_a_link_is_printed_once_and_spent_by_its_use(vault: Vault) -> None:
     passwords.issue_link(vault, "tina", actor=OFFLINE_ACTOR, via=OFFLINE)
     with pytest.raises(NotFound):
         passwords.link_account(vault, first)
+
+
+def test_totp_off_turns_a_lost_second_factor_off_offline(vault: Vault) -> None:
+    secret = passwords.new_totp_secret()
+    passwords.enable_totp(vault, "tina", secret, pyotp.TOTP(secret).at(vault.clock()))
+    done = CliRunner().invoke(cli, ["users", "totp-off", "tina"], env=_env(vault))
+    assert done.exit_code == 0 and "second factor of tina turned off" in done.stdout, done.output
+    with vault.sessions() as session:
+        account = session.scalar(select(User).where(User.name == "tina"))
+        assert account is not None and not passwords.has_totp(vault, account.id)
+        changes = [
+            e for e in ledger.entries(session) if e.action == ledger.actions.SECOND_FACTOR_CHANGE
+        ]
+    assert [(e.actor, e.details["enabled"], e.details["via"]) for e in changes][-1] == (
+        OFFLINE_ACTOR,
+        False,
+        OFFLINE,
+    )
+    again = CliRunner().invoke(cli, ["users", "totp-off", "tina"], env=_env(vault))
+    assert again.exit_code == 0 and "tina had no second factor" in again.stdout
+    nobody = CliRunner().invoke(cli, ["users", "totp-off", "nobody"], env=_env(vault))
+    assert nobody.exit_code == 1

@@ -22,6 +22,7 @@ from vault.cases import create_case, grant
 from vault.deposit import Deposit
 from vault.parts import Vault
 from vault.retrieve import show_item
+from vault.web import consent_pages
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000") + b"\0" * 40
 MP4 = b"\0\0\0\x18ftypmp42" + b"\0" * 64
@@ -510,3 +511,32 @@ def test_a_signed_statement_over_the_page_script_s_resumable_upload(vault: Vault
         "depositor",
         hashlib.sha256(statement).hexdigest(),
     )
+
+
+def test_a_consent_form_over_the_limit_is_refused_unread_and_changes_nothing(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(consent_pages, "MAX_BODY", 8 * 1024)
+    item_id = _deposit(vault, "testimonio.txt", b"palabras", kind="testimony")
+    client = signed_in(vault, "tina")
+    csrf = token(client.get(f"/items/{item_id}/consent"))
+    fields = [("csrf", csrf), ("grant", "archive"), ("basis", "consent_form")]
+    big = _consent_post(client, item_id, fields, b"x" * 20_000)
+    assert big.status_code == 413 and "larger than this vault accepts" in big.text
+    # The same body without a Content-Length (chunked): counted as it streams.
+    boundary = "----tvaultconsent"
+    body = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields
+    )
+    body += f"--{boundary}\r\n".encode()
+    body += b'Content-Disposition: form-data; name="consent_form"; filename="f.pdf"\r\n\r\n'
+    body += b"x" * 20_000 + f"\r\n--{boundary}--\r\n".encode()
+    streamed = client.post(
+        f"/items/{item_id}/consent",
+        content=iter([body[:4096], body[4096:]]),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert streamed.status_code == 413
+    assert len(_versions(vault, item_id)) == 1
+    assert not entries(vault, ledger.actions.CONSENT_CHANGE)

@@ -198,25 +198,57 @@ def concealed(principal: Principal, resource: Resource) -> str | None:
     return None
 
 
-@dataclass
-class Audit:
-    """What an `audited` block works with: its transaction, the item and the policy's answer.
+@dataclass(kw_only=True)
+class CaseAudit:
+    """What an `audited_case` block works with: its transaction, the policy's answer, the
+    entry's `details` and `sealed` details, and the time.
 
-    The block may add to `details`, set `sealed` (details the caller sealed: free text such as
-    a reason), or call `skip()` when it did nothing to record (an unchanged hold, a redacted read
-    that opened nothing)."""
+    The block may add to `details`, set `sealed` (bytes already sealed, as `ledger.append`
+    takes them), call `skip()` when it did nothing to record (an unchanged hold, a redacted read
+    that opened nothing), or `record(**more)` to append the entry at that point rather than when
+    the block ends."""
 
     session: Session
-    item: Item
     allowed: Allow
     details: dict[str, object]
     now: datetime
-    skipped: bool = field(default=False)
-    sealed: bytes | None = field(default=None)
+    sealed: bytes | None = None
+    skipped: bool = False
+    recorded: int = 0
+    principal: Principal = field(repr=False)
+    entry: str
+    item_id: str | None = None
+    case_id: str | None = None
 
     def skip(self) -> None:
         """Record no entry for this block (it read or changed nothing)."""
         self.skipped = True
+
+    def record(self, **more: object) -> None:
+        """Append the entry now, its details `details` with `more`, in the block's transaction.
+
+        For a block whose later work must follow the entry (appending takes the ledger's writers'
+        lock), or that records one entry per thing it changed. Once it has recorded, the block
+        ends with no further entry.
+        """
+        ledger.append(
+            self.session,
+            actor=self.principal,
+            action=self.entry,
+            item_id=self.item_id,
+            case_id=self.case_id,
+            details={**self.details, **more},
+            sealed_details=self.sealed,
+            now=self.now,
+        )
+        self.recorded += 1
+
+
+@dataclass(kw_only=True)
+class Audit(CaseAudit):
+    """What an `audited` block works with: as `CaseAudit`, plus the item."""
+
+    item: Item
 
 
 @contextlib.contextmanager
@@ -236,22 +268,59 @@ def audited(
 
     Authorise, record, act in one place, so a new read cannot forget its entry: the entry
     commits with what the block did, or not at all when the block raises (or calls `skip()`).
+    A check the block makes before it touches `audit.session` may still refuse (`refuse`,
+    `authorize`): that refusal commits its own entry, as any refusal does.
     """
     item, allowed = authorize_item(
         vault.sessions, principal, action, item_id, needs_sight=needs_sight
     )
     now = vault.clock()
     with vault.sessions.begin() as session:
-        audit = Audit(session, item, allowed, dict(details), now)
+        audit = Audit(
+            session=session,
+            item=item,
+            allowed=allowed,
+            details=dict(details),
+            now=now,
+            principal=principal,
+            entry=entry,
+            item_id=item.id,
+            case_id=item.case_id,
+        )
         yield audit
-        if not audit.skipped:
-            ledger.append(
-                session,
-                actor=principal,
-                action=entry,
-                item_id=item.id,
-                case_id=item.case_id,
-                details=audit.details,
-                sealed_details=audit.sealed,
-                now=now,
-            )
+        _close(audit)
+
+
+@contextlib.contextmanager
+def audited_case(
+    vault: Vault,
+    principal: Principal,
+    action: str,
+    case: Resource,
+    *,
+    entry: str,
+    details: Mapping[str, object],
+) -> Iterator[CaseAudit]:
+    """As `audited`, for `action` on the case `case` (`authorize_case`: an unknown case is
+    refused like a hidden one): the entry `entry` is about the case and names no item."""
+    allowed = authorize_case(vault.sessions, principal, action, case)
+    now = vault.clock()
+    with vault.sessions.begin() as session:
+        audit = CaseAudit(
+            session=session,
+            allowed=allowed,
+            details=dict(details),
+            now=now,
+            principal=principal,
+            entry=entry,
+            case_id=case.case_id,
+        )
+        yield audit
+        _close(audit)
+
+
+def _close(audit: CaseAudit) -> None:
+    # The block returned: its entry joins its work in the transaction, unless it recorded
+    # already or had nothing to record.
+    if not audit.skipped and not audit.recorded:
+        audit.record()

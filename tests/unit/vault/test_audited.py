@@ -6,11 +6,12 @@ from contextlib import AbstractContextManager
 
 import pytest
 
-from policies import actions
+from policies import Resource, actions, kinds
 from tests.unit.vault.conftest import principal
 from vault import ledger
-from vault.access import Audit, audited
+from vault.access import Audit, audited, audited_case
 from vault.cases import create_case
+from vault.db import Item
 from vault.db.access_tables import LegalHold
 from vault.deposit import Deposit
 from vault.errors import NotFound
@@ -86,3 +87,59 @@ def test_a_refusal_runs_no_block_and_is_its_own_entry(vault: Vault, item_id: str
     assert not ran
     [entry] = _entries(vault)[before:]
     assert (entry.action, entry.actor) == (ledger.actions.ACCESS_DENIED, "lena")
+
+
+def test_record_appends_each_entry_where_called_and_none_at_the_end(
+    vault: Vault, item_id: str
+) -> None:
+    before = len(_entries(vault))
+    with _audited_read(vault, "tina", item_id) as audit:
+        audit.record(part=1)
+        audit.record(part=2)
+    entries = _entries(vault)[before:]
+    assert [e.details for e in entries] == [
+        {"purpose": "test", "part": 1},
+        {"purpose": "test", "part": 2},
+    ]
+
+
+def test_a_case_block_records_an_entry_about_the_case(vault: Vault, item_id: str) -> None:
+    with vault.sessions() as session:
+        item = session.get(Item, item_id)
+        assert item is not None
+        case_id = item.case_id
+    before = len(_entries(vault))
+    with audited_case(
+        vault,
+        principal(vault, "tina"),
+        actions.CASE_READ,
+        Resource(kind=kinds.CASE, case_id=case_id),
+        entry=ledger.actions.DECRYPTION,
+        details={"purpose": "test"},
+    ) as audit:
+        audit.details["extra"] = 1
+    [entry] = _entries(vault)[before:]
+    assert (entry.action, entry.case_id, entry.item_id) == (
+        ledger.actions.DECRYPTION,
+        case_id,
+        None,
+    )
+    assert entry.details == {"purpose": "test", "extra": 1}
+
+
+def test_a_case_block_for_an_unknown_case_is_refused_like_a_hidden_one(vault: Vault) -> None:
+    before = len(_entries(vault))
+    with (
+        pytest.raises(NotFound),
+        audited_case(
+            vault,
+            principal(vault, "tina"),
+            actions.CASE_READ,
+            Resource(kind=kinds.CASE, case_id="a" * 26),
+            entry=ledger.actions.DECRYPTION,
+            details={},
+        ),
+    ):
+        pytest.fail("the block ran")
+    [entry] = _entries(vault)[before:]
+    assert entry.action == ledger.actions.ACCESS_DENIED

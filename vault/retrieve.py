@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 import keys
 from policies import Allow, Principal, Resource, actions, decide, kinds
 from vault import item_keys, ledger
-from vault.access import audited, authorize, authorize_case, authorize_item, item_resource
+from vault.access import audited, authorize, authorize_case, item_resource
 from vault.db import Case, Item, ItemKey
 from vault.errors import NotFound
 from vault.extraction import read_text as extracted
@@ -157,34 +157,30 @@ def download(vault: Vault, principal: Principal, item_id: str) -> Download:
     The ledger entry commits before the first byte leaves (DESIGN.md "Retrieve"). Raises
     `NotFound` or `Forbidden`; the returned chunks raise `keys.UnsealError` on tampering.
     """
-    item, allowed = authorize_item(vault.sessions, principal, actions.ITEM_DOWNLOAD, item_id)
-    if redacts(allowed):
-        # An original cannot be redacted: serve the depositor's redacted rendition, or nothing.
-        rendition, chunks = redacted_rendition(vault, item_id)
-        with vault.sessions.begin() as session:
-            view = _redact(_view(item, _identity(vault, session, item_id)), allowed)
-            ledger.append(
-                session,
-                actor=principal,
-                action=ledger.actions.DECRYPTION,
-                item_id=item.id,
-                case_id=item.case_id,
-                details={"purpose": "download", "rendition": "redacted"},
-            )
-        view = dataclasses.replace(view, size=rendition.size, sha256=rendition.sha256)
-        return Download(view, chunks, redacted=True)
-    with vault.sessions.begin() as session:
-        identity = _identity(vault, session, item_id)
-        view = _view(item, identity)
-        ledger.append(
-            session,
-            actor=principal,
-            action=ledger.actions.DECRYPTION,
-            item_id=item.id,
-            case_id=item.case_id,
-            details={"purpose": "download"},
-        )
-    return Download(view, _plaintext(vault, item.object_name, identity))
+    with audited(
+        vault,
+        principal,
+        actions.ITEM_DOWNLOAD,
+        item_id,
+        entry=ledger.actions.DECRYPTION,
+        details={"purpose": "download"},
+    ) as audit:
+        item = audit.item
+        if redacts(audit.allowed):
+            # An original cannot be redacted: serve the depositor's redacted rendition, or
+            # nothing.
+            rendition, chunks = redacted_rendition(vault, item_id)
+            view = _redact(_view(item, _identity(vault, audit.session, item_id)), audit.allowed)
+            audit.details["rendition"] = "redacted"
+            view = dataclasses.replace(view, size=rendition.size, sha256=rendition.sha256)
+            download = Download(view, chunks, redacted=True)
+        else:
+            identity = _identity(vault, audit.session, item_id)
+            # A generator: nothing is read from the store before the caller takes a chunk,
+            # which is after the entry commits, when this block ends.
+            chunks = _plaintext(vault, item.object_name, identity)
+            download = Download(_view(item, identity), chunks)
+    return download
 
 
 def _plaintext(vault: Vault, name: str, identity: str) -> Iterator[bytes]:
@@ -207,18 +203,18 @@ def read_text(vault: Vault, principal: Principal, item_id: str) -> TextView:
 
     Raises `NotFound` or `Forbidden`; `keys.UnsealError` if the sealed text was altered.
     """
-    item, allowed = authorize_item(vault.sessions, principal, actions.ITEM_READ, item_id)
-    if redacts(allowed):
-        return TextView(None, withheld=True)
-    text = extracted(vault, item_id)
-    if text is not None:
-        with vault.sessions.begin() as session:
-            ledger.append(
-                session,
-                actor=principal,
-                action=ledger.actions.DECRYPTION,
-                item_id=item.id,
-                case_id=item.case_id,
-                details={"purpose": "read text"},
-            )
-    return TextView(text, withheld=False)
+    with audited(
+        vault,
+        principal,
+        actions.ITEM_READ,
+        item_id,
+        entry=ledger.actions.DECRYPTION,
+        details={"purpose": "read text"},
+    ) as audit:
+        if redacts(audit.allowed):
+            audit.skip()  # nothing is opened
+            return TextView(None, withheld=True)
+        text = extracted(vault, item_id)
+        if text is None:
+            audit.skip()  # no text yet: nothing was opened
+        return TextView(text, withheld=False)

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 import keys
 from policies import Principal, actions
 from vault import item_keys, ledger
-from vault.access import authorize, authorize_item, item_resource, refuse
+from vault.access import audited, authorize, authorize_item, item_resource, refuse
 from vault.db import Item, ItemKey
 from vault.db.access_tables import ConsentRecord
 from vault.domain import CONSENT_SCOPES
@@ -165,14 +165,26 @@ def change_consent(
     the depositor), or `Conflict` for a shredded item.
     """
     granted, withdrawn = _check_change(grant, withdraw, basis, form, note)
-    item, _ = authorize_item(
-        vault.sessions, principal, actions.ITEM_CONSENT_CHANGE, item_id, needs_sight=True
-    )
-    if basis == DEPOSITOR_CONFIRMATION and item.depositor != principal.subject:
-        reason = "only the depositing therapist confirms a change; give a consent form"
-        refuse(vault.sessions, principal, actions.ITEM_CONSENT_CHANGE, item_resource(item), reason)
-    now = vault.clock()
-    with vault.sessions.begin() as session:
+    with audited(
+        vault,
+        principal,
+        actions.ITEM_CONSENT_CHANGE,
+        item_id,
+        entry=ledger.actions.CONSENT_CHANGE,
+        details={"basis": basis},
+        needs_sight=True,
+    ) as audit:
+        if basis == DEPOSITOR_CONFIRMATION and audit.item.depositor != principal.subject:
+            # Refused before the block touches its transaction: the refusal is its own entry.
+            reason = "only the depositing therapist confirms a change; give a consent form"
+            refuse(
+                vault.sessions,
+                principal,
+                actions.ITEM_CONSENT_CHANGE,
+                item_resource(audit.item),
+                reason,
+            )
+        session = audit.session
         # Re-read under the transaction: the change applies to the scopes stored now.
         item = session.get(Item, item_id, with_for_update=True) or load_item(session, item_id)
         identity = item_identity(vault, session, item_id)
@@ -181,39 +193,28 @@ def change_consent(
         if scopes == sorted(item.consent) and form is None:
             # Nothing changes (a scope granted again, or withdrawn but never given): no new
             # version, no ledger entry, so the history shows only real changes.
+            audit.skip()
             return _version(records[-1])
         row = ConsentRecord(
             item_id=item_id,
             version=records[-1].version + 1,
             scopes=scopes,
             recorded_by=principal.subject,
-            recorded_at=now,
+            recorded_at=audit.now,
             sealed_form=None if form is None else _seal_form(form, identity),
         )
         session.add(row)
         item.consent = scopes
-        details: dict[str, object] = {
-            "version": row.version,
-            "scopes": scopes,
-            "granted": sorted(granted - frozenset(records[-1].scopes)),
-            "withdrawn": sorted(withdrawn & frozenset(records[-1].scopes)),
-            "basis": basis,
-        }
-        if form is not None:
-            details["form_sha256"] = hashlib.sha256(form).hexdigest()
-        sealed = None
-        if note is not None:
-            sealed = seal_json({"note": note}, keys.recipient_of(identity))
-        ledger.append(
-            session,
-            actor=principal,
-            action=ledger.actions.CONSENT_CHANGE,
-            item_id=item_id,
-            case_id=item.case_id,
-            details=details,
-            sealed_details=sealed,
-            now=now,
+        audit.details.update(
+            version=row.version,
+            scopes=scopes,
+            granted=sorted(granted - frozenset(records[-1].scopes)),
+            withdrawn=sorted(withdrawn & frozenset(records[-1].scopes)),
         )
+        if form is not None:
+            audit.details["form_sha256"] = hashlib.sha256(form).hexdigest()
+        if note is not None:
+            audit.sealed = seal_json({"note": note}, keys.recipient_of(identity))
         version = _version(row)
     # The index holds consent scopes for its scope filter: bring them up to date at once.
     after_consent_change(vault, item_id)
@@ -235,23 +236,23 @@ def consent_form(vault: Vault, principal: Principal, item_id: str, version: int)
     """Return the consent form recorded with `version` of `item_id`'s consent; the read is a
     ledger entry. Raises `NotFound` (no item, version or form), `Forbidden` or `Conflict`."""
     # The form names the survivor: only those who may see identities read it.
-    item, allowed = authorize_item(vault.sessions, principal, actions.ITEM_READ, item_id)
-    if allowed.obligations:
-        authorize(vault.sessions, principal, actions.ITEM_CONSENT_CHANGE, item_resource(item))
-    with vault.sessions.begin() as session:
-        row = session.get(ConsentRecord, (item_id, version))
+    with audited(
+        vault,
+        principal,
+        actions.ITEM_READ,
+        item_id,
+        entry=ledger.actions.DECRYPTION,
+        details={"purpose": "consent form", "version": version},
+    ) as audit:
+        if audit.allowed.obligations:
+            # Decided before the block touches its transaction: a refusal is its own entry.
+            authorize(
+                vault.sessions, principal, actions.ITEM_CONSENT_CHANGE, item_resource(audit.item)
+            )
+        row = audit.session.get(ConsentRecord, (item_id, version))
         if row is None or row.sealed_form is None:
             raise NotFound(f"no consent form for version {version} of item {item_id}")
-        form = _open_form(row.sealed_form, item_identity(vault, session, item_id))
-        ledger.append(
-            session,
-            actor=principal,
-            action=ledger.actions.DECRYPTION,
-            item_id=item_id,
-            case_id=item.case_id,
-            details={"purpose": "consent form", "version": version},
-        )
-    return form
+        return _open_form(row.sealed_form, item_identity(vault, audit.session, item_id))
 
 
 def _seal_form(form: bytes, identity: str) -> bytes:

@@ -72,11 +72,16 @@ def set_identity(
     items they see. Raises `BadField`, `NotFound`, `Forbidden` or `Conflict` (shredded).
     """
     clean = _check(fields)
-    item, _ = authorize_item(
-        vault.sessions, principal, actions.ITEM_CONSENT_CHANGE, item_id, needs_sight=True
-    )
-    now = vault.clock()
-    with vault.sessions.begin() as session:
+    with audited(
+        vault,
+        principal,
+        actions.ITEM_CONSENT_CHANGE,
+        item_id,
+        entry=ledger.actions.ENCRYPTION,
+        details={"purpose": "identity fields", "fields": sorted(clean)},
+        needs_sight=True,
+    ) as audit:
+        session, now = audit.session, audit.now
         identity = item_identity(vault, session, item_id)
         sealed = seal_json(clean, keys.recipient_of(identity))
         row = session.get(ItemIdentity, item_id)
@@ -88,15 +93,6 @@ def set_identity(
             )
         else:
             row.sealed, row.recorded_by, row.recorded_at = sealed, principal.subject, now
-        ledger.append(
-            session,
-            actor=principal,
-            action=ledger.actions.ENCRYPTION,
-            item_id=item_id,
-            case_id=item.case_id,
-            details={"purpose": "identity fields", "fields": sorted(clean)},
-            now=now,
-        )
     # Its words leave the field searched under the redaction obligation (promise 11).
     after_identity_change(vault, item_id)
 
@@ -161,6 +157,8 @@ class RenditionUpload:
 
         Raises `NotFound`, `Forbidden`, or `Conflict` (shredded, or a rendition exists).
         """
+        # Not `audited`: the decision is here, the entry in `commit`, with the upload between
+        # (a transaction cannot stay open while the body streams in).
         authorize_item(
             vault.sessions, principal, actions.ITEM_CONSENT_CHANGE, item_id, needs_sight=True
         )

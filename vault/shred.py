@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 import keys
 from policies import Principal, Resource, actions, decide, kinds
 from vault import item_keys, ledger
-from vault.access import audited, authorize, authorize_item, item_resource
+from vault.access import audited, authorize, item_resource
 from vault.db import Item, ItemKey
 from vault.db.access_tables import ConsentRecord, ItemIdentity, LegalHold, RedactedRendition
 from vault.db.jobs_tables import ItemText
@@ -62,27 +62,27 @@ def shred(vault: Vault, principal: Principal, item_id: str) -> ShredResult:
     Raises `NotFound`, `Forbidden`, or `Conflict` when the item is under legal hold or already
     shredded (nothing changes then).
     """
-    item, _ = authorize_item(vault.sessions, principal, actions.ITEM_SHRED, item_id)
-    item_keys.forget_retired(vault)  # finish an earlier shred a crash interrupted
-    epoch = item_keys.begin_epoch(vault)  # a keyring write: before the transaction
-    with vault.sessions.begin() as session:
+    with audited(
+        vault,
+        principal,
+        actions.ITEM_SHRED,
+        item_id,
+        entry=ledger.actions.DELETION,
+        details={"reason": "crypto-shredding"},
+    ) as audit:
+        # Keyring writes, before the block touches its transaction.
+        item_keys.forget_retired(vault)  # finish an earlier shred a crash interrupted
+        epoch = item_keys.begin_epoch(vault)
+        session = audit.session
         if session.get(LegalHold, item_id) is not None:
             raise Conflict(f"item {item_id} is under legal hold and cannot be shredded")
         key = session.get(ItemKey, item_id, with_for_update=True)
         if key is None:
             raise Conflict(f"item {item_id} is already crypto-shredded")
         objects, fields = _destroy_sealed(session, item_id)
-        objects.insert(0, item.object_name)
+        objects.insert(0, audit.item.object_name)
         session.delete(key)
-        ledger.append(
-            session,
-            actor=principal,
-            action=ledger.actions.DELETION,
-            item_id=item_id,
-            case_id=item.case_id,
-            details={"reason": "crypto-shredding", "objects": len(objects), "fields": fields},
-            now=vault.clock(),
-        )
+        audit.record(objects=len(objects), fields=fields)
         # After the entry (the writers' lock): every other item's KEK moves to the new epoch,
         # so the old epoch's key, deleted below, opens nothing any database copy still holds.
         item_keys.move_to(vault, session, epoch)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from policies import Principal, Resource, actions, kinds
 from vault import ledger
-from vault.access import authorize_case
+from vault.access import audited_case, authorize_case
 from vault.db import CaseGrant
 from vault.errors import NotFound
 from vault.parts import Vault
@@ -39,25 +39,23 @@ def revoke(
     (no such case, or no such grant) or `Forbidden`.
     """
     resource = Resource(kind=kinds.CASE, case_id=case_id, grantee=user)
-    authorize_case(vault.sessions, principal, actions.CASE_REVOKE, resource)
-    now = vault.clock()
-    with vault.sessions.begin() as session:
+    with audited_case(
+        vault,
+        principal,
+        actions.CASE_REVOKE,
+        resource,
+        entry=ledger.actions.REVOCATION,
+        details={"grantee": user},
+    ) as audit:
         query = select(CaseGrant).where(CaseGrant.case_id == case_id, CaseGrant.user_name == user)
         if role is not None:
             query = query.where(CaseGrant.role == role)
-        rows = session.scalars(query.with_for_update()).all()
+        rows = audit.session.scalars(query.with_for_update()).all()
         if not rows:
             raise NotFound(f"{user} holds no {role or 'role'} on case {case_id}")
         for row in sorted(rows, key=lambda r: r.role):
-            session.delete(row)
-            ledger.append(
-                session,
-                actor=principal,
-                action=ledger.actions.REVOCATION,
-                case_id=case_id,
-                details={"grantee": user, "role": row.role},
-                now=now,
-            )
+            audit.session.delete(row)
+            audit.record(role=row.role)  # one entry per role revoked
         return sorted(row.role for row in rows)
 
 

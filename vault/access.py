@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NoReturn, Protocol
@@ -155,20 +155,36 @@ def may_read_entry(
 
 
 class ItemFields(Protocol):
-    """What a policy decision reads of an item: an `Item`, or a row of just these columns."""
+    """What a policy decision reads of an item: an `Item`, a row of just these columns, or a
+    `NewItem` (no id yet)."""
 
     @property
-    def id(self) -> str: ...
+    def id(self) -> str | None: ...
     @property
     def case_id(self) -> str: ...
     @property
-    def depositor(self) -> str: ...
+    def depositor(self) -> str | None: ...
     @property
-    def consent(self) -> list[str]: ...
+    def consent(self) -> Collection[str]: ...
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """An item not stored yet, as a decision sees it: the one a deposit would make (its
+    depositor, the consent it declares), or any item of a case (no depositor)."""
+
+    case_id: str
+    consent: Collection[str]
+    depositor: str | None = None
+    id: None = None
 
 
 def item_resource(item: ItemFields) -> Resource:
-    """Return the policy resource of `item`, with its consent as stored now."""
+    """Return the policy resource of `item`, with its consent as stored now.
+
+    The one place an item's policy resource is built, for stored items and new ones alike, so
+    every decision about an item sees the same attributes.
+    """
     return Resource(
         kind=kinds.ITEM,
         case_id=item.case_id,

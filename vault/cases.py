@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 import keys
 from policies import Principal, Resource, actions, decide, kinds
 from vault import ledger
-from vault.access import authorize, authorize_case
+from vault.access import NewItem, authorize, authorize_case, item_resource
 from vault.accounts import find_user
 from vault.db import Case, CaseGrant
 from vault.domain import CONSENT_SCOPES, ROLES
@@ -64,7 +64,7 @@ def create_case(vault: Vault, principal: Principal, name: str) -> CaseView:
         # Custodians are never granted content roles by creating a case.
         for role in sorted(principal.roles & set(CASE_ROLES)):
             granted = Principal(principal.subject, principal.roles, {case.id: frozenset({role})})
-            deposit = Resource(kind=kinds.ITEM, case_id=case.id, consent=frozenset(CONSENT_SCOPES))
+            deposit = item_resource(NewItem(case.id, CONSENT_SCOPES))
             if decide(granted, actions.ITEM_DEPOSIT, deposit):
                 _grant(session, case.id, principal.subject, role, principal, now)
     return CaseView(case.id, name, case.created_at)

@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session
 
 import keys
 from ingest.languages import canonical_language
-from policies import Principal, Resource, actions, decide, kinds
+from policies import Principal, actions, decide
 from vault import item_keys, jobs, ledger, signatures, storage_faults
-from vault.access import authorize_case, item_resource
+from vault.access import NewItem, authorize_case, item_resource
 from vault.db import Item, ItemKey
 from vault.domain import CONSENT_SCOPES, KINDS
 from vault.errors import BadField, TooLarge, VaultError
@@ -398,12 +398,7 @@ class Deposit:
         request = parse_request(fields, vault.settings.tags)
         if declared_size is not None and declared_size > vault.settings.max_upload_bytes:
             raise TooLarge(f"the limit is {vault.settings.max_upload_bytes} bytes")
-        resource = Resource(
-            kind=kinds.ITEM,
-            case_id=request.case_id,
-            depositor=principal.subject,
-            consent=request.consent,
-        )
+        resource = item_resource(NewItem(request.case_id, request.consent, principal.subject))
         authorize_case(vault.sessions, principal, actions.ITEM_DEPOSIT, resource)
         signed = None
         if statement is not None:

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keys
-from policies import Principal, Resource, actions, kinds
-from vault.access import authorize_case
+from policies import Principal, actions
+from vault.access import NewItem, authorize_case, item_resource
 from vault.deposit import Deposit, DepositResult, parse_request
 from vault.errors import BadField, Conflict, NotFound, TooLarge
 from vault.ids import new_id
@@ -107,12 +107,7 @@ def create(vault: Vault, principal: Principal, length: int, fields: Mapping[str,
     statement, signature = fields.pop("statement", None), fields.pop("signature", None)
     presented = Presented.from_text(statement, signature)
     request = parse_request(fields, vault.settings.tags)
-    resource = Resource(
-        kind=kinds.ITEM,
-        case_id=request.case_id,
-        depositor=principal.subject,
-        consent=request.consent,
-    )
+    resource = item_resource(NewItem(request.case_id, request.consent, principal.subject))
     # Refused now, with the same ledger entry as a deposit, not after gigabytes.
     authorize_case(vault.sessions, principal, actions.ITEM_DEPOSIT, resource)
     if presented is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from joserfc.jwk import RSAKey
 
-from tests.e2e.test_forged_tokens import KeyHost
+from tests.e2e.keyhost_support import KeyHost
 from vault.oidc import JwksClient
 from vault.settings import OidcIssuer
 

@@ -13,11 +13,9 @@ import hashlib
 import hmac
 import json
 import sqlite3
-import threading
 import time
 import tomllib
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,41 +25,11 @@ from joserfc import jwe, jwt
 from joserfc.jwk import ECKey, RSAKey
 
 from tests.e2e.conftest import Server, start_server, tvault
+from tests.e2e.keyhost_support import KeyHost
 from vault.headers import to_headers
 
 ISSUER = "http://127.0.0.1/realms/tvault"
 AUDIENCE = "tvault"
-
-
-class KeyHost:
-    """A JWKS served on 127.0.0.1 by a thread; counts the requests it gets."""
-
-    def __init__(self, keys: list[dict[str, Any]]) -> None:
-        self.document = json.dumps({"keys": keys}).encode()
-        self.requests = 0
-        host = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                host.requests += 1
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(host.document)))
-                self.end_headers()
-                self.wfile.write(host.document)
-
-            def log_message(self, *_args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
 
 
 def b64(data: bytes) -> str:

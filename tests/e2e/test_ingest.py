@@ -4,7 +4,7 @@ A served vault (`tvault serve`, its worker thread) gets a folder of mixed docume
 `tvault ingest`; each item's state is followed over the API and `tvault status` until the
 worker is done; failures carry their reason and can be retried. Then, after extraction has run,
 every file under the vault and the server's log is searched for markers from the documents'
-text (promise 1 extended to extracted text, with `tests/e2e/test_no_plaintext.py`'s scan).
+text (promise 1 extended to extracted text, with the scan of `tests/e2e/scan_support.py`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 
 from tests import corpus
 from tests.e2e.conftest import Server, start_server, tvault
-from tests.e2e.test_no_plaintext import every_file, findings
+from tests.e2e.scan_support import every_file, findings
 
 SETTLED = {"extracted", "indexed", "failed"}
 

@@ -17,7 +17,7 @@ creation` entry.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import select
@@ -117,7 +117,7 @@ def check(session: Session) -> tuple[list[Finding], list[str]]:
         seen.add(user.id)
         expected = state.accounts.get(user.id)
         if expected is None:
-            created = _utc(user.created_at)
+            created = user.created_at
             if state.recording_since is None or created < state.recording_since:
                 unrecorded.append(user.name)
             else:
@@ -192,8 +192,3 @@ def _web(session: Session) -> list[Finding]:
 def _show(account: tuple[str, str, bool, int]) -> str:
     name, role, disabled, generation = account
     return f"{name} {role}{' disabled' if disabled else ''} gen {generation}"
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes for timezone-aware columns: they were stored in UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -19,7 +19,7 @@ import hashlib
 import io
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -102,15 +102,11 @@ def _records(session: Session, item: Item) -> list[ConsentRecord]:
 
 
 def _version(row: ConsentRecord) -> ConsentVersion:
-    recorded_at = row.recorded_at
-    if recorded_at.tzinfo is None:
-        # SQLite returns the stored UTC time without its zone; a reader must see which zone.
-        recorded_at = recorded_at.replace(tzinfo=UTC)
     return ConsentVersion(
         version=row.version,
         scopes=tuple(row.scopes),
         recorded_by=row.recorded_by,
-        recorded_at=recorded_at,
+        recorded_at=row.recorded_at,
         has_form=row.sealed_form is not None,
     )
 

@@ -195,7 +195,7 @@ def revoke(
                     "account": account.name if account is not None else None,
                     "account_id": row.account_id,
                     "token": token_id,
-                    "expires": _stamp(_utc(row.expires_at)),
+                    "expires": _stamp(row.expires_at),
                     "via": via,
                 },
                 now=now,
@@ -331,7 +331,7 @@ def rotate_token_key(vault: Vault, actor: str) -> TokenKeyRotation:
         until = None
         if previous is not None:
             row = session.get(TokenKey, previous)
-            until = _utc(row.drops_at) if row is not None and row.drops_at else None
+            until = row.drops_at if row is not None and row.drops_at else None
         ledger.append(
             session,
             actor=actor,
@@ -347,11 +347,6 @@ def rotate_token_key(vault: Vault, actor: str) -> TokenKeyRotation:
     return TokenKeyRotation(key.kid, previous, until)
 
 
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes for timezone-aware columns: they were stored in UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -362,9 +357,9 @@ def _record(row: AccessToken) -> TokenRecord:
         account_id=row.account_id,
         generation=row.generation,
         kid=row.kid,
-        issued_at=_utc(row.issued_at),
-        expires_at=_utc(row.expires_at),
+        issued_at=row.issued_at,
+        expires_at=row.expires_at,
         issued_by=row.issued_by,
         via=row.via,
-        revoked_at=None if row.revoked_at is None else _utc(row.revoked_at),
+        revoked_at=row.revoked_at,
     )

@@ -289,7 +289,7 @@ def _item(vault: Vault, chosen: exports.Chosen, seqs: list[int]) -> BagItem:
         "case_id": item.case_id,
         "title": title if isinstance(title, str) else None,
         "language": item.language,
-        "created_at": exports.aware(item.created_at).isoformat().replace("+00:00", "Z"),
+        "created_at": item.created_at.isoformat().replace("+00:00", "Z"),
         "deposited_by": item.depositor,
         "consent": sorted(item.consent),
         "tags": sorted(item.tags),

@@ -22,7 +22,7 @@ import contextlib
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import select, update
@@ -701,7 +701,7 @@ def check_revocation(vault: Vault, row: Export) -> Export:
     """
     if row.state != READY:
         return row
-    if row.expires_at is not None and aware(row.expires_at) <= vault.clock():
+    if row.expires_at is not None and row.expires_at <= vault.clock():
         expire(vault, row)  # shown as it is, before the sweep comes by
         return _load(vault, row.id)
     reason = revocation_reason(vault, row)
@@ -800,7 +800,7 @@ def download(
     row = check_revocation(vault, row)
     state = _state_of(vault, row)
     now = vault.clock()
-    if state == READY and row.expires_at is not None and aware(row.expires_at) <= now:
+    if state == READY and row.expires_at is not None and row.expires_at <= now:
         expire(vault, row)
         state = EXPIRED
     if state == REVOKED:
@@ -836,12 +836,6 @@ def download(
         partial=wanted is not None,
         chunks=_bytes(vault, row.object_name, start, end - start + 1),
     )
-
-
-def aware(moment: datetime) -> datetime:
-    """Return `moment` with its time zone (UTC)."""
-    # SQLite gives back naive datetimes; every one we store is UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _bytes(vault: Vault, name: str, start: int, length: int) -> Iterator[bytes]:
@@ -899,7 +893,7 @@ def sweep_exports(vault: Vault, cutoff: datetime) -> int:
         )
     removed = 0
     for row in ready:
-        if row.expires_at is not None and aware(row.expires_at) <= now and expire(vault, row):
+        if row.expires_at is not None and row.expires_at <= now and expire(vault, row):
             removed += 1
     live = {name for name in referenced if name is not None}
     with vault.sessions() as session:

@@ -34,7 +34,7 @@ import secrets
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Final, NoReturn
 
 import anyio
@@ -308,7 +308,7 @@ def claim(vault: Vault, principal: Principal, key: str, case_id: str) -> Claim:
                     row.fingerprint or "", row.status or 201, row.response or ""
                 )
                 return claimed
-            elif _aware(row.touched_at) + LEASE > now:
+            elif row.touched_at + LEASE > now:
                 in_flight = True
             else:  # its request died without releasing it (a crash): take it over
                 row.holder, row.touched_at, row.expires_at = claimed.holder, now, now + TTL
@@ -323,11 +323,6 @@ def claim(vault: Vault, principal: Principal, key: str, case_id: str) -> Claim:
         )
     threading.Thread(target=claimed.heartbeat, name="tvault-idempotency", daemon=True).start()
     return claimed
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite gives naive datetimes back (they were stored in UTC); PostgreSQL aware ones.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 async def deposit(

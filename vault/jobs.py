@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final, cast
 
 from sqlalchemy import (
@@ -108,11 +108,6 @@ class ItemIngest:
     # The stage (`extract`, `index`) that failed, when one did; it follows from the jobs, so two
     # states that agree on the rest are the same state.
     stage: str | None = field(default=None, compare=False)
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite returns naive datetimes; every time the queue stores is UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _clip(reason: str) -> str:
@@ -307,7 +302,7 @@ def claim_many(
     }
     found = _run_claim(sessions, values)
     # RETURNING gives rows in no promised order; the queue's order is (run_after, id).
-    rows = sorted(found, key=lambda row: (_utc(row.run_after), row.id))
+    rows = sorted(found, key=lambda row: (row.run_after, row.id))
     return [
         Claim(
             id=row.id,
@@ -528,10 +523,10 @@ def _view(job: Job) -> JobView:
         attempts=job.attempts,
         max_attempts=job.max_attempts,
         last_error=job.last_error,
-        run_after=_utc(job.run_after),
-        created_at=_utc(job.created_at),
-        updated_at=_utc(job.updated_at),
-        finished_at=_utc(job.finished_at) if job.finished_at is not None else None,
+        run_after=job.run_after,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        finished_at=job.finished_at if job.finished_at is not None else None,
     )
 
 

@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final
 
 import pyotp
@@ -276,11 +276,6 @@ def issue_link(
     return link_id, secret, expires
 
 
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes for timezone-aware columns: they were stored in UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def link_account(vault: Vault, secret: str) -> str:
     """Return the account name a live set-password link `secret` is for.
 
@@ -295,7 +290,7 @@ def link_account(vault: Vault, secret: str) -> str:
         if (
             link is None
             or link.used_at is not None
-            or _utc(link.expires_at) <= now
+            or link.expires_at <= now
             or user is None
             or user.disabled
         ):
@@ -322,7 +317,7 @@ def use_link(vault: Vault, secret: str, password: str) -> str:
         if (
             link is None
             or link.used_at is not None
-            or _utc(link.expires_at) <= now
+            or link.expires_at <= now
             or user is None
             or user.disabled
         ):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from anyio import to_thread
@@ -19,7 +20,6 @@ from pydantic import BaseModel, Field
 
 from vault import approval_kinds, approvals, consent, grants, identity, shred
 from vault.api.deps import CurrentPrincipal, VaultDep, get_principal
-from vault.api.schemas import Timestamp
 from vault.approvals import ApprovalRecord
 from vault.errors import BadField, Conflict
 
@@ -31,7 +31,7 @@ class GrantOut(BaseModel):
     user: str
     role: str
     granted_by: str
-    granted_at: Timestamp
+    granted_at: datetime
 
 
 class RevokedOut(BaseModel):
@@ -54,7 +54,7 @@ class ConsentOut(BaseModel):
     version: int
     scopes: list[str]
     recorded_by: str
-    recorded_at: Timestamp
+    recorded_at: datetime
     has_form: bool
 
 

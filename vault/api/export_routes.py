@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response
@@ -22,7 +22,6 @@ from pydantic import BaseModel, Field
 from vault import exports, recipients
 from vault.api.deps import CurrentPrincipal, VaultDep, get_principal
 from vault.api.problems import problem
-from vault.api.schemas import Timestamp
 
 router = APIRouter(prefix="/v1", tags=["exports"], dependencies=[Depends(get_principal)])
 
@@ -58,7 +57,7 @@ class ExportOut(BaseModel):
     case_id: str
     commission: str
     requested_by: str
-    requested_at: Timestamp
+    requested_at: datetime
     state: str
     reason: str | None
     approval_id: str | None
@@ -70,8 +69,8 @@ class ExportOut(BaseModel):
     size: int | None
     sha256: str | None
     checkpoint_size: int | None
-    built_at: Timestamp | None
-    expires_at: Timestamp | None
+    built_at: datetime | None
+    expires_at: datetime | None
     downloads: int
     summary: dict[str, Any] | None
     preview: PreviewOut | None
@@ -101,7 +100,7 @@ class RecipientOut(BaseModel):
     key_type: str
     recipient: str
     added_by: str
-    added_at: Timestamp
+    added_at: datetime
 
 
 def _out(view: exports.ExportView) -> ExportOut:

@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Any
 
-from pydantic import AfterValidator, BaseModel, Field
-
-
-def _zoned(moment: datetime) -> datetime:
-    # SQLite hands back the stored UTC time without its zone: say which zone it is.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-Timestamp = Annotated[datetime, AfterValidator(_zoned)]
-"""A response time that always carries its time zone (naive database times are UTC)."""
+from pydantic import BaseModel, Field
 
 
 class CaseIn(BaseModel):
@@ -26,7 +17,7 @@ class CaseIn(BaseModel):
 class CaseOut(BaseModel):
     id: str
     name: str
-    created_at: Timestamp
+    created_at: datetime
 
 
 class GrantIn(BaseModel):
@@ -52,7 +43,7 @@ class ItemOut(BaseModel):
     size: int
     sha256: str
     depositor: str
-    created_at: Timestamp
+    created_at: datetime
     title: str | None
     filename: str | None
     notes: str | None

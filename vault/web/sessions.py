@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final
 
 from sqlalchemy import delete, select
@@ -69,11 +69,6 @@ class Ended(Exception):
 
 def _sha256(secret: str) -> str:
     return hashlib.sha256(secret.encode("ascii", "replace")).hexdigest()
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes for timezone-aware columns: they were stored in UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def open_session(
@@ -185,8 +180,8 @@ def resolve(vault: Vault, secret: str | None) -> Current:
 
 def _timed_out(vault: Vault, row: WebSession, now: datetime) -> bool:
     settings = vault.settings
-    idle = now - _utc(row.seen_at) > timedelta(seconds=settings.web_session_idle_seconds)
-    old = now - _utc(row.created_at) > timedelta(seconds=settings.web_session_max_seconds)
+    idle = now - row.seen_at > timedelta(seconds=settings.web_session_idle_seconds)
+    old = now - row.created_at > timedelta(seconds=settings.web_session_max_seconds)
     return idle or old
 
 

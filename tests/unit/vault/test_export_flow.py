@@ -220,7 +220,7 @@ def test_an_export_expires_and_the_sweep_removes_it(vault: Vault, setup: Setup) 
     build_pending(vault)
     built = exports.show(vault, principal(vault, "truth"), export_id)
     assert built.expires_at is not None
-    later = exports.aware(built.expires_at) + timedelta(seconds=1)
+    later = built.expires_at + timedelta(seconds=1)
     vault.clock = lambda: later
     assert sweep(vault) == 1
     assert exports.show(vault, principal(vault, "truth"), export_id).state == exports.EXPIRED
@@ -307,7 +307,7 @@ def test_status_shows_an_export_expired_before_the_sweep_comes(vault: Vault, set
     build_pending(vault)
     built = exports.show(vault, principal(vault, "truth"), export_id)
     assert built.expires_at is not None
-    later = exports.aware(built.expires_at) + timedelta(seconds=1)
+    later = built.expires_at + timedelta(seconds=1)
     vault.clock = lambda: later
     assert exports.show(vault, principal(vault, "truth"), export_id).state == exports.EXPIRED
     assert list(vault.store.names(exports.PREFIX)) == []

@@ -113,8 +113,8 @@ def test_failures_back_off_then_fail_with_the_reason(vault: Vault, case_id: str)
             assert state == jobs.QUEUED
             # Not due before the backoff has passed.
             assert jobs.claim(vault.sessions, "a", {jobs.EXTRACT}, now=now, lease=LEASE) is None
-            waits.append(jobs._utc(job.run_after) - now)
-            now = jobs._utc(job.run_after)
+            waits.append(job.run_after - now)
+            now = job.run_after
         else:
             assert state == jobs.FAILED
     assert waits == [timedelta(seconds=s) for s in (10, 20, 40, 80)]

@@ -47,3 +47,15 @@ def counts(vault: Vault) -> tuple[int, int, int]:
             session.scalar(select(func.count()).select_from(ItemKey)) or 0,
             ledger.size(session),
         )
+
+
+def items_in(vault: Vault) -> int:
+    with vault.sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(Item)) or 0)
+
+
+def objects_in(vault: Vault) -> int:
+    # Stored objects and temporary files alike; the store's own lock file is no object.
+    return sum(
+        1 for p in vault.settings.objects_path.rglob("*") if p.is_file() and p.name != ".lock"
+    )

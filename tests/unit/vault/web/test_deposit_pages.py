@@ -6,28 +6,15 @@ import hashlib
 import re
 
 import pytest
-from sqlalchemy import func, select
 
 from tests.unit.vault.conftest import principal
+from tests.unit.vault.deposit_support import items_in, objects_in
 from tests.unit.vault.web.web_support import entries, form_id, signed_in, token
 from vault import ledger
 from vault.cases import create_case
-from vault.db import Item
 from vault.parts import Vault
 
 BODY = "Testimonio de prueba: la detención ocurrió en marzo.\n".encode()
-
-
-def items_in(vault: Vault) -> int:
-    with vault.sessions() as session:
-        return int(session.scalar(select(func.count()).select_from(Item)) or 0)
-
-
-def objects_in(vault: Vault) -> int:
-    # Stored objects and temporary files alike; the store's own lock file is no object.
-    return sum(
-        1 for p in vault.settings.objects_path.rglob("*") if p.is_file() and p.name != ".lock"
-    )
 
 
 def _fields(page_csrf: str, form: str, case_id: str) -> list[tuple[str, str]]:

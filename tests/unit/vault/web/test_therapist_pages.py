@@ -15,7 +15,7 @@ import pytest
 
 import keys
 from tests.unit.vault.conftest import principal
-from tests.unit.vault.web.test_deposit_pages import items_in, objects_in
+from tests.unit.vault.deposit_support import items_in, objects_in
 from tests.unit.vault.web.web_support import TestClient, entries, form_id, signed_in, token
 from vault import consent, ledger, signatures
 from vault.cases import create_case, grant

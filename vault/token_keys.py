@@ -102,7 +102,7 @@ def install(session: Session, public_pem: str, now: datetime, max_ttl: timedelta
         )
         drops = now + max_ttl
         if latest is not None:
-            drops = max(drops, _aware(latest, now))
+            drops = max(drops, latest)
         session.execute(
             update(TokenKey).where(TokenKey.kid == previous).values(retired_at=now, drops_at=drops)
         )
@@ -154,11 +154,6 @@ def history(session: Session, limit: int = 20) -> list[KeyRecord]:
     return [KeyRecord(*row) for row in rows]
 
 
-def _aware(moment: datetime, like: datetime) -> datetime:
-    # SQLite hands back naive datetimes for timezone-aware columns: they were stored in UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=like.tzinfo)
-
-
 class TokenKeys:
     """The live token verification keys (kid -> PEM), read from the database and cached.
 
@@ -206,7 +201,7 @@ class TokenKeys:
             return self._keys
 
     def _live(self, drops: datetime | None) -> bool:
-        return drops is None or _aware(drops, self._clock()) > self._clock()
+        return drops is None or drops > self._clock()
 
     def __call__(self, kid: str) -> str | None:
         """Return the PEM of the live key `kid`, or None."""

@@ -38,8 +38,9 @@ import policies  # noqa: E402
 from policies import Principal, Resource  # noqa: E402
 from vault import credentials  # noqa: E402
 from vault.accounts import add_user, find_user, principal_named, principal_of  # noqa: E402
-from vault.api.deps import _resolve, gate_of, token_keys_of  # noqa: E402
+from vault.api.deps import _resolve  # noqa: E402
 from vault.cases import create_case, grant  # noqa: E402
+from vault.compose import gatekeeping  # noqa: E402
 from vault.deposit import Deposit  # noqa: E402
 from vault.errors import NotFound  # noqa: E402
 from vault.ids import new_id  # noqa: E402
@@ -114,7 +115,7 @@ def lookups() -> list[tuple[str, float]]:
             with vault.sessions.begin() as session:
                 add_user(session, "lena", "lawyer", vault.clock())
             token = credentials.issue(vault, "lena", ttl_seconds=3600).token
-            gate, seen = gate_of(vault, token_keys_of(vault)), set[tuple[str, str]]()
+            gate, seen = gatekeeping(vault).gate, set[tuple[str, str]]()
             _resolve(vault, gate, token, seen)  # warm the key cache
 
             def by_name() -> object:

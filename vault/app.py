@@ -23,9 +23,9 @@ from vault.api import (
     signature_routes,
     tus_routes,
 )
-from vault.api.deps import gate_of, limiter_of, token_keys_of
 from vault.api.routes import public, v1
-from vault.parts import Vault
+from vault.compose import gatekeeping as build_gatekeeping
+from vault.parts import Gatekeeping, Vault
 from vault.sweep import sweep
 from vault.web.site import install as install_web
 
@@ -75,8 +75,11 @@ class AccessLog:
             access_log.info("%s %s %d", scope["method"], logged_path(scope["path"]), status)
 
 
-def create_app(vault: Vault) -> FastAPI:
-    """Return the API of `vault`; its lifespan sweeps abandoned objects and runs the services."""
+def create_app(vault: Vault, gatekeeping: Gatekeeping | None = None) -> FastAPI:
+    """Return the API of `vault`; its lifespan sweeps abandoned objects and runs the services.
+
+    `gatekeeping` (`vault.compose.gatekeeping`, built for this app when None) checks the API's
+    tokens and the web sign-ins for the app's life."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -99,11 +102,13 @@ def create_app(vault: Vault) -> FastAPI:
     )
     app.state.vault = vault
     # Token verification (key and JWKS caches), the refused-token budget and the OIDC
-    # principals known to be recorded live as long as the app.
-    app.state.token_keys = token_keys_of(vault)
-    app.state.gate = gate_of(vault, app.state.token_keys)
-    app.state.limiter = limiter_of(vault)
-    app.state.oidc_seen = set()
+    # principals known to be recorded live as long as the app; the API and the web pages read
+    # them from its state.
+    gates = build_gatekeeping(vault) if gatekeeping is None else gatekeeping
+    app.state.token_keys = gates.token_keys
+    app.state.gate = gates.gate
+    app.state.limiter = gates.limiter
+    app.state.oidc_seen = gates.oidc_seen
     app.state.search_gate = search_routes.gate_of(vault.settings.search_concurrency)
     problems.install(app)
     refusals.install(app)

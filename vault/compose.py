@@ -27,10 +27,18 @@ from vault.indexing import IndexStage
 from vault.ledger import mac as ledger_mac
 from vault.ledger.checkpoints import Checkpointer
 from vault.ledger.service import make_checkpointer
-from vault.parts import INDEX_KEY, LOG_SIGNING, VOCABULARY_IDENTITY, IndexOpener, Vault
+from vault.parts import (
+    INDEX_KEY,
+    LOG_SIGNING,
+    VOCABULARY_IDENTITY,
+    Gatekeeping,
+    IndexOpener,
+    Vault,
+)
 from vault.settings import SETTINGS_FILE, Settings
 from vault.storage import ObjectStore
 from vault.token_keys import TOKEN_SIGNING as TOKEN_SIGNING  # re-exported for callers
+from vault.token_keys import TokenKeys
 from vault.worker import StageFactory, Worker
 
 if TYPE_CHECKING:
@@ -292,6 +300,31 @@ def open_vault(settings: Settings, passphrase: str) -> Vault:
     if not (settings.home / SETTINGS_FILE).exists() or not settings.keyring_path.exists():
         raise NotFound(f"no vault in {settings.home} (run `tvault init`)")
     return build(settings, Keyring.open(settings.keyring_path, passphrase))
+
+
+def gatekeeping(vault: Vault) -> Gatekeeping:
+    """Build how a served app of `vault` checks its callers: its token gate (the vault's own
+    keys and issuer, and a JWKS client per configured OIDC issuer, `TVAULT_OIDC_ISSUERS`) and
+    its limiter of refused attempts (`TVAULT_AUTH_FAILURE_BURST`, `_PER_MINUTE`).
+
+    Nothing is fetched here: the key caches fill on first use."""
+    # Imported here: the CLI commands that only open the vault do not load them.
+    from vault.oidc import clients_for
+    from vault.ratelimit import RateLimiter
+    from vault.tokens import TokenGate
+
+    settings = vault.settings
+    # Through a lambda: the vault's clock may be replaced (tests) after the app is built.
+    local_keys = TokenKeys(vault.sessions, lambda: vault.clock())
+    gate = TokenGate(
+        local_keys=local_keys,
+        local_issuer=settings.token_issuer,
+        local_audience=settings.token_audience,
+        issuers=clients_for(settings.oidc_issuers),
+        max_token_bytes=settings.max_token_bytes,
+    )
+    limiter = RateLimiter(settings.auth_failure_burst, settings.auth_failure_per_minute)
+    return Gatekeeping(token_keys=local_keys, gate=gate, limiter=limiter)
 
 
 def make_extractor(settings: Settings, workers: int) -> tuple[Extractor, tuple[str, str]]:

@@ -17,8 +17,11 @@ from vault.settings import Settings
 
 if TYPE_CHECKING:
     from search import Index
+    from vault.ratelimit import RateLimiter
     from vault.search_helper import SearchHelper
     from vault.storage import ObjectStore
+    from vault.token_keys import TokenKeys
+    from vault.tokens import TokenGate
 
 # Names of the secrets kept sealed in the keyring (DESIGN.md "Keys": separate keys per purpose).
 LOG_SIGNING = "log-signing"
@@ -80,3 +83,20 @@ class Vault:
             self.index.close()
         self.store.close()
         self.engine.dispose()
+
+
+@dataclass
+class Gatekeeping:
+    """How a served app checks its callers; `vault.compose.gatekeeping` builds it from the
+    settings, once per app (`vault.app.create_app` keeps it for the app's life).
+
+    The API's bearer tokens (`vault.api.deps`) and the web sign-in pages share it: one cache of
+    the vault's token keys and of each OIDC issuer's JWKS (each thread-safe, filled on first
+    use), one budget of refused attempts per client, and the OIDC principals whose first use
+    this process knows is recorded.
+    """
+
+    token_keys: TokenKeys
+    gate: TokenGate
+    limiter: RateLimiter
+    oidc_seen: set[tuple[str, str]] = field(default_factory=set)

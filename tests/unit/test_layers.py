@@ -83,6 +83,30 @@ def test_only_the_composition_root_opens_the_database_and_the_keyring_file() -> 
     assert _builders() == {"vault/compose.py"}
 
 
+def _callers(names: set[str]) -> set[str]:
+    """Return the modules of vault that call a function or class named in `names` (also as an
+    attribute: `module.name(...)`)."""
+    found: set[str] = set()
+    for path in (ROOT / "vault").rglob("*.py"):
+        if KIT in path.parents:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+                if name in names:
+                    found.add(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_only_the_composition_root_builds_the_token_gate_and_the_limiter() -> None:
+    # The API and the web pages receive them built (vault.compose.gatekeeping, per app).
+    assert _callers({"TokenGate", "TokenKeys", "RateLimiter", "clients_for"}) == {
+        "vault/compose.py"
+    }
+
+
 def test_the_scan_sees_imports() -> None:
     # Guard against a scan that finds nothing because it looks in the wrong place.
     assert _importers("__future__"), "the layer scan read no module"

@@ -15,10 +15,8 @@ from policies import Principal
 from vault import credentials, ledger
 from vault.accounts import NAME, account_principal, principal_for_token
 from vault.errors import NotFound, TooManyRequests
-from vault.oidc import clients_for
 from vault.parts import Vault
 from vault.ratelimit import RateLimiter
-from vault.token_keys import TokenKeys
 from vault.tokens import TokenGate, TokenRefused
 
 
@@ -35,42 +33,13 @@ _bearer = HTTPBearer(auto_error=False)
 ANONYMOUS = "anonymous"  # the ledger actor of a request no token speaks for
 
 
-def token_keys_of(vault: Vault) -> TokenKeys:
-    """Return a fresh cache of `vault`'s live token verification keys (from its database)."""
-    # Through a lambda: the vault's clock may be replaced (tests) after the app is built.
-    return TokenKeys(vault.sessions, lambda: vault.clock())
-
-
-def gate_of(vault: Vault, local_keys: TokenKeys) -> TokenGate:
-    """Return the token gate of `vault`: its own keys and issuer, and its OIDC issuers' JWKS."""
-    return TokenGate(
-        local_keys=local_keys,
-        local_issuer=vault.settings.token_issuer,
-        local_audience=vault.settings.token_audience,
-        issuers=clients_for(vault.settings.oidc_issuers),
-        max_token_bytes=vault.settings.max_token_bytes,
-    )
-
-
-def limiter_of(vault: Vault) -> RateLimiter:
-    """Return a fresh limiter of refused attempts per client, from `vault`'s settings."""
-    settings = vault.settings
-    return RateLimiter(settings.auth_failure_burst, settings.auth_failure_per_minute)
-
-
-def _state(request: Request, vault: Vault) -> tuple[TokenGate, RateLimiter]:
+def gate_and_limiter(request: Request) -> tuple[TokenGate, RateLimiter]:
+    """Return the app's token gate and budget of refused attempts (`vault.compose.gatekeeping`,
+    built when the app was created: JWKS caches and buckets live as long as the app)."""
     state = request.app.state
-    # Built once per app (JWKS caches and buckets live as long as the app); apps that did not
-    # build them at creation get them on first use.
-    if getattr(state, "token_keys", None) is None:
-        state.token_keys = token_keys_of(vault)
-    if getattr(state, "gate", None) is None:
-        state.gate = gate_of(vault, state.token_keys)
-    if getattr(state, "limiter", None) is None:
-        state.limiter = limiter_of(vault)
-    if getattr(state, "oidc_seen", None) is None:
-        state.oidc_seen = set()
-    return state.gate, state.limiter
+    gate: TokenGate = state.gate
+    limiter: RateLimiter = state.limiter
+    return gate, limiter
 
 
 async def get_principal(
@@ -95,7 +64,7 @@ async def get_principal(
     more than the check (0.4-0.8 ms at the client, bench/RESULTS.md). Otherwise, and always
     for the ledger entry of a refusal (a write), it runs on a worker thread.
     """
-    gate, limiter = _state(request, vault)
+    gate, limiter = gate_and_limiter(request)
     token = credentials.credentials if credentials is not None else None
     try:
         seen: set[tuple[str, str]] = request.app.state.oidc_seen

@@ -98,7 +98,7 @@ def serve(
     except BaseException:
         listener.close()
         raise
-    from vault.compose import add_services
+    from vault.compose import add_services, gatekeeping
 
     add_services(vault)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -110,7 +110,7 @@ def serve(
         # proxies: uvicorn's default trusts loopback, and a client there could then choose the
         # address the refused-token limiter counts against.
         config = uvicorn.Config(
-            create_app(vault),
+            create_app(vault, gatekeeping(vault)),
             host=host,
             port=port,
             access_log=False,

@@ -81,12 +81,12 @@ def account(request: Request, vault: VaultDep, current: Signed) -> Response:
 async def _check_current(
     request: Request, vault: VaultDep, current: sessions.Current, password: str
 ) -> bool:
-    _wait(request, vault, current.name)
+    _wait(request, current.name)
     try:
         await run_in_threadpool(passwords.check_password, vault, current.name, password)
     except Unauthenticated:
         for key in _budgets(request, current.name):
-            limiter(request, vault).spend(key)
+            limiter(request).spend(key)
         await run_in_threadpool(_record_failed, vault, current.name, "wrong current password")
         return False
     return True

@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 
 from vault import credentials
 from vault.accounts import find_user
-from vault.api.deps import ANONYMOUS, VaultDep, gate_of, token_keys_of
+from vault.api.deps import ANONYMOUS, VaultDep, gate_and_limiter
 from vault.errors import NotFound
 from vault.parts import Vault
 from vault.settings import OidcIssuer
@@ -55,13 +55,8 @@ def web_issuers(vault: Vault) -> list[OidcIssuer]:
     return [issuer for issuer in vault.settings.oidc_issuers if issuer.web_sign_in]
 
 
-def _gate(request: Request, vault: Vault) -> TokenGate:
-    state = request.app.state
-    if getattr(state, "gate", None) is None:
-        state.token_keys = token_keys_of(vault)
-        state.gate = gate_of(vault, state.token_keys)
-    gate: TokenGate = state.gate
-    return gate
+def _gate(request: Request) -> TokenGate:
+    return gate_and_limiter(request)[0]
 
 
 def _redirect_uri(request: Request) -> str:
@@ -143,7 +138,7 @@ def _finish(
 ) -> sessions.Opened:
     """Exchange the code, verify the ID token, open the session. Raises `TokenRefused`."""
     token = _exchange(request, issuer, code, verifier)
-    identity = _gate(request, vault).authenticate(token, audience=issuer.client_id, nonce=nonce)
+    identity = _gate(request).authenticate(token, audience=issuer.client_id, nonce=nonce)
     if identity.issuer != issuer.issuer:
         raise TokenRefused("ID token from another issuer")
     try:
@@ -173,7 +168,7 @@ async def callback(request: Request, vault: VaultDep) -> Response:
     held = request.cookies.get(COOKIE, "").split(".")
     code, state = request.query_params.get("code", ""), request.query_params.get("state", "")
     issuers = web_issuers(vault)
-    _wait(request, vault, "")
+    _wait(request, "")
     try:
         if len(held) != 4 or not held[0].isdigit() or not 0 <= int(held[0]) < len(issuers):
             raise TokenRefused("no sign-in under way")
@@ -185,7 +180,7 @@ async def callback(request: Request, vault: VaultDep) -> Response:
         opened = await run_in_threadpool(_finish, request, vault, issuer, code, held[2], held[3])
     except TokenRefused as exc:
         for key in _budgets(request, ""):
-            limiter(request, vault).spend(key)
+            limiter(request).spend(key)
         await run_in_threadpool(_record_failed, vault, ANONYMOUS, f"oidc: {exc.reason}")
         response = sign_in_page(request, translate(request, FAILED))
         response.delete_cookie(COOKIE, path="/sign-in/oidc")

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from vault import ledger, passwords
 from vault.accounts import NAME
-from vault.api.deps import ANONYMOUS, VaultDep, limiter_of
+from vault.api.deps import ANONYMOUS, VaultDep, gate_and_limiter
 from vault.db import User
 from vault.errors import BadField, NotFound, TooManyRequests, Unauthenticated
 from vault.parts import Vault
@@ -26,13 +26,9 @@ WRONG = N_("Wrong account name or password. Nothing was changed.")
 WRONG_CODE = N_("This code is not right, or was used already. Try the next one.")
 
 
-def limiter(request: Request, vault: Vault) -> RateLimiter:
+def limiter(request: Request) -> RateLimiter:
     """Return the app's budget of refused attempts (shared with the API's refused tokens)."""
-    state = request.app.state
-    if getattr(state, "limiter", None) is None:
-        state.limiter = limiter_of(vault)
-    found: RateLimiter = state.limiter
-    return found
+    return gate_and_limiter(request)[1]
 
 
 def _budgets(request: Request, name: str) -> list[str]:
@@ -42,8 +38,8 @@ def _budgets(request: Request, name: str) -> list[str]:
     return keys
 
 
-def _wait(request: Request, vault: Vault, name: str) -> None:
-    waits = [w for w in map(limiter(request, vault).retry_after, _budgets(request, name)) if w]
+def _wait(request: Request, name: str) -> None:
+    waits = [w for w in map(limiter(request).retry_after, _budgets(request, name)) if w]
     if waits:
         raise TooManyRequests("too many refused sign-ins; retry later", max(waits))
 
@@ -79,12 +75,12 @@ async def sign_in(request: Request, vault: VaultDep) -> Response:
         )
         raise
     name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
-    _wait(request, vault, name)
+    _wait(request, name)
     try:
         checked = await run_in_threadpool(passwords.check_password, vault, name, password)
     except Unauthenticated:
         for key in _budgets(request, name):
-            limiter(request, vault).spend(key)
+            limiter(request).spend(key)
         await run_in_threadpool(_record_failed, vault, name, "wrong name or password")
         return sign_in_page(request, translate(request, WRONG))
     if checked.second_factor:
@@ -125,13 +121,13 @@ async def code(
     """Check the TOTP code; the session becomes active with a fresh cookie."""
     if current.state != sessions.SECOND_FACTOR:
         return RedirectResponse("/", status_code=303)
-    _wait(request, vault, current.name)
+    _wait(request, current.name)
     ok = await run_in_threadpool(
         passwords.check_totp, vault, current.account_id, str(form.get("code", ""))
     )
     if not ok:
         for key in _budgets(request, current.name):
-            limiter(request, vault).spend(key)
+            limiter(request).spend(key)
         await run_in_threadpool(_record_failed, vault, current.name, "wrong second-factor code")
         return render(
             request, "sign_in_code.html", status=401, message=translate(request, WRONG_CODE)

@@ -52,9 +52,10 @@ def test_the_principal_is_resolved_on_the_event_loop_only_with_sqlite_and_no_oid
 ) -> None:
     import dataclasses
 
-    from vault.api.deps import _resolves_inline, gate_of, token_keys_of
+    from vault.api.deps import _resolves_inline
+    from vault.compose import gatekeeping
 
-    gate = gate_of(vault, token_keys_of(vault))
+    gate = gatekeeping(vault).gate
     # PostgreSQL is a network away: its lookups stay on a worker thread.
     assert _resolves_inline(vault, gate) is (vault.engine.dialect.name == "sqlite")
     # An OIDC issuer's keys may have to be fetched.

@@ -130,6 +130,12 @@ class Extractor(Protocol):
         """
         ...
 
+    def check(self, timeout_s: float) -> None:
+        """Raise `ExtractionError` (`UNAVAILABLE`) if this extractor cannot take work now: a
+        server that does not answer within `timeout_s`, or a closed extractor. In-process
+        extractors start their parsers on demand, so open ones always can. For readiness."""
+        ...
+
     def close(self) -> None:
         """Release worker processes or connections. Idempotent."""
         ...

@@ -11,6 +11,7 @@ import importlib.metadata
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -164,6 +165,7 @@ def build(settings: Settings, keyring: KeyStore) -> Vault:
         child_store=child_store,
         checkpointer=make_ledger_checkpointer(settings, keyring, sessions, store),
         open_index=index_opener(settings, keyring, sessions),
+        check_extractor=extractor_check(settings),
     )
 
 
@@ -346,6 +348,24 @@ def make_extractor(settings: Settings, workers: int) -> tuple[Extractor, tuple[s
         options = OcrOptions(settings.ocr, parse_languages(settings.ocr_languages))
     native = NativeTikaExtractor(workers=workers, ocr=options)
     return native, ("Apache Tika (iscc-tika)", importlib.metadata.version("iscc-tika"))
+
+
+def extractor_check(settings: Settings) -> Callable[[float], None]:
+    """Return the vault's `check_extractor`: it raises `ingest.ScratchError` without an
+    in-memory scratch directory (no original could be parsed), and otherwise asks the extractor
+    `TVAULT_EXTRACTOR` names whether it can take work (`Extractor.check`: the Tika server must
+    answer within the seconds given). Nothing is started for it: the in-process parsers start
+    with a worker's first job."""
+
+    def check_extractor(timeout_s: float) -> None:
+        memory_dir(settings.scratch_dir)
+        extractor, _tool = make_extractor(settings, 1)
+        try:
+            extractor.check(timeout_s)
+        finally:
+            extractor.close()
+
+    return check_extractor
 
 
 def extract_stage(vault: Vault, concurrency: int) -> ExtractStage:

@@ -69,6 +69,9 @@ class Vault:
     # Opens the search index: a function of `vault.compose`, called on first use by
     # `vault.indexing.index_of` (commands that never search leave the index closed).
     open_index: IndexOpener
+    # Raises if the extractor `TVAULT_EXTRACTOR` names cannot take work within the seconds
+    # given (`vault.compose.extractor_check`; `/readyz` asks it).
+    check_extractor: Callable[[float], None]
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     # Seam for the embedded worker and search (started and stopped by the API's lifespan).
     services: list[Service] = field(default_factory=list)

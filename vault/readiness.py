@@ -16,10 +16,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Final
 
-import httpx
 from sqlalchemy import text
 
-from ingest.scratch import memory_dir
 from vault.storage import StoreFull, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -57,14 +55,9 @@ def _index(vault: Vault) -> None:
 
 
 def _extractor(vault: Vault) -> None:
-    settings = vault.settings
-    # Raises ScratchError: without an in-memory scratch directory no original can be parsed.
-    memory_dir(settings.scratch_dir)
-    if settings.extractor == "tika-server":
-        if not settings.tika_url:
-            raise ValueError("no TVAULT_TIKA_URL")
-        url = settings.tika_url.rstrip("/") + "/tika"
-        httpx.get(url, timeout=TIMEOUT_S, follow_redirects=False).raise_for_status()
+    # The extractor port's own check, built by vault.compose: an in-memory scratch directory,
+    # and a Tika server that answers.
+    vault.check_extractor(TIMEOUT_S)
 
 
 PROBES: Final[dict[str, Callable[[Vault], None]]] = {

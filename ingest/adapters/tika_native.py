@@ -396,6 +396,13 @@ class NativeTikaExtractor:
             FailureKind.CRASHED, "parser crashed: its process was replaced while this file waited"
         )
 
+    def check(self, timeout_s: float) -> None:
+        """Raise `ExtractionError` (`UNAVAILABLE`) once closed; an open extractor starts its
+        parser processes on demand, so it can always take work (`timeout_s` is not needed)."""
+        with self._cond:
+            if self._closed:
+                raise ExtractionError(FailureKind.UNAVAILABLE, "the extractor is closed")
+
     def close(self) -> None:
         """Stop every parser process. Idempotent; jobs still running finish, then stop."""
         with self._cond:

@@ -54,6 +54,22 @@ class TikaServerExtractor:
         """Close the connection pool. Idempotent."""
         self._client.close()
 
+    def check(self, timeout_s: float) -> None:
+        """Raise `ExtractionError` (`UNAVAILABLE`) unless the server answers `GET /tika` with
+        a success within `timeout_s` (its greeting; no redirect followed)."""
+        try:
+            response = self._client.get(
+                f"{self._url}/tika", timeout=timeout_s, follow_redirects=False
+            )
+        except (httpx.HTTPError, RuntimeError) as exc:  # RuntimeError: a closed client
+            raise ExtractionError(
+                FailureKind.UNAVAILABLE, f"Tika server unreachable: {type(exc).__name__}"
+            ) from None
+        if not response.is_success:
+            raise ExtractionError(
+                FailureKind.UNAVAILABLE, f"Tika server answered {response.status_code}"
+            )
+
     def extract(self, path: Path, limits: Limits, *, language: str | None = None) -> Extraction:
         """Extract `path` within `limits`. Raises `ExtractionError` on any failure."""
         if path.stat().st_size == 0:

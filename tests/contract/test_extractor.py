@@ -57,6 +57,22 @@ def _fails(extractor: Extractor, path: Path, limits: Limits | None = None) -> Ex
     return caught.value
 
 
+def test_an_open_extractor_can_take_work_and_a_closed_one_cannot(
+    extractor: Extractor,
+) -> None:
+    extractor.check(2.0)
+    # A fresh one of the same kind, closed: the module's shared one stays open for the others.
+    fresh = (
+        NativeTikaExtractor(workers=1)
+        if isinstance(extractor, NativeTikaExtractor)
+        else TikaServerExtractor(os.environ["TVAULT_TEST_TIKA_URL"])
+    )
+    fresh.close()
+    with pytest.raises(ExtractionError) as caught:
+        fresh.check(2.0)
+    assert caught.value.kind is FailureKind.UNAVAILABLE
+
+
 def test_is_an_extractor(extractor: Extractor) -> None:
     assert isinstance(extractor, Extractor)
 

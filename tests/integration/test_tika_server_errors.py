@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,6 +67,28 @@ def test_a_silent_server_times_out(tmp_path: Path, silent_server: str) -> None:
         extractor.extract(corpus.pdf(tmp_path), Limits(timeout_s=1))
     assert caught.value.kind is FailureKind.TIMEOUT
     assert caught.value.reason == "timed out after 1 s"
+
+
+def test_the_check_names_a_server_that_is_not_there() -> None:
+    with (
+        TikaServerExtractor(f"http://127.0.0.1:{_free_port()}") as extractor,
+        pytest.raises(ExtractionError) as caught,
+    ):
+        extractor.check(1.0)
+    assert caught.value.kind is FailureKind.UNAVAILABLE
+    assert caught.value.reason == "Tika server unreachable: ConnectError"
+
+
+def test_the_check_gives_up_on_a_silent_server_in_time(silent_server: str) -> None:
+    started = time.monotonic()
+    with (
+        TikaServerExtractor(silent_server) as extractor,
+        pytest.raises(ExtractionError) as caught,
+    ):
+        extractor.check(0.5)
+    assert time.monotonic() - started < 2.0
+    assert caught.value.kind is FailureKind.UNAVAILABLE
+    assert caught.value.reason == "Tika server unreachable: ReadTimeout"
 
 
 def test_hostile_files_fail_before_any_request(tmp_path: Path) -> None:

@@ -107,6 +107,15 @@ def test_only_the_composition_root_builds_the_token_gate_and_the_limiter() -> No
     }
 
 
+def test_readiness_asks_the_parts_not_the_settings() -> None:
+    # The extractor's reachability is the port's own check, built by vault.compose.
+    path = ROOT / "vault" / "readiness.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    read = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    assert "settings" not in read
+    assert "vault/readiness.py" not in _importers("httpx")
+
+
 def test_the_scan_sees_imports() -> None:
     # Guard against a scan that finds nothing because it looks in the wrong place.
     assert _importers("__future__"), "the layer scan read no module"

@@ -15,6 +15,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 from vault import readiness
 from vault.app import create_app
+from vault.compose import extractor_check
 from vault.parts import Vault
 
 URL = "https://vault.test"
@@ -98,11 +99,13 @@ def test_the_extractor_is_not_ready_without_an_in_memory_scratch(
     vault: Vault, tmp_path: Path
 ) -> None:
     vault.settings = vault.settings.model_copy(update={"scratch_dir": tmp_path})
+    vault.check_extractor = extractor_check(vault.settings)  # as compose.build makes it
     assert readiness.check(vault)["extractor"] == "failing"
 
 
 def test_a_tika_server_that_does_not_answer_is_named(vault: Vault) -> None:
     url = f"http://127.0.0.1:{_closed_port()}"
     vault.settings = vault.settings.model_copy(update={"extractor": "tika-server", "tika_url": url})
+    vault.check_extractor = extractor_check(vault.settings)
     status, body, _ = _readyz(vault)
     assert status == 503 and body["failing"] == ["extractor"]

@@ -109,7 +109,7 @@ def create_app(vault: Vault, gatekeeping: Gatekeeping | None = None) -> FastAPI:
     app.state.gate = gates.gate
     app.state.limiter = gates.limiter
     app.state.oidc_seen = gates.oidc_seen
-    app.state.search_gate = search_routes.gate_of(vault.settings.search_concurrency)
+    app.state.search_gate = gates.search_gate
     problems.install(app)
     refusals.install(app)
     app.include_router(public)

@@ -11,6 +11,7 @@ import importlib.metadata
 import logging
 import os
 import secrets
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -305,9 +306,10 @@ def open_vault(settings: Settings, passphrase: str) -> Vault:
 
 
 def gatekeeping(vault: Vault) -> Gatekeeping:
-    """Build how a served app of `vault` checks its callers: its token gate (the vault's own
-    keys and issuer, and a JWKS client per configured OIDC issuer, `TVAULT_OIDC_ISSUERS`) and
-    its limiter of refused attempts (`TVAULT_AUTH_FAILURE_BURST`, `_PER_MINUTE`).
+    """Build how a served app of `vault` admits its callers: its token gate (the vault's own
+    keys and issuer, and a JWKS client per configured OIDC issuer, `TVAULT_OIDC_ISSUERS`),
+    its limiter of refused attempts (`TVAULT_AUTH_FAILURE_BURST`, `_PER_MINUTE`), and the gate
+    its searches queue at (`TVAULT_SEARCH_CONCURRENCY`).
 
     Nothing is fetched here: the key caches fill on first use."""
     # Imported here: the CLI commands that only open the vault do not load them.
@@ -326,7 +328,28 @@ def gatekeeping(vault: Vault) -> Gatekeeping:
         max_token_bytes=settings.max_token_bytes,
     )
     limiter = RateLimiter(settings.auth_failure_burst, settings.auth_failure_per_minute)
-    return Gatekeeping(token_keys=local_keys, gate=gate, limiter=limiter)
+    return Gatekeeping(
+        token_keys=local_keys,
+        gate=gate,
+        limiter=limiter,
+        search_gate=search_gate(settings.search_concurrency),
+    )
+
+
+def search_gate(concurrency: int) -> threading.Semaphore:
+    """Return the gate that lets `concurrency` searches of a server run at once.
+
+    A search is mostly pure Python (opening sealed titles and texts, snippets), so threads
+    beyond the cores only fight for the GIL: each time one of them releases it to open a file
+    or wait for the database, it waits for every other to run its turn before going on (the
+    convoy effect). Profiled under the load mix of bench/load.py (20 clients, 80% searches),
+    half a search's wall time went to reacquiring the GIL after `open()` of a sealed text and
+    after SQLite calls, and the searches' ledger appends waited on writers that held SQLite's
+    write lock while they waited for the GIL. Waiting searches queue here instead, first come
+    first served (`threading.Semaphore` wakes its waiters in order), holding no GIL; a search
+    that enters runs at the speed of the cores.
+    """
+    return threading.Semaphore(concurrency)
 
 
 def make_extractor(settings: Settings, workers: int) -> tuple[Extractor, tuple[str, str]]:

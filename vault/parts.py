@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -90,16 +91,18 @@ class Vault:
 
 @dataclass
 class Gatekeeping:
-    """How a served app checks its callers; `vault.compose.gatekeeping` builds it from the
+    """How a served app admits its callers; `vault.compose.gatekeeping` builds it from the
     settings, once per app (`vault.app.create_app` keeps it for the app's life).
 
     The API's bearer tokens (`vault.api.deps`) and the web sign-in pages share it: one cache of
     the vault's token keys and of each OIDC issuer's JWKS (each thread-safe, filled on first
     use), one budget of refused attempts per client, and the OIDC principals whose first use
-    this process knows is recorded.
+    this process knows is recorded; and the gate searches queue at.
     """
 
     token_keys: TokenKeys
     gate: TokenGate
     limiter: RateLimiter
+    # Lets `TVAULT_SEARCH_CONCURRENCY` searches of the app run at once (`compose.search_gate`).
+    search_gate: threading.Semaphore
     oidc_seen: set[tuple[str, str]] = field(default_factory=set)

@@ -101,10 +101,10 @@ def _callers(names: set[str]) -> set[str]:
 
 
 def test_only_the_composition_root_builds_the_token_gate_and_the_limiter() -> None:
-    # The API and the web pages receive them built (vault.compose.gatekeeping, per app).
-    assert _callers({"TokenGate", "TokenKeys", "RateLimiter", "clients_for"}) == {
-        "vault/compose.py"
-    }
+    # The API and the web pages receive them, and the search gate, built
+    # (vault.compose.gatekeeping, per app).
+    built = {"TokenGate", "TokenKeys", "RateLimiter", "clients_for", "search_gate"}
+    assert _callers(built) == {"vault/compose.py"}
 
 
 def test_readiness_asks_the_parts_not_the_settings() -> None:

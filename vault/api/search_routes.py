@@ -7,7 +7,6 @@ the text typed.
 
 from __future__ import annotations
 
-import threading
 from datetime import date, datetime
 from typing import Annotated
 
@@ -66,22 +65,6 @@ class SearchOut(BaseModel):
     facets: dict[str, dict[str, int]]
 
 
-def gate_of(concurrency: int) -> threading.Semaphore:
-    """Return the gate that lets `concurrency` searches of a server run at once.
-
-    A search is mostly pure Python (opening sealed titles and texts, snippets), so threads
-    beyond the cores only fight for the GIL: each time one of them releases it to open a file
-    or wait for the database, it waits for every other to run its turn before going on (the
-    convoy effect). Profiled under the load mix of bench/load.py (20 clients, 80% searches),
-    half a search's wall time went to reacquiring the GIL after `open()` of a sealed text and
-    after SQLite calls, and the searches' ledger appends waited on writers that held SQLite's
-    write lock while they waited for the GIL. Waiting searches queue here instead, first come
-    first served (`threading.Semaphore` wakes its waiters in order), holding no GIL; a search
-    that enters runs at the speed of the cores.
-    """
-    return threading.Semaphore(concurrency)
-
-
 @router.post("/search")
 def post_search(
     body: SearchIn, vault: VaultDep, principal: CurrentPrincipal, request: Request
@@ -98,6 +81,7 @@ def post_search(
         page=body.page,
         page_size=body.page_size,
     )
+    # The app's search gate (`vault.compose.gatekeeping`): TVAULT_SEARCH_CONCURRENCY at once.
     with request.app.state.search_gate:
         results = search(vault, principal, query)
     hits = [

@@ -1,5 +1,6 @@
 """`TVAULT_SEARCH_CONCURRENCY`: a server runs at most that many searches at once; the others
-wait their turn (vault/api/search_routes.py, issue 23 point 5)."""
+wait their turn (vault.compose.search_gate, used by vault/api/search_routes.py; issue 23
+point 5)."""
 
 from __future__ import annotations
 

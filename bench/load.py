@@ -11,6 +11,11 @@ connection each) on the same machine as the server: client and server share its 
 - deposit: tina, a raw POST of 20 KB of text (extracted and indexed afterwards by the server);
 - download: tina, GET of the 1 MB original, read whole.
 Target: search p99 < 1 s, no error. `--append` adds a section to bench/RESULTS.md.
+
+Where the two cores go: the CPU seconds of the server, of each kind of helper process it
+started, of this process (the 20 clients) and of everything else on the machine (from
+/proc/stat), and the server's CPU per request. `--mix search=1` runs one kind alone, which
+gives the server's CPU cost of that kind by itself.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import importlib.util
 import os
 import platform
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -60,6 +66,7 @@ from vault.settings import load_settings  # noqa: E402
 PASSPHRASE = "bench passphrase, not a secret"  # noqa: S105 (a throwaway vault)
 RESULTS = ROOT / "bench" / "RESULTS.md"
 MIX = (("search", 0.80), ("deposit", 0.15), ("download", 0.05))
+KINDS = tuple(kind for kind, _ in MIX)
 WARM_UP_SECONDS = 5.0
 MIB = 1024 * 1024
 
@@ -88,6 +95,7 @@ def _serve(home: Path, env: dict[str, str], port: int) -> subprocess.Popen[bytes
     process = subprocess.Popen(
         [sys.executable, "-m", "vault.cli", "serve", "--port", str(port)],
         env=env,
+        cwd=ROOT,  # `-m` puts the working directory first on the path: this checkout's code
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -159,9 +167,10 @@ async def _client(
     samples: dict[str, list[float]],
     errors: dict[str, int],
     words: list[str],
+    mix: tuple[tuple[str, float], ...],
 ) -> None:
     rng = random.Random(n)
-    kinds, weights = zip(*MIX, strict=True)
+    kinds, weights = zip(*mix, strict=True)
     deposit_headers = {
         "Authorization": f"Bearer {tokens['tina']}",
         "Tvault-Kind": "document",
@@ -205,7 +214,13 @@ async def _client(
 
 
 async def _mix(
-    url: str, tokens: dict[str, str], case: str, big: str, clients: int, seconds: float
+    url: str,
+    tokens: dict[str, str],
+    case: str,
+    big: str,
+    clients: int,
+    seconds: float,
+    mix: tuple[tuple[str, float], ...],
 ) -> tuple[dict[str, list[float]], dict[str, int]]:
     samples: dict[str, list[float]] = {kind: [] for kind, _ in MIX}
     errors: dict[str, int] = {kind: 0 for kind, _ in MIX}
@@ -215,11 +230,33 @@ async def _mix(
     until = measure_from + seconds
     await asyncio.gather(
         *(
-            _client(n, url, tokens, case, big, until, measure_from, samples, errors, words)
+            _client(n, url, tokens, case, big, until, measure_from, samples, errors, words, mix)
             for n in range(clients)
         )
     )
     return samples, errors
+
+
+def _parse_mix(text: str) -> tuple[tuple[str, float], ...]:
+    """Return the mix `search=80,deposit=15` names (weights; kinds left out are not sent)."""
+    mix = []
+    for part in text.split(","):
+        kind, _, weight = part.partition("=")
+        if kind not in KINDS or not weight:
+            raise SystemExit(f"--mix: {part!r} is not KIND=WEIGHT with KIND in {KINDS}")
+        mix.append((kind, float(weight)))
+    return tuple(mix)
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _machine_busy() -> float:
+    """Core-seconds the whole machine has spent busy since boot (all processes)."""
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
 
 
 def _p(ordered: list[float], q: float) -> float:
@@ -232,6 +269,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--port", type=int, default=8781)
+    parser.add_argument(
+        "--mix",
+        type=_parse_mix,
+        default=MIX,
+        help="kinds and weights, e.g. search=1 (searches alone); default search=80,...",
+    )
     parser.add_argument("--label", default="", help="a word for the RESULTS.md section")
     parser.add_argument(
         "--set",
@@ -261,6 +304,7 @@ def main() -> None:
             name: subprocess.run(
                 [sys.executable, "-m", "vault.cli", "token", name],
                 env=env,
+                cwd=ROOT,
                 capture_output=True,
                 text=True,
                 check=True,
@@ -287,7 +331,11 @@ def main() -> None:
             rss.start_cpu()
             rss.start()
             load_before = os.getloadavg()
-            samples, errors = asyncio.run(_mix(url, tokens, case, big, args.clients, args.seconds))
+            own_before, busy_before = _own_cpu(), _machine_busy()
+            samples, errors = asyncio.run(
+                _mix(url, tokens, case, big, args.clients, args.seconds, args.mix)
+            )
+            own, busy = _own_cpu() - own_before, _machine_busy() - busy_before
             load_after = os.getloadavg()
             rss.stopping.set()
             rss.join()
@@ -300,8 +348,13 @@ def main() -> None:
             shutil.rmtree(workdir, ignore_errors=True)
 
     total = sum(len(s) for s in samples.values())
+    # Requests over the whole run (warm-up included, as the CPU figures): the measured ones
+    # scaled by the run's length over the measured part.
+    served = total * (args.seconds + WARM_UP_SECONDS) / args.seconds
+    served_cpu = sum(cpu.values())
+    others = busy - served_cpu - own
     rows = []
-    for kind, _ in MIX:
+    for kind, _ in args.mix:
         ordered = sorted(samples[kind])
         rows.append(
             f"| {kind} | {len(ordered) / args.seconds:.1f} | {_p(ordered, 0.5):.0f} | "
@@ -323,12 +376,19 @@ def main() -> None:
         *rows,
         f"| all | {total / args.seconds:.1f} | | | {sum(errors.values())} |",
         "",
+        f"Mix: {', '.join(f'{kind} {weight:g}' for kind, weight in args.mix)}.",
+        "",
         f"Server RSS peak (with its helper processes): {rss.peak / MIB:.0f} MiB."
         f" Search p99 {_p(search, 0.99):.0f} ms (target < 1,000);"
         f" p50 {statistics.median(search) * 1000 if search else 0:.0f} ms."
         " CPU seconds over the run (warm-up included): "
         + ", ".join(f"{kind} {seconds:.1f}" for kind, seconds in sorted(cpu.items()))
-        + f" of {(args.seconds + WARM_UP_SECONDS) * (os.cpu_count() or 1):.0f} core-seconds.",
+        + f" of {(args.seconds + WARM_UP_SECONDS) * (os.cpu_count() or 1):.0f} core-seconds;"
+        f" the clients (this process) {own:.1f}; the machine was busy {busy:.1f}, of which"
+        f" {others:.1f} by other processes. Per request: server and its helpers"
+        f" {served_cpu / served * 1000 if served else 0:.1f} ms CPU (the server's own process"
+        f" {cpu.get('server', 0.0) / served * 1000 if served else 0:.1f} ms), clients"
+        f" {own / served * 1000 if served else 0:.1f} ms.",
         "",
     ]
     report = "\n".join(lines)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import html
 import re
+from itertools import compress, count
 
 from rapidfuzz.distance import Levenshtein
 
@@ -80,7 +81,7 @@ def _render(parts: list[str], words: list[str], marked: set[int], start: int, en
     words in `<mark>`, an ellipsis where the text goes on."""
     # parts alternates separators and words: [sep, word, sep, ..., word, sep].
     window = parts[2 * start + 1 : 2 * end]  # word `start`, its separator, ..., word `end - 1`
-    if any(len(piece) > MAX_GAP_CHARS for piece in window):
+    if window and max(map(len, window)) > MAX_GAP_CHARS:
         window = [_short(piece) for piece in window]
     run = ELLIPSIS if start > 0 else _short(parts[0].lstrip())
     tail = ELLIPSIS if end < len(words) else _short(parts[2 * end].rstrip())
@@ -141,6 +142,10 @@ class _Plan:
         # word as written -> (analysed term, whether its surface matches a prefix or fuzzy
         # leaf); None for over-long words, which indexing drops too, so they never match.
         self.analysed: dict[str, tuple[str, bool] | None] = {}
+        # The words of `analysed` whose term is in `single`: with no prefix or fuzzy leaf,
+        # what a text marks is its words met with this set (one C-level intersection per
+        # text, not a Python test per distinct word).
+        self.matching: set[str] = set()
 
     def _analyse(self, new: set[str]) -> None:
         """Analyse each word of `new` (as written) into `self.analysed`, in one batch: the
@@ -152,6 +157,8 @@ class _Plan:
             self.analysed[word] = None  # over-long: indexing drops it too
         surfaces = [fold(w.lower()) for w in written]
         terms = analysis.terms(surfaces, language)
+        single = self.single
+        self.matching.update(w for w, term in zip(written, terms, strict=True) if term in single)
         if self.prefixes or self.fuzzy:
             for word, surface, term in zip(written, surfaces, terms, strict=True):
                 self.analysed[word] = (term, self._near(surface))
@@ -175,14 +182,17 @@ class _Plan:
         new = distinct.difference(analysed)
         if new:
             self._analyse(new)
-        single = self.single
         if self.prefixes or self.fuzzy:
             # A prefix or fuzzy leaf marks every form of the words it reached in this text.
+            single = self.single
             reached = {a[0] for w in distinct if (a := analysed[w]) is not None and a[1]}
             if reached:
                 single = single | reached
-        matching = {w for w in distinct if (a := analysed[w]) is not None and a[0] in single}
-        marked = {i for i, word in enumerate(words) if word in matching} if matching else set()
+            matching = {w for w in distinct if (a := analysed[w]) is not None and a[0] in single}
+        else:
+            matching = distinct & self.matching
+        # The positions of the matching words, found in C: a long text has thousands of words.
+        marked = set(compress(count(), map(matching.__contains__, words))) if matching else set()
         if self.sequences:
             # Positions as the index sees them: over-long words are not there.
             kept = [(i, a[0]) for i, w in enumerate(words) if (a := analysed[w]) is not None]

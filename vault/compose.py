@@ -413,7 +413,7 @@ def add_services(vault: Vault) -> None:
     and the export builder."""
     # Imported here: the CLI commands that only open the vault do not load them.
     from vault.export_build import ExportBuilder
-    from vault.search_helper import SearchHelper
+    from vault.search_helper import SearchHelpers
     from vault.sweep import SweepService
 
     settings = vault.settings
@@ -421,8 +421,9 @@ def add_services(vault: Vault) -> None:
         # One worker thread beside the API (docs/jobs.md).
         vault.services.append(Worker(vault, stages=stages()))
     if settings.search_helper and (os.cpu_count() or 1) > 1:
-        # Shows half of each page of search hits on the second core (vault/search_helper.py).
-        vault.search_helper = SearchHelper(settings, child_store)
+        # Show most of each page of search hits out of the server's process, one helper per
+        # search the gate lets run at once (vault/search_helper.py).
+        vault.search_helper = SearchHelpers.for_settings(settings, child_store)
         vault.services.append(vault.search_helper)
     # Signs a checkpoint every N entries or T seconds (docs/ledger.md).
     vault.services.append(ledger.CheckpointService(vault.checkpointer))

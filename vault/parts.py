@@ -19,7 +19,7 @@ from vault.settings import Settings
 if TYPE_CHECKING:
     from search import Index
     from vault.ratelimit import RateLimiter
-    from vault.search_helper import SearchHelper
+    from vault.search_helper import SearchHelper, SearchHelpers
     from vault.storage import ObjectStore
     from vault.token_keys import TokenKeys
     from vault.tokens import TokenGate
@@ -78,8 +78,8 @@ class Vault:
     services: list[Service] = field(default_factory=list)
     # The search index once `open_index` opened it; shared by the process's threads.
     index: Index | None = None
-    # Shows part of each page of search hits in a second process (`tvault serve` only).
-    search_helper: SearchHelper | None = None
+    # Shows part of each page of search hits in other processes (`tvault serve` only).
+    search_helper: SearchHelper | SearchHelpers | None = None
 
     def close(self) -> None:
         """Release the search index, the database connections and the object store."""

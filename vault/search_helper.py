@@ -16,6 +16,12 @@ started, or has failed, `submit` returns None and the request shows every hit it
 search never waits for it and never fails because of it. A helper that dies or does not answer
 within `timeout` seconds is stopped; its hits are shown by the request's thread, and a new
 helper is started for later pages.
+
+`tvault serve` runs `SearchHelpers`: one helper per search that may run at once (the search
+gate, `TVAULT_SEARCH_CONCURRENCY`), up to one per core. Under load the server process is
+bound by its one interpreter lock, not by the cores (bench/RESULTS.md, the load mix: the
+server used one core while the machine had CPU to spare), so each search that passes the gate
+has a helper of its own to take most of its page out of the server's process.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,7 +120,7 @@ class Pending:
 
 
 class SearchHelper:
-    """A helper process that shows part of a page of search hits (module docstring).
+    """One helper process that shows part of a page of search hits (module docstring).
 
     A `Service`: `start` launches the process in the background and returns at once; `stop`
     ends it. Thread-safe: one page at a time, other callers get None from `submit`.
@@ -274,6 +280,49 @@ class SearchHelper:
             self._process.join(timeout=5)
             self._process = None
         self._ready = False
+
+
+class SearchHelpers:
+    """Several `SearchHelper`s as one: a page goes to the first of them that is free.
+
+    A `Service`, thread-safe, and never waited for, as each of its helpers."""
+
+    def __init__(self, helpers: Sequence[SearchHelper]) -> None:
+        self._helpers = tuple(helpers)
+
+    @classmethod
+    def for_settings(cls, settings: Settings, open_store: StoreOpener) -> SearchHelpers:
+        """Return one helper per search the gate lets run at once, at most one per core."""
+        count = max(1, min(settings.search_concurrency, os.cpu_count() or 1))
+        return cls([SearchHelper(settings, open_store) for _ in range(count)])
+
+    def start(self) -> None:
+        """Start every helper process (in the background, see `SearchHelper.start`)."""
+        for helper in self._helpers:
+            helper.start()
+
+    def stop(self) -> None:
+        """Stop every helper process."""
+        for helper in self._helpers:
+            helper.stop()
+
+    @property
+    def alive(self) -> bool:
+        """Whether every helper process is running and ready for a page."""
+        return all(helper.alive for helper in self._helpers)
+
+    @property
+    def helped(self) -> int:
+        """Pages the helpers answered (for the operator and the tests)."""
+        return sum(helper.helped for helper in self._helpers)
+
+    def submit(self, query_text: str, hits: list[Showable]) -> Pending | None:
+        """Send `hits` to the first free helper; None if none can take them now."""
+        for helper in self._helpers:
+            pending = helper.submit(query_text, hits)
+            if pending is not None:
+                return pending
+        return None
 
 
 def _main(

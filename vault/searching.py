@@ -74,11 +74,16 @@ from vault.storage import StorageError
 log = logging.getLogger(__name__)
 
 # The helper answers about a millisecond after this thread would have shown the same number of
-# hits (the pipe, its process waking up): it is given this many fewer, split evenly.
+# hits (the pipe, its process waking up): it is given this many fewer.
 HELPER_HEAD_START = 2
 # When this thread writes the custody entry meanwhile, it counts as this many hits (about
-# 1.3 ms, the time of showing four hits, on the 100k corpus): the helper takes half of them.
+# 1.3 ms, the time of showing four hits, on the 100k corpus).
 HELPER_MEANWHILE_HITS = 4
+# The helper's share of the rest. Not half: under load the server's process is bound by its
+# interpreter lock (one core) while the helpers' processes have CPU to spare, so every hit a
+# helper shows frees the server for other requests (bench/RESULTS.md, the load mix); this
+# thread keeps a quarter, which it shows while the helper works.
+HELPER_SHARE = 0.75
 
 
 @dataclass(frozen=True)
@@ -380,26 +385,26 @@ def _show_unredacted(
 ) -> dict[int, Shown]:
     """Return the title and snippet of each hit without a redaction obligation, by position.
 
-    With a search helper (`vault.search_helper`), it shows the first part of them in its
-    process while this thread calls `meanwhile` and shows the rest; if it is busy or fails,
-    this thread shows all.
+    With a search helper (`vault.search_helper`), it shows most of them in its process while
+    this thread calls `meanwhile` and shows the rest; if it is busy or fails, this thread shows
+    all.
     """
     plain = [(position, entry) for position, entry in enumerate(found) if not _redacted(entry)]
     helper = vault.search_helper
     pending = None
-    # The helper's share: half, less its pipe's cost, plus half of what `meanwhile` (the
-    # custody entry) costs this thread.
+    # The helper's share (`HELPER_SHARE`), less its pipe's cost, with what `meanwhile` (the
+    # custody entry) costs this thread counted as hits this thread shows.
     extra = HELPER_MEANWHILE_HITS if meanwhile is not None else 0
-    half = min(len(plain), max(0, (len(plain) - HELPER_HEAD_START + extra) // 2))
+    share = min(len(plain), max(0, int((len(plain) - HELPER_HEAD_START + extra) * HELPER_SHARE)))
     # The helper's part is unwrapped and sent first; this thread's part is unwrapped while
     # the helper works (`_Found.identity`).
-    sent = [_showable(entry) for _, entry in plain[:half]]
+    sent = [_showable(entry) for _, entry in plain[:share]]
     if helper is not None and len(plain) >= MIN_HELPED_HITS:
         pending = helper.submit(query_text, sent)
     try:
         if meanwhile is not None:
             meanwhile()
-        own = [_showable(entry) for _, entry in plain[half:]]
+        own = [_showable(entry) for _, entry in plain[share:]]
         showable = sent + own
         shown = [show(vault.store, highlighter, one) for one in (own if pending else showable)]
     except BaseException:

@@ -21,7 +21,7 @@ from vault import compose, ledger, search_helper
 from vault.cases import create_case, grant
 from vault.indexing import index_item, item_identity
 from vault.parts import Vault
-from vault.search_helper import SearchHelper, Showable, show
+from vault.search_helper import SearchHelper, SearchHelpers, Showable, show
 from vault.searching import SearchRequest, SearchResults, search
 
 # The vault fixtures of the unit tests, used here by importing them (this file starts processes).
@@ -266,3 +266,56 @@ def test_ctrl_c_to_the_process_group_leaves_the_helper_quiet(
         started.stop()
     err = capfd.readouterr().err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+
+
+def test_most_of_a_page_goes_to_the_helper(
+    vault: Vault, world: list[str], helper: SearchHelper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server's process is bound by its interpreter lock under load: the helper shows
+    # three quarters of the page (after its head start), the request's thread the rest.
+    sent: list[int] = []
+    submit = helper.submit
+
+    def counting(query_text: str, hits: list[Showable]) -> search_helper.Pending | None:
+        sent.append(len(hits))
+        return submit(query_text, hits)
+
+    monkeypatch.setattr(helper, "submit", counting)
+    page = _page(vault)
+    assert sent == [8]  # of 9 hits: int((9 - 2 head start + 4 for the custody entry) * 3/4)
+    assert helper.helped == 1 and len(page.hits) == ITEMS
+
+
+def test_two_pages_at_once_each_have_a_helper(vault: Vault, world: list[str]) -> None:
+    alone = _shown(_page(vault))
+    helpers = SearchHelpers(
+        [SearchHelper(vault.settings, vault.child_store, timeout=5.0) for _ in range(2)]
+    )
+    helpers.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not helpers.alive:
+            assert time.monotonic() < deadline, "the helper processes did not start"
+            time.sleep(0.05)
+        vault.search_helper = helpers
+        first, second = helpers._helpers
+        with first._busy:  # another request's page holds the first helper
+            assert _shown(_page(vault)) == alone
+        assert (first.helped, second.helped) == (0, 1)
+        with first._busy, second._busy:  # both busy: the request shows its page itself
+            assert _shown(_page(vault)) == alone
+        assert helpers.helped == 1
+        assert _shown(_page(vault)) == alone
+        assert (first.helped, second.helped) == (1, 1)
+    finally:
+        vault.search_helper = None
+        helpers.stop()
+
+
+def test_a_helper_per_search_the_gate_lets_through_at_most_one_per_core(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    for concurrency, count in ((1, 1), (2, 2), (8, 2)):
+        settings = vault.settings.model_copy(update={"search_concurrency": concurrency})
+        assert len(SearchHelpers.for_settings(settings, vault.child_store)._helpers) == count

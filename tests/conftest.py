@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import secrets
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
+from tests.postgres_support import fresh_schema
 from tests.services import unavailable
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -49,14 +48,5 @@ def memory_scratch() -> Iterator[Path]:
 @pytest.fixture
 def pg_schema_url(postgres_url: str) -> Iterator[str]:
     """A URL whose connections use a fresh PostgreSQL schema; dropped afterwards."""
-    schema = f"vault_{secrets.token_hex(6)}"
-    admin = create_engine(postgres_url)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in postgres_url else "?"
-    try:
-        yield f"{postgres_url}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with fresh_schema(postgres_url) as url:
+        yield url

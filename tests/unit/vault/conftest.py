@@ -10,17 +10,18 @@ import typer
 from click.testing import Result
 from typer.testing import CliRunner
 
-from keys import KdfParams
 from policies import Principal
-from vault.accounts import add_user, find_user, principal_of
+from tests.unit.vault.template_support import (
+    FAST_KDF,
+    PASSPHRASE,
+    copy_vault,
+    template,
+)
+from vault.accounts import find_user, principal_of
 from vault.cli.verify import verify as verify_command
 from vault.parts import Vault
-from vault.provision import create_vault
-from vault.settings import load_settings
 
-# The weakest parameters the keyring accepts: these tests are about the vault, not the KDF.
-FAST_KDF = KdfParams(time_cost=1, memory_cost_kib=8 * 1024, parallelism=1)
-PASSPHRASE = "correct horse battery staple"
+__all__ = ["FAST_KDF", "PASSPHRASE", "principal", "stored_path"]
 
 
 @pytest.fixture(autouse=True)
@@ -43,14 +44,14 @@ def database_url(request: pytest.FixtureRequest) -> str | None:
 
 
 @pytest.fixture
-def vault(tmp_path: Path, database_url: str | None) -> Iterator[Vault]:
-    """A fresh vault with the custodian `admin`, therapists `tina` and `theo`, a lawyer."""
-    settings = load_settings(tmp_path / "vault", database_url=database_url)
-    created = create_vault(settings, PASSPHRASE, "admin", kdf=FAST_KDF)
-    with created.sessions.begin() as session:
-        add_user(session, "tina", "therapist", created.clock())
-        add_user(session, "theo", "therapist", created.clock())
-        add_user(session, "lena", "lawyer", created.clock())
+def vault(
+    tmp_path: Path, database_url: str | None, request: pytest.FixtureRequest
+) -> Iterator[Vault]:
+    """A fresh vault with the custodian `admin`, therapists `tina` and `theo`, a lawyer: a
+    copy of the session's template (tests/unit/vault/template_support.py), its own home under
+    `tmp_path` and, on PostgreSQL, its own schema."""
+    made = template(request, "sqlite" if database_url is None else "postgres")
+    created = copy_vault(made, tmp_path / "vault", database_url)
     yield created
     created.close()
 

@@ -1,7 +1,7 @@
 """The job queue: claims, leases, fencing, retries with backoff, and the worker loop.
 
 Runs on SQLite and on PostgreSQL (the `vault` fixture). A recording stage stands in for the
-real ones here; `test_jobs_extraction.py` runs the real `extract` stage.
+real ones here; `tests/integration/test_jobs_extraction.py` runs the real `extract` stage.
 """
 
 from __future__ import annotations

@@ -1,18 +1,14 @@
-"""What the local directory adapter promises beyond the port contract: layout and crash safety."""
+"""What the local directory adapter promises beyond the port contract: layout and crash safety
+(a writer killed in another process: tests/integration/test_storage_local.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import os
-import signal
 import stat
-import subprocess
-import sys
-import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,61 +16,9 @@ import pytest
 from vault.storage import LocalObjectStore, ObjectLocked, StorageError
 from vault.storage.adapters import local
 
-_WRITER = textwrap.dedent(
-    """
-    import sys, time
-    from pathlib import Path
-    from vault.storage import LocalObjectStore
-    store = LocalObjectStore(Path(sys.argv[1]))
-    out = store.writer("items/crashed").__enter__()
-    out.write(b"half of a testimony")
-    print("writing", flush=True)
-    time.sleep(60)
-    """
-)
-
 
 def _temp_files(root: Path) -> list[str]:
     return sorted(p.name for p in (root / ".tmp").iterdir() if p.name != ".lock")
-
-
-@contextlib.contextmanager
-def _writer_process(root: Path) -> Iterator[subprocess.Popen[str]]:
-    """A process that has written half an object into `root` and hangs; killed on exit."""
-    with subprocess.Popen(
-        [sys.executable, "-c", _WRITER, str(root)],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=Path(__file__).resolve().parents[3],
-    ) as proc:
-        try:
-            assert proc.stdout is not None
-            assert proc.stdout.readline() == "writing\n"
-            yield proc
-        finally:
-            proc.kill()
-            proc.wait()
-
-
-def test_killed_writer_leaves_only_a_temp_file_that_the_next_open_removes(tmp_path: Path) -> None:
-    root = tmp_path / "store"
-    with _writer_process(root) as proc:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    assert len(_temp_files(root)) == 1
-    store = LocalObjectStore(root)
-    assert _temp_files(root) == []
-    assert not store.exists("items/crashed")
-    assert list(store.names()) == []
-
-
-def test_open_leaves_a_live_writer_of_another_process_alone(tmp_path: Path) -> None:
-    root = tmp_path / "store"
-    with _writer_process(root):
-        LocalObjectStore(root)
-        assert len(_temp_files(root)) == 1
-    LocalObjectStore(root)
-    assert _temp_files(root) == []
 
 
 def test_layout_fans_out_and_keeps_files_private(tmp_path: Path) -> None:

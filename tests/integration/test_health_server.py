@@ -6,9 +6,13 @@ import shutil
 
 import httpx
 
+from tests.unit.vault.conftest import _clean_env
 from vault import readiness
 from vault.health_server import HealthServer
 from vault.parts import Vault
+
+# The unit tests' settings guard, used here by importing it (this file starts processes).
+__all__ = ["_clean_env"]
 
 
 def test_the_health_port_answers_healthz_and_readyz(vault: Vault) -> None:

@@ -13,12 +13,15 @@ import pytest
 from PIL import Image
 
 from tests import scans
-from tests.unit.vault.conftest import principal
+from tests.unit.vault.conftest import _clean_env, principal
 from vault import compose, extraction, jobs, ledger, ocr
 from vault.cases import create_case
 from vault.deposit import Deposit
 from vault.parts import Vault
 from vault.worker import Worker
+
+# The unit tests' settings guard, used here by importing it (this file starts processes).
+__all__ = ["_clean_env"]
 
 pytestmark = pytest.mark.skipif(
     shutil.which("tesseract") is None, reason="needs Debian's tesseract-ocr (make tools)"

@@ -17,7 +17,7 @@ from click.testing import Result
 from sqlalchemy import insert, update
 
 from tests import corpus
-from tests.unit.vault.conftest import principal, stored_path
+from tests.unit.vault.conftest import _clean_env, principal, run_verify, stored_path
 from tests.unit.vault.deposit_support import deposit, fields
 from vault import compose, jobs, replay, sealed_fixity
 from vault.cases import create_case, grant
@@ -28,6 +28,9 @@ from vault.db.jobs_tables import ItemText
 from vault.parts import Vault
 from vault.shred import set_hold
 from vault.worker import Worker
+
+# The unit tests' fixtures, used here by importing them (this file starts processes).
+__all__ = ["_clean_env", "run_verify"]
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 import keys
 from tests import corpus
-from tests.unit.vault.conftest import PASSPHRASE, principal
+from tests.unit.vault.conftest import PASSPHRASE, _clean_env, principal
 from tests.unit.vault.deposit_support import deposit, fields
 from vault import compose, item_keys, jobs, replay, sealed_fixity, verify
 from vault.cases import create_case
@@ -32,6 +32,9 @@ from vault.parts import Vault
 from vault.retrieve import download
 from vault.shred import shred
 from vault.worker import Worker
+
+# The unit tests' fixtures, used here by importing them (this file starts processes).
+__all__ = ["_clean_env"]
 
 
 @pytest.fixture

@@ -17,13 +17,16 @@ from sqlalchemy import select
 
 import keys
 from tests import corpus
-from tests.unit.vault.conftest import principal
+from tests.unit.vault.conftest import _clean_env, principal
 from vault import compose, extraction, jobs, ledger
 from vault.cases import create_case
 from vault.db.jobs_tables import ItemText, Job
 from vault.deposit import Deposit
 from vault.parts import Vault
 from vault.worker import Worker
+
+# The unit tests' settings guard, used here by importing it (this file starts processes).
+__all__ = ["_clean_env"]
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 
 # Buffers of 16-256 KiB made and dropped as an upload's socket reads are, a few alive at a
 # time; prints the page faults it took. Deterministic (seeded), so both runs do the same work.

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
@@ -97,8 +100,25 @@ def migrate(engine: Engine, revision: str = "heads") -> None:
 
     Raises `alembic.util.CommandError` or a SQLAlchemy error if a migration fails.
     """
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config = _config()
     with engine.begin() as connection:
+        # A database already at every head needs nothing: the usual case of every start, told
+        # without running the environment script and importing each migration again.
+        if revision == "heads" and set(
+            MigrationContext.configure(connection).get_current_heads()
+        ) == set(_scripts().get_heads()):
+            return
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    # The migrations shipped with this code: read once per process.
+    return ScriptDirectory.from_config(_config())

@@ -16,6 +16,7 @@ from tests.unit.vault.template_support import (
     PASSPHRASE,
     copy_vault,
     template,
+    working_schema,
 )
 from vault.accounts import find_user, principal_of
 from vault.cli.verify import verify as verify_command
@@ -35,12 +36,15 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest) -> str | None:
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
     """Each use-case test runs on the embedded SQLite (None) and on PostgreSQL."""
     if request.param == "sqlite":
-        return None
-    url: str = request.getfixturevalue("pg_schema_url")
-    return url
+        yield None
+        return
+    # One schema, put back to the template's rows after each test (template_support.py).
+    working = working_schema(request)
+    yield working.acquire()
+    working.restore()
 
 
 @pytest.fixture

@@ -1,19 +1,18 @@
 """The parts of OCR that need no recognition: language choice, the report's shapes, the runner's
-checks and the engine's refusal of a temporary directory on disk."""
+checks. (The engine's refusal of a temporary directory on disk, which runs tesseract:
+tests/integration/test_ocr_parts.py.)"""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from ingest import ExtractionError, FailureKind, OcrOptions, OcrReport, PageImage, RecognisedPage
 from ingest.adapters import _ocr_runner
-from ingest.adapters.tesseract import TesseractEngine, memory_directory
+from ingest.adapters.tesseract import memory_directory
 from ingest.ocr import Recogniser, parse_languages, report_from_header, report_to_header
-from ingest.scratch import ScratchError, memory_dir
+from ingest.scratch import memory_dir
 
 PAGE = PageImage(2, 1, b"\x00\xff")
 
@@ -126,25 +125,3 @@ def test_memory_directories_are_told_from_disks(tmp_path: Path) -> None:
     found = memory_directory()
     assert found is None or memory_dir(Path(found)) == Path(found)
     assert memory_directory((str(tmp_path / "missing"), "/proc")) is None
-
-
-@pytest.mark.skipif(shutil.which("tesseract") is None, reason="needs Debian's tesseract-ocr")
-def test_tesseract_refuses_a_temporary_directory_on_disk(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    disk = Path.cwd()
-    try:
-        memory_dir(disk)
-    except ScratchError:
-        pass
-    else:
-        pytest.skip("this checkout is itself in memory: there is no disk to refuse here")
-    monkeypatch.setattr(tempfile, "tempdir", str(disk))
-    with pytest.raises(ExtractionError) as caught:
-        TesseractEngine()
-    assert caught.value.kind == FailureKind.UNAVAILABLE
-    assert "not a memory file system" in caught.value.reason
-    found = memory_directory()
-    assert found is not None
-    monkeypatch.setattr(tempfile, "tempdir", found)
-    assert TesseractEngine().version().startswith(("4.", "5."))

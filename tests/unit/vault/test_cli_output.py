@@ -1,12 +1,10 @@
 """Scriptable output of `tvault`: only the result on stdout, ids checked before any URL is built,
-exit codes 0, 1 or 2, and `serve` on a busy port exits 1 with one line, its services stopped."""
+exit codes 0, 1 or 2. (`serve` on a busy port: tests/integration/test_cli_output.py.)"""
 
 from __future__ import annotations
 
 import json
 import re
-import socket
-import threading
 from datetime import datetime
 from pathlib import Path
 
@@ -14,7 +12,6 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.unit.vault.cli_support import Run, cli_runner
-from tests.unit.vault.conftest import PASSPHRASE
 from vault.cli import app
 from vault.parts import Vault
 
@@ -80,25 +77,6 @@ def test_ids_are_checked_before_any_request(args: list[str], tmp_path: Path) -> 
     done = CliRunner().invoke(app, args, env=env)
     assert done.exit_code == 2, done.output
     assert "id (26 letters a-z and 2-7)" in done.stderr
-
-
-def test_serve_on_a_busy_port_exits_1_with_one_line_and_stops_its_services(
-    vault: Vault,
-) -> None:
-    env = {"TVAULT_HOME": str(vault.settings.home), "TVAULT_PASSPHRASE": PASSPHRASE}
-    if vault.settings.database_url:
-        env["TVAULT_DATABASE_URL"] = vault.settings.database_url
-    before = set(threading.enumerate())
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = str(busy.getsockname()[1])
-        done = CliRunner().invoke(app, ["serve", "--port", port], env=env)
-    assert done.exit_code == 1, done.output
-    assert done.stderr.count("\n") == 1 and f"127.0.0.1:{port}" in done.stderr, done.stderr
-    assert "Traceback" not in done.output
-    left = [t for t in set(threading.enumerate()) - before if t.is_alive()]
-    assert not left, left
 
 
 def test_status_prints_no_python_none_and_zoned_times(run: Run, tmp_path: Path) -> None:

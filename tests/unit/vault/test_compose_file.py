@@ -10,28 +10,26 @@ uses is the one the init job creates with object lock; decrypted originals go to
 to the extraction limit; the passphrase and the S3 secret come from Docker secrets, never from an
 environment variable; Tika has a heap limit, a memory limit and a healthcheck; the api and worker
 healthchecks ask /readyz; the Keycloak profile imports a realm with the vault's client and roles.
+The init scripts' shell syntax, checked by `sh -n`: tests/integration/test_compose_file.py.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
 from tests.services import vectors
+from tests.unit.vault.compose_support import COMPOSE, ROOT, compose
 from vault.domain import ROLES
 from vault.settings import Settings
 
-yaml = pytest.importorskip("yaml", reason="PyYAML is in the test extra")
+__all__ = ["compose"]
 
-ROOT = Path(__file__).resolve().parents[3]
-COMPOSE = ROOT / "docker-compose.yml"
+
 SERVICES = {
     "api",
     "worker",
@@ -51,12 +49,6 @@ SECRET_FILES = {
 }
 SECRET_WORDS = ("PASSWORD", "PASSPHRASE", "SECRET", "ACCESS_KEY")
 INTERPOLATION = re.compile(r"(?<!\$)\$\{([^}]*)\}")
-
-
-@pytest.fixture(scope="module")
-def compose() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
-    return loaded
 
 
 def _env(service: dict[str, Any]) -> dict[str, str]:
@@ -191,22 +183,6 @@ def test_dockerfile_installs_the_package() -> None:
     assert "USER tvault" in dockerfile
     for package in ("vault", "ingest", "search", "keys", "policies"):
         assert f"COPY {package} ./{package}" in dockerfile
-
-
-def test_init_scripts_are_valid_shell(compose: dict[str, Any], tmp_path: Path) -> None:
-    sh = shutil.which("sh")
-    assert sh is not None
-    scripts = {
-        name: service["command"][0]
-        for name, service in compose["services"].items()
-        if service.get("entrypoint") == ["/bin/sh", "-c"]
-    }
-    assert set(scripts) == {"vault-init", "minio-init", "elasticsearch-init"}
-    for name, script in scripts.items():
-        path = tmp_path / f"{name}.sh"
-        path.write_text(script.replace("$$", "$"))  # what the container's shell receives
-        result = subprocess.run([sh, "-n", str(path)], capture_output=True, text=True, check=False)
-        assert result.returncode == 0, (name, result.stderr)
 
 
 def _size_bytes(value: str) -> int:

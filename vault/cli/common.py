@@ -10,6 +10,7 @@ import ssl
 import sys
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -197,12 +198,24 @@ def connect(url: str, token: str) -> httpx.Client:
     verify: ssl.SSLContext | bool = (
         ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT) if url.startswith("http://") else True
     )
-    return httpx.Client(
+    client = httpx.Client(
         base_url=url,
         headers={"Authorization": f"Bearer {token}"},
         timeout=timeout,
         verify=verify,
     )
+    _NETWORK[client] = (url, token)
+    return client
+
+
+# The clients `connect` made itself, which talk to the network (not a test's bound app), with
+# their address and token: `tvault get` reads a download's body off the socket directly.
+_NETWORK: weakref.WeakKeyDictionary[httpx.Client, tuple[str, str]] = weakref.WeakKeyDictionary()
+
+
+def network_address(client: httpx.Client) -> tuple[str, str] | None:
+    """Return the API address and token of `client` if `connect` made it for the network."""
+    return _NETWORK.get(client)
 
 
 def api_client(url: str, token: str | None) -> httpx.Client:

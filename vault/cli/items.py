@@ -16,6 +16,7 @@ from vault.cli import signing
 from vault.cli.common import (
     CHUNK,
     DEFAULT_URL,
+    READ_TIMEOUT_SECONDS,
     USAGE,
     CaseOption,
     ItemArgument,
@@ -29,6 +30,7 @@ from vault.cli.common import (
     emit,
     fail,
     idempotency_key,
+    network_address,
     progress,
     refused,
     repr_digest,
@@ -240,6 +242,9 @@ def _download(client: httpx.Client, item: str, fd: int, bar: Ticker) -> tuple[st
     byte once more; the vault sends no content coding). bench/download.py measures it."""
     import httpx
 
+    address = network_address(client)
+    if address is not None and not _proxied(address[0]):
+        return _download_from_socket(*address, item, fd, bar)
     writer = _Writer(fd)
     received_all = False
     try:
@@ -254,7 +259,7 @@ def _download(client: httpx.Client, item: str, fd: int, bar: Ticker) -> tuple[st
             for piece in response.iter_raw():
                 if writer.error is not None:
                     break  # nothing more can be kept: stop reading
-                writer.pieces.put(piece)
+                writer.pieces.put((piece, len(piece)))
                 received += len(piece)
                 if received >= CHUNK:  # the bar is redrawn per MiB, not per piece
                     bar.advance(task, received)
@@ -271,26 +276,117 @@ def _download(client: httpx.Client, item: str, fd: int, bar: Ticker) -> tuple[st
     return expected, writer.hexdigest()
 
 
+def _proxied(url: str) -> bool:
+    """Say whether a proxy from the environment applies to `url` (httpx would use it)."""
+    import urllib.parse
+    import urllib.request
+
+    host = urllib.parse.urlsplit(url).hostname or ""
+    return bool(urllib.request.getproxies()) and not urllib.request.proxy_bypass(host)
+
+
+def _download_from_socket(url: str, token: str, item: str, fd: int, bar: Ticker) -> tuple[str, str]:
+    """`_download` over a connection of the standard library's own, for a client `connect` made.
+
+    httpx hands the body over in the socket's 64 KiB reads, each passed through its HTTP/1.1
+    parser's buffer: about 1.1 s of CPU per GiB here, more than SHA-256 (0.6 s). `readinto` a
+    1 MiB buffer reads the body straight from the socket into memory the writing thread then
+    hashes and writes, and gives it back (about 0.35 s per GiB; bench/RESULTS.md). The request
+    is the one `connect`'s client would send: same address, token, timeouts and certificate
+    checks (a system-verified context for https)."""
+    import http.client
+    import ssl
+    import urllib.parse
+
+    import httpx
+
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port
+    connection: http.client.HTTPConnection
+    if parts.scheme == "https":
+        connection = http.client.HTTPSConnection(
+            host, port, timeout=READ_TIMEOUT_SECONDS, context=ssl.create_default_context()
+        )
+    else:
+        connection = http.client.HTTPConnection(host, port, timeout=READ_TIMEOUT_SECONDS)
+    path = f"{parts.path.rstrip('/')}/v1/items/{item}/content"
+    free: queue.Queue[bytearray] = queue.Queue()
+    for _ in range(_Writer.BUFFERS):
+        free.put(bytearray(_Writer.BUFFER))
+    writer = _Writer(fd, recycle=free)
+    received_all = False
+    try:
+        connection.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+        response = connection.getresponse()
+        if response.status >= 400:
+            body = response.read()
+            refused(httpx.Response(response.status, headers=response.getheaders(), content=body))
+        expected = repr_digest(response.getheader("repr-digest") or "")
+        length = int(response.getheader("content-length") or 0)
+        task = bar.add_task("get", total=length)
+        writer.start()
+        received = 0
+        while writer.error is None:  # after a failed write nothing more can be kept
+            buffer = free.get()
+            count = response.readinto(buffer)
+            if not count:
+                break
+            writer.pieces.put((buffer, count))
+            received += count
+            bar.advance(task, count)
+        if writer.error is None and received < length:
+            # `readinto` ends quietly at a closed connection; the digest would catch it too.
+            raise http.client.IncompleteRead(b"", length - received)
+        received_all = writer.error is None
+    except (OSError, http.client.HTTPException) as exc:
+        fail(f"download failed: {_reason(exc)}")
+    finally:
+        connection.close()
+        writer.finish(sync=received_all)
+    if writer.error is not None:
+        reason = getattr(writer.error, "strerror", None) or writer.error
+        fail(f"cannot write the download: {reason}; nothing written")
+    return expected, writer.hexdigest()
+
+
+def _reason(exc: BaseException) -> str:
+    """Say in a few words why a download over `http.client` failed (never its bytes)."""
+    import http.client
+
+    if isinstance(exc, TimeoutError):
+        return "the server stopped sending (timed out)"
+    if isinstance(exc, http.client.IncompleteRead):
+        return f"the connection closed {exc.expected} bytes before the end of the body"
+    return str(exc) or type(exc).__name__
+
+
 _FADVISE = hasattr(os, "posix_fadvise")  # not on macOS or Windows
 
 
 class _Writer:
-    """Hash and write, on a thread of its own, the pieces a download puts in `pieces`."""
+    """Hash and write, on a thread of its own, the pieces a download puts in `pieces`: each a
+    buffer and how many of its first bytes to take. A `bytearray` is handed back to `recycle`
+    once written (the reading thread fills it again)."""
 
-    # Pieces are the socket's reads (up to 64 KiB): at most ~4 MiB wait in memory.
+    # Pieces are the socket's reads (up to 64 KiB through httpx): at most ~4 MiB wait in memory.
     QUEUED = 64
+    # Buffers of the direct read (`_download_from_socket`): 4 MiB in all (larger ones measured
+    # no faster).
+    BUFFERS = 4
+    BUFFER = 1024 * 1024
     # Every so many bytes written, the kernel is told to start writing them out and that they
     # will not be read again (POSIX_FADV_DONTNEED): the disk works during the download rather
     # than all in the final fsync, and the pages are reused instead of a GiB of fresh page
     # cache being filled (3x the write speed measured here; bench/RESULTS.md).
     WRITE_BEHIND = 8 * 1024 * 1024
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, recycle: queue.Queue[bytearray] | None = None) -> None:
         import hashlib
 
-        self.pieces: queue.Queue[bytes | None] = queue.Queue(self.QUEUED)
+        self.pieces: queue.Queue[tuple[bytes | bytearray, int] | None] = queue.Queue(self.QUEUED)
         self.error: Exception | None = None
         self._fd = fd
+        self._recycle = recycle
         self._written = self._advised = 0
         self._digest = hashlib.sha256()
         self._thread = threading.Thread(target=self._run, name="tvault-get-writer", daemon=True)
@@ -316,24 +412,27 @@ class _Writer:
         return self._digest.hexdigest()
 
     def _run(self) -> None:
-        # After a failed write the queue is still drained, so the reading thread never blocks
-        # on a full queue; it sees `error` and stops.
-        while (piece := self.pieces.get()) is not None:
-            if self.error is not None:
-                continue
+        # After a failed write the queue is still drained (and buffers handed back), so the
+        # reading thread never blocks; it sees `error` and stops.
+        while (entry := self.pieces.get()) is not None:
+            buffer, count = entry
             try:
-                self._digest.update(piece)
-                view = memoryview(piece)
-                while view:
-                    view = view[os.write(self._fd, view) :]
-                self._written += len(piece)
-                if self._written - self._advised >= self.WRITE_BEHIND and _FADVISE:
-                    os.posix_fadvise(
-                        self._fd,
-                        self._advised,
-                        self._written - self._advised,
-                        os.POSIX_FADV_DONTNEED,
-                    )
-                    self._advised = self._written
+                if self.error is None:
+                    self._write(memoryview(buffer)[:count])
             except Exception as exc:  # reported by the reading thread, as one line
                 self.error = exc
+            finally:
+                if self._recycle is not None and isinstance(buffer, bytearray):
+                    self._recycle.put(buffer)
+
+    def _write(self, view: memoryview) -> None:
+        self._digest.update(view)
+        size = len(view)
+        while view:
+            view = view[os.write(self._fd, view) :]
+        self._written += size
+        if self._written - self._advised >= self.WRITE_BEHIND and _FADVISE:
+            os.posix_fadvise(
+                self._fd, self._advised, self._written - self._advised, os.POSIX_FADV_DONTNEED
+            )
+            self._advised = self._written

@@ -77,7 +77,11 @@ def search_results(
     picked = search_filters.chosen(form)
     results = search(vault, current.principal, picked.request(text, page, PAGE_SIZE))
     hits = [
-        (hit, Markup(hit.snippet) if hit.snippet else None)  # noqa: S704 (the highlighter escapes all but <mark>)
+        (
+            hit,
+            Markup(hit.snippet) if hit.snippet else None,  # noqa: S704 (the highlighter escapes all but <mark>)
+            translate(request, KIND_NAMES.get(hit.kind, hit.kind)),
+        )
         for hit in results.hits
     ]
     last = max(1, -(-results.total // PAGE_SIZE))

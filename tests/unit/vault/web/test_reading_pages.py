@@ -8,9 +8,17 @@ from datetime import timedelta
 
 from tests.unit.vault.conftest import principal
 from tests.unit.vault.search_support import deposit, give_text
-from tests.unit.vault.web.web_support import entries, signed_in, token
+from tests.unit.vault.web.web_support import (
+    browser,
+    entries,
+    sign_in,
+    signed_in,
+    token,
+    with_password,
+)
 from vault import ledger
 from vault.accounts import add_user
+from vault.app import create_app
 from vault.cases import create_case, grant
 from vault.indexing import index_item
 from vault.parts import Vault
@@ -225,3 +233,18 @@ def test_facets_count_only_what_the_reader_may_see_and_filters_never_widen(vault
         refused = ada.post("/search", data={"csrf": csrf, "q": "", "case": forged})
         assert refused.status_code == 404 and theirs not in refused.text
     assert len(entries(vault, ledger.actions.ACCESS_DENIED)) == denied_before + 2
+
+
+def test_a_hit_names_its_kind_in_the_readers_language(vault: Vault) -> None:
+    tina = principal(vault, "tina")
+    case = create_case(vault, tina, "Caso").id
+    item = deposit(vault, principal(vault, "tina"), case, consent={"therapy"}, kind="document")
+    give_text(vault, item, TEXT, language="es")
+    assert index_item(vault, item).outcome == "indexed"
+    with_password(vault, "tina")
+    for language, shown in (("es", "Documento ·"), ("en", "Document ·")):
+        client = browser(create_app(vault), language)
+        assert sign_in(client, "tina").status_code == 303
+        page = client.get("/search")
+        found = client.post("/search", data={"csrf": token(page), "q": "Quebradahonda"})
+        assert shown in found.text and "document ·" not in found.text

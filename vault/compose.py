@@ -201,11 +201,13 @@ def recover_keyring(settings: Settings, recovery_key: bytes, new_passphrase: str
 
 def ensure_index_secrets(keyring: KeyStore) -> None:
     """Create the index key and the vocabulary identity in `keyring` if it lacks them (vaults
-    made before search existed get them on first open)."""
+    made before search existed get them on first open). Added only if still missing under the
+    keyring's lock: two processes opening such a vault at once keep one key, not each their
+    own (the second would overwrite the first, and what the first indexed would stop matching)."""
     if not keyring.has_secret(INDEX_KEY):
-        keyring.set_secret(INDEX_KEY, secrets.token_bytes(32))
+        keyring.add_secret(INDEX_KEY, secrets.token_bytes(32))
     if not keyring.has_secret(VOCABULARY_IDENTITY):
-        keyring.set_secret(VOCABULARY_IDENTITY, keys.generate_identity()[0].encode("ascii"))
+        keyring.add_secret(VOCABULARY_IDENTITY, keys.generate_identity()[0].encode("ascii"))
 
 
 def index_directory(settings: Settings) -> Path:

@@ -372,6 +372,21 @@ def test_index_secrets_are_made_once(tmp_path: object) -> None:
     assert len(key) == 32
 
 
+def test_two_processes_making_the_index_secrets_at_once_keep_one(tmp_path: object) -> None:
+    # Both open a vault made before search existed before either has made its secrets.
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "ring"
+    keys.Keyring.create(path, "pass phrase", kdf=FAST_KDF)
+    first, second = (keys.Keyring.open(path, "pass phrase") for _ in range(2))
+    assert not second.has_secret(INDEX_KEY)
+    ensure_index_secrets(first)
+    ensure_index_secrets(second)
+    kept = keys.Keyring.open(path, "pass phrase")
+    for name in (INDEX_KEY, VOCABULARY_IDENTITY):
+        assert first.secret(name) == second.secret(name) == kept.secret(name)
+
+
 def test_elasticsearch_needs_its_url(vault: Vault) -> None:
     settings = vault.settings.model_copy(update={"index": "elasticsearch", "es_url": None})
     with pytest.raises(ValueError, match="TVAULT_ES_URL"):

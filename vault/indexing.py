@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
@@ -111,11 +111,6 @@ def open_text(vault: Vault, row: ItemText, identity: str) -> Text:
     return Text(read_sealed_text(vault.store, row.object_name, identity), row.language)
 
 
-def utc(moment: datetime) -> datetime:
-    """Return `moment` as an aware UTC time (SQLite gives back the naive UTC times it stored)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def identity_of(sealed: bytes | None, identity: str) -> frozenset[str]:
     """Return the words of the sealed identity fields `sealed` (None: none recorded).
 
@@ -144,7 +139,7 @@ def document_of(item: Item, text: Text, metadata: tuple[str, ...] = ()) -> Index
         case_id=item.case_id,
         kind=item.kind,
         language=item.language or text.language,
-        created=utc(item.created_at),
+        created=item.created_at,
         tags=frozenset(item.tags),
         consent=frozenset(item.consent),
         metadata=metadata,

@@ -64,7 +64,7 @@ from vault.db.access_tables import ItemIdentity
 from vault.db.jobs_tables import ItemText
 from vault.errors import BadField
 from vault.identity import REDACTED
-from vault.indexing import index_of, utc
+from vault.indexing import index_of
 from vault.parts import METADATA_IDENTITY, Vault
 from vault.sealing import open_json, read_sealed_text, seal_json
 from vault.search_helper import MIN_HELPED_HITS, SNIPPET_WORDS, Showable, Shown, show
@@ -456,7 +456,7 @@ def _show(vault: Vault, highlighter: Highlighter, entry: _Found, shown: Shown | 
         kind=item.kind,
         language=language,
         tags=tuple(item.tags),
-        created_at=utc(item.created_at),
+        created_at=item.created_at,
         score=entry.hit.score,
         title=title,
         snippet=snippet,

@@ -90,6 +90,24 @@ def _prepare(home: Path, items: int) -> str:
     return case
 
 
+def _backlog(home: Path) -> str:
+    """Return the vault's jobs that are not done, by kind and state ("none" if all are)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(load_settings(home).effective_database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT kind, state, count(*) FROM jobs WHERE state != 'done'"
+                    " GROUP BY kind, state ORDER BY kind, state"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    return ", ".join(f"{kind} {state} {n}" for kind, state, n in rows) or "none"
+
+
 def _serve(home: Path, env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     log = (home.parent / "server.log").open("wb")
     process = subprocess.Popen(
@@ -277,6 +295,12 @@ def main() -> None:
     )
     parser.add_argument("--label", default="", help="a word for the RESULTS.md section")
     parser.add_argument(
+        "--standalone-worker",
+        action="store_true",
+        help="extract and index in one `tvault worker` process beside the server"
+        " (TVAULT_EMBEDDED_WORKER=false, the docker-compose shape) instead of the server's thread",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -312,6 +336,16 @@ def main() -> None:
             for name in ("tina", "lena")
         }
         url = f"http://127.0.0.1:{args.port}"
+        worker: subprocess.Popen[bytes] | None = None
+        if args.standalone_worker:
+            env["TVAULT_EMBEDDED_WORKER"] = "false"
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "vault.cli", "worker"],
+                env=env,
+                cwd=ROOT,
+                stdout=(workdir / "worker.log").open("wb"),
+                stderr=subprocess.STDOUT,
+            )
         process = _serve(home, env, args.port)
         try:
             made = httpx.post(
@@ -330,6 +364,9 @@ def main() -> None:
             rss = _Rss(process.pid)
             rss.start_cpu()
             rss.start()
+            worker_cpu = _Rss(worker.pid) if worker is not None else None
+            if worker_cpu is not None:
+                worker_cpu.start_cpu()
             load_before = os.getloadavg()
             own_before, busy_before = _own_cpu(), _machine_busy()
             samples, errors = asyncio.run(
@@ -340,9 +377,19 @@ def main() -> None:
             rss.stopping.set()
             rss.join()
             cpu = rss.cpu_spent()
+            if worker_cpu is not None:
+                for kind, seconds in worker_cpu.cpu_spent().items():
+                    name = "worker" if kind == "server" else f"worker's {kind}"
+                    cpu[name] = cpu.get(name, 0.0) + seconds
+            # How far extraction and indexing were behind the deposits when the load stopped:
+            # a lagging worker would leave the searches fewer long texts to show.
+            backlog = _backlog(home)
         finally:
             process.terminate()
             process.wait(timeout=60)
+            if worker is not None:
+                worker.terminate()
+                worker.wait(timeout=60)
     finally:
         if args.keep is None:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -361,6 +408,7 @@ def main() -> None:
             f"{_p(ordered, 0.99):.0f} | {errors[kind]} |"
         )
     search = sorted(samples["search"])
+    shape = "one standalone worker process" if args.standalone_worker else "the server's thread"
     lines = [
         "",
         f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: bench/load.py {args.label}".rstrip(),
@@ -388,7 +436,9 @@ def main() -> None:
         f" {others:.1f} by other processes. Per request: server and its helpers"
         f" {served_cpu / served * 1000 if served else 0:.1f} ms CPU (the server's own process"
         f" {cpu.get('server', 0.0) / served * 1000 if served else 0:.1f} ms), clients"
-        f" {own / served * 1000 if served else 0:.1f} ms.",
+        f" {own / served * 1000 if served else 0:.1f} ms."
+        f" Extraction and indexing: {shape};"
+        f" jobs not yet done when the load stopped: {backlog}.",
         "",
     ]
     report = "\n".join(lines)

@@ -21,6 +21,7 @@ from policies import Principal
 from vault.deposit import CommitGuard, Deposit, DepositResult
 from vault.errors import BadField, TooLarge
 from vault.headers import from_headers
+from vault.multipart import PartHeaders
 from vault.parts import Vault
 from vault.signatures import SIGNATURE_HEADER, STATEMENT_HEADER, Presented
 
@@ -147,7 +148,7 @@ class FormRules:
     before_file: Callable[[dict[str, str]], Presented | None] | None = None
 
 
-class _Multipart:
+class _Multipart(PartHeaders):
     """Callbacks of the streaming parser: metadata parts collected, the file part deposited."""
 
     def __init__(
@@ -168,8 +169,7 @@ class _Multipart:
         # Fields that came after the file part: the metadata is checked again, whole, at the end.
         self._late = False
         self._part_filename = False  # `fields["filename"]` came from the file part's header
-        self._headers: dict[bytes, bytes] = {}
-        self._field, self._value = b"", b""
+        super().__init__()
         self._name: str | None = None
         self._buffer = bytearray()
         self._in_file = False
@@ -190,21 +190,11 @@ class _Multipart:
         self.parser.write(data)
 
     def _part_begin(self) -> None:
-        self._headers, self._field, self._value = {}, b"", b""
+        self._reset_headers()
         self._buffer.clear()
 
-    def _header_field(self, data: bytes, start: int, end: int) -> None:
-        self._field += data[start:end]
-
-    def _header_value(self, data: bytes, start: int, end: int) -> None:
-        self._value += data[start:end]
-
-    def _header_end(self) -> None:
-        self._headers[self._field.lower()] = self._value
-        self._field, self._value = b"", b""
-
     def _headers_finished(self) -> None:
-        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        options = self._disposition()
         name = options.get(b"name", b"").decode("utf-8", "replace")
         self._in_file = name == "file"
         if not self._in_file:

@@ -17,6 +17,7 @@ from python_multipart.multipart import MultipartParser, MultipartState, parse_op
 from starlette.datastructures import FormData
 
 from vault.errors import BadField, TooLarge
+from vault.multipart import PartHeaders
 
 SESSION_COOKIE: Final = "tvault_session"
 FORM_COOKIE: Final = "tvault_form"
@@ -92,17 +93,16 @@ def check_anon(request: Request, form: FormData) -> None:
     check_token(request.cookies.get(FORM_COOKIE), form.get(CSRF_FIELD))
 
 
-class _Parts:
+class _Parts(PartHeaders):
     """Callbacks of the streaming parser: each part's name and bytes, kept in memory."""
 
     def __init__(self, boundary: bytes) -> None:
+        super().__init__()
         self.parts: list[tuple[str, bytearray]] = []
-        self._headers: dict[bytes, bytes] = {}
-        self._field, self._value = b"", b""
         self.parser = MultipartParser(
             boundary,
             {
-                "on_part_begin": self._begin,
+                "on_part_begin": self._reset_headers,
                 "on_header_field": self._header_field,
                 "on_header_value": self._header_value,
                 "on_header_end": self._header_end,
@@ -111,22 +111,9 @@ class _Parts:
             },
         )
 
-    def _begin(self) -> None:
-        self._headers, self._field, self._value = {}, b"", b""
-
-    def _header_field(self, data: bytes, start: int, end: int) -> None:
-        self._field += data[start:end]
-
-    def _header_value(self, data: bytes, start: int, end: int) -> None:
-        self._value += data[start:end]
-
-    def _header_end(self) -> None:
-        self._headers[self._field.lower()] = self._value
-        self._field, self._value = b"", b""
-
     def _headers_finished(self) -> None:
-        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
-        self.parts.append((options.get(b"name", b"").decode("utf-8", "replace"), bytearray()))
+        name = self._disposition().get(b"name", b"")
+        self.parts.append((name.decode("utf-8", "replace"), bytearray()))
 
     def _data(self, data: bytes, start: int, end: int) -> None:
         self.parts[-1][1].extend(data[start:end])

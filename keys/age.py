@@ -40,13 +40,17 @@ from keys._primitives import (
 
 __all__ = [
     "CHUNK_SIZE",
+    "ChunkSealer",
     "Sealer",
     "UnsealError",
     "generate_identity",
     "normalize_recipient",
+    "open_chunks",
     "open_stream",
+    "payload_size",
     "recipient_of",
     "seal",
+    "start_stream",
     "unseal",
     "unseal_bytes",
 ]
@@ -295,6 +299,104 @@ def _header(file_key: bytes, recipients: Sequence[bytes | age_ssh.SshRecipient])
     return head + b" " + _b64encode(mac) + b"\n"
 
 
+def _start(recipients: Sequence[bytes | age_ssh.SshRecipient]) -> tuple[bytes, bytes]:
+    """Return what an age file starts with (header and payload nonce) and its payload key."""
+    file_key = random_bytes(_FILE_KEY_SIZE)
+    nonce = random_bytes(_NONCE_SIZE)
+    return _header(file_key, recipients) + nonce, hkdf_sha256(file_key, nonce, b"payload")
+
+
+def start_stream(recipients: Sequence[str]) -> tuple[bytes, bytes]:
+    """Begin an age file sealed to `recipients` whose payload is written later, in pieces.
+
+    Return the file's first bytes (the header, then the payload nonce) and the 32-byte payload
+    key, which `ChunkSealer` seals the chunks with. The payload key opens the file as well as
+    any identity of `recipients` does: keep it sealed wherever it is kept. For a file written
+    over several sessions (a resumable upload); `Sealer` is the one-session form, and both
+    write the same bytes for the same plaintext, file key and nonce.
+
+    Raises `ValueError` as `Sealer` does.
+    """
+    if isinstance(recipients, str):
+        raise TypeError("recipients must be a sequence of strings, not one string")
+    if not recipients:
+        raise ValueError("at least one recipient is required")
+    return _start([_recipient(r) for r in recipients])
+
+
+def payload_size(plaintext_size: int) -> int:
+    """The size of the payload (the chunks, after the nonce) of a `plaintext_size` file."""
+    count = max(1, -(-plaintext_size // CHUNK_SIZE))
+    return plaintext_size + count * TAG_SIZE
+
+
+class ChunkSealer:
+    """Seal an age payload in whole chunks, from chunk `counter` on, with a payload key of
+    `start_stream`.
+
+    `seal` takes whole 64 KiB chunks, except for the file's last piece (`last=True`: the
+    final chunk, 1 to 64 KiB, flagged as the last; empty only when the whole file is). The
+    caller knows which piece ends the file; a full chunk at the end must be sealed with
+    `last=True` too (age spec, "Payload": no empty chunk follows data).
+    """
+
+    def __init__(self, payload_key: bytes, counter: int = 0) -> None:
+        if len(payload_key) != 32 or counter < 0:
+            raise ValueError("a 32-byte payload key and a chunk counter >= 0 are required")
+        self._aead = Aead(payload_key)
+        self.counter = counter  # the number of the next chunk
+        self._done = False
+
+    def seal(self, data: bytes | bytearray | memoryview, *, last: bool = False) -> bytearray:
+        """Return the sealed chunks of `data`. Raises `ValueError` for a piece that is not
+        whole chunks (unless `last`), an empty last chunk after data, or a seal after the last.
+        """
+        view = memoryview(data).cast("B")
+        size = len(view)
+        if self._done:
+            raise ValueError("the last chunk is sealed already")
+        if not last and size % CHUNK_SIZE:
+            raise ValueError("only the last piece may end inside a chunk")
+        count = -(-size // CHUNK_SIZE)
+        if last and count == 0:
+            if self.counter:
+                raise ValueError("an empty last chunk may not follow data")
+            count = 1
+        out = bytearray(size + count * TAG_SIZE)
+        target = memoryview(out)
+        seal_into = self._aead.seal_into
+        for index in range(count):
+            piece = view[index * CHUNK_SIZE : (index + 1) * CHUNK_SIZE]
+            start = index * _ENC_CHUNK
+            flag = last and index == count - 1
+            seal_into(
+                _STREAM_NONCE.pack(self.counter, flag),
+                piece,
+                target[start : start + len(piece) + TAG_SIZE],
+            )
+            self.counter += 1
+        self._done = last
+        return out
+
+
+def open_chunks(
+    payload_key: bytes, data: bytes | bytearray | memoryview, counter: int = 0
+) -> Iterator[bytes]:
+    """Yield the plaintext of whole sealed chunks `data` (none of them the last), numbered
+    from `counter`: what `ChunkSealer` wrote so far, read back. Raises `UnsealError` on a
+    chunk that does not authenticate or a piece that is not whole chunks."""
+    view = memoryview(data).cast("B")
+    if len(view) % _ENC_CHUNK:
+        raise UnsealError("not whole chunks")
+    aead = Aead(payload_key)
+    for start in range(0, len(view), _ENC_CHUNK):
+        try:
+            yield aead.open(_STREAM_NONCE.pack(counter, False), view[start : start + _ENC_CHUNK])
+        except AuthenticationFailed:
+            raise UnsealError("age payload authentication failed") from None
+        counter += 1
+
+
 class Sealer:
     """Seal a stream written in pieces of any size (for streamed uploads) to `recipients`.
 
@@ -323,19 +425,17 @@ class Sealer:
             raise TypeError("recipients must be a sequence of strings, not one string")
         if not recipients:
             raise ValueError("at least one recipient is required")
-        points = [_recipient(r) for r in recipients]
-        file_key = random_bytes(_FILE_KEY_SIZE)
-        nonce = random_bytes(_NONCE_SIZE)
+        start, payload_key = _start([_recipient(r) for r in recipients])
         self._dst = dst
         self._reserve = reserve
-        self._aead = Aead(hkdf_sha256(file_key, nonce, b"payload"))
+        self._aead = Aead(payload_key)
         self._pending = bytearray(CHUNK_SIZE)
         self._fill = 0
         self._out = memoryview(bytearray(_ENC_CHUNK))
         self._counter = 0
         self._size = 0
         self._closed = False
-        _write_all(dst, memoryview(_header(file_key, points) + nonce))
+        _write_all(dst, memoryview(start))
 
     @property
     def size(self) -> int:

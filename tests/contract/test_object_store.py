@@ -10,6 +10,7 @@ import hashlib
 import os
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -260,3 +261,28 @@ def test_open_reads_in_chunks(target: StoreTarget) -> None:
         assert src.read(100_000) == data[10:100_010]
         assert src.read() == data[100_010:]
         assert src.read(1) == b""
+
+
+def test_adopt_a_finished_file(target: StoreTarget, tmp_path: Path) -> None:
+    name = target.name("adopted")
+    data = b"".join(_chunks(target.multipart_size + 77))
+    source = tmp_path / "object.part"
+    source.write_bytes(data)
+    target.store.adopt(name, source)
+    assert not source.exists()
+    assert target.store.size(name) == len(data)
+    assert _read_all(target, name) == data
+    assert target.traces() == []
+    target.store.delete(name)  # unlocked, like an object a writer committed
+
+
+def test_adopt_never_overwrites(target: StoreTarget, tmp_path: Path) -> None:
+    name = target.name("taken")
+    target.store.put_locked(name, b"first")
+    source = tmp_path / "object.part"
+    source.write_bytes(b"second")
+    with pytest.raises(ObjectExists):
+        target.store.adopt(name, source)
+    assert _read_all(target, name) == b"first"
+    assert source.read_bytes() == b"second"  # the caller's to remove
+    assert target.traces() == []

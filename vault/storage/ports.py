@@ -13,8 +13,12 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Protocol, Self
+
+# Bytes read at a time when a finished local file is copied into a store (`copy_in`).
+_COPY_BLOCK = 1024 * 1024
 
 # 255 keeps the local adapter's file name (the name with "/" encoded) inside the usual
 # NAME_MAX of Linux and macOS file systems; S3 allows 1024 bytes, so S3 is never the limit.
@@ -181,6 +185,17 @@ class ObjectStore(Protocol):
         `ObjectExists` if the name is taken."""
         ...
 
+    def adopt(self, name: str, source: Path) -> None:
+        """Make the finished local file `source` (ciphertext, written and closed by the caller)
+        the committed object `name`, as durable as one `writer` commits; `source` is gone
+        afterwards. Raises `ObjectExists` if the name is taken, `StorageError` on failure;
+        nothing is left under `name` then, and `source` is the caller's to remove.
+
+        `copy_in` is the implementation for any store (it streams `source` through `writer`);
+        the local store links the file into place instead, without a second copy.
+        """
+        ...
+
     def check_writable(self) -> None:
         """Raise `StoreFull` or `StoreUnavailable` if a write is sure to be refused now
         (readiness: `vault.readiness`); return otherwise. Cheap: it writes nothing."""
@@ -189,3 +204,23 @@ class ObjectStore(Protocol):
     def close(self) -> None:
         """Release what the store holds (file locks, connections). Idempotent."""
         ...
+
+
+def copy_in(store: ObjectStore, name: str, source: Path) -> None:
+    """`ObjectStore.adopt` for any store: stream `source` through `store.writer(name)`, commit,
+    then remove `source`. Memory stays flat (one block at a time)."""
+    try:
+        src = open(source, "rb")  # noqa: SIM115 (closed below, before `source` is removed)
+    except OSError as exc:
+        raise os_error(f"cannot read {source.name} to store it as {name}", exc) from exc
+    with src, store.writer(name) as out:
+        while True:
+            try:
+                block = src.read(_COPY_BLOCK)
+            except OSError as exc:
+                raise os_error(f"cannot read {source.name} to store it as {name}", exc) from exc
+            if not block:
+                break
+            out.write(block)
+        out.commit()
+    source.unlink(missing_ok=True)

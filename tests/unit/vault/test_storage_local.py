@@ -224,3 +224,40 @@ def test_whole_aligned_blocks_are_written_from_the_callers_buffer(
     assert sources == [address(spool)]
     with store.open("items/aligned") as src:
         assert src.read() == bytes(spool) + tail
+
+
+def test_adopt_links_the_file_into_place_private_and_fresh(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path / "store")
+    source = tmp_path / "object.part"
+    source.write_bytes(b"sealed bytes")
+    os.chmod(source, 0o640)
+    os.utime(source, (1_000_000, 1_000_000))  # written long ago, finished now
+    inode = source.stat().st_ino
+    store.adopt("items/adopted", source)
+    path = store._path("items/adopted")
+    assert path.stat().st_ino == inode  # linked: no second copy of the bytes
+    assert path.stat().st_nlink == 1 and not source.exists()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.stat().st_mtime > time.time() - 60  # the sweep's grace starts now
+    assert _temp_files(tmp_path / "store") == []
+
+
+def test_adopt_across_file_systems_copies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = LocalObjectStore(tmp_path / "store")
+    source = tmp_path / "object.part"
+    source.write_bytes(b"z" * (3 * 1024 * 1024 + 5))
+    inode = source.stat().st_ino
+
+    link = os.link
+
+    def cross_device(src: str | Path, dst: str | Path) -> None:
+        if Path(src) == source:  # the upload's file is on another file system
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        link(src, dst)  # the writer's temp file is not
+
+    monkeypatch.setattr(local.os, "link", cross_device)
+    store.adopt("items/copied", source)
+    path = store._path("items/copied")
+    assert path.read_bytes() == b"z" * (3 * 1024 * 1024 + 5)
+    assert path.stat().st_ino != inode and not source.exists()
+    assert _temp_files(tmp_path / "store") == []

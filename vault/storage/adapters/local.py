@@ -12,7 +12,8 @@ directory, and no name can reach outside the root (`check_name` allows neither "
 name nor a leading ".").
 
 Crash safety (DESIGN.md promise 7): an object appears under its name only by `link()`, which is
-atomic and refuses an existing name (so nothing is ever overwritten, even by a racing writer).
+atomic and refuses an existing name, so nothing is ever overwritten, even by a racing writer:
+from a writer's temp file, or from a finished file that `adopt` is given (a resumable upload's).
 A killed writer leaves at most its temp file; the next `LocalObjectStore` on the same root
 removes every temp file whose writer no longer holds its lock (the kernel drops `flock` locks of
 dead processes), and leaves those of live writers in other processes alone.
@@ -47,6 +48,7 @@ from vault.storage.ports import (
     StoreUnavailable,
     check_name,
     check_prefix,
+    copy_in,
     os_error,
 )
 
@@ -304,6 +306,43 @@ class LocalObjectStore:
             out.write(data)
             out.commit()
         self.lock(name)
+
+    def adopt(self, name: str, source: Path) -> None:
+        """Make the finished file `source` the object `name` by linking it into place (fsync
+        of the file, `link`, fsync of the directory, as a writer commits), then unlink
+        `source`. A `source` on another file system is copied through a writer instead
+        (`copy_in`). Raises `ObjectExists` if the name is taken, `StorageError` otherwise;
+        `source` stays then."""
+        target = self._path(name)
+        if target.exists():
+            raise ObjectExists(f"object exists: {name}")
+        linked = False
+        try:
+            fd = os.open(source, os.O_RDONLY)
+            try:
+                # The mode of the store's own objects; the time of adoption, so the sweep of
+                # unreferenced objects gives it its full grace from now, as to a fresh write.
+                os.fchmod(fd, _OBJECT_MODE)
+                os.utime(fd)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._make_dirs(target)
+            os.link(source, target)  # atomic, and refuses an existing name
+            linked = True
+            _fsync_dir(target.parent)
+        except FileExistsError:
+            raise ObjectExists(f"object exists: {name}") from None
+        except OSError as exc:
+            if linked:
+                with contextlib.suppress(OSError):
+                    target.unlink()
+            elif exc.errno == errno.EXDEV:
+                copy_in(self, name, source)
+                return
+            raise os_error(f"cannot commit object {name}", exc) from exc
+        with contextlib.suppress(FileNotFoundError):
+            source.unlink()
 
     def check_writable(self) -> None:
         """Raise `StoreUnavailable` if the file system is mounted read-only or the store's

@@ -54,6 +54,7 @@ from vault.storage.ports import (
     StoreUnavailable,
     check_name,
     check_prefix,
+    copy_in,
 )
 
 MIB = 1024 * 1024
@@ -322,6 +323,11 @@ class S3ObjectStore:
                 yield ObjectInfo(name, int(item.size), modified)
         except _TRANSPORT_ERRORS as exc:
             raise self._error("list", prefix, exc) from exc
+
+    def adopt(self, name: str, source: Path) -> None:
+        """Upload the finished file `source` as `name` through a writer, then remove `source`
+        (`copy_in`). Raises `ObjectExists`, `StorageError`."""
+        copy_in(self, name, source)
 
     def put_locked(self, name: str, data: bytes) -> None:
         """Write `data` as `name`, then lock it. Raises `ObjectExists`, `StorageError`."""

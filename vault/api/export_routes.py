@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from vault import exports, recipients
 from vault.api.deps import CurrentPrincipal, VaultDep, get_principal
 from vault.api.problems import problem
+from vault.ranges import RangeNotSatisfiable
 
 router = APIRouter(prefix="/v1", tags=["exports"], dependencies=[Depends(get_principal)])
 
@@ -169,7 +170,7 @@ def get_download(
     each download is a custody ledger entry. A revoked or expired export: 410 with the reason."""
     try:
         got = exports.download(vault, principal, export_id, range_)
-    except exports.RangeNotSatisfiable as exc:
+    except RangeNotSatisfiable as exc:
         refused: JSONResponse = problem(416, exc.detail, exc.code)
         refused.headers["Content-Range"] = f"bytes */{exc.size}"
         return refused

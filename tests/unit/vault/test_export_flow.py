@@ -30,6 +30,7 @@ from vault.export_build import build_pending, claim
 from vault.grants import revoke
 from vault.identity import RenditionUpload, set_identity
 from vault.parts import Vault
+from vault.ranges import RangeNotSatisfiable
 from vault.sweep import sweep
 
 PURPOSE = "Esclarecer los hechos del río"
@@ -123,7 +124,7 @@ def test_an_approved_export_is_built_then_downloaded_and_validates(
     # A broken download resumes: the rest from byte N is the file's tail.
     assert fetch(vault, export_id, f"bytes={len(whole) - 1000}-") == whole[-1000:]
     assert fetch(vault, export_id, "bytes=5-9") == whole[5:10]
-    with pytest.raises(exports.RangeNotSatisfiable):
+    with pytest.raises(RangeNotSatisfiable):
         fetch(vault, export_id, f"bytes={len(whole)}-")
     # Only the commission it is for downloads it; the refusal is recorded.
     with pytest.raises(NotFound):

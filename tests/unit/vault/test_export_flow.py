@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import bagit
+import jsonschema
 import pytest
 from click.testing import Result
 
@@ -138,6 +139,17 @@ def test_an_approved_export_is_built_then_downloaded_and_validates(
     originals = list((bag_dir / "data" / "items" / setup.plain / "original").iterdir())
     assert [p.read_bytes() for p in originals] == [b"the first testimony"]
     assert "/" not in originals[0].name and "\x07" not in originals[0].name
+    # The name the depositor gave is kept as it was, beside the portable one the file bears.
+    schema = json.loads((bag_dir / "data" / "metadata.schema.json").read_text())
+    plain_meta = json.loads(
+        (bag_dir / "data" / "items" / setup.plain / "metadata.json").read_text()
+    )
+    assert plain_meta["filename"] == HOSTILE
+    assert plain_meta["file"]["path"] == f"data/items/{setup.plain}/original/{originals[0].name}"
+    for item in (setup.plain, setup.named):
+        jsonschema.validate(
+            json.loads((bag_dir / "data" / "items" / item / "metadata.json").read_text()), schema
+        )
     text = (bag_dir / "data" / "items" / setup.plain / "text.txt").read_text("utf-8")
     assert text == "Lo que vi en el río"
     meta = json.loads((bag_dir / "data" / "items" / setup.named / "metadata.json").read_text())
@@ -287,6 +299,7 @@ def test_under_redaction_the_bag_holds_the_rendition_and_hides_the_identity(
     meta = json.loads((item_dir / "metadata.json").read_text())
     assert meta["identity"] == {"aliases": "[redacted]", "name": "[redacted]"}
     assert meta["file"]["redacted"] is True and meta["signature"] is None
+    assert "filename" not in meta and "filename" in meta["redacted_fields"]
     for path in bag_dir.rglob("*"):
         if path.is_file():
             assert b"Rosa Quispe" not in path.read_bytes(), path

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import ssl
 import sys
@@ -14,7 +15,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, NoReturn, Protocol
 
 import typer
 from typer.core import TyperGroup
@@ -113,6 +114,20 @@ def fail(message: str, code: int = FAILURE) -> NoReturn:
     with `code`."""
     typer.echo(f"tvault: {' '.join(message.split())}", err=True)
     raise typer.Exit(code)
+
+
+NOT_UTF8: Final = "the file name is not UTF-8 text"
+
+
+def shown_name(name: str) -> str | None:
+    """Return None when `name` is UTF-8 text, else a printable form of it (`\\xe1` for a byte
+    that is no UTF-8). A name from a system that wrote another encoding cannot travel in a
+    header, a JSON document or an export's tar: the file must be renamed first."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    return None
 
 
 def settings_for(home: Path | None) -> Settings:

@@ -26,7 +26,7 @@ from vault.accounts import add_user
 from vault.cases import create_case, grant
 from vault.consent import change_consent
 from vault.deposit import Deposit
-from vault.errors import NotFound
+from vault.errors import BadField, NotFound
 from vault.export_build import build_pending, claim
 from vault.grants import revoke
 from vault.identity import RenditionUpload, set_identity
@@ -336,3 +336,97 @@ def test_a_shredded_item_revokes_the_export(vault: Vault, setup: Setup) -> None:
     approvals.approve(vault, principal(vault, "cleo"), asked.id)
     with pytest.raises(exports.Gone, match=f"item {setup.plain} was crypto-shredded"):
         fetch(vault, export_id)
+
+
+def test_the_expiry_follows_the_setting(
+    vault: Vault, setup: Setup, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from vault.settings import load_settings
+
+    monkeypatch.setenv("TVAULT_EXPORT_TTL_DAYS", "7")
+    assert load_settings(tmp_path / "elsewhere").export_ttl_days == 7  # the setting's name
+    vault.settings = vault.settings.model_copy(update={"export_ttl_days": 7})
+    export_id = approved(vault, setup.case)
+    build_pending(vault)
+    built = exports.show(vault, principal(vault, "truth"), export_id)
+    assert built.expires_at is not None and built.built_at is not None
+    assert built.expires_at - built.built_at == timedelta(days=7)
+
+
+def test_the_request_s_filters_choose_what_the_bag_holds(
+    vault: Vault, setup: Setup, tmp_path: Path
+) -> None:
+    tina = principal(vault, "tina")
+    document = deposit(vault, tina, setup.case, consent=["truth_commission"], kind="document")
+    today = vault.clock().date()
+
+    def ask(**filters: object) -> exports.ExportView:
+        request = exports.ExportRequest(
+            case_id=setup.case,
+            purpose=PURPOSE,
+            legal_basis=BASIS,
+            **filters,  # type: ignore[arg-type]
+        )
+        return exports.request(vault, principal(vault, "truth"), request)
+
+    before = len(exports.list_exports(vault, principal(vault, "admin")))
+    with pytest.raises(exports.Conflict, match="no item"):  # deposited today, not before
+        ask(date_to=today - timedelta(days=1))
+    with pytest.raises(BadField, match="date_from"):
+        ask(date_from=today, date_to=today - timedelta(days=1))
+    assert len(exports.list_exports(vault, principal(vault, "admin"))) == before
+    asked = ask(kinds=("document",), date_from=today, date_to=today)
+    assert asked.preview is not None and asked.preview.by_kind == {"document": 1}
+    exports.approve(vault, principal(vault, "cleo"), asked.id)
+    build_pending(vault)
+    bag_dir = unpack(fetch(vault, asked.id), setup.identity, tmp_path / "bag")
+    assert {p.name for p in (bag_dir / "data" / "items").iterdir()} == {document}
+
+
+def test_the_preview_counts_redactions_and_items_left_out(
+    vault: Vault, setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import policies
+    from policies import Allow, obligations
+
+    upload = RenditionUpload.start(vault, principal(vault, "tina"), setup.named)
+    upload.write(b"second, with the name blacked out")
+    upload.commit()
+    real = policies.decide
+
+    def redacting(who: policies.Principal, action: str, resource: policies.Resource) -> object:
+        decision = real(who, action, resource)
+        if action == "export.request" and resource.kind == "item" and decision:
+            return Allow(frozenset({obligations.REDACT_IDENTITIES}))
+        return decision
+
+    monkeypatch.setattr(exports, "decide", redacting)
+    request = exports.ExportRequest(case_id=setup.case, purpose=PURPOSE, legal_basis=BASIS)
+    preview = exports.request(vault, principal(vault, "truth"), request).preview
+    assert preview is not None
+    # `named` goes in redacted; `plain` has no redacted rendition; `therapy_only` no consent.
+    assert (preview.items, preview.redacted, preview.no_rendition) == (1, 1, 1)
+    assert (preview.consented, preview.not_consented, preview.shredded) == (2, 1, 0)
+    assert preview.bytes == len(b"second, with the name blacked out")
+
+
+def test_a_consistency_proof_comes_only_from_the_same_commission_s_export(
+    vault: Vault, setup: Setup, tmp_path: Path
+) -> None:
+    with vault.sessions.begin() as session:
+        add_user(session, "other", "commission", vault.clock())
+    grant(vault, principal(vault, "admin"), setup.case, "other", "commission")
+    other_key = keys.generate_identity()[1]
+    recipients.add(vault, principal(vault, "admin"), "other", other_key)
+    request = exports.ExportRequest(case_id=setup.case, purpose=PURPOSE, legal_basis=BASIS)
+    theirs = exports.request(vault, principal(vault, "other"), request)
+    exports.approve(vault, principal(vault, "cleo"), theirs.id)
+    build_pending(vault)
+    b"".join(exports.download(vault, principal(vault, "other"), theirs.id).chunks)
+    # `truth` received nothing before: its first export proves no consistency, whatever
+    # another commission downloaded.
+    first = approved(vault, setup.case)
+    build_pending(vault)
+    bag_dir = unpack(fetch(vault, first), setup.identity, tmp_path / "first")
+    assert not (bag_dir / "data" / "custody" / "consistency.json").exists()
+    assert not (bag_dir / "data" / "custody" / "previous-checkpoint.txt").exists()

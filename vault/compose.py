@@ -13,6 +13,7 @@ import os
 import secrets
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,6 +45,9 @@ from vault.token_keys import TokenKeys
 from vault.worker import StageFactory, Worker
 
 if TYPE_CHECKING:
+    import asyncio
+
+    from fastapi import FastAPI
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
@@ -433,3 +437,45 @@ def add_services(vault: Vault) -> None:
     vault.services.append(SweepService(vault))
     # Builds approved exports to commissions, one at a time, beside the API (docs/exports.md).
     vault.services.append(ExportBuilder(vault))
+
+
+@dataclass(frozen=True)
+class Served:
+    """What `tvault serve` runs: the open vault (the caller closes it once the server stops),
+    its app, and the HTTP protocol with the settings' header limits."""
+
+    vault: Vault
+    app: FastAPI
+    http: type[asyncio.Protocol]
+
+
+def serving(settings: Settings, passphrase: str) -> Served:
+    """Build what `tvault serve` runs: the vault in `settings.home` opened with `passphrase` and
+    checked (`preflight`), its background services (`add_services`), its app with its own
+    gatekeeping, and the HTTP protocol with the header limits (`TVAULT_MAX_HEADER_BYTES`,
+    `TVAULT_MAX_HEADERS`).
+
+    Raises as `open_vault` and `preflight` do; the vault is closed again on any failure.
+    """
+    # Imported here: the CLI commands that only open the vault do not load FastAPI or uvicorn.
+    from vault.api.protocol import limited
+    from vault.app import create_app
+
+    http = limited(settings.max_header_bytes, settings.max_headers)
+    vault = open_vault(settings, passphrase)
+    try:
+        preflight(vault)
+        add_services(vault)
+        app = create_app(vault, gatekeeping(vault))
+    except BaseException:
+        vault.close()
+        raise
+    return Served(vault=vault, app=app, http=http)
+
+
+def app_of(vault: Vault) -> FastAPI:
+    """Return the app of an open `vault` with its own gatekeeping, and no background services
+    (tests and benchmarks serve a vault they opened themselves)."""
+    from vault.app import create_app
+
+    return create_app(vault, gatekeeping(vault))

@@ -405,28 +405,39 @@ def progress(unit: Literal["bytes", "files"]) -> Iterator[Ticker]:
 # --- admin commands: the vault where it lives -------------------------------------------------
 
 
-def open_local_with(settings: Settings, secret: str, *, checked: bool = False) -> Vault:
-    """Open the vault; with `checked`, also `preflight` it (serve, worker). Exits 1 with one
-    line on a wrong passphrase, a missing setting, or a service that cannot be reached."""
+@contextmanager
+def vault_failures(keyring_path: Path) -> Iterator[None]:
+    """Turn a failure to open or check the vault inside the block into one line and exit 1: a
+    wrong passphrase for the keyring at `keyring_path`, a missing setting, or a service that
+    cannot be reached."""
     from keys import KeyringError
-    from vault.compose import open_vault, preflight
     from vault.errors import VaultError
 
     try:
-        vault = open_vault(settings, secret)
+        yield
     except KeyringError as exc:
         fail(
-            f"cannot open the keyring {settings.keyring_path}: {exc}; check TVAULT_PASSPHRASE "
+            f"cannot open the keyring {keyring_path}: {exc}; check TVAULT_PASSPHRASE "
             "(or the passphrase typed at the prompt)"
         )
     except VaultError as exc:
         fail(exc.detail)
+
+
+def open_local_with(settings: Settings, secret: str, *, checked: bool = False) -> Vault:
+    """Open the vault; with `checked`, also `preflight` it (worker). Exits 1 with one line on a
+    wrong passphrase, a missing setting, or a service that cannot be reached."""
+    from vault.compose import open_vault, preflight
+
+    with vault_failures(settings.keyring_path):
+        vault = open_vault(settings, secret)
     if checked:
         try:
-            preflight(vault)
-        except VaultError as exc:
+            with vault_failures(settings.keyring_path):
+                preflight(vault)
+        except BaseException:
             vault.close()
-            fail(exc.detail)
+            raise
     return vault
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from tests.unit.vault.tokens import token_for
 from vault import ledger, tus
-from vault.app import create_app
+from vault.compose import app_of
 from vault.db import Item
 from vault.ledger.tables import LedgerRow
 from vault.parts import Vault
@@ -44,7 +44,7 @@ def _b64(text: str) -> str:
 @pytest.fixture
 def tina(vault: Vault) -> Iterator[TestClient]:
     token = token_for(vault, "tina", "therapist")
-    app = create_app(vault)
+    app = app_of(vault)
     with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as client:
         yield client
 

@@ -8,7 +8,7 @@ from tests.unit.vault.conftest import principal
 from tests.unit.vault.tokens import token_for
 from tests.unit.vault.web.web_support import browser, entries, signed_in, token
 from vault import cases, grants, ledger
-from vault.app import create_app
+from vault.compose import app_of
 from vault.parts import Vault
 
 NAME = "Testimonios del río Huallaga"
@@ -98,7 +98,7 @@ def test_a_therapist_is_refused_grants_as_by_the_api(vault: Vault) -> None:
         ("tina", "case.revoke"),
         ("tina", "case.grant"),
     ]
-    api = browser(create_app(vault))
+    api = browser(app_of(vault))
     api.headers["Authorization"] = f"Bearer {token_for(vault, 'tina', 'therapist')}"
     by_api = api.post(f"/v1/cases/{case_id}/grants", json={"user": "theo", "role": "therapist"})
     assert by_api.status_code == 403

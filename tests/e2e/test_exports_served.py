@@ -1,11 +1,17 @@
 """An export to a truth commission through a served vault (issue 18): recipients, request,
 approval by another custodian, the builder beside the API, HTTP Range (206, 416), a download
-that resumes with `tvault export download`, `tvault verify-export` on it, and a revocation the
-download refuses with an RFC 9457 problem naming the reason."""
+that resumes with `tvault export download`, `tvault verify-export` on it, the same file checked
+with stock tools only, the progress bar on a terminal, and a revocation the download refuses
+with an RFC 9457 problem naming the reason."""
 
 from __future__ import annotations
 
 import hashlib
+import os
+import pty
+import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +21,8 @@ import httpx
 import pytest
 
 import keys
-from tests.e2e.conftest import Server, provision, serve, tvault
+from tests.e2e.conftest import TVAULT, Server, provision, serve, tvault
+from tests.services import tool
 from vault.headers import to_headers
 
 
@@ -54,6 +61,54 @@ def ready(client: httpx.Client, export_id: str) -> dict[str, Any]:
         if view["state"] not in ("queued", "building") or time.monotonic() > deadline:
             return view
         time.sleep(0.2)
+
+
+def stock_tools_check(export: Path, identity: Path, log_key: str, into: Path) -> None:
+    """What the README in the bag tells a commission to run, with stock tools only: `age -d`,
+    `tar -x`, the Library of Congress `bagit.py --validate`, `sha256sum -c`, `sha512sum -c`,
+    and the bag's own proof script with the log key."""
+    opened = subprocess.run(
+        [tool("age"), "-d", "-i", str(identity), str(export)], capture_output=True, check=True
+    )
+    into.mkdir()
+    subprocess.run(["tar", "-x", "-f", "-", "-C", str(into)], input=opened.stdout, check=True)
+    [bag] = list(into.iterdir())
+    bagit_tool = os.path.join(os.path.dirname(sys.executable), "bagit.py")
+    for argv, where in (
+        ([bagit_tool, "--validate", str(bag)], None),
+        (["sha256sum", "-c", "manifest-sha256.txt"], bag),
+        (["sha512sum", "-c", "manifest-sha512.txt"], bag),
+        ([sys.executable, str(bag / "verify_custody.py"), str(bag), "--log-key", log_key], None),
+    ):
+        done = subprocess.run(argv, cwd=where, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, (argv, done.stdout[-2000:], done.stderr[-2000:])
+    assert done.stdout.rstrip().endswith("OK: the custody record holds"), done.stdout
+
+
+def download_on_a_terminal(export_id: str, target: Path, env: dict[str, str]) -> tuple[str, Path]:
+    """Run `tvault export download` with stderr on a pseudo-terminal; return what it showed."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [*TVAULT, "export", "download", export_id, "-o", str(target)],
+        env={**env, "TERM": "xterm", "COLUMNS": "120"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+    )
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    out, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, (out, shown)
+    return shown.decode(errors="replace"), target
 
 
 @pytest.mark.timeout(600)
@@ -121,6 +176,17 @@ def test_export_requested_approved_built_downloaded_resumed_verified_then_revoke
     assert hashlib.sha256(target.read_bytes()).hexdigest() == digest
     checked = tvault("verify-export", str(target), "--identity", str(identity_file), env=env)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    with client("admin") as admin, client("truth") as truth:
+        log_key = admin.get("/v1/ledger/key").json()["verifier_key"]
+        downloads = truth.get(f"/v1/exports/{export_id}").json()["downloads"]
+    stock_tools_check(target, identity_file, log_key, tmp_path / "unpacked")
+
+    # On a terminal, the download shows a progress bar on stderr (stdout keeps the result).
+    shown, again = download_on_a_terminal(export_id, tmp_path / "again.tar.age", env)
+    assert again.read_bytes() == target.read_bytes()
+    assert "export" in shown and re.search(r"\d+(\.\d+)?/\d+(\.\d+)? kB", shown), shown
+    with client("truth") as truth:  # each download is one more ledger entry
+        assert truth.get(f"/v1/exports/{export_id}").json()["downloads"] == downloads + 1
 
     with client("tina") as tina, client("truth") as truth:
         change = {"withdraw": ["truth_commission"], "basis": "depositor_confirmation"}

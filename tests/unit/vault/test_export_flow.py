@@ -30,6 +30,7 @@ from vault.errors import BadField, NotFound
 from vault.export_build import build_pending, claim
 from vault.grants import revoke
 from vault.identity import RenditionUpload, set_identity
+from vault.indexing import index_item
 from vault.parts import Vault
 from vault.ranges import RangeNotSatisfiable
 from vault.sweep import sweep
@@ -381,6 +382,16 @@ def test_the_request_s_filters_choose_what_the_bag_holds(
     build_pending(vault)
     bag_dir = unpack(fetch(vault, asked.id), setup.identity, tmp_path / "bag")
     assert {p.name for p in (bag_dir / "data" / "items").iterdir()} == {document}
+    # A search query, run in the index within the case and the commission's consent scope.
+    give_text(vault, document, "Acta de la comisaría", language="es")
+    for item in (setup.plain, document):
+        assert index_item(vault, item).outcome == "indexed"
+    searched = ask(query="río")
+    assert searched.preview is not None and searched.preview.items == 1
+    exports.approve(vault, principal(vault, "cleo"), searched.id)
+    build_pending(vault)
+    bag_dir = unpack(fetch(vault, searched.id), setup.identity, tmp_path / "searched")
+    assert {p.name for p in (bag_dir / "data" / "items").iterdir()} == {setup.plain}
 
 
 def test_the_preview_counts_redactions_and_items_left_out(

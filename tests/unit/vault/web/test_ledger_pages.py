@@ -18,8 +18,8 @@ from tests.unit.vault.search_support import deposit
 from tests.unit.vault.web.web_support import browser, signed_in, token
 from vault import approval_kinds, custody_timeline, ledger
 from vault.accounts import add_user
-from vault.app import create_app
 from vault.cases import create_case
+from vault.compose import app_of
 from vault.ledger import note
 from vault.ledger.errors import ProofError
 from vault.ledger.tree import verify_inclusion
@@ -189,7 +189,7 @@ def test_the_proofs_route_leaves_what_the_page_leaves_and_refuses_as_it_does(
     assert [kind[0] for kind in refused_data] == ["access denied"]
     assert refused_data == refused_page
     # Signed out: refused as the page is, nothing given.
-    stranger = browser(create_app(vault))
+    stranger = browser(app_of(vault))
     anonymous = stranger.get(f"/items/{item}/custody/proofs")
     assert anonymous.status_code == stranger.get(f"/items/{item}/custody").status_code
     assert anonymous.status_code in (303, 401) and "entries" not in anonymous.text

@@ -399,7 +399,13 @@ def test_the_preview_counts_redactions_and_items_left_out(
 ) -> None:
     import policies
     from policies import Allow, obligations
+    from vault.identity import RENDITION_PREFIX
 
+    # A 0-byte rendition is no rendition: refused with its reason, nothing kept.
+    empty = RenditionUpload.start(vault, principal(vault, "tina"), setup.plain)
+    with pytest.raises(BadField, match="an empty rendition cannot be attached"):
+        empty.commit()
+    assert list(vault.store.names(RENDITION_PREFIX)) == []
     upload = RenditionUpload.start(vault, principal(vault, "tina"), setup.named)
     upload.write(b"second, with the name blacked out")
     upload.commit()

@@ -5,13 +5,19 @@ and is an `access denied` entry; items deposited later are not held."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from policies import Deny, Principal, Resource
+from tests.unit.vault.cli_support import cli_runner
 from tests.unit.vault.conftest import principal
 from tests.unit.vault.search_support import deposit
+from tests.unit.vault.tokens import token_for
+from tests.unit.vault.web.web_support import browser
 from vault import ledger, shred
 from vault.cases import create_case, grant
+from vault.compose import app_of
 from vault.errors import BadField, Forbidden, NotFound
 from vault.parts import Vault
 
@@ -116,3 +122,29 @@ def test_a_bad_reason_holds_nothing_and_records_nothing(vault: Vault, reason: st
         shred.hold_case(vault, principal(vault, "admin"), case, reason)
     assert not any(shred.is_held(vault, item) for item in ids)
     assert _entries(vault, ledger.actions.LEGAL_HOLD) == []
+
+
+def test_the_api_and_the_cli_hold_a_case_as_the_page_does(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case, ids = _case(vault)
+    run = cli_runner(vault, monkeypatch)
+    refused = run("tina", "cases", "hold", case, "--reason", REASON)
+    assert refused.exit_code != 0 and not any(shred.is_held(vault, item) for item in ids)
+    done = run("admin", "cases", "hold", case, "--reason", REASON, "--json")
+    assert done.exit_code == 0, done.output
+    answer = json.loads(done.stdout)
+    assert sorted(answer["held"]) == sorted(ids) and answer["already"] == 0
+    assert all(shred.is_held(vault, item) for item in ids)
+    again = run("admin", "cases", "hold", case, "--reason", REASON)
+    assert again.stdout.strip() == (
+        f"held 0 item(s) of {case} now; 3 held already; 0 shredded, left alone"
+    )
+    held = _entries(vault, ledger.actions.LEGAL_HOLD)
+    assert len(held) == 3 and all(e.details["credential"].startswith("token:") for e in held)
+    assert all(e.sealed_sha256 is not None and "Rosa" not in str(e.details) for e in held)
+    api = browser(app_of(vault))
+    api.headers["Authorization"] = f"Bearer {token_for(vault, 'admin', 'custodian')}"
+    blank = api.post(f"/v1/cases/{case}/holds", json={"reason": ""})
+    assert blank.status_code == 422
+    assert len(_entries(vault, ledger.actions.LEGAL_HOLD)) == 3

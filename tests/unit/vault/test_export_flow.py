@@ -121,6 +121,13 @@ def test_an_approved_export_is_built_then_downloaded_and_validates(
     assert sealed_at_rest.startswith(b"age-encryption.org/v1\n")
     for plaintext in (b"the first testimony", b"second", b"Rosa Quispe", PURPOSE.encode()):
         assert plaintext not in sealed_at_rest
+    # Nor anywhere else under the vault's home: the build left no plaintext on disk.
+    home = Path(vault.settings.home)
+    on_disk = [path.read_bytes() for path in home.rglob("*") if path.is_file()]
+    assert sealed_at_rest in on_disk  # the scan sees the store's objects
+    for stored in on_disk:
+        for plaintext in (b"the first testimony", "Lo que vi en el río".encode(), b"Rosa Quispe"):
+            assert plaintext not in stored
     whole = fetch(vault, export_id)
     assert whole == sealed_at_rest and len(whole) == shown.size
     # A broken download resumes: the rest from byte N is the file's tail.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -507,6 +508,24 @@ def test_the_browser_itself_checks_each_proof_and_the_checkpoint(
         str(p) for p, case, ok in zip(probes, cases, accepted, strict=True) if ok == case["wantErr"]
     ]
     assert wrong == [] and accepted.count(True) >= 5
+
+    # And the note code against the signed-note specification's own example (C2SP).
+    spec = (vectors("c2sp") / "signed-note.md").read_text()
+    vkey = re.search(r"^ {4}(example\.com/foo\+\S+)$", spec, re.M)
+    signed = re.search(r"```\n(This is an example message\.\n\n\u2014 [^\n]+\n)```", spec)
+    assert vkey and signed
+    opened = page.evaluate(
+        """async ([note, vkey]) => {
+          const c = window.tvaultCustody, said = [];
+          said.push(await c.openNote(note, vkey));
+          const cut = note.length - 6, changed = note.slice(0, cut)
+            + (note[cut] === "A" ? "B" : "A") + note.slice(cut + 1);
+          try { said.push(await c.openNote(changed, vkey)); } catch (e) { said.push("refused"); }
+          return said;
+        }""",
+        [signed.group(1), vkey.group(1)],
+    )
+    assert opened == ["This is an example message.\n", "refused"]
     context.close()
 
 

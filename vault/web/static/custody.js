@@ -102,9 +102,9 @@
   }
 
   // C2SP signed-note: the text, then an empty line, then `— <name> <base64(key ID || sig)>`
-  // lines. Returns the checkpoint (origin, size, root) when the log key signed it; throws
-  // otherwise. Signatures by other keys are ignored; a failing one by this key rejects.
-  async function openCheckpoint(note, vkey) {
+  // lines. Returns the text when the key `vkey` signed it; throws otherwise. Signatures by
+  // other keys are ignored; a failing one by this key rejects the note.
+  async function openNote(note, vkey) {
     var key = await parseVerifierKey(vkey);
     if (typeof note !== "string" || note.slice(-1) !== "\n") { throw fail("malformed note"); }
     var cut = note.lastIndexOf("\n\n");
@@ -126,7 +126,14 @@
       verified = true;
     }
     if (!verified) { throw fail("signature"); }
-    var body = text.split("\n");
+    return text;
+  }
+
+  // C2SP tlog-checkpoint: origin, tree size and base64 root, each on its own line, in a note
+  // the log key signed. Returns {origin, size, root}; throws otherwise.
+  async function openCheckpoint(note, vkey) {
+    var key = await parseVerifierKey(vkey);
+    var body = (await openNote(note, vkey)).split("\n");
     if (body.length !== 4 || !/^(0|[1-9][0-9]*)$/.test(body[1])) { throw fail("malformed checkpoint"); }
     var root = b64(body[2]);
     var size = Number(body[1]);
@@ -159,6 +166,7 @@
   window.tvaultCustody = {
     b64: b64,
     leafHash: leafHash,
+    openNote: openNote,
     rootFromInclusion: rootFromInclusion,
     verifyInclusion: verifyInclusion,
     openCheckpoint: openCheckpoint,

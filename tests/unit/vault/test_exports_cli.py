@@ -123,9 +123,9 @@ def test_an_empty_kept_checkpoint_is_named_as_the_file_given(run: Run, tmp_path:
 def test_the_export_routes_are_in_the_openapi_document_with_range_on_download(
     vault: Vault,
 ) -> None:
-    from vault.app import create_app
+    from vault.compose import app_of
 
-    spec = create_app(vault).openapi()["paths"]
+    spec = app_of(vault).openapi()["paths"]
     wanted = {
         ("post", "/v1/exports"),
         ("get", "/v1/exports"),

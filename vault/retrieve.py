@@ -194,23 +194,25 @@ def download(
             redacted = True
         else:
             identity = _identity(vault, audit.session, item_id)
-            # A generator: nothing is read from the store before the caller takes a chunk,
-            # which is after the entry commits, when this block ends.
-            chunks = _plaintext(vault, item.object_name, identity)
             view = _view(item, identity)
             redacted = False
         wanted = parse_range(range_header, view.size)
         start, end = wanted if wanted is not None else (0, view.size - 1)
+        if not redacted:
+            # A generator: nothing is read from the store before the caller takes a chunk,
+            # which is after the entry commits, when this block ends. A range starts at its
+            # chunk, the ones before it passed over (`keys.open_stream`).
+            chunks = _plaintext(vault, item.object_name, identity, start)
         if wanted is not None:
             audit.details["from"], audit.details["to"] = start, end
-            chunks = sliced(chunks, start, end - start + 1)
+            chunks = sliced(chunks, 0 if not redacted else start, end - start + 1)
         download = Download(view, chunks, redacted, start, end, wanted is not None)
     return download
 
 
-def _plaintext(vault: Vault, name: str, identity: str) -> Iterator[bytes]:
+def _plaintext(vault: Vault, name: str, identity: str, start: int = 0) -> Iterator[bytes]:
     with vault.store.open(name) as source:
-        yield from keys.open_stream(source, identity)
+        yield from keys.open_stream(source, identity, start)
 
 
 @dataclass(frozen=True)

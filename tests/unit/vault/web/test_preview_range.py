@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from tests.unit.vault.conftest import principal
 from tests.unit.vault.web.web_support import entries, signed_in
 from vault import ledger
@@ -14,6 +16,7 @@ from vault.cases import create_case
 from vault.deposit import Deposit
 from vault.parts import Vault
 
+CHUNK = 64 * 1024
 # Several 64 KiB age chunks, and not a whole number of them: ranges cross chunk boundaries.
 VIDEO = b"\0\0\0\x18ftypmp42" + os.urandom(3 * 65536 + 1000)
 
@@ -110,3 +113,35 @@ def test_a_refused_reader_gets_the_same_refusal_with_a_range(vault: Vault) -> No
     ]
     assert len(denied) == 3 and all(e.actor == "theo" for e in denied)
     assert not _reads(vault, item_id)
+
+
+def test_under_redaction_a_range_is_of_the_redacted_rendition(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import policies
+    from policies import Allow, obligations
+    from vault import access
+    from vault.identity import RenditionUpload
+    from vault.retrieve import download
+
+    item_id = _deposit(vault)
+    rendition = os.urandom(CHUNK + 300)
+    upload = RenditionUpload.start(vault, principal(vault, "tina"), item_id)
+    upload.write(rendition)
+    upload.commit()
+    real = policies.decide
+
+    def redacting(who: policies.Principal, action: str, resource: policies.Resource) -> object:
+        # A policy file that obliges redaction for downloads (none ships that way).
+        decision = real(who, action, resource)
+        if action == "item.download" and decision:
+            return Allow(frozenset({obligations.REDACT_IDENTITIES}))
+        return decision
+
+    monkeypatch.setattr(access, "decide", redacting)
+    got = download(vault, principal(vault, "tina"), item_id, f"bytes={CHUNK - 10}-")
+    assert got.redacted and got.partial and got.item.size == len(rendition)
+    assert b"".join(got.chunks) == rendition[CHUNK - 10 :]
+    last = _reads(vault, item_id)[-1]
+    assert last.details["rendition"] == "redacted"
+    assert (last.details["from"], last.details["to"]) == (CHUNK - 10, len(rendition) - 1)

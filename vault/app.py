@@ -1,5 +1,6 @@
 """The FastAPI application of a vault: the API under `/v1` and the web pages at `/`, and the
-start-up it runs. It stands above `vault.api` and `vault.web`, which never import it."""
+start-up it runs. It stands above `vault.api` and `vault.web`, which never import it, and below
+`vault.compose`, which builds it with its gatekeeping."""
 
 from __future__ import annotations
 

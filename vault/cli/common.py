@@ -425,20 +425,13 @@ def vault_failures(keyring_path: Path) -> Iterator[None]:
 
 
 def open_local_with(settings: Settings, secret: str, *, checked: bool = False) -> Vault:
-    """Open the vault; with `checked`, also `preflight` it (worker). Exits 1 with one line on a
-    wrong passphrase, a missing setting, or a service that cannot be reached."""
-    from vault.compose import open_vault, preflight
+    """Open the vault; with `checked` (worker), its store is checked before it takes work
+    (`vault.compose.make_store`). Exits 1 with one line on a wrong passphrase, a missing
+    setting, or a service that cannot be reached."""
+    from vault.compose import open_vault
 
     with vault_failures(settings.keyring_path):
-        vault = open_vault(settings, secret)
-    if checked:
-        try:
-            with vault_failures(settings.keyring_path):
-                preflight(vault)
-        except BaseException:
-            vault.close()
-            raise
-    return vault
+        return open_vault(settings, secret, checked=checked)
 
 
 def open_local(home: Path | None, *, checked: bool = False) -> Vault:

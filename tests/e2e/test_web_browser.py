@@ -741,4 +741,17 @@ def test_a_custodian_manages_accounts_cases_grants_and_holds(
     expect(page.get_by_role("heading", level=1)).to_contain_text("Request")
     expect(page.locator("#own")).to_be_visible()  # a second custodian must approve it
     screenshot(page, f"holds-{mode}")
+
+    # The whole case: every item it has now, this one among those held already.
+    page.goto(f"{server.url}/cases/{case}")
+    expect(page.get_by_text("Items deposited into this case later are not held")).to_be_visible()
+    page.get_by_label("Reason for the hold").fill(f"Orden judicial del caso {mode}")
+    page.get_by_role("button", name="Hold every item of this case").click()
+    notice = page.locator("#notice")
+    expect(notice).to_contain_text("Items put under legal hold now:")
+    counts = [int(n) for n in re.findall(r": (\d+)", notice.inner_text())]
+    assert len(counts) == 3 and counts[1] >= 1, counts  # at least this run's item, held above
+    if js:
+        _accessible(page, "case held")
+    screenshot(page, f"case-hold-{mode}")
     context.close()

@@ -17,6 +17,7 @@ import bagit
 import jsonschema
 import pytest
 from click.testing import Result
+from sqlalchemy import select
 
 import keys
 from tests.unit.vault.conftest import principal
@@ -25,9 +26,12 @@ from vault import approval_kinds, approvals, exports, ledger, recipients
 from vault.accounts import add_user
 from vault.cases import create_case, grant
 from vault.consent import change_consent
+from vault.db.approval_tables import Approval
+from vault.db.export_tables import Export
 from vault.deposit import Deposit
-from vault.errors import BadField, NotFound
+from vault.errors import BadField, Forbidden, NotFound
 from vault.export_build import build_pending, claim
+from vault.export_verify import verify_export
 from vault.grants import revoke
 from vault.identity import RenditionUpload, set_identity
 from vault.indexing import index_item
@@ -234,6 +238,59 @@ def test_a_revoked_grant_revokes_the_export_and_the_download_says_why(
     assert shown.state == exports.REVOKED
     assert shown.reason == f"the grant of truth on case {setup.case} was revoked"
     assert list(vault.store.names(exports.PREFIX)) == []
+
+
+def test_after_a_revoked_grant_a_rebuild_waits_for_the_grant_then_a_new_approval(
+    vault: Vault, setup: Setup, tmp_path: Path
+) -> None:
+    export_id = approved(vault, setup.case)
+    build_pending(vault)
+    revoke(vault, principal(vault, "admin"), setup.case, "truth")
+    with pytest.raises(exports.Gone, match=f"the grant of truth on case {setup.case}"):
+        fetch(vault, export_id)
+
+    def exports_and_approvals() -> tuple[int, int]:
+        with vault.sessions() as session:
+            return (
+                len(session.scalars(select(Export)).all()),
+                len(session.scalars(select(Approval)).all()),
+            )
+
+    before = exports_and_approvals()
+    # While the grant stays revoked, a rebuild is refused with the reason, the refusal is
+    # recorded, and nothing is asked for: no export, no approval, no bag.
+    with pytest.raises(Forbidden, match=f"truth holds no commission grant on case {setup.case}"):
+        exports.rebuild(vault, principal(vault, "admin"), export_id)
+    with vault.sessions() as session:
+        refused = list(ledger.entries(session))[-1]
+    assert (refused.action, refused.actor) == (ledger.actions.ACCESS_DENIED, "admin")
+    # The commission itself no longer sees the case: "not found", as for any unseen case.
+    with pytest.raises(NotFound):
+        exports.rebuild(vault, principal(vault, "truth"), export_id)
+    assert exports_and_approvals() == before
+    assert build_pending(vault) == 0
+    assert list(vault.store.names(exports.PREFIX)) == []
+    # The grant given back, a custodian asks again for the commission; a second one approves.
+    grant(vault, principal(vault, "admin"), setup.case, "truth", "commission")
+    again = exports.rebuild(vault, principal(vault, "admin"), export_id)
+    assert again.id != export_id and again.state == exports.REQUESTED
+    assert again.preview is not None and again.preview.items == 2
+    assert build_pending(vault) == 0  # nothing is built before approval
+    with pytest.raises(Forbidden):
+        exports.approve(vault, principal(vault, "admin"), again.id)  # not the one who asked
+    exports.approve(vault, principal(vault, "cleo"), again.id)
+    assert build_pending(vault) == 1
+    sealed = fetch(vault, again.id)
+    report = verify_export(
+        io.BytesIO(sealed),
+        setup.identity,
+        name="rebuilt.age",
+        log_key=vault.checkpointer.verifier_key(),
+    )
+    assert report.ok, report.failures
+    bag_dir = unpack(sealed, setup.identity, tmp_path / "bag")
+    assert {p.name for p in (bag_dir / "data" / "items").iterdir()} == {setup.plain, setup.named}
+    assert exports.show(vault, principal(vault, "admin"), export_id).state == exports.REVOKED
 
 
 def test_an_export_expires_and_the_sweep_removes_it(vault: Vault, setup: Setup) -> None:

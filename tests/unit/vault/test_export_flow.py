@@ -5,10 +5,11 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from sqlalchemy import select
 import keys
 from tests.unit.vault.conftest import principal
 from tests.unit.vault.search_support import deposit, give_text
+from tests.unit.vault.template_support import copy_vault, template
 from vault import approval_kinds, approvals, exports, ledger, recipients
 from vault.accounts import add_user
 from vault.cases import create_case, grant
@@ -56,6 +58,10 @@ class Setup:
 
 @pytest.fixture
 def setup(vault: Vault) -> Setup:
+    return make_setup(vault)
+
+
+def make_setup(vault: Vault) -> Setup:
     with vault.sessions.begin() as session:
         add_user(session, "cleo", "custodian", vault.clock())
         add_user(session, "truth", "commission", vault.clock())
@@ -368,6 +374,90 @@ def test_under_redaction_the_bag_holds_the_rendition_and_hides_the_identity(
     for path in bag_dir.rglob("*"):
         if path.is_file():
             assert b"Rosa Quispe" not in path.read_bytes(), path
+
+
+@pytest.fixture
+def redacting_vault(
+    tmp_path: Path,
+    database_url: str | None,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Vault]:
+    """A vault opened as a deployment opens it, with `TVAULT_POLICY_FILE` naming a policy file:
+    the shipped one, with the commissions' `export.request` rule obliging `redact_identities`."""
+    import policies
+
+    shipped = (Path(policies.__file__).parent / "default.toml").read_text("utf-8")
+    rule = 'actions = ["export.request"]\ncase_grant = true\nconsent_any = ["truth_commission"]\n'
+    assert shipped.count(rule) == 1  # the commissions' rule, as the shipped file words it
+    policy = tmp_path / "policy.toml"
+    policy.write_text(shipped.replace(rule, rule + 'obligations = ["redact_identities"]\n'))
+    made = template(request, "sqlite" if database_url is None else "postgres")
+    monkeypatch.setenv("TVAULT_POLICY_FILE", str(policy))
+    opened = copy_vault(made, tmp_path / "vault", database_url)
+    try:
+        assert opened.settings.policy_file == policy
+        yield opened
+    finally:
+        opened.close()
+        policies.use(None)
+
+
+def test_a_policy_file_obliging_redaction_for_commissions_redacts_the_bag(
+    redacting_vault: Vault, tmp_path: Path
+) -> None:
+    vault = redacting_vault
+    setup = make_setup(vault)
+    tina = principal(vault, "tina")
+    original = b"the words of Rosa Quispe, as she said them"
+    started = Deposit.start(
+        vault,
+        tina,
+        {"case": setup.case, "kind": "testimony", "title": "Testimonio de Rosa Quispe",
+         "filename": "rosa-quispe.pdf", "consent": "truth_commission"},
+    )  # fmt: skip
+    started.write(original)
+    named = started.commit().item_id
+    set_identity(vault, tina, named, {"name": "Rosa Quispe", "aliases": ["La Rosa"]})
+    give_text(vault, named, "Rosa Quispe contó lo del río")
+    upload = RenditionUpload.start(vault, tina, named)
+    upload.write(b"the words of [redacted], as she said them")
+    upload.commit()
+    asked = exports.ExportRequest(case_id=setup.case, purpose=PURPOSE, legal_basis=BASIS)
+    export_id = exports.request(vault, principal(vault, "truth"), asked).id
+    shown = exports.show(vault, principal(vault, "cleo"), export_id)
+    # Only the item with a redacted rendition may go: the others have none.
+    assert shown.preview is not None
+    assert (shown.preview.items, shown.preview.redacted, shown.preview.no_rendition) == (1, 1, 2)
+    exports.approve(vault, principal(vault, "cleo"), export_id)
+    assert build_pending(vault) == 1
+    sealed = fetch(vault, export_id)
+    report = verify_export(
+        io.BytesIO(sealed), setup.identity, name="redacted.age",
+        log_key=vault.checkpointer.verifier_key(),
+    )  # fmt: skip
+    assert report.ok, report.failures
+    plain = io.BytesIO()
+    keys.unseal(io.BytesIO(sealed), plain, setup.identity)
+    decrypted = plain.getvalue()
+    for secret in (original, b"Rosa Quispe", b"La Rosa", b"rosa-quispe"):
+        assert secret not in decrypted, secret  # the whole tar: no file, no header, no name
+    bag_dir = unpack(sealed, setup.identity, tmp_path / "bag")
+    bagit.Bag(str(bag_dir)).validate()
+    assert {p.name for p in (bag_dir / "data" / "items").iterdir()} == {named}
+    item_dir = bag_dir / "data" / "items" / named
+    [shipped] = list((item_dir / "original").iterdir())
+    assert shipped.read_bytes() == b"the words of [redacted], as she said them"
+    assert shipped.name == "redacted.pdf"
+    meta = json.loads((item_dir / "metadata.json").read_text())
+    assert meta["identity"] == {"aliases": "[redacted]", "name": "[redacted]"}
+    assert meta["title"] == "[redacted]" and "filename" not in meta
+    assert meta["file"]["redacted"] is True and meta["signature"] is None
+    assert (item_dir / "text.txt").read_text("utf-8") == "[redacted] [redacted] contó lo del río"
+    with (bag_dir / "data" / "uwazi.csv").open(newline="", encoding="utf-8") as rows:
+        [row] = list(csv.DictReader(rows))
+    assert (row["title"], row["item_id"], row["redacted"]) == ("[redacted]", named, "yes")
+    assert row["file"] == f"items/{named}/original/redacted.pdf"
 
 
 def test_the_sweep_removes_a_bag_whose_build_died_before_its_row(vault: Vault) -> None:

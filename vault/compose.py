@@ -443,7 +443,8 @@ def serving(settings: Settings, passphrase: str) -> Served:
     vault = open_vault(settings, passphrase, checked=True)
     try:
         gates = gatekeeping(vault)
-        # Built from the app down; each is a `Service` started in the order of the list below.
+        # The app first, then the protocol and the services, from the highest layer down; the
+        # app's lifespan starts the services in the order of `started` below.
         app = create_app(vault, gates)
         http = limited(settings.max_header_bytes, settings.max_headers)
         # Removes abandoned deposit objects every TVAULT_SWEEP_INTERVAL_SECONDS (DESIGN.md

@@ -4,6 +4,10 @@ DESIGN.md "Deposit": the bytes go to the object store under the item's final, un
 only once the object is durable do the item row, its wrapped key and the custody entry commit,
 in one transaction; then the object is locked. Any failure before that commit removes the
 object (promise 7); a crash leaves an unreferenced object that `vault.sweep` removes.
+
+`adopt` commits an object sealed already, outside the store (a finished resumable upload,
+`vault.tus`, written in its final form as it arrived), under the same rules: the store takes the
+file as it is (`ObjectStore.adopt`: for the local store a link, not a second pass).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, BinaryIO, Protocol, cast
 
 from sqlalchemy import select
@@ -113,10 +118,6 @@ def _text(fields: Mapping[str, str], name: str, *, required: bool = False) -> st
         return None
     if len(value) > MAX_TEXT[name] or "\x00" in value:
         raise BadField(name, f"at most {MAX_TEXT[name]} characters, no NUL")
-    try:
-        value.encode("utf-8")  # sealed as UTF-8 JSON; a lone surrogate has no encoding
-    except UnicodeEncodeError:
-        raise BadField(name, "not Unicode text") from None
     return value
 
 
@@ -304,18 +305,31 @@ class _Spool:
         self._writes = [None] * SPOOLS
 
 
-class Deposit:
-    """One deposit in progress: `start`, then `write` the bytes, then `commit` or `abort`.
+@dataclass(frozen=True)
+class Sealed:
+    """An item's object sealed already, in a local file outside the store (a finished
+    resumable upload, `vault.tus`): what `adopt` needs to commit it as a deposit."""
 
-    Not thread-safe; sealing is CPU-bound, so callers on an event loop run `write` in a thread.
-    """
+    path: Path  # the whole age file, sealed to `identity`'s recipient
+    identity: str  # the item's fresh age identity (wrapped under the KEK at commit)
+    size: int  # plaintext bytes
+    sha256: str  # of the plaintext
+    ciphertext_sha256: str  # of the whole file, for `tvault verify --fast`
+    ciphertext_size: int
+
+
+class _Committing:
+    """What every deposit shares once its object is sealed: the checks made as it commits
+    (a signed statement's content, duplicates, the caller's guard), the item, wrapped key and
+    custody entry in one transaction, the lock, and removing the object on failure."""
 
     def __init__(
         self,
         vault: Vault,
         principal: Principal,
         request: DepositRequest,
-        signed: signatures.Checked | None = None,
+        signed: signatures.Checked | None,
+        identity: str,
     ) -> None:
         self._vault = vault
         self._principal = principal
@@ -324,71 +338,12 @@ class Deposit:
         self._settled = True  # False only between `start_unchecked` and `settle`
         self.item_id = new_id()
         self._object = object_name()
-        self._identity, recipient = keys.generate_identity()
-        self._hash = hashlib.sha256()
-        self._size = 0
-        self._limit = vault.settings.max_upload_bytes
-        self._stack = ExitStack()
+        self._identity = identity
         # A full, read-only or unreachable store (or a full database) refuses the deposit with
         # 507 or 503 and a ledger entry, not a 500 (vault.storage_faults).
         self._refusing = functools.partial(
             storage_faults.refusing, vault, principal, request.case_id
         )
-        with self._refusing():
-            self._writer = self._stack.enter_context(vault.store.writer(self._object))
-        # The ciphertext's SHA-256, in the same pass, for `tvault verify --fast`.
-        self._spool = _Spool(self._writer.write, self._hash)
-        try:
-            self._sealer = keys.Sealer(
-                cast(BinaryIO, self._spool), [recipient], reserve=self._spool.reserve
-            )
-        except BaseException:
-            self._stack.close()
-            raise
-
-    @classmethod
-    def start(
-        cls,
-        vault: Vault,
-        principal: Principal,
-        fields: Mapping[str, str],
-        declared_size: int | None = None,
-        statement: signatures.Presented | None = None,
-    ) -> Deposit:
-        """Check `fields`, the case, the policy and a signed `statement`, then open the object.
-
-        Raises `BadField` (also for a statement that does not verify or match), `NotFound`
-        (unknown case), `TooLarge` (`declared_size` over the limit) or `Forbidden`; nothing is
-        written then.
-        """
-        request, signed = cls._check(vault, principal, fields, declared_size, statement)
-        return cls(vault, principal, request, signed)
-
-    @classmethod
-    def start_unchecked(cls, vault: Vault, principal: Principal, case_id: str) -> Deposit:
-        """Open the object of a deposit into `case_id` whose metadata is not known yet (a
-        multipart body whose fields follow its file part). **Nothing is decided yet**: `settle`
-        must pass before `commit`, which refuses otherwise; the bytes written meanwhile are
-        sealed to the item's fresh key like any others, and removed by `abort`."""
-        placeholder = DepositRequest(
-            case_id, "", "", None, frozenset(), frozenset(), None, None, refuse_duplicates=False
-        )
-        made = cls(vault, principal, placeholder)
-        made._settled = False
-        return made
-
-    def settle(
-        self, fields: Mapping[str, str], statement: signatures.Presented | None = None
-    ) -> None:
-        """Check the complete metadata `fields` (and a signed `statement`) as `start` does, with
-        the size now known, and take them for this deposit. Raises as `start` does; the caller
-        then calls `abort`."""
-        if fields.get("case") != self._request.case_id:
-            raise BadField("case", "cannot change once the file has begun")
-        self._request, self._signed = self._check(
-            self._vault, self._principal, fields, self._size, statement
-        )
-        self._settled = True
 
     @classmethod
     def _check(
@@ -418,69 +373,26 @@ class Deposit:
             )
         return request, signed
 
-    def write(self, data: bytes) -> None:
-        """Hash and seal `data`. Raises `TooLarge` past the limit (then call `abort`)."""
-        self._size += len(data)
-        if self._size > self._limit:
-            raise TooLarge(f"the limit is {self._limit} bytes")
-        spool = self._spool
-        if not spool.started and self._size >= PARALLEL:
-            spool.start(self._stack)
-        if spool.started:
-            # The second thread hashes it later: only an immutable copy is exactly what was
-            # sealed (`bytes` from the HTTP server is one already).
-            spool.plaintext(data if type(data) is bytes else bytes(data))
-        else:
-            self._hash.update(data)
-        with self._refusing():
-            self._sealer.write(data)
+    def _decide(self, result: DepositResult, guard: CommitGuard | None) -> DepositResult:
+        """The checks made once the digest is known, before anything is durable: raise to
+        refuse; return the result naming an earlier item with the same bytes, if any."""
+        if self._signed is not None:
+            # Promise 2: what the depositor signed is what is stored, or nothing is.
+            self._signed.check_content(result.sha256, result.size)
+        # A retry or a refused duplicate is dropped here, and nothing of it stays.
+        if guard is not None:
+            guard.check(result)
+        earlier = self._earlier(result.sha256)
+        if earlier is not None and self._request.refuse_duplicates:
+            self._refuse_duplicate(result, earlier)
+        return dataclasses.replace(result, duplicate_of=earlier)
 
-    def abort(self) -> None:
-        """Give up: the object store removes every trace of the object."""
-        self._stack.close()
-
-    def commit(self, guard: CommitGuard | None = None) -> DepositResult:
-        """Make the object durable, then commit item, wrapped key and custody entry together.
-
-        Raises `Duplicate` when the request refuses duplicates and the case has these bytes,
-        what `guard` raises, `StorageFull` / `StorageUnavailable` for a store or database that
-        cannot take it (recorded in the ledger), or whatever the store or the database raised;
-        the object is removed then.
-        """
-        with self._refusing():
-            return self._commit(guard)
-
-    def _commit(self, guard: CommitGuard | None) -> DepositResult:
-        if not self._settled:
-            self.abort()
-            raise BadField("body", "the deposit's metadata was never checked")
-        if self._size == 0:
-            self.abort()
-            raise BadField("body", "an empty file cannot be deposited")
+    def _recorded(
+        self, result: DepositResult, guard: CommitGuard | None, ciphertext: tuple[str, int]
+    ) -> DepositResult:
+        """With the object durable: commit the records, or remove the object; then lock it."""
         try:
-            # The plaintext digest is complete only once the second thread is done.
-            self._spool.drain()
-            if self._signed is not None:
-                # Promise 2: what the depositor signed is what is stored, or nothing is.
-                self._signed.check_content(self._hash.hexdigest(), self._size)
-            result = DepositResult(self.item_id, self._size, self._hash.hexdigest())
-            # The digest is known only now, with the object written but not yet durable: a
-            # retry or a refused duplicate is dropped here, and nothing of it stays.
-            if guard is not None:
-                guard.check(result)
-            earlier = self._earlier(result.sha256)
-            if earlier is not None and self._request.refuse_duplicates:
-                self._refuse_duplicate(result, earlier)
-            result = dataclasses.replace(result, duplicate_of=earlier)
-        except BaseException:
-            self.abort()
-            raise
-        with self._stack:
-            self._sealer.close()
-            self._spool.drain()
-            self._writer.commit()
-        try:
-            self._record(result, guard)
+            self._record(result, guard, ciphertext)
         except BaseException:
             self._remove_unless_recorded()
             raise
@@ -541,7 +453,9 @@ class Deposit:
             )
         raise Duplicate(earlier)
 
-    def _record(self, result: DepositResult, guard: CommitGuard | None = None) -> None:
+    def _record(
+        self, result: DepositResult, guard: CommitGuard | None, ciphertext: tuple[str, int]
+    ) -> None:
         vault, request = self._vault, self._request
         identity = self._identity
         sealed = seal_json(
@@ -586,9 +500,7 @@ class Deposit:
             # After the entry: it holds the writers' lock, so the KEK epoch read is the one
             # current when this commits (vault.item_keys).
             item_keys.store(vault, session, result.item_id, identity)
-            signatures.record_ciphertext(
-                session, result.item_id, self._spool.digest.hexdigest(), self._spool.size
-            )
+            signatures.record_ciphertext(session, result.item_id, *ciphertext)
             if self._signed is not None:
                 item = session.get(Item, result.item_id)
                 assert item is not None
@@ -610,3 +522,180 @@ class Deposit:
             )
             if guard is not None:
                 guard.record(session, result)
+
+
+class Deposit(_Committing):
+    """One deposit in progress: `start`, then `write` the bytes, then `commit` or `abort`.
+
+    Not thread-safe; sealing is CPU-bound, so callers on an event loop run `write` in a thread.
+    """
+
+    def __init__(
+        self,
+        vault: Vault,
+        principal: Principal,
+        request: DepositRequest,
+        signed: signatures.Checked | None = None,
+    ) -> None:
+        identity, recipient = keys.generate_identity()
+        super().__init__(vault, principal, request, signed, identity)
+        self._hash = hashlib.sha256()
+        self._size = 0
+        self._limit = vault.settings.max_upload_bytes
+        self._stack = ExitStack()
+        with self._refusing():
+            self._writer = self._stack.enter_context(vault.store.writer(self._object))
+        # The ciphertext's SHA-256, in the same pass, for `tvault verify --fast`.
+        self._spool = _Spool(self._writer.write, self._hash)
+        try:
+            self._sealer = keys.Sealer(
+                cast(BinaryIO, self._spool), [recipient], reserve=self._spool.reserve
+            )
+        except BaseException:
+            self._stack.close()
+            raise
+
+    @classmethod
+    def start(
+        cls,
+        vault: Vault,
+        principal: Principal,
+        fields: Mapping[str, str],
+        declared_size: int | None = None,
+        statement: signatures.Presented | None = None,
+    ) -> Deposit:
+        """Check `fields`, the case, the policy and a signed `statement`, then open the object.
+
+        Raises `BadField` (also for a statement that does not verify or match), `NotFound`
+        (unknown case), `TooLarge` (`declared_size` over the limit) or `Forbidden`; nothing is
+        written then.
+        """
+        request, signed = cls._check(vault, principal, fields, declared_size, statement)
+        return cls(vault, principal, request, signed)
+
+    @classmethod
+    def start_unchecked(cls, vault: Vault, principal: Principal, case_id: str) -> Deposit:
+        """Open the object of a deposit into `case_id` whose metadata is not known yet (a
+        multipart body whose fields follow its file part). **Nothing is decided yet**: `settle`
+        must pass before `commit`, which refuses otherwise; the bytes written meanwhile are
+        sealed to the item's fresh key like any others, and removed by `abort`."""
+        placeholder = DepositRequest(
+            case_id, "", "", None, frozenset(), frozenset(), None, None, refuse_duplicates=False
+        )
+        made = cls(vault, principal, placeholder)
+        made._settled = False
+        return made
+
+    def settle(
+        self, fields: Mapping[str, str], statement: signatures.Presented | None = None
+    ) -> None:
+        """Check the complete metadata `fields` (and a signed `statement`) as `start` does, with
+        the size now known, and take them for this deposit. Raises as `start` does; the caller
+        then calls `abort`."""
+        if fields.get("case") != self._request.case_id:
+            raise BadField("case", "cannot change once the file has begun")
+        self._request, self._signed = self._check(
+            self._vault, self._principal, fields, self._size, statement
+        )
+        self._settled = True
+
+    def write(self, data: bytes) -> None:
+        """Hash and seal `data`. Raises `TooLarge` past the limit (then call `abort`)."""
+        self._size += len(data)
+        if self._size > self._limit:
+            raise TooLarge(f"the limit is {self._limit} bytes")
+        spool = self._spool
+        if not spool.started and self._size >= PARALLEL:
+            spool.start(self._stack)
+        if spool.started:
+            # The second thread hashes it later: only an immutable copy is exactly what was
+            # sealed (`bytes` from the HTTP server is one already).
+            spool.plaintext(data if type(data) is bytes else bytes(data))
+        else:
+            self._hash.update(data)
+        with self._refusing():
+            self._sealer.write(data)
+
+    def abort(self) -> None:
+        """Give up: the object store removes every trace of the object."""
+        self._stack.close()
+
+    def commit(self, guard: CommitGuard | None = None) -> DepositResult:
+        """Make the object durable, then commit item, wrapped key and custody entry together.
+
+        Raises `Duplicate` when the request refuses duplicates and the case has these bytes,
+        what `guard` raises, `StorageFull` / `StorageUnavailable` for a store or database that
+        cannot take it (recorded in the ledger), or whatever the store or the database raised;
+        the object is removed then.
+        """
+        with self._refusing():
+            return self._commit(guard)
+
+    def _commit(self, guard: CommitGuard | None) -> DepositResult:
+        if not self._settled:
+            self.abort()
+            raise BadField("body", "the deposit's metadata was never checked")
+        if self._size == 0:
+            self.abort()
+            raise BadField("body", "an empty file cannot be deposited")
+        try:
+            # The plaintext digest is complete only once the second thread is done. The digest
+            # is known only now, with the object written but not yet durable.
+            self._spool.drain()
+            result = DepositResult(self.item_id, self._size, self._hash.hexdigest())
+            result = self._decide(result, guard)
+        except BaseException:
+            self.abort()
+            raise
+        with self._stack:
+            self._sealer.close()
+            self._spool.drain()
+            self._writer.commit()
+        return self._recorded(result, guard, (self._spool.digest.hexdigest(), self._spool.size))
+
+
+class _Adoption(_Committing):
+    """The commit of an object sealed already (`Sealed`), through `ObjectStore.adopt`."""
+
+    def __init__(
+        self,
+        vault: Vault,
+        principal: Principal,
+        request: DepositRequest,
+        signed: signatures.Checked | None,
+        sealed: Sealed,
+    ) -> None:
+        super().__init__(vault, principal, request, signed, sealed.identity)
+        self._sealed = sealed
+
+    def commit(self, guard: CommitGuard | None) -> DepositResult:
+        sealed = self._sealed
+        with self._refusing():
+            if sealed.size == 0:
+                raise BadField("body", "an empty file cannot be deposited")
+            result = self._decide(DepositResult(self.item_id, sealed.size, sealed.sha256), guard)
+            # Durable under its final name (the local store links the file into place); the
+            # file stays with the caller if this fails, and no object exists then.
+            self._vault.store.adopt(self._object, sealed.path)
+            return self._recorded(result, guard, (sealed.ciphertext_sha256, sealed.ciphertext_size))
+
+
+def adopt(
+    vault: Vault,
+    principal: Principal,
+    fields: Mapping[str, str],
+    sealed: Sealed,
+    statement: signatures.Presented | None = None,
+    guard: CommitGuard | None = None,
+) -> DepositResult:
+    """Deposit the object `sealed` already holds, as `Deposit` deposits streamed bytes: the
+    fields, case, policy and a signed `statement` checked again (the statement's content
+    against `sealed.sha256`), duplicates, `guard`, then the object moved into the store and
+    item, wrapped key and custody entry committed in one transaction, then the object locked.
+
+    Raises what `Deposit.start` and `Deposit.commit` raise; no object and no record remain
+    then, and `sealed.path` is the caller's to remove. The caller vouches for the digests and
+    sizes in `sealed`: they are recorded as they are.
+    """
+    request, signed = _Committing._check(vault, principal, fields, sealed.size, statement)
+    return _Adoption(vault, principal, request, signed, sealed).commit(guard)

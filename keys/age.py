@@ -351,19 +351,34 @@ class ChunkSealer:
         """Return the sealed chunks of `data`. Raises `ValueError` for a piece that is not
         whole chunks (unless `last`), an empty last chunk after data, or a seal after the last.
         """
+        out = bytearray(self.sealed_size(len(data), last=last))
+        self.seal_into(data, memoryview(out), last=last)
+        return out
+
+    def sealed_size(self, size: int, *, last: bool = False) -> int:
+        """The size of `size` plaintext bytes once sealed (`seal`'s rules)."""
+        count = -(-size // CHUNK_SIZE)
+        if last and count == 0:
+            count = 1
+        return size + count * TAG_SIZE
+
+    def seal_into(
+        self, data: bytes | bytearray | memoryview, out: memoryview, *, last: bool = False
+    ) -> int:
+        """Seal `data` into the start of `out` (at least `sealed_size` bytes); return the
+        bytes written. Raises `ValueError` as `seal` does, with nothing written then."""
         view = memoryview(data).cast("B")
         size = len(view)
         if self._done:
             raise ValueError("the last chunk is sealed already")
         if not last and size % CHUNK_SIZE:
             raise ValueError("only the last piece may end inside a chunk")
-        count = -(-size // CHUNK_SIZE)
-        if last and count == 0:
-            if self.counter:
-                raise ValueError("an empty last chunk may not follow data")
-            count = 1
-        out = bytearray(size + count * TAG_SIZE)
-        target = memoryview(out)
+        if last and size == 0 and self.counter:
+            raise ValueError("an empty last chunk may not follow data")
+        total = self.sealed_size(size, last=last)
+        if len(out) < total:
+            raise ValueError(f"{total} bytes do not fit in {len(out)}")
+        count = (total - size) // TAG_SIZE
         seal_into = self._aead.seal_into
         for index in range(count):
             piece = view[index * CHUNK_SIZE : (index + 1) * CHUNK_SIZE]
@@ -372,11 +387,11 @@ class ChunkSealer:
             seal_into(
                 _STREAM_NONCE.pack(self.counter, flag),
                 piece,
-                target[start : start + len(piece) + TAG_SIZE],
+                out[start : start + len(piece) + TAG_SIZE],
             )
             self.counter += 1
         self._done = last
-        return out
+        return total
 
 
 def open_chunks(
@@ -676,9 +691,8 @@ def _payload_aead(src: BinaryIO, identity: str) -> Aead:
     return Aead(hkdf_sha256(file_key, bytes(nonce), b"payload"))
 
 
-def _chunks(src: BinaryIO, counter: int = 0) -> Iterator[tuple[bytes, memoryview]]:
-    """Yield (nonce, ciphertext) per chunk, with the last-chunk rules of the spec; the first
-    chunk read is chunk number `counter` (`open_stream` with an offset seeks to it).
+def _chunks(src: BinaryIO) -> Iterator[tuple[bytes, memoryview]]:
+    """Yield (nonce, ciphertext) per chunk, with the last-chunk rules of the spec.
 
     Reads one byte past every chunk to learn whether it is the last, so each chunk is opened
     exactly once, with the flag its position demands: a full chunk followed by EOF must carry
@@ -695,6 +709,7 @@ def _chunks(src: BinaryIO, counter: int = 0) -> Iterator[tuple[bytes, memoryview
     span = _ENC_CHUNK
     buf = memoryview(bytearray(_ALIGN + span + 1))
     base = _ALIGN  # where the unread data starts; _ALIGN - 1 once a byte is carried
+    counter = 0
     while True:
         have = (_ALIGN - base) + _read_into(src, buf[_ALIGN : base + span + 1])
         end = base + have
@@ -722,50 +737,24 @@ def _chunks(src: BinaryIO, counter: int = 0) -> Iterator[tuple[bytes, memoryview
         return
 
 
-def open_stream(src: BinaryIO, identity: str, offset: int = 0) -> Iterator[bytes]:
+def open_stream(src: BinaryIO, identity: str) -> Iterator[bytes]:
     """Return an iterator over the plaintext of the age file `src`, chunk by chunk.
 
     The header is read and authenticated at once, so a wrong identity or a damaged header
     raises `UnsealError` here, before a response is started. Each chunk is yielded only once
     its tag verified; the iterator raises `UnsealError` on a bad or missing chunk, and chunks
     yielded before that were authentic but the file as a whole was not: discard them.
-
-    With `offset`, the plaintext starts at that byte (an HTTP range): the chunks before the
-    one holding it are passed over unread (`src.seek`, when `src` can) or read and dropped
-    undecrypted. Nothing is lost by not opening them: each chunk is authenticated on its own,
-    at its own position (its STREAM nonce is its index, and the last chunk's flag), which is
-    how the age format allows random access. An offset at or past the end of the plaintext
-    raises `UnsealError` (truncated) from the iterator; callers check ranges first.
     """
-    if offset < 0:
-        raise ValueError("offset must not be negative")
     aead = _payload_aead(src, identity)
-    index, skip = divmod(offset, CHUNK_SIZE)
-    if index:
-        _pass_over(src, index * _ENC_CHUNK)
-    return _plaintext(src, aead, index, skip)
+    return _plaintext(src, aead)
 
 
-def _pass_over(src: BinaryIO, length: int) -> None:
-    if src.seekable():
-        src.seek(length, io.SEEK_CUR)  # past the end: `_chunks` finds nothing, "truncated"
-        return
-    scratch = memoryview(bytearray(min(length, _READ_CHUNKS * _ENC_CHUNK)))
-    while length:
-        got = _read_into(src, scratch[: min(len(scratch), length)])
-        if not got:
-            return  # the end came early: `_chunks` says "truncated"
-        length -= got
-
-
-def _plaintext(src: BinaryIO, aead: Aead, first: int = 0, skip: int = 0) -> Iterator[bytes]:
-    for nonce, chunk in _chunks(src, first):
+def _plaintext(src: BinaryIO, aead: Aead) -> Iterator[bytes]:
+    for nonce, chunk in _chunks(src):
         try:
             plain = aead.open(nonce, chunk)
         except AuthenticationFailed:
             raise UnsealError("age payload authentication failed") from None
-        if skip:
-            plain, skip = plain[skip:], 0
         yield plain
 
 

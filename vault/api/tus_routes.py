@@ -1,8 +1,9 @@
 """tus 1.0 resumable uploads (core protocol, creation and termination) under `/v1/uploads`.
 
 A field office on a poor link sends a file in as many PATCH requests as it takes; a HEAD after a
-cut says where to resume. `vault.tus` keeps the partial upload sealed between requests and,
-at the last byte, deposits it through the same use case as `POST /v1/cases/{id}/items`.
+cut says where to resume. `vault.tus` writes the upload sealed, in the final form of the item's
+object, as it arrives and, at the last byte, commits it under the same rules as
+`POST /v1/cases/{id}/items` (`vault.deposit.adopt`).
 Authenticated by bearer token like the rest of `/v1`.
 """
 

@@ -126,3 +126,18 @@ def test_a_file_truncated_before_its_last_chunk_does_not_open() -> None:
     unfinished = start + keys.ChunkSealer(key).seal(_pattern(2 * CHUNK))
     with pytest.raises(keys.UnsealError):
         b"".join(keys.open_stream(io.BytesIO(bytes(unfinished)), identity))
+
+
+def test_seal_into_writes_what_seal_returns_and_refuses_a_short_buffer() -> None:
+    _identity, recipient = keys.generate_identity()
+    _start, key = keys.start_stream([recipient])
+    data = _pattern(2 * CHUNK + 5)
+    expected = keys.ChunkSealer(key).seal(data, last=True)
+    sealer = keys.ChunkSealer(key)
+    assert sealer.sealed_size(len(data), last=True) == len(expected)
+    out = memoryview(bytearray(len(expected) + 10))
+    with pytest.raises(ValueError, match="do not fit"):
+        sealer.seal_into(data, out[: len(expected) - 1], last=True)
+    assert sealer.counter == 0  # nothing sealed by the refusal
+    assert sealer.seal_into(data, out, last=True) == len(expected)
+    assert bytes(out[: len(expected)]) == bytes(expected)

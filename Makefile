@@ -44,10 +44,12 @@ lint: install-test
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-## test: install everything the tests need, then run lint and the whole suite
+## test: install everything the tests need, then run lint and the whole suite (the unit tests
+## on every core, then the rest of the tree in one process: tests/README.md)
 test: export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 test: tools install-test lint
-	$(BIN)/pytest
+	$(BIN)/pytest tests/unit; unit=$$?; $(BIN)/pytest --ignore=tests/unit; rest=$$?; \
+	test $$unit -eq 0 && test $$rest -eq 0
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -12,7 +12,7 @@ encrypted swap (docs/ingest.md).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import os
 import shutil
 from pathlib import Path
@@ -34,8 +34,15 @@ class ScratchError(ValueError):
     """The scratch directory is missing, not private to this user, or not in memory."""
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    # The C library this process already runs on: `ctypes.util.find_library("c")` would start
+    # `ldconfig -p` to find it, on every check of the scratch (each `/readyz` included).
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def _fs_type(path: Path) -> int:
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc = _libc()
     buffer = ctypes.create_string_buffer(_STATFS_SIZE)
     if libc.statfs(os.fsencode(path), buffer) != 0:
         errno = ctypes.get_errno()

@@ -691,8 +691,9 @@ def _payload_aead(src: BinaryIO, identity: str) -> Aead:
     return Aead(hkdf_sha256(file_key, bytes(nonce), b"payload"))
 
 
-def _chunks(src: BinaryIO) -> Iterator[tuple[bytes, memoryview]]:
-    """Yield (nonce, ciphertext) per chunk, with the last-chunk rules of the spec.
+def _chunks(src: BinaryIO, counter: int = 0) -> Iterator[tuple[bytes, memoryview]]:
+    """Yield (nonce, ciphertext) per chunk, with the last-chunk rules of the spec; the first
+    chunk read is chunk number `counter` (`open_stream` with an offset seeks to it).
 
     Reads one byte past every chunk to learn whether it is the last, so each chunk is opened
     exactly once, with the flag its position demands: a full chunk followed by EOF must carry
@@ -709,7 +710,6 @@ def _chunks(src: BinaryIO) -> Iterator[tuple[bytes, memoryview]]:
     span = _ENC_CHUNK
     buf = memoryview(bytearray(_ALIGN + span + 1))
     base = _ALIGN  # where the unread data starts; _ALIGN - 1 once a byte is carried
-    counter = 0
     while True:
         have = (_ALIGN - base) + _read_into(src, buf[_ALIGN : base + span + 1])
         end = base + have
@@ -737,24 +737,50 @@ def _chunks(src: BinaryIO) -> Iterator[tuple[bytes, memoryview]]:
         return
 
 
-def open_stream(src: BinaryIO, identity: str) -> Iterator[bytes]:
+def open_stream(src: BinaryIO, identity: str, offset: int = 0) -> Iterator[bytes]:
     """Return an iterator over the plaintext of the age file `src`, chunk by chunk.
 
     The header is read and authenticated at once, so a wrong identity or a damaged header
     raises `UnsealError` here, before a response is started. Each chunk is yielded only once
     its tag verified; the iterator raises `UnsealError` on a bad or missing chunk, and chunks
     yielded before that were authentic but the file as a whole was not: discard them.
+
+    With `offset`, the plaintext starts at that byte (an HTTP range): the chunks before the
+    one holding it are passed over unread (`src.seek`, when `src` can) or read and dropped
+    undecrypted. Nothing is lost by not opening them: each chunk is authenticated on its own,
+    at its own position (its STREAM nonce is its index, and the last chunk's flag), which is
+    how the age format allows random access. An offset at or past the end of the plaintext
+    raises `UnsealError` (truncated) from the iterator; callers check ranges first.
     """
+    if offset < 0:
+        raise ValueError("offset must not be negative")
     aead = _payload_aead(src, identity)
-    return _plaintext(src, aead)
+    index, skip = divmod(offset, CHUNK_SIZE)
+    if index:
+        _pass_over(src, index * _ENC_CHUNK)
+    return _plaintext(src, aead, index, skip)
 
 
-def _plaintext(src: BinaryIO, aead: Aead) -> Iterator[bytes]:
-    for nonce, chunk in _chunks(src):
+def _pass_over(src: BinaryIO, length: int) -> None:
+    if src.seekable():
+        src.seek(length, io.SEEK_CUR)  # past the end: `_chunks` finds nothing, "truncated"
+        return
+    scratch = memoryview(bytearray(min(length, _READ_CHUNKS * _ENC_CHUNK)))
+    while length:
+        got = _read_into(src, scratch[: min(len(scratch), length)])
+        if not got:
+            return  # the end came early: `_chunks` says "truncated"
+        length -= got
+
+
+def _plaintext(src: BinaryIO, aead: Aead, first: int = 0, skip: int = 0) -> Iterator[bytes]:
+    for nonce, chunk in _chunks(src, first):
         try:
             plain = aead.open(nonce, chunk)
         except AuthenticationFailed:
             raise UnsealError("age payload authentication failed") from None
+        if skip:
+            plain, skip = plain[skip:], 0
         yield plain
 
 

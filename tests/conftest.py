@@ -13,6 +13,22 @@ from tests.postgres_support import fresh_schema
 from tests.services import unavailable
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+UNIT = Path(__file__).resolve().parent / "unit"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """How many processes `-n auto` (pyproject's addopts) starts: one per core (xdist's own
+    count, None) when every path asked for is a directory of unit tests, as in `pytest
+    tests/unit`; none otherwise. A file or a single test starts faster in one process, and the
+    integration, browser and crash tests, which start servers and processes and time them, run
+    one at a time. An explicit `-n N` is obeyed as given (tests/README.md)."""
+    paths = [
+        Path(config.invocation_params.dir, arg.split("::")[0]).resolve() for arg in config.args
+    ]
+    if paths and all(path.is_dir() and path.is_relative_to(UNIT) for path in paths):
+        return None
+    return 0
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,6 @@
 """The FastAPI application of a vault: the API under `/v1` and the web pages at `/`, and the
-start-up it runs. It stands above `vault.api` and `vault.web`, which never import it."""
+start-up it runs. It stands above `vault.api` and `vault.web`, which never import it, and below
+`vault.compose`, which builds it with its gatekeeping."""
 
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ from vault.api import (
     tus_routes,
 )
 from vault.api.routes import public, v1
-from vault.compose import gatekeeping as build_gatekeeping
 from vault.parts import Gatekeeping, Vault
 from vault.sweep import sweep
 from vault.web.site import install as install_web
@@ -75,10 +75,10 @@ class AccessLog:
             access_log.info("%s %s %d", scope["method"], logged_path(scope["path"]), status)
 
 
-def create_app(vault: Vault, gatekeeping: Gatekeeping | None = None) -> FastAPI:
+def create_app(vault: Vault, gatekeeping: Gatekeeping) -> FastAPI:
     """Return the API of `vault`; its lifespan sweeps abandoned objects and runs the services.
 
-    `gatekeeping` (`vault.compose.gatekeeping`, built for this app when None) checks the API's
+    `gatekeeping` (built for this app by `vault.compose`, which builds the app) checks the API's
     tokens and the web sign-ins for the app's life."""
 
     @asynccontextmanager
@@ -104,12 +104,11 @@ def create_app(vault: Vault, gatekeeping: Gatekeeping | None = None) -> FastAPI:
     # Token verification (key and JWKS caches), the refused-token budget and the OIDC
     # principals known to be recorded live as long as the app; the API and the web pages read
     # them from its state.
-    gates = build_gatekeeping(vault) if gatekeeping is None else gatekeeping
-    app.state.token_keys = gates.token_keys
-    app.state.gate = gates.gate
-    app.state.limiter = gates.limiter
-    app.state.oidc_seen = gates.oidc_seen
-    app.state.search_gate = gates.search_gate
+    app.state.token_keys = gatekeeping.token_keys
+    app.state.gate = gatekeeping.gate
+    app.state.limiter = gatekeeping.limiter
+    app.state.oidc_seen = gatekeeping.oidc_seen
+    app.state.search_gate = gatekeeping.search_gate
     problems.install(app)
     refusals.install(app)
     app.include_router(public)

@@ -13,6 +13,7 @@ import os
 import secrets
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +28,6 @@ from vault.db import check_reachable, make_engine, make_sessions, migrate
 from vault.errors import BadField, NotFound, Unavailable
 from vault.indexing import IndexStage
 from vault.ledger import mac as ledger_mac
-from vault.ledger.checkpoints import Checkpointer
 from vault.ledger.service import make_checkpointer
 from vault.parts import (
     INDEX_KEY,
@@ -44,6 +44,9 @@ from vault.token_keys import TokenKeys
 from vault.worker import StageFactory, Worker
 
 if TYPE_CHECKING:
+    import asyncio
+
+    from fastapi import FastAPI
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
@@ -53,20 +56,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def make_store(settings: Settings) -> ObjectStore:
-    """Build the object store adapter `settings.object_store` names.
+def make_store(settings: Settings, *, checked: bool = False) -> ObjectStore:
+    """Build the object store adapter `settings.object_store` names; with `checked` (`tvault
+    serve` and `tvault worker`, before they take work), also check what it needs from outside:
+    the S3 bucket exists (with object lock when `TVAULT_S3_OBJECT_LOCK`) and has no default
+    retention.
 
-    Raises `Unavailable` if the S3 settings are incomplete.
+    Raises `Unavailable` if a configured service lacks a setting (`check_settings`), or with one
+    line naming the bucket and the fix if the check fails.
     """
+    check_settings(settings)
     if settings.object_store == "local":
         from vault.storage.adapters.local import LocalObjectStore
 
         return LocalObjectStore(settings.objects_path)
+    from vault.storage import StorageError
     from vault.storage.adapters.s3 import S3ObjectStore
 
-    check_settings(settings)
     assert settings.s3_secret_key is not None
-    store: ObjectStore = S3ObjectStore(
+    store = S3ObjectStore(
         endpoint=str(settings.s3_endpoint),
         access_key=str(settings.s3_access_key),
         secret_key=settings.s3_secret_key.get_secret_value(),
@@ -78,6 +86,13 @@ def make_store(settings: Settings) -> ObjectStore:
         region=settings.s3_region,
         ca_file=settings.s3_ca_file,
     )
+    if checked:
+        try:
+            store.check_bucket()
+        except StorageError as exc:
+            store.close()
+            reason = " ".join(str(exc).split())
+            raise Unavailable(f"S3 at {settings.s3_endpoint}: {reason}") from None
     return store
 
 
@@ -107,56 +122,62 @@ def child_store(settings: dict[str, object]) -> ObjectStore:
     return make_store(Settings.model_validate(settings))
 
 
-def preflight(vault: Vault) -> None:
-    """Check what `tvault serve` and `tvault worker` need from outside before they take work:
-    the S3 bucket exists (with object lock when `TVAULT_S3_OBJECT_LOCK`) and no default
-    retention. Raises `Unavailable` with one line naming the bucket and the fix.
-    """
-    if vault.settings.object_store == "s3":
-        from vault.storage import StorageError
-        from vault.storage.adapters.s3 import S3ObjectStore
-
-        assert isinstance(vault.store, S3ObjectStore)
-        try:
-            vault.store.check_bucket()
-        except StorageError as exc:
-            where = vault.settings.s3_endpoint
-            reason = " ".join(str(exc).split())
-            raise Unavailable(f"S3 at {where}: {reason}") from None
-
-
 def is_initialised(settings: Settings) -> bool:
     """Return whether `settings.home` holds a vault (its settings file or keyring)."""
     return (settings.home / SETTINGS_FILE).exists() or settings.keyring_path.exists()
 
 
-def build(settings: Settings, keyring: KeyStore) -> Vault:
-    """Build the vault around an open `keyring`: engine (migrated to every head) and store.
+def build(settings: Settings, keyring: KeyStore, *, checked: bool = False) -> Vault:
+    """Build the vault around an open `keyring`: engine (migrated to every head), store (with
+    `checked`, checked as `make_store` says), ledger checkpointer, and the openers of the
+    index and the extractor.
 
     Loads the access policy first (`TVAULT_POLICY_FILE`, else the shipped one) and makes it the
     one `policies.decide` answers with; raises `BadField` naming the file, line and reason of a
     defect, so a malformed policy stops the start, never a request. Raises `Unavailable` if a
-    configured service lacks a setting (`check_settings`) or the database cannot be reached.
+    configured service lacks a setting (`check_settings`), the database cannot be reached, or
+    the checked store is not ready.
     """
     load_policy(settings)
     check_settings(settings)
-    # A dead worker's plaintext copies go at the next start of any process on the vault.
+    check_extractor = extractor_check(settings)
+    # A dead worker's plaintext copies go at the next start of any process on the vault, even
+    # one that fails further on (the database down, say).
     with contextlib.suppress(OSError):
         sweep_dead(settings.scratch_dir)
     engine = migrated_engine(settings)
-    # The search index's key and vocabulary identity: made at `tvault init`, or on the first
-    # open of a vault made before search existed.
-    ensure_index_secrets(keyring)
-    sessions = make_sessions(engine)
-    # The ledger's MAC key, bound to every session before anything appends: made on the first
-    # open (the vault's own, or that of a vault made before ledger MACs, whose history is MACed
-    # then; docs/ledger.md).
-    ledger_mac.ensure_key(keyring, sessions)
-    # The keyring's token-signing key is the one the database names current (vault.token_keys).
-    max_ttl = timedelta(seconds=settings.token_max_ttl_seconds)
-    token_keys.ensure(sessions, keyring, datetime.now(UTC), max_ttl)
-    keystate.ensure(sessions, keyring)
-    store = make_store(settings)
+    try:
+        # The search index's key and vocabulary identity: made at `tvault init`, or on the
+        # first open of a vault made before search existed.
+        ensure_index_secrets(keyring)
+        sessions = make_sessions(engine)
+        store = make_store(settings, checked=checked)
+    except BaseException:
+        engine.dispose()
+        raise
+    try:
+        # The ledger's MAC key, bound to every session before anything appends: made on the
+        # first open (the vault's own, or that of a vault made before ledger MACs, whose
+        # history is MACed then; docs/ledger.md).
+        ledger_mac.ensure_key(keyring, sessions)
+        # The keyring's token-signing key is the one the database names current.
+        max_ttl = timedelta(seconds=settings.token_max_ttl_seconds)
+        token_keys.ensure(sessions, keyring, datetime.now(UTC), max_ttl)
+        keystate.ensure(sessions, keyring)
+        # Signs the ledger's checkpoints with the keyring's log key and keeps them in the
+        # store, every TVAULT_LEDGER_CHECKPOINT_ENTRIES entries or _SECONDS (docs/ledger.md).
+        checkpointer = make_checkpointer(
+            sessions,
+            signer=keys.LogSigner.from_bytes(keyring.secret(LOG_SIGNING)),
+            store=store,
+            origin=settings.ledger_origin,
+            every_entries=settings.ledger_checkpoint_entries,
+            every_seconds=settings.ledger_checkpoint_seconds,
+        )
+    except BaseException:
+        store.close()
+        engine.dispose()
+        raise
     return Vault(
         settings=settings,
         engine=engine,
@@ -164,9 +185,9 @@ def build(settings: Settings, keyring: KeyStore) -> Vault:
         store=store,
         keyring=keyring,
         child_store=child_store,
-        checkpointer=make_ledger_checkpointer(settings, keyring, sessions, store),
+        checkpointer=checkpointer,
         open_index=index_opener(settings, keyring, sessions),
-        check_extractor=extractor_check(settings),
+        check_extractor=check_extractor,
     )
 
 
@@ -262,25 +283,6 @@ def index_opener(
     return open_index
 
 
-def make_ledger_checkpointer(
-    settings: Settings, keyring: KeyStore, sessions: sessionmaker[Session], store: ObjectStore
-) -> Checkpointer:
-    """Build the ledger's checkpointer: it signs with the keyring's log key, keeps checkpoints
-    in `store`, and is due every `TVAULT_LEDGER_CHECKPOINT_ENTRIES` entries or
-    `TVAULT_LEDGER_CHECKPOINT_SECONDS` (docs/ledger.md).
-
-    Raises `keys.KeyringError` if the keyring holds no log key.
-    """
-    return make_checkpointer(
-        sessions,
-        signer=keys.LogSigner.from_bytes(keyring.secret(LOG_SIGNING)),
-        store=store,
-        origin=settings.ledger_origin,
-        every_entries=settings.ledger_checkpoint_entries,
-        every_seconds=settings.ledger_checkpoint_seconds,
-    )
-
-
 def load_policy(settings: Settings) -> policies.Engine:
     """Load and install the policy `settings.policy_file` names (None: the shipped policy).
 
@@ -297,14 +299,16 @@ def load_policy(settings: Settings) -> policies.Engine:
     return engine
 
 
-def open_vault(settings: Settings, passphrase: str) -> Vault:
-    """Open the existing vault in `settings.home` with `passphrase`.
+def open_vault(settings: Settings, passphrase: str, *, checked: bool = False) -> Vault:
+    """Open the existing vault in `settings.home` with `passphrase`; with `checked` (`tvault
+    serve`, `tvault worker`), its store is checked before it takes work (`make_store`).
 
-    Raises `NotFound` if there is no vault there, `keys.KeyringError` on a wrong passphrase.
+    Raises `NotFound` if there is no vault there, `keys.KeyringError` on a wrong passphrase, and
+    as `build` does.
     """
     if not (settings.home / SETTINGS_FILE).exists() or not settings.keyring_path.exists():
         raise NotFound(f"no vault in {settings.home} (run `tvault init`)")
-    return build(settings, Keyring.open(settings.keyring_path, passphrase))
+    return build(settings, Keyring.open(settings.keyring_path, passphrase), checked=checked)
 
 
 def gatekeeping(vault: Vault) -> Gatekeeping:
@@ -320,6 +324,7 @@ def gatekeeping(vault: Vault) -> Gatekeeping:
     from vault.tokens import TokenGate
 
     settings = vault.settings
+    searches = search_gate(settings.search_concurrency)
     # Through a lambda: the vault's clock may be replaced (tests) after the app is built.
     local_keys = TokenKeys(vault.sessions, lambda: vault.clock())
     gate = TokenGate(
@@ -334,7 +339,7 @@ def gatekeeping(vault: Vault) -> Gatekeeping:
         token_keys=local_keys,
         gate=gate,
         limiter=limiter,
-        search_gate=search_gate(settings.search_concurrency),
+        search_gate=searches,
     )
 
 
@@ -383,9 +388,9 @@ def extractor_check(settings: Settings) -> Callable[[float], None]:
     with a worker's first job."""
 
     def check_extractor(timeout_s: float) -> None:
-        memory_dir(settings.scratch_dir)
         extractor, _tool = make_extractor(settings, 1)
         try:
+            memory_dir(settings.scratch_dir)
             extractor.check(timeout_s)
         finally:
             extractor.close()
@@ -408,28 +413,66 @@ def stages() -> dict[str, StageFactory]:
     return {jobs.EXTRACT: extract_stage, jobs.INDEX: IndexStage}
 
 
-def add_services(vault: Vault) -> None:
-    """Give `vault` the background services `tvault serve` runs beside the API (its lifespan
-    starts and stops them): the embedded worker (`TVAULT_EMBEDDED_WORKER`), the search helper
+@dataclass(frozen=True)
+class Served:
+    """What `tvault serve` runs: the open vault (the caller closes it once the server stops),
+    its app, and the HTTP protocol with the settings' header limits."""
+
+    vault: Vault
+    app: FastAPI
+    http: type[asyncio.Protocol]
+
+
+def serving(settings: Settings, passphrase: str) -> Served:
+    """Build what `tvault serve` runs: the vault in `settings.home` opened with `passphrase`
+    and checked, its app with its own gatekeeping, the HTTP protocol with the header limits
+    (`TVAULT_MAX_HEADER_BYTES`, `TVAULT_MAX_HEADERS`), and the background services the app's
+    lifespan starts and stops: the embedded worker (`TVAULT_EMBEDDED_WORKER`), the search helper
     (`TVAULT_SEARCH_HELPER`, with a second core), the ledger's checkpointer, the deposit sweep
-    and the export builder."""
+    and the export builder.
+
+    Raises as `open_vault` does; the vault is closed again on any failure.
+    """
     # Imported here: the CLI commands that only open the vault do not load them.
+    from vault.api.protocol import limited
+    from vault.app import create_app
     from vault.export_build import ExportBuilder
     from vault.search_helper import SearchHelpers
     from vault.sweep import SweepService
 
-    settings = vault.settings
-    if settings.embedded_worker:
+    vault = open_vault(settings, passphrase, checked=True)
+    try:
+        gates = gatekeeping(vault)
+        # The app first, then the protocol and the services, from the highest layer down; the
+        # app's lifespan starts the services in the order of `started` below.
+        app = create_app(vault, gates)
+        http = limited(settings.max_header_bytes, settings.max_headers)
+        # Removes abandoned deposit objects every TVAULT_SWEEP_INTERVAL_SECONDS (DESIGN.md
+        # "Deposit").
+        sweep = SweepService(vault)
+        # Builds approved exports to commissions, one at a time (docs/exports.md).
+        exports = ExportBuilder(vault)
         # One worker thread beside the API (docs/jobs.md).
-        vault.services.append(Worker(vault, stages=stages()))
-    if settings.search_helper and (os.cpu_count() or 1) > 1:
-        # Show most of each page of search hits out of the server's process, one helper per
+        worker = Worker(vault, stages=stages()) if settings.embedded_worker else None
+        # Signs a checkpoint every N entries or T seconds (docs/ledger.md).
+        checkpoints = ledger.CheckpointService(vault.checkpointer)
+        # Shows most of each page of search hits out of the server's process, one helper per
         # search the gate lets run at once (vault/search_helper.py).
-        vault.search_helper = SearchHelpers.for_settings(settings, child_store)
-        vault.services.append(vault.search_helper)
-    # Signs a checkpoint every N entries or T seconds (docs/ledger.md).
-    vault.services.append(ledger.CheckpointService(vault.checkpointer))
-    # Removes abandoned deposit objects every TVAULT_SWEEP_INTERVAL_SECONDS (DESIGN.md "Deposit").
-    vault.services.append(SweepService(vault))
-    # Builds approved exports to commissions, one at a time, beside the API (docs/exports.md).
-    vault.services.append(ExportBuilder(vault))
+        helpers = None
+        if settings.search_helper and (os.cpu_count() or 1) > 1:
+            helpers = SearchHelpers.for_settings(settings, child_store)
+    except BaseException:
+        vault.close()
+        raise
+    vault.search_helper = helpers
+    started = (worker, helpers, checkpoints, sweep, exports)
+    vault.services.extend(service for service in started if service is not None)
+    return Served(vault=vault, app=app, http=http)
+
+
+def app_of(vault: Vault) -> FastAPI:
+    """Return the app of an open `vault` with its own gatekeeping, and no background services
+    (tests and benchmarks serve a vault they opened themselves)."""
+    from vault.app import create_app
+
+    return create_app(vault, gatekeeping(vault))

@@ -3,8 +3,9 @@ of each entry's inclusion proof against the latest signed checkpoint."""
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import select
 
@@ -67,25 +68,86 @@ def entries(vault: Vault, principal: Principal, item_id: str) -> list[ledger.Led
         return [ledger.entry(session, int(seq)) for seq in seqs]
 
 
+@dataclass(frozen=True)
+class CustodyProofs:
+    """What a check of an item's timeline needs: its entries, the latest signed checkpoint (None:
+    none signed yet), the log key, and the inclusion proof of each entry inside that checkpoint
+    (`error` says why there are none when the stored ledger no longer yields them)."""
+
+    entries: list[ledger.LedgerEntry]
+    checkpoint: checkpoints.SignedCheckpoint | None
+    log_key: str
+    proofs: dict[int, ledger.InclusionProof]
+    error: str | None
+    with_entries: bool
+
+    def to_json(self, item_id: str) -> dict[str, Any]:
+        """Return the form a browser checks by itself: the signed note as signed, the verifier
+        key, and per entry its canonical JSON (for one who may read it, else None) and leaf hash
+        (base64) with its audit path (base64 hashes) to the checkpoint's tree, or None."""
+        size = self.checkpoint.size if self.checkpoint is not None else None
+        shown = []
+        for entry in self.entries:
+            proof = self.proofs.get(entry.seq)
+            shown.append(
+                {
+                    "seq": entry.seq,
+                    "entry": entry.canonical.decode() if self.with_entries else None,
+                    "leaf_hash": base64.b64encode(entry.leaf_hash).decode(),
+                    "proof": None
+                    if proof is None
+                    else {
+                        "size": proof.size,
+                        "hashes": [base64.b64encode(h).decode() for h in proof.hashes],
+                    },
+                }
+            )
+        return {
+            "item": item_id,
+            "log_key": self.log_key,
+            "checkpoint": self.checkpoint.note if self.checkpoint is not None else None,
+            "size": size,
+            "error": self.error,
+            "entries": shown,
+        }
+
+
+def proofs(vault: Vault, principal: Principal, item_id: str) -> CustodyProofs:
+    """Gather the entries about `item_id`, the latest signed checkpoint, the log key and each
+    entry's RFC 9162 inclusion proof in that checkpoint; nothing is checked here.
+
+    Raises as `entries` does (the same policy, the same refusal and ledger entry).
+    """
+    shown = entries(vault, principal, item_id)
+    log_key = vault.checkpointer.verifier_key()
+    with_entries = may_read_entry(vault.sessions, principal, item_id)
+    with vault.sessions() as session:
+        signed = checkpoints.latest(session)
+        if signed is None:
+            return CustodyProofs(shown, None, log_key, {}, None, with_entries)
+        inside = [e.seq for e in shown if e.seq < signed.size]
+        try:
+            found = {p.seq: p for p in ledger.inclusions(session, inside, signed.size)}
+        except ledger.LedgerError as exc:
+            return CustodyProofs(shown, signed, log_key, {}, str(exc), with_entries)
+    return CustodyProofs(shown, signed, log_key, found, None, with_entries)
+
+
 def verify(vault: Vault, principal: Principal, item_id: str) -> CustodyCheck:
     """Check each entry about `item_id` against the latest signed checkpoint: the checkpoint's
     signature with the log key, then the entry's RFC 9162 inclusion proof to its root.
 
     Raises as `entries` does.
     """
-    shown = entries(vault, principal, item_id)
-    log_key = vault.checkpointer.verifier_key()
-    with vault.sessions() as session:
-        signed = checkpoints.latest(session)
-        if signed is None:
-            return CustodyCheck(None, None, [EntryCheck(e.seq, NOT_YET) for e in shown])
-        inside = [e for e in shown if e.seq < signed.size]
-        try:
-            proofs = {p.seq: p for p in ledger.inclusions(session, [e.seq for e in inside])}
-        except ledger.LedgerError as exc:
-            return CustodyCheck(
-                signed.size, None, [EntryCheck(e.seq, FAILED, str(exc)) for e in shown]
-            )
+    gathered = proofs(vault, principal, item_id)
+    shown, signed, log_key = gathered.entries, gathered.checkpoint, gathered.log_key
+    if signed is None:
+        return CustodyCheck(None, None, [EntryCheck(e.seq, NOT_YET) for e in shown])
+    if gathered.error is not None:
+        return CustodyCheck(
+            signed.size, None, [EntryCheck(e.seq, FAILED, gathered.error) for e in shown]
+        )
+    proven = gathered.proofs
     try:
         head = note.parse_checkpoint(note.open_note(signed.note, log_key, keys.verify_ed25519))
     except ledger.LedgerError as exc:
@@ -93,7 +155,7 @@ def verify(vault: Vault, principal: Principal, item_id: str) -> CustodyCheck:
         return CustodyCheck(signed.size, None, failed)
     results = []
     for entry in shown:
-        proof = proofs.get(entry.seq)
+        proof = proven.get(entry.seq)
         if proof is None:
             results.append(EntryCheck(entry.seq, NOT_YET))
             continue

@@ -118,6 +118,10 @@ def _text(fields: Mapping[str, str], name: str, *, required: bool = False) -> st
         return None
     if len(value) > MAX_TEXT[name] or "\x00" in value:
         raise BadField(name, f"at most {MAX_TEXT[name]} characters, no NUL")
+    try:
+        value.encode("utf-8")  # sealed as UTF-8 JSON; a lone surrogate has no encoding
+    except UnicodeEncodeError:
+        raise BadField(name, "not Unicode text") from None
     return value
 
 

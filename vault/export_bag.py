@@ -73,6 +73,7 @@ _RESERVED: Final = frozenset({"format", "item_id", "kind", "file", "text", "sign
 _KNOWN: Final[Mapping[str, tuple[type, ...]]] = {
     "case_id": (str,),
     "title": (str, type(None)),
+    "filename": (str,),
     "language": (str, type(None)),
     "created_at": (str,),
     "deposited_by": (str,),

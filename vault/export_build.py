@@ -320,6 +320,9 @@ def _item(vault: Vault, chosen: exports.Chosen, seqs: list[int]) -> BagItem:
 
     else:
         size, sha256 = item.size, item.sha256
+        if filename:
+            # As the depositor gave it: the bag's file bears a portable form of it.
+            metadata["filename"] = filename
         if signature is not None and signature.sealed_statement:
             statement = keys.unseal_bytes(bytes(signature.sealed_statement), identity)
 

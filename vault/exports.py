@@ -19,7 +19,6 @@ reason. A new request (`rebuild`) selects again, without that item.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -43,6 +42,7 @@ from vault.errors import BadField, Conflict, NotFound, VaultError
 from vault.identity import redacts
 from vault.ids import new_id
 from vault.parts import METADATA_IDENTITY, Vault
+from vault.ranges import parse_range
 from vault.sealing import open_json, seal_json
 from vault.storage import ObjectNotFound
 
@@ -64,16 +64,6 @@ class Gone(VaultError):
     """The export existed but cannot be had any more: revoked or expired (`detail` says why)."""
 
     code = "gone"
-
-
-class RangeNotSatisfiable(VaultError):
-    """The `Range` asked for starts at or past the end of the file (`size` is its length)."""
-
-    code = "range-not-satisfiable"
-
-    def __init__(self, size: int) -> None:
-        super().__init__(f"the export has {size} bytes; the range asked for starts past its end")
-        self.size = size
 
 
 @dataclass(frozen=True)
@@ -733,35 +723,6 @@ def _remove_object(vault: Vault, name: str | None) -> None:
         vault.store.delete(name)
 
 
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
-
-
-def parse_range(header: str | None, total: int) -> tuple[int, int] | None:
-    """Return `(start, end)` (inclusive) of a single `bytes=` range, or None to send it all.
-
-    A header we do not understand, or one with several ranges, is ignored (RFC 9110 14.2: a
-    server may). Raises `RangeNotSatisfiable` when the range starts past the end.
-    """
-    if not header:
-        return None
-    found = _RANGE.fullmatch(header.strip())
-    if found is None or (not found.group(1) and not found.group(2)):
-        return None
-    first, last = found.group(1), found.group(2)
-    if not first:  # a suffix: the last N bytes
-        length = int(last)
-        if length == 0:
-            raise RangeNotSatisfiable(total)
-        return max(0, total - length), total - 1
-    start = int(first)
-    end = min(int(last), total - 1) if last else total - 1
-    if start >= total:
-        raise RangeNotSatisfiable(total)
-    if end < start:
-        return None
-    return start, end
-
-
 def download(
     vault: Vault, principal: Principal, export_id: str, range_header: str | None = None
 ) -> Slice:
@@ -770,7 +731,7 @@ def download(
 
     The ledger entry commits before the first byte leaves. Raises `NotFound` (unknown, or not
     theirs), `Forbidden` (the policy refuses), `Conflict` (not built), `Gone` (revoked, with the
-    reason; expired), `RangeNotSatisfiable`.
+    reason; expired), `vault.ranges.RangeNotSatisfiable`.
     """
     row = _visible(vault, principal, export_id)
     resource = Resource(kind=kinds.EXPORT, case_id=row.case_id, requester=row.requested_by)

@@ -19,6 +19,7 @@ from vault.errors import NotFound
 from vault.extraction import read_text as extracted
 from vault.identity import REDACTED, redacted_rendition, redacts
 from vault.parts import Vault
+from vault.ranges import parse_range, sliced
 from vault.sealing import open_json
 
 
@@ -49,6 +50,16 @@ class Download:
     chunks: Iterator[bytes]
     # The redacted rendition under `redact_identities`: `item`'s sealed fields read "[redacted]".
     redacted: bool = False
+    # The bytes `start..end` (inclusive) of `item.size`; `partial` when a `Range` asked for
+    # them (a 206 answer), else the whole file.
+    start: int = 0
+    end: int = -1
+    partial: bool = False
+
+    @property
+    def length(self) -> int:
+        """How many bytes `chunks` yields."""
+        return self.end - self.start + 1
 
 
 def _identity(vault: Vault, session: Session, item_id: str) -> str:
@@ -153,11 +164,16 @@ def list_items(vault: Vault, principal: Principal, case_id: str) -> list[ItemVie
     return views
 
 
-def download(vault: Vault, principal: Principal, item_id: str) -> Download:
+def download(
+    vault: Vault, principal: Principal, item_id: str, range_header: str | None = None
+) -> Download:
     """Authorise and record a download of `item_id`, then open its plaintext stream.
 
-    The ledger entry commits before the first byte leaves (DESIGN.md "Retrieve"). Raises
-    `NotFound` or `Forbidden`; the returned chunks raise `keys.UnsealError` on tampering.
+    The ledger entry commits before the first byte leaves (DESIGN.md "Retrieve"): one entry
+    per call, a `Range` (one `bytes=` range, `vault.ranges.parse_range`) included, its bytes
+    in the entry's `from` and `to`. Raises `NotFound` or `Forbidden` (the refusal recorded
+    first, as without a range), `RangeNotSatisfiable` (nothing read, no entry); the returned
+    chunks raise `keys.UnsealError` on tampering.
     """
     with audited(
         vault,
@@ -175,19 +191,28 @@ def download(vault: Vault, principal: Principal, item_id: str) -> Download:
             view = _redact(_view(item, _identity(vault, audit.session, item_id)), audit.allowed)
             audit.details["rendition"] = "redacted"
             view = dataclasses.replace(view, size=rendition.size, sha256=rendition.sha256)
-            download = Download(view, chunks, redacted=True)
+            redacted = True
         else:
             identity = _identity(vault, audit.session, item_id)
+            view = _view(item, identity)
+            redacted = False
+        wanted = parse_range(range_header, view.size)
+        start, end = wanted if wanted is not None else (0, view.size - 1)
+        if not redacted:
             # A generator: nothing is read from the store before the caller takes a chunk,
-            # which is after the entry commits, when this block ends.
-            chunks = _plaintext(vault, item.object_name, identity)
-            download = Download(_view(item, identity), chunks)
+            # which is after the entry commits, when this block ends. A range starts at its
+            # chunk, the ones before it passed over (`keys.open_stream`).
+            chunks = _plaintext(vault, item.object_name, identity, start)
+        if wanted is not None:
+            audit.details["from"], audit.details["to"] = start, end
+            chunks = sliced(chunks, 0 if not redacted else start, end - start + 1)
+        download = Download(view, chunks, redacted, start, end, wanted is not None)
     return download
 
 
-def _plaintext(vault: Vault, name: str, identity: str) -> Iterator[bytes]:
+def _plaintext(vault: Vault, name: str, identity: str, start: int = 0) -> Iterator[bytes]:
     with vault.store.open(name) as source:
-        yield from keys.open_stream(source, identity)
+        yield from keys.open_stream(source, identity, start)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -24,6 +25,10 @@ from vault.domain import ROLES
 
 SETTINGS_FILE = "tvault.toml"
 DEFAULT_HOME = Path("./vault-data")
+# The tvault.toml that `load_settings` is reading: handed to `settings_customise_sources` this
+# way rather than through a subclass made per call (building a pydantic class costs more than
+# reading the settings).
+_TOML_FILE: ContextVar[Path | None] = ContextVar("tvault_toml_file", default=None)
 
 # The default vocabulary of item tags: violation types (a fixed list keeps tags structural, so
 # they may stay in the clear; free text would have to be sealed).
@@ -88,7 +93,6 @@ class Settings(BaseSettings):
     """Every setting of a vault; see docs/configuration.md."""
 
     model_config = SettingsConfigDict(env_prefix="TVAULT_", extra="ignore", frozen=True)
-    toml_path: ClassVar[Path | None] = None
 
     home: Path = DEFAULT_HOME
     database_url: str | None = None
@@ -233,8 +237,9 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Precedence: explicit arguments, then the environment, then the vault's tvault.toml.
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if cls.toml_path is not None and cls.toml_path.is_file():
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_path))
+        toml_file = _TOML_FILE.get()
+        if toml_file is not None and toml_file.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
 
     @property
@@ -280,6 +285,8 @@ def load_settings(home: Path | None = None, **overrides: Any) -> Settings:
     Raises `pydantic.ValidationError` on a malformed setting.
     """
     root = Path(home or os.environ.get("TVAULT_HOME") or DEFAULT_HOME)
-    bound = type("BoundSettings", (Settings,), {"toml_path": root / SETTINGS_FILE})
-    settings: Settings = bound(home=root, **overrides)
-    return settings
+    reading = _TOML_FILE.set(root / SETTINGS_FILE)
+    try:
+        return Settings(home=root, **overrides)
+    finally:
+        _TOML_FILE.reset(reading)

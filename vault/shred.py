@@ -23,9 +23,9 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 import keys
-from policies import Principal, Resource, actions, decide, kinds
+from policies import Allow, Principal, Resource, actions, decide, kinds
 from vault import item_keys, ledger
-from vault.access import audited, authorize, item_resource
+from vault.access import audited, authorize, authorize_case, item_resource, refuse
 from vault.db import Item, ItemKey
 from vault.db.access_tables import ConsentRecord, ItemIdentity, LegalHold, RedactedRendition
 from vault.db.jobs_tables import ItemText
@@ -169,12 +169,31 @@ def set_hold(
     Raises `BadField` (reason), `NotFound` or `Forbidden`. Each change is a `legal hold` ledger
     entry.
     """
-    sealed = None
-    if reason is not None:
-        if not reason.strip() or len(reason) > MAX_HOLD_REASON or "\x00" in reason:
-            raise BadField("reason", f"1 to {MAX_HOLD_REASON} characters")
-        identity = vault.keyring.secret(METADATA_IDENTITY).decode("ascii")
-        sealed = seal_json({"reason": reason}, keys.recipient_of(identity))
+    sealed = _sealed_reason(vault, reason) if reason is not None else None
+    return _set_hold(vault, principal, item_id, held, sealed) == _CHANGED
+
+
+_CHANGED, _UNCHANGED, _SHREDDED = "changed", "unchanged", "shredded"
+
+
+def _sealed_reason(vault: Vault, reason: str) -> bytes:
+    if not reason.strip() or len(reason) > MAX_HOLD_REASON or "\x00" in reason:
+        raise BadField("reason", f"1 to {MAX_HOLD_REASON} characters")
+    identity = vault.keyring.secret(METADATA_IDENTITY).decode("ascii")
+    return seal_json({"reason": reason}, keys.recipient_of(identity))
+
+
+def _set_hold(
+    vault: Vault,
+    principal: Principal,
+    item_id: str,
+    held: bool,
+    sealed: bytes | None,
+    *,
+    live_only: bool = False,
+) -> str:
+    # The one path of a hold's change: authorised on the item, recorded with it. `live_only`
+    # leaves a crypto-shredded item as it is (a case's hold has nothing to protect there).
     with audited(
         vault,
         principal,
@@ -187,12 +206,78 @@ def set_hold(
         row = session.get(LegalHold, item_id, with_for_update=True)
         if (row is not None) == held:
             audit.skip()  # nothing changes, nothing to record
-            return False
+            return _UNCHANGED
+        if live_only and session.get(ItemKey, item_id) is None:
+            audit.skip()
+            return _SHREDDED
         if held:
             session.add(LegalHold(item_id=item_id, set_by=principal.subject, set_at=audit.now))
         else:
             session.delete(row)
-        return True
+        return _CHANGED
+
+
+@dataclass(frozen=True)
+class CaseHold:
+    """What holding a whole case did: the items put under hold now (`held`, ids), those under
+    hold before (`already`), the crypto-shredded ones left alone (`shredded`)."""
+
+    case_id: str
+    held: tuple[str, ...]
+    already: int
+    shredded: int
+
+
+def hold_case(vault: Vault, principal: Principal, case_id: str, reason: str) -> CaseHold:
+    """Put every item of case `case_id` under legal hold, with one `reason` (sealed).
+
+    Each item is held through the single hold's path (`set_hold`: its decision, its `legal
+    hold` entry with the reason sealed), in its own transaction; items under hold already and
+    crypto-shredded ones are skipped, with no entry. Only the items in the case now: one
+    deposited later is not held (docs/web.md "Legal holds"). The policy is asked first for the
+    case, then for every item, before anything is held: a refusal (its `access denied` entry)
+    holds nothing. Raises `BadField` (reason), `NotFound`, `Forbidden`.
+    """
+    sealed = _sealed_reason(vault, reason)
+    authorize_case(
+        vault.sessions, principal, actions.ITEM_HOLD, Resource(kind=kinds.ITEM, case_id=case_id)
+    )
+    with vault.sessions() as session:
+        rows = session.execute(
+            select(
+                Item.id,
+                Item.case_id,
+                Item.depositor,
+                Item.consent,
+                LegalHold.item_id.label("hold"),
+                ItemKey.item_id.label("key"),
+            )
+            .outerjoin(LegalHold, LegalHold.item_id == Item.id)
+            .outerjoin(ItemKey, ItemKey.item_id == Item.id)
+            .where(Item.case_id == case_id)
+            .order_by(Item.id)
+        ).all()
+    for row in rows:
+        decision = decide(principal, actions.ITEM_HOLD, item_resource(row))
+        if not isinstance(decision, Allow):
+            refuse(
+                vault.sessions, principal, actions.ITEM_HOLD, item_resource(row), decision.reason
+            )
+    held, already, shredded = [], sum(row.hold is not None for row in rows), 0
+    for row in rows:
+        if row.hold is not None:
+            continue
+        if row.key is None:
+            shredded += 1
+            continue
+        outcome = _set_hold(vault, principal, row.id, True, sealed, live_only=True)
+        if outcome == _CHANGED:
+            held.append(row.id)
+        elif outcome == _SHREDDED:  # shredded since the list was read
+            shredded += 1
+        else:  # held since the list was read
+            already += 1
+    return CaseHold(case_id, tuple(held), already, shredded)
 
 
 def is_held(vault: Vault, item_id: str) -> bool:

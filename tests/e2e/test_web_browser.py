@@ -6,21 +6,25 @@ custody check; axe-core on each main page (point 9)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
+import re
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 import keys
 from tests.e2e.browser import chromium, screenshot
 from tests.e2e.conftest import Server, settled, start_server, tvault
+from tests.services import vectors
 from vault import signatures
 from vault.headers import to_headers
 
@@ -376,12 +380,152 @@ def test_an_auditor_reads_the_ledger_and_verifies_an_items_custody(
     expect(page.locator("table")).to_be_visible()
     if js:
         _accessible(page, "checkpoints")
+    log_key = page.locator("#log-key").inner_text().strip()
     page.goto(f"{server.url}/items/{roles}/custody")
     page.get_by_role("button", name="Verify against the latest signed checkpoint").click()
-    expect(page.locator("#verification")).to_contain_text("Every entry below is proven")
     if js:
+        # The browser checked by itself (static/custody.js): the page stayed, no server result.
+        expect(page.locator("#browser-check")).to_contain_text("Verified in your browser")
+        expect(page.locator("td.browser-outcome").first).to_have_text("verified in your browser")
+        assert page.url.endswith("/custody") and page.locator("#verification").count() == 0
+        expect(page.locator("#browser-check-key")).to_have_text(log_key)
         _accessible(page, "custody")
+    else:
+        expect(page.locator("#verification")).to_contain_text("Every entry below is proven")
+        assert page.url.endswith("/custody/verify")
     screenshot(page, f"custody-{mode}")
+    context.close()
+
+
+def _tamper(page: Page, change: Callable[[dict[str, Any]], None]) -> None:
+    """Serve the page's proofs changed by `change` (the browser must notice)."""
+
+    def handle(route: Route) -> None:
+        body = route.fetch().json()
+        change(body)
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    page.route("**/custody/proofs", handle)
+
+
+def _flip(text: str, at: int) -> str:
+    """`text` (base64) with the byte at `at` changed: decoded, one bit flipped, encoded."""
+    raw = bytearray(base64.b64decode(text))
+    raw[at] ^= 1
+    return base64.b64encode(bytes(raw)).decode()
+
+
+def test_the_browser_itself_checks_each_proof_and_the_checkpoint(
+    chromium: Any, served: tuple[Server, str, httpx.Client], roles: str
+) -> None:
+    """A tampered proof, checkpoint or entry is reported by the browser; a browser without
+    Ed25519 says so and leaves the check to the server; the proof code agrees with the RFC 9162
+    probes of transparency-dev/merkle."""
+    server, _case, _api = served
+    context = _context(chromium, True)
+    page = context.new_page()
+    _sign_in(page, server.url, name="audra")
+    page.goto(f"{server.url}/ledger/checkpoints")
+    page.get_by_role("button", name="Sign a checkpoint now").click()
+    custody = f"{server.url}/items/{roles}/custody"
+    verify = page.get_by_role("button", name="Verify against the latest signed checkpoint")
+    outcomes = page.locator("td.browser-outcome")
+
+    def first_proven(body: dict[str, Any]) -> dict[str, Any]:
+        return next(e for e in body["entries"] if e["proof"] and e["proof"]["hashes"])
+
+    # One byte of one audit path: that entry is NOT proven, the others still are.
+    def path(body: dict[str, Any]) -> None:
+        hashes = first_proven(body)["proof"]["hashes"]
+        hashes[0] = _flip(hashes[0], 7)
+
+    page.goto(custody)
+    _tamper(page, path)
+    verify.click()
+    expect(page.locator("#browser-check")).to_contain_text("at least one entry is NOT proven")
+    expect(outcomes.filter(has_text="NOT proven: the proof does not lead")).to_have_count(1)
+    expect(outcomes.filter(has_text="verified in your browser")).not_to_have_count(0)
+    screenshot(page, "custody-tampered-proof-js")
+    page.unroute("**/custody/proofs")
+
+    # One byte of the checkpoint's root hash: the signature no longer holds, nothing is proven.
+    def root(body: dict[str, Any]) -> None:
+        lines = body["checkpoint"].split("\n")
+        lines[2] = _flip(lines[2], 0)
+        body["checkpoint"] = "\n".join(lines)
+
+    page.goto(custody)
+    _tamper(page, root)
+    verify.click()
+    expect(page.locator("#browser-check")).to_contain_text("NOT signed by the log key")
+    expect(outcomes.filter(has_text="verified in your browser")).to_have_count(0)
+    screenshot(page, "custody-tampered-checkpoint-js")
+    page.unroute("**/custody/proofs")
+
+    # An entry other than the one shown on its row (another actor): refused for that row.
+    def actor(body: dict[str, Any]) -> None:
+        entry = first_proven(body)
+        entry["entry"] = entry["entry"].replace('"actor":"', '"actor":"x', 1)
+
+    page.goto(custody)
+    _tamper(page, actor)
+    verify.click()
+    expect(outcomes.filter(has_text="NOT proven: the entry given is not")).to_have_count(1)
+    page.unroute("**/custody/proofs")
+
+    # A browser whose WebCrypto has no Ed25519: it says so, and the server checks.
+    plain = context.new_page()
+    plain.add_init_script(
+        "crypto.subtle.importKey = () =>"
+        " Promise.reject(new DOMException('no Ed25519', 'NotSupportedError'));"
+    )
+    plain.goto(custody)
+    plain.get_by_role("button", name="Verify against the latest signed checkpoint").click()
+    result = plain.locator("#verification")
+    expect(result).to_contain_text("Your browser cannot check Ed25519 signatures")
+    expect(result).to_contain_text("Every entry below is proven")
+    expect(plain.locator("#browser-check")).to_be_hidden()
+    screenshot(plain, "custody-no-ed25519-js")
+
+    # The same proof code against transparency-dev/merkle's RFC 9162 inclusion probes.
+    probes = sorted((vectors("tdmerkle") / "testdata" / "inclusion").rglob("*.json"))
+    cases = [json.loads(p.read_text()) for p in probes]
+    assert len(cases) >= 90
+    accepted = page.evaluate(
+        """async (cases) => {
+          const c = window.tvaultCustody, bytes = (t) => { try { return c.b64(t || ""); }
+            catch (e) { return new Uint8Array(0); } };
+          const out = [];
+          for (const k of cases) {
+            out.push(await c.verifyInclusion(k.leafIdx, k.treeSize, bytes(k.leafHash),
+              (k.proof || []).map(bytes), bytes(k.root)));
+          }
+          return out;
+        }""",
+        cases,
+    )
+    wrong = [
+        str(p) for p, case, ok in zip(probes, cases, accepted, strict=True) if ok == case["wantErr"]
+    ]
+    assert wrong == [] and accepted.count(True) >= 5
+
+    # And the note code against the signed-note specification's own example (C2SP).
+    spec = (vectors("c2sp") / "signed-note.md").read_text()
+    vkey = re.search(r"^ {4}(example\.com/foo\+\S+)$", spec, re.M)
+    signed = re.search(r"```\n(This is an example message\.\n\n\u2014 [^\n]+\n)```", spec)
+    assert vkey and signed
+    opened = page.evaluate(
+        """async ([note, vkey]) => {
+          const c = window.tvaultCustody, said = [];
+          said.push(await c.openNote(note, vkey));
+          const cut = note.length - 6, changed = note.slice(0, cut)
+            + (note[cut] === "A" ? "B" : "A") + note.slice(cut + 1);
+          try { said.push(await c.openNote(changed, vkey)); } catch (e) { said.push("refused"); }
+          return said;
+        }""",
+        [signed.group(1), vkey.group(1)],
+    )
+    assert opened == ["This is an example message.\n", "refused"]
     context.close()
 
 
@@ -597,4 +741,17 @@ def test_a_custodian_manages_accounts_cases_grants_and_holds(
     expect(page.get_by_role("heading", level=1)).to_contain_text("Request")
     expect(page.locator("#own")).to_be_visible()  # a second custodian must approve it
     screenshot(page, f"holds-{mode}")
+
+    # The whole case: every item it has now, this one among those held already.
+    page.goto(f"{server.url}/cases/{case}")
+    expect(page.get_by_text("Items deposited into this case later are not held")).to_be_visible()
+    page.get_by_label("Reason for the hold").fill(f"Orden judicial del caso {mode}")
+    page.get_by_role("button", name="Hold every item of this case").click()
+    notice = page.locator("#notice")
+    expect(notice).to_contain_text("Items put under legal hold now:")
+    counts = [int(n) for n in re.findall(r": (\d+)", notice.inner_text())]
+    assert len(counts) == 3 and counts[1] >= 1, counts  # at least this run's item, held above
+    if js:
+        _accessible(page, "case held")
+    screenshot(page, f"case-hold-{mode}")
     context.close()

@@ -22,7 +22,7 @@ from ingest.adapters import NativeTikaExtractor
 from tests import corpus
 from tests.services import unavailable
 
-HOSTILE = "tests.unit.ingest.hostile_child"
+HOSTILE = "tests.integration.hostile_child"
 
 
 @pytest.fixture

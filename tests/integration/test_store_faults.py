@@ -30,8 +30,8 @@ from tests.unit.vault.conftest import FAST_KDF, PASSPHRASE, database_url, princi
 from tests.unit.vault.tokens import token_for
 from vault import compose, jobs, ledger
 from vault.accounts import add_user
-from vault.app import create_app
 from vault.cases import create_case
+from vault.compose import app_of
 from vault.db import Item
 from vault.deposit import Deposit
 from vault.parts import Vault
@@ -109,7 +109,7 @@ def client(vault: Vault) -> Iterator[TestClient]:
     # No `with`: no lifespan, so no embedded worker competes with the tests' own.
     token = token_for(vault, "tina", "therapist")
     yield TestClient(
-        create_app(vault),
+        app_of(vault),
         base_url="http://vault.test",
         headers={"Authorization": f"Bearer {token}"},
     )
@@ -273,7 +273,7 @@ def test_a_full_database_refuses_the_deposit_and_leaves_nothing(
     case_id = create_case(vault, principal(vault, "tina"), "Case").id
     token = token_for(vault, "tina", "therapist")
     client = TestClient(
-        create_app(vault),
+        app_of(vault),
         base_url="http://vault.test",
         headers={"Authorization": f"Bearer {token}"},
     )

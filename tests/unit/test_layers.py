@@ -107,6 +107,15 @@ def test_only_the_composition_root_builds_the_token_gate_and_the_limiter() -> No
     assert _callers(built) == {"vault/compose.py"}
 
 
+def test_only_the_composition_root_builds_the_served_app() -> None:
+    # `tvault serve` hands its settings and passphrase to compose.serving and runs what it
+    # returns: the app and the HTTP protocol with the header limits are built there, not in
+    # the CLI (vault.app stands below vault.compose; the acyclic contract keeps it there).
+    assert _callers({"create_app", "limited", "SweepService", "ExportBuilder"}) == {
+        "vault/compose.py"
+    }
+
+
 def test_readiness_asks_the_parts_not_the_settings() -> None:
     # The extractor's reachability is the port's own check, built by vault.compose.
     path = ROOT / "vault" / "readiness.py"

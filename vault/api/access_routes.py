@@ -71,6 +71,22 @@ class HoldIn(BaseModel):
     reason: str | None = Field(default=None, max_length=shred.MAX_HOLD_REASON)
 
 
+class CaseHoldIn(BaseModel):
+    """Why every item of the case is held (sealed in each item's `legal hold` entry)."""
+
+    reason: str = Field(min_length=1, max_length=shred.MAX_HOLD_REASON)
+
+
+class CaseHoldOut(BaseModel):
+    """What holding a case did: the items held now, how many were held already, how many are
+    crypto-shredded (left alone). Items deposited later are not held."""
+
+    case_id: str
+    held: list[str]
+    already: int
+    shredded: int
+
+
 class HoldOut(BaseModel):
     """The hold after the call; lifting one asks for an `approval` instead of changing it."""
 
@@ -199,6 +215,19 @@ def put_hold(
     """Put an item under legal hold (custodians), with an optional reason (sealed)."""
     reason = body.reason if body is not None else None
     return HoldOut(held=True, changed=shred.set_hold(vault, principal, item_id, True, reason))
+
+
+@router.post("/cases/{case_id}/holds")
+def post_case_holds(
+    case_id: str, body: CaseHoldIn, vault: VaultDep, principal: CurrentPrincipal
+) -> CaseHoldOut:
+    """Put every item the case has now under legal hold (custodians), with one reason (sealed):
+    one `legal hold` entry per item held; held and shredded items are skipped. Items deposited
+    into the case later are not held."""
+    done = shred.hold_case(vault, principal, case_id, body.reason)
+    return CaseHoldOut(
+        case_id=done.case_id, held=list(done.held), already=done.already, shredded=done.shredded
+    )
 
 
 @router.delete("/items/{item_id}/hold")

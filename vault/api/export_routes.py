@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from vault import exports, recipients
 from vault.api.deps import CurrentPrincipal, VaultDep, get_principal
 from vault.api.problems import problem
+from vault.ranges import RangeNotSatisfiable
 
 router = APIRouter(prefix="/v1", tags=["exports"], dependencies=[Depends(get_principal)])
 
@@ -158,7 +159,40 @@ def post_rebuild(export_id: str, vault: VaultDep, principal: CurrentPrincipal) -
     return _out(exports.rebuild(vault, principal, export_id))
 
 
-@router.get("/exports/{export_id}/download", response_model=None)
+_BINARY: dict[str, Any] = {
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+}
+_PROBLEM: dict[str, Any] = {"application/problem+json": {"schema": {"type": "object"}}}
+_WHOLE = {"description": "The SHA-256 of the whole file (RFC 9530)", "schema": {"type": "string"}}
+_DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The whole age file",
+        "content": _BINARY,
+        "headers": {
+            "Repr-Digest": _WHOLE,
+            "Accept-Ranges": {"description": "bytes", "schema": {"type": "string"}},
+            "ETag": {"description": "The file's SHA-256, quoted", "schema": {"type": "string"}},
+        },
+    },
+    206: {
+        "description": "The range asked for (`Range: bytes=N-` resumes a broken download)",
+        "content": _BINARY,
+        "headers": {
+            "Content-Range": {"description": "bytes START-END/SIZE", "schema": {"type": "string"}},
+            "Repr-Digest": _WHOLE,
+        },
+    },
+    409: {"description": "Not built yet, or failed (the state or reason)", "content": _PROBLEM},
+    410: {"description": "Revoked or expired, with the reason", "content": _PROBLEM},
+    416: {
+        "description": "The range starts at or past the end",
+        "content": _PROBLEM,
+        "headers": {"Content-Range": {"description": "bytes */SIZE", "schema": {"type": "string"}}},
+    },
+}
+
+
+@router.get("/exports/{export_id}/download", response_model=None, responses=_DOWNLOAD_RESPONSES)
 def get_download(
     export_id: str,
     vault: VaultDep,
@@ -169,7 +203,7 @@ def get_download(
     each download is a custody ledger entry. A revoked or expired export: 410 with the reason."""
     try:
         got = exports.download(vault, principal, export_id, range_)
-    except exports.RangeNotSatisfiable as exc:
+    except RangeNotSatisfiable as exc:
         refused: JSONResponse = problem(416, exc.detail, exc.code)
         refused.headers["Content-Range"] = f"bytes */{exc.size}"
         return refused

@@ -14,9 +14,9 @@ from vault.cli.common import (
     USAGE,
     VaultOption,
     fail,
-    open_local_with,
     passphrase,
     settings_for,
+    vault_failures,
 )
 
 
@@ -83,8 +83,7 @@ def serve(
     import uvicorn
 
     from vault import allocator
-    from vault.api.protocol import limited
-    from vault.app import create_app
+    from vault.compose import serving
 
     allocator.tune()  # before the first upload buffer (vault/allocator.py)
     settings = settings_for(vault_dir)
@@ -94,28 +93,26 @@ def serve(
     # The port first: on a busy one, nothing has started yet (DESIGN.md exit codes: 1).
     listener = _listen(host, port)
     try:
-        vault = open_local_with(settings, secret, checked=True)
+        with vault_failures(settings.keyring_path):
+            served = serving(settings, secret)
     except BaseException:
         listener.close()
         raise
-    from vault.compose import add_services, gatekeeping
-
-    add_services(vault)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         # uvicorn's access log is off: it would print query strings (vault.app logs instead).
-        # httptools (through vault.api.protocol) and uvloop are named, not left to "auto": a
-        # missing one must fail loudly rather than fall back to h11 (a third of the upload
-        # throughput, bench/RESULTS.md). X-Forwarded-For is believed only from the configured
-        # proxies: uvicorn's default trusts loopback, and a client there could then choose the
-        # address the refused-token limiter counts against.
+        # httptools (through `served.http`, vault.api.protocol) and uvloop are named, not left
+        # to "auto": a missing one must fail loudly rather than fall back to h11 (a third of the
+        # upload throughput, bench/RESULTS.md). X-Forwarded-For is believed only from the
+        # configured proxies: uvicorn's default trusts loopback, and a client there could then
+        # choose the address the refused-token limiter counts against.
         config = uvicorn.Config(
-            create_app(vault, gatekeeping(vault)),
+            served.app,
             host=host,
             port=port,
             access_log=False,
             log_config=None,
-            http=limited(settings.max_header_bytes, settings.max_headers),
+            http=served.http,
             loop="uvloop",
             proxy_headers=bool(settings.trusted_proxies),
             forwarded_allow_ips=list(settings.trusted_proxies),
@@ -134,7 +131,7 @@ def serve(
             fail("the API did not start (see the log above)")
     finally:
         listener.close()
-        vault.close()
+        served.vault.close()
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -1,4 +1,5 @@
-"""`tvault cases create|list|grant|revoke|grants`: cases and who may work on them, over the API."""
+"""`tvault cases create|list|grant|revoke|grants|hold`: cases, who may work on them, and a
+legal hold on every item of one, over the API."""
 
 from __future__ import annotations
 
@@ -87,3 +88,25 @@ def cases_grants(
     with api_client(url, token) as client:
         rows = call(client, "GET", f"/v1/cases/{case}/grants")
     emit(rows, as_json, "\n".join(f"{r['user']}\t{r['role']}\t{r['granted_by']}" for r in rows))
+
+
+@app.command("hold")
+def cases_hold(
+    case: CaseArgument,
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why the items are held (sealed in the ledger).")
+    ],
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Put every item CASE has now under legal hold (custodians). Items deposited into CASE
+    later are not held: hold them with `tvault hold`, or run this again."""
+    with api_client(url, token) as client:
+        done = call(client, "POST", f"/v1/cases/{case}/holds", json={"reason": reason})
+    emit(
+        done,
+        as_json,
+        f"held {len(done['held'])} item(s) of {case} now; {done['already']} held already; "
+        f"{done['shredded']} shredded, left alone",
+    )

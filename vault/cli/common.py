@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import ssl
 import sys
@@ -14,7 +15,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, NoReturn, Protocol
 
 import typer
 from typer.core import TyperGroup
@@ -113,6 +114,20 @@ def fail(message: str, code: int = FAILURE) -> NoReturn:
     with `code`."""
     typer.echo(f"tvault: {' '.join(message.split())}", err=True)
     raise typer.Exit(code)
+
+
+NOT_UTF8: Final = "the file name is not UTF-8 text"
+
+
+def shown_name(name: str) -> str | None:
+    """Return None when `name` is UTF-8 text, else a printable form of it (`\\xe1` for a byte
+    that is no UTF-8). A name from a system that wrote another encoding cannot travel in a
+    header, a JSON document or an export's tar: the file must be renamed first."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    return None
 
 
 def settings_for(home: Path | None) -> Settings:
@@ -390,29 +405,33 @@ def progress(unit: Literal["bytes", "files"]) -> Iterator[Ticker]:
 # --- admin commands: the vault where it lives -------------------------------------------------
 
 
-def open_local_with(settings: Settings, secret: str, *, checked: bool = False) -> Vault:
-    """Open the vault; with `checked`, also `preflight` it (serve, worker). Exits 1 with one
-    line on a wrong passphrase, a missing setting, or a service that cannot be reached."""
+@contextmanager
+def vault_failures(keyring_path: Path) -> Iterator[None]:
+    """Turn a failure to open or check the vault inside the block into one line and exit 1: a
+    wrong passphrase for the keyring at `keyring_path`, a missing setting, or a service that
+    cannot be reached."""
     from keys import KeyringError
-    from vault.compose import open_vault, preflight
     from vault.errors import VaultError
 
     try:
-        vault = open_vault(settings, secret)
+        yield
     except KeyringError as exc:
         fail(
-            f"cannot open the keyring {settings.keyring_path}: {exc}; check TVAULT_PASSPHRASE "
+            f"cannot open the keyring {keyring_path}: {exc}; check TVAULT_PASSPHRASE "
             "(or the passphrase typed at the prompt)"
         )
     except VaultError as exc:
         fail(exc.detail)
-    if checked:
-        try:
-            preflight(vault)
-        except VaultError as exc:
-            vault.close()
-            fail(exc.detail)
-    return vault
+
+
+def open_local_with(settings: Settings, secret: str, *, checked: bool = False) -> Vault:
+    """Open the vault; with `checked` (worker), its store is checked before it takes work
+    (`vault.compose.make_store`). Exits 1 with one line on a wrong passphrase, a missing
+    setting, or a service that cannot be reached."""
+    from vault.compose import open_vault
+
+    with vault_failures(settings.keyring_path):
+        return open_vault(settings, secret, checked=checked)
 
 
 def open_local(home: Path | None, *, checked: bool = False) -> Vault:

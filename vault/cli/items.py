@@ -16,6 +16,7 @@ from vault.cli import signing
 from vault.cli.common import (
     CHUNK,
     DEFAULT_URL,
+    NOT_UTF8,
     READ_TIMEOUT_SECONDS,
     USAGE,
     CaseOption,
@@ -36,6 +37,7 @@ from vault.cli.common import (
     repr_digest,
     scopes,
     send_deposit,
+    shown_name,
 )
 from vault.headers import to_headers
 
@@ -92,6 +94,9 @@ def deposit(
     granted = ",".join(scopes(consent))
     if not granted:
         fail("--consent: name at least one scope", USAGE)
+    unreadable = shown_name(file.name)
+    if unreadable is not None:
+        fail(f"{unreadable}: {NOT_UTF8}; rename the file and deposit it again", USAGE)
     language = checked_language(language)
     # Metadata in Tvault-* headers, never the query string (proxies log URLs; vault.headers).
     structural = {

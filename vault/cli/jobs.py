@@ -17,6 +17,7 @@ from vault.cli.common import (
     CHUNK,
     DEFAULT_URL,
     FAILURE,
+    NOT_UTF8,
     USAGE,
     CaseOption,
     JsonOption,
@@ -35,6 +36,7 @@ from vault.cli.common import (
     progress,
     scopes,
     send_deposit,
+    shown_name,
 )
 from vault.cli.resume import Record
 from vault.headers import to_headers
@@ -244,6 +246,10 @@ def ingest(
         for path in files:
             name = str(path.relative_to(directory))
             bar.advance(task, 1)
+            unreadable = shown_name(name)
+            if unreadable is not None:
+                failed.append({"file": unreadable, "reason": f"{NOT_UTF8}; rename it"})
+                continue
             try:
                 digest, size = _digest(path)
             except OSError as exc:

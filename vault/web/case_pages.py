@@ -4,6 +4,10 @@ grant and revoke: custodians) the roles granted on a case, a grant, a revocation
 The same use cases as `/v1/cases` and `/v1/cases/{id}/grants` (`vault.cases`, `vault.grants`),
 so the same decisions and ledger entries (`grant`, `revocation`). Case names are sealed at rest
 and shown on these pages only, never in a URL or a title.
+
+A legal hold on the whole case (`vault.shred.hold_case`) holds each item of the case through
+the single hold's path, one `legal hold` entry per item held; items deposited later are not
+held.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Final
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 
-from vault import cases, grants
+from vault import cases, grants, shred
 from vault.api.deps import VaultDep
 from vault.errors import BadField, Conflict, UnknownAccount
 from vault.web.account_pages import ROLE_NAMES
@@ -26,6 +30,13 @@ BAD_CASE_NAME: Final = N_("A case name is 1 to 500 characters. Nothing was chang
 BAD_CASE_ROLE: Final = N_("Choose one of the case roles. Nothing was changed.")
 NO_ACCOUNT: Final = N_("There is no such account, or it is disabled. Nothing was changed.")
 GRANTED_ALREADY: Final = N_("This account has this role on the case already. Nothing was changed.")
+BAD_HOLD_REASON: Final = N_(
+    "Say why the case is held, in at most 2000 characters. Nothing was changed."
+)
+CASE_HELD: Final = N_(
+    "Items put under legal hold now: %(held)s. Under legal hold already: %(already)s. "
+    "Crypto-shredded, left alone: %(shredded)s."
+)
 
 
 def _roles(request: Request) -> list[tuple[str, str]]:
@@ -47,6 +58,7 @@ def _case_page(
     case_id: str,
     message: str | None,
     status: int = 200,
+    notice: str | None = None,
 ) -> Response:
     # The grants first: `list_grants` decides (an unknown or hidden case is "not found").
     granted = grants.list_grants(vault, current.principal, case_id)
@@ -62,6 +74,7 @@ def _case_page(
         roles=roles,
         role_names=dict(roles),
         message=translate(request, message) if message else None,
+        notice=notice,
     )
 
 
@@ -114,3 +127,19 @@ def revoke(
     user, role = str(form.get("user", "")), str(form.get("role", ""))
     grants.revoke(vault, current.principal, case_id, user, role or None)
     return RedirectResponse(f"/cases/{case_id}", status_code=303)
+
+
+@pages.post("/cases/{case_id}/hold")
+def hold_case(
+    case_id: str, request: Request, vault: VaultDep, current: Signed, form: CheckedForm
+) -> Response:
+    """Put every item of the case under legal hold with one reason (sealed); say how many.
+
+    Sending it twice holds nothing more: the items are under hold already."""
+    try:
+        done = shred.hold_case(vault, current.principal, case_id, str(form.get("reason", "")))
+    except BadField:
+        return _case_page(request, vault, current, case_id, BAD_HOLD_REASON, 422)
+    counts = {"held": len(done.held), "already": done.already, "shredded": done.shredded}
+    notice = translate(request, CASE_HELD) % counts
+    return _case_page(request, vault, current, case_id, None, notice=notice)

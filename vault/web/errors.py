@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 
 from vault.api import problems
 from vault.errors import BadField, TooLarge, TooManyRequests, VaultError
+from vault.ranges import RangeNotSatisfiable
 from vault.web import forms
 from vault.web.deps import Redirect, SignInNeeded
 from vault.web.headers import is_page
@@ -36,6 +37,7 @@ MESSAGES: Final = {
     "unavailable": N_("The vault cannot do this right now. Nothing was changed; try again later."),
     "bad-field": N_("Some of what was sent is not valid. Nothing was stored."),
     "misplaced-field": N_("Some of what was sent is not valid. Nothing was stored."),
+    "range-not-satisfiable": N_("The part of the file asked for lies past its end."),
     "error": N_("Something went wrong. Nothing was changed."),
 }
 # The names of form fields as a reader knows them.
@@ -113,6 +115,9 @@ async def _vault_error(request: Request, exc: Exception) -> Response:
     response = error_page(request, status, message_for(request, exc))
     if isinstance(exc, TooManyRequests):
         response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    if isinstance(exc, RangeNotSatisfiable):
+        # RFC 9110 15.5.17: the length, for the client to ask again within it.
+        response.headers["Content-Range"] = f"bytes */{exc.size}"
     if isinstance(exc, TooLarge):
         # The rest of the body is not read: the connection closes after this answer.
         response.headers["Connection"] = "close"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Final
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 
 from policies import Resource, actions, kinds
 from vault import custody_timeline, ledger
@@ -26,6 +26,8 @@ OUTCOMES: Final = {
     custody_timeline.NOT_YET: N_("not yet in a signed checkpoint"),
     custody_timeline.FAILED: N_("NOT proven"),
 }
+# Why the page's script left the check to the server (the `browser` field of its form).
+BROWSER_REASONS: Final = frozenset({"no-ed25519", "no-proofs"})
 
 
 @pages.get("/ledger")
@@ -80,6 +82,7 @@ def _timeline(
     current: Signed,
     item_id: str,
     check: custody_timeline.CustodyCheck | None,
+    browser: str | None = None,
 ) -> Response:
     shown = custody_timeline.entries(vault, current.principal, item_id)
     outcomes = {}
@@ -88,7 +91,13 @@ def _timeline(
             e.seq: (e.outcome, translate(request, OUTCOMES[e.outcome])) for e in check.entries
         }
     return render(
-        request, "custody.html", item_id=item_id, entries=shown, check=check, outcomes=outcomes
+        request,
+        "custody.html",
+        item_id=item_id,
+        entries=shown,
+        check=check,
+        outcomes=outcomes,
+        browser=browser if browser in BROWSER_REASONS else None,
     )
 
 
@@ -104,4 +113,20 @@ def verify_custody(
 ) -> Response:
     """Check each entry's inclusion proof against the latest signed checkpoint and say so."""
     check = custody_timeline.verify(vault, current.principal, item_id)
-    return _timeline(request, vault, current, item_id, check)
+    # The page's script sends `browser` when it fell back to this check (no Ed25519 in the
+    # browser's WebCrypto, or the proofs could not be fetched), so the result page says so.
+    browser = form.get("browser")
+    return _timeline(
+        request, vault, current, item_id, check, browser if isinstance(browser, str) else None
+    )
+
+
+@pages.get("/items/{item_id}/custody/proofs")
+def custody_proofs(item_id: str, vault: VaultDep, current: Signed) -> Response:
+    """What the custody page's script checks inside the browser (`static/custody.js`): the
+    latest signed checkpoint as signed, the log key, each entry and its inclusion proof.
+
+    The same use case, policy and refusal as the timeline itself (`custody_timeline.entries`).
+    """
+    gathered = custody_timeline.proofs(vault, current.principal, item_id)
+    return JSONResponse(gathered.to_json(item_id))

@@ -7,7 +7,7 @@ import base64
 import mimetypes
 from typing import Final
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import StreamingResponse
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
@@ -136,16 +136,32 @@ async def item_download(item_id: str, vault: VaultDep, current: Signed) -> Respo
 
 
 @pages.get("/items/{item_id}/preview")
-async def item_preview(item_id: str, vault: VaultDep, current: Signed) -> Response:
+async def item_preview(
+    item_id: str,
+    vault: VaultDep,
+    current: Signed,
+    range_: str | None = Header(default=None, alias="Range", max_length=200),
+) -> Response:
     """The original as the item page's blurred preview: the same use case as the download (the
-    same policy and `decryption` entry), shown inline when its name says image or video."""
-    result = await run_in_threadpool(download, vault, current.principal, item_id)
+    same policy and `decryption` entry), shown inline when its name says image or video.
+
+    One `bytes=` range is answered with 206 (a video player skips ahead with it), one past the
+    end with 416 (`vault.web.errors`); several ranges get the whole file with 200. Each request
+    is one `decryption` entry, its range in `from` and `to`."""
+    result = await run_in_threadpool(download, vault, current.principal, item_id, range_)
     media_type = None if result.redacted else preview_type(result.item.filename)
-    headers = {"Content-Length": str(result.item.size)}
+    headers = {"Content-Length": str(result.length), "Accept-Ranges": "bytes"}
     if media_type is None:
         headers["Content-Disposition"] = f'attachment; filename="{item_id}"'
     else:
         headers["Content-Disposition"] = "inline"
+    status = 200
+    if result.partial:
+        status = 206
+        headers["Content-Range"] = f"bytes {result.start}-{result.end}/{result.item.size}"
     return StreamingResponse(
-        result.chunks, media_type=media_type or "application/octet-stream", headers=headers
+        result.chunks,
+        status_code=status,
+        media_type=media_type or "application/octet-stream",
+        headers=headers,
     )

@@ -3,9 +3,10 @@
 The browser holds only a random secret in an HttpOnly, SameSite=Strict cookie; the database
 holds its SHA-256, the account's immutable id and generation, the CSRF token of the session's
 forms and when it was last seen. A session dies on the server: after `web_session_idle_seconds`
-without a request, `web_session_max_seconds` after it opened, at sign-out, and as soon as the
-account is disabled or changes role (its generation moves on, as for tokens). Its public `id`
-(not the secret) is the credential the ledger names for what the session did (promise 9).
+without a request (counted from the last request `seen_at` recorded: see `seen_interval`),
+`web_session_max_seconds` after it opened, at sign-out, and as soon as the account is disabled
+or changes role (its generation moves on, as for tokens). Its public `id` (not the secret) is
+the credential the ledger names for what the session did (promise 9).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from vault.parts import Vault
 ACTIVE: Final = "active"
 SECOND_FACTOR: Final = "second-factor"  # the password was right; a TOTP code is still due
 ENROL: Final = "enrol"  # the password was right; a TOTP factor must be set up first
+# `seen_at` is written at most this often (`seen_interval`).
+SEEN_INTERVAL_SECONDS: Final = 60
 
 
 @dataclass(frozen=True)
@@ -171,11 +174,26 @@ def resolve(vault: Vault, secret: str | None) -> Current:
             # (raising inside the transaction would roll the ending back).
             _end(session, row, user, "expired" if timed_out else "account changed", now)
         else:
-            row.seen_at = now
+            if now - row.seen_at >= seen_interval(vault):
+                row.seen_at = now  # else no write: the page is a read transaction
             current = _current(session, row, user)
     if ended:
         raise Ended(expired=timed_out)
     return current
+
+
+def seen_interval(vault: Vault) -> timedelta:
+    """How often a session's `seen_at` is written: 60 s, or a tenth of the idle timeout when
+    that is shorter.
+
+    Writing it on every request made each page view a write transaction. `seen_at` is now the
+    time of the first request of such an interval, so it lags the last request by less than
+    the interval, and the idle timeout, measured from `seen_at`, ends a session between
+    `idle - interval` and `idle` after its last request: earlier by at most a minute, never
+    later.
+    """
+    idle = vault.settings.web_session_idle_seconds
+    return timedelta(seconds=min(SEEN_INTERVAL_SECONDS, idle / 10))
 
 
 def _timed_out(vault: Vault, row: WebSession, now: datetime) -> bool:

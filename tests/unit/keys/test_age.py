@@ -1,4 +1,5 @@
-"""age v1 sealing: interoperability with the stock `age` tool, vectors, and tampering."""
+"""age v1 sealing: vectors, layout, and tampering (against the stock `age` tool:
+tests/integration/test_age_tool.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import hashlib
 import io
 import json
 import os
-import subprocess
 import tracemalloc
 from pathlib import Path
 
@@ -14,51 +14,17 @@ import pytest
 
 import keys
 from keys import age as age_module
-from tests.services import tool
+from tests.unit.keys.age_support import payload_start, seal_bytes, unseal_checked
 
 VECTORS = Path(__file__).resolve().parents[2] / "vectors" / "age"
 MANIFEST = json.loads((VECTORS / "manifest.json").read_text())
 IDENTITY = (VECTORS / "identity.txt").read_text()
 CHUNK = keys.CHUNK_SIZE
 ENC_CHUNK = CHUNK + 16
-SIZES = [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * 1024 * 1024 + 5]
 
 
 def _pattern(n: int) -> bytes:
     return bytes((i * 7 + 3) % 251 for i in range(n))
-
-
-def _seal(data: bytes, recipients: list[str]) -> bytes:
-    out = io.BytesIO()
-    assert keys.seal(io.BytesIO(data), out, recipients) == len(data)
-    return out.getvalue()
-
-
-def _unseal(sealed: bytes, identity: str) -> bytes:
-    """Open `sealed` both ways, streamed and whole: they must agree on the plaintext, or both
-    raise `UnsealError`."""
-    out = io.BytesIO()
-    try:
-        assert keys.unseal(io.BytesIO(sealed), out, identity) == len(out.getvalue())
-    except keys.UnsealError:
-        with pytest.raises(keys.UnsealError):
-            keys.unseal_bytes(sealed, identity)
-        raise
-    assert keys.unseal_bytes(sealed, identity) == out.getvalue()
-    return out.getvalue()
-
-
-def _payload_start(sealed: bytes) -> int:
-    """Offset of the first STREAM chunk (after the header and the 16-byte nonce)."""
-    return sealed.index(b"\n---") + len(b"\n--- ") + 43 + 1 + 16
-
-
-@pytest.fixture(scope="module")
-def key_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
-    identity, recipient = keys.generate_identity()
-    path = tmp_path_factory.mktemp("age") / "key.txt"
-    path.write_text(identity + "\n")
-    return path, identity, recipient
 
 
 # --- identities and recipients -------------------------------------------------------------
@@ -71,18 +37,6 @@ def test_recipient_of_matches_age_keygen_vector() -> None:
     )
     assert keys.recipient_of(IDENTITY) == public
     assert public == MANIFEST["recipient"]
-
-
-def test_generated_identity_matches_age_keygen(key_file: tuple[Path, str, str]) -> None:
-    path, identity, recipient = key_file
-    # age-keygen ships in the same package as age, and CI requires "age" (TVAULT_TEST_REQUIRE).
-    keygen = Path(tool("age")).with_name("age-keygen")
-    assert keygen.exists(), f"{keygen} is missing although age is installed"
-    derived = subprocess.run(
-        [str(keygen), "-y", str(path)], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    assert derived == recipient == keys.recipient_of(identity)
-    assert identity.startswith("AGE-SECRET-KEY-1") and identity == identity.upper()
 
 
 @pytest.mark.parametrize(
@@ -116,7 +70,7 @@ def test_identity_from_scalar_gives_the_identity_and_remembers_it_parsed() -> No
     assert identity not in age_module._IDENTITIES
     assert age_module.identity_from_scalar(scalar) == identity
     assert identity in age_module._IDENTITIES
-    assert _unseal(_seal(b"opens", [recipient]), identity) == b"opens"
+    assert unseal_checked(seal_bytes(b"opens", [recipient]), identity) == b"opens"
     with pytest.raises(ValueError):
         age_module.identity_from_scalar(scalar[:31])
 
@@ -137,64 +91,14 @@ def test_parsed_identity_cache_is_bounded() -> None:
 @pytest.mark.parametrize("name", sorted(MANIFEST["files"]))
 def test_vector_opens_with_keys(name: str) -> None:
     expected = MANIFEST["files"][name]
-    plain = _unseal((VECTORS / name).read_bytes(), IDENTITY)
+    plain = unseal_checked((VECTORS / name).read_bytes(), IDENTITY)
     assert len(plain) == expected["size"]
     assert hashlib.sha256(plain).hexdigest() == expected["sha256"]
     if "three-recipients" not in name:
         assert plain == _pattern(expected["size"])
 
 
-@pytest.mark.parametrize("name", sorted(MANIFEST["files"]))
-def test_vector_opens_with_age_tool(name: str) -> None:
-    result = subprocess.run(
-        [tool("age"), "-d", "-i", str(VECTORS / "identity.txt"), str(VECTORS / name)],
-        capture_output=True,
-        check=True,
-    )
-    assert hashlib.sha256(result.stdout).hexdigest() == MANIFEST["files"][name]["sha256"]
-
-
 # --- live interoperability ------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("size", SIZES)
-def test_age_tool_opens_what_keys_seals(size: int, key_file: tuple[Path, str, str]) -> None:
-    path, _, recipient = key_file
-    data = os.urandom(size)
-    result = subprocess.run(
-        [tool("age"), "-d", "-i", str(path)],
-        input=_seal(data, [recipient]),
-        capture_output=True,
-        check=True,
-    )
-    assert result.stdout == data
-
-
-@pytest.mark.parametrize("size", SIZES)
-def test_keys_opens_what_age_tool_seals(size: int, key_file: tuple[Path, str, str]) -> None:
-    _, identity, recipient = key_file
-    data = os.urandom(size)
-    sealed = subprocess.run(
-        [tool("age"), "-r", recipient], input=data, capture_output=True, check=True
-    ).stdout
-    assert _unseal(sealed, identity) == data
-    assert b"".join(keys.open_stream(io.BytesIO(sealed), identity)) == data
-
-
-@pytest.mark.parametrize("piece", [1, 1000, CHUNK, CHUNK + 3, 5 * CHUNK])
-def test_sealer_accepts_any_write_sizes(piece: int, key_file: tuple[Path, str, str]) -> None:
-    path, _, recipient = key_file
-    data = os.urandom(4 * CHUNK + 17 if piece > 1 else 3 * CHUNK)
-    out = io.BytesIO()
-    with keys.Sealer(out, [recipient]) as sealer:
-        for i in range(0, len(data), piece):
-            sealer.write(memoryview(data)[i : i + piece])
-    assert sealer.size == len(data)
-    assert out.getvalue() == out.getvalue()  # the sealer leaves dst open
-    result = subprocess.run(
-        [tool("age"), "-d", "-i", str(path)], input=out.getvalue(), capture_output=True, check=True
-    )
-    assert result.stdout == data
 
 
 def test_sealer_output_has_the_same_layout_as_seal() -> None:
@@ -206,17 +110,17 @@ def test_sealer_output_has_the_same_layout_as_seal() -> None:
         sealer.write(data)
         sealer.close()
         sealer.close()  # idempotent
-        assert len(out.getvalue()) == len(_seal(data, [recipient]))
-        assert _unseal(out.getvalue(), identity) == data
+        assert len(out.getvalue()) == len(seal_bytes(data, [recipient]))
+        assert unseal_checked(out.getvalue(), identity) == data
         with pytest.raises(ValueError):
             sealer.write(b"more")
 
 
 def test_multiple_recipients_each_open() -> None:
     pairs = [keys.generate_identity() for _ in range(3)]
-    sealed = _seal(b"testimony", [r for _, r in pairs])
+    sealed = seal_bytes(b"testimony", [r for _, r in pairs])
     for identity, _ in pairs:
-        assert _unseal(sealed, identity) == b"testimony"
+        assert unseal_checked(sealed, identity) == b"testimony"
 
 
 def test_aborted_sealer_never_writes_a_final_chunk() -> None:
@@ -226,7 +130,7 @@ def test_aborted_sealer_never_writes_a_final_chunk() -> None:
         sealer.write(b"x" * (2 * CHUNK + 5))
         raise RuntimeError("upload interrupted")
     with pytest.raises(keys.UnsealError):
-        _unseal(out.getvalue(), identity)
+        unseal_checked(out.getvalue(), identity)
 
 
 # --- failures: one error type, nothing unauthenticated released -----------------------------
@@ -236,24 +140,24 @@ def test_aborted_sealer_never_writes_a_final_chunk() -> None:
 def three_chunks() -> tuple[str, bytes, bytes]:
     identity, recipient = keys.generate_identity()
     data = os.urandom(2 * CHUNK + 1000)
-    return identity, data, _seal(data, [recipient])
+    return identity, data, seal_bytes(data, [recipient])
 
 
 def test_wrong_identity_is_refused(three_chunks: tuple[str, bytes, bytes]) -> None:
     _, _, sealed = three_chunks
     other, _ = keys.generate_identity()
     with pytest.raises(keys.UnsealError):
-        _unseal(sealed, other)
+        unseal_checked(sealed, other)
 
 
 def test_malformed_identity_is_an_unseal_error(three_chunks: tuple[str, bytes, bytes]) -> None:
     with pytest.raises(keys.UnsealError):
-        _unseal(three_chunks[2], "AGE-SECRET-KEY-1NOTAKEY")
+        unseal_checked(three_chunks[2], "AGE-SECRET-KEY-1NOTAKEY")
 
 
 def test_every_truncation_is_refused(three_chunks: tuple[str, bytes, bytes]) -> None:
     identity, data, sealed = three_chunks
-    start = _payload_start(sealed)
+    start = payload_start(sealed)
     cuts = sorted(
         {0, 1, 10, start - 17, start - 1, start, start + 1, start + 15, start + 16}
         | {start + k * ENC_CHUNK + d for k in (1, 2) for d in (-1, 0, 1, 16)}
@@ -274,7 +178,7 @@ def test_dropped_final_chunk_is_refused_after_authentic_chunks(
     three_chunks: tuple[str, bytes, bytes],
 ) -> None:
     identity, data, sealed = three_chunks
-    without_last = sealed[: _payload_start(sealed) + 2 * ENC_CHUNK]
+    without_last = sealed[: payload_start(sealed) + 2 * ENC_CHUNK]
     out = io.BytesIO()
     with pytest.raises(keys.UnsealError):
         keys.unseal(io.BytesIO(without_last), out, identity)
@@ -291,7 +195,7 @@ def test_dropped_final_chunk_is_refused_after_authentic_chunks(
 
 def test_flipped_bit_anywhere_is_refused(three_chunks: tuple[str, bytes, bytes]) -> None:
     identity, data, sealed = three_chunks
-    start = _payload_start(sealed)
+    start = payload_start(sealed)
     # Every byte of the header and the nonce, and bytes at the edges of every chunk.
     positions = list(range(start)) + [
         start + k * ENC_CHUNK + d for k in range(3) for d in (0, 1, 500, 999, 1015)
@@ -316,7 +220,7 @@ def test_flipped_bit_anywhere_is_refused(three_chunks: tuple[str, bytes, bytes])
 def test_unauthenticated_chunk_is_never_yielded(three_chunks: tuple[str, bytes, bytes]) -> None:
     identity, data, sealed = three_chunks
     altered = bytearray(sealed)
-    altered[_payload_start(sealed) + ENC_CHUNK + 7] ^= 0x80
+    altered[payload_start(sealed) + ENC_CHUNK + 7] ^= 0x80
     stream = keys.open_stream(io.BytesIO(bytes(altered)), identity)
     assert next(stream) == data[:CHUNK]
     with pytest.raises(keys.UnsealError):
@@ -327,7 +231,7 @@ def test_trailing_data_is_refused(three_chunks: tuple[str, bytes, bytes]) -> Non
     identity, _, sealed = three_chunks
     for extra in (b"\x00", b"x" * 16, os.urandom(ENC_CHUNK)):
         with pytest.raises(keys.UnsealError):
-            _unseal(sealed + extra, identity)
+            unseal_checked(sealed + extra, identity)
 
 
 def _craft(plain_chunks: list[tuple[bytes, bool]]) -> tuple[str, bytes]:
@@ -350,39 +254,39 @@ def _craft(plain_chunks: list[tuple[bytes, bool]]) -> tuple[str, bytes]:
 def test_crafted_file_with_correct_flags_opens() -> None:
     # Guard for the crafted cases below: the crafting itself is right.
     identity, sealed = _craft([(b"a" * CHUNK, False), (b"b", True)])
-    assert _unseal(sealed, identity) == b"a" * CHUNK + b"b"
+    assert unseal_checked(sealed, identity) == b"a" * CHUNK + b"b"
 
 
 def test_full_final_chunk_is_legal() -> None:
     identity, sealed = _craft([(b"a" * CHUNK, False), (b"b" * CHUNK, True)])
-    assert _unseal(sealed, identity) == b"a" * CHUNK + b"b" * CHUNK
+    assert unseal_checked(sealed, identity) == b"a" * CHUNK + b"b" * CHUNK
 
 
 def test_empty_final_chunk_after_data_is_refused() -> None:
     # age spec: the last chunk may be empty only if the whole payload is empty.
     identity, sealed = _craft([(b"a" * CHUNK, False), (b"", True)])
     with pytest.raises(keys.UnsealError):
-        _unseal(sealed, identity)
+        unseal_checked(sealed, identity)
 
 
 def test_empty_payload_needs_its_one_empty_final_chunk() -> None:
     identity, sealed = _craft([(b"", True)])
-    assert _unseal(sealed, identity) == b""
+    assert unseal_checked(sealed, identity) == b""
     identity, sealed = _craft([])
     with pytest.raises(keys.UnsealError):
-        _unseal(sealed, identity)
+        unseal_checked(sealed, identity)
 
 
 def test_short_chunk_without_last_flag_is_refused() -> None:
     identity, sealed = _craft([(b"a" * 100, False)])
     with pytest.raises(keys.UnsealError):
-        _unseal(sealed, identity)
+        unseal_checked(sealed, identity)
 
 
 def test_last_flag_on_a_middle_chunk_is_refused() -> None:
     identity, sealed = _craft([(b"a" * CHUNK, True), (b"b", True)])
     with pytest.raises(keys.UnsealError):
-        _unseal(sealed, identity)
+        unseal_checked(sealed, identity)
 
 
 @pytest.mark.parametrize(
@@ -399,22 +303,22 @@ def test_last_flag_on_a_middle_chunk_is_refused() -> None:
 def test_malformed_headers_are_refused(header: bytes) -> None:
     identity, _ = keys.generate_identity()
     with pytest.raises(keys.UnsealError):
-        _unseal(header + b"\x00" * 64, identity)
+        unseal_checked(header + b"\x00" * 64, identity)
 
 
 def test_padded_or_non_canonical_base64_in_the_header_is_refused() -> None:
     identity, recipient = keys.generate_identity()
-    sealed = _seal(b"data", [recipient])
+    sealed = seal_bytes(b"data", [recipient])
     lines = sealed.split(b"\n")
     # The MAC line: "--- " + 43 characters; add padding, then change the unused low bits.
     padded = sealed.replace(lines[3], lines[3] + b"=")
     with pytest.raises(keys.UnsealError):
-        _unseal(padded, identity)
+        unseal_checked(padded, identity)
     last = lines[3][-1:]
     alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
     twin = alphabet[alphabet.index(last) ^ 1 : (alphabet.index(last) ^ 1) + 1]
     with pytest.raises(keys.UnsealError):
-        _unseal(sealed.replace(lines[3], lines[3][:-1] + twin), identity)
+        unseal_checked(sealed.replace(lines[3], lines[3][:-1] + twin), identity)
 
 
 # --- memory ---------------------------------------------------------------------------------
@@ -510,7 +414,7 @@ def test_short_reads_and_short_writes_lose_nothing() -> None:
 def test_open_stream_checks_the_header_before_returning() -> None:
     # A retrieval can refuse before it starts a response: no iteration needed to fail.
     _, recipient = keys.generate_identity()
-    sealed = _seal(b"testimony", [recipient])
+    sealed = seal_bytes(b"testimony", [recipient])
     with pytest.raises(keys.UnsealError):
         keys.open_stream(io.BytesIO(sealed), keys.generate_identity()[0])
     altered = bytearray(sealed)

@@ -8,32 +8,18 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
-from pathlib import Path
 
 import pytest
 
 import keys
 from keys import age as age_module
 from keys._primitives import Aead, AuthenticationFailed
-from tests.services import tool
+from tests.unit.keys.age_support import payload_start, seal_bytes
 
 CHUNK = keys.CHUNK_SIZE
 ENC_CHUNK = CHUNK + 16
 BATCH = age_module._READ_CHUNKS
 CHUNK_COUNTS = [BATCH - 1, BATCH, BATCH + 1, 2 * BATCH - 1, 2 * BATCH, 2 * BATCH + 1]
-SIZES = sorted({n * CHUNK + d for n in CHUNK_COUNTS for d in (-1, 0, 1)})
-
-
-def _payload_start(sealed: bytes) -> int:
-    """Offset of the first STREAM chunk (after the header and the 16-byte nonce)."""
-    return sealed.index(b"\n---") + len(b"\n--- ") + 43 + 1 + 16
-
-
-def _seal(data: bytes, recipient: str) -> bytes:
-    out = io.BytesIO()
-    assert keys.seal(io.BytesIO(data), out, [recipient]) == len(data)
-    return out.getvalue()
 
 
 class _Recorder(io.RawIOBase):
@@ -50,47 +36,12 @@ class _Recorder(io.RawIOBase):
         return len(data)
 
 
-@pytest.fixture(scope="module")
-def key_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
-    identity, recipient = keys.generate_identity()
-    path = tmp_path_factory.mktemp("age-batches") / "key.txt"
-    path.write_text(identity + "\n")
-    return path, identity, recipient
-
-
-@pytest.mark.parametrize("size", SIZES)
-def test_sizes_around_batch_boundaries_round_trip(
-    size: int, key_file: tuple[Path, str, str]
-) -> None:
-    path, identity, recipient = key_file
-    data = os.urandom(size)
-    sealed = _seal(data, recipient)
-    # One chunk per 64 KiB, the last one short or full, never an empty one after data.
-    chunks = max(1, -(-size // CHUNK))
-    assert len(sealed) - _payload_start(sealed) == size + 16 * chunks
-    out = io.BytesIO()
-    assert keys.unseal(io.BytesIO(sealed), out, identity) == size
-    assert out.getvalue() == data
-    assert b"".join(keys.open_stream(io.BytesIO(sealed), identity)) == data
-    # The stock tool checks the last-chunk flags independently.
-    opened = subprocess.run(
-        [tool("age"), "-d", "-i", str(path)], input=sealed, capture_output=True, check=True
-    )
-    assert opened.stdout == data
-    made_by_age = subprocess.run(
-        [tool("age"), "-r", recipient], input=data, capture_output=True, check=True
-    ).stdout
-    out = io.BytesIO()
-    assert keys.unseal(io.BytesIO(made_by_age), out, identity) == size
-    assert out.getvalue() == data
-
-
 @pytest.mark.parametrize("chunks", CHUNK_COUNTS)
 def test_dropped_final_chunk_is_refused_at_any_batch_position(chunks: int) -> None:
     identity, recipient = keys.generate_identity()
     data = os.urandom((chunks - 1) * CHUNK + 100)
-    sealed = _seal(data, recipient)
-    start = _payload_start(sealed)
+    sealed = seal_bytes(data, [recipient])
+    start = payload_start(sealed)
     without_last = sealed[: start + (chunks - 1) * ENC_CHUNK]
     dst = _Recorder()
     with pytest.raises(keys.UnsealError):
@@ -103,8 +54,8 @@ def test_dropped_final_chunk_is_refused_at_any_batch_position(chunks: int) -> No
 def test_every_truncation_across_batches_is_refused(chunks: int) -> None:
     identity, recipient = keys.generate_identity()
     data = os.urandom((chunks - 1) * CHUNK + 100)
-    sealed = _seal(data, recipient)
-    start = _payload_start(sealed)
+    sealed = seal_bytes(data, [recipient])
+    start = payload_start(sealed)
     cuts = {start + k * ENC_CHUNK + d for k in range(1, chunks) for d in (-1, 0, 1, 16)}
     cuts |= {len(sealed) - 1, len(sealed) - 16}
     for cut in sorted(cuts):
@@ -117,7 +68,7 @@ def test_every_truncation_across_batches_is_refused(chunks: int) -> None:
 
 def test_trailing_data_after_a_batch_is_refused() -> None:
     identity, recipient = keys.generate_identity()
-    sealed = _seal(os.urandom(BATCH * CHUNK), recipient)
+    sealed = seal_bytes(os.urandom(BATCH * CHUNK), [recipient])
     for extra in (b"\x00", os.urandom(ENC_CHUNK), os.urandom(ENC_CHUNK + 1)):
         with pytest.raises(keys.UnsealError):
             keys.unseal(io.BytesIO(sealed + extra), _Recorder(), identity)
@@ -127,8 +78,8 @@ def test_altered_chunk_in_any_batch_releases_only_the_chunks_before_it() -> None
     identity, recipient = keys.generate_identity()
     chunks = 2 * BATCH + 1
     data = os.urandom((chunks - 1) * CHUNK + 100)
-    sealed = _seal(data, recipient)
-    start = _payload_start(sealed)
+    sealed = seal_bytes(data, [recipient])
+    start = payload_start(sealed)
     for k in range(chunks):
         for offset in (0, 1000, ENC_CHUNK - 1):
             pos = min(start + k * ENC_CHUNK + offset, len(sealed) - 1)

@@ -22,6 +22,9 @@ from search import AccessScope, IndexDocument, MemoryVocabularyStore, Query, Que
 from search.adapters.tantivy_index import TantivyIndex
 from tests.query_strategies import queries
 
+# The module fixture is built once, by the one worker that runs these (tests/README.md).
+pytestmark = pytest.mark.xdist_group("redaction-property")
+
 KEY = b"r" * 32
 WORDS = ("tortura", "detencion", "golpes", "comisaria", "declaro", "policia", "testigo", "quorum")
 NAMES = ("Quorv", "Zlatk")  # the redacted survivors' name in each world; both are searched

@@ -121,10 +121,16 @@ def test_a_prune_in_one_process_reaches_the_others(tmp_path: Path) -> None:
     other.close()
 
 
-def test_many_commits_are_compacted_into_a_snapshot(tmp_path: Path) -> None:
+def test_many_commits_are_compacted_into_a_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A smaller threshold than the product's (`COMPACT_AFTER` commits of a tantivy index take
+    # seconds); the same path: a snapshot after that many changes.
+    assert COMPACT_AFTER > 24
+    monkeypatch.setattr(_core, "COMPACT_AFTER", 24)
     store = MemoryVocabularyStore()
     index = TantivyIndex(tmp_path, KEY, store)
-    for n in range(COMPACT_AFTER + 5):
+    for n in range(24 + 5):
         index.index([_doc(f"i{n}", f"palabra{n:04d}x")])
         index.commit()
     index.index([_doc("last", "Mamani")])
@@ -132,7 +138,7 @@ def test_many_commits_are_compacted_into_a_snapshot(tmp_path: Path) -> None:
     assert sum(1 for entry in store.log if entry[2]) == 1  # one snapshot
     assert len(store.log) < 10  # and the few changes after it
     fresh = TantivyIndex(tmp_path, KEY, store)
-    assert len(fresh.search(Query("palabra*", SCOPE, page_size=100)).hits) == 100
+    assert len(fresh.search(Query("palabra*", SCOPE, page_size=100)).hits) == 24 + 5
     assert _ids(fresh, "Mamany~1") == ["last"]  # a change after the snapshot
     index.close()
     fresh.close()

@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from tests.unit.vault.tokens import token_for
-from vault.app import create_app
 from vault.cli import app as cli
 from vault.cli import common
+from vault.compose import app_of
 from vault.parts import Vault
 
 with warnings.catch_warnings():
@@ -39,7 +39,7 @@ Run = Callable[..., Result]
 def cli_runner(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> Run:
     """Return `run(user, *args, input=None)`: `tvault ARGS` as `user`, `input` on its stdin,
     its HTTP calls served in-process."""
-    app = create_app(vault)
+    app = app_of(vault)
 
     def connect(url: str, token: str) -> httpx.Client:
         return TestClient(app, base_url=URL, headers={"Authorization": f"Bearer {token}"})

@@ -10,6 +10,8 @@ import typer
 from click.testing import Result
 from typer.testing import CliRunner
 
+from keys import KdfParams
+from keys import keyring as keyring_module
 from policies import Principal
 from tests.unit.vault.template_support import (
     FAST_KDF,
@@ -33,6 +35,27 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("TVAULT_") and not name.startswith("TVAULT_TEST_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fast_kdf_derived_once() -> Iterator[None]:
+    """Every test vault is a copy of one template: one keyring file, one salt, one passphrase.
+    Its key is derived once per process and remembered; a pure function's result, so opening
+    still checks the passphrase. Only for the tests' own weak parameters (`FAST_KDF`): any
+    other derivation runs in full, as in production."""
+    derive = keyring_module._derive
+    derived: dict[tuple[str, bytes], bytes] = {}
+
+    def remembered(passphrase: str, salt: bytes, params: KdfParams) -> bytes:
+        if params != FAST_KDF:
+            return derive(passphrase, salt, params)
+        if (passphrase, salt) not in derived:
+            derived[passphrase, salt] = derive(passphrase, salt, params)
+        return derived[passphrase, salt]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(keyring_module, "_derive", remembered)
+        yield
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -17,7 +17,7 @@ from tests.unit.vault.search_support import give_text
 from tests.unit.vault.tokens import token_for
 from vault import item_keys, ledger, verify
 from vault.accounts import add_user
-from vault.app import create_app
+from vault.compose import app_of
 from vault.db import ItemKey
 from vault.headers import to_headers
 from vault.identity import RENDITION_PREFIX
@@ -33,7 +33,7 @@ def app(vault: Vault) -> FastAPI:
     with vault.sessions.begin() as session:
         for name in ("ava", "nora", "audrey", "cleo"):
             add_user(session, name, ROLES[name], vault.clock())
-    return create_app(vault)
+    return app_of(vault)
 
 
 @pytest.fixture

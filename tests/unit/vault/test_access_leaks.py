@@ -24,8 +24,8 @@ from tests.unit.vault.conftest import principal
 from tests.unit.vault.tokens import token_for
 from vault import ledger
 from vault.accounts import add_user
-from vault.app import create_app
 from vault.cases import create_case, grant
+from vault.compose import app_of
 from vault.deposit import Deposit
 from vault.grants import revoke
 from vault.ledger.entry import leaf_hash
@@ -73,7 +73,7 @@ def world(vault: Vault) -> Iterator[World]:
     therapy = deposit(vault, case_id, "therapy,legal")
     shredded = deposit(vault, case_id, "legal")
     shred(vault, admin, shredded)
-    app: FastAPI = create_app(vault)
+    app: FastAPI = app_of(vault)
     clients = {
         name: TestClient(
             app, base_url=URL, headers={"Authorization": f"Bearer {token_for(vault, name, role)}"}

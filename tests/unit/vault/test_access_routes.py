@@ -12,7 +12,7 @@ import policies
 from tests.unit.vault.api_support import ROLES, URL, deposit
 from tests.unit.vault.tokens import token_for
 from vault.accounts import add_user
-from vault.app import create_app
+from vault.compose import app_of
 from vault.parts import Vault
 
 with warnings.catch_warnings():
@@ -34,7 +34,7 @@ def test_no_route_succeeds_when_the_policy_allows_nothing(vault: Vault) -> None:
     with vault.sessions.begin() as session:
         for name in ("ava", "nora", "audrey", "cleo"):
             add_user(session, name, ROLES[name], vault.clock())
-    app = create_app(vault)
+    app = app_of(vault)
     clients = {
         name: TestClient(
             app, base_url=URL, headers={"Authorization": f"Bearer {token_for(vault, name, role)}"}

@@ -16,7 +16,7 @@ import policies
 from tests.unit.vault.api_support import URL
 from tests.unit.vault.conftest import FAST_KDF, PASSPHRASE
 from tests.unit.vault.tokens import token_for
-from vault.app import create_app
+from vault.compose import app_of
 from vault.errors import BadField
 from vault.provision import create_vault
 from vault.ratelimit import RateLimiter
@@ -60,7 +60,7 @@ def test_refused_tokens_are_limited_per_client_with_429_and_retry_after(tmp_path
     settings = load_settings(tmp_path / "vault", auth_failure_burst=3, auth_failure_per_minute=1)
     vault = create_vault(settings, PASSPHRASE, "admin", kdf=FAST_KDF)
     try:
-        app = create_app(vault)
+        app = app_of(vault)
         good = {"Authorization": f"Bearer {token_for(vault, 'admin', 'custodian')}"}
         with TestClient(app, base_url=URL) as client:
             assert client.get("/v1/me", headers=good).status_code == 200
@@ -86,7 +86,7 @@ def test_an_empty_policy_file_denies_everything(tmp_path: Path) -> None:
     vault = create_vault(settings, PASSPHRASE, "admin", kdf=FAST_KDF)
     try:
         assert policies.active_engine().rules == ()
-        app = create_app(vault)
+        app = app_of(vault)
         good = {"Authorization": f"Bearer {token_for(vault, 'admin', 'custodian')}"}
         with TestClient(app, base_url=URL, headers=good) as client:
             assert client.get("/v1/cases").status_code == 403

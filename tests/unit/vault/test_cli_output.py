@@ -62,6 +62,7 @@ def test_get_into_a_missing_directory_is_one_clear_line(run: Run, tmp_path: Path
         ["consent", "item#1"],
         ["hold", "ITEM"],
         ["cases", "grants", "a/b"],
+        ["cases", "hold", "a/b", "--reason", "order"],
         ["cases", "grant", "a/b", "lena", "--role", "lawyer"],
         ["deposit", "__FILE__", "--case", "../items", "--consent", "therapy"],
         ["search", "", "--case", "x/y"],

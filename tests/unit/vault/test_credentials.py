@@ -27,9 +27,8 @@ from tests.unit.vault.conftest import PASSPHRASE
 from tests.unit.vault.tokens import token_for
 from vault import credentials, ledger
 from vault.accounts import OFFLINE_ACTOR, add_user, change_role, set_disabled
-from vault.app import create_app
 from vault.cli import app as cli
-from vault.compose import open_vault
+from vault.compose import app_of, open_vault
 from vault.db import User
 from vault.db.credential_tables import AccessToken
 from vault.errors import BadField
@@ -68,7 +67,7 @@ def other(vault: Vault) -> Iterator[Vault]:
 def test_account_and_token_changes_are_ledger_entries_saying_who_for_whom_and_how(
     vault: Vault,
 ) -> None:
-    admin = client(create_app(vault), token_for(vault, "admin", "custodian"))
+    admin = client(app_of(vault), token_for(vault, "admin", "custodian"))
     created = entries(vault, ledger.actions.ACCOUNT_CREATION)[-1]  # the fixture adds lena last
     assert created.actor == OFFLINE_ACTOR
     assert created.details["account"] == "lena" and created.details["role"] == "lawyer"
@@ -122,7 +121,7 @@ def test_account_and_token_changes_are_ledger_entries_saying_who_for_whom_and_ho
 def test_a_deleted_account_re_added_with_another_role_never_revives_its_old_tokens(
     vault: Vault,
 ) -> None:
-    app = create_app(vault)
+    app = app_of(vault)
     old = token_for(vault, "lena", "lawyer")
     assert client(app, old).get("/v1/me").json()["roles"] == ["lawyer"]
     with vault.sessions.begin() as session:
@@ -137,7 +136,7 @@ def test_a_deleted_account_re_added_with_another_role_never_revives_its_old_toke
 
 def test_a_token_signed_with_the_vault_key_but_never_issued_is_refused(vault: Vault) -> None:
     # What a thief of the signing key could make: right key, right claims, no register row.
-    app = create_app(vault)
+    app = app_of(vault)
     key = signing_key(vault.keyring)
     with vault.sessions() as session:
         lena = session.scalar(select(User).where(User.name == "lena"))
@@ -162,7 +161,7 @@ def test_a_token_signed_with_the_vault_key_but_never_issued_is_refused(vault: Va
 def test_revocation_disabling_and_role_change_act_on_the_next_request_of_every_process(
     vault: Vault, other: Vault
 ) -> None:
-    first, second = create_app(vault), create_app(other)
+    first, second = app_of(vault), app_of(other)
     admin = client(first, token_for(vault, "admin", "custodian"))
     revoked, disabled = token_for(vault, "lena", "lawyer"), token_for(vault, "tina", "therapist")
     theo = token_for(vault, "theo", "therapist")
@@ -206,7 +205,7 @@ def issued_ids(vault: Vault, name: str) -> list[str]:
 def test_only_custodians_manage_credentials_and_unknown_tokens_are_not_found(
     vault: Vault,
 ) -> None:
-    app = create_app(vault)
+    app = app_of(vault)
     lena = client(app, token_for(vault, "lena", "lawyer"))
     jti = issued_ids(vault, "lena")[0]
     assert lena.delete(f"/v1/tokens/{jti}").status_code == 403
@@ -227,7 +226,7 @@ def test_a_lifetime_beyond_the_maximum_is_refused_with_a_usage_error(vault: Vaul
     assert maximum == 12 * 3600
     with pytest.raises(BadField, match="exceeds the maximum token lifetime"):
         credentials.issue(vault, "lena", ttl_seconds=maximum + 1)
-    admin = client(create_app(vault), token_for(vault, "admin", "custodian"))
+    admin = client(app_of(vault), token_for(vault, "admin", "custodian"))
     refused = admin.post("/v1/users/lena/tokens", json={"ttl_seconds": maximum + 1})
     assert refused.status_code == 422 and "TVAULT_TOKEN_MAX_TTL_SECONDS" in refused.text
     env = {"TVAULT_HOME": str(vault.settings.home), "TVAULT_PASSPHRASE": PASSPHRASE}
@@ -242,7 +241,7 @@ def test_a_lifetime_beyond_the_maximum_is_refused_with_a_usage_error(vault: Vaul
 def test_the_token_key_rotates_with_overlap_then_the_old_key_drops_out(
     vault: Vault, other: Vault
 ) -> None:
-    app = create_app(vault)  # a server that started before the rotation
+    app = app_of(vault)  # a server that started before the rotation
     ticks = [0.0]  # the cache's pace, in seconds
     app.state.token_keys = TokenKeys(
         vault.sessions, lambda: vault.clock(), monotonic=lambda: ticks[0]
@@ -305,7 +304,7 @@ def test_an_oidc_principal_s_first_use_is_a_ledger_entry_once_per_account(
         audience="tvault",
         role_map={"tvault-lawyer": "lawyer"},
     )
-    app = create_app(vault)
+    app = app_of(vault)
     app.state.gate = TokenGate(
         local_keys=app.state.token_keys,
         local_issuer=vault.settings.token_issuer,
@@ -329,7 +328,7 @@ def test_an_oidc_principal_s_first_use_is_a_ledger_entry_once_per_account(
     assert first.actor == "lena" and first.details["issuer"] == issuer.issuer
     assert first.details["roles"] == ["lawyer"]
     # Another process (a fresh app) finds it recorded and writes nothing.
-    other_app = create_app(vault)
+    other_app = app_of(vault)
     other_app.state.gate = app.state.gate
     assert client(other_app, token).get("/v1/me").status_code == 200
     assert len(entries(vault, ledger.actions.OIDC_FIRST_USE)) == 1
@@ -342,7 +341,7 @@ def test_an_oidc_principal_s_first_use_is_a_ledger_entry_once_per_account(
 
 def test_each_action_names_the_token_that_did_it_as_issued_in_the_ledger(vault: Vault) -> None:
     # Promise 9: two tokens of one account are told apart in what they do.
-    app = create_app(vault)
+    app = app_of(vault)
     first, second = (credentials.issue(vault, "lena", ttl_seconds=600) for _ in range(2))
     for issued in (first, second, first):
         assert client(app, issued.token).post("/v1/search", json={"q": "x"}).status_code == 200
@@ -365,7 +364,7 @@ def test_a_keyring_restored_from_before_a_rotation_makes_its_key_current_again(
     try:
         with restored.sessions() as session:
             assert current_kid(session) == old.kid != done.kid
-        app = create_app(restored)
+        app = app_of(restored)
         assert client(app, token_for(restored, "lena", "lawyer")).get("/v1/me").status_code == 200
     finally:
         restored.close()

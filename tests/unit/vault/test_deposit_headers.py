@@ -18,7 +18,7 @@ from ingest.languages import canonical_language
 from tests.unit.vault.tokens import token_for
 from vault import ledger
 from vault.accounts import add_user
-from vault.app import create_app
+from vault.compose import app_of
 from vault.db import Item
 from vault.deposit import parse_request
 from vault.errors import BadField
@@ -37,7 +37,7 @@ META = {"kind": "testimony", "consent": "therapy,legal"}
 def tina(vault: Vault) -> Iterator[TestClient]:
     token = token_for(vault, "tina", "therapist")
     with TestClient(
-        create_app(vault),
+        app_of(vault),
         base_url="http://vault.test",
         headers={"Authorization": f"Bearer {token}"},
     ) as client:

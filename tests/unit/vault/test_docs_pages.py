@@ -13,7 +13,7 @@ import pytest
 
 from tests.unit.vault.tokens import token_for
 from vault.api.docs_pages import ASSETS, manifest
-from vault.app import create_app
+from vault.compose import app_of
 from vault.parts import Vault
 
 with warnings.catch_warnings():
@@ -23,7 +23,7 @@ with warnings.catch_warnings():
 
 @pytest.fixture
 def client(vault: Vault) -> Iterator[TestClient]:
-    with TestClient(create_app(vault), base_url="http://vault.test") as made:
+    with TestClient(app_of(vault), base_url="http://vault.test") as made:
         yield made
 
 

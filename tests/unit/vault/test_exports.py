@@ -138,6 +138,9 @@ def test_a_request_shows_a_preview_waits_for_a_second_custodian_and_seals_its_wo
 ) -> None:
     asked = ask(vault, "truth", setup.case)
     assert (asked.state, asked.commission, asked.requested_by) == ("requested", "truth", "truth")
+    asked_entry = entries(vault)[-1]  # the request is a ledger entry too
+    assert (asked_entry.action, asked_entry.actor) == (ledger.actions.APPROVAL_REQUEST, "truth")
+    assert asked.id in str(asked_entry.details)
     preview = asked.preview
     assert preview is not None
     assert (preview.items, preview.consented, preview.not_consented) == (2, 2, 1)

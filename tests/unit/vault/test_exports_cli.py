@@ -118,3 +118,51 @@ def test_an_empty_kept_checkpoint_is_named_as_the_file_given(run: Run, tmp_path:
     assert result.exit_code == 2, result.output
     assert f"--previous-checkpoint {kept}: the file is empty" in result.stderr
     assert "consistency" not in result.output and "Traceback" not in result.output
+
+
+def test_the_export_routes_are_in_the_openapi_document_with_range_on_download(
+    vault: Vault,
+) -> None:
+    from vault.compose import app_of
+
+    spec = app_of(vault).openapi()["paths"]
+    wanted = {
+        ("post", "/v1/exports"),
+        ("get", "/v1/exports"),
+        ("get", "/v1/exports/{export_id}"),
+        ("post", "/v1/exports/{export_id}/approve"),
+        ("post", "/v1/exports/{export_id}/deny"),
+        ("post", "/v1/exports/{export_id}/rebuild"),
+        ("get", "/v1/exports/{export_id}/download"),
+        ("post", "/v1/users/{name}/recipients"),
+        ("get", "/v1/users/{name}/recipients"),
+        ("delete", "/v1/users/{name}/recipients/{key_id}"),
+    }
+    assert wanted <= {(method, path) for path, ops in spec.items() for method in ops}
+    download = spec["/v1/exports/{export_id}/download"]["get"]
+    assert {p["name"] for p in download["parameters"] if p["in"] == "header"} == {"Range"}
+    # What a client resuming a download must expect, documented where it looks.
+    assert {"200", "206", "410", "416"} <= set(download["responses"])
+    assert "application/octet-stream" in download["responses"]["206"]["content"]
+    assert "Content-Range" in download["responses"]["206"]["headers"]
+    assert "Content-Range" in download["responses"]["416"]["headers"]
+    assert "Repr-Digest" in download["responses"]["200"]["headers"]
+
+
+def test_a_custodian_denies_with_a_reason_and_nothing_is_built(
+    vault: Vault, case: str, run: Run
+) -> None:
+    recipient = keys.generate_identity()[1]
+    assert run("admin", "users", "recipients", "add", "truth", recipient).exit_code == 0
+    asked = run("truth", "export", "request", case, "--purpose", "p", "--legal-basis", "b")
+    export_id = asked.stdout.strip()
+    no_reason = run("admin", "export", "deny", export_id)
+    assert no_reason.exit_code == 2 and "--reason" in no_reason.stderr
+    denied = run("admin", "export", "deny", export_id, "--reason", "outside the mandate", "--json")
+    assert denied.exit_code == 0, denied.output
+    assert json.loads(denied.stdout)["state"] == "denied"
+    status = run("truth", "export", "status", export_id, "--json")
+    assert json.loads(status.stdout)["state"] == "denied"
+    assert list(vault.store.names("exports/")) == []
+    again = run("admin", "export", "approve", export_id)
+    assert again.exit_code == 1 and "no longer pending" in again.stderr

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from tests.unit.vault.conftest import principal
 from tests.unit.vault.tokens import token_for
 from vault import idempotency
-from vault.app import create_app
+from vault.compose import app_of
 from vault.db import Item
 from vault.errors import BadField
 from vault.headers import to_headers
@@ -40,7 +40,7 @@ BYTES = b"testimonio de prueba, " * 1000
 def _client(vault: Vault, name: str) -> TestClient:
     token = token_for(vault, name, "therapist")
     return TestClient(
-        create_app(vault),
+        app_of(vault),
         base_url="http://vault.test",
         headers={"Authorization": f"Bearer {token}"},
     )

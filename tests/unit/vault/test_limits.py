@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from starlette.exceptions import StarletteDeprecationWarning
 
 from tests.unit.vault.tokens import token_for
-from vault.app import create_app
+from vault.compose import app_of
 from vault.parts import Vault
 
 with warnings.catch_warnings():
@@ -35,7 +35,7 @@ def _forged(subject: str) -> str:
 
 @pytest.fixture
 def app(vault: Vault) -> FastAPI:
-    return create_app(vault)
+    return app_of(vault)
 
 
 def _client(app: FastAPI, address: str, token: str | None = None) -> TestClient:

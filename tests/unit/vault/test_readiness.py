@@ -14,8 +14,7 @@ from sqlalchemy import create_engine
 from starlette.exceptions import StarletteDeprecationWarning
 
 from vault import readiness
-from vault.app import create_app
-from vault.compose import extractor_check
+from vault.compose import app_of, extractor_check
 from vault.parts import Vault
 
 URL = "https://vault.test"
@@ -35,13 +34,13 @@ def _closed_port() -> int:
 
 def _readyz(vault: Vault) -> tuple[int, dict[str, object], str]:
     # No `with`: the lifespan (sweep, services) is not what is under test.
-    response = TestClient(create_app(vault), base_url=URL).get("/readyz")
+    response = TestClient(app_of(vault), base_url=URL).get("/readyz")
     return response.status_code, response.json(), response.headers["content-type"]
 
 
 def test_healthz_answers_while_a_dependency_is_down(vault: Vault) -> None:
     shutil.rmtree(vault.settings.objects_path)
-    response = TestClient(create_app(vault), base_url=URL).get("/healthz")
+    response = TestClient(app_of(vault), base_url=URL).get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
 

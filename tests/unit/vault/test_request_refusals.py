@@ -16,7 +16,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 from tests.unit.vault.tokens import token_for
 from vault import ledger
-from vault.app import create_app
+from vault.compose import app_of
 from vault.db import Item
 from vault.headers import to_headers
 from vault.parts import Vault
@@ -36,7 +36,7 @@ REFUSALS = {
 def _client(vault: Vault, name: str, role: str) -> TestClient:
     token = token_for(vault, name, role)
     return TestClient(
-        create_app(vault),
+        app_of(vault),
         base_url="http://vault.test",
         headers={"Authorization": f"Bearer {token}"},
     )
@@ -163,7 +163,7 @@ def test_an_unauthenticated_request_is_not_recorded_per_request(
     vault: Vault, tina: TestClient, case_id: str
 ) -> None:
     before = len(_entries(vault))
-    with TestClient(create_app(vault), base_url="http://vault.test") as anonymous:
+    with TestClient(app_of(vault), base_url="http://vault.test") as anonymous:
         assert anonymous.get(f"/v1/cases/{case_id}/items").status_code == 401
     new = _refused_after(vault, before)
     # Only the rate-limited `authenticate` refusal of vault.api.deps, no request entry.

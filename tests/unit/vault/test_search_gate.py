@@ -14,7 +14,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 from tests.unit.vault.tokens import token_for
 from vault.api import search_routes
-from vault.app import create_app
+from vault.compose import app_of
 from vault.parts import Vault
 from vault.searching import SearchResults
 
@@ -47,7 +47,7 @@ def test_no_more_searches_run_at_once_than_the_setting_allows(
     monkeypatch.setattr(search_routes, "search", slow_search)
     token = token_for(vault, "lena", "lawyer")
     client = TestClient(
-        create_app(vault),
+        app_of(vault),
         base_url="http://vault.test",
         headers={"Authorization": f"Bearer {token}"},
     )

@@ -28,6 +28,9 @@ from vault.settings import load_settings
 from .conftest import FAST_KDF, PASSPHRASE, principal
 from .search_support import deposit, give_text
 
+# The module fixture is built once, by the one worker that runs these (tests/README.md).
+pytestmark = pytest.mark.xdist_group("search-matrix")
+
 NAME = "Quispe Mamani"
 TEXT = "Declaró sobre la detención en la comisaría. {name}, La Flaca, vio los golpes."
 CONSENTS = [frozenset({scope}) for scope in CONSENT_SCOPES] + [

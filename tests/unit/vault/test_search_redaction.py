@@ -35,6 +35,9 @@ from vault.settings import load_settings
 from .conftest import FAST_KDF, PASSPHRASE, principal
 from .search_support import deposit, give_text
 
+# The module fixture is built once, by the one worker that runs these (tests/README.md).
+pytestmark = pytest.mark.xdist_group("search-redaction")
+
 NAMES = ("Quorv", "Zlatk")
 WORDS = ("detención", "golpes", "comisaría", "tortura", "police", "torture", "testigo", "quorum")
 TEXTS = (

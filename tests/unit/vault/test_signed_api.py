@@ -12,7 +12,7 @@ import keys
 from tests.unit.vault.api_support import URL, TestClient
 from tests.unit.vault.tokens import token_for
 from vault import signatures
-from vault.app import create_app
+from vault.compose import app_of
 from vault.headers import to_headers
 from vault.objects import PREFIX
 from vault.parts import Vault
@@ -22,7 +22,7 @@ BODY = b"Declaration given at the consulate. " * 2000
 
 @pytest.fixture
 def clients(vault: Vault) -> Iterator[dict[str, TestClient]]:
-    app = create_app(vault)
+    app = app_of(vault)
     made = {
         name: TestClient(
             app, base_url=URL, headers={"Authorization": f"Bearer {token_for(vault, name, role)}"}

@@ -1,29 +1,31 @@
-"""Signed deposits: statements by registered keys (raw Ed25519, ssh-keygen), co-signatures."""
+"""Signed deposits: statements by registered keys (raw Ed25519; those signed by a live
+`ssh-keygen`: tests/integration/test_signed_ssh.py), co-signatures."""
 
 from __future__ import annotations
 
 import hashlib
-import subprocess
-from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 import keys
-from tests.services import tool
 from tests.unit.vault.conftest import principal
+from tests.unit.vault.signed_support import (
+    BODY,
+    FILENAME,
+    deposit,
+    fields,
+    nothing_stored,
+    statement,
+)
 from vault import ledger, signatures
 from vault.cases import create_case
 from vault.db import Item, ItemKey
 from vault.db.signature_tables import ItemCiphertext, ItemSignature
-from vault.deposit import Deposit, DepositResult
+from vault.deposit import Deposit
 from vault.errors import BadField, Forbidden
-from vault.objects import PREFIX
 from vault.parts import Vault
 from vault.verify import SIGNATURE_INVALID, verify
-
-BODY = b"They took us to the barracks at night. " * 3000
-FILENAME = "testimony-r.pdf"
 
 
 @pytest.fixture
@@ -37,56 +39,6 @@ def raw_key(vault: Vault) -> str:
     private, public = keys.generate_signing_key()
     signatures.register_key(vault, principal(vault, "admin"), "tina", public)
     return private
-
-
-def fields(case_id: str) -> dict[str, str]:
-    return {
-        "case": case_id,
-        "kind": "testimony",
-        "title": "Testimony of R.",
-        "consent": "therapy,legal",
-        "filename": FILENAME,
-    }
-
-
-def statement(vault: Vault, case_id: str, key: str, **changes: object) -> bytes:
-    values: dict[str, object] = {
-        "origin": signatures.origin_of(vault),
-        "case": case_id,
-        "sha256": hashlib.sha256(BODY).hexdigest(),
-        "size": len(BODY),
-        "filename": FILENAME,
-        "kind": "testimony",
-        "consent": ["legal", "therapy"],
-        "key_id": keys.key_id(key),
-        "signed_at": "2026-11-25T12:00:00Z",
-    }
-    values.update(changes)
-    return keys.canonical_json(values)
-
-
-def deposit(
-    vault: Vault, case_id: str, presented: signatures.Presented, body: bytes = BODY
-) -> DepositResult:
-    job = Deposit.start(
-        vault, principal(vault, "tina"), fields(case_id), len(body), statement=presented
-    )
-    try:
-        for start in range(0, len(body), 9000):
-            job.write(body[start : start + 9000])
-    except BaseException:
-        job.abort()
-        raise
-    return job.commit()
-
-
-def nothing_stored(vault: Vault) -> bool:
-    root = vault.settings.objects_path
-    temps = [p for p in (root / ".tmp").iterdir() if p.name.startswith("w-")]
-    with vault.sessions() as session:
-        items = session.scalar(select(func.count()).select_from(Item))
-        sigs = session.scalar(select(func.count()).select_from(ItemSignature))
-    return not list(vault.store.names(PREFIX)) and not temps and items == 0 and sigs == 0
 
 
 def registered_public(vault: Vault) -> str:
@@ -130,44 +82,6 @@ def _object(vault: Vault, item_id: str) -> str:
         item = session.get(Item, item_id)
         assert item is not None
         return item.object_name
-
-
-def test_an_ssh_keygen_signature_is_accepted_as_is(
-    vault: Vault, case_id: str, tmp_path: Path
-) -> None:
-    ssh_keygen = tool("ssh-keygen")
-    key = tmp_path / "id_ed25519"
-    subprocess.run([ssh_keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    public = (tmp_path / "id_ed25519.pub").read_text().strip()
-    signatures.register_key(vault, principal(vault, "admin"), "tina", public)
-    data = statement(vault, case_id, public)
-    message = tmp_path / "statement.json"
-    message.write_bytes(data)
-    subprocess.run(
-        [ssh_keygen, "-q", "-Y", "sign", "-f", str(key), "-n", keys.SSHSIG_NAMESPACE, str(message)],
-        check=True,
-    )
-    armored = (tmp_path / "statement.json.sig").read_text()
-    result = deposit(vault, case_id, signatures.Presented(data, armored))
-    assert result.size == len(BODY)
-    report = verify(vault)
-    assert report.ok, report.failures
-
-
-def _ssh_presented(
-    vault: Vault, case_id: str, tmp_path: Path, namespace: str
-) -> signatures.Presented:
-    ssh_keygen = tool("ssh-keygen")
-    key = tmp_path / "id_ns"
-    subprocess.run([ssh_keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    public = (tmp_path / "id_ns.pub").read_text().strip()
-    signatures.register_key(vault, principal(vault, "admin"), "tina", public)
-    message = tmp_path / "s.json"
-    message.write_bytes(statement(vault, case_id, public))
-    subprocess.run(
-        [ssh_keygen, "-q", "-Y", "sign", "-f", str(key), "-n", namespace, str(message)], check=True
-    )
-    return signatures.Presented(message.read_bytes(), (tmp_path / "s.json.sig").read_text())
 
 
 @pytest.mark.parametrize(
@@ -218,16 +132,6 @@ def test_a_declared_size_other_than_the_statement_is_refused_before_streaming(
             vault, principal(vault, "tina"), fields(case_id), len(BODY) + 1, statement=presented
         )
     assert caught.value.field == "size"
-    assert nothing_stored(vault)
-
-
-def test_a_wrong_ssh_namespace_is_refused_and_nothing_is_stored(
-    vault: Vault, case_id: str, tmp_path: Path
-) -> None:
-    presented = _ssh_presented(vault, case_id, tmp_path, "git")
-    with pytest.raises(BadField) as caught:
-        deposit(vault, case_id, presented)
-    assert caught.value.field == "signature"
     assert nothing_stored(vault)
 
 

@@ -1,24 +1,21 @@
-"""Key rotation in the ledger, recovery shares, and client-side signing of statements."""
+"""Key rotation in the ledger and recovery shares (client-side signing of statements, which
+runs `ssh-keygen`: tests/integration/test_signed_ssh.py)."""
 
 from __future__ import annotations
 
 import re
-import subprocess
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 import keys
-from tests.services import tool
 from tests.unit.vault.conftest import PASSPHRASE, principal
 from tests.unit.vault.deposit_support import deposit, fields
 from vault import approvals, item_keys, ledger, verify
 from vault.accounts import add_user
 from vault.cases import create_case
 from vault.cli import app
-from vault.cli.signing import public_key_of, sign_with
 from vault.db import ItemKey
 from vault.errors import Forbidden
 from vault.parts import Vault
@@ -101,29 +98,6 @@ def test_split_and_recover_through_the_cli(vault: Vault, monkeypatch: pytest.Mon
         app, ["keys", "split", "--shares", "2", "--threshold", "3", "--vault", home]
     )
     assert bad.exit_code == 2
-
-
-def test_client_side_signing_with_raw_and_openssh_keys(tmp_path: Path) -> None:
-    runner = CliRunner()
-    raw = tmp_path / "me.key"
-    made = runner.invoke(app, ["keys", "generate", str(raw)])
-    assert made.exit_code == 0, made.output
-    assert raw.stat().st_mode & 0o777 == 0o600
-    message = b'{"statement":1}'
-    public = public_key_of(raw)
-    keys.verify_signature(message, sign_with(raw, message), public)
-    assert keys.key_id(public) in made.output
-
-    ssh_keygen = tool("ssh-keygen")
-    ssh = tmp_path / "id_ed25519"
-    subprocess.run([ssh_keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(ssh)], check=True)
-    (tmp_path / "id_ed25519.pub").unlink()  # derived with ssh-keygen -y instead
-    ssh_public = public_key_of(ssh)
-    armored = sign_with(ssh, message)
-    assert armored.startswith("-----BEGIN SSH SIGNATURE-----")
-    keys.verify_signature(message, armored, ssh_public)
-    with pytest.raises(keys.SignatureError):
-        keys.verify_signature(message + b" ", armored, ssh_public)
 
 
 def test_a_new_split_makes_every_earlier_share_set_useless(

@@ -24,7 +24,7 @@ import keys
 from tests.unit.vault.conftest import principal
 from tests.unit.vault.tokens import token_for
 from vault import item_keys, ledger, signatures, tus
-from vault.app import create_app
+from vault.compose import app_of
 from vault.db import Item, ItemKey
 from vault.ledger.tables import LedgerRow
 from vault.parts import Vault
@@ -48,7 +48,7 @@ def _b64(text: str) -> str:
 @pytest.fixture
 def tina(vault: Vault) -> Iterator[TestClient]:
     token = token_for(vault, "tina", "therapist")
-    app = create_app(vault)
+    app = app_of(vault)
     with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as client:
         yield client
 
@@ -389,7 +389,7 @@ def test_a_crash_between_the_append_and_its_record_counts_nothing_of_it(
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(tus, "_save_state", crash)
-    app = create_app(vault)
+    app = app_of(vault)
     token = token_for(vault, "tina", "therapist")
     with TestClient(
         app, headers={"Authorization": f"Bearer {token}"}, raise_server_exceptions=False
@@ -445,7 +445,7 @@ def test_a_failed_write_records_nothing(
     monkeypatch.setattr(tus._Appender, name, full_disk)
     token = token_for(vault, "tina", "therapist")
     with TestClient(
-        create_app(vault),
+        app_of(vault),
         headers={"Authorization": f"Bearer {token}"},
         raise_server_exceptions=False,
     ) as failing:

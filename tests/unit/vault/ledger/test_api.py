@@ -20,9 +20,9 @@ from tests.unit.vault.tokens import token_for
 from vault import ledger
 from vault.accounts import add_user
 from vault.api import ledger_routes
-from vault.app import create_app
 from vault.cli import common
 from vault.cli import ledger as ledger_cli
+from vault.compose import app_of
 from vault.ledger import actions
 from vault.parts import LOG_SIGNING, Vault
 
@@ -40,7 +40,7 @@ def app(vault: Vault) -> FastAPI:
         add_user(session, "audrey", "auditor", vault.clock())
         for n in range(5):
             ledger.append(session, actor="tina", action=actions.DECRYPTION, details={"n": n})
-    application = create_app(vault)
+    application = app_of(vault)
     if not any(getattr(r, "path", "").startswith("/v1/ledger") for r in application.routes):
         application.include_router(ledger_routes.router)
     return application

@@ -10,7 +10,7 @@ import pyotp
 from tests.unit.vault.tokens import token_for
 from tests.unit.vault.web.web_support import browser, entries, sign_in, signed_in, token
 from vault import ledger, passwords
-from vault.app import create_app
+from vault.compose import app_of
 from vault.parts import Vault
 
 
@@ -49,7 +49,7 @@ def test_a_custodian_adds_an_account_and_bad_names_change_nothing(vault: Vault) 
     assert len(entries(vault, ledger.actions.ACCOUNT_CREATION)) == before
     assert _role_and_state(vault, "rosa") == ("lawyer", False)
 
-    spanish = browser(create_app(vault), "es")
+    spanish = browser(app_of(vault), "es")
     sign_in(spanish, "admin")
     taken = spanish.post(
         "/users", data={"csrf": token(spanish.get("/users")), "name": "rosa", "role": "lawyer"}
@@ -106,7 +106,7 @@ def test_a_set_password_link_is_shown_once_and_works(vault: Vault) -> None:
     [entry] = entries(vault, ledger.actions.PASSWORD_LINK_ISSUANCE)
     assert entry.actor == "admin" and entry.details["account"] == "lena"
     assert link.rsplit("/", 1)[1] not in str(entry.details)  # the secret is never recorded
-    visitor = browser(create_app(vault))
+    visitor = browser(app_of(vault))
     assert visitor.get(link.removeprefix("http://vault.test")).status_code == 200
     ghost = admin.post("/users/link", data={"csrf": csrf, "name": "nobody"})
     assert (
@@ -156,7 +156,7 @@ def test_a_non_custodian_is_refused_as_by_the_api(vault: Vault) -> None:
     denied = entries(vault, ledger.actions.ACCESS_DENIED)
     assert [(e.actor, e.details["attempted"]) for e in denied] == [("tina", "user.manage")] * 6
     # The API's refusal is the same decision and the same entry, but for the credential.
-    api = browser(create_app(vault))
+    api = browser(app_of(vault))
     api.headers["Authorization"] = f"Bearer {token_for(vault, 'tina', 'therapist')}"
     assert api.post("/v1/users/theo/disable").status_code == 403
     by_api = entries(vault, ledger.actions.ACCESS_DENIED)[-1]

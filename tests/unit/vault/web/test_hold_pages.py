@@ -11,8 +11,8 @@ from tests.unit.vault.tokens import token_for
 from tests.unit.vault.web.web_support import browser, entries, signed_in, token
 from vault import approval_kinds, approvals, ledger, shred
 from vault.accounts import add_user
-from vault.app import create_app
 from vault.cases import create_case
+from vault.compose import app_of
 from vault.parts import Vault
 
 REASON = "Court order 14-2026 of the Huánuco court, for Rosa Quispe's testimony"
@@ -72,7 +72,7 @@ def test_a_custodian_holds_an_item_and_a_second_one_approves_lifting_it(vault: V
 
 def test_the_api_takes_the_same_reason_sealed(vault: Vault) -> None:
     item = _item(vault)
-    api = browser(create_app(vault))
+    api = browser(app_of(vault))
     api.headers["Authorization"] = f"Bearer {token_for(vault, 'admin', 'custodian')}"
     answer = api.put(f"/v1/items/{item}/hold", json={"reason": REASON})
     assert answer.status_code == 200 and answer.json()["changed"] is True
@@ -93,7 +93,7 @@ def test_a_therapist_is_refused_holds_as_by_the_api(vault: Vault) -> None:
     assert not shred.is_held(vault, item)
     denied = entries(vault, ledger.actions.ACCESS_DENIED)
     assert [(e.actor, e.details["attempted"]) for e in denied] == [("tina", "item.hold")] * 3
-    api = browser(create_app(vault))
+    api = browser(app_of(vault))
     api.headers["Authorization"] = f"Bearer {token_for(vault, 'tina', 'therapist')}"
     assert api.put(f"/v1/items/{item}/hold", json={"reason": REASON}).status_code == 403
     last = entries(vault, ledger.actions.ACCESS_DENIED)[-1]

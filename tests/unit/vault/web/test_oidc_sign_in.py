@@ -19,7 +19,7 @@ from joserfc.jwk import RSAKey
 
 from tests.unit.vault.web.web_support import browser, entries
 from vault import ledger
-from vault.app import create_app
+from vault.compose import app_of
 from vault.oidc import JwksClient
 from vault.parts import Vault
 from vault.settings import OidcIssuer
@@ -78,7 +78,7 @@ def _app(vault: Vault, idp: Idp):  # type: ignore[no-untyped-def]
         name="Org IdP",
     )
     vault.settings = vault.settings.model_copy(update={"oidc_issuers": (issuer,)})
-    app = create_app(vault)
+    app = app_of(vault)
     transport = httpx.MockTransport(idp)
     app.state.oidc_transport = transport
     app.state.gate = TokenGate(

@@ -18,8 +18,8 @@ from tests.unit.vault.web.web_support import (
 )
 from vault import ledger
 from vault.accounts import add_user
-from vault.app import create_app
 from vault.cases import create_case, grant
+from vault.compose import app_of
 from vault.indexing import index_item
 from vault.parts import Vault
 
@@ -243,7 +243,7 @@ def test_a_hit_names_its_kind_in_the_readers_language(vault: Vault) -> None:
     assert index_item(vault, item).outcome == "indexed"
     with_password(vault, "tina")
     for language, shown in (("es", "Documento ·"), ("en", "Document ·")):
-        client = browser(create_app(vault), language)
+        client = browser(app_of(vault), language)
         assert sign_in(client, "tina").status_code == 303
         page = client.get("/search")
         found = client.post("/search", data={"csrf": token(page), "q": "Quebradahonda"})

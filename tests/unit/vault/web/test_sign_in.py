@@ -17,7 +17,7 @@ from tests.unit.vault.web.web_support import (
     with_password,
 )
 from vault import ledger
-from vault.app import create_app
+from vault.compose import app_of
 from vault.db.web_tables import WebSession
 from vault.parts import Vault
 from vault.web.headers import CSP
@@ -29,7 +29,7 @@ def sessions_in(vault: Vault) -> int:
 
 
 def test_every_page_carries_the_security_headers_and_the_api_keeps_its_own(vault: Vault) -> None:
-    client = browser(create_app(vault))
+    client = browser(app_of(vault))
     for path in ("/sign-in", "/", "/static/web.css", "/no-such-page"):
         page = client.get(path)
         assert page.headers["content-security-policy"] == CSP, path
@@ -46,7 +46,7 @@ def test_every_page_carries_the_security_headers_and_the_api_keeps_its_own(vault
 @pytest.mark.both_databases
 def test_a_right_password_opens_a_server_side_session_in_a_strict_cookie(vault: Vault) -> None:
     with_password(vault, "tina")
-    client = browser(create_app(vault))
+    client = browser(app_of(vault))
     answer = sign_in(client, "tina")
     assert answer.status_code == 303 and answer.headers["location"] == "/"
     cookie = answer.headers["set-cookie"]
@@ -66,7 +66,7 @@ def test_a_right_password_opens_a_server_side_session_in_a_strict_cookie(vault: 
 @pytest.mark.both_databases
 def test_a_wrong_password_says_so_is_recorded_and_opens_nothing(vault: Vault) -> None:
     with_password(vault, "tina")
-    client = browser(create_app(vault), language="es")
+    client = browser(app_of(vault), language="es")
     answer = sign_in(client, "tina", "not the password at all")
     assert answer.status_code == 401
     assert "Nombre de cuenta o contraseña incorrectos" in answer.text
@@ -89,7 +89,7 @@ def test_a_wrong_password_says_so_is_recorded_and_opens_nothing(vault: Vault) ->
 def test_failed_sign_ins_are_limited_even_with_the_right_password_after(vault: Vault) -> None:
     vault.settings = vault.settings.model_copy(update={"auth_failure_burst": 2})
     with_password(vault, "tina")
-    client = browser(create_app(vault))
+    client = browser(app_of(vault))
     assert sign_in(client, "tina", "wrong password one").status_code == 401
     assert sign_in(client, "tina", "wrong password two").status_code == 401
     refused = sign_in(client, "tina")
@@ -102,7 +102,7 @@ def test_a_form_without_its_csrf_token_is_refused_recorded_and_changes_nothing(
     vault: Vault,
 ) -> None:
     with_password(vault, "tina")
-    client = browser(create_app(vault))
+    client = browser(app_of(vault))
     client.get("/sign-in")
     forged = client.post("/sign-in", data={"name": "tina", "password": PASSWORD})
     assert forged.status_code == 403 and "did not come from this site" in forged.text
@@ -138,7 +138,7 @@ def test_an_idle_session_ends_on_the_server_and_the_page_says_why(vault: Vault) 
 def test_a_session_left_to_time_out_ends_at_the_account_s_next_sign_in(vault: Vault) -> None:
     signed_in(vault, "tina")  # a browser that never comes back
     later(vault, 13 * 3600)  # past the idle timeout and the 12-hour maximum
-    sign_in(browser(create_app(vault)), "tina")
+    sign_in(browser(app_of(vault)), "tina")
     assert sessions_in(vault) == 1
     assert [e.details["reason"] for e in entries(vault, ledger.actions.SIGN_OUT)] == ["expired"]
 
@@ -150,7 +150,7 @@ def test_sign_out_kills_the_session_so_its_cookie_no_longer_opens_anything(vault
     home = client.get("/")
     out = client.post("/sign-out", data={"csrf": token(home)})
     assert out.status_code == 303 and sessions_in(vault) == 0
-    replay = browser(create_app(vault))
+    replay = browser(app_of(vault))
     replay.cookies.update(stolen)
     assert replay.get("/").status_code == 401
     [ended] = entries(vault, ledger.actions.SIGN_OUT)
@@ -176,7 +176,7 @@ def test_a_role_change_ends_the_sessions_of_the_account(vault: Vault) -> None:
 
 
 def test_language_comes_from_the_account_then_accept_language(vault: Vault) -> None:
-    app = create_app(vault)
+    app = app_of(vault)
     assert "Iniciar sesión" in browser(app, "es-MX,es;q=0.9").get("/sign-in").text
     assert "Sign in" in browser(app, "en-GB").get("/sign-in").text
     client = signed_in(vault, "tina")  # speaks English
@@ -213,7 +213,7 @@ def test_a_second_factor_is_set_up_then_asked_for_and_each_code_works_once(vault
     [change] = entries(vault, ledger.actions.SECOND_FACTOR_CHANGE)
     assert change.details["enabled"] is True and change.details["account"] == "tina"
     later(vault, 60)  # the next time step: the code used to turn it on is spent
-    fresh = browser(create_app(vault))
+    fresh = browser(app_of(vault))
     first = sign_in(fresh, "tina")
     assert first.headers["location"] == "/sign-in/code"
     assert fresh.get("/").headers["location"] == "/sign-in/code"  # not signed in yet
@@ -225,7 +225,7 @@ def test_a_second_factor_is_set_up_then_asked_for_and_each_code_works_once(vault
     done = fresh.post("/sign-in/code", data={"csrf": token(form), "code": code})
     assert done.status_code == 303 and fresh.get("/").status_code == 200
     assert entries(vault, ledger.actions.SIGN_IN)[-1].details["second_factor"] is True
-    again = browser(create_app(vault))
+    again = browser(app_of(vault))
     sign_in(again, "tina")
     reused = again.post(
         "/sign-in/code", data={"csrf": token(again.get("/sign-in/code")), "code": code}
@@ -236,7 +236,7 @@ def test_a_second_factor_is_set_up_then_asked_for_and_each_code_works_once(vault
 def test_custodians_must_set_up_a_second_factor_when_the_vault_requires_it(vault: Vault) -> None:
     vault.settings = vault.settings.model_copy(update={"require_2fa": "custodian"})
     with_password(vault, "admin")
-    client = browser(create_app(vault))
+    client = browser(app_of(vault))
     answer = sign_in(client, "admin")
     assert answer.headers["location"] == "/account/second-factor"
     assert client.get("/").headers["location"] == "/account/second-factor"
@@ -273,7 +273,7 @@ def test_a_password_change_needs_the_current_one_and_is_a_ledger_entry(vault: Va
     changes = entries(vault, ledger.actions.PASSWORD_CHANGE)
     assert [c.details["via"] for c in changes] == ["offline", "web"]
     assert changes[-1].details["credential"].startswith("session:")
-    assert sign_in(browser(create_app(vault)), "tina", new).status_code == 303
+    assert sign_in(browser(app_of(vault)), "tina", new).status_code == 303
 
 
 @pytest.mark.both_databases
@@ -283,7 +283,7 @@ def test_a_set_password_link_works_once(vault: Vault, mismatch: bool) -> None:
     from vault.accounts import OFFLINE, OFFLINE_ACTOR
 
     link_id, secret, _ = passwords.issue_link(vault, "tina", actor=OFFLINE_ACTOR, via=OFFLINE)
-    client = browser(create_app(vault))
+    client = browser(app_of(vault))
     form = client.get(f"/set-password/{secret}")
     assert form.status_code == 200 and "tina" in form.text
     new = "chosen through the link"
@@ -300,7 +300,7 @@ def test_a_set_password_link_works_once(vault: Vault, mismatch: bool) -> None:
     [change] = entries(vault, ledger.actions.PASSWORD_CHANGE)
     assert change.details["link"] == link_id
     assert client.get(f"/set-password/{secret}").status_code == 404
-    assert sign_in(browser(create_app(vault)), "tina", new).status_code == 303
+    assert sign_in(browser(app_of(vault)), "tina", new).status_code == 303
 
 
 def test_the_access_log_never_shows_a_set_password_link_s_secret(
@@ -311,7 +311,7 @@ def test_the_access_log_never_shows_a_set_password_link_s_secret(
 
     _, secret, _ = passwords.issue_link(vault, "tina", actor=OFFLINE_ACTOR, via=OFFLINE)
     with caplog.at_level("INFO", logger="vault.access"):
-        assert browser(create_app(vault)).get(f"/set-password/{secret}").status_code == 200
+        assert browser(app_of(vault)).get(f"/set-password/{secret}").status_code == 200
     lines = [r.getMessage() for r in caplog.records if r.name == "vault.access"]
     assert lines == ["GET /set-password/… 200"]
     assert secret not in caplog.text

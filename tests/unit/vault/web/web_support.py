@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from vault import ledger, passwords
 from vault.accounts import OFFLINE, OFFLINE_ACTOR
-from vault.app import create_app
+from vault.compose import app_of
 from vault.parts import Vault
 
 with warnings.catch_warnings():
@@ -61,7 +61,7 @@ def sign_in(client: TestClient, name: str, password: str = PASSWORD) -> httpx.Re
 def signed_in(vault: Vault, name: str) -> TestClient:
     """Return a client signed in as `name` (given a password first)."""
     with_password(vault, name)
-    client = browser(create_app(vault))
+    client = browser(app_of(vault))
     answer = sign_in(client, name)
     assert answer.status_code == 303 and answer.headers["location"] == "/", answer.text
     return client

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -12,6 +13,12 @@ PACKAGES = ("vault", "ingest", "search", "keys", "policies")
 KIT = ROOT / "vault" / "export_kit"
 
 
+@functools.cache
+def _parsed(path: Path) -> ast.Module:
+    """The syntax tree of `path`, parsed once for all the tests of this module (read-only)."""
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
 def _importers(prefix: str) -> set[str]:
     """Return the modules of our packages that import `prefix` or anything below it."""
     found: set[str] = set()
@@ -19,7 +26,7 @@ def _importers(prefix: str) -> set[str]:
         for path in (ROOT / package).rglob("*.py"):
             if KIT in path.parents:
                 continue
-            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+            tree = _parsed(path)
             for node in ast.walk(tree):
                 names: list[str] = []
                 if isinstance(node, ast.Import):
@@ -59,7 +66,7 @@ def _builders() -> set[str]:
     for path in (ROOT / "vault").rglob("*.py"):
         if KIT in path.parents:
             continue
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        tree = _parsed(path)
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call):
                 continue
@@ -90,7 +97,7 @@ def _callers(names: set[str]) -> set[str]:
     for path in (ROOT / "vault").rglob("*.py"):
         if KIT in path.parents:
             continue
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        tree = _parsed(path)
         for node in ast.walk(tree):
             if isinstance(node, ast.Call):
                 func = node.func
@@ -119,7 +126,7 @@ def test_only_the_composition_root_builds_the_served_app() -> None:
 def test_readiness_asks_the_parts_not_the_settings() -> None:
     # The extractor's reachability is the port's own check, built by vault.compose.
     path = ROOT / "vault" / "readiness.py"
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    tree = _parsed(path)
     read = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     assert "settings" not in read
     assert "vault/readiness.py" not in _importers("httpx")

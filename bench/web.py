@@ -19,9 +19,10 @@ Deposit (target: >= 0.8 of the API's rate): a fresh vault and server; a therapis
 and a web session. Each of `--runs` rounds deposits the same SIZE file three ways, one after the
 other: `POST /v1/cases/{case}/items` with the raw body (as bench/deposit.py does), the deposit
 form `POST /deposit` (multipart/form-data with the CSRF token and the form's one-time id, as a
-browser without JavaScript sends it), and tus at `/uploads` with 4 MiB PATCH requests (as the
-page's script, static/upload.js, sends a file). Every deposit's SHA-256 is checked through the
-API. Ratios are to the round's API deposit; the median round is reported.
+browser without JavaScript sends it), and tus at `/uploads` with 16 MiB PATCH requests (as the
+page's script, static/upload.js, sends a file; `--tus-piece-mib` tries another size). Every
+deposit's SHA-256 is checked through the API. Ratios are to the round's API deposit; the median
+round is reported.
 
 Everything under /tmp is deleted afterwards (unless `--keep`).
 """
@@ -83,7 +84,8 @@ from vault.provision import create_vault  # noqa: E402
 from vault.settings import load_settings  # noqa: E402
 
 MIB = 1024 * 1024
-TUS_PIECE = 4 * MIB  # static/upload.js
+UPLOAD_JS_PIECE = 16 * MIB  # static/upload.js
+TUS_PIECE = UPLOAD_JS_PIECE
 PASSWORD = "a bench password, long enough"  # noqa: S105 (a throwaway vault)
 PASSPHRASE = bench_search.PASSPHRASE
 TVAULT = [sys.executable, "-m", "vault.cli"]
@@ -441,7 +443,11 @@ def _deposit_lines(args: argparse.Namespace, rounds: list[dict[str, float]]) -> 
     for side, name in (
         ("api", "`POST /v1/cases/{case}/items` (raw body)"),
         ("form", "`POST /deposit` (the form, multipart)"),
-        ("tus", "`/uploads` (tus, 4 MiB PATCHes, as upload.js)"),
+        (
+            "tus",
+            f"`/uploads` (tus, {args.tus_piece_mib} MiB PATCHes"
+            + (", as upload.js)" if args.tus_piece_mib * MIB == UPLOAD_JS_PIECE else ")"),
+        ),
     ):
         ratios = [r[side] / r["api"] for r in rounds]
         lines.append(
@@ -462,8 +468,11 @@ def main() -> None:
     parser.add_argument(
         "--keep", type=Path, help="build the search corpus here once and reuse it (delete it after)"
     )
+    parser.add_argument("--tus-piece-mib", type=int, default=UPLOAD_JS_PIECE // MIB)
     parser.add_argument("--append-results", action="store_true")
     args = parser.parse_args()
+    global TUS_PIECE  # one setting of the run
+    TUS_PIECE = args.tus_piece_mib * MIB
     load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="tvault-bench-web-", dir="/tmp"))
     sections: list[str] = []

@@ -215,23 +215,8 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_durably(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` atomically: a temp file, synced, renamed, directory synced."""
-    temp = path.with_name(f".{path.name}.{new_id()}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temp, path)
-    _fsync_dir(path.parent)
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    """Write the new file `path` and sync it and its directory entry."""
+def _write_new(path: Path, data: bytes) -> None:
+    # Create `path` (never an existing file), write `data` whole and sync it.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         view = memoryview(data)
@@ -240,6 +225,19 @@ def _write_synced(path: Path, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` atomically: a temp file, synced, renamed, directory synced."""
+    temp = path.with_name(f".{path.name}.{new_id()}")
+    _write_new(temp, data)
+    os.replace(temp, path)
+    _fsync_dir(path.parent)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    """Write the new file `path` and sync it and its directory entry."""
+    _write_new(path, data)
     _fsync_dir(path.parent)
 
 

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
     from search import Index
     from vault.extraction import ExtractStage
+    from vault.health_server import HealthServer
 
 log = logging.getLogger(__name__)
 
@@ -468,6 +469,54 @@ def serving(settings: Settings, passphrase: str) -> Served:
     started = (worker, helpers, checkpoints, sweep, exports)
     vault.services.extend(service for service in started if service is not None)
     return Served(vault=vault, app=app, http=http)
+
+
+@dataclass(frozen=True)
+class Working:
+    """What `tvault worker` runs: the open vault (the caller closes it once the worker stops),
+    its `Worker`, and its health server when one was asked for (built, not yet listening)."""
+
+    vault: Vault
+    worker: Worker
+    health: HealthServer | None
+
+
+def chosen_stages(kinds: tuple[str, ...] = ()) -> dict[str, StageFactory]:
+    """Return the stage factories named in `kinds` (every stage when empty). Raises
+    `BadField` naming a kind no stage has."""
+    known = stages()
+    unknown = sorted(set(kinds) - set(known))
+    if unknown:
+        raise BadField("kind", f"no stage {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    return {kind: known[kind] for kind in kinds} if kinds else known
+
+
+def working(
+    settings: Settings,
+    passphrase: str,
+    stages: dict[str, StageFactory],
+    *,
+    concurrency: int = 1,
+    health: tuple[str, int] | None = None,
+) -> Working:
+    """Build what `tvault worker` runs: the vault in `settings.home` opened with `passphrase`
+    and checked, a `Worker` of `concurrency` jobs at once running `stages` (`chosen_stages`),
+    and, with `health` (host, port), the server of its `/healthz` and `/readyz`
+    (`vault.health_server`), which the caller starts.
+
+    Raises as `open_vault` does; the vault is closed again on any failure.
+    """
+    from vault.health_server import HealthServer
+
+    vault = open_vault(settings, passphrase, checked=True)
+    try:
+        # The higher layer first, as `serving` builds its parts.
+        server = HealthServer(vault, health[1], health[0]) if health is not None else None
+        worker = Worker(vault, concurrency=concurrency, stages=stages)
+    except BaseException:
+        vault.close()
+        raise
+    return Working(vault=vault, worker=worker, health=server)
 
 
 def app_of(vault: Vault) -> FastAPI:

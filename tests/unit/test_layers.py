@@ -123,6 +123,12 @@ def test_only_the_composition_root_builds_the_served_app() -> None:
     }
 
 
+def test_only_the_composition_root_builds_the_worker_and_its_health_server() -> None:
+    # `tvault worker` hands its settings, passphrase and chosen stages to compose.working and
+    # runs what it returns, as `tvault serve` does with compose.serving.
+    assert _callers({"Worker", "HealthServer"}) == {"vault/compose.py"}
+
+
 def test_readiness_asks_the_parts_not_the_settings() -> None:
     # The extractor's reachability is the port's own check, built by vault.compose.
     path = ROOT / "vault" / "readiness.py"

@@ -31,12 +31,14 @@ from vault.cli.common import (
     emit,
     fail,
     idempotency_key,
-    open_local,
+    passphrase,
     problem,
     progress,
     scopes,
     send_deposit,
+    settings_for,
     shown_name,
+    vault_failures,
 )
 from vault.cli.resume import Record
 from vault.headers import to_headers
@@ -69,17 +71,25 @@ def worker(
 ) -> None:
     """Run extraction and indexing workers until SIGTERM or Ctrl-C (jobs in hand finish)."""
     from vault import allocator
-    from vault.compose import stages as all_stages
-    from vault.worker import Worker
+    from vault.compose import chosen_stages, working
+    from vault.errors import BadField
 
     allocator.tune()  # vault/allocator.py
-    stages = all_stages()
-    unknown = sorted(set(kind or ()) - set(stages))
-    if unknown:
-        fail(f"--kind: no stage {', '.join(unknown)} (known: {', '.join(sorted(stages))})", USAGE)
-    if kind:
-        stages = {k: stages[k] for k in kind}
-    vault = open_local(vault_dir, checked=True)
+    try:
+        stages = chosen_stages(tuple(kind or ()))
+    except BadField as exc:
+        fail(f"--{exc}", USAGE)
+    settings = settings_for(vault_dir)
+    secret = passphrase(settings, confirm=False, dev=False)
+    with vault_failures(settings.keyring_path):
+        built = working(
+            settings,
+            secret,
+            stages,
+            concurrency=concurrency,
+            health=None if health_port is None else (health_host, health_port),
+        )
+    running, health = built.worker, built.health
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     stopping = threading.Event()
 
@@ -88,15 +98,10 @@ def worker(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    health = None
     try:
-        running = Worker(vault, concurrency=concurrency, stages=stages)
         if not running.kinds:
             fail("no stage is registered")
-        if health_port is not None:
-            from vault.health_server import HealthServer
-
-            health = HealthServer(vault, health_port, health_host)
+        if health is not None:
             try:
                 health.start()
             except OSError as exc:
@@ -110,7 +115,7 @@ def worker(
     finally:
         if health is not None:
             health.stop()
-        vault.close()
+        built.vault.close()
 
 
 def _job_line(job: dict[str, Any]) -> str:

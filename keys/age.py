@@ -581,6 +581,14 @@ def seal(src: BinaryIO, dst: BinaryIO, recipients: Sequence[str]) -> int:
         return total
 
 
+def seal_bytes(data: bytes, recipients: Sequence[str]) -> bytes:
+    """Return `data` sealed as an age v1 file to `recipients` (small documents held whole; the
+    counterpart of `unseal_bytes`). Raises `ValueError` as `seal` does."""
+    out = io.BytesIO()
+    seal(io.BytesIO(data), out, recipients)
+    return out.getvalue()
+
+
 def _read_line(src: BinaryIO, budget: int) -> bytes:
     line = src.readline(min(_MAX_LINE, budget))
     if not line.endswith(b"\n"):

@@ -16,7 +16,6 @@ item's own key, so it is destroyed with the item.
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -191,13 +190,15 @@ def change_consent(
             # version, no ledger entry, so the history shows only real changes.
             audit.skip()
             return _version(records[-1])
+        # The signed form is sealed to the item's own key: shredding the item destroys it.
+        sealed_form = None if form is None else keys.seal_bytes(form, [keys.recipient_of(identity)])
         row = ConsentRecord(
             item_id=item_id,
             version=records[-1].version + 1,
             scopes=scopes,
             recorded_by=principal.subject,
             recorded_at=audit.now,
-            sealed_form=None if form is None else _seal_form(form, identity),
+            sealed_form=sealed_form,
         )
         session.add(row)
         item.consent = scopes
@@ -248,16 +249,4 @@ def consent_form(vault: Vault, principal: Principal, item_id: str, version: int)
         row = audit.session.get(ConsentRecord, (item_id, version))
         if row is None or row.sealed_form is None:
             raise NotFound(f"no consent form for version {version} of item {item_id}")
-        return _open_form(row.sealed_form, item_identity(vault, audit.session, item_id))
-
-
-def _seal_form(form: bytes, identity: str) -> bytes:
-    out = io.BytesIO()
-    keys.seal(io.BytesIO(form), out, [keys.recipient_of(identity)])
-    return out.getvalue()
-
-
-def _open_form(sealed: bytes, identity: str) -> bytes:
-    out = io.BytesIO()
-    keys.unseal(io.BytesIO(sealed), out, identity)
-    return out.getvalue()
+        return keys.unseal_bytes(row.sealed_form, item_identity(vault, audit.session, item_id))

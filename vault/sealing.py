@@ -3,7 +3,6 @@ read back a sealed extracted text."""
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -17,9 +16,7 @@ if TYPE_CHECKING:
 def seal_json(document: Mapping[str, object], recipient: str) -> bytes:
     """Return `document` as JSON sealed to the age `recipient`."""
     plain = json.dumps(document, ensure_ascii=False, sort_keys=True).encode("utf-8")
-    out = io.BytesIO()
-    keys.seal(io.BytesIO(plain), out, [recipient])
-    return out.getvalue()
+    return keys.seal_bytes(plain, [recipient])
 
 
 def open_json(sealed: bytes, identity: str) -> dict[str, object]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import io
 import json
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -288,18 +287,6 @@ def check_deposit(
     return checked
 
 
-def _seal(data: bytes, recipient: str) -> bytes:
-    out = io.BytesIO()
-    keys.seal(io.BytesIO(data), out, [recipient])
-    return out.getvalue()
-
-
-def _open(sealed: bytes, identity: str) -> bytes:
-    out = io.BytesIO()
-    keys.unseal(io.BytesIO(sealed), out, identity)
-    return out.getvalue()
-
-
 def record(
     session: Session,
     *,
@@ -326,7 +313,7 @@ def record(
         signer=checked.signer,
         key_id=checked.key_id,
         statement_sha256=checked.statement_sha256,
-        sealed_statement=_seal(checked.presented.statement, recipient),
+        sealed_statement=keys.seal_bytes(checked.presented.statement, [recipient]),
         signature=checked.presented.signature,
         public_key=checked.public_key,
         added_at=now,
@@ -493,7 +480,7 @@ def recheck(row: ItemSignature, item: Item, identity: str) -> str | None:
     the recorded public key, the key id, and that the statement still matches the item.
     """
     try:
-        statement = _open(bytes(row.sealed_statement), identity)
+        statement = keys.unseal_bytes(bytes(row.sealed_statement), identity)
     except keys.UnsealError:
         return "sealed statement does not open"
     if hashlib.sha256(statement).hexdigest() != row.statement_sha256:

@@ -35,7 +35,6 @@ import contextlib
 import errno
 import fcntl
 import hashlib
-import io
 import json
 import os
 import re
@@ -529,7 +528,10 @@ class Patch:
             tail = None
             if self._pending:
                 tail = f"tail-{offset}.age"
-                _write_synced(self.path / tail, _seal_to(bytes(self._pending), self._identity))
+                _write_synced(
+                    self.path / tail,
+                    keys.seal_bytes(bytes(self._pending), [keys.recipient_of(self._identity)]),
+                )
             self._out.flush()
             os.fsync(self._fd)
             # Each request that brings bytes pushes the expiry back: a slow link is not abandoned.
@@ -710,12 +712,6 @@ class _Appender:
         if self._buffers:
             _SHARED.give_back(self._buffers)
             self._buffers = []
-
-
-def _seal_to(data: bytes, identity: str) -> bytes:
-    out = io.BytesIO()
-    keys.seal(io.BytesIO(data), out, [keys.recipient_of(identity)])
-    return out.getvalue()
 
 
 def terminate(vault: Vault, principal: Principal, upload_id: str) -> None:

@@ -15,7 +15,7 @@ from tests.unit.vault.conftest import principal
 from tests.unit.vault.search_support import deposit
 from tests.unit.vault.tokens import token_for
 from tests.unit.vault.web.web_support import browser
-from vault import ledger, shred
+from vault import access, ledger, shred
 from vault.cases import create_case, grant
 from vault.compose import app_of
 from vault.errors import BadField, Forbidden, NotFound
@@ -98,14 +98,14 @@ def test_an_item_the_policy_refuses_stops_the_case_hold_before_anything_is_held(
 ) -> None:
     case, ids = _case(vault)
     refused = sorted(ids)[-1]  # the last in the use case's order: the others come first
-    real = shred.decide
+    real = access.decide
 
     def deciding(who: Principal, action: str, resource: Resource) -> object:
         if resource.item_id == refused:
             return Deny("item.hold denied for this item")
         return real(who, action, resource)
 
-    monkeypatch.setattr(shred, "decide", deciding)
+    monkeypatch.setattr(access, "decide", deciding)
     # A custodian does not see items' content: the refusal is "not found", as a single hold's.
     with pytest.raises(NotFound):
         shred.hold_case(vault, principal(vault, "admin"), case, REASON)

@@ -676,8 +676,7 @@ class _Appender:
                 if exc.errno != errno.EINVAL:
                     raise
                 self._close_direct()  # refused here: the page cache from now on
-        while written < len(view):
-            written += os.pwrite(self._fd, view[written:], offset + written)
+        self._write_at_cached(view[written:], offset + written)
 
     def flush(self) -> None:
         """Write everything gathered and wait for it (the caller then syncs the file)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from vault.web import (
@@ -27,26 +27,31 @@ from vault.web.headers import SecurityHeaders
 STATIC_DIR = Path(__file__).parent / "static"
 
 
+# The pages' routes, included here once per process (`vault.app` serves them on each app).
+pages = APIRouter()
+pages.include_router(public_pages.public)
+pages.include_router(oidc_pages.pages)
+pages.include_router(account_pages.pages)
+pages.include_router(account_pages.halfway)
+pages.include_router(deposit_pages.pages)
+# The web session's tus endpoint is a page's helper, not part of the token API's document.
+pages.include_router(deposit_pages.uploads, include_in_schema=False)
+pages.include_router(reading_pages.pages)
+pages.include_router(consent_pages.pages)
+pages.include_router(custodian_pages.pages)
+pages.include_router(admin_pages.pages)
+pages.include_router(case_pages.pages)
+pages.include_router(hold_pages.pages)
+pages.include_router(export_pages.pages)
+pages.include_router(ledger_pages.pages)
+
+
 def install(app: FastAPI) -> None:
-    """Serve the web pages, their static files, security headers and error pages on `app`."""
+    """Serve the pages' static files, security headers and error pages on `app`, whose routes
+    include `pages`."""
     errors.install(app)
-    app.include_router(public_pages.public)
-    app.include_router(oidc_pages.pages)
-    app.include_router(account_pages.pages)
-    app.include_router(account_pages.halfway)
-    app.include_router(deposit_pages.pages)
-    # The web session's tus endpoint is a page's helper, not part of the token API's document.
-    app.include_router(deposit_pages.uploads, include_in_schema=False)
-    app.include_router(reading_pages.pages)
-    app.include_router(consent_pages.pages)
-    app.include_router(custodian_pages.pages)
-    app.include_router(admin_pages.pages)
-    app.include_router(case_pages.pages)
-    app.include_router(hold_pages.pages)
-    app.include_router(export_pages.pages)
-    app.include_router(ledger_pages.pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(SecurityHeaders)
 
 
-__all__ = ["install"]
+__all__ = ["install", "pages"]

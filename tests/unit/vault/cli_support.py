@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 
 import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
+from tests.unit.vault.api_support import TestClient
 from tests.unit.vault.tokens import token_for
 from vault.cli import app as cli
 from vault.cli import common
 from vault.compose import app_of
 from vault.parts import Vault
-
-with warnings.catch_warnings():
-    # Starlette 1.x asks for `httpx2` in its test client; the `httpx` it wraps works the same.
-    from starlette.exceptions import StarletteDeprecationWarning
-
-    warnings.simplefilter("ignore", StarletteDeprecationWarning)
-    from starlette.testclient import TestClient
 
 URL = "http://vault.test"
 ROLES = {

@@ -8,18 +8,16 @@ import base64
 import hashlib
 import json
 import re
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from starlette.exceptions import StarletteDeprecationWarning
 
 import keys
 from tests import ledger_verifier as outsider
-from tests.unit.vault.api_support import ROLES, URL
+from tests.unit.vault.api_support import ROLES, URL, TestClient
 from tests.unit.vault.conftest import principal
 from tests.unit.vault.tokens import token_for
 from vault import ledger
@@ -31,10 +29,6 @@ from vault.grants import revoke
 from vault.ledger.entry import leaf_hash
 from vault.parts import Vault
 from vault.shred import shred
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", StarletteDeprecationWarning)
-    from starlette.testclient import TestClient
 
 BODY = b"Testimony of Rosa Quispe, born 1961 in Ayacucho. " * 40
 FORM = b"%PDF-1.7 consent form signed by the survivor"

@@ -4,20 +4,13 @@ but `/v1/me` (who am I) succeeds for anyone, whatever their role."""
 from __future__ import annotations
 
 import re
-import warnings
-
-from starlette.exceptions import StarletteDeprecationWarning
 
 import policies
-from tests.unit.vault.api_support import ROLES, URL, deposit
+from tests.unit.vault.api_support import ROLES, URL, TestClient, deposit
 from tests.unit.vault.tokens import token_for
 from vault.accounts import add_user
 from vault.compose import app_of
 from vault.parts import Vault
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", StarletteDeprecationWarning)
-    from starlette.testclient import TestClient
 
 # Routes that need no policy decision: they only tell the caller who their own token names.
 UNDECIDED = {

@@ -10,7 +10,6 @@ import ast
 import base64
 import dataclasses
 import json
-import warnings
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -19,10 +18,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import delete, select
-from starlette.exceptions import StarletteDeprecationWarning
 from typer.testing import CliRunner
 
 import vault as vault_package
+from tests.unit.vault.api_support import TestClient
 from tests.unit.vault.conftest import PASSPHRASE
 from tests.unit.vault.tokens import token_for
 from vault import credentials, ledger
@@ -35,10 +34,6 @@ from vault.errors import BadField
 from vault.parts import Vault
 from vault.token_keys import TokenKeys, current_kid, signing_key
 from vault.tokens import issue_token
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", StarletteDeprecationWarning)
-    from starlette.testclient import TestClient
 
 URL = "http://vault.test"
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-import warnings
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from tests.unit.vault.api_support import TestClient
 from tests.unit.vault.conftest import principal
 from tests.unit.vault.tokens import token_for
 from vault import idempotency
@@ -26,12 +26,6 @@ from vault.errors import BadField
 from vault.headers import to_headers
 from vault.ledger.tables import LedgerRow
 from vault.parts import Vault
-
-with warnings.catch_warnings():
-    from starlette.exceptions import StarletteDeprecationWarning
-
-    warnings.simplefilter("ignore", StarletteDeprecationWarning)
-    from starlette.testclient import TestClient
 
 META = to_headers({"kind": "testimony", "consent": "therapy,legal", "title": "Declaración"})
 BYTES = b"testimonio de prueba, " * 1000

@@ -8,20 +8,15 @@ from __future__ import annotations
 
 import base64
 import json
-import warnings
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from starlette.exceptions import StarletteDeprecationWarning
 
+from tests.unit.vault.api_support import TestClient
 from tests.unit.vault.tokens import token_for
 from vault.compose import app_of
 from vault.parts import Vault
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", StarletteDeprecationWarning)
-    from starlette.testclient import TestClient
 
 
 def _forged(subject: str) -> str:

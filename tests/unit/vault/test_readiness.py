@@ -6,23 +6,17 @@ import shutil
 import socket
 import threading
 import time
-import warnings
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine
-from starlette.exceptions import StarletteDeprecationWarning
 
+from tests.unit.vault.api_support import TestClient
 from vault import readiness
 from vault.compose import app_of, extractor_check
 from vault.parts import Vault
 
 URL = "https://vault.test"
-
-with warnings.catch_warnings():
-    # starlette's TestClient warns about httpx at import; the tests use it as it is.
-    warnings.simplefilter("ignore", StarletteDeprecationWarning)
-    from starlette.testclient import TestClient
 
 
 def _closed_port() -> int:

@@ -7,23 +7,18 @@ recorded twice; the others get one `deposit refused` (a deposit) or `request ref
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import func, select
-from starlette.exceptions import StarletteDeprecationWarning
 
+from tests.unit.vault.api_support import TestClient
 from tests.unit.vault.tokens import token_for
 from vault import ledger
 from vault.compose import app_of
 from vault.db import Item
 from vault.headers import to_headers
 from vault.parts import Vault
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", StarletteDeprecationWarning)
-    from starlette.testclient import TestClient
 
 META = {"kind": "testimony", "consent": "therapy", "title": "T"}
 REFUSALS = {

@@ -6,21 +6,16 @@ from __future__ import annotations
 
 import threading
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from starlette.exceptions import StarletteDeprecationWarning
 
+from tests.unit.vault.api_support import TestClient
 from tests.unit.vault.tokens import token_for
 from vault.api import search_routes
 from vault.compose import app_of
 from vault.parts import Vault
 from vault.searching import SearchResults
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", StarletteDeprecationWarning)
-    from starlette.testclient import TestClient
 
 
 @pytest.mark.parametrize("database_url", [None], ids=["sqlite"])

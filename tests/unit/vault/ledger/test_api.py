@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from starlette.exceptions import StarletteDeprecationWarning
 from typer.testing import CliRunner
 
 import keys
 from tests import ledger_verifier as outsider
+from tests.unit.vault.api_support import TestClient
 from tests.unit.vault.tokens import token_for
 from vault import ledger
 from vault.accounts import add_user
@@ -25,11 +24,6 @@ from vault.cli import ledger as ledger_cli
 from vault.compose import app_of
 from vault.ledger import actions
 from vault.parts import LOG_SIGNING, Vault
-
-with warnings.catch_warnings():
-    # Starlette 1.x asks for `httpx2` in its test client; the `httpx` it wraps works the same.
-    warnings.simplefilter("ignore", StarletteDeprecationWarning)
-    from starlette.testclient import TestClient
 
 URL = "http://vault.test"
 

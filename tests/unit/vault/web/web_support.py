@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import re
-import warnings
 from datetime import datetime, timedelta
 
 import httpx
 from fastapi import FastAPI
 
+from tests.unit.vault.api_support import TestClient
 from vault import ledger, passwords
 from vault.accounts import OFFLINE, OFFLINE_ACTOR
 from vault.compose import app_of
 from vault.parts import Vault
-
-with warnings.catch_warnings():
-    from starlette.exceptions import StarletteDeprecationWarning
-
-    warnings.simplefilter("ignore", StarletteDeprecationWarning)
-    from starlette.testclient import TestClient
 
 URL = "http://vault.test"
 PASSWORD = "a long enough password"

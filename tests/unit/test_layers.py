@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import functools
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,23 +20,66 @@ def _parsed(path: Path) -> ast.Module:
     return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
 
 
+@dataclass(frozen=True)
+class _Facts:
+    """What the rules below ask of one module, gathered in one walk of its tree."""
+
+    imports: frozenset[str]  # modules named by `import x` or `from x import ...` (absolute)
+    calls: frozenset[str]  # names called: `name(...)` or `something.name(...)`
+    builds: bool  # calls `make_engine(...)` or `Keyring.create`, `.open` or `.recover`
+
+
+def _builds(func: ast.expr) -> bool:
+    if isinstance(func, ast.Name):
+        return func.id == "make_engine"
+    if isinstance(func, ast.Attribute):
+        owner = func.value
+        owner_name = owner.attr if isinstance(owner, ast.Attribute) else ""
+        if isinstance(owner, ast.Name):
+            owner_name = owner.id
+        return func.attr == "make_engine" or (
+            owner_name == "Keyring" and func.attr in {"create", "open", "recover"}
+        )
+    return False
+
+
+@functools.cache
+def _facts(path: Path) -> _Facts:
+    """The facts of `path`, walked once for all the tests of this module (walking every tree
+    again for each rule took most of this module's time)."""
+    imports: set[str] = set()
+    calls: set[str] = set()
+    builds = False
+    for node in ast.walk(_parsed(path)):
+        if isinstance(node, ast.Import):
+            imports.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            imports.add(node.module)
+        elif isinstance(node, ast.Call):
+            func = node.func
+            calls.add(func.id if isinstance(func, ast.Name) else getattr(func, "attr", ""))
+            builds = builds or _builds(func)
+    return _Facts(frozenset(imports), frozenset(calls), builds)
+
+
+@functools.cache
+def _modules(*packages: str) -> tuple[Path, ...]:
+    """The modules of `packages`, the export kit left out."""
+    return tuple(
+        path
+        for package in packages
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if KIT not in path.parents
+    )
+
+
 def _importers(prefix: str) -> set[str]:
     """Return the modules of our packages that import `prefix` or anything below it."""
-    found: set[str] = set()
-    for package in PACKAGES:
-        for path in (ROOT / package).rglob("*.py"):
-            if KIT in path.parents:
-                continue
-            tree = _parsed(path)
-            for node in ast.walk(tree):
-                names: list[str] = []
-                if isinstance(node, ast.Import):
-                    names = [alias.name for alias in node.names]
-                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                    names = [node.module]
-                if any(n == prefix or n.startswith(prefix + ".") for n in names):
-                    found.add(str(path.relative_to(ROOT)))
-    return found
+    return {
+        str(path.relative_to(ROOT))
+        for path in _modules(*PACKAGES)
+        if any(n == prefix or n.startswith(prefix + ".") for n in _facts(path).imports)
+    }
 
 
 def test_only_one_module_of_keys_imports_cryptography_hazmat() -> None:
@@ -62,27 +106,7 @@ def test_only_the_composition_root_imports_adapters() -> None:
 def _builders() -> set[str]:
     """Return the modules of vault that call `make_engine(...)` or `Keyring.create`, `.open` or
     `.recover` (also as `keys.Keyring...`)."""
-    found: set[str] = set()
-    for path in (ROOT / "vault").rglob("*.py"):
-        if KIT in path.parents:
-            continue
-        tree = _parsed(path)
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.Call):
-                continue
-            func = node.func
-            if isinstance(func, ast.Name) and func.id == "make_engine":
-                found.add(str(path.relative_to(ROOT)))
-            elif isinstance(func, ast.Attribute):
-                owner = func.value
-                owner_name = owner.attr if isinstance(owner, ast.Attribute) else ""
-                if isinstance(owner, ast.Name):
-                    owner_name = owner.id
-                if func.attr == "make_engine" or (
-                    owner_name == "Keyring" and func.attr in {"create", "open", "recover"}
-                ):
-                    found.add(str(path.relative_to(ROOT)))
-    return found
+    return {str(path.relative_to(ROOT)) for path in _modules("vault") if _facts(path).builds}
 
 
 def test_only_the_composition_root_opens_the_database_and_the_keyring_file() -> None:
@@ -93,18 +117,7 @@ def test_only_the_composition_root_opens_the_database_and_the_keyring_file() -> 
 def _callers(names: set[str]) -> set[str]:
     """Return the modules of vault that call a function or class named in `names` (also as an
     attribute: `module.name(...)`)."""
-    found: set[str] = set()
-    for path in (ROOT / "vault").rglob("*.py"):
-        if KIT in path.parents:
-            continue
-        tree = _parsed(path)
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call):
-                func = node.func
-                name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
-                if name in names:
-                    found.add(str(path.relative_to(ROOT)))
-    return found
+    return {str(path.relative_to(ROOT)) for path in _modules("vault") if _facts(path).calls & names}
 
 
 def test_only_the_composition_root_builds_the_token_gate_and_the_limiter() -> None:

@@ -6,7 +6,6 @@ import io
 import logging
 import shutil
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,7 @@ from vault.parts import INDEX_KEY, METADATA_IDENTITY, VOCABULARY_IDENTITY, Vault
 from vault.sealing import open_json
 from vault.searching import SearchRequest, SearchResults, search
 
+from . import world_support as worlds
 from .conftest import FAST_KDF, principal
 from .search_support import deposit, give_text
 
@@ -39,8 +39,7 @@ TEXT_ES = (
 TEXT_EN = "I was arrested at night and tortured in the station; my sister saw the arrest."
 
 
-@pytest.fixture
-def world(vault: Vault) -> Iterator[dict[str, str]]:
+def _build_world(vault: Vault) -> dict[str, str]:
     """Two cases by tina; lena (lawyer) granted on the first; three items with texts."""
     tina = principal(vault, "tina")
     first = create_case(vault, tina, "Caso uno").id
@@ -58,7 +57,14 @@ def world(vault: Vault) -> Iterator[dict[str, str]]:
     give_text(vault, items["legal_second"], TEXT_EN, language="en")
     for item_id in items.values():
         assert index_item(vault, item_id).outcome == "indexed"
-    yield {"first": first, "second": second, **items}
+    return {"first": first, "second": second, **items}
+
+
+@pytest.fixture
+def world(vault: Vault, request: pytest.FixtureRequest) -> dict[str, str]:
+    """The world of `_build_world` in the test's own vault: built once per process and
+    database, copied into each test's vault (world_support.py)."""
+    return worlds.enter(request, vault, "search", _build_world)
 
 
 def ask(vault: Vault, who: str | Principal, text: str, **kw: object) -> SearchResults:

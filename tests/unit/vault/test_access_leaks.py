@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 import keys
 from tests import ledger_verifier as outsider
+from tests.unit.vault import world_support as worlds
 from tests.unit.vault.api_support import ROLES, URL, TestClient
 from tests.unit.vault.conftest import principal
 from tests.unit.vault.tokens import token_for
@@ -54,8 +55,8 @@ class World:
     clients: dict[str, TestClient]
 
 
-@pytest.fixture
-def world(vault: Vault) -> Iterator[World]:
+def _build_world(vault: Vault) -> tuple[str, str, str, str, dict[str, str]]:
+    """The world's rows, objects and tokens: built once per process (world_support.py)."""
     with vault.sessions.begin() as session:
         for name in ("ava", "nora", "audrey", "cleo"):
             add_user(session, name, ROLES[name], vault.clock())
@@ -67,12 +68,19 @@ def world(vault: Vault) -> Iterator[World]:
     therapy = deposit(vault, case_id, "therapy,legal")
     shredded = deposit(vault, case_id, "legal")
     shred(vault, admin, shredded)
+    tokens = {name: token_for(vault, name, role) for name, role in ROLES.items()}
+    return case_id, legal, therapy, shredded, tokens
+
+
+@pytest.fixture
+def world(vault: Vault, request: pytest.FixtureRequest) -> Iterator[World]:
+    case_id, legal, therapy, shredded, tokens = worlds.enter(
+        request, vault, "access-leaks", _build_world
+    )
     app: FastAPI = app_of(vault)
     clients = {
-        name: TestClient(
-            app, base_url=URL, headers={"Authorization": f"Bearer {token_for(vault, name, role)}"}
-        )
-        for name, role in ROLES.items()
+        name: TestClient(app, base_url=URL, headers={"Authorization": f"Bearer {tokens[name]}"})
+        for name in ROLES
     }
     yield World(case_id, legal, therapy, shredded, app, clients)
     for client in clients.values():

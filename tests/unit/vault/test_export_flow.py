@@ -21,6 +21,7 @@ from click.testing import Result
 from sqlalchemy import select
 
 import keys
+from tests.unit.vault import world_support as worlds
 from tests.unit.vault.conftest import principal
 from tests.unit.vault.search_support import deposit, give_text
 from tests.unit.vault.template_support import copy_vault, template
@@ -57,8 +58,10 @@ class Setup:
 
 
 @pytest.fixture
-def setup(vault: Vault) -> Setup:
-    return make_setup(vault)
+def setup(vault: Vault, request: pytest.FixtureRequest) -> Setup:
+    """`make_setup`'s world in the test's own vault: made once per process and database, copied
+    into each test's vault (world_support.py)."""
+    return worlds.enter(request, vault, "export-flow", make_setup)
 
 
 def make_setup(vault: Vault) -> Setup:

@@ -19,6 +19,7 @@ import shutil
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -48,6 +49,7 @@ class _Snapshot:
     home: Path
     rows_url: str | None
     value: Any
+    day: date  # the UTC day it was built: a test may ask for what was deposited "today"
 
 
 # The process's worlds, by (name, database): made by the first test that asks.
@@ -65,15 +67,22 @@ def enter(
     and return plain data (ids), not objects that hold the vault's parts."""
     assert vault.index is None, "a world is entered before the test opens the index"
     database = "sqlite" if vault.settings.database_url is None else "postgres"
-    if (name, database) not in _WORLDS:
+    snapshot = _WORLDS.get((name, database))
+    if snapshot is None or snapshot.day != _today():  # a world is never older than today
+        day = _today()
         value = build(vault)
-        _WORLDS[name, database] = _take(request, vault, name, value)
-    snapshot = _WORLDS[name, database]
+        snapshot = _WORLDS[name, database] = _take(request, vault, name, value, day)
     _restore(vault, snapshot)
     return copy.deepcopy(snapshot.value)  # type: ignore[no-any-return]
 
 
-def _take(request: pytest.FixtureRequest, vault: Vault, name: str, value: object) -> _Snapshot:
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _take(
+    request: pytest.FixtureRequest, vault: Vault, name: str, value: object, day: date
+) -> _Snapshot:
     vault.close()
     vault.index = None
     factory: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
@@ -87,7 +96,7 @@ def _take(request: pytest.FixtureRequest, vault: Vault, name: str, value: object
         )
         request.config.add_cleanup(schema.close)
         _copy_rows(vault.settings.database_url, rows_url)
-    return _Snapshot(home, rows_url, copy.deepcopy(value))
+    return _Snapshot(home, rows_url, copy.deepcopy(value), day)
 
 
 def _schema_and_tables(url: str) -> tuple[str, list[str]]:

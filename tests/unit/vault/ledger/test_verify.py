@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import delete, select, update
 
 import keys
+from tests.unit.vault import world_support as worlds
 from tests.unit.vault.conftest import principal
 from tests.unit.vault.deposit_support import deposit, fields
 from tests.unit.vault.ledger.conftest import allow_tampering, rewrite_from
@@ -25,8 +26,7 @@ BODY_A = b"First testimony, several chunks long. " * 5000
 BODY_B = b"Second testimony. " * 300
 
 
-@pytest.fixture
-def items(vault: Vault) -> tuple[str, str]:
+def _build_items(vault: Vault) -> tuple[str, str]:
     case = create_case(vault, principal(vault, "tina"), "Case 1").id
     a = deposit(vault, "tina", BODY_A, fields(case)).item_id
     b = deposit(vault, "tina", BODY_B, fields(case, title="B")).item_id
@@ -34,6 +34,13 @@ def items(vault: Vault) -> tuple[str, str]:
     with vault.sessions.begin() as session:
         ledger.append(session, actor="tina", action=actions.DECRYPTION, item_id=a)
     return a, b
+
+
+@pytest.fixture
+def items(vault: Vault, request: pytest.FixtureRequest) -> tuple[str, str]:
+    """Two deposits, a checkpoint and one more entry: made once per process and database,
+    copied into each test's own vault (world_support.py), which the test then tampers with."""
+    return worlds.enter(request, vault, "verify-items", _build_items)
 
 
 def stored_path(vault: Vault, name: str) -> Path:

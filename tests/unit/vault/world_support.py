@@ -44,10 +44,10 @@ _TABLES = (
 @dataclass(frozen=True)
 class _Snapshot:
     """A world as its build left it: a copy of its home (its vault closed) and, on
-    PostgreSQL, the URL of a schema holding a copy of its rows."""
+    PostgreSQL, the SQL that puts its rows (kept in a schema of their own) into a schema."""
 
     home: Path
-    rows_url: str | None
+    reset: str | None  # on PostgreSQL: the SQL that gives a schema the kept rows
     value: Any
     day: date  # the UTC day it was built: a test may ask for what was deposited "today"
 
@@ -88,7 +88,7 @@ def _take(
     factory: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
     home = factory.mktemp(f"world-{name}") / "vault"
     shutil.copytree(vault.settings.home, home)
-    rows_url = None
+    rows_url = reset = None
     if vault.settings.database_url is not None:
         schema = ExitStack()
         rows_url = schema.enter_context(
@@ -96,7 +96,8 @@ def _take(
         )
         request.config.add_cleanup(schema.close)
         _copy_rows(vault.settings.database_url, rows_url)
-    return _Snapshot(home, rows_url, copy.deepcopy(value), day)
+        reset = _reset_sql(rows_url)
+    return _Snapshot(home, reset, copy.deepcopy(value), day)
 
 
 def _schema_and_tables(url: str) -> tuple[str, list[str]]:
@@ -128,10 +129,10 @@ def _copy_rows(source_url: str, target_url: str) -> None:
         engine.dispose()
 
 
-def _put_rows(rows_url: str, target_url: str) -> None:
-    """Make the rows of every table of `target_url`'s schema those kept in `rows_url`'s."""
+def _reset_sql(rows_url: str) -> str:
+    """The SQL that makes the rows of every table of a schema those kept in `rows_url`'s."""
     rows, tables = _schema_and_tables(rows_url)
-    engine = create_engine(target_url, poolclass=NullPool)
+    engine = create_engine(rows_url, poolclass=NullPool)  # for its quoting only: never connects
     quote = engine.dialect.identifier_preparer.quote
     # As WorkingSchema.restore: the triggers (the append-only ledger's among them) are off for
     # this one transaction, which only puts rows back.
@@ -141,11 +142,17 @@ def _put_rows(rows_url: str, target_url: str) -> None:
         f"INSERT INTO {quote(table)} SELECT * FROM {quote(rows)}.{quote(table)}"  # noqa: S608
         for table in tables
     ]
+    return ";\n".join(reset)
+
+
+def _put_rows(reset: str, target_url: str) -> None:
+    """Run `reset` in `target_url`'s schema, in one round trip and one transaction."""
+    engine = create_engine(target_url, poolclass=NullPool)
     try:
         connection = engine.raw_connection()
         try:
             cursor = connection.cursor()
-            cursor.execute(";\n".join(reset))
+            cursor.execute(reset)
             cursor.close()
             connection.commit()
         finally:
@@ -161,8 +168,8 @@ def _restore(vault: Vault, snapshot: _Snapshot) -> None:
     shutil.rmtree(home)
     shutil.copytree(snapshot.home, home)
     if database_url is not None:
-        assert snapshot.rows_url is not None
-        _put_rows(snapshot.rows_url, database_url)
+        assert snapshot.reset is not None
+        _put_rows(snapshot.reset, database_url)
     opened = open_vault(load_settings(home, database_url=database_url), PASSPHRASE)
     # The test holds this very object (the `vault` fixture's): it gets the new parts.
     for field in dataclasses.fields(Vault):

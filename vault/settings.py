@@ -6,6 +6,7 @@ part of the public interface (DESIGN.md "Configuration"; docs/configuration.md l
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 from contextvars import ContextVar
@@ -15,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
@@ -236,7 +238,13 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Precedence: explicit arguments, then the environment, then the vault's tvault.toml.
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        sources: list[PydanticBaseSettingsSource] = [init_settings]
+        # pydantic-settings works out each field's variable names and type again at every read
+        # (a millisecond for these sixty-odd fields), even when the environment names none of
+        # them and so gives nothing: left out then, the usual case of a vault configured by its
+        # tvault.toml (and of each test's vault).
+        if _names_a_setting(env_settings):
+            sources.append(env_settings)
         toml_file = _TOML_FILE.get()
         if toml_file is not None and toml_file.is_file():
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
@@ -261,6 +269,25 @@ class Settings(BaseSettings):
     def objects_path(self) -> Path:
         """Return the directory of the local object store."""
         return self.home / "objects"
+
+
+def _names_a_setting(source: PydanticBaseSettingsSource) -> bool:
+    # Whether the environment holds a variable of some setting (or cannot be told: another
+    # kind of source, a field with an alias).
+    if not isinstance(source, EnvSettingsSource):
+        return True
+    names = _variables(source.settings_cls, source.env_prefix)
+    return names is None or not source.env_vars.keys().isdisjoint(names)
+
+
+@functools.cache
+def _variables(settings_cls: type[BaseSettings], prefix: str) -> frozenset[str] | None:
+    # The names the environment source looks up, lower-cased as its `env_vars` are (settings
+    # are case-insensitive): each field's prefixed name, unless some field has an alias.
+    fields = settings_cls.model_fields.items()
+    if any(f.alias is not None or f.validation_alias is not None for _, f in fields):
+        return None
+    return frozenset(f"{prefix}{name}".lower() for name, _ in fields)
 
 
 def read_secret_file(setting: str, path: Path) -> SecretStr:

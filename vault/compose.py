@@ -24,7 +24,7 @@ from ingest import Extractor, OcrOptions, memory_dir, parse_languages
 from ingest.scratch import sweep_dead
 from keys import KdfParams, Keyring, KeyStore
 from vault import jobs, keystate, ledger, token_keys, vocabulary
-from vault.db import check_reachable, make_engine, make_sessions, migrate
+from vault.db import connect, make_engine, make_sessions, migrate
 from vault.errors import BadField, NotFound, Unavailable
 from vault.indexing import IndexStage
 from vault.ledger import mac as ledger_mac
@@ -198,8 +198,10 @@ def migrated_engine(settings: Settings) -> Engine:
     Raises `Unavailable` if it cannot be reached."""
     engine = make_engine(settings.effective_database_url)
     try:
-        check_reachable(engine)
-        migrate(engine)
+        # One connection for both: the first of an engine costs a handshake and the dialect's
+        # own questions, and each later check-out a ping on PostgreSQL.
+        with connect(engine) as connection:
+            migrate(connection)
     except BaseException:
         engine.dispose()
         raise

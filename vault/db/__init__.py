@@ -2,7 +2,7 @@
 
 from vault.db.base import Base
 from vault.db.models import Case, CaseGrant, Item, ItemKey, User
-from vault.db.session import check_reachable, make_engine, make_sessions, migrate
+from vault.db.session import check_reachable, connect, make_engine, make_sessions, migrate
 
 __all__ = [
     "Base",
@@ -12,6 +12,7 @@ __all__ = [
     "ItemKey",
     "User",
     "check_reachable",
+    "connect",
     "make_engine",
     "make_sessions",
     "migrate",

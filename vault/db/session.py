@@ -12,7 +12,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -75,12 +75,11 @@ def _private_file(path: Path) -> None:
             each.chmod(0o600)
 
 
-def check_reachable(engine: Engine) -> None:
-    """Open and close one connection of `engine`. Raises `Unavailable`, in one line naming the
-    database (password hidden) and the reason, if the database cannot be reached."""
+def connect(engine: Engine) -> Connection:
+    """Return a new connection of `engine` (the caller closes it). Raises `Unavailable`, in one
+    line naming the database (password hidden) and the reason, if it cannot be reached."""
     try:
-        with engine.connect():
-            pass
+        return engine.connect()
     except DBAPIError as exc:
         where = engine.url.render_as_string(hide_password=True)
         reason = str(exc.orig or exc).strip().splitlines()[0]
@@ -90,26 +89,55 @@ def check_reachable(engine: Engine) -> None:
         ) from None
 
 
+def check_reachable(engine: Engine) -> None:
+    """Open and close one connection of `engine`. Raises `Unavailable` as `connect` does."""
+    connect(engine).close()
+
+
 def make_sessions(engine: Engine) -> sessionmaker[Session]:
     """Return the session factory of `engine` (objects stay usable after commit)."""
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def migrate(engine: Engine, revision: str = "heads") -> None:
-    """Upgrade the database behind `engine` to `revision` (every head by default).
+def migrate(bind: Engine | Connection, revision: str = "heads") -> None:
+    """Upgrade the database behind `bind` (an engine, or a connection outside a transaction) to
+    `revision` (every head by default), in one transaction.
 
     Raises `alembic.util.CommandError` or a SQLAlchemy error if a migration fails.
     """
-    config = _config()
-    with engine.begin() as connection:
+    if isinstance(bind, Engine):
+        with bind.connect() as connection:
+            migrate(connection, revision)
+        return
+    with bind.begin():
         # A database already at every head needs nothing: the usual case of every start, told
         # without running the environment script and importing each migration again.
-        if revision == "heads" and set(
-            MigrationContext.configure(connection).get_current_heads()
-        ) == set(_scripts().get_heads()):
+        if revision == "heads" and _stored_heads(bind) == set(_scripts().get_heads()):
             return
-        config.attributes["connection"] = connection
+        config = _config()
+        config.attributes["connection"] = bind
         command.upgrade(config, revision)
+
+
+# Alembic's table of the revisions a database is at (its default name; env.py keeps it), and
+# whether it exists, asked without an error (PostgreSQL would abort the transaction and log one).
+_VERSIONS = "SELECT version_num FROM alembic_version"
+_HAS_VERSIONS = {
+    "sqlite": "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='alembic_version'",
+    "postgresql": "SELECT count(to_regclass('alembic_version'))",
+}
+
+
+def _stored_heads(connection: Connection) -> set[str]:
+    # Two plain queries (one on SQLite's catalog) where alembic's MigrationContext reflects the
+    # table through an inspector first: 2.7 ms of CPU per open on PostgreSQL, 0.6 ms this way.
+    # `to_regclass` and the unqualified SELECT both follow the search_path, as alembic does.
+    has_versions = _HAS_VERSIONS.get(connection.dialect.name)
+    if has_versions is None:
+        return set(MigrationContext.configure(connection).get_current_heads())
+    if not connection.exec_driver_sql(has_versions).scalar():
+        return set()
+    return set(connection.exec_driver_sql(_VERSIONS).scalars())
 
 
 def _config() -> Config:

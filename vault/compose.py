@@ -161,10 +161,15 @@ def build(settings: Settings, keyring: KeyStore, *, checked: bool = False) -> Va
         # first open (the vault's own, or that of a vault made before ledger MACs, whose
         # history is MACed then; docs/ledger.md).
         ledger_mac.ensure_key(keyring, sessions)
-        # The keyring's token-signing key is the one the database names current.
+        # The keyring's token-signing key is the one the database names current, and the
+        # database records a master key version: both checked in one transaction (each
+        # transaction checks a connection out, with a ping on PostgreSQL).
         max_ttl = timedelta(seconds=settings.token_max_ttl_seconds)
-        token_keys.ensure(sessions, keyring, datetime.now(UTC), max_ttl)
-        keystate.ensure(sessions, keyring)
+        with sessions.begin() as session:
+            token_keys.ensure(session, keyring, datetime.now(UTC), max_ttl)
+            master_recorded = keystate.recorded(session)
+        if not master_recorded:
+            keystate.record(sessions, keyring)
         # Signs the ledger's checkpoints with the keyring's log key and keeps them in the
         # store, every TVAULT_LEDGER_CHECKPOINT_ENTRIES entries or _SECONDS (docs/ledger.md).
         checkpointer = make_checkpointer(

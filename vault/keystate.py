@@ -33,15 +33,18 @@ from vault.errors import Unavailable
 log = logging.getLogger(__name__)
 
 
-def ensure(sessions: sessionmaker[Session], keyring: KeyStore) -> None:
-    """Record `keyring`'s current version as the vault's, unless one is recorded already.
+def recorded(session: Session) -> bool:
+    """Return whether the vault records a current master key version (read in `session`)."""
+    return session.get(KeyState, MASTER) is not None
 
-    Run when a vault opens (a vault made before this table existed gets its row then). Two
-    processes starting together may both try; the loser's insert is simply dropped.
+
+def record(sessions: sessionmaker[Session], keyring: KeyStore) -> None:
+    """Record `keyring`'s current version as the vault's; a version already recorded stays.
+
+    Run when a vault opens and `recorded` says there is none (a vault made before this table
+    existed gets its row then). Two processes starting together may both try; the loser's insert
+    is simply dropped.
     """
-    with sessions() as session:
-        if session.get(KeyState, MASTER) is not None:
-            return
     try:
         with sessions.begin() as session:
             session.add(KeyState(name=MASTER, current_version=keyring.current_version))

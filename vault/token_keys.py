@@ -116,10 +116,9 @@ def install(session: Session, public_pem: str, now: datetime, max_ttl: timedelta
     return previous
 
 
-def ensure(
-    sessions: sessionmaker[Session], keyring: KeyStore, now: datetime, max_ttl: timedelta
-) -> None:
-    """Record the keyring's token-signing key as current if the database does not yet.
+def ensure(session: Session, keyring: KeyStore, now: datetime, max_ttl: timedelta) -> None:
+    """Record the keyring's token-signing key as current if the database does not yet, in
+    `session`'s transaction.
 
     Runs when a vault opens: it registers the key of a vault made before rotation existed, and
     finishes a rotation interrupted between the keyring and the database.
@@ -127,9 +126,8 @@ def ensure(
     if not keyring.has_secret(TOKEN_SIGNING):
         return
     key = signing_key(keyring)
-    with sessions.begin() as session:
-        if current_kid(session) != key.kid:
-            install(session, key.public_pem, now, max_ttl)
+    if current_kid(session) != key.kid:
+        install(session, key.public_pem, now, max_ttl)
 
 
 @dataclass(frozen=True)

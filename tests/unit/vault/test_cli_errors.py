@@ -29,12 +29,14 @@ def _commands(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, .
         yield path
 
 
-COMMANDS = list(_commands(typer.main.get_command(app)))
+# The click command of `tvault`, built once: each test only reads its parameters.
+ROOT = typer.main.get_command(app)
+COMMANDS = list(_commands(ROOT))
 
 
 def _bad_arguments(path: tuple[str, ...]) -> list[str]:
     """Return `path` with every required argument and option given the value `BAD`."""
-    command = typer.main.get_command(app)
+    command = ROOT
     for name in path:
         command = _sub(command, name)
     args = list(path)

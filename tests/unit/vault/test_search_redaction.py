@@ -11,6 +11,7 @@ may find those by name. Hypothesis draws queries and pages; both vaults must ans
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from types import MappingProxyType
@@ -23,6 +24,7 @@ from policies import Principal
 from tests.query_strategies import queries
 from vault.accounts import add_user
 from vault.cases import create_case
+from vault.compose import open_vault
 from vault.errors import BadField
 from vault.identity import set_identity
 from vault.indexing import index_item, reindex
@@ -122,15 +124,26 @@ def worlds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, Wo
 
 
 @pytest.fixture(scope="module")
-def rebuilt(worlds: tuple[World, World]) -> tuple[World, World]:
-    """Both vaults after `tvault reindex` (identity words come back from the sealed identity
-    fields). One segment in deposit order, so that equal scores come in the same order in
-    both: after incremental indexing the engine's order of ties follows its segments, which
-    merge at their own pace in each vault."""
-    for world in worlds:
-        reindex(world.vault)
-        _settle(world.vault)
-    return worlds
+def rebuilt(
+    worlds: tuple[World, World], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[World, World]]:
+    """Copies of both vaults after `tvault reindex` (identity words come back from the sealed
+    identity fields). One segment in deposit order, so that equal scores come in the same
+    order in both: after incremental indexing the engine's order of ties follows its
+    segments, which merge at their own pace in each vault. Copies: `worlds` stays as the
+    index stage left it for the tests that ask for it, whichever runs first."""
+    made = []
+    for world, name in zip(worlds, NAMES, strict=True):
+        world.vault.engine.dispose()  # no connection open while its files are copied
+        home = Path(tmp_path_factory.mktemp(f"rebuilt-{name}")) / "vault"
+        shutil.copytree(world.vault.settings.home, home)
+        copied = open_vault(load_settings(home), PASSPHRASE)
+        reindex(copied)
+        _settle(copied)
+        made.append(dataclasses.replace(world, vault=copied))
+    yield made[0], made[1]
+    for world in made:
+        world.vault.close()
 
 
 def _seen(world: World, request: SearchRequest) -> object:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pyotp
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -17,6 +18,15 @@ from vault.db import User
 from vault.db.web_tables import AccountSecret
 from vault.errors import NotFound, Unauthenticated
 from vault.parts import Vault
+
+
+@pytest.fixture
+def fast_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The weakest Argon2id parameters, for tests of the commands rather than of the hash: the
+    first test stores and checks one at production parameters (0.1-0.2 s of CPU each here)."""
+    monkeypatch.setattr(
+        passwords, "_HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    )
 
 
 def _env(vault: Vault) -> dict[str, str]:
@@ -56,6 +66,7 @@ def test_passwd_reads_one_line_from_stdin_and_stores_an_argon2id_hash(vault: Vau
     assert change.details["account"] == "tina"
 
 
+@pytest.mark.usefixtures("fast_hashes")
 def test_passwd_asks_twice_on_a_terminal(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(common, "terminal", lambda: True)
     done = CliRunner().invoke(
@@ -81,6 +92,7 @@ def test_passwd_refuses_a_short_password_or_no_line_and_changes_nothing(vault: V
     assert _stored(vault, "tina") is None and not _changes(vault)
 
 
+@pytest.mark.usefixtures("fast_hashes")
 def test_a_link_is_printed_once_and_spent_by_its_use(vault: Vault) -> None:
     done = CliRunner().invoke(
         cli, ["users", "link", "tina", "--url", "https://vault.example/"], env=_env(vault)

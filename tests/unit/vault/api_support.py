@@ -7,8 +7,12 @@ import contextlib
 import threading
 import warnings
 from collections.abc import Iterator
+from typing import Any
+from urllib.parse import unquote
 
+import anyio
 import anyio.from_thread
+import httpx
 from starlette.exceptions import StarletteDeprecationWarning
 
 from vault.headers import to_headers
@@ -37,8 +41,107 @@ def _shared_portal() -> anyio.from_thread.BlockingPortal:
         return _PORTAL
 
 
+class _Chunks(httpx.SyncByteStream):
+    """A response body in the pieces the app sent it in, as Starlette's transport hands it on."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._chunks
+
+
+class _Exchange(testclient._TestClientTransport):
+    """Starlette's test transport, sending a request and taking its whole answer in one call to
+    the event loop instead of eight or more (each a hand-over between threads)."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.scheme in {"ws", "wss"}:
+            return super().handle_request(request)
+        body = request.read()
+        with self.portal_factory() as portal:
+            start, chunks, failure, debug = portal.call(self._exchange, self._scope(request), body)
+        if failure is not None and self.raise_server_exceptions:
+            raise failure
+        if start is None:  # the app ended without an answer, as Starlette's transport says
+            if self.raise_server_exceptions:
+                raise AssertionError("TestClient did not receive any response.")
+            return httpx.Response(500, request=request, stream=httpx.ByteStream(b""))
+        response = httpx.Response(
+            start["status"],
+            headers=[(key.decode(), value.decode()) for key, value in start.get("headers", [])],
+            stream=_Chunks([] if request.method == "HEAD" else [c for c in chunks if c]),
+            request=request,
+        )
+        if debug is not None:
+            response.extensions["http.response.debug"] = debug
+        return response
+
+    def _scope(self, request: httpx.Request) -> dict[str, Any]:
+        # As Starlette's transport builds it (starlette/testclient.py).
+        url = request.url
+        port = url.port or {"http": 80, "https": 443}[url.scheme]
+        headers = [] if "host" in request.headers else [(b"host", url.netloc)]
+        headers += [(k.lower().encode(), v.encode()) for k, v in request.headers.multi_items()]
+        return {
+            "type": "http",
+            "http_version": "1.1",
+            "method": request.method,
+            "path": unquote(url.path),
+            "raw_path": url.raw_path.split(b"?", 1)[0],
+            "root_path": self.root_path,
+            "scheme": url.scheme,
+            "query_string": url.query,
+            "headers": headers,
+            "client": self.client,
+            "server": [url.raw_host.decode("ascii"), port],
+            "extensions": {"http.response.debug": {}, "http.response.trailers": {}},
+            "state": self.app_state.copy(),
+        }
+
+    async def _exchange(
+        self, scope: dict[str, Any], body: bytes
+    ) -> tuple[dict[str, Any] | None, list[bytes], Exception | None, dict[str, Any] | None]:
+        start: dict[str, Any] | None = None
+        chunks: list[bytes] = []
+        debug: dict[str, Any] | None = None
+        sent = False
+        complete = anyio.Event()
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body}
+            await complete.wait()  # then the client has gone, as Starlette's transport says
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal start, debug
+            if message["type"] == "http.response.start":
+                assert start is None, 'Received multiple "http.response.start" messages.'
+                start = message
+            elif message["type"] == "http.response.body":
+                assert start is not None and not complete.is_set(), message["type"]
+                chunks.append(bytes(message.get("body", b"")))
+                if not message.get("more_body", False):
+                    complete.set()
+            elif message["type"] == "http.response.debug":
+                debug = message["info"]
+
+        failure: Exception | None = None
+        try:
+            await self.app(scope, receive, send)
+        except Exception as exc:  # handed to the client, which raises it (raise_server_exceptions)
+            failure = exc
+        finally:
+            complete.set()
+        return start, chunks, failure, debug
+
+
 class TestClient(testclient.TestClient):
-    """Starlette's test client, whose requests outside `with` share one event loop per process.
+    """Starlette's test client, whose requests outside `with` share one event loop per process,
+    each sent and answered in one hand-over to that loop (`_Exchange`).
 
     Outside `with`, Starlette's client starts a thread and an event loop for each request and
     stops them after it (a third of the cost of a simple request); here they all go to one
@@ -47,6 +150,19 @@ class TestClient(testclient.TestClient):
     """
 
     __test__ = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        made = self._transport
+        assert isinstance(made, testclient._TestClientTransport)
+        self._transport = _Exchange(
+            self.app,
+            portal_factory=self._portal_factory,
+            raise_server_exceptions=made.raise_server_exceptions,
+            root_path=made.root_path,
+            app_state=self.app_state,
+            client=made.client,
+        )
 
     @contextlib.contextmanager
     def _portal_factory(self) -> Iterator[anyio.from_thread.BlockingPortal]:

@@ -37,7 +37,7 @@ def test_each_test_finds_a_fresh_vault_whatever_ran_before(
     assert objects(vault) == []
     assert counts(vault)[:2] == (0, 0)
     # Its own home; on PostgreSQL the schema is shared, one test after another, its rows put
-    # back to the template's in between (template_support.WorkingSchema).
+    # back to the template's in between (tests/postgres_support.WorkingSchema).
     assert vault.settings.home == tmp_path / "vault"
     assert vault.settings.home not in SEEN
     SEEN.add(vault.settings.home)

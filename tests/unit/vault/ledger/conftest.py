@@ -1,8 +1,7 @@
-"""Databases for the ledger tests: a SQLite file (WAL) and a fresh schema on PostgreSQL."""
+"""Databases for the ledger tests: a SQLite file (WAL) and a schema on PostgreSQL."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -10,7 +9,9 @@ from typing import Any, cast
 import pytest
 from sqlalchemy import Engine, Table, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
+from tests.postgres_support import WorkingSchema, fresh_schema
 from vault import ledger
 from vault.ledger import mac
 from vault.ledger.entry import build
@@ -44,24 +45,38 @@ def sqlite_db(tmp_path: Path) -> Iterator[Engine]:
     engine.dispose()
 
 
-@pytest.fixture
-def postgres_db(postgres_url: str) -> Iterator[Engine]:
-    """A fresh schema on the test PostgreSQL with the ledger tables; dropped afterwards."""
-    schema = f"ledger_{secrets.token_hex(6)}"
-    admin = create_engine(postgres_url)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = create_engine(
-        postgres_url, connect_args={"options": f"-csearch_path={schema}"}, pool_size=8
-    )
+def _create_tables(url: str) -> None:
+    engine = create_engine(url, poolclass=NullPool)
     try:
         LedgerRow.metadata.create_all(engine, tables=TABLES)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def ledger_schema(postgres_url: str) -> Iterator[WorkingSchema]:
+    """The process's PostgreSQL schema of the ledger tables, put back after each test to the
+    rows `create_all` made (those of a schema made once for that), or made again if a test
+    changed its structure (`allow_tampering` drops triggers): tests/postgres_support.py."""
+    with fresh_schema(postgres_url, "ledger_source") as source:
+        _create_tables(source)
+        working = WorkingSchema(postgres_url, source, _create_tables, "ledger")
+        try:
+            yield working
+        finally:
+            working.close()
+
+
+@pytest.fixture
+def postgres_db(ledger_schema: WorkingSchema) -> Iterator[Engine]:
+    """The ledger tables on the test PostgreSQL as `create_all` made them, in a schema of their
+    own that no other test has changed."""
+    engine = create_engine(ledger_schema.acquire(), pool_size=8)
+    try:
         yield engine
     finally:
         engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+        ledger_schema.restore()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -73,7 +73,7 @@ def template(request: pytest.FixtureRequest, database: str) -> Template:
         else:
             postgres_url: str = request.getfixturevalue("postgres_url")
             schema = ExitStack()
-            url = schema.enter_context(fresh_schema(postgres_url, "template"))
+            url = schema.enter_context(fresh_schema(postgres_url, "template", durable=False))
             request.config.add_cleanup(schema.close)
             _TEMPLATES[database] = make_template(home, url)
     return _TEMPLATES[database]

@@ -92,7 +92,7 @@ def _take(
     if vault.settings.database_url is not None:
         schema = ExitStack()
         rows_url = schema.enter_context(
-            fresh_schema(request.getfixturevalue("postgres_url"), "world")
+            fresh_schema(request.getfixturevalue("postgres_url"), "world", durable=False)
         )
         request.config.add_cleanup(schema.close)
         _copy_rows(vault.settings.database_url, rows_url)

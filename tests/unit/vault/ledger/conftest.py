@@ -58,7 +58,7 @@ def ledger_schema(postgres_url: str) -> Iterator[WorkingSchema]:
     """The process's PostgreSQL schema of the ledger tables, put back after each test to the
     rows `create_all` made (those of a schema made once for that), or made again if a test
     changed its structure (`allow_tampering` drops triggers): tests/postgres_support.py."""
-    with fresh_schema(postgres_url, "ledger_source") as source:
+    with fresh_schema(postgres_url, "ledger_source", durable=False) as source:
         _create_tables(source)
         working = WorkingSchema(postgres_url, source, _create_tables, "ledger")
         try:

@@ -28,7 +28,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from tests.postgres_support import fresh_schema
-from tests.unit.vault.template_support import PASSPHRASE
+from tests.unit.vault.template_support import PASSPHRASE, Statement, replay
 from vault.compose import open_vault
 from vault.parts import Vault
 from vault.settings import load_settings
@@ -145,22 +145,6 @@ def _reset_sql(rows_url: str) -> str:
     return ";\n".join(reset)
 
 
-def _put_rows(reset: str, target_url: str) -> None:
-    """Run `reset` in `target_url`'s schema, in one round trip and one transaction."""
-    engine = create_engine(target_url, poolclass=NullPool)
-    try:
-        connection = engine.raw_connection()
-        try:
-            cursor = connection.cursor()
-            cursor.execute(reset)
-            cursor.close()
-            connection.commit()
-        finally:
-            connection.close()
-    finally:
-        engine.dispose()
-
-
 def _restore(vault: Vault, snapshot: _Snapshot) -> None:
     """Replace `vault`'s home (and rows) by a copy of the world's and open its parts again."""
     vault.close()
@@ -169,7 +153,8 @@ def _restore(vault: Vault, snapshot: _Snapshot) -> None:
     shutil.copytree(snapshot.home, home)
     if database_url is not None:
         assert snapshot.reset is not None
-        _put_rows(snapshot.reset, database_url)
+        # One round trip and one transaction, as the template's statements are replayed.
+        replay([Statement(snapshot.reset, None, many=False)], database_url)
     opened = open_vault(load_settings(home, database_url=database_url), PASSPHRASE)
     # The test holds this very object (the `vault` fixture's): it gets the new parts.
     for field in dataclasses.fields(Vault):

@@ -57,6 +57,7 @@ from vault.parts import METADATA_IDENTITY, Vault
 from vault.sealing import open_json, seal_json
 from vault.signatures import Presented, check_deposit
 from vault.storage.buffers import aligned_buffer
+from vault.storage.durable import fsync_dir
 
 # An upload nobody touched for this long is removed (docs/usage.md, "Resumable uploads").
 EXPIRY_SECONDS = 24 * 3600
@@ -206,14 +207,6 @@ def _dir(vault: Vault, principal: Principal, upload_id: str) -> Path:
     return path
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_new(path: Path, data: bytes) -> None:
     # Create `path` (never an existing file), write `data` whole and sync it.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -231,13 +224,13 @@ def _write_durably(path: Path, data: bytes) -> None:
     temp = path.with_name(f".{path.name}.{new_id()}")
     _write_new(temp, data)
     os.replace(temp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _write_synced(path: Path, data: bytes) -> None:
     """Write the new file `path` and sync it and its directory entry."""
     _write_new(path, data)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _save_state(path: Path, state: Mapping[str, Any]) -> dict[str, Any]:
@@ -312,7 +305,7 @@ def create(vault: Vault, principal: Principal, length: int, fields: Mapping[str,
         progress = {"seq": 0, "offset": 0, "stored": len(start), "tail": None, "expires": expires}
         _write_durably(tmp / PROGRESS, _encode(progress) + bytes(_RECORD))
         tmp.rename(root(vault) / upload_id)
-        _fsync_dir(root(vault))
+        fsync_dir(root(vault))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -38,6 +38,7 @@ from types import TracebackType
 from typing import BinaryIO, Self
 
 from vault.storage.buffers import aligned_buffer, is_page_aligned
+from vault.storage.durable import fsync_dir
 from vault.storage.ports import (
     ObjectExists,
     ObjectInfo,
@@ -94,16 +95,6 @@ def _fanout(name: str) -> tuple[str, str, str]:
 
 def _is_fanout_dir(entry: os.DirEntry[str]) -> bool:
     return len(entry.name) == 2 and set(entry.name) <= _HEX and entry.is_dir(follow_symlinks=False)
-
-
-def _fsync_dir(path: Path) -> None:
-    # The rename/link itself is only durable once the directory entry is (POSIX leaves the
-    # directory's own data to fsync of the directory).
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class LocalObjectStore:
@@ -178,7 +169,7 @@ class LocalObjectStore:
                 directory.mkdir(mode=0o700)
             except FileExistsError:
                 continue
-            _fsync_dir(directory.parent)
+            fsync_dir(directory.parent)
 
     # -- the port ------------------------------------------------------------------------
 
@@ -228,7 +219,7 @@ class LocalObjectStore:
             raise ObjectLocked(f"object is locked: {name}")
         try:
             path.unlink()
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         except FileNotFoundError:
             raise ObjectNotFound(f"no such object: {name}") from None
         except OSError as exc:
@@ -330,7 +321,7 @@ class LocalObjectStore:
             self._make_dirs(target)
             os.link(source, target)  # atomic, and refuses an existing name
             linked = True
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
         except FileExistsError:
             raise ObjectExists(f"object exists: {name}") from None
         except OSError as exc:
@@ -487,7 +478,7 @@ class LocalObjectWriter:
             # link() rather than rename(): atomic like rename, but fails if the name exists.
             os.link(self._temp, self._target)
             linked = True
-            _fsync_dir(self._target.parent)
+            fsync_dir(self._target.parent)
         except FileExistsError:
             self._discard()
             raise ObjectExists(f"object exists: {self._name}") from None

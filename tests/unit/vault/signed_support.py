@@ -47,6 +47,24 @@ def statement(vault: Vault, case_id: str, key: str, **changes: object) -> bytes:
     return keys.canonical_json(values)
 
 
+def signed_by_tina(vault: Vault, case_id: str, body: bytes) -> tuple[bytes, str]:
+    """A registered key of tina's, and her signed statement of `body` as `t.txt` (therapy)."""
+    private, public = keys.generate_signing_key()
+    signatures.register_key(vault, principal(vault, "admin"), "tina", public)
+    signed = signatures.build_statement(
+        origin=signatures.origin_of(vault),
+        case=case_id,
+        sha256=hashlib.sha256(body).hexdigest(),
+        size=len(body),
+        filename="t.txt",
+        kind="testimony",
+        consent=["therapy"],
+        key_id=keys.key_id(public),
+        signed_at="2026-12-07T12:00:00Z",
+    )
+    return signed, keys.sign(signed, private)
+
+
 def deposit(
     vault: Vault, case_id: str, presented: signatures.Presented, body: bytes = BODY
 ) -> DepositResult:

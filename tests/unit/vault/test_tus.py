@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 import keys
 from tests.unit.vault.conftest import principal
+from tests.unit.vault.signed_support import signed_by_tina
 from tests.unit.vault.tokens import token_for
 from vault import item_keys, ledger, signatures, tus
 from vault.compose import app_of
@@ -59,16 +60,20 @@ def _case(client: TestClient) -> str:
     return str(response.json()["id"])
 
 
+def _metadata(fields: dict[str, str]) -> str:
+    """`fields` as an `Upload-Metadata` header: each key and its value in base64."""
+    return ",".join(f"{key} {_b64(value)}" for key, value in fields.items())
+
+
 def _create(client: TestClient, case: str, length: int) -> str:
-    metadata = ",".join(
-        f"{key} {_b64(value)}"
-        for key, value in {
+    metadata = _metadata(
+        {
             "case": case,
             "kind": "testimony",
             "consent": "therapy,legal",
             "title": TITLE,
             "filetype": "text/plain",
-        }.items()
+        }
     )
     response = client.post(
         "/v1/uploads", headers={**TUS, "Upload-Length": str(length), "Upload-Metadata": metadata}
@@ -464,30 +469,16 @@ def test_a_failed_write_records_nothing(
 def test_a_signed_upload_whose_bytes_differ_stores_nothing(vault: Vault, tina: TestClient) -> None:
     case = _case(tina)
     body = (MARKER + b" firmado ") * 9000
-    private, public = keys.generate_signing_key()
-    signatures.register_key(vault, principal(vault, "admin"), "tina", public)
-    statement = signatures.build_statement(
-        origin=signatures.origin_of(vault),
-        case=case,
-        sha256=hashlib.sha256(body).hexdigest(),
-        size=len(body),
-        filename="t.txt",
-        kind="testimony",
-        consent=["therapy"],
-        key_id=keys.key_id(public),
-        signed_at="2026-12-07T12:00:00Z",
-    )
-    signature = keys.sign(statement, private)
-    metadata = ",".join(
-        f"{key} {_b64(value)}"
-        for key, value in {
+    statement, signature = signed_by_tina(vault, case, body)
+    metadata = _metadata(
+        {
             "case": case,
             "kind": "testimony",
             "consent": "therapy",
             "filename": "t.txt",
             "statement": statement.decode("utf-8"),
             "signature": signature,
-        }.items()
+        }
     )
     headers = {**TUS, "Upload-Length": str(len(body)), "Upload-Metadata": metadata}
     other = body[:-1] + b"X"  # the same size, other bytes

@@ -16,6 +16,7 @@ import pytest
 import keys
 from tests.unit.vault.conftest import principal
 from tests.unit.vault.deposit_support import items_in, objects_in
+from tests.unit.vault.signed_support import signed_by_tina
 from tests.unit.vault.web.web_support import TestClient, entries, form_id, signed_in, token
 from vault import consent, ledger, signatures
 from vault.cases import create_case, grant
@@ -376,24 +377,6 @@ def test_only_the_depositor_confirms_a_change_without_the_form(vault: Vault) -> 
     assert [e.actor for e in entries(vault, ledger.actions.CONSENT_CHANGE)] == ["theo", "tina"]
 
 
-def _signed_statement(vault: Vault, case_id: str, body: bytes) -> tuple[bytes, str]:
-    """A registered key of tina's, and her signed statement of `body` as `t.txt`."""
-    private, public = keys.generate_signing_key()
-    signatures.register_key(vault, principal(vault, "admin"), "tina", public)
-    statement = signatures.build_statement(
-        origin=signatures.origin_of(vault),
-        case=case_id,
-        sha256=hashlib.sha256(body).hexdigest(),
-        size=len(body),
-        filename="t.txt",
-        kind="testimony",
-        consent=["therapy"],
-        key_id=keys.key_id(public),
-        signed_at="2026-12-07T12:00:00Z",
-    )
-    return statement, keys.sign(statement, private)
-
-
 def _signed_post(client: TestClient, case_id: str, statement: bytes, signature: str, body: bytes):  # type: ignore[no-untyped-def]
     form = client.get("/deposit")
     assert 'name="statement" type="file"' in form.text and 'name="signature"' in form.text
@@ -420,7 +403,7 @@ def _signed_post(client: TestClient, case_id: str, statement: bytes, signature: 
 def test_a_signed_statement_through_the_plain_form(vault: Vault) -> None:
     case = create_case(vault, principal(vault, "tina"), "Caso A").id
     client = signed_in(vault, "tina")
-    statement, signature = _signed_statement(vault, case, FILE)
+    statement, signature = signed_by_tina(vault, case, FILE)
     # The file is not the one signed (one byte short): nothing is stored, and the page says so.
     short = _signed_post(client, case, statement, signature, FILE[:-1])
     assert short.status_code == 422
@@ -491,7 +474,7 @@ def _uploads(vault: Vault) -> list[Path]:
 def test_a_signed_statement_over_the_page_script_s_resumable_upload(vault: Vault) -> None:
     case = create_case(vault, principal(vault, "tina"), "Caso A").id
     client = signed_in(vault, "tina")
-    statement, signature = _signed_statement(vault, case, FILE)
+    statement, signature = signed_by_tina(vault, case, FILE)
     # A bad signature is refused when the upload is created, before a byte is sent.
     forged = keys.sign(statement, keys.generate_signing_key()[0])
     refused = _tus(client, case, FILE, statement, forged)

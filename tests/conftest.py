@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 from collections.abc import Iterator
@@ -29,6 +30,17 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     if paths and all(path.is_dir() and path.is_relative_to(UNIT) for path in paths):
         return None
     return 0
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Everything alive once the tests are collected (modules, classes, the test items) lives
+    until the process ends: it is moved out of the garbage collector's reach (`gc.freeze`), so
+    that the full collections of a long run do not walk it again each time. In `pytest
+    tests/unit` this halved each worker's time in full collections (3.5 s to 1.8 s) and the
+    collection at the worker's exit (2 s to 0.7 s). Objects made by the tests are collected
+    as before."""
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,6 @@
-"""Rules every unit test keeps: it starts no process (tests/README.md); and `tvault`'s
-command line is built once per process, not at each in-process run.
+"""Rules every unit test keeps: it starts no process (tests/README.md); `tvault`'s command line
+is built once per process, not at each in-process run; and the vaults' engines share their
+compiled statements.
 
 A test that runs a tool (`age`, `ssh-keygen`), a server or a helper process belongs in
 tests/integration or tests/e2e; there it may take its time, and here `pytest tests/unit` stays
@@ -21,7 +22,11 @@ import pytest
 import typer
 import typer.main
 import typer.testing
+from sqlalchemy.engine import Engine
 from typer import _click
+
+import vault.db.session
+from tests.unit.statements_support import SharedStatements
 
 SPAWNING = frozenset(
     {"subprocess.Popen", "os.fork", "os.forkpty", "os.posix_spawn", "os.exec", "os.system"}
@@ -99,4 +104,22 @@ def _commands_built_once() -> Iterator[None]:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(typer.testing, "_get_command", built_once)
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _statements_compiled_once() -> Iterator[None]:
+    """Every engine the vault makes (`vault.db.session.make_engine`) shares one
+    `SharedStatements` cache (tests/unit/statements_support.py), as one production engine
+    shares its own across requests."""
+    shared = SharedStatements()
+    create = vault.db.session.create_engine
+
+    def sharing(*args: Any, **kwargs: Any) -> Engine:
+        engine = create(*args, **kwargs)
+        engine._compiled_cache = shared
+        return engine
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(vault.db.session, "create_engine", sharing)
         yield

@@ -33,14 +33,19 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Everything alive once the tests are collected (modules, classes, the test items) lives
-    until the process ends: it is moved out of the garbage collector's reach (`gc.freeze`), so
-    that the full collections of a long run do not walk it again each time. In `pytest
-    tests/unit` this halved each worker's time in full collections (3.5 s to 1.8 s) and the
-    collection at the worker's exit (2 s to 0.7 s). Objects made by the tests are collected
-    as before."""
+    """Tune the garbage collector for a long run of many tests (measured in `pytest
+    tests/unit`, per worker; tests/README.md):
+
+    - Everything alive once the tests are collected (modules, classes, the test items) lives
+      until the process ends: it is moved out of the collector's reach (`gc.freeze`), so the
+      full collections do not walk it again each time (3.5 s to 1.8 s).
+    - Collections of the youngest objects wait for 10 000 new ones instead of 700, and full
+      collections come less often (4.3 s to 3.3 s in all). Every object is collected as
+      before; garbage lives a little longer.
+    """
     gc.collect()
     gc.freeze()
+    gc.set_threshold(10_000, 20, 10)
 
 
 @pytest.fixture(autouse=True)

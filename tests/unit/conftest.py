@@ -22,11 +22,13 @@ import pytest
 import typer
 import typer.main
 import typer.testing
-from sqlalchemy.engine import Engine
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import configure_mappers
 from typer import _click
 
-import vault.db.session
 from tests.unit.statements_support import SharedStatements
+from vault.db.base import Base
 
 SPAWNING = frozenset(
     {"subprocess.Popen", "os.fork", "os.forkpty", "os.posix_spawn", "os.exec", "os.system"}
@@ -109,17 +111,25 @@ def _commands_built_once() -> Iterator[None]:
 
 @pytest.fixture(autouse=True, scope="session")
 def _statements_compiled_once() -> Iterator[None]:
-    """Every engine the vault makes (`vault.db.session.make_engine`) shares one
-    `SharedStatements` cache (tests/unit/statements_support.py), as one production engine
-    shares its own across requests."""
+    """Every engine of the process, the vaults' and the tests' own, and the ORM's statements
+    for writing each mapped class's rows (cached by SQLAlchemy on the class, as the engine's,
+    keyed by the dialect object) share one `SharedStatements` cache
+    (tests/unit/statements_support.py), as a production engine shares its own across
+    requests."""
     shared = SharedStatements()
-    create = vault.db.session.create_engine
 
-    def sharing(*args: Any, **kwargs: Any) -> Engine:
-        engine = create(*args, **kwargs)
-        engine._compiled_cache = shared
-        return engine
+    def share(connection: Connection) -> None:
+        # An engine that turned caching off (None) keeps it off.
+        if connection.engine._compiled_cache is not None:
+            connection.engine._compiled_cache = shared
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(vault.db.session, "create_engine", sharing)
+    configure_mappers()
+    for mapper in Base.registry.mappers:
+        mapper.__dict__["_compiled_cache"] = shared
+    event.listen(Engine, "engine_connect", share)
+    try:
         yield
+    finally:
+        event.remove(Engine, "engine_connect", share)
+        for mapper in Base.registry.mappers:
+            mapper.__dict__.pop("_compiled_cache", None)

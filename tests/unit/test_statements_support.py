@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, literal, select
 from sqlalchemy.pool import NullPool
+from sqlalchemy.util import LRUCache
 
 from tests.postgres_support import fresh_schema
 from tests.unit.statements_support import SharedStatements
@@ -21,10 +22,10 @@ def _cache_hit(engine: Engine) -> object:
 
 
 def _engine(url: str, shared: SharedStatements | None) -> Engine:
-    engine = create_engine(url, poolclass=NullPool)
-    if shared is not None:
-        engine._compiled_cache = shared
-    return engine
+    # The cache as an execution option, which takes precedence over the engine's own (that the
+    # unit tests' conftest makes the process's shared one): None, a cache of the engine's own.
+    cache = shared if shared is not None else LRUCache(100)
+    return create_engine(url, poolclass=NullPool, execution_options={"compiled_cache": cache})
 
 
 def test_a_second_engine_of_its_own_compiles_again(tmp_path: Path) -> None:

@@ -12,10 +12,13 @@ every way of starting one passes (`subprocess`, `os.fork`, `os.posix_spawn`, `os
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -27,6 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import configure_mappers
 from typer import _click
 
+from tests.conftest import in_memory
 from tests.unit.statements_support import SharedStatements
 from vault.db.base import Base
 
@@ -133,3 +137,16 @@ def _statements_compiled_once() -> Iterator[None]:
         event.remove(Engine, "engine_connect", share)
         for mapper in Base.registry.mappers:
             mapper.__dict__.pop("_compiled_cache", None)
+
+
+@pytest.fixture
+def disk_path() -> Iterator[Path]:
+    """A new empty directory on a file system on a disk, removed afterwards: `tmp_path` of a
+    unit run is on a tmpfs (tests/conftest.py), and a test of what the vault refuses to put
+    on a disk needs a disk. Skipped, saying so, if none of the usual places is on one."""
+    for place in (Path.home(), Path("/var/tmp"), Path(tempfile.gettempdir())):
+        if place.is_dir() and os.access(place, os.W_OK) and not in_memory(place):
+            with tempfile.TemporaryDirectory(dir=place, prefix="tvault-test-") as made:
+                yield Path(made)
+            return
+    pytest.skip("no writable directory on a disk file system (home, /var/tmp, the temp dir)")

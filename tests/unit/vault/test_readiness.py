@@ -89,9 +89,9 @@ def test_a_dependency_that_hangs_fails_within_the_time_limit(
 
 
 def test_the_extractor_is_not_ready_without_an_in_memory_scratch(
-    vault: Vault, tmp_path: Path
+    vault: Vault, disk_path: Path
 ) -> None:
-    vault.settings = vault.settings.model_copy(update={"scratch_dir": tmp_path})
+    vault.settings = vault.settings.model_copy(update={"scratch_dir": disk_path})
     vault.check_extractor = extractor_check(vault.settings)  # as compose.build makes it
     assert readiness.check(vault)["extractor"] == "failing"
 

@@ -291,6 +291,10 @@ class Worker:
             if not busy:
                 self._wake.wait(self._poll)
                 self._wake.clear()
+                if self._stop.is_set():
+                    # The wake-up of `stop` is for every thread: leave it set for the others
+                    # (cleared, one of them slept out the whole poll interval before it ended).
+                    self._wake.set()
 
     def _heartbeat(self) -> None:
         interval = self._lease.total_seconds() / 3

@@ -7,6 +7,7 @@ real ones here; `tests/integration/test_jobs_extraction.py` runs the real `extra
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -242,6 +243,19 @@ def test_the_background_worker_starts_and_stops(vault: Vault, case_id: str) -> N
     assert sorted(i for i, _ in stage.runs) == sorted(items)
     with vault.sessions() as session:
         assert jobs.counts(session) == {jobs.DONE: 3}
+
+
+def test_stopping_wakes_every_thread_at_once(vault: Vault) -> None:
+    # Idle threads wait for a wake-up or the poll interval. One of them used to clear the
+    # wake-up that stopping gave before another saw it, which then slept out the interval.
+    vault.settings = vault.settings.model_copy(update={"jobs_poll_seconds": 3.0})
+    worker = Worker(vault, concurrency=4, stages={jobs.EXTRACT: lambda _v, _n: Recording()})
+    for _ in range(5):
+        worker.start()
+        worker.wake()
+        started = time.monotonic()
+        worker.stop()
+        assert time.monotonic() - started < 1.5
 
 
 def test_ingest_states_of_many_items_match_one_by_one(vault: Vault, case_id: str) -> None:

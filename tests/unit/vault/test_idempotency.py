@@ -22,6 +22,7 @@ from tests.unit.vault.tokens import token_for
 from vault import idempotency
 from vault.compose import app_of
 from vault.db import Item
+from vault.db.idempotency_tables import IdempotencyKey
 from vault.errors import BadField
 from vault.headers import to_headers
 from vault.ledger.tables import LedgerRow
@@ -223,6 +224,11 @@ def test_parse_takes_a_string_or_a_token() -> None:
         idempotency.parse(['"a"', '"b"'])
 
 
+def _touched_at(vault: Vault) -> object:
+    with vault.sessions() as session:
+        return session.scalars(select(IdempotencyKey.touched_at)).one()
+
+
 def test_a_long_deposit_keeps_its_key_by_renewing_the_lease(
     vault: Vault, tina: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -234,7 +240,12 @@ def test_a_long_deposit_keeps_its_key_by_renewing_the_lease(
     held = idempotency.claim(vault, principal(vault, "tina"), "long", case)
     try:
         now[0] = start + idempotency.LEASE + timedelta(seconds=1)  # past the first lease
-        time.sleep(0.5)  # the holder, still streaming, renewed it meanwhile
+        # The holder, still streaming, renews it meanwhile (every HEARTBEAT_S): seen in the
+        # row, within seconds, before the second request comes.
+        deadline = time.monotonic() + 10
+        while _touched_at(vault) != now[0]:
+            assert time.monotonic() < deadline, "the lease was never renewed"
+            time.sleep(0.01)
         refused = _deposit(tina, case, BYTES, **{"Idempotency-Key": "long"})
         assert refused.status_code == 409
     finally:

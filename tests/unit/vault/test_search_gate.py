@@ -34,7 +34,7 @@ def test_no_more_searches_run_at_once_than_the_setting_allows(
         with lock:
             running += 1
             most = max(most, running)
-        time.sleep(0.2)
+        time.sleep(0.05)
         with lock:
             running -= 1
         return SearchResults(0, 1, 20, [], {})

@@ -85,7 +85,7 @@ def test_a_slow_client_holds_the_reader_to_a_few_blocks_and_leaving_stops_it() -
         if message["type"] == "http.response.body":
             sent += 1
             if sent == 2:
-                await asyncio.sleep(0.5)  # the client stalls: the reader must wait
+                await asyncio.sleep(0.2)  # the client stalls: the reader must wait
                 assert source.made <= (2 + 4 + 1) * 4  # sent, queued (DEPTH) and in hand
                 raise OSError("client went away")
 

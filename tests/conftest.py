@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gc
+import importlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,6 +85,20 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 20, 10)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """In the process that hands tests to workers (`-n`), import Hypothesis while the workers
+    collect and run: its pytest plugin imports it there only for the final summary, and at
+    that moment the import (about a second) was all that the run still waited for."""
+    if session.config.pluginmanager.has_plugin("dsession"):
+        threading.Thread(
+            target=importlib.import_module,
+            args=("hypothesis.internal.observability",),
+            name="import-hypothesis",
+            daemon=True,
+        ).start()
 
 
 @pytest.fixture(autouse=True)

@@ -48,9 +48,9 @@ def pytest_configure(config: pytest.Config) -> None:
     but the fsyncs of thousands of SQLite commits and stored objects cost nothing there
     (about 7 s of waiting in `pytest tests/unit`; the run takes about 400 MB, and pytest keeps
     the last three runs). Not when `--basetemp` or `PYTEST_DEBUG_TEMPROOT` is given, nor
-    without a tmpfs there; the integration and end-to-end tests, which write large files and
-    time fsyncs, keep the system's temporary directory. A unit test that needs a directory on
-    a disk asks for `disk_path` (tests/unit/conftest.py)."""
+    without a tmpfs there; the integration and end-to-end tests, which write larger files and
+    run the vault's processes as in production, keep the system's temporary directory. A unit
+    test that needs a directory on a disk asks for `disk_path` (tests/unit/conftest.py)."""
     paths = _asked_for(config)
     if (
         paths

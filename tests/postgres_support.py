@@ -47,27 +47,27 @@ def fresh_schema(
 # catalogs of a test database keep a dead row of every schema tests ever made and dropped (the
 # test server runs without autovacuum), and a search by schema reads them all (35 ms a test on
 # the shared test server, against 5 ms).
-# A trigger is told by its table, name, state and definition rather than its row's version:
+# A trigger's version is its state and definition rather than its row's `xmin`:
 # a test that drops a trigger (the ledger's tampering tests) leaves a schema that
 # `WorkingSchema.restore` mends by creating it again (`CREATE OR REPLACE TRIGGER`), which
 # gives it a new row, equal in all that matters.
-_PARTS = (
-    ("n", "oid::text", "pg_namespace", "oid = {ns}"),
-    ("d", "classid || ':' || objid || ':' || objsubid", "pg_depend",
+_PARTS = (  # tag, key, version, catalog, which rows
+    ("n", "oid::text", "xmin", "pg_namespace", "oid = {ns}"),
+    ("d", "classid || ':' || objid || ':' || objsubid", "xmin", "pg_depend",
      "refclassid = 'pg_namespace'::regclass AND refobjid = {ns} AND refobjsubid = 0"),
-    ("c", "oid::text", "pg_class", "oid = ANY({rels})"),
-    ("a", "attrelid || ':' || attnum", "pg_attribute", "attrelid = ANY({rels})"),
-    ("e", "oid::text", "pg_attrdef", "adrelid = ANY({rels})"),
-    ("i", "indexrelid::text", "pg_index", "indrelid = ANY({rels})"),
-    ("t", "tgrelid || ':' || tgname || ':' || tgenabled::text || ':'"
-          " || md5(pg_get_triggerdef(oid))", "pg_trigger", "tgrelid = ANY({rels})"),
-    ("k", "oid::text", "pg_constraint", "conrelid = ANY({rels})"),
-    ("p", "oid::text", "pg_policy", "polrelid = ANY({rels})"),
-    ("r", "oid::text", "pg_rewrite", "ev_class = ANY({rels})"),
-    ("s", "seqrelid::text", "pg_sequence", "seqrelid = ANY({rels})"),
-    ("f", "oid::text", "pg_proc", "oid = ANY({procs})"),
-    ("y", "oid::text", "pg_type", "oid = ANY({types})"),
-    ("m", "oid::text", "pg_enum", "enumtypid = ANY({types})"),
+    ("c", "oid::text", "xmin", "pg_class", "oid = ANY({rels})"),
+    ("a", "attrelid || ':' || attnum", "xmin", "pg_attribute", "attrelid = ANY({rels})"),
+    ("e", "oid::text", "xmin", "pg_attrdef", "adrelid = ANY({rels})"),
+    ("i", "indexrelid::text", "xmin", "pg_index", "indrelid = ANY({rels})"),
+    ("t", "tgrelid || ':' || tgname", "tgenabled::text || ':' || md5(pg_get_triggerdef(oid))",
+     "pg_trigger", "tgrelid = ANY({rels})"),
+    ("k", "oid::text", "xmin", "pg_constraint", "conrelid = ANY({rels})"),
+    ("p", "oid::text", "xmin", "pg_policy", "polrelid = ANY({rels})"),
+    ("r", "oid::text", "xmin", "pg_rewrite", "ev_class = ANY({rels})"),
+    ("s", "seqrelid::text", "xmin", "pg_sequence", "seqrelid = ANY({rels})"),
+    ("f", "oid::text", "xmin", "pg_proc", "oid = ANY({procs})"),
+    ("y", "oid::text", "xmin", "pg_type", "oid = ANY({types})"),
+    ("m", "oid::text", "xmin", "pg_enum", "enumtypid = ANY({types})"),
 )  # fmt: skip
 
 
@@ -80,10 +80,9 @@ def _structure_query(
     where = {"ns": str(int(namespace)), "rels": ids(relations), "procs": ids(procs)}
     where["types"] = ids(types)
     parts = " UNION ALL ".join(
-        f"SELECT '{tag}' || {key} || '@' || {'0' if tag == 't' else 'xmin'} AS part"  # noqa: S608
-        f" FROM pg_catalog.{catalog}"
+        f"SELECT '{tag}' || {key} || '@' || {version} AS part FROM pg_catalog.{catalog}"  # noqa: S608
         f" WHERE {condition.format(**where)}"
-        for tag, key, catalog, condition in _PARTS
+        for tag, key, version, catalog, condition in _PARTS
     )
     return f"SELECT md5(string_agg(part, ' ' ORDER BY part)) FROM ({parts}) parts"  # noqa: S608
 
@@ -156,7 +155,8 @@ class WorkingSchema:
                     text("SELECT oid FROM pg_type WHERE typnamespace = :ns"), {"ns": namespace}
                 )
             )
-            structure = _structure_query(namespace, [oid for oid, *_ in relations], procs, types)
+            relation_ids = [oid for oid, *_ in relations]
+            structure = _structure_query(namespace, relation_ids, procs, types)
             self._structure = str(connection.scalar(text(structure)))
             triggers = list(
                 connection.scalars(
@@ -164,7 +164,7 @@ class WorkingSchema:
                         "SELECT pg_get_triggerdef(oid) FROM pg_trigger"
                         " WHERE tgrelid = ANY(:rels) AND NOT tgisinternal ORDER BY oid"
                     ),
-                    {"rels": [oid for oid, *_ in relations]},
+                    {"rels": relation_ids},
                 )
             )
         tables = sorted(name for _, name, kind in relations if kind in ("r", "p"))
@@ -181,11 +181,11 @@ class WorkingSchema:
         ]
         self._restore = ";\n".join(restore)
         plain = "CREATE TRIGGER "
+        assert all(made.startswith(plain) for made in triggers), triggers
         self._mend = ";\n".join(
             ["SET LOCAL lock_timeout = '30s'"]
             + [f"CREATE OR REPLACE TRIGGER {made[len(plain) :]}" for made in triggers]
         )
-        assert all(made.startswith(plain) for made in triggers), triggers
 
     def restore(self) -> None:
         """Put the source's rows back after a test (or drop a schema whose structure moved)."""
